@@ -1,0 +1,253 @@
+package api
+
+import "time"
+
+// Job statuses.
+const (
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusDone      = "done"
+	StatusCancelled = "cancelled"
+	StatusFailed    = "failed"
+)
+
+// Verdicts, set when a job's status is done.
+const (
+	VerdictOK           = "ok"
+	VerdictWrongAnswer  = "wrong_answer"
+	VerdictCompileError = "compile_error"
+	VerdictRuntimeError = "runtime_error"
+	VerdictTimeLimit    = "time_limit"
+	VerdictMemoryLimit  = "memory_limit"
+	VerdictOutputLimit  = "output_limit"
+)
+
+// Encodings of file contents, stdin and output.
+const (
+	EncodingUTF8   = "utf8"
+	EncodingBase64 = "base64"
+)
+
+// Roles of users.
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
+// Worker statuses.
+const (
+	WorkerUp       = "up"
+	WorkerDraining = "draining"
+	WorkerLost     = "lost"
+)
+
+// File is one source file of a submission.
+type File struct {
+	Name     string `json:"name"`
+	Content  string `json:"content"`
+	Encoding string `json:"encoding,omitempty"`
+}
+
+// Limits bound one run of a program. Zero means the operator's default.
+type Limits struct {
+	CPUMs     int64 `json:"cpu_ms,omitempty"`
+	WallMs    int64 `json:"wall_ms,omitempty"`
+	MemoryMB  int64 `json:"memory_mb,omitempty"`
+	Processes int64 `json:"processes,omitempty"`
+	OutputKB  int64 `json:"output_kb,omitempty"`
+}
+
+// TestCase is one input of a job with several tests: the program is compiled
+// once and run once per test case.
+type TestCase struct {
+	Stdin          string  `json:"stdin"`
+	StdinEncoding  string  `json:"stdin_encoding,omitempty"`
+	ExpectedOutput *string `json:"expected_output,omitempty"`
+}
+
+// JobRequest is the body of POST /api/v1/jobs.
+type JobRequest struct {
+	Language       string            `json:"language"`
+	Version        string            `json:"version,omitempty"`
+	Source         string            `json:"source,omitempty"`
+	Files          []File            `json:"files,omitempty"`
+	Stdin          string            `json:"stdin,omitempty"`
+	StdinEncoding  string            `json:"stdin_encoding,omitempty"`
+	Args           []string          `json:"args,omitempty"`
+	CompileArgs    []string          `json:"compile_args,omitempty"`
+	Limits         Limits            `json:"limits"`
+	ExpectedOutput *string           `json:"expected_output,omitempty"`
+	Tests          []TestCase        `json:"tests,omitempty"`
+	StopOnFailure  bool              `json:"stop_on_failure,omitempty"`
+	Priority       int               `json:"priority,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	MaxAttempts    int               `json:"max_attempts,omitempty"`
+}
+
+// Compile is the outcome of the compile step.
+type Compile struct {
+	ExitCode       int    `json:"exit_code"`
+	Stdout         string `json:"stdout"`
+	StdoutEncoding string `json:"stdout_encoding,omitempty"`
+	Stderr         string `json:"stderr"`
+	StderrEncoding string `json:"stderr_encoding,omitempty"`
+	WallMs         int64  `json:"wall_ms"`
+	Cached         bool   `json:"cached"`
+}
+
+// Run is the outcome of one run of the program.
+type Run struct {
+	ExitCode       int    `json:"exit_code"`
+	Signal         string `json:"signal"`
+	Stdout         string `json:"stdout"`
+	StdoutEncoding string `json:"stdout_encoding,omitempty"`
+	Stderr         string `json:"stderr"`
+	StderrEncoding string `json:"stderr_encoding,omitempty"`
+	CPUMs          int64  `json:"cpu_ms"`
+	WallMs         int64  `json:"wall_ms"`
+	MemoryKB       int64  `json:"memory_kb"`
+	// OutputTruncated says stdout or stderr hit the output cap.
+	OutputTruncated bool `json:"output_truncated,omitempty"`
+}
+
+// TestResult is the outcome of one test case.
+type TestResult struct {
+	Verdict string `json:"verdict"`
+	Run
+}
+
+// Job is a submitted program and, once it has run, its result.
+type Job struct {
+	ID          string            `json:"id"`
+	Owner       string            `json:"owner"`
+	Language    string            `json:"language"`
+	Version     string            `json:"version"`
+	Status      string            `json:"status"`
+	Verdict     string            `json:"verdict,omitempty"`
+	Error       string            `json:"error,omitempty"`
+	Attempts    int               `json:"attempts"`
+	MaxAttempts int               `json:"max_attempts"`
+	Worker      string            `json:"worker,omitempty"`
+	Priority    int               `json:"priority"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	StartedAt   *time.Time        `json:"started_at,omitempty"`
+	FinishedAt  *time.Time        `json:"finished_at,omitempty"`
+	// QueuePosition is the job's place in its owner's queue while queued (1 is next).
+	QueuePosition int          `json:"queue_position,omitempty"`
+	Compile       *Compile     `json:"compile,omitempty"`
+	Run           *Run         `json:"run,omitempty"`
+	Tests         []TestResult `json:"tests,omitempty"`
+	// Request is the submission, returned by GET /api/v1/jobs/{id} so a client can re-run it.
+	Request *JobRequest `json:"request,omitempty"`
+}
+
+// Terminal reports whether the job will not change any more.
+func (j *Job) Terminal() bool {
+	return j.Status == StatusDone || j.Status == StatusCancelled || j.Status == StatusFailed
+}
+
+// JobList is the body of GET /api/v1/jobs.
+type JobList struct {
+	Jobs []Job `json:"jobs"`
+}
+
+// Language is one language the connected workers can run.
+type Language struct {
+	Name     string   `json:"name"`
+	Version  string   `json:"version"`
+	Versions []string `json:"versions,omitempty"`
+	Workers  int      `json:"workers"`
+}
+
+// LanguageList is the body of GET /api/v1/languages.
+type LanguageList struct {
+	Languages []Language `json:"languages"`
+}
+
+// WorkerLanguage is one language a worker runs.
+type WorkerLanguage struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Worker is one worker as the master sees it.
+type Worker struct {
+	Name          string            `json:"name"`
+	Address       string            `json:"address"`
+	Status        string            `json:"status"`
+	Languages     []WorkerLanguage  `json:"languages"`
+	Labels        map[string]string `json:"labels"`
+	Slots         int               `json:"slots"`
+	Running       int               `json:"running"`
+	CPUPercent    float64           `json:"cpu_percent"`
+	MemoryPercent float64           `json:"memory_percent"`
+	JobsDone      int64             `json:"jobs_done"`
+	LastHeartbeat time.Time         `json:"last_heartbeat"`
+	ConnectedAt   time.Time         `json:"connected_at"`
+	Sandbox       string            `json:"sandbox"`
+	Version       string            `json:"version,omitempty"`
+}
+
+// WorkerList is the body of GET /api/v1/workers.
+type WorkerList struct {
+	Workers []Worker `json:"workers"`
+}
+
+// Cluster is the body of GET /api/v1/cluster.
+type Cluster struct {
+	Workers    map[string]int `json:"workers"`
+	Jobs       map[string]int `json:"jobs"`
+	Clients    int            `json:"clients"`
+	Slots      int            `json:"slots"`
+	SlotsInUse int            `json:"slots_in_use"`
+	QueueDepth int            `json:"queue_depth"`
+}
+
+// LoginRequest is the body of POST /api/v1/login.
+type LoginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// LoginResponse is the answer to POST /api/v1/login.
+type LoginResponse struct {
+	Token string `json:"token"`
+}
+
+// Event is one Server-Sent Event of GET /api/v1/jobs/{id}/events. Type is
+// "state" (Job is set), "output" (Stream and Data are set) or "end".
+type Event struct {
+	Type     string `json:"type"`
+	Job      *Job   `json:"job,omitempty"`
+	Stream   string `json:"stream,omitempty"`
+	Data     string `json:"data,omitempty"`
+	Encoding string `json:"encoding,omitempty"`
+}
+
+// Error codes of ErrorBody.
+const (
+	CodeBadRequest      = "bad_request"
+	CodeInvalidJSON     = "invalid_json"
+	CodeTooLarge        = "too_large"
+	CodeUnauthorized    = "unauthorized"
+	CodeForbidden       = "forbidden"
+	CodeNotFound        = "not_found"
+	CodeConflict        = "conflict"
+	CodeUnknownLanguage = "unknown_language"
+	CodeInvalid         = "invalid"
+	CodeRateLimited     = "rate_limited"
+	CodeUnavailable     = "unavailable"
+	CodeInternal        = "internal"
+)
+
+// ErrorBody is the body of every 4xx and 5xx answer.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail says what went wrong.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}

@@ -1,0 +1,79 @@
+package runner
+
+import (
+	"time"
+)
+
+// File is one source file of a job.
+type File struct {
+	Name    string
+	Content []byte
+}
+
+// Limits bound each compile or run of a job. Zero means the runner's default.
+type Limits struct {
+	CPU         time.Duration
+	Wall        time.Duration
+	MemoryBytes int64
+	Processes   int64
+	OutputBytes int64
+}
+
+// Test is one test case: its own stdin, optionally an expected output.
+type Test struct {
+	Stdin       []byte
+	Expected    []byte
+	HasExpected bool
+}
+
+// Spec is what to run.
+type Spec struct {
+	Language    string
+	Version     string // constraint; empty means any
+	Files       []File
+	Stdin       []byte
+	Args        []string
+	CompileArgs []string
+	Limits      Limits
+	Expected    []byte
+	HasExpected bool
+	// Tests, when set, replace the single run: compile once, run each.
+	Tests         []Test
+	StopOnFailure bool
+}
+
+// Compile is the compile step's outcome.
+type Compile struct {
+	ExitCode int
+	Stdout   []byte
+	Stderr   []byte
+	Wall     time.Duration
+	Cached   bool
+}
+
+// Exec is one run's outcome.
+type Exec struct {
+	Verdict         string
+	ExitCode        int
+	Signal          string
+	Stdout          []byte
+	Stderr          []byte
+	OutputTruncated bool
+	CPU             time.Duration
+	Wall            time.Duration
+	MemoryKB        int64
+}
+
+// Result is a job's outcome.
+type Result struct {
+	Verdict string
+	Version string   // toolchain version that ran it
+	Compile *Compile // nil when the language has no compile step
+	Run     *Exec    // the single run, or the first failing / last test
+	Tests   []Exec   // one per test case when Spec.Tests is set
+}
+
+// OutputFunc receives output as the program produces it. test is the index
+// of the test case, or -1 for a job without tests.
+type OutputFunc func(test int, stream string, data []byte)
+

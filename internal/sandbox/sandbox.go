@@ -1,0 +1,60 @@
+// Package sandbox runs one command of a job (a compile or a run) under
+// limits and measures what it used. The Sandbox interface is what the
+// runner depends on; Plain is the unisolated implementation used with
+// --insecure-no-sandbox, and the Linux namespace/cgroup sandbox implements
+// the same interface.
+package sandbox
+
+import (
+	"context"
+	"time"
+)
+
+// Limits bound one command. Zero means unlimited for that resource.
+type Limits struct {
+	CPU         time.Duration
+	Wall        time.Duration
+	MemoryBytes int64
+	Processes   int64
+	// OutputBytes caps stdout and stderr each; past it the output is
+	// truncated, Outcome.OutputTruncated is set and the command is killed.
+	OutputBytes int64
+}
+
+// Cmd is one command to run inside a job's work directory.
+type Cmd struct {
+	// Args[0] is the program: an absolute path, resolved by the caller.
+	Args []string
+	Env  []string
+	// Dir is the job's work directory on the host, the only place the
+	// command may write.
+	Dir    string
+	Stdin  []byte
+	Limits Limits
+	// OnOutput, if set, receives output as it is produced ("stdout" or
+	// "stderr"); it must not block for long. The data is only valid during
+	// the call.
+	OnOutput func(stream string, data []byte)
+}
+
+// Outcome is what a command did.
+type Outcome struct {
+	ExitCode        int
+	Signal          string // "SIGKILL", … when killed by a signal
+	Stdout, Stderr  []byte
+	OutputTruncated bool
+	CPU             time.Duration
+	Wall            time.Duration
+	MemoryKB        int64 // peak resident memory
+	TimeLimit       bool  // killed for exceeding the CPU or wall limit
+	MemoryLimit     bool  // killed by the out-of-memory killer
+}
+
+// Sandbox runs commands. Implementations are safe for concurrent use.
+type Sandbox interface {
+	// Exec runs cmd to completion and kills everything it started. An error
+	// means the command could not be run at all (not that it failed).
+	Exec(ctx context.Context, cmd *Cmd) (*Outcome, error)
+	// Kind names the isolation: "none", "cgroup-v1" or "cgroup-v2".
+	Kind() string
+}

@@ -1,0 +1,137 @@
+// Package store defines grappe's durable state: jobs, their attempts and
+// results, users and API tokens. Implementations live in sub-packages
+// (sqlite today, postgres later) and must pass the storetest conformance
+// suite, which is the real specification of the semantics below.
+//
+// Every state transition is a compare-and-set on (job id, status, attempt):
+// that is what makes a result recorded exactly once per job, whatever a
+// worker sends twice or late.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrNotFound: no such job, user or token.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: the record is not in the state the transition expects
+	// (already finished, another attempt, already exists).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Job statuses as stored; they equal the API's.
+const (
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusDone      = "done"
+	StatusCancelled = "cancelled"
+	StatusFailed    = "failed"
+)
+
+// Job is one job row. Request and Result are opaque JSON documents owned by
+// the master (the submission and the outcome); the store never parses them.
+type Job struct {
+	ID          string
+	Owner       string
+	Language    string
+	Version     string // requested version constraint until it runs, then the toolchain version
+	Status      string
+	Verdict     string
+	Error       string
+	Attempts    int // attempts started so far; the running attempt's number
+	MaxAttempts int
+	Worker      string // worker of the current or last attempt
+	Priority    int
+	Labels      map[string]string
+	CreatedAt   time.Time
+	StartedAt   time.Time // zero until the first attempt starts
+	FinishedAt  time.Time // zero until terminal
+	Request     []byte
+	Result      []byte
+}
+
+// Finish is the terminal outcome written by FinishAttempt and FinishQueued.
+type Finish struct {
+	Status  string // done, failed or cancelled
+	Verdict string
+	Error   string
+	Version string // toolchain version, if known
+	Result  []byte
+	At      time.Time
+}
+
+// ListFilter selects jobs for ListJobs. Zero fields do not filter.
+type ListFilter struct {
+	Owner  string
+	Status string
+	Limit  int // default 100, at most 1000
+	// Before returns only jobs created strictly before this job id's
+	// creation (cursor paging, newest first).
+	Before string
+}
+
+// User is an account.
+type User struct {
+	Name         string
+	Role         string // "user" or "admin"
+	PasswordHash string // argon2id encoded hash; empty for token-only users
+	CreatedAt    time.Time
+}
+
+// Token is an API token; only its hash is stored.
+type Token struct {
+	ID        string
+	Hash      string // hex SHA-256 of the secret
+	User      string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Store is what the master needs from durable storage. All methods are safe
+// for concurrent use. A method returns only after its write is committed.
+type Store interface {
+	// CreateJob inserts a queued job. ErrConflict if the id exists.
+	CreateJob(ctx context.Context, j *Job) error
+	// GetJob returns one job or ErrNotFound.
+	GetJob(ctx context.Context, id string) (*Job, error)
+	// ListJobs returns jobs newest first.
+	ListJobs(ctx context.Context, f ListFilter) ([]*Job, error)
+	// Unfinished returns every queued or running job, oldest first: the
+	// master rebuilds its queue from it on start.
+	Unfinished(ctx context.Context) ([]*Job, error)
+	// CountJobs returns the number of jobs per status.
+	CountJobs(ctx context.Context) (map[string]int, error)
+
+	// StartAttempt moves a queued job whose Attempts equals attempt-1 to
+	// running with Attempts=attempt on worker; StartedAt is set the first
+	// time. ErrConflict otherwise, ErrNotFound if absent.
+	StartAttempt(ctx context.Context, id string, attempt int, worker string, at time.Time) error
+	// RequeueAttempt moves a running job whose Attempts equals attempt back
+	// to queued (the worker was lost or handed it back), recording reason in
+	// Error. ErrConflict otherwise.
+	RequeueAttempt(ctx context.Context, id string, attempt int, reason string) error
+	// FinishAttempt records the terminal outcome of a running job whose
+	// Attempts equals attempt. ErrConflict if the job is not running that
+	// attempt (already finished, or re-queued): the caller drops the result.
+	FinishAttempt(ctx context.Context, id string, attempt int, f Finish) error
+	// FinishQueued records a terminal outcome for a job still queued (a
+	// cancel, a placement timeout). ErrConflict if it is not queued.
+	FinishQueued(ctx context.Context, id string, f Finish) error
+
+	// Users and tokens.
+	PutUser(ctx context.Context, u *User) error // insert or replace
+	GetUser(ctx context.Context, name string) (*User, error)
+	ListUsers(ctx context.Context) ([]*User, error)
+	DeleteUser(ctx context.Context, name string) error // also deletes the user's tokens
+	CreateToken(ctx context.Context, t *Token) error
+	// TokenByHash returns the token with that hash or ErrNotFound.
+	TokenByHash(ctx context.Context, hash string) (*Token, error)
+	ListTokens(ctx context.Context, user string) ([]*Token, error)
+	DeleteToken(ctx context.Context, id string) error
+
+	Close() error
+}
