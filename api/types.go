@@ -251,3 +251,29 @@ type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// User is one account, as listed by GET /api/v1/users.
+type User struct {
+	Username  string    `json:"username"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// UserList is the body of GET /api/v1/users.
+type UserList struct {
+	Users []User `json:"users"`
+}
+
+// UserRequest is the body of POST /api/v1/users (admin only). Role is
+// RoleUser or RoleAdmin; empty means RoleUser.
+type UserRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Role     string `json:"role,omitempty"`
+}
+
+// PasswordRequest is the body of PUT /api/v1/users/{name}/password: an
+// admin sets anyone's password, a user their own.
+type PasswordRequest struct {
+	Password string `json:"password"`
+}

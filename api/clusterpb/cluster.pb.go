@@ -33,6 +33,7 @@ type WorkerMessage struct {
 	//	*WorkerMessage_Output
 	//	*WorkerMessage_Result
 	//	*WorkerMessage_Accepted
+	//	*WorkerMessage_Release
 	Msg           isWorkerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -120,6 +121,15 @@ func (x *WorkerMessage) GetAccepted() *Accepted {
 	return nil
 }
 
+func (x *WorkerMessage) GetRelease() *Release {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkerMessage_Release); ok {
+			return x.Release
+		}
+	}
+	return nil
+}
+
 type isWorkerMessage_Msg interface {
 	isWorkerMessage_Msg()
 }
@@ -144,6 +154,10 @@ type WorkerMessage_Accepted struct {
 	Accepted *Accepted `protobuf:"bytes,5,opt,name=accepted,proto3,oneof"`
 }
 
+type WorkerMessage_Release struct {
+	Release *Release `protobuf:"bytes,6,opt,name=release,proto3,oneof"`
+}
+
 func (*WorkerMessage_Hello) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Heartbeat) isWorkerMessage_Msg() {}
@@ -153,6 +167,8 @@ func (*WorkerMessage_Output) isWorkerMessage_Msg() {}
 func (*WorkerMessage_Result) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Accepted) isWorkerMessage_Msg() {}
+
+func (*WorkerMessage_Release) isWorkerMessage_Msg() {}
 
 type MasterMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -512,8 +528,12 @@ type Heartbeat struct {
 	MemoryPercent float64                `protobuf:"fixed64,2,opt,name=memory_percent,json=memoryPercent,proto3" json:"memory_percent,omitempty"`
 	Running       []*AttemptRef          `protobuf:"bytes,3,rep,name=running,proto3" json:"running,omitempty"`
 	Draining      bool                   `protobuf:"varint,4,opt,name=draining,proto3" json:"draining,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When languages_changed is set, languages replace the announced set:
+	// a worker announces each toolchain as soon as its self-test passes.
+	LanguagesChanged bool        `protobuf:"varint,5,opt,name=languages_changed,json=languagesChanged,proto3" json:"languages_changed,omitempty"`
+	Languages        []*Language `protobuf:"bytes,6,rep,name=languages,proto3" json:"languages,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
@@ -574,6 +594,74 @@ func (x *Heartbeat) GetDraining() bool {
 	return false
 }
 
+func (x *Heartbeat) GetLanguagesChanged() bool {
+	if x != nil {
+		return x.LanguagesChanged
+	}
+	return false
+}
+
+func (x *Heartbeat) GetLanguages() []*Language {
+	if x != nil {
+		return x.Languages
+	}
+	return nil
+}
+
+// Release hands an attempt back unfinished (the worker is shutting down):
+// the master queues the job again.
+type Release struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attempt       *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Release) Reset() {
+	*x = Release{}
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Release) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Release) ProtoMessage() {}
+
+func (x *Release) ProtoReflect() protoreflect.Message {
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Release.ProtoReflect.Descriptor instead.
+func (*Release) Descriptor() ([]byte, []int) {
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Release) GetAttempt() *AttemptRef {
+	if x != nil {
+		return x.Attempt
+	}
+	return nil
+}
+
+func (x *Release) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Accepted confirms that the worker started an assigned attempt.
 type Accepted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -584,7 +672,7 @@ type Accepted struct {
 
 func (x *Accepted) Reset() {
 	*x = Accepted{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +684,7 @@ func (x *Accepted) String() string {
 func (*Accepted) ProtoMessage() {}
 
 func (x *Accepted) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +697,7 @@ func (x *Accepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accepted.ProtoReflect.Descriptor instead.
 func (*Accepted) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{6}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Accepted) GetAttempt() *AttemptRef {
@@ -631,7 +719,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +731,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +744,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{7}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Output) GetAttempt() *AttemptRef {
@@ -701,7 +789,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +801,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +814,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{8}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Welcome) GetWorkerId() string {
@@ -767,7 +855,7 @@ type Assign struct {
 
 func (x *Assign) Reset() {
 	*x = Assign{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +867,7 @@ func (x *Assign) String() string {
 func (*Assign) ProtoMessage() {}
 
 func (x *Assign) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +880,7 @@ func (x *Assign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assign.ProtoReflect.Descriptor instead.
 func (*Assign) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{9}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Assign) GetAttempt() *AttemptRef {
@@ -819,7 +907,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +919,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +932,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{10}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Cancel) GetAttempt() *AttemptRef {
@@ -870,7 +958,7 @@ type Drain struct {
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +970,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +983,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{11}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Drain) GetDrain() bool {
@@ -914,7 +1002,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1014,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1027,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{12}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ResultAck) GetAttempt() *AttemptRef {
@@ -959,7 +1047,7 @@ type File struct {
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1059,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1072,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{13}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *File) GetName() string {
@@ -1014,7 +1102,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1114,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1127,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{14}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Limits) GetCpuMs() int64 {
@@ -1088,7 +1176,7 @@ type TestCase struct {
 
 func (x *TestCase) Reset() {
 	*x = TestCase{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1188,7 @@ func (x *TestCase) String() string {
 func (*TestCase) ProtoMessage() {}
 
 func (x *TestCase) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1201,7 @@ func (x *TestCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestCase.ProtoReflect.Descriptor instead.
 func (*TestCase) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{15}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TestCase) GetStdin() []byte {
@@ -1156,7 +1244,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1256,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1269,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{16}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JobSpec) GetLanguage() string {
@@ -1275,7 +1363,7 @@ type Compile struct {
 
 func (x *Compile) Reset() {
 	*x = Compile{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1375,7 @@ func (x *Compile) String() string {
 func (*Compile) ProtoMessage() {}
 
 func (x *Compile) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1388,7 @@ func (x *Compile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compile.ProtoReflect.Descriptor instead.
 func (*Compile) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{17}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Compile) GetExitCode() int32 {
@@ -1362,7 +1450,7 @@ type RunResult struct {
 
 func (x *RunResult) Reset() {
 	*x = RunResult{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1462,7 @@ func (x *RunResult) String() string {
 func (*RunResult) ProtoMessage() {}
 
 func (x *RunResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1475,7 @@ func (x *RunResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunResult.ProtoReflect.Descriptor instead.
 func (*RunResult) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{18}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RunResult) GetExitCode() int32 {
@@ -1468,7 +1556,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1568,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1581,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{19}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Result) GetAttempt() *AttemptRef {
@@ -1549,13 +1637,14 @@ var File_api_clusterpb_cluster_proto protoreflect.FileDescriptor
 
 const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1bapi/clusterpb/cluster.proto\x12\x11grappe.cluster.v1\"\xab\x02\n" +
+	"\x1bapi/clusterpb/cluster.proto\x12\x11grappe.cluster.v1\"\xe3\x02\n" +
 	"\rWorkerMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.grappe.cluster.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.grappe.cluster.v1.HeartbeatH\x00R\theartbeat\x123\n" +
 	"\x06output\x18\x03 \x01(\v2\x19.grappe.cluster.v1.OutputH\x00R\x06output\x123\n" +
 	"\x06result\x18\x04 \x01(\v2\x19.grappe.cluster.v1.ResultH\x00R\x06result\x129\n" +
-	"\baccepted\x18\x05 \x01(\v2\x1b.grappe.cluster.v1.AcceptedH\x00R\bacceptedB\x05\n" +
+	"\baccepted\x18\x05 \x01(\v2\x1b.grappe.cluster.v1.AcceptedH\x00R\baccepted\x126\n" +
+	"\arelease\x18\x06 \x01(\v2\x1a.grappe.cluster.v1.ReleaseH\x00R\areleaseB\x05\n" +
 	"\x03msg\"\xa9\x02\n" +
 	"\rMasterMessage\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.grappe.cluster.v1.WelcomeH\x00R\awelcome\x123\n" +
@@ -1587,13 +1676,18 @@ const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\n" +
 	"AttemptRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x05R\aattempt\"\xa8\x01\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\"\x90\x02\n" +
 	"\tHeartbeat\x12\x1f\n" +
 	"\vcpu_percent\x18\x01 \x01(\x01R\n" +
 	"cpuPercent\x12%\n" +
 	"\x0ememory_percent\x18\x02 \x01(\x01R\rmemoryPercent\x127\n" +
 	"\arunning\x18\x03 \x03(\v2\x1d.grappe.cluster.v1.AttemptRefR\arunning\x12\x1a\n" +
-	"\bdraining\x18\x04 \x01(\bR\bdraining\"C\n" +
+	"\bdraining\x18\x04 \x01(\bR\bdraining\x12+\n" +
+	"\x11languages_changed\x18\x05 \x01(\bR\x10languagesChanged\x129\n" +
+	"\tlanguages\x18\x06 \x03(\v2\x1b.grappe.cluster.v1.LanguageR\tlanguages\"Z\n" +
+	"\aRelease\x127\n" +
+	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"C\n" +
 	"\bAccepted\x127\n" +
 	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\"\x81\x01\n" +
 	"\x06Output\x127\n" +
@@ -1682,7 +1776,7 @@ func file_api_clusterpb_cluster_proto_rawDescGZIP() []byte {
 	return file_api_clusterpb_cluster_proto_rawDescData
 }
 
-var file_api_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_api_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_api_clusterpb_cluster_proto_goTypes = []any{
 	(*WorkerMessage)(nil), // 0: grappe.cluster.v1.WorkerMessage
 	(*MasterMessage)(nil), // 1: grappe.cluster.v1.MasterMessage
@@ -1690,59 +1784,63 @@ var file_api_clusterpb_cluster_proto_goTypes = []any{
 	(*Language)(nil),      // 3: grappe.cluster.v1.Language
 	(*AttemptRef)(nil),    // 4: grappe.cluster.v1.AttemptRef
 	(*Heartbeat)(nil),     // 5: grappe.cluster.v1.Heartbeat
-	(*Accepted)(nil),      // 6: grappe.cluster.v1.Accepted
-	(*Output)(nil),        // 7: grappe.cluster.v1.Output
-	(*Welcome)(nil),       // 8: grappe.cluster.v1.Welcome
-	(*Assign)(nil),        // 9: grappe.cluster.v1.Assign
-	(*Cancel)(nil),        // 10: grappe.cluster.v1.Cancel
-	(*Drain)(nil),         // 11: grappe.cluster.v1.Drain
-	(*ResultAck)(nil),     // 12: grappe.cluster.v1.ResultAck
-	(*File)(nil),          // 13: grappe.cluster.v1.File
-	(*Limits)(nil),        // 14: grappe.cluster.v1.Limits
-	(*TestCase)(nil),      // 15: grappe.cluster.v1.TestCase
-	(*JobSpec)(nil),       // 16: grappe.cluster.v1.JobSpec
-	(*Compile)(nil),       // 17: grappe.cluster.v1.Compile
-	(*RunResult)(nil),     // 18: grappe.cluster.v1.RunResult
-	(*Result)(nil),        // 19: grappe.cluster.v1.Result
-	nil,                   // 20: grappe.cluster.v1.Hello.LabelsEntry
+	(*Release)(nil),       // 6: grappe.cluster.v1.Release
+	(*Accepted)(nil),      // 7: grappe.cluster.v1.Accepted
+	(*Output)(nil),        // 8: grappe.cluster.v1.Output
+	(*Welcome)(nil),       // 9: grappe.cluster.v1.Welcome
+	(*Assign)(nil),        // 10: grappe.cluster.v1.Assign
+	(*Cancel)(nil),        // 11: grappe.cluster.v1.Cancel
+	(*Drain)(nil),         // 12: grappe.cluster.v1.Drain
+	(*ResultAck)(nil),     // 13: grappe.cluster.v1.ResultAck
+	(*File)(nil),          // 14: grappe.cluster.v1.File
+	(*Limits)(nil),        // 15: grappe.cluster.v1.Limits
+	(*TestCase)(nil),      // 16: grappe.cluster.v1.TestCase
+	(*JobSpec)(nil),       // 17: grappe.cluster.v1.JobSpec
+	(*Compile)(nil),       // 18: grappe.cluster.v1.Compile
+	(*RunResult)(nil),     // 19: grappe.cluster.v1.RunResult
+	(*Result)(nil),        // 20: grappe.cluster.v1.Result
+	nil,                   // 21: grappe.cluster.v1.Hello.LabelsEntry
 }
 var file_api_clusterpb_cluster_proto_depIdxs = []int32{
 	2,  // 0: grappe.cluster.v1.WorkerMessage.hello:type_name -> grappe.cluster.v1.Hello
 	5,  // 1: grappe.cluster.v1.WorkerMessage.heartbeat:type_name -> grappe.cluster.v1.Heartbeat
-	7,  // 2: grappe.cluster.v1.WorkerMessage.output:type_name -> grappe.cluster.v1.Output
-	19, // 3: grappe.cluster.v1.WorkerMessage.result:type_name -> grappe.cluster.v1.Result
-	6,  // 4: grappe.cluster.v1.WorkerMessage.accepted:type_name -> grappe.cluster.v1.Accepted
-	8,  // 5: grappe.cluster.v1.MasterMessage.welcome:type_name -> grappe.cluster.v1.Welcome
-	9,  // 6: grappe.cluster.v1.MasterMessage.assign:type_name -> grappe.cluster.v1.Assign
-	10, // 7: grappe.cluster.v1.MasterMessage.cancel:type_name -> grappe.cluster.v1.Cancel
-	11, // 8: grappe.cluster.v1.MasterMessage.drain:type_name -> grappe.cluster.v1.Drain
-	12, // 9: grappe.cluster.v1.MasterMessage.result_ack:type_name -> grappe.cluster.v1.ResultAck
-	20, // 10: grappe.cluster.v1.Hello.labels:type_name -> grappe.cluster.v1.Hello.LabelsEntry
-	3,  // 11: grappe.cluster.v1.Hello.languages:type_name -> grappe.cluster.v1.Language
-	4,  // 12: grappe.cluster.v1.Hello.running:type_name -> grappe.cluster.v1.AttemptRef
-	19, // 13: grappe.cluster.v1.Hello.pending_results:type_name -> grappe.cluster.v1.Result
-	4,  // 14: grappe.cluster.v1.Heartbeat.running:type_name -> grappe.cluster.v1.AttemptRef
-	4,  // 15: grappe.cluster.v1.Accepted.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	4,  // 16: grappe.cluster.v1.Output.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	4,  // 17: grappe.cluster.v1.Welcome.abandon:type_name -> grappe.cluster.v1.AttemptRef
-	4,  // 18: grappe.cluster.v1.Assign.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	16, // 19: grappe.cluster.v1.Assign.spec:type_name -> grappe.cluster.v1.JobSpec
-	4,  // 20: grappe.cluster.v1.Cancel.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	4,  // 21: grappe.cluster.v1.ResultAck.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	13, // 22: grappe.cluster.v1.JobSpec.files:type_name -> grappe.cluster.v1.File
-	14, // 23: grappe.cluster.v1.JobSpec.limits:type_name -> grappe.cluster.v1.Limits
-	15, // 24: grappe.cluster.v1.JobSpec.tests:type_name -> grappe.cluster.v1.TestCase
-	4,  // 25: grappe.cluster.v1.Result.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	17, // 26: grappe.cluster.v1.Result.compile:type_name -> grappe.cluster.v1.Compile
-	18, // 27: grappe.cluster.v1.Result.run:type_name -> grappe.cluster.v1.RunResult
-	18, // 28: grappe.cluster.v1.Result.tests:type_name -> grappe.cluster.v1.RunResult
-	0,  // 29: grappe.cluster.v1.Cluster.Connect:input_type -> grappe.cluster.v1.WorkerMessage
-	1,  // 30: grappe.cluster.v1.Cluster.Connect:output_type -> grappe.cluster.v1.MasterMessage
-	30, // [30:31] is the sub-list for method output_type
-	29, // [29:30] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	8,  // 2: grappe.cluster.v1.WorkerMessage.output:type_name -> grappe.cluster.v1.Output
+	20, // 3: grappe.cluster.v1.WorkerMessage.result:type_name -> grappe.cluster.v1.Result
+	7,  // 4: grappe.cluster.v1.WorkerMessage.accepted:type_name -> grappe.cluster.v1.Accepted
+	6,  // 5: grappe.cluster.v1.WorkerMessage.release:type_name -> grappe.cluster.v1.Release
+	9,  // 6: grappe.cluster.v1.MasterMessage.welcome:type_name -> grappe.cluster.v1.Welcome
+	10, // 7: grappe.cluster.v1.MasterMessage.assign:type_name -> grappe.cluster.v1.Assign
+	11, // 8: grappe.cluster.v1.MasterMessage.cancel:type_name -> grappe.cluster.v1.Cancel
+	12, // 9: grappe.cluster.v1.MasterMessage.drain:type_name -> grappe.cluster.v1.Drain
+	13, // 10: grappe.cluster.v1.MasterMessage.result_ack:type_name -> grappe.cluster.v1.ResultAck
+	21, // 11: grappe.cluster.v1.Hello.labels:type_name -> grappe.cluster.v1.Hello.LabelsEntry
+	3,  // 12: grappe.cluster.v1.Hello.languages:type_name -> grappe.cluster.v1.Language
+	4,  // 13: grappe.cluster.v1.Hello.running:type_name -> grappe.cluster.v1.AttemptRef
+	20, // 14: grappe.cluster.v1.Hello.pending_results:type_name -> grappe.cluster.v1.Result
+	4,  // 15: grappe.cluster.v1.Heartbeat.running:type_name -> grappe.cluster.v1.AttemptRef
+	3,  // 16: grappe.cluster.v1.Heartbeat.languages:type_name -> grappe.cluster.v1.Language
+	4,  // 17: grappe.cluster.v1.Release.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	4,  // 18: grappe.cluster.v1.Accepted.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	4,  // 19: grappe.cluster.v1.Output.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	4,  // 20: grappe.cluster.v1.Welcome.abandon:type_name -> grappe.cluster.v1.AttemptRef
+	4,  // 21: grappe.cluster.v1.Assign.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	17, // 22: grappe.cluster.v1.Assign.spec:type_name -> grappe.cluster.v1.JobSpec
+	4,  // 23: grappe.cluster.v1.Cancel.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	4,  // 24: grappe.cluster.v1.ResultAck.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	14, // 25: grappe.cluster.v1.JobSpec.files:type_name -> grappe.cluster.v1.File
+	15, // 26: grappe.cluster.v1.JobSpec.limits:type_name -> grappe.cluster.v1.Limits
+	16, // 27: grappe.cluster.v1.JobSpec.tests:type_name -> grappe.cluster.v1.TestCase
+	4,  // 28: grappe.cluster.v1.Result.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	18, // 29: grappe.cluster.v1.Result.compile:type_name -> grappe.cluster.v1.Compile
+	19, // 30: grappe.cluster.v1.Result.run:type_name -> grappe.cluster.v1.RunResult
+	19, // 31: grappe.cluster.v1.Result.tests:type_name -> grappe.cluster.v1.RunResult
+	0,  // 32: grappe.cluster.v1.Cluster.Connect:input_type -> grappe.cluster.v1.WorkerMessage
+	1,  // 33: grappe.cluster.v1.Cluster.Connect:output_type -> grappe.cluster.v1.MasterMessage
+	33, // [33:34] is the sub-list for method output_type
+	32, // [32:33] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_api_clusterpb_cluster_proto_init() }
@@ -1756,6 +1854,7 @@ func file_api_clusterpb_cluster_proto_init() {
 		(*WorkerMessage_Output)(nil),
 		(*WorkerMessage_Result)(nil),
 		(*WorkerMessage_Accepted)(nil),
+		(*WorkerMessage_Release)(nil),
 	}
 	file_api_clusterpb_cluster_proto_msgTypes[1].OneofWrappers = []any{
 		(*MasterMessage_Welcome)(nil),
@@ -1770,7 +1869,7 @@ func file_api_clusterpb_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_clusterpb_cluster_proto_rawDesc), len(file_api_clusterpb_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

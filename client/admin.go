@@ -1,0 +1,83 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/grappe/grappe/api"
+)
+
+// Health checks GET /healthz: nil once the master serves.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)
+}
+
+// Login exchanges a user name and password for an API token.
+func (c *Client) Login(ctx context.Context, user, password string) (string, error) {
+	var out api.LoginResponse
+	in := api.LoginRequest{Username: user, Password: password}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/login", nil, in, &out); err != nil {
+		return "", err
+	}
+	if out.Token == "" {
+		return "", errors.New("the master answered the login without a token")
+	}
+	return out.Token, nil
+}
+
+// Languages lists the languages the connected workers can run.
+func (c *Client) Languages(ctx context.Context) ([]api.Language, error) {
+	var out api.LanguageList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/languages", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Languages, nil
+}
+
+// Workers lists the workers (admin only).
+func (c *Client) Workers(ctx context.Context) ([]api.Worker, error) {
+	var out api.WorkerList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/workers", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Workers, nil
+}
+
+// Cluster returns the cluster's counters.
+func (c *Client) Cluster(ctx context.Context) (*api.Cluster, error) {
+	var out api.Cluster
+	if err := c.do(ctx, http.MethodGet, "/api/v1/cluster", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AddUser creates a user (admin only); role is api.RoleUser or
+// api.RoleAdmin, empty meaning api.RoleUser.
+func (c *Client) AddUser(ctx context.Context, name, password, role string) error {
+	in := api.UserRequest{Username: name, Password: password, Role: role}
+	return c.do(ctx, http.MethodPost, "/api/v1/users", nil, in, nil)
+}
+
+// Users lists the users (admin only).
+func (c *Client) Users(ctx context.Context) ([]api.User, error) {
+	var out api.UserList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/users", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Users, nil
+}
+
+// RemoveUser removes a user and their tokens (admin only).
+func (c *Client) RemoveUser(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/users/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// SetPassword sets a user's password (PUT /api/v1/users/{name}/password):
+// an admin may set anyone's, a user their own.
+func (c *Client) SetPassword(ctx context.Context, name, password string) error {
+	in := api.PasswordRequest{Password: password}
+	return c.do(ctx, http.MethodPut, "/api/v1/users/"+url.PathEscape(name)+"/password", nil, in, nil)
+}

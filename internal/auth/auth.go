@@ -1,0 +1,167 @@
+// Package auth authenticates API callers: API tokens (only their SHA-256 is
+// stored), the built-in admin user and its token file, and roles.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/grappe/grappe/internal/store"
+)
+
+// ErrUnauthenticated: no such token, or its user is gone.
+var ErrUnauthenticated = errors.New("auth: invalid token")
+
+// Roles.
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
+// AdminUser is the built-in administrator created on first start.
+const AdminUser = "admin"
+
+// tokenPrefix makes grappe tokens recognisable in logs and secret scanners.
+const tokenPrefix = "grp_"
+
+// Principal is an authenticated caller.
+type Principal struct {
+	User string
+	Role string
+}
+
+// IsAdmin reports whether the caller may see and act on everything.
+func (p *Principal) IsAdmin() bool { return p != nil && p.Role == RoleAdmin }
+
+// NewToken returns a fresh random API token.
+func NewToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("auth: random token: %w", err)
+	}
+	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// HashToken is what the store keeps of a token. Tokens carry 256 random
+// bits, so a plain SHA-256 is enough: there is nothing to brute-force.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Authenticator checks bearer tokens against the store.
+type Authenticator struct {
+	store store.Store
+}
+
+// New returns an Authenticator over s.
+func New(s store.Store) *Authenticator { return &Authenticator{store: s} }
+
+// Authenticate returns the principal a token belongs to. The lookup is by
+// hash, so no comparison of secrets happens in Go code at all.
+func (a *Authenticator) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	if token == "" || len(token) > 512 {
+		return nil, ErrUnauthenticated
+	}
+	t, err := a.store.TokenByHash(ctx, HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: token lookup: %w", err)
+	}
+	u, err := a.store.GetUser(ctx, t.User)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: user lookup: %w", err)
+	}
+	return &Principal{User: u.Name, Role: u.Role}, nil
+}
+
+// EnsureAdmin makes sure the admin user exists and that the token in
+// tokenFile is one of its tokens, creating the file (mode 0600) with a new
+// token on first start. A token file that survives a wiped database is
+// registered again rather than silently replaced.
+func (a *Authenticator) EnsureAdmin(ctx context.Context, tokenFile string) error {
+	if _, err := a.store.GetUser(ctx, AdminUser); errors.Is(err, store.ErrNotFound) {
+		if err := a.store.PutUser(ctx, &store.User{Name: AdminUser, Role: RoleAdmin, CreatedAt: time.Now().UTC()}); err != nil {
+			return fmt.Errorf("auth: create admin: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("auth: admin lookup: %w", err)
+	}
+	token, err := ReadSecretFile(tokenFile)
+	if errors.Is(err, os.ErrNotExist) {
+		if token, err = NewToken(); err != nil {
+			return err
+		}
+		if err := WriteSecretFile(tokenFile, token); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	hash := HashToken(token)
+	if _, err := a.store.TokenByHash(ctx, hash); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("auth: token lookup: %w", err)
+	}
+	id, err := NewToken()
+	if err != nil {
+		return err
+	}
+	return a.store.CreateToken(ctx, &store.Token{ID: id[len(tokenPrefix):][:16], Hash: hash, User: AdminUser, Name: "admin-token file", CreatedAt: time.Now().UTC()})
+}
+
+// ReadSecretFile reads a one-line secret, trimmed.
+func ReadSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("auth: %s is empty", path)
+	}
+	return s, nil
+}
+
+// WriteSecretFile writes a secret with mode 0600, atomically: a crash
+// leaves either no file or the whole secret.
+func WriteSecretFile(path, secret string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".secret-*")
+	if err != nil {
+		return fmt.Errorf("auth: write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err == nil {
+		_, err = tmp.WriteString(secret + "\n")
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), path)
+		}
+	} else {
+		tmp.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("auth: write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/client"
+	"github.com/grappe/grappe/internal/bench"
+)
+
+// localInterpreter says how to run a benchmark program directly on this
+// machine, for the baseline: the interpreter given the source file.
+// Compiled languages have no baseline (their cost is the compiler's).
+func localInterpreter(lang string) string {
+	switch lang {
+	case "bash":
+		return "bash"
+	case "sh":
+		return "sh"
+	case "python":
+		return "python3"
+	case "javascript":
+		return "node"
+	case "ruby":
+		return "ruby"
+	case "perl":
+		return "perl"
+	}
+	return ""
+}
+
+func newBenchCmd() *cobra.Command {
+	var (
+		jobs, concurrency int
+		lang, source      string
+		timeout           time.Duration
+		noLocal           bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the cluster's throughput and latency against a bare local exec",
+		Long: `Bench submits --jobs trivial jobs, --concurrency at a time, each with
+?wait=true, and reports jobs per second and the latency percentiles. In the
+same run it executes the same program directly on this machine the same number
+of times at the same concurrency (bash FILE for bash), so the two columns show
+what the cluster adds to running the program at all.`,
+		Args: cobra.NoArgs,
+	}
+	cf := addConnFlags(cmd)
+	f := cmd.Flags()
+	f.IntVar(&jobs, "jobs", 200, "number of jobs")
+	f.IntVar(&concurrency, "concurrency", 8, "jobs in flight at once")
+	f.StringVar(&lang, "lang", "bash", "language of the program")
+	f.StringVar(&source, "source", "exit 0", "the program")
+	f.DurationVar(&timeout, "timeout", time.Minute, "longest wait for one job")
+	f.BoolVar(&noLocal, "no-local", false, "skip the local exec baseline")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if jobs < 1 || concurrency < 1 {
+			return errors.New("--jobs and --concurrency must be at least 1")
+		}
+		c, err := cf.client()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx := cmd.Context()
+		out := cmd.OutOrStdout()
+		req := &api.JobRequest{Language: lang, Source: source}
+		runJob := func(ctx context.Context) error { return benchJob(ctx, c, req, timeout) }
+
+		fmt.Fprintf(out, "grappe bench: %d jobs of %s %q, concurrency %d, against %s\n", jobs, lang, source, concurrency, c.Addr())
+		// One job first: it opens the connection, warms the worker's
+		// caches, and stops the run early when the job cannot succeed.
+		t0 := time.Now()
+		if err := runJob(ctx); err != nil {
+			return fmt.Errorf("warm-up job: %w", err)
+		}
+		fmt.Fprintf(out, "warm-up job: %s\n", fmtMs(time.Since(t0)))
+		cluster := bench.Run(ctx, jobs, concurrency, runJob)
+
+		var local *bench.Stats
+		localNote := ""
+		switch interp := localInterpreter(lang); {
+		case noLocal:
+		case interp == "":
+			localNote = "no local baseline for " + lang
+		default:
+			s, err := benchLocal(ctx, interp, source, jobs, concurrency)
+			if err != nil {
+				localNote = "no local baseline: " + err.Error()
+			} else {
+				local = &s
+			}
+		}
+		if ctx.Err() != nil {
+			return &exitError{code: exitInterrupted}
+		}
+		printBench(out, cluster, local, interpName(lang))
+		if localNote != "" {
+			fmt.Fprintln(out, localNote)
+		}
+		if cluster.Errors > 0 {
+			return fmt.Errorf("%d of %d jobs failed; the first: %w", cluster.Errors, cluster.N, cluster.FirstErr)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func interpName(lang string) string {
+	if i := localInterpreter(lang); i != "" {
+		return "local " + i
+	}
+	return "local"
+}
+
+// benchJob runs one job to its end and checks that it succeeded.
+func benchJob(ctx context.Context, c *client.Client, req *api.JobRequest, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	job, err := c.SubmitWait(ctx, req, timeout)
+	if err != nil {
+		return err
+	}
+	if !job.Terminal() {
+		if job, err = c.Wait(ctx, job.ID); err != nil {
+			return err
+		}
+	}
+	if job.Status != api.StatusDone || job.Verdict != api.VerdictOK {
+		return fmt.Errorf("job %s: %s %s %s", job.ID, job.Status, job.Verdict, job.Error)
+	}
+	return nil
+}
+
+// benchLocal runs `interp FILE` n times at the given concurrency, FILE
+// holding source, and returns the statistics.
+func benchLocal(ctx context.Context, interp, source string, n, concurrency int) (bench.Stats, error) {
+	path, err := exec.LookPath(interp)
+	if err != nil {
+		return bench.Stats{}, err
+	}
+	dir, err := os.MkdirTemp("", "grappe-bench-")
+	if err != nil {
+		return bench.Stats{}, err
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "prog")
+	if err := os.WriteFile(file, []byte(source), 0o600); err != nil {
+		return bench.Stats{}, err
+	}
+	run := func(ctx context.Context) error {
+		cmd := exec.CommandContext(ctx, path, file)
+		cmd.Dir = dir
+		return cmd.Run() // stdin, stdout, stderr: /dev/null, as in a sandbox
+	}
+	if err := run(ctx); err != nil {
+		return bench.Stats{}, fmt.Errorf("%s %s: %w", interp, file, err)
+	}
+	return bench.Run(ctx, n, concurrency, run), nil
+}
+
+// printBench prints the cluster's and the local statistics side by side.
+func printBench(w io.Writer, cluster bench.Stats, local *bench.Stats, localName string) {
+	tw := tableWriter(w)
+	fmt.Fprintf(tw, "\tcluster")
+	if local != nil {
+		fmt.Fprintf(tw, "\t%s", localName)
+	}
+	fmt.Fprintln(tw)
+	row := func(name string, f func(s bench.Stats) string) {
+		fmt.Fprintf(tw, "%s\t%s", name, f(cluster))
+		if local != nil {
+			fmt.Fprintf(tw, "\t%s", f(*local))
+		}
+		fmt.Fprintln(tw)
+	}
+	row("ok / failed", func(s bench.Stats) string { return fmt.Sprintf("%d / %d", s.N-s.Errors, s.Errors) })
+	row("elapsed", func(s bench.Stats) string { return s.Elapsed.Round(time.Millisecond).String() })
+	row("throughput", func(s bench.Stats) string { return fmt.Sprintf("%.1f jobs/s", s.Throughput) })
+	row("p50", func(s bench.Stats) string { return fmtMs(s.P50) })
+	row("p95", func(s bench.Stats) string { return fmtMs(s.P95) })
+	row("p99", func(s bench.Stats) string { return fmtMs(s.P99) })
+	row("max", func(s bench.Stats) string { return fmtMs(s.Max) })
+	tw.Flush()
+	if local != nil && local.P50 > 0 {
+		fmt.Fprintf(w, "p50 added by the cluster: %+.2f ms (%.1fx the local exec)\n",
+			float64(cluster.P50-local.P50)/float64(time.Millisecond), float64(cluster.P50)/float64(local.P50))
+	}
+}
+
+func fmtMs(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}

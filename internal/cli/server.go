@@ -1,0 +1,278 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/grappe/grappe/internal/lang"
+	"github.com/grappe/grappe/internal/master"
+	"github.com/grappe/grappe/internal/worker"
+)
+
+// version is grappe's version, reported by workers.
+const version = "0.1.0-dev"
+
+// masterFlags are shared by `grappe master` and `grappe up`.
+type masterFlags struct {
+	data, listen, clusterListen string
+	catalogue, sync, logLevel   string
+	tlsHosts                    []string
+	heartbeat, workerTimeout    time.Duration
+	placementTimeout            time.Duration
+	maxCPU, maxMem              float64
+}
+
+func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.data, "data", defaultDataDir(), "data directory (database, CA, tokens)")
+	fl.StringVar(&f.listen, "listen", listenDefault, "address of the REST API and web UI (HTTPS)")
+	fl.StringVar(&f.clusterListen, "cluster-listen", clusterDefault, "address workers connect to (gRPC over TLS)")
+	fl.StringVar(&f.catalogue, "catalogue", "", "YAML file of extra or overriding language entries")
+	fl.StringVar(&f.sync, "sync", "normal", "SQLite durability: normal (survives a master crash) or full (also a power loss)")
+	fl.StringSliceVar(&f.tlsHosts, "tls-host", nil, "extra host names or IPs for the master's certificate")
+	fl.DurationVar(&f.heartbeat, "heartbeat", time.Second, "worker heartbeat interval")
+	fl.DurationVar(&f.workerTimeout, "worker-timeout", 5*time.Second, "a worker silent this long is declared lost")
+	fl.DurationVar(&f.placementTimeout, "placement-timeout", time.Minute, "a job no connected worker can run fails after this long")
+	fl.Float64Var(&f.maxCPU, "max-cpu", 95, "skip workers above this CPU percent")
+	fl.Float64Var(&f.maxMem, "max-mem", 95, "skip workers above this memory percent")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Config {
+	return master.Config{
+		DataDir: f.data, Listen: f.listen, ClusterListen: f.clusterListen,
+		TLSHosts: f.tlsHosts, Catalogue: cat, Synchronous: f.sync,
+		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
+		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, Logger: log,
+	}
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "grappe")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "grappe")
+	}
+	return "grappe-data"
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func loadCatalogue(path string) (*lang.Catalogue, error) {
+	c, err := lang.Default()
+	if err != nil {
+		return nil, err
+	}
+	if path != "" {
+		return lang.Load(c, path)
+	}
+	return c, nil
+}
+
+func newMasterCmd() *cobra.Command {
+	var f masterFlags
+	cmd := &cobra.Command{
+		Use:   "master",
+		Short: "Run the master alone (REST API, web UI, scheduler); workers join it with `grappe worker`",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd.ErrOrStderr(), f.logLevel)
+			if err != nil {
+				return err
+			}
+			cat, err := loadCatalogue(f.catalogue)
+			if err != nil {
+				return err
+			}
+			m, err := master.New(f.config(log, cat))
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "grappe master serving %s\n", m.URL())
+			fmt.Fprintf(out, "workers join at %s with the token in %s\n", m.ClusterAddr(), filepath.Join(f.data, master.JoinTokenFile))
+			fmt.Fprintf(out, "admin token: %s; CA: %s\n", filepath.Join(f.data, master.AdminTokenFile), filepath.Join(f.data, master.CAFile))
+			fmt.Fprintln(out, "grappe master is ready")
+			return m.Run(cmd.Context())
+		},
+	}
+	f.register(cmd, ":7700", ":7701")
+	return cmd
+}
+
+func newUpCmd() *cobra.Command {
+	var f masterFlags
+	var workers, maxJobs int
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a whole cluster on this machine: a master and local workers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log, err := newLogger(cmd.ErrOrStderr(), f.logLevel)
+			if err != nil {
+				return err
+			}
+			cat, err := loadCatalogue(f.catalogue)
+			if err != nil {
+				return err
+			}
+			m, err := master.New(f.config(log, cat))
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			g, gctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return m.Run(gctx) })
+			tb, err := worker.PrepareToolbox(gctx, worker.ToolboxConfig{
+				DataDir: filepath.Join(f.data, "workers"), Catalogue: cat, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			for i := 1; i <= workers; i++ {
+				w, err := worker.New(worker.Config{
+					Master: m.ClusterAddr(), JoinToken: m.JoinToken(), CAPEM: m.CAPEM(),
+					Name: fmt.Sprintf("worker-%d", i), Slots: maxJobs,
+					Languages: tb, Sandbox: tb.Sandbox, Runner: tb.Runner,
+					DrainTimeout: 5 * time.Second, Version: version,
+					Logger: log,
+				})
+				if err != nil {
+					return err
+				}
+				g.Go(func() error { return w.Run(gctx) })
+			}
+			out := cmd.OutOrStdout()
+			data, _ := filepath.Abs(f.data)
+			fmt.Fprintf(out, "grappe is serving %s (%d workers × %d slots)\n", m.URL(), workers, maxJobs)
+			fmt.Fprintf(out, "admin token: %s\n", filepath.Join(data, master.AdminTokenFile))
+			fmt.Fprintf(out, "use it with:\n  export GRAPPE_ADDR=%s GRAPPE_CA=%s GRAPPE_TOKEN=$(cat %s)\n",
+				m.URL(), filepath.Join(data, master.CAFile), filepath.Join(data, master.AdminTokenFile))
+			if tb.Sandbox == "none" {
+				fmt.Fprintln(out, "WARNING: workers run programs WITHOUT a sandbox (insecure)")
+			}
+			fmt.Fprintln(out, "grappe is ready; Ctrl-C stops it")
+			_ = insecure
+			err = g.Wait()
+			fmt.Fprintln(out, "grappe stopped")
+			return err
+		},
+	}
+	f.register(cmd, "127.0.0.1:7700", "127.0.0.1:0")
+	cmd.Flags().IntVar(&workers, "workers", 2, "number of local workers")
+	cmd.Flags().IntVar(&maxJobs, "max-jobs", runtime.NumCPU(), "jobs each worker runs at once")
+	cmd.Flags().BoolVar(&insecure, "insecure-no-sandbox", false, "run programs without isolation (development only)")
+	return cmd
+}
+
+func newWorkerCmd() *cobra.Command {
+	var masterAddr, joinToken, joinTokenFile, name, data, labels, caFile, catalogue, logLevel string
+	var maxJobs int
+	var drain time.Duration
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a worker that joins a master and runs its jobs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log, err := newLogger(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
+			}
+			if joinToken == "" && joinTokenFile != "" {
+				b, err := os.ReadFile(joinTokenFile)
+				if err != nil {
+					return fmt.Errorf("--join-token-file: %w", err)
+				}
+				joinToken = strings.TrimSpace(string(b))
+			}
+			if joinToken == "" {
+				joinToken = os.Getenv("GRAPPE_JOIN_TOKEN")
+			}
+			if masterAddr == "" || joinToken == "" {
+				return fmt.Errorf("--master and --join-token (or GRAPPE_JOIN_TOKEN) are required")
+			}
+			if name == "" {
+				h, _ := os.Hostname()
+				name = h
+			}
+			lbls, err := parseLabels(labels)
+			if err != nil {
+				return err
+			}
+			var caPEM []byte
+			if caFile != "" {
+				if caPEM, err = os.ReadFile(caFile); err != nil {
+					return fmt.Errorf("--ca: %w", err)
+				}
+			}
+			cat, err := loadCatalogue(catalogue)
+			if err != nil {
+				return err
+			}
+			tb, err := worker.PrepareToolbox(ctx, worker.ToolboxConfig{DataDir: data, Catalogue: cat, Logger: log})
+			if err != nil {
+				return err
+			}
+			w, err := worker.New(worker.Config{
+				Master: masterAddr, JoinToken: joinToken, CAPEM: caPEM, Name: name, Slots: maxJobs,
+				Labels: lbls, Languages: tb, Sandbox: tb.Sandbox, Runner: tb.Runner,
+				DrainTimeout: drain, Version: version, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			_ = insecure
+			log.Info("worker starting", "name", name, "master", masterAddr, "slots", maxJobs, "sandbox", tb.Sandbox)
+			return w.Run(ctx)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&masterAddr, "master", "", "the master's cluster address, host:port")
+	fl.StringVar(&joinToken, "join-token", "", "the cluster's join token (see the master's DIR/join-token)")
+	fl.StringVar(&joinTokenFile, "join-token-file", "", "read the join token from this file")
+	fl.StringVar(&name, "name", "", "worker name (default: the host name)")
+	fl.StringVar(&data, "data", filepath.Join(os.TempDir(), "grappe-worker"), "work directories and compile cache")
+	fl.StringVar(&labels, "labels", "", "labels k=v,k=v that jobs can require")
+	fl.StringVar(&caFile, "ca", "", "CA certificate to trust instead of the token's fingerprint")
+	fl.StringVar(&catalogue, "catalogue", "", "YAML file of extra or overriding language entries")
+	fl.IntVar(&maxJobs, "max-jobs", runtime.NumCPU(), "jobs run at once")
+	fl.DurationVar(&drain, "drain-timeout", 30*time.Second, "on SIGTERM, wait this long for running jobs before handing them back")
+	fl.BoolVar(&insecure, "insecure-no-sandbox", false, "run programs without isolation (development only)")
+	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--labels: %q is not k=v", kv)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
+}

@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/grappe/grappe/api"
+)
+
+// Error is an error with the HTTP status and code the client sees. The
+// service returns it for everything that is the caller's fault; any other
+// error is logged and answered as a bare 500 with no details.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// Errorf builds an *Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Common errors.
+var (
+	ErrNotFound = &Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: "not found"}
+	ErrNoAuth   = &Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "missing or invalid token"}
+	ErrNotAdmin = &Error{Status: http.StatusForbidden, Code: api.CodeForbidden, Message: "admin role required"}
+)
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = &Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: "internal error"}
+	}
+	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, e.Status, api.ErrorBody{Error: api.ErrorDetail{Code: e.Code, Message: e.Message}})
+}

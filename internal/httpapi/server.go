@@ -1,0 +1,336 @@
+// Package httpapi serves grappe's REST API: JSON over HTTPS, bearer-token
+// authentication, Server-Sent Events for job progress. It knows nothing of
+// workers or storage; it talks to the master through the Service interface.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/auth"
+)
+
+// Service is what the API needs from the master.
+type Service interface {
+	Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest) (*api.Job, error)
+	// Job returns a job the principal may see, or ErrNotFound.
+	Job(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
+	Jobs(ctx context.Context, p *auth.Principal, status string, limit int) ([]api.Job, error)
+	Cancel(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
+	// Subscribe streams a job's events until it is terminal (the channel is
+	// then closed) or cancel is called. The job must be visible to p.
+	Subscribe(ctx context.Context, p *auth.Principal, id string) (events <-chan api.Event, cancel func(), err error)
+	Languages(ctx context.Context) []api.Language
+	Workers(ctx context.Context) []api.Worker
+	Cluster(ctx context.Context) (*api.Cluster, error)
+}
+
+// Authenticator resolves a bearer token.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (*auth.Principal, error)
+}
+
+// Config wires the API.
+type Config struct {
+	Service Service
+	Auth    Authenticator
+	Logger  *slog.Logger
+	// MaxBodyBytes caps request bodies (default 10 MiB).
+	MaxBodyBytes int64
+	// MaxWait caps ?wait=true&timeout= (default 5 minutes).
+	MaxWait time.Duration
+	// Metrics, if set, is served at /metrics.
+	Metrics http.Handler
+	// Clients records who is calling, for the cluster view.
+	Clients *Clients
+}
+
+type server struct {
+	Config
+}
+
+// New returns the API's handler.
+func New(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 10 << 20
+	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 5 * time.Minute
+	}
+	if cfg.Clients == nil {
+		cfg.Clients = NewClients()
+	}
+	s := &server{Config: cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	mux.Handle("POST /api/v1/jobs", s.authed(s.submit))
+	mux.Handle("GET /api/v1/jobs", s.authed(s.listJobs))
+	mux.Handle("GET /api/v1/jobs/{id}", s.authed(s.getJob))
+	mux.Handle("POST /api/v1/jobs/{id}/cancel", s.authed(s.cancel))
+	mux.Handle("GET /api/v1/jobs/{id}/events", s.authed(s.events))
+	mux.Handle("GET /api/v1/languages", s.authed(s.languages))
+	mux.Handle("GET /api/v1/workers", s.admin(s.workers))
+	mux.Handle("GET /api/v1/cluster", s.authed(s.cluster))
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, s.Logger, r, Errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return recoverPanics(s.Logger, mux)
+}
+
+// recoverPanics turns a handler panic into a JSON 500 and a log line, never
+// a dropped connection or a stack trace sent to the client.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				writeError(w, log, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error
+
+func (s *server) authed(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticate(r)
+		if err == nil {
+			s.Clients.Seen(p.User, r.RemoteAddr)
+			err = h(w, r, p)
+		}
+		if err != nil {
+			writeError(w, s.Logger, r, err)
+		}
+	})
+}
+
+func (s *server) admin(h handler) http.Handler {
+	return s.authed(func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+		if !p.IsAdmin() {
+			return ErrNotAdmin
+		}
+		return h(w, r, p)
+	})
+}
+
+func (s *server) authenticate(r *http.Request) (*auth.Principal, error) {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		return nil, ErrNoAuth
+	}
+	p, err := s.Auth.Authenticate(r.Context(), strings.TrimSpace(token))
+	if errors.Is(err, auth.ErrUnauthenticated) {
+		return nil, ErrNoAuth
+	}
+	return p, err
+}
+
+// decode reads a JSON body strictly: size-capped, unknown fields refused,
+// one value only.
+func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "request body over %d bytes", s.MaxBodyBytes)
+		}
+		return Errorf(http.StatusBadRequest, api.CodeInvalidJSON, "malformed JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Errorf(http.StatusBadRequest, api.CodeInvalidJSON, "malformed JSON: trailing data after the object")
+	}
+	return nil
+}
+
+func (s *server) submit(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	var req api.JobRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	wait, timeout, err := s.waitParams(r)
+	if err != nil {
+		return err
+	}
+	job, err := s.Service.Submit(r.Context(), p, &req)
+	if err != nil {
+		return err
+	}
+	if !wait {
+		writeJSON(w, http.StatusCreated, job)
+		return nil
+	}
+	return s.waitAndWrite(w, r, p, job, timeout)
+}
+
+// waitParams reads ?wait=true&timeout=30s (a Go duration or seconds).
+func (s *server) waitParams(r *http.Request) (bool, time.Duration, error) {
+	q := r.URL.Query()
+	wait := false
+	if v := q.Get("wait"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, 0, Errorf(http.StatusBadRequest, api.CodeBadRequest, "wait must be true or false")
+		}
+		wait = b
+	}
+	timeout := 30 * time.Second
+	if v := q.Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			secs, ferr := strconv.ParseFloat(v, 64)
+			if ferr != nil {
+				return false, 0, Errorf(http.StatusBadRequest, api.CodeBadRequest, "timeout must be a duration such as 30s")
+			}
+			d = time.Duration(secs * float64(time.Second))
+		}
+		if d < 0 {
+			return false, 0, Errorf(http.StatusBadRequest, api.CodeBadRequest, "timeout must not be negative")
+		}
+		timeout = min(d, s.MaxWait)
+	}
+	return wait, timeout, nil
+}
+
+// waitAndWrite answers 200 with the finished job, or 201 with its current
+// state when the timeout passes first.
+func (s *server) waitAndWrite(w http.ResponseWriter, r *http.Request, p *auth.Principal, job *api.Job, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	if !job.Terminal() {
+		events, unsubscribe, err := s.Service.Subscribe(ctx, p, job.ID)
+		if err != nil {
+			return err
+		}
+		func() {
+			defer unsubscribe()
+			for {
+				select {
+				case _, ok := <-events:
+					if !ok {
+						return
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		if r.Context().Err() != nil {
+			return nil // the client went away
+		}
+		fresh, err := s.Service.Job(r.Context(), p, job.ID)
+		if err != nil {
+			return err
+		}
+		job = fresh
+	}
+	status := http.StatusCreated
+	if job.Terminal() {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, job)
+	return nil
+}
+
+func (s *server) getJob(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	job, err := s.Service.Job(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	wait, timeout, err := s.waitParams(r)
+	if err != nil {
+		return err
+	}
+	if wait {
+		return s.waitAndWrite(w, r, p, job, timeout)
+	}
+	writeJSON(w, http.StatusOK, job)
+	return nil
+}
+
+func (s *server) listJobs(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	q := r.URL.Query()
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return Errorf(http.StatusBadRequest, api.CodeBadRequest, "limit must be between 1 and 1000")
+		}
+		limit = n
+	}
+	status := q.Get("status")
+	switch status {
+	case "", api.StatusQueued, api.StatusRunning, api.StatusDone, api.StatusCancelled, api.StatusFailed:
+	default:
+		return Errorf(http.StatusBadRequest, api.CodeBadRequest, "unknown status %q", status)
+	}
+	jobs, err := s.Service.Jobs(r.Context(), p, status, limit)
+	if err != nil {
+		return err
+	}
+	if jobs == nil {
+		jobs = []api.Job{}
+	}
+	writeJSON(w, http.StatusOK, api.JobList{Jobs: jobs})
+	return nil
+}
+
+func (s *server) cancel(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	job, err := s.Service.Cancel(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, job)
+	return nil
+}
+
+func (s *server) languages(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	langs := s.Service.Languages(r.Context())
+	if langs == nil {
+		langs = []api.Language{}
+	}
+	writeJSON(w, http.StatusOK, api.LanguageList{Languages: langs})
+	return nil
+}
+
+func (s *server) workers(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	ws := s.Service.Workers(r.Context())
+	if ws == nil {
+		ws = []api.Worker{}
+	}
+	writeJSON(w, http.StatusOK, api.WorkerList{Workers: ws})
+	return nil
+}
+
+func (s *server) cluster(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	c, err := s.Service.Cluster(r.Context())
+	if err != nil {
+		return err
+	}
+	c.Clients = s.Clients.Count()
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}

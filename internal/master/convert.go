@@ -1,0 +1,152 @@
+package master
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/scheduler"
+	"github.com/grappe/grappe/internal/store"
+)
+
+// resultDoc is what the store keeps of a job's outcome.
+type resultDoc struct {
+	Compile *api.Compile     `json:"compile,omitempty"`
+	Run     *api.Run         `json:"run,omitempty"`
+	Tests   []api.TestResult `json:"tests,omitempty"`
+}
+
+// newJobID returns a 32-hex-digit id that sorts by creation time: 48 bits
+// of milliseconds, then 80 random bits.
+func newJobID() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	_, _ = rand.Read(b[6:])
+	return hex.EncodeToString(b[:])
+}
+
+// buildSpec turns a validated submission into what the worker receives.
+func buildSpec(v *validated, req *api.JobRequest) *clusterpb.JobSpec {
+	spec := &clusterpb.JobSpec{
+		Language:    v.lang.Name,
+		Version:     req.Version,
+		Stdin:       v.stdin,
+		Args:        req.Args,
+		CompileArgs: req.CompileArgs,
+		Limits: &clusterpb.Limits{
+			CpuMs: v.limits.CPUMs, WallMs: v.limits.WallMs, MemoryMb: v.limits.MemoryMB,
+			Processes: v.limits.Processes, OutputKb: v.limits.OutputKB,
+		},
+		HasExpected:    req.ExpectedOutput != nil,
+		ExpectedOutput: v.expected,
+		StopOnFailure:  req.StopOnFailure,
+	}
+	for _, f := range v.files {
+		spec.Files = append(spec.Files, &clusterpb.File{Name: f.name, Content: f.content})
+	}
+	for _, t := range v.tests {
+		spec.Tests = append(spec.Tests, &clusterpb.TestCase{Stdin: t.stdin, HasExpected: t.hasExpected, ExpectedOutput: t.expected})
+	}
+	return spec
+}
+
+// liveFromStore rebuilds the in-memory job from its stored submission.
+func (m *Master) liveFromStore(sj *store.Job) (*liveJob, error) {
+	var req api.JobRequest
+	if err := json.Unmarshal(sj.Request, &req); err != nil {
+		return nil, fmt.Errorf("decode request: %w", err)
+	}
+	v, err := m.validate(&req)
+	if err != nil {
+		return nil, fmt.Errorf("revalidate request: %w", err)
+	}
+	return m.newLiveJob(sj.ID, sj.Owner, sj.Priority, v, &req, sj.MaxAttempts, sj.Attempts), nil
+}
+
+func (m *Master) newLiveJob(id, owner string, priority int, v *validated, req *api.JobRequest, maxAttempts, attempts int) *liveJob {
+	m.seq++
+	return &liveJob{
+		id: id, owner: owner, language: v.lang.Name, version: req.Version,
+		spec:        buildSpec(v, req),
+		maxAttempts: maxAttempts,
+		attempt:     attempts,
+		sched: &scheduler.Job{
+			ID: id, Owner: owner, Priority: priority, Seq: m.seq, Since: time.Now(),
+			Req: scheduler.Requirements{Language: v.lang.Name, Version: req.Version, Labels: req.Labels},
+		},
+	}
+}
+
+// finishFromResult turns a worker's result into the terminal record.
+func finishFromResult(r *clusterpb.Result) (store.Finish, error) {
+	if r.Error != "" {
+		return store.Finish{Status: store.StatusFailed, Error: r.Error, Version: r.Version}, nil
+	}
+	doc := resultDoc{}
+	if c := r.Compile; c != nil && c.Ran {
+		ac := &api.Compile{ExitCode: int(c.ExitCode), WallMs: c.WallMs, Cached: c.Cached}
+		ac.Stdout, ac.StdoutEncoding = encodeOutput(c.Stdout)
+		ac.Stderr, ac.StderrEncoding = encodeOutput(c.Stderr)
+		doc.Compile = ac
+	}
+	if r.Run != nil {
+		doc.Run = apiRun(r.Run)
+	}
+	for _, t := range r.Tests {
+		doc.Tests = append(doc.Tests, api.TestResult{Verdict: t.Verdict, Run: *apiRun(t)})
+	}
+	b, err := json.Marshal(&doc)
+	if err != nil {
+		return store.Finish{}, err
+	}
+	return store.Finish{Status: store.StatusDone, Verdict: r.Verdict, Version: r.Version, Result: b}, nil
+}
+
+func apiRun(r *clusterpb.RunResult) *api.Run {
+	ar := &api.Run{
+		ExitCode: int(r.ExitCode), Signal: r.Signal,
+		CPUMs: r.CpuMs, WallMs: r.WallMs, MemoryKB: r.MemoryKb,
+		OutputTruncated: r.OutputTruncated,
+	}
+	ar.Stdout, ar.StdoutEncoding = encodeOutput(r.Stdout)
+	ar.Stderr, ar.StderrEncoding = encodeOutput(r.Stderr)
+	return ar
+}
+
+// toAPI renders a stored job. withRequest adds the submission (for the
+// job's own page; lists leave it out to stay small).
+func toAPI(sj *store.Job, withRequest bool) (*api.Job, error) {
+	j := &api.Job{
+		ID: sj.ID, Owner: sj.Owner, Language: sj.Language, Version: sj.Version,
+		Status: sj.Status, Verdict: sj.Verdict, Error: sj.Error,
+		Attempts: sj.Attempts, MaxAttempts: sj.MaxAttempts, Worker: sj.Worker,
+		Priority: sj.Priority, Labels: sj.Labels, CreatedAt: sj.CreatedAt,
+	}
+	if !sj.StartedAt.IsZero() {
+		t := sj.StartedAt
+		j.StartedAt = &t
+	}
+	if !sj.FinishedAt.IsZero() {
+		t := sj.FinishedAt
+		j.FinishedAt = &t
+	}
+	if len(sj.Result) > 0 {
+		var doc resultDoc
+		if err := json.Unmarshal(sj.Result, &doc); err != nil {
+			return nil, fmt.Errorf("decode result of %s: %w", sj.ID, err)
+		}
+		j.Compile, j.Run, j.Tests = doc.Compile, doc.Run, doc.Tests
+	}
+	if withRequest && len(sj.Request) > 0 {
+		var req api.JobRequest
+		if err := json.Unmarshal(sj.Request, &req); err == nil {
+			j.Request = &req
+		}
+	}
+	return j, nil
+}

@@ -1,0 +1,346 @@
+// Package master wires grappe's master: the durable store, the job queue
+// and scheduler, the gRPC endpoint workers connect to, and the HTTPS REST
+// API. The master runs no user code: it validates, persists, schedules and
+// relays.
+package master
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/httpapi"
+	"github.com/grappe/grappe/internal/lang"
+	"github.com/grappe/grappe/internal/pki"
+	"github.com/grappe/grappe/internal/scheduler"
+	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/sqlite"
+)
+
+// Config configures a master. Zero values take the defaults below.
+type Config struct {
+	// DataDir holds the database, the CA and the tokens.
+	DataDir string
+	// Listen serves the REST API (default 127.0.0.1:7700; use port 0 in tests).
+	Listen string
+	// ClusterListen serves the workers' gRPC (default :7701).
+	ClusterListen string
+	// TLSHosts are extra names and IPs for the master's certificate.
+	TLSHosts []string
+	// Catalogue validates languages; default the embedded one.
+	Catalogue *lang.Catalogue
+	// Synchronous is SQLite's durability: "normal" (default: survives a
+	// crash of the master process) or "full" (also a power loss).
+	Synchronous string
+
+	HeartbeatInterval time.Duration // default 1s
+	WorkerTimeout     time.Duration // silent this long → lost; default 5s
+	PlacementTimeout  time.Duration // no capable worker this long → failed; default 60s
+	RecoveryGrace     time.Duration // after a restart, for workers to re-adopt; default 15s
+	ForgetLostAfter   time.Duration // lost workers leave the list; default 1h
+	MaxAttempts       int           // default 3
+	MaxCPUPercent     float64       // workers above are skipped; default 95
+	MaxMemoryPercent  float64       // default 95
+
+	DefaultLimits api.Limits
+	MaxLimits     api.Limits
+	MaxBodyBytes  int64
+
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7700"
+	}
+	if c.ClusterListen == "" {
+		c.ClusterListen = ":7701"
+	}
+	def(&c.HeartbeatInterval, time.Second)
+	def(&c.WorkerTimeout, 5*time.Second)
+	def(&c.PlacementTimeout, 60*time.Second)
+	def(&c.RecoveryGrace, 15*time.Second)
+	def(&c.ForgetLostAfter, time.Hour)
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if c.MaxCPUPercent == 0 {
+		c.MaxCPUPercent = 95
+	}
+	if c.MaxMemoryPercent == 0 {
+		c.MaxMemoryPercent = 95
+	}
+	if c.DefaultLimits == (api.Limits{}) {
+		c.DefaultLimits = api.Limits{CPUMs: 5000, WallMs: 10000, MemoryMB: 256, Processes: 64, OutputKB: 1024}
+	}
+	if c.MaxLimits == (api.Limits{}) {
+		c.MaxLimits = api.Limits{CPUMs: 60000, WallMs: 120000, MemoryMB: 4096, Processes: 1024, OutputKB: 64 << 10}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Master is a running master. Create it with New, start it with Run.
+type Master struct {
+	cfg       Config
+	log       *slog.Logger
+	store     store.Store
+	auth      *auth.Authenticator
+	catalogue *lang.Catalogue
+	ca        *pki.CA
+	joinToken string
+	broker    *broker
+	metrics   *metrics
+	schedOpts scheduler.Options
+
+	apiLn, clusterLn net.Listener
+	httpSrv          *http.Server
+	grpcSrv          *grpc.Server
+
+	kickc chan struct{}
+
+	mu      sync.Mutex
+	queue   *scheduler.Queue
+	jobs    map[string]*liveJob
+	workers map[string]*workerEntry
+	seq     int64
+	wsBuf   []*scheduler.Worker
+
+	closeOnce sync.Once
+}
+
+// Files in the data directory that the contract names.
+const (
+	CAFile         = "ca.pem"
+	AdminTokenFile = "admin-token"
+	JoinTokenFile  = "join-token"
+	dbFile         = "grappe.db"
+)
+
+// New opens the store, creates the CA and tokens on first start, rebuilds
+// the queue and binds both listeners, so Addr and ClusterAddr are known
+// before Run.
+func New(cfg Config) (*Master, error) {
+	cfg.setDefaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("master: DataDir is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("master: data dir: %w", err)
+	}
+	m := &Master{
+		cfg: cfg, log: cfg.Logger, catalogue: cfg.Catalogue,
+		broker: newBroker(), kickc: make(chan struct{}, 1),
+		queue: scheduler.NewQueue(), jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{},
+		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
+	}
+	if m.catalogue == nil {
+		c, err := lang.Default()
+		if err != nil {
+			return nil, fmt.Errorf("master: catalogue: %w", err)
+		}
+		m.catalogue = c
+	}
+	m.metrics = newMetrics(m)
+	ok := false
+	defer func() {
+		if !ok {
+			m.Close()
+		}
+	}()
+	var err error
+	if m.ca, err = pki.LoadOrCreate(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("master: CA: %w", err)
+	}
+	if m.store, err = sqlite.New(sqlite.Config{Path: filepath.Join(cfg.DataDir, dbFile), Synchronous: cfg.Synchronous}); err != nil {
+		return nil, fmt.Errorf("master: store: %w", err)
+	}
+	m.auth = auth.New(m.store)
+	ctx := context.Background()
+	if err := m.auth.EnsureAdmin(ctx, filepath.Join(cfg.DataDir, AdminTokenFile)); err != nil {
+		return nil, fmt.Errorf("master: admin token: %w", err)
+	}
+	if m.joinToken, err = m.loadJoinToken(); err != nil {
+		return nil, err
+	}
+	if err := m.recover(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.listen(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return m, nil
+}
+
+func (m *Master) loadJoinToken() (string, error) {
+	path := filepath.Join(m.cfg.DataDir, JoinTokenFile)
+	tok, err := auth.ReadSecretFile(path)
+	if err == nil {
+		if _, perr := pki.ParseJoinToken(tok); perr != nil {
+			return "", fmt.Errorf("master: %s: %w", path, perr)
+		}
+		return tok, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("master: join token: %w", err)
+	}
+	if tok, err = pki.NewJoinToken(m.ca); err != nil {
+		return "", fmt.Errorf("master: join token: %w", err)
+	}
+	if err := auth.WriteSecretFile(path, tok); err != nil {
+		return "", fmt.Errorf("master: join token: %w", err)
+	}
+	return tok, nil
+}
+
+func (m *Master) listen() error {
+	hosts := append([]string{}, m.cfg.TLSHosts...)
+	for _, addr := range []string{m.cfg.Listen, m.cfg.ClusterListen} {
+		if h, _, err := net.SplitHostPort(addr); err == nil && h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	cert, err := m.ca.IssueServer(hosts)
+	if err != nil {
+		return fmt.Errorf("master: server certificate: %w", err)
+	}
+	tlsCfg := pki.ServerTLS(cert)
+	if m.apiLn, err = net.Listen("tcp", m.cfg.Listen); err != nil {
+		return fmt.Errorf("master: listen %s: %w", m.cfg.Listen, err)
+	}
+	if m.clusterLn, err = net.Listen("tcp", m.cfg.ClusterListen); err != nil {
+		return fmt.Errorf("master: cluster listen %s: %w", m.cfg.ClusterListen, err)
+	}
+	handler := httpapi.New(httpapi.Config{
+		Service: m, Auth: m.auth, Logger: m.log,
+		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(),
+	})
+	m.httpSrv = &http.Server{
+		Handler:           handler,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+	}
+	m.apiLn = tls.NewListener(m.apiLn, tlsCfg)
+	m.grpcSrv = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsCfg.Clone())),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(64<<20),
+		grpc.MaxSendMsgSize(64<<20),
+	)
+	clusterpb.RegisterClusterServer(m.grpcSrv, &clusterServer{m: m})
+	return nil
+}
+
+// Addr is the REST API's address.
+func (m *Master) Addr() string { return m.apiLn.Addr().String() }
+
+// URL is the REST API's base URL.
+func (m *Master) URL() string { return "https://" + m.Addr() }
+
+// ClusterAddr is where workers connect.
+func (m *Master) ClusterAddr() string { return m.clusterLn.Addr().String() }
+
+// JoinToken is the token workers present.
+func (m *Master) JoinToken() string { return m.joinToken }
+
+// CAPEM is the cluster CA certificate.
+func (m *Master) CAPEM() []byte { return m.ca.CertPEM() }
+
+// DataDir is where the master keeps its files.
+func (m *Master) DataDir() string { return m.cfg.DataDir }
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func (m *Master) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := m.httpSrv.Serve(m.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("master: http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := m.grpcSrv.Serve(m.clusterLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("master: grpc: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { m.dispatchLoop(gctx); return nil })
+	g.Go(func() error { m.sweepLoop(gctx); return nil })
+	g.Go(func() error {
+		<-gctx.Done()
+		m.shutdown()
+		return nil
+	})
+	err := g.Wait()
+	m.Close()
+	return err
+}
+
+func (m *Master) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Stop the worker streams first: they are long-lived and would hold
+	// GracefulStop forever. Workers keep their jobs and reconnect later.
+	stopped := make(chan struct{})
+	go func() { m.grpcSrv.GracefulStop(); close(stopped) }()
+	m.mu.Lock()
+	for _, w := range m.workers {
+		if w.session != nil {
+			w.session.close()
+		}
+	}
+	m.mu.Unlock()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		m.grpcSrv.Stop()
+	}
+	_ = m.httpSrv.Shutdown(ctx)
+}
+
+// Close releases everything; it is safe to call more than once.
+func (m *Master) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		if m.grpcSrv != nil {
+			m.grpcSrv.Stop()
+		}
+		if m.httpSrv != nil {
+			_ = m.httpSrv.Close()
+		}
+		for _, ln := range []net.Listener{m.apiLn, m.clusterLn} {
+			if ln != nil {
+				_ = ln.Close()
+			}
+		}
+		if m.store != nil {
+			err = m.store.Close()
+		}
+	})
+	return err
+}

@@ -1,0 +1,300 @@
+package master
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/httpapi"
+	"github.com/grappe/grappe/internal/store"
+)
+
+var _ httpapi.Service = (*Master)(nil)
+
+// Submit validates, persists and queues a job. The job is committed to the
+// store before its id is returned: an accepted job survives a crash.
+func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest) (*api.Job, error) {
+	v, err := m.validate(req)
+	if err != nil {
+		return nil, err
+	}
+	req.Language = v.lang.Name
+	req.Limits = v.limits
+	if req.MaxAttempts == 0 {
+		req.MaxAttempts = m.cfg.MaxAttempts
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	sj := &store.Job{
+		ID: newJobID(), Owner: p.User, Language: v.lang.Name, Version: req.Version,
+		Status: store.StatusQueued, MaxAttempts: req.MaxAttempts, Priority: req.Priority,
+		Labels: req.Labels, CreatedAt: time.Now().UTC(), Request: body,
+	}
+	if err := m.store.CreateJob(ctx, sj); err != nil {
+		return nil, fmt.Errorf("store job: %w", err)
+	}
+	m.mu.Lock()
+	lj := m.newLiveJob(sj.ID, sj.Owner, sj.Priority, v, req, sj.MaxAttempts, 0)
+	m.jobs[sj.ID] = lj
+	m.queue.Push(lj.sched)
+	m.mu.Unlock()
+	m.kick()
+	m.metrics.submitted(v.lang.Name)
+	return toAPI(sj, false)
+}
+
+// visible loads a job the principal may see. Another user's job answers
+// not found, not forbidden, so ids leak nothing.
+func (m *Master) visible(ctx context.Context, p *auth.Principal, id string) (*store.Job, error) {
+	if id == "" || len(id) > 64 {
+		return nil, httpapi.ErrNotFound
+	}
+	sj, err := m.store.GetJob(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, httpapi.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !p.IsAdmin() && sj.Owner != p.User {
+		return nil, httpapi.ErrNotFound
+	}
+	return sj, nil
+}
+
+// Job returns one job, with its queue position while it waits.
+func (m *Master) Job(ctx context.Context, p *auth.Principal, id string) (*api.Job, error) {
+	sj, err := m.visible(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	j, err := toAPI(sj, true)
+	if err != nil {
+		return nil, err
+	}
+	if j.Status == api.StatusQueued {
+		m.mu.Lock()
+		j.QueuePosition = m.queue.Position(id)
+		m.mu.Unlock()
+	}
+	return j, nil
+}
+
+// Jobs lists the caller's jobs, or everyone's for an admin, newest first.
+func (m *Master) Jobs(ctx context.Context, p *auth.Principal, status string, limit int) ([]api.Job, error) {
+	f := store.ListFilter{Status: status, Limit: limit}
+	if !p.IsAdmin() {
+		f.Owner = p.User
+	}
+	sjs, err := m.store.ListJobs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Job, 0, len(sjs))
+	for _, sj := range sjs {
+		j, err := toAPI(sj, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *j)
+	}
+	return out, nil
+}
+
+// Cancel stops a queued job before it starts, or a running one: the job
+// is recorded cancelled at once and its worker told to kill it.
+func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api.Job, error) {
+	if _, err := m.visible(ctx, p, id); err != nil {
+		return nil, err
+	}
+	f := store.Finish{Status: store.StatusCancelled, Error: "cancelled by " + p.User}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		f.At = time.Now().UTC()
+		m.mu.Lock()
+		lj := m.jobs[id]
+		switch {
+		case lj == nil: // already terminal
+			m.mu.Unlock()
+			return m.Job(ctx, p, id)
+		case m.queue.Remove(id):
+			delete(m.jobs, id)
+			m.mu.Unlock()
+			if err := m.store.FinishQueued(ctx, id, f); err != nil && !errors.Is(err, store.ErrConflict) {
+				return nil, err
+			}
+			m.finishedEvent(ctx, id, lj.language, f)
+			return m.Job(ctx, p, id)
+		case lj.starting:
+			m.mu.Unlock()
+			time.Sleep(time.Millisecond) // the placement commits in microseconds
+			continue
+		}
+		n, workerName := lj.attempt, lj.worker
+		m.mu.Unlock()
+		err := m.store.FinishAttempt(ctx, id, n, f)
+		if errors.Is(err, store.ErrConflict) {
+			continue // re-queued or finished meanwhile: look again
+		}
+		if err != nil {
+			return nil, err
+		}
+		m.mu.Lock()
+		if m.jobs[id] == lj {
+			delete(m.jobs, id)
+		}
+		var sess *session
+		if w := m.workers[workerName]; w != nil {
+			sess = w.session
+		}
+		m.mu.Unlock()
+		if sess != nil {
+			sess.sendMsg(cancelMsg(id, n, f.Error))
+		}
+		m.finishedEvent(ctx, id, lj.language, f)
+		return m.Job(ctx, p, id)
+	}
+	return nil, httpapi.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "the job is changing state; try again")
+}
+
+func (m *Master) finishedEvent(ctx context.Context, id, language string, f store.Finish) {
+	m.metrics.finished(language, f.Status, f.Verdict)
+	m.publishEnd(ctx, id)
+}
+
+func cancelMsg(id string, n int, reason string) *clusterpb.MasterMessage {
+	return &clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Cancel{Cancel: &clusterpb.Cancel{
+		Attempt: &clusterpb.AttemptRef{JobId: id, Attempt: int32(n)}, Reason: reason,
+	}}}
+}
+
+// Subscribe streams a job's events; see httpapi.Service.
+func (m *Master) Subscribe(ctx context.Context, p *auth.Principal, id string) (<-chan api.Event, func(), error) {
+	if _, err := m.visible(ctx, p, id); err != nil {
+		return nil, nil, err
+	}
+	ch, cancel := m.broker.subscribe(id)
+	// A job that finished between the check and the subscription would
+	// never close the channel: look once more.
+	m.mu.Lock()
+	_, live := m.jobs[id]
+	m.mu.Unlock()
+	if !live {
+		cancel()
+	}
+	return ch, cancel, nil
+}
+
+// publishState sends a job's new state to its subscribers.
+func (m *Master) publishState(ctx context.Context, id string) {
+	if !m.broker.hasSubscribers(id) {
+		return
+	}
+	sj, err := m.store.GetJob(ctx, id)
+	if err != nil {
+		return
+	}
+	if j, err := toAPI(sj, false); err == nil {
+		m.broker.publish(id, api.Event{Type: "state", Job: j})
+	}
+}
+
+// publishEnd closes a finished job's subscriptions; subscribers then read
+// the final job from the store.
+func (m *Master) publishEnd(ctx context.Context, id string) {
+	if id != "" {
+		m.broker.finish(id, api.Event{Type: "end"})
+	}
+}
+
+// Languages lists what the connected workers can run.
+func (m *Master) Languages(ctx context.Context) []api.Language {
+	m.mu.Lock()
+	type agg struct {
+		versions map[string]bool
+		workers  int
+	}
+	byName := map[string]*agg{}
+	for _, w := range m.workers {
+		if w.session == nil || w.status == api.WorkerLost {
+			continue
+		}
+		for _, l := range w.languages {
+			a := byName[l.Name]
+			if a == nil {
+				a = &agg{versions: map[string]bool{}}
+				byName[l.Name] = a
+			}
+			a.versions[l.Version] = true
+			a.workers++
+		}
+	}
+	m.mu.Unlock()
+	out := make([]api.Language, 0, len(byName))
+	for name, a := range byName {
+		l := api.Language{Name: name, Workers: a.workers}
+		for v := range a.versions {
+			l.Versions = append(l.Versions, v)
+		}
+		sort.Strings(l.Versions)
+		l.Version = l.Versions[len(l.Versions)-1]
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Workers lists every known worker with its live load.
+func (m *Master) Workers(ctx context.Context) []api.Worker {
+	m.mu.Lock()
+	out := make([]api.Worker, 0, len(m.workers))
+	for _, w := range m.workers {
+		labels := w.labels
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		out = append(out, api.Worker{
+			Name: w.name, Address: w.address, Status: w.status,
+			Languages: w.languages, Labels: labels,
+			Slots: w.sched.Slots, Running: len(w.attempts),
+			CPUPercent: w.sched.CPUPercent, MemoryPercent: w.sched.MemoryPercent,
+			JobsDone: w.jobsDone, LastHeartbeat: w.lastBeat.UTC(), ConnectedAt: w.connectedAt.UTC(),
+			Sandbox: w.sandbox, Version: w.version,
+		})
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Cluster summarises workers and jobs.
+func (m *Master) Cluster(ctx context.Context) (*api.Cluster, error) {
+	counts, err := m.store.CountJobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &api.Cluster{Workers: map[string]int{}, Jobs: map[string]int{}}
+	for _, s := range []string{api.StatusQueued, api.StatusRunning, api.StatusDone, api.StatusCancelled, api.StatusFailed} {
+		c.Jobs[s] = counts[s]
+	}
+	m.mu.Lock()
+	for _, w := range m.workers {
+		c.Workers[w.status]++
+		if w.status != api.WorkerLost {
+			c.Slots += w.sched.Slots
+			c.SlotsInUse += len(w.attempts)
+		}
+	}
+	c.QueueDepth = m.queue.Len()
+	m.mu.Unlock()
+	return c, nil
+}

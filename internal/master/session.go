@@ -1,0 +1,357 @@
+package master
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/scheduler"
+	"github.com/grappe/grappe/internal/store"
+)
+
+// helloTimeout bounds how long a new connection may take to say who it is.
+const helloTimeout = 10 * time.Second
+
+// session is one live Connect stream of a worker. Messages to the worker go
+// through send, drained by a single goroutine, because a gRPC stream must
+// not be written from two goroutines at once.
+type session struct {
+	send   chan *clusterpb.MasterMessage
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+// sendMsg queues a message for the worker; it gives up when the session
+// ends rather than block a caller forever.
+func (s *session) sendMsg(msg *clusterpb.MasterMessage) {
+	select {
+	case s.send <- msg:
+	case <-s.ctx.Done():
+	}
+}
+
+func (s *session) close() { s.once.Do(s.cancel) }
+
+// clusterServer adapts the Master to the generated gRPC interface.
+type clusterServer struct {
+	clusterpb.UnimplementedClusterServer
+	m *Master
+}
+
+var _ clusterpb.ClusterServer = (*clusterServer)(nil)
+
+func (cs *clusterServer) Connect(stream clusterpb.Cluster_ConnectServer) error {
+	return cs.m.serveWorker(stream)
+}
+
+func (m *Master) serveWorker(stream clusterpb.Cluster_ConnectServer) error {
+	addr := ""
+	if p, ok := peer.FromContext(stream.Context()); ok {
+		addr = p.Addr.String()
+	}
+	hello, err := recvHello(stream)
+	if err != nil {
+		m.log.Warn("worker refused", "addr", addr, "err", err)
+		return err
+	}
+	if subtle.ConstantTimeCompare([]byte(hello.JoinToken), []byte(m.joinToken)) != 1 {
+		m.log.Warn("worker refused: wrong join token", "addr", addr, "name", hello.Name)
+		return status.Error(codes.Unauthenticated, "invalid join token")
+	}
+	if hello.Name == "" || len(hello.Name) > 128 || hello.Slots < 1 {
+		return status.Error(codes.InvalidArgument, "hello needs a name (at most 128 bytes) and at least one slot")
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	sess := &session{send: make(chan *clusterpb.MasterMessage, 256), ctx: ctx, cancel: cancel}
+
+	// Results the worker finished while disconnected are recorded first,
+	// so the reconciliation below does not re-queue them.
+	for _, r := range hello.PendingResults {
+		m.recordResult(ctx, hello.Name, r)
+	}
+	abandon := m.register(ctx, hello, sess, addr)
+	welcome := &clusterpb.Welcome{
+		WorkerId:            hello.Name,
+		HeartbeatIntervalMs: m.cfg.HeartbeatInterval.Milliseconds(),
+		LeaseMs:             m.cfg.WorkerTimeout.Milliseconds(),
+		Abandon:             abandon,
+	}
+	if err := stream.Send(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Welcome{Welcome: welcome}}); err != nil {
+		m.unregister(hello.Name, sess)
+		return err
+	}
+	for _, r := range hello.PendingResults {
+		_ = stream.Send(ackMsg(r.Attempt))
+	}
+	m.log.Info("worker connected", "worker", hello.Name, "addr", addr, "slots", hello.Slots,
+		"languages", len(hello.Languages), "sandbox", hello.Sandbox, "running", len(hello.Running))
+	m.kick()
+
+	go func() {
+		for {
+			select {
+			case msg := <-sess.send:
+				if err := stream.Send(msg); err != nil {
+					sess.close()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	err = m.receive(ctx, hello.Name, sess, stream)
+	m.unregister(hello.Name, sess)
+	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+		m.log.Info("worker stream ended", "worker", hello.Name, "err", err)
+	}
+	return nil
+}
+
+func recvHello(stream clusterpb.Cluster_ConnectServer) (*clusterpb.Hello, error) {
+	type res struct {
+		msg *clusterpb.WorkerMessage
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		msg, err := stream.Recv()
+		ch <- res{msg, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		if h := r.msg.GetHello(); h != nil {
+			return h, nil
+		}
+		return nil, status.Error(codes.InvalidArgument, "the first message must be a hello")
+	case <-time.After(helloTimeout):
+		return nil, status.Error(codes.DeadlineExceeded, "no hello in time")
+	}
+}
+
+func (m *Master) receive(ctx context.Context, name string, sess *session, stream clusterpb.Cluster_ConnectServer) error {
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch x := msg.Msg.(type) {
+		case *clusterpb.WorkerMessage_Heartbeat:
+			m.heartbeat(name, sess, x.Heartbeat)
+		case *clusterpb.WorkerMessage_Output:
+			m.output(x.Output)
+		case *clusterpb.WorkerMessage_Result:
+			if m.recordResult(ctx, name, x.Result) {
+				sess.sendMsg(ackMsg(x.Result.Attempt))
+			}
+		case *clusterpb.WorkerMessage_Release:
+			m.release(ctx, name, x.Release)
+		case *clusterpb.WorkerMessage_Accepted:
+			// Nothing to do yet: the attempt is already running in the store.
+		}
+	}
+}
+
+func ackMsg(a *clusterpb.AttemptRef) *clusterpb.MasterMessage {
+	return &clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_ResultAck{ResultAck: &clusterpb.ResultAck{Attempt: a}}}
+}
+
+// register installs a (re)connected worker. Attempts the worker announces
+// that the master still assigns to it are re-adopted; the ones the master
+// no longer wants are returned for the worker to kill; the ones the master
+// thought it ran but it does not announce are re-queued.
+func (m *Master) register(ctx context.Context, h *clusterpb.Hello, sess *session, addr string) []*clusterpb.AttemptRef {
+	now := time.Now()
+	langs, byName := languageSets(h.Languages)
+
+	var abandon []*clusterpb.AttemptRef
+	var vanished []attemptRef
+	m.mu.Lock()
+	w := m.workers[h.Name]
+	if w == nil {
+		w = &workerEntry{name: h.Name, attempts: map[string]int{}}
+		m.workers[h.Name] = w
+	} else if w.session != nil {
+		w.session.close() // a newer connection of the same worker wins
+	}
+	if w.status == api.WorkerLost {
+		// Its attempts were re-queued when it was declared lost.
+		w.attempts = map[string]int{}
+	}
+	w.address, w.languages, w.labels = addr, langs, h.Labels
+	w.sandbox, w.version, w.draining = h.Sandbox, h.Version, h.Draining
+	w.status, w.session, w.connectedAt, w.lastBeat = api.WorkerUp, sess, now, now
+	if w.draining {
+		w.status = api.WorkerDraining
+	}
+	w.sched = scheduler.Worker{ID: h.Name, Languages: byName, Labels: h.Labels, Slots: int(h.Slots)}
+	w.sched.CPUPercent, w.sched.MemoryPercent = 0, 0
+
+	announced := map[string]int{}
+	for _, a := range h.Running {
+		announced[a.JobId] = int(a.Attempt)
+		lj := m.jobs[a.JobId]
+		if lj != nil && lj.worker == h.Name && lj.attempt == int(a.Attempt) && !lj.starting {
+			w.attempts[a.JobId] = int(a.Attempt)
+			lj.adoptBy = time.Time{}
+			continue
+		}
+		abandon = append(abandon, a)
+	}
+	for id, n := range w.attempts {
+		if announced[id] != n {
+			if lj := m.jobs[id]; lj != nil && lj.starting {
+				continue // the assignment is on its way
+			}
+			delete(w.attempts, id)
+			vanished = append(vanished, attemptRef{id, n})
+		}
+	}
+	m.mu.Unlock()
+	for _, a := range vanished {
+		m.requeue(ctx, a.id, a.n, fmt.Sprintf("worker %s reconnected without it", h.Name))
+	}
+	return abandon
+}
+
+// unregister detaches a session that ended. The worker keeps its attempts
+// until it reconnects or its heartbeat timeout declares it lost.
+func (m *Master) unregister(name string, sess *session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if w := m.workers[name]; w != nil && w.session == sess {
+		w.session = nil
+	}
+	sess.close()
+}
+
+func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) {
+	m.mu.Lock()
+	w := m.workers[name]
+	if w == nil || w.session != sess {
+		m.mu.Unlock()
+		return
+	}
+	w.lastBeat = time.Now()
+	w.sched.CPUPercent, w.sched.MemoryPercent = hb.CpuPercent, hb.MemoryPercent
+	wasDraining := w.draining
+	w.draining = hb.Draining
+	if w.draining {
+		w.status = api.WorkerDraining
+	} else {
+		w.status = api.WorkerUp
+	}
+	if hb.LanguagesChanged {
+		w.languages, w.sched.Languages = languageSets(hb.Languages)
+	}
+	queued := m.queue.Len() > 0
+	m.mu.Unlock()
+	if queued || wasDraining != hb.Draining || hb.LanguagesChanged {
+		m.kick()
+	}
+}
+
+func (m *Master) output(o *clusterpb.Output) {
+	if o.Attempt == nil || !m.broker.hasSubscribers(o.Attempt.JobId) {
+		return
+	}
+	data, enc := encodeOutput(o.Data)
+	m.broker.publish(o.Attempt.JobId, api.Event{Type: "output", Stream: o.Stream, Data: data, Encoding: enc})
+}
+
+// recordResult stores a worker's result for (job, attempt) exactly once.
+// It reports whether the worker may forget the result: true when it was
+// recorded or is stale, false when the store failed and it must be resent.
+func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Result) bool {
+	if r.Attempt == nil {
+		return true
+	}
+	id, n := r.Attempt.JobId, int(r.Attempt.Attempt)
+	f, err := finishFromResult(r)
+	if err != nil {
+		m.log.Error("unreadable result", "job", id, "worker", name, "err", err)
+		f = store.Finish{Status: store.StatusFailed, Error: "the worker sent an unreadable result"}
+	}
+	f.At = time.Now().UTC()
+	err = m.store.FinishAttempt(ctx, id, n, f)
+	m.mu.Lock()
+	w := m.workers[name]
+	if w != nil && w.attempts[id] == n {
+		delete(w.attempts, id)
+	}
+	var lj *liveJob
+	if err == nil {
+		if w != nil {
+			w.jobsDone++
+		}
+		if cur := m.jobs[id]; cur != nil && cur.attempt == n {
+			lj = cur
+			delete(m.jobs, id)
+		}
+	}
+	m.mu.Unlock()
+	m.kick()
+	switch {
+	case err == nil:
+		lang := ""
+		if lj != nil {
+			lang = lj.language
+		}
+		m.metrics.finished(lang, f.Status, f.Verdict)
+		m.publishEnd(ctx, id)
+		return true
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+		m.log.Debug("stale or duplicate result ignored", "job", id, "attempt", n, "worker", name)
+		return true
+	default:
+		m.log.Error("record result", "job", id, "err", err)
+		return false
+	}
+}
+
+// release re-queues an attempt its worker handed back unfinished.
+func (m *Master) release(ctx context.Context, name string, r *clusterpb.Release) {
+	if r.Attempt == nil {
+		return
+	}
+	id, n := r.Attempt.JobId, int(r.Attempt.Attempt)
+	m.mu.Lock()
+	w := m.workers[name]
+	owned := w != nil && w.attempts[id] == n
+	if owned {
+		delete(w.attempts, id)
+	}
+	m.mu.Unlock()
+	if owned {
+		m.requeue(ctx, id, n, r.Reason)
+	}
+}
+
+// languageSets converts announced languages for the API and the scheduler.
+func languageSets(ls []*clusterpb.Language) ([]api.WorkerLanguage, map[string][]string) {
+	langs := make([]api.WorkerLanguage, 0, len(ls))
+	byName := map[string][]string{}
+	for _, l := range ls {
+		langs = append(langs, api.WorkerLanguage{Name: l.Name, Version: l.Version})
+		byName[l.Name] = append(byName[l.Name], l.Version)
+	}
+	sort.Slice(langs, func(i, j int) bool { return langs[i].Name < langs[j].Name })
+	return langs, byName
+}

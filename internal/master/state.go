@@ -1,0 +1,357 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/scheduler"
+	"github.com/grappe/grappe/internal/store"
+)
+
+// liveJob is a job that is not terminal yet, as the master holds it in
+// memory. The store is the truth; this is the working copy the scheduler
+// and the worker sessions act on, rebuilt from the store at start.
+type liveJob struct {
+	id, owner, language string
+	version             string
+	sched               *scheduler.Job
+	spec                *clusterpb.JobSpec
+	maxAttempts         int
+	// attempt is the number of the current (running) or last attempt.
+	attempt int
+	// worker runs the current attempt; empty while queued.
+	worker string
+	// starting is set between placement and the store commit of the
+	// attempt: memory says running, the store still says queued.
+	starting bool
+	// adoptBy, after a master restart, is when a running job whose worker
+	// has not reconnected and re-announced it goes back to the queue.
+	adoptBy time.Time
+}
+
+// workerEntry is one worker the master knows, connected or not.
+type workerEntry struct {
+	name        string
+	address     string
+	sched       scheduler.Worker
+	languages   []api.WorkerLanguage
+	labels      map[string]string
+	sandbox     string
+	version     string
+	status      string
+	draining    bool
+	session     *session
+	attempts    map[string]int // job id → attempt the worker runs
+	connectedAt time.Time
+	lastBeat    time.Time
+	lostAt      time.Time
+	jobsDone    int64
+}
+
+func (w *workerEntry) available() bool {
+	return w.session != nil && w.status == api.WorkerUp && !w.draining
+}
+
+// schedWorkers refreshes and returns the scheduler's view of the workers.
+// Called with m.mu held.
+func (m *Master) schedWorkers() []*scheduler.Worker {
+	ws := m.wsBuf[:0]
+	for _, w := range m.workers {
+		if w.status == api.WorkerLost {
+			continue
+		}
+		w.sched.Running = len(w.attempts)
+		w.sched.Available = w.available()
+		ws = append(ws, &w.sched)
+	}
+	m.wsBuf = ws
+	return ws
+}
+
+// kick wakes the dispatcher; it never blocks.
+func (m *Master) kick() {
+	select {
+	case m.kickc <- struct{}{}:
+	default:
+	}
+}
+
+// dispatchLoop places queued jobs whenever something changes (a job
+// arrives, a slot frees, a worker joins) and at least every second.
+func (m *Master) dispatchLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kickc:
+		case <-t.C:
+		}
+		m.dispatch(ctx)
+	}
+}
+
+type start struct {
+	job    *liveJob
+	worker *workerEntry
+	n      int
+}
+
+func (m *Master) dispatch(ctx context.Context) {
+	m.mu.Lock()
+	placements := m.queue.Schedule(m.schedWorkers(), m.schedOpts)
+	starts := make([]start, 0, len(placements))
+	for _, p := range placements {
+		lj := m.jobs[p.Job.ID]
+		w := m.workers[p.Worker.ID]
+		lj.attempt++
+		lj.worker = w.name
+		lj.starting = true
+		w.attempts[lj.id] = lj.attempt
+		starts = append(starts, start{lj, w, lj.attempt})
+	}
+	m.mu.Unlock()
+	for _, s := range starts {
+		m.startAttempt(ctx, s)
+	}
+}
+
+// startAttempt commits a placement, then sends it to the worker. Only
+// after the commit may the worker hear of it, so a result can never arrive
+// for an attempt the store does not know.
+func (m *Master) startAttempt(ctx context.Context, s start) {
+	now := time.Now().UTC()
+	err := m.store.StartAttempt(ctx, s.job.id, s.n, s.worker.name, now)
+	m.mu.Lock()
+	s.job.starting = false
+	if err != nil {
+		// Cancelled while being placed (conflict), or the store failed:
+		// undo the placement; a store failure leaves the job queued.
+		if s.worker.attempts[s.job.id] == s.n {
+			delete(s.worker.attempts, s.job.id)
+		}
+		s.job.attempt--
+		s.job.worker = ""
+		if errors.Is(err, store.ErrConflict) {
+			delete(m.jobs, s.job.id)
+		} else {
+			m.log.Error("start attempt", "job", s.job.id, "err", err)
+			m.queue.Push(s.job.sched)
+		}
+		m.mu.Unlock()
+		m.kick()
+		return
+	}
+	sess := s.worker.session
+	stillThere := s.worker.attempts[s.job.id] == s.n
+	m.mu.Unlock()
+	if !stillThere || sess == nil {
+		// The worker was lost or left between placement and commit.
+		m.requeue(ctx, s.job.id, s.n, fmt.Sprintf("worker %s left before the job started", s.worker.name))
+		return
+	}
+	m.metrics.started(s.job.language)
+	m.publishState(ctx, s.job.id)
+	sess.sendMsg(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Assign{Assign: &clusterpb.Assign{
+		Attempt: &clusterpb.AttemptRef{JobId: s.job.id, Attempt: int32(s.n)},
+		Spec:    s.job.spec,
+	}}})
+}
+
+// requeue puts a running attempt back in the queue, or fails the job when
+// it has used all its attempts. The store's compare-and-set decides races
+// with a result arriving at the same moment: whichever commits first wins.
+func (m *Master) requeue(ctx context.Context, id string, n int, reason string) {
+	m.mu.Lock()
+	lj := m.jobs[id]
+	m.mu.Unlock()
+	if lj == nil {
+		return
+	}
+	if n >= lj.maxAttempts {
+		f := store.Finish{
+			Status: store.StatusFailed,
+			Error:  fmt.Sprintf("%s; gave up after %d attempts", reason, n),
+			At:     time.Now().UTC(),
+		}
+		if err := m.store.FinishAttempt(ctx, id, n, f); err != nil {
+			if !errors.Is(err, store.ErrConflict) {
+				m.log.Error("fail job", "job", id, "err", err)
+			}
+			return
+		}
+		m.mu.Lock()
+		if cur := m.jobs[id]; cur == lj {
+			delete(m.jobs, id)
+		}
+		m.mu.Unlock()
+		m.metrics.finished(lj.language, store.StatusFailed, "")
+		m.publishEnd(ctx, id)
+		return
+	}
+	if err := m.store.RequeueAttempt(ctx, id, n, reason); err != nil {
+		if !errors.Is(err, store.ErrConflict) {
+			m.log.Error("requeue job", "job", id, "err", err)
+		}
+		return
+	}
+	m.mu.Lock()
+	if cur := m.jobs[id]; cur == lj && lj.attempt == n {
+		lj.worker = ""
+		lj.adoptBy = time.Time{}
+		lj.sched.Since = time.Now()
+		m.queue.Push(lj.sched)
+	}
+	m.mu.Unlock()
+	m.log.Info("job requeued", "job", id, "attempt", n, "reason", reason)
+	m.publishState(ctx, id)
+	m.kick()
+}
+
+// sweepLoop declares silent workers lost, re-queues orphaned attempts after
+// a restart, and fails jobs that no connected worker can run.
+func (m *Master) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(m.cfg.HeartbeatInterval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m.sweep(ctx, time.Now())
+	}
+}
+
+type attemptRef struct {
+	id string
+	n  int
+}
+
+func (m *Master) sweep(ctx context.Context, now time.Time) {
+	var lost []attemptRef
+	var lostNames []string
+	var orphans []attemptRef
+	m.mu.Lock()
+	for _, w := range m.workers {
+		switch {
+		case w.status != api.WorkerLost && now.Sub(w.lastBeat) > m.cfg.WorkerTimeout:
+			w.status = api.WorkerLost
+			w.lostAt = now
+			if w.session != nil {
+				w.session.close()
+				w.session = nil
+			}
+			for id, n := range w.attempts {
+				if lj := m.jobs[id]; lj == nil || !lj.starting {
+					lost = append(lost, attemptRef{id, n})
+				}
+				delete(w.attempts, id)
+			}
+			lostNames = append(lostNames, w.name)
+		case w.status == api.WorkerLost && now.Sub(w.lostAt) > m.cfg.ForgetLostAfter:
+			delete(m.workers, w.name)
+		}
+	}
+	for _, lj := range m.jobs {
+		if !lj.adoptBy.IsZero() && now.After(lj.adoptBy) {
+			orphans = append(orphans, attemptRef{lj.id, lj.attempt})
+		}
+	}
+	unplaceable := m.queue.Unplaceable(m.connectedWorkers(), now, m.cfg.PlacementTimeout)
+	for _, j := range unplaceable {
+		delete(m.jobs, j.ID)
+	}
+	m.mu.Unlock()
+
+	for _, name := range lostNames {
+		m.log.Warn("worker lost", "worker", name, "timeout", m.cfg.WorkerTimeout)
+	}
+	for _, a := range lost {
+		m.requeue(ctx, a.id, a.n, "worker lost")
+	}
+	for _, a := range orphans {
+		m.requeue(ctx, a.id, a.n, "its worker did not reconnect after a master restart")
+	}
+	for _, j := range unplaceable {
+		what := j.Req.Language
+		if j.Req.Version != "" {
+			what += " " + j.Req.Version
+		}
+		if len(j.Req.Labels) > 0 {
+			var ls []string
+			for k, v := range j.Req.Labels {
+				ls = append(ls, k+"="+v)
+			}
+			what += " with labels " + strings.Join(ls, ",")
+		}
+		f := store.Finish{
+			Status: store.StatusFailed,
+			Error:  fmt.Sprintf("no connected worker runs %s (waited %s)", what, m.cfg.PlacementTimeout),
+			At:     now.UTC(),
+		}
+		if err := m.store.FinishQueued(ctx, j.ID, f); err != nil {
+			m.log.Error("fail unplaceable job", "job", j.ID, "err", err)
+			continue
+		}
+		m.metrics.finished(j.Req.Language, store.StatusFailed, "")
+		m.publishEnd(ctx, j.ID)
+	}
+}
+
+// connectedWorkers is the scheduler view of workers with a live session.
+// Called with m.mu held.
+func (m *Master) connectedWorkers() []*scheduler.Worker {
+	var out []*scheduler.Worker
+	for _, w := range m.workers {
+		if w.session != nil && w.status != api.WorkerLost {
+			out = append(out, &w.sched)
+		}
+	}
+	return out
+}
+
+// recover rebuilds the in-memory queue from the store after a start.
+// Running jobs wait RecoveryGrace for their worker to reconnect and
+// re-announce them before they are queued again.
+func (m *Master) recover(ctx context.Context) error {
+	jobs, err := m.store.Unfinished(ctx)
+	if err != nil {
+		return fmt.Errorf("master: load unfinished jobs: %w", err)
+	}
+	now := time.Now()
+	queued, running := 0, 0
+	for _, sj := range jobs {
+		lj, err := m.liveFromStore(sj)
+		if err != nil {
+			m.log.Error("unreadable job in store; failing it", "job", sj.ID, "err", err)
+			f := store.Finish{Status: store.StatusFailed, Error: "the master could not read the stored job", At: now.UTC()}
+			if sj.Status == store.StatusQueued {
+				_ = m.store.FinishQueued(ctx, sj.ID, f)
+			} else {
+				_ = m.store.FinishAttempt(ctx, sj.ID, sj.Attempts, f)
+			}
+			continue
+		}
+		lj.sched.Since = now // the placement timeout counts from now
+		m.jobs[lj.id] = lj
+		if sj.Status == store.StatusQueued {
+			m.queue.Push(lj.sched)
+			queued++
+		} else {
+			lj.worker = sj.Worker
+			lj.adoptBy = now.Add(m.cfg.RecoveryGrace)
+			running++
+		}
+	}
+	if queued+running > 0 {
+		m.log.Info("recovered jobs", "queued", queued, "running", running, "grace", m.cfg.RecoveryGrace)
+	}
+	return nil
+}

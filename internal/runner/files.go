@@ -1,0 +1,213 @@
+package runner
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/grappe/grappe/internal/lang"
+)
+
+// prepareFiles names the unnamed files, checks every name and returns the
+// files with the index of the main one: the first file named as the
+// language's default source (main.py, or for Java the file named after its
+// own public class), else the first file.
+func prepareFiles(e *lang.Entry, in []File) ([]File, int, error) {
+	if len(in) == 0 {
+		return nil, 0, fmt.Errorf("%w: no files", ErrBadSpec)
+	}
+	if len(in) > maxFiles {
+		return nil, 0, fmt.Errorf("%w: %d files, at most %d", ErrBadSpec, len(in), maxFiles)
+	}
+	files := make([]File, len(in))
+	seen := make(map[string]bool, len(in))
+	main := -1
+	for i, f := range in {
+		if f.Name == "" {
+			f.Name = e.DefaultSourceName(f.Content)
+		}
+		if err := CheckName(f.Name); err != nil {
+			return nil, 0, err
+		}
+		if seen[f.Name] {
+			return nil, 0, fmt.Errorf("%w: file %q given twice", ErrBadSpec, f.Name)
+		}
+		seen[f.Name] = true
+		if main < 0 && f.Name == e.DefaultSourceName(f.Content) {
+			main = i
+		}
+		files[i] = f
+	}
+	// "a" and "a/b" cannot both exist.
+	for _, f := range files {
+		for d := path.Dir(f.Name); d != "."; d = path.Dir(d) {
+			if seen[d] {
+				return nil, 0, fmt.Errorf("%w: %q is both a file and a directory", ErrBadSpec, d)
+			}
+		}
+	}
+	if main < 0 {
+		main = 0
+	}
+	return files, main, nil
+}
+
+// CheckName checks a job's file name: a relative slash-separated path that
+// stays inside the work directory. Sub-directories ("pkg/util.c") are
+// fine; empty, absolute and ".." names, empty, "." and ".." components,
+// NUL and control characters are not, nor a component starting with "-"
+// (it would be read as an option where {src} hands it to a compiler).
+func CheckName(name string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("%w: file name %q: %s", ErrBadSpec, name, why)
+	}
+	switch {
+	case name == "":
+		return bad("empty")
+	case len(name) > 1024:
+		return bad("too long")
+	case strings.HasPrefix(name, "/"):
+		return bad("absolute")
+	}
+	for _, c := range name {
+		if c < 0x20 || c == 0x7f {
+			return bad("control character")
+		}
+	}
+	for _, part := range strings.Split(name, "/") {
+		switch {
+		case part == "":
+			return bad("empty component")
+		case part == "." || part == "..":
+			return bad("dot component")
+		case len(part) > 255:
+			return bad("component too long")
+		case strings.HasPrefix(part, "-"):
+			return bad("starts with '-'")
+		}
+	}
+	if path.Clean(name) != name || !fs.ValidPath(name) {
+		return bad("not a clean relative path")
+	}
+	return nil
+}
+
+// writeFiles writes the files under root, creating sub-directories. root
+// refuses any path that would leave the work directory, and O_EXCL refuses
+// to write through anything already there.
+func writeFiles(root *os.Root, files []File) error {
+	for _, f := range files {
+		if dir := path.Dir(f.Name); dir != "." {
+			if err := root.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("%w: %v", ErrBadSpec, err)
+			}
+		}
+		w, err := root.OpenFile(f.Name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrBadSpec, err)
+		}
+		_, err = w.Write(f.Content)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("runner: write %s: %w", f.Name, err)
+		}
+	}
+	return nil
+}
+
+// artifact is a file a compile step produced.
+type artifact struct {
+	Name string      `json:"name"`
+	Mode fs.FileMode `json:"mode"`
+	Size int64       `json:"size"`
+}
+
+// listArtifacts lists the regular files under root that are not sources:
+// what the compiler produced. Hidden paths (a HOME cache like .config/go)
+// and symlinks are not artifacts.
+func listArtifacts(root *os.Root, sources []File) ([]artifact, error) {
+	src := make(map[string]bool, len(sources))
+	for _, f := range sources {
+		src[f.Name] = true
+	}
+	var out []artifact
+	err := fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != "." && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || src[p] {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, artifact{Name: p, Mode: info.Mode().Perm(), Size: info.Size()})
+		return nil
+	})
+	slices.SortFunc(out, func(a, b artifact) int { return strings.Compare(a.Name, b.Name) })
+	return out, err
+}
+
+// copyOut copies the artifact name from root to dst, refusing anything
+// that is not a regular file by the time it is opened.
+func copyOut(root *os.Root, name, dst string, mode fs.FileMode) (int64, error) {
+	r, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	if fi, err := r.Stat(); err != nil {
+		return 0, err
+	} else if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s: not a regular file", name)
+	}
+	w, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(w, r)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// copyIn copies a cached artifact into root. The cache is the worker's
+// own, so src is opened normally; the destination is created fresh.
+// Artifacts are copied, not hard-linked: a program could otherwise write
+// through its link into the cache that other jobs use.
+func copyIn(root *os.Root, src, name string, mode fs.FileMode) error {
+	r, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if dir := path.Dir(name); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	w, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, r)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

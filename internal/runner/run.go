@@ -1,0 +1,202 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/grappe/grappe/internal/lang"
+	"github.com/grappe/grappe/internal/sandbox"
+)
+
+// Run runs one job: it writes the files into a fresh private work
+// directory, compiles them if the language has a compile step (or takes
+// the artifacts from the compile cache), runs the program once, or once
+// per test case, and decides the verdict. out, if not nil, receives the
+// program's output as it comes.
+//
+// An error means the job could not be run (unknown language or version:
+// ErrNoToolchain; invalid files: ErrBadSpec; the context ended; the
+// sandbox failed). A program that fails to compile or misbehaves is a
+// Result with that verdict, not an error.
+func (r *Runner) Run(ctx context.Context, spec *Spec, out OutputFunc) (*Result, error) {
+	e, tc, err := r.toolchain(spec.Language, spec.Version)
+	if err != nil {
+		return nil, err
+	}
+	return r.run(ctx, e, tc, spec, out, true)
+}
+
+// job is one Run in progress.
+type job struct {
+	r     *Runner
+	entry *lang.Entry
+	tc    lang.Toolchain
+	spec  *Spec
+	files []File
+	work  string
+	root  *os.Root // the work directory, for host-side file access
+	vars  lang.Vars
+}
+
+func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec *Spec, out OutputFunc, useCache bool) (*Result, error) {
+	files, main, err := prepareFiles(e, spec.Files)
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp(r.cfg.WorkRoot, "job-") // mode 0700, random name
+	if err != nil {
+		return nil, fmt.Errorf("runner: work dir: %w", err)
+	}
+	defer r.removeWork(work)
+	root, err := os.OpenRoot(work)
+	if err != nil {
+		return nil, fmt.Errorf("runner: work dir: %w", err)
+	}
+	defer root.Close()
+	if err := writeFiles(root, files); err != nil {
+		return nil, err
+	}
+
+	j := &job{r: r, entry: e, tc: tc, spec: spec, files: files, work: work, root: root}
+	j.vars = lang.Vars{
+		Bin:         tc.Bin,
+		BinDir:      filepath.Dir(tc.Bin),
+		Work:        work,
+		Main:        files[main].Name,
+		Class:       e.ClassName(files[main].Name, files[main].Content),
+		Args:        spec.Args,
+		CompileArgs: spec.CompileArgs,
+	}
+	for _, f := range files {
+		if e.IsSource(f.Name) {
+			j.vars.Src = append(j.vars.Src, f.Name)
+		}
+	}
+
+	res := &Result{Version: tc.Version}
+	if e.Compiled() {
+		c, ok, err := j.compile(ctx, useCache)
+		if err != nil {
+			return nil, err
+		}
+		res.Compile = c
+		if !ok {
+			res.Verdict = VerdictCompileError
+			r.log.Debug("compile error", "language", e.Name, "exit", c.ExitCode)
+			return res, nil
+		}
+	}
+
+	if len(spec.Tests) == 0 {
+		ex, err := j.exec(ctx, -1, spec.Stdin, spec.Expected, spec.HasExpected, out)
+		if err != nil {
+			return nil, err
+		}
+		res.Run = ex
+		res.Verdict = ex.Verdict
+		return res, nil
+	}
+	// The job's verdict and Run are the first failing test's, or the last
+	// test's when all pass.
+	failed := -1
+	res.Tests = make([]Exec, 0, len(spec.Tests))
+	for i, t := range spec.Tests {
+		ex, err := j.exec(ctx, i, t.Stdin, t.Expected, t.HasExpected, out)
+		if err != nil {
+			return nil, err
+		}
+		res.Tests = append(res.Tests, *ex)
+		if ex.Verdict != VerdictOK && failed < 0 {
+			failed = i
+			if spec.StopOnFailure {
+				break
+			}
+		}
+	}
+	if failed < 0 {
+		failed = len(res.Tests) - 1
+	}
+	res.Run = &res.Tests[failed]
+	res.Verdict = res.Run.Verdict
+	return res, nil
+}
+
+// exec runs the program once.
+func (j *job) exec(ctx context.Context, test int, stdin, expected []byte, hasExpected bool, out OutputFunc) (*Exec, error) {
+	argv := lang.Expand(j.entry.Run, &j.vars)
+	cmd := &sandbox.Cmd{
+		Args:   j.absProgram(argv),
+		Env:    environ(&j.vars, baseEnv(), j.entry.Env),
+		Dir:    j.work,
+		Stdin:  stdin,
+		Limits: j.r.RunLimits(j.spec.Limits).sandbox(),
+	}
+	if out != nil {
+		cmd.OnOutput = func(stream string, data []byte) { out(test, stream, data) }
+	}
+	o, err := j.r.cfg.Sandbox.Exec(ctx, cmd)
+	if err != nil {
+		return nil, fmt.Errorf("runner: run %s: %w", j.entry.Name, err)
+	}
+	ex := &Exec{
+		ExitCode:        o.ExitCode,
+		Signal:          o.Signal,
+		Stdout:          o.Stdout,
+		Stderr:          o.Stderr,
+		OutputTruncated: o.OutputTruncated,
+		CPU:             o.CPU,
+		Wall:            o.Wall,
+		MemoryKB:        o.MemoryKB,
+	}
+	ex.Verdict = verdict(o, expected, hasExpected)
+	return ex, nil
+}
+
+// absProgram makes a program relative to the work directory ("./main")
+// absolute, as sandbox.Cmd wants.
+func (j *job) absProgram(argv []string) []string {
+	if len(argv) > 0 && !filepath.IsAbs(argv[0]) {
+		argv[0] = filepath.Join(j.work, argv[0])
+	}
+	return argv
+}
+
+// verdict decides a run's verdict, most serious first.
+func verdict(o *sandbox.Outcome, expected []byte, hasExpected bool) string {
+	switch {
+	case o.TimeLimit:
+		return VerdictTimeLimit
+	case o.MemoryLimit:
+		return VerdictMemoryLimit
+	case o.OutputTruncated:
+		return VerdictOutputLimit
+	case o.Signal != "" || o.ExitCode != 0:
+		return VerdictRuntimeError
+	case hasExpected && !EqualOutput(o.Stdout, expected):
+		return VerdictWrongAnswer
+	}
+	return VerdictOK
+}
+
+// removeWork deletes a job's work directory whatever the program did to
+// it: a directory it made unreadable is opened up and removal retried.
+func (r *Runner) removeWork(dir string) {
+	err := os.RemoveAll(dir)
+	if err == nil {
+		return
+	}
+	// WalkDir does not follow symlinks; Chmod on a directory found by it
+	// could still be raced by a process that escaped the sandbox, which is
+	// why only directories inside the work dir are touched.
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if d != nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	if err := os.RemoveAll(dir); err != nil {
+		r.log.Warn("cannot remove work dir", "dir", dir, "err", err)
+	}
+}

@@ -1,0 +1,354 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/grappe/grappe/internal/store"
+)
+
+// jobColumns is the column list every job query reads and CreateJob
+// writes, in the order scanJob expects.
+const jobColumns = `id, owner, language, version, status, verdict, error,
+	attempts, max_attempts, worker, priority, labels,
+	created_at, started_at, finished_at, request, result`
+
+const (
+	sqlCreateJob = `INSERT INTO jobs (` + jobColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlGetJob    = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
+	sqlJobExists = `SELECT 1 FROM jobs WHERE id = ?`
+
+	// The transitions. Each is one compare-and-set on (id, status,
+	// attempts): SQLite runs the WHERE and the SET under the write lock, so
+	// of two racing callers exactly one sees a row affected.
+
+	// ?1 attempt, ?2 worker, ?3 at, ?4 id. StartedAt keeps the first
+	// attempt's start so the job's latency counts from then.
+	sqlStartAttempt = `UPDATE jobs SET status = 'running', attempts = ?1, worker = ?2,
+		started_at = CASE WHEN started_at = 0 THEN ?3 ELSE started_at END
+	WHERE id = ?4 AND status = 'queued' AND attempts = ?1 - 1`
+	// ?1 reason, ?2 id, ?3 attempt. The worker stays: it is the worker of
+	// the last attempt until the next one starts.
+	sqlRequeueAttempt = `UPDATE jobs SET status = 'queued', error = ?1
+	WHERE id = ?2 AND status = 'running' AND attempts = ?3`
+	// ?1 status, ?2 verdict, ?3 error, ?4 version ('' keeps the requested
+	// one), ?5 result, ?6 at, ?7 id, ?8 attempt.
+	sqlFinishAttempt = `UPDATE jobs SET status = ?1, verdict = ?2, error = ?3,
+		version = CASE WHEN ?4 = '' THEN version ELSE ?4 END, result = ?5, finished_at = ?6
+	WHERE id = ?7 AND status = 'running' AND attempts = ?8`
+	// Same parameters as sqlFinishAttempt without the attempt.
+	sqlFinishQueued = `UPDATE jobs SET status = ?1, verdict = ?2, error = ?3,
+		version = CASE WHEN ?4 = '' THEN version ELSE ?4 END, result = ?5, finished_at = ?6
+	WHERE id = ?7 AND status = 'queued'`
+)
+
+// List limits, see store.ListFilter.
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// CreateJob implements store.Store. The job must be new: Status empty (taken
+// as queued) or queued; every other field is stored as given.
+func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
+	if j.ID == "" {
+		return errors.New("sqlite: CreateJob: empty id")
+	}
+	status := j.Status
+	if status == "" {
+		status = store.StatusQueued
+	}
+	if status != store.StatusQueued {
+		// Anything else would let a job skip the transitions that make a
+		// result exactly-once.
+		return fmt.Errorf("sqlite: CreateJob %q: status %q, a new job must be queued", j.ID, j.Status)
+	}
+	labels, err := encodeLabels(j.Labels)
+	if err != nil {
+		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, err)
+	}
+	_, err = s.createJob.ExecContext(ctx,
+		j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
+		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
+		nanos(j.CreatedAt), nanos(j.StartedAt), nanos(j.FinishedAt),
+		blob(j.Request), blob(j.Result))
+	if err != nil {
+		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, constraintErr(err))
+	}
+	return nil
+}
+
+// GetJob implements store.Store.
+func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
+	j, err := scanJob(s.getJob.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: GetJob %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: GetJob %q: %w", id, err)
+	}
+	return j, nil
+}
+
+// ListJobs implements store.Store. An unknown Before id is ErrNotFound
+// rather than an empty page, so a bad cursor is reported, not hidden.
+func (s *Store) ListJobs(ctx context.Context, f store.ListFilter) ([]*store.Job, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Owner != "" {
+		where = append(where, "owner = ?")
+		args = append(args, f.Owner)
+	}
+	if f.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, f.Status)
+	}
+	if f.Before != "" {
+		// A NULL from the sub-select (unknown id) matches nothing; that
+		// case is told apart below, only when the page comes back empty.
+		where = append(where, "seq < (SELECT seq FROM jobs WHERE id = ?)")
+		args = append(args, f.Before)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+
+	var q strings.Builder
+	q.WriteString("SELECT " + jobColumns + " FROM jobs")
+	if len(where) > 0 {
+		q.WriteString(" WHERE " + strings.Join(where, " AND "))
+	}
+	q.WriteString(" ORDER BY seq DESC LIMIT ?")
+	args = append(args, limit)
+
+	jobs, err := s.queryJobs(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ListJobs: %w", err)
+	}
+	if len(jobs) == 0 && f.Before != "" {
+		if err := s.mustExist(ctx, f.Before); err != nil {
+			return nil, fmt.Errorf("sqlite: ListJobs: before %q: %w", f.Before, err)
+		}
+	}
+	return jobs, nil
+}
+
+// Unfinished implements store.Store.
+func (s *Store) Unfinished(ctx context.Context) ([]*store.Job, error) {
+	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs
+	WHERE status IN ('queued', 'running') ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: Unfinished: %w", err)
+	}
+	return jobs, nil
+}
+
+// CountJobs implements store.Store. Every known status is in the map, with 0
+// when no job has it, so a metrics gauge drops back to zero.
+func (s *Store) CountJobs(ctx context.Context) (map[string]int, error) {
+	counts := map[string]int{
+		store.StatusQueued: 0, store.StatusRunning: 0, store.StatusDone: 0,
+		store.StatusCancelled: 0, store.StatusFailed: 0,
+	}
+	// Counted on the (status, seq) index, without touching the rows.
+	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM jobs GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: CountJobs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			status string
+			n      int
+		)
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, fmt.Errorf("sqlite: CountJobs: %w", err)
+		}
+		counts[status] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: CountJobs: %w", err)
+	}
+	return counts, nil
+}
+
+// StartAttempt implements store.Store.
+func (s *Store) StartAttempt(ctx context.Context, id string, attempt int, worker string, at time.Time) error {
+	op := fmt.Sprintf("StartAttempt %q attempt %d", id, attempt)
+	return s.transition(ctx, op, id, s.startAttempt, attempt, worker, nanos(at), id)
+}
+
+// RequeueAttempt implements store.Store.
+func (s *Store) RequeueAttempt(ctx context.Context, id string, attempt int, reason string) error {
+	op := fmt.Sprintf("RequeueAttempt %q attempt %d", id, attempt)
+	return s.transition(ctx, op, id, s.requeueAttempt, reason, id, attempt)
+}
+
+// FinishAttempt implements store.Store.
+func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, f store.Finish) error {
+	op := fmt.Sprintf("FinishAttempt %q attempt %d", id, attempt)
+	if err := checkFinish(f); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	return s.transition(ctx, op, id, s.finishAttempt,
+		f.Status, f.Verdict, f.Error, f.Version, blob(f.Result), nanos(f.At), id, attempt)
+}
+
+// FinishQueued implements store.Store.
+func (s *Store) FinishQueued(ctx context.Context, id string, f store.Finish) error {
+	op := fmt.Sprintf("FinishQueued %q", id)
+	if err := checkFinish(f); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	return s.transition(ctx, op, id, s.finishQueued,
+		f.Status, f.Verdict, f.Error, f.Version, blob(f.Result), nanos(f.At), id)
+}
+
+// checkFinish refuses a non-terminal outcome: a "finish" to running or
+// queued would reopen a job whose result the caller considers recorded.
+func checkFinish(f store.Finish) error {
+	switch f.Status {
+	case store.StatusDone, store.StatusFailed, store.StatusCancelled:
+		return nil
+	}
+	return fmt.Errorf("finish status %q is not terminal", f.Status)
+}
+
+// transition runs one conditional UPDATE. Only when it matched no row does
+// it pay a second (read) query, to tell a missing job from one in another
+// state; the common path is a single statement.
+func (s *Store) transition(ctx context.Context, op, id string, st *sql.Stmt, args ...any) error {
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if err := s.mustExist(ctx, id); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, store.ErrConflict)
+}
+
+// mustExist returns nil if the job exists, an error wrapping ErrNotFound if
+// not. Jobs are never deleted by the store, so reading after a failed
+// UPDATE cannot see a job vanish in between.
+func (s *Store) mustExist(ctx context.Context, id string) error {
+	var one int
+	err := s.jobExists.QueryRowContext(ctx, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+func (s *Store) queryJobs(ctx context.Context, query string, args ...any) ([]*store.Job, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	jobs := []*store.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
+}
+
+// scanJob reads one row of jobColumns from a *sql.Row or *sql.Rows.
+func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
+	var (
+		j                          store.Job
+		labels                     string
+		created, started, finished int64
+	)
+	err := row.Scan(&j.ID, &j.Owner, &j.Language, &j.Version, &j.Status, &j.Verdict, &j.Error,
+		&j.Attempts, &j.MaxAttempts, &j.Worker, &j.Priority, &labels,
+		&created, &started, &finished, &j.Request, &j.Result)
+	if err != nil {
+		return nil, err
+	}
+	if j.Labels, err = decodeLabels(labels); err != nil {
+		return nil, fmt.Errorf("job %q: %w", j.ID, err)
+	}
+	j.CreatedAt, j.StartedAt, j.FinishedAt = fromNanos(created), fromNanos(started), fromNanos(finished)
+	// An empty BLOB scans as an empty or nil slice depending on the driver
+	// path; callers get nil for "no document" either way.
+	if len(j.Request) == 0 {
+		j.Request = nil
+	}
+	if len(j.Result) == 0 {
+		j.Result = nil
+	}
+	return &j, nil
+}
+
+// nanos encodes a time as UTC unix nanoseconds, the zero time as 0. (The
+// zero time.Time is year 1, outside int64 nanoseconds, so it needs the
+// special case; in exchange the instant 1970-01-01T00:00:00Z reads back as
+// zero, which no job can have.)
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// blob keeps NOT NULL BLOB columns non-NULL: a nil slice binds as NULL.
+func blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func encodeLabels(m map[string]string) (string, error) {
+	if len(m) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m) // keys sorted: stable bytes for equal maps
+	if err != nil {
+		return "", fmt.Errorf("labels: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeLabels(s string) (map[string]string, error) {
+	if s == "" || s == "{}" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("labels: %w", err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}

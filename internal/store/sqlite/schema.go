@@ -1,0 +1,125 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migrations returns the schema changes in order; migration i (0-based) is
+// schema version i+1. Append only: never edit or reorder a migration that
+// has shipped, since databases in the field have recorded it as applied.
+//
+// It is a function rather than a package variable so nothing can mutate it.
+func migrations() []string {
+	return []string{
+		// 1: initial schema.
+		//
+		// jobs.seq is the rowid (INTEGER PRIMARY KEY): listing newest first
+		// and the (owner, seq)/(status, seq) indexes then walk in insertion
+		// order for free. AUTOINCREMENT guarantees a seq is never reused,
+		// so a paging cursor stays valid even if old jobs are purged. The
+		// id is UNIQUE NOT NULL, which in a rowid table is exactly the index
+		// "id TEXT PRIMARY KEY" would build.
+		//
+		// Times are INTEGER unix nanoseconds in UTC, 0 meaning unset: they
+		// compare and sort as numbers and carry no time zone to get wrong.
+		`
+CREATE TABLE jobs (
+	seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+	id           TEXT    NOT NULL UNIQUE,
+	owner        TEXT    NOT NULL,
+	language     TEXT    NOT NULL,
+	version      TEXT    NOT NULL DEFAULT '',
+	status       TEXT    NOT NULL
+	             CHECK (status IN ('queued', 'running', 'done', 'cancelled', 'failed')),
+	verdict      TEXT    NOT NULL DEFAULT '',
+	error        TEXT    NOT NULL DEFAULT '',
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	max_attempts INTEGER NOT NULL DEFAULT 0,
+	worker       TEXT    NOT NULL DEFAULT '',
+	priority     INTEGER NOT NULL DEFAULT 0,
+	labels       TEXT    NOT NULL DEFAULT '{}', -- JSON object
+	created_at   INTEGER NOT NULL DEFAULT 0,
+	started_at   INTEGER NOT NULL DEFAULT 0,
+	finished_at  INTEGER NOT NULL DEFAULT 0,
+	request      BLOB    NOT NULL DEFAULT x'',
+	result       BLOB    NOT NULL DEFAULT x''
+);
+CREATE INDEX jobs_owner_seq ON jobs (owner, seq);
+CREATE INDEX jobs_status_seq ON jobs (status, seq);
+
+CREATE TABLE users (
+	name          TEXT    PRIMARY KEY,
+	role          TEXT    NOT NULL,
+	password_hash TEXT    NOT NULL DEFAULT '',
+	created_at    INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE tokens (
+	id         TEXT    PRIMARY KEY,
+	hash       TEXT    NOT NULL UNIQUE,
+	user       TEXT    NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+	name       TEXT    NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL DEFAULT 0
+);
+-- ListTokens, and the cascade on user delete, look tokens up by user.
+CREATE INDEX tokens_user ON tokens (user, created_at);
+`,
+	}
+}
+
+// migrate brings the schema up to date. Each migration runs in its own
+// transaction together with its schema_migrations row, so a crash leaves
+// either all of a migration or none of it. The applied check is repeated
+// inside the (BEGIN IMMEDIATE) transaction so two processes opening the same
+// new file cannot both apply a migration.
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `
+CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	applied_at INTEGER NOT NULL
+)`); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	ms := migrations()
+	var current int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if current > len(ms) {
+		// Running an old binary on a newer database would silently ignore
+		// columns or constraints it does not know about.
+		return fmt.Errorf("sqlite: migrate: database schema version %d is newer than this program's %d", current, len(ms))
+	}
+	for i := current; i < len(ms); i++ {
+		if err := applyMigration(ctx, db, i+1, ms[i]); err != nil {
+			return fmt.Errorf("sqlite: migrate: version %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, version int, text string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // no-op after Commit
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil // another process got there first
+	}
+	if _, err := tx.ExecContext(ctx, text); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		version, time.Now().UnixNano()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

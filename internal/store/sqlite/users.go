@@ -1,0 +1,173 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/grappe/grappe/internal/store"
+)
+
+const sqlTokenByHash = `SELECT id, hash, user, name, created_at FROM tokens WHERE hash = ?`
+
+// PutUser implements store.Store: insert, or replace every field of an
+// existing user.
+//
+// It is an UPSERT on purpose, not INSERT OR REPLACE: REPLACE deletes the old
+// row before inserting, and with foreign keys on that delete cascades, so
+// changing a password would silently revoke all the user's API tokens.
+func (s *Store) PutUser(ctx context.Context, u *store.User) error {
+	if u.Name == "" {
+		return errors.New("sqlite: PutUser: empty name")
+	}
+	_, err := s.w.ExecContext(ctx, `
+INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+	role = excluded.role,
+	password_hash = excluded.password_hash,
+	created_at = excluded.created_at`,
+		u.Name, u.Role, u.PasswordHash, nanos(u.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("sqlite: PutUser %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+// GetUser implements store.Store.
+func (s *Store) GetUser(ctx context.Context, name string) (*store.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx,
+		`SELECT name, role, password_hash, created_at FROM users WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: GetUser %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: GetUser %q: %w", name, err)
+	}
+	return u, nil
+}
+
+// ListUsers implements store.Store; users come sorted by name.
+func (s *Store) ListUsers(ctx context.Context) ([]*store.User, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT name, role, password_hash, created_at FROM users ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ListUsers: %w", err)
+	}
+	defer rows.Close()
+	users := []*store.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: ListUsers: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: ListUsers: %w", err)
+	}
+	return users, nil
+}
+
+// DeleteUser implements store.Store. The tokens go with the user through
+// ON DELETE CASCADE, in the same statement, so no token outlives its user
+// even across a crash.
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	return s.deleteOne(ctx, "DeleteUser", name, `DELETE FROM users WHERE name = ?`)
+}
+
+// CreateToken implements store.Store. ErrConflict if the id or the hash
+// exists, ErrNotFound if the user does not.
+func (s *Store) CreateToken(ctx context.Context, t *store.Token) error {
+	if t.ID == "" || t.Hash == "" {
+		return errors.New("sqlite: CreateToken: empty id or hash")
+	}
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO tokens (id, hash, user, name, created_at) VALUES (?, ?, ?, ?, ?)`,
+		t.ID, t.Hash, t.User, t.Name, nanos(t.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("sqlite: CreateToken %q for user %q: %w", t.ID, t.User, constraintErr(err))
+	}
+	return nil
+}
+
+// TokenByHash implements store.Store.
+func (s *Store) TokenByHash(ctx context.Context, hash string) (*store.Token, error) {
+	t, err := scanToken(s.tokenByHash.QueryRowContext(ctx, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		// The hash is a credential's digest: keep it out of the message.
+		return nil, fmt.Errorf("sqlite: TokenByHash: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: TokenByHash: %w", err)
+	}
+	return t, nil
+}
+
+// ListTokens implements store.Store: the user's tokens, oldest first; none
+// (not an error) for an unknown user.
+func (s *Store) ListTokens(ctx context.Context, user string) ([]*store.Token, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT id, hash, user, name, created_at FROM tokens WHERE user = ? ORDER BY created_at, id`, user)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ListTokens %q: %w", user, err)
+	}
+	defer rows.Close()
+	tokens := []*store.Token{}
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: ListTokens %q: %w", user, err)
+		}
+		tokens = append(tokens, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: ListTokens %q: %w", user, err)
+	}
+	return tokens, nil
+}
+
+// DeleteToken implements store.Store.
+func (s *Store) DeleteToken(ctx context.Context, id string) error {
+	return s.deleteOne(ctx, "DeleteToken", id, `DELETE FROM tokens WHERE id = ?`)
+}
+
+// deleteOne runs a DELETE by key; no row deleted is ErrNotFound.
+func (s *Store) deleteOne(ctx context.Context, op, key, query string) error {
+	res, err := s.w.ExecContext(ctx, query, key)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s %q: %w", op, key, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlite: %s %q: %w", op, key, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: %s %q: %w", op, key, store.ErrNotFound)
+	}
+	return nil
+}
+
+func scanUser(row interface{ Scan(...any) error }) (*store.User, error) {
+	var (
+		u       store.User
+		created int64
+	)
+	if err := row.Scan(&u.Name, &u.Role, &u.PasswordHash, &created); err != nil {
+		return nil, err
+	}
+	u.CreatedAt = fromNanos(created)
+	return &u, nil
+}
+
+func scanToken(row interface{ Scan(...any) error }) (*store.Token, error) {
+	var (
+		t       store.Token
+		created int64
+	)
+	if err := row.Scan(&t.ID, &t.Hash, &t.User, &t.Name, &created); err != nil {
+		return nil, err
+	}
+	t.CreatedAt = fromNanos(created)
+	return &t, nil
+}

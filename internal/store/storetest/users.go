@@ -1,0 +1,253 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/grappe/grappe/internal/store"
+)
+
+func mustPutUser(t *testing.T, s store.Store, u *store.User) {
+	t.Helper()
+	if err := s.PutUser(t.Context(), u); err != nil {
+		t.Fatalf("PutUser(%q): %v", u.Name, err)
+	}
+}
+
+func mustCreateToken(t *testing.T, s store.Store, tok *store.Token) {
+	t.Helper()
+	if err := s.CreateToken(t.Context(), tok); err != nil {
+		t.Fatalf("CreateToken(%q): %v", tok.ID, err)
+	}
+}
+
+func newToken(id, user string, created int) *store.Token {
+	return &store.Token{
+		ID:        id,
+		Hash:      fmt.Sprintf("%064x", id), // stands in for a hex SHA-256
+		User:      user,
+		Name:      "token " + id,
+		CreatedAt: at(created),
+	}
+}
+
+func checkUser(t *testing.T, got, want *store.User) {
+	t.Helper()
+	if got.Name != want.Name || got.Role != want.Role || got.PasswordHash != want.PasswordHash {
+		t.Errorf("user = {%q %q %q}, want {%q %q %q}",
+			got.Name, got.Role, got.PasswordHash, want.Name, want.Role, want.PasswordHash)
+	}
+	checkTime(t, "user "+want.Name+" CreatedAt", got.CreatedAt, want.CreatedAt)
+}
+
+func checkToken(t *testing.T, got, want *store.Token) {
+	t.Helper()
+	if got.ID != want.ID || got.Hash != want.Hash || got.User != want.User || got.Name != want.Name {
+		t.Errorf("token = {%q %q %q %q}, want {%q %q %q %q}",
+			got.ID, got.Hash, got.User, got.Name, want.ID, want.Hash, want.User, want.Name)
+	}
+	checkTime(t, "token "+want.ID+" CreatedAt", got.CreatedAt, want.CreatedAt)
+}
+
+func userNames(us []*store.User) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.Name
+	}
+	return out
+}
+
+func tokenIDs(ts []*store.Token) []string {
+	out := make([]string, len(ts))
+	for i, tok := range ts {
+		out[i] = tok.ID
+	}
+	return out
+}
+
+func listTokens(t *testing.T, s store.Store, user string) []string {
+	t.Helper()
+	ts, err := s.ListTokens(t.Context(), user)
+	if err != nil {
+		t.Fatalf("ListTokens(%q): %v", user, err)
+	}
+	return tokenIDs(ts)
+}
+
+func testUsers(t *testing.T, s store.Store) {
+	_, err := s.GetUser(t.Context(), "alice")
+	wantErr(t, "GetUser missing", err, store.ErrNotFound)
+	if us, err := s.ListUsers(t.Context()); err != nil || len(us) != 0 {
+		t.Errorf("ListUsers on an empty store = %v, %v; want none", userNames(us), err)
+	}
+
+	users := []*store.User{
+		{Name: "carol", Role: "user", PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA", CreatedAt: at(0)},
+		{Name: "alice", Role: "admin", PasswordHash: "$argon2id$v=19$x", CreatedAt: at(1)},
+		{Name: "bob", Role: "user", CreatedAt: at(2)}, // token-only
+	}
+	for _, u := range users {
+		mustPutUser(t, s, u)
+	}
+	for _, u := range users {
+		got, err := s.GetUser(t.Context(), u.Name)
+		if err != nil {
+			t.Fatalf("GetUser(%q): %v", u.Name, err)
+		}
+		checkUser(t, got, u)
+	}
+	us, err := s.ListUsers(t.Context())
+	if err != nil {
+		t.Fatalf("ListUsers: %v", err)
+	}
+	if want := []string{"alice", "bob", "carol"}; !slices.Equal(userNames(us), want) {
+		t.Errorf("ListUsers = %v, want %v (by name)", userNames(us), want)
+	}
+
+	// Put on an existing name replaces it.
+	alice := &store.User{Name: "alice", Role: "user", PasswordHash: "$argon2id$v=19$new", CreatedAt: at(1)}
+	mustPutUser(t, s, alice)
+	got, err := s.GetUser(t.Context(), "alice")
+	if err != nil {
+		t.Fatalf("GetUser after update: %v", err)
+	}
+	checkUser(t, got, alice)
+	if us, _ := s.ListUsers(t.Context()); len(us) != 3 {
+		t.Errorf("ListUsers after update has %d users, want 3", len(us))
+	}
+
+	if err := s.DeleteUser(t.Context(), "bob"); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	_, err = s.GetUser(t.Context(), "bob")
+	wantErr(t, "GetUser after delete", err, store.ErrNotFound)
+	wantErr(t, "DeleteUser twice", s.DeleteUser(t.Context(), "bob"), store.ErrNotFound)
+	wantErr(t, "DeleteUser missing", s.DeleteUser(t.Context(), "nobody"), store.ErrNotFound)
+	if us, _ := s.ListUsers(t.Context()); !slices.Equal(userNames(us), []string{"alice", "carol"}) {
+		t.Errorf("ListUsers after delete = %v, want [alice carol]", userNames(us))
+	}
+}
+
+func testPutUserKeepsTokens(t *testing.T, s store.Store) {
+	mustPutUser(t, s, &store.User{Name: "alice", Role: "user", PasswordHash: "old", CreatedAt: at(0)})
+	tok := newToken("t1", "alice", 1)
+	mustCreateToken(t, s, tok)
+	// A password change must not revoke the user's API tokens.
+	mustPutUser(t, s, &store.User{Name: "alice", Role: "admin", PasswordHash: "new", CreatedAt: at(0)})
+	got, err := s.TokenByHash(t.Context(), tok.Hash)
+	if err != nil {
+		t.Fatalf("TokenByHash after PutUser update: %v", err)
+	}
+	checkToken(t, got, tok)
+	if ids := listTokens(t, s, "alice"); !slices.Equal(ids, []string{"t1"}) {
+		t.Errorf("ListTokens after PutUser update = %v, want [t1]", ids)
+	}
+}
+
+func testDeleteUserCascades(t *testing.T, s store.Store) {
+	mustPutUser(t, s, &store.User{Name: "alice", Role: "user", CreatedAt: at(0)})
+	mustPutUser(t, s, &store.User{Name: "bob", Role: "user", CreatedAt: at(0)})
+	a1, a2, b1 := newToken("a1", "alice", 1), newToken("a2", "alice", 2), newToken("b1", "bob", 3)
+	for _, tok := range []*store.Token{a1, a2, b1} {
+		mustCreateToken(t, s, tok)
+	}
+	if err := s.DeleteUser(t.Context(), "alice"); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	for _, tok := range []*store.Token{a1, a2} {
+		_, err := s.TokenByHash(t.Context(), tok.Hash)
+		wantErr(t, "TokenByHash of a deleted user's token", err, store.ErrNotFound)
+	}
+	if ids := listTokens(t, s, "alice"); len(ids) != 0 {
+		t.Errorf("ListTokens of a deleted user = %v, want none", ids)
+	}
+	if got, err := s.TokenByHash(t.Context(), b1.Hash); err != nil {
+		t.Errorf("another user's token after DeleteUser: %v", err)
+	} else {
+		checkToken(t, got, b1)
+	}
+	// A new user of the same name does not inherit the old tokens.
+	mustPutUser(t, s, &store.User{Name: "alice", Role: "user", CreatedAt: at(9)})
+	if ids := listTokens(t, s, "alice"); len(ids) != 0 {
+		t.Errorf("ListTokens of a re-created user = %v, want none", ids)
+	}
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	mustPutUser(t, s, &store.User{Name: "alice", Role: "user", CreatedAt: at(0)})
+	mustPutUser(t, s, &store.User{Name: "bob", Role: "user", CreatedAt: at(0)})
+	// Created out of time order: ListTokens sorts oldest first.
+	t1, t2, t3 := newToken("t1", "alice", 2), newToken("t2", "alice", 1), newToken("t3", "bob", 0)
+	for _, tok := range []*store.Token{t1, t2, t3} {
+		mustCreateToken(t, s, tok)
+	}
+	for _, tok := range []*store.Token{t1, t2, t3} {
+		got, err := s.TokenByHash(t.Context(), tok.Hash)
+		if err != nil {
+			t.Fatalf("TokenByHash(%q): %v", tok.ID, err)
+		}
+		checkToken(t, got, tok)
+	}
+	_, err := s.TokenByHash(t.Context(), fmt.Sprintf("%064x", "nope"))
+	wantErr(t, "TokenByHash unknown", err, store.ErrNotFound)
+
+	for _, tc := range []struct {
+		user string
+		want []string
+	}{
+		{"alice", []string{"t2", "t1"}},
+		{"bob", []string{"t3"}},
+		{"nobody", nil},
+	} {
+		if got := listTokens(t, s, tc.user); !slices.Equal(got, tc.want) {
+			t.Errorf("ListTokens(%q) = %v, want %v", tc.user, got, tc.want)
+		}
+	}
+	all, err := s.ListTokens(t.Context(), "alice")
+	if err != nil {
+		t.Fatalf("ListTokens: %v", err)
+	}
+	for i, want := range []*store.Token{t2, t1} {
+		checkToken(t, all[i], want)
+	}
+
+	if err := s.DeleteToken(t.Context(), "t1"); err != nil {
+		t.Fatalf("DeleteToken: %v", err)
+	}
+	_, err = s.TokenByHash(t.Context(), t1.Hash)
+	wantErr(t, "TokenByHash after delete", err, store.ErrNotFound)
+	if got := listTokens(t, s, "alice"); !slices.Equal(got, []string{"t2"}) {
+		t.Errorf("ListTokens after delete = %v, want [t2]", got)
+	}
+	wantErr(t, "DeleteToken twice", s.DeleteToken(t.Context(), "t1"), store.ErrNotFound)
+	wantErr(t, "DeleteToken missing", s.DeleteToken(t.Context(), "nope"), store.ErrNotFound)
+}
+
+func testTokenConflicts(t *testing.T, s store.Store) {
+	mustPutUser(t, s, &store.User{Name: "alice", Role: "user", CreatedAt: at(0)})
+	orig := newToken("t1", "alice", 1)
+	mustCreateToken(t, s, orig)
+
+	sameID := newToken("t1", "alice", 2)
+	sameID.Hash = fmt.Sprintf("%064x", "other")
+	wantErr(t, "CreateToken duplicate id", s.CreateToken(t.Context(), sameID), store.ErrConflict)
+
+	sameHash := newToken("t2", "alice", 2)
+	sameHash.Hash = orig.Hash
+	wantErr(t, "CreateToken duplicate hash", s.CreateToken(t.Context(), sameHash), store.ErrConflict)
+
+	orphan := newToken("t3", "nobody", 2)
+	wantErr(t, "CreateToken for an unknown user", s.CreateToken(t.Context(), orphan), store.ErrNotFound)
+	_, err := s.TokenByHash(t.Context(), orphan.Hash)
+	wantErr(t, "TokenByHash of a refused token", err, store.ErrNotFound)
+
+	if got := listTokens(t, s, "alice"); !slices.Equal(got, []string{"t1"}) {
+		t.Errorf("ListTokens after refused creates = %v, want [t1]", got)
+	}
+	got, err := s.TokenByHash(t.Context(), orig.Hash)
+	if err != nil {
+		t.Fatalf("TokenByHash: %v", err)
+	}
+	checkToken(t, got, orig)
+}

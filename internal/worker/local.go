@@ -1,0 +1,124 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/lang"
+	"github.com/grappe/grappe/internal/runner"
+	"github.com/grappe/grappe/internal/sandbox"
+)
+
+// ToolboxConfig says where a worker machine keeps its files.
+type ToolboxConfig struct {
+	// DataDir holds the work directories and the compile cache.
+	DataDir   string
+	Catalogue *lang.Catalogue
+	// CacheMaxBytes bounds the compile cache (0: the runner's default).
+	CacheMaxBytes int64
+	Logger        *slog.Logger
+}
+
+// Toolbox is what a worker machine can run: a runner over the detected
+// toolchains, and the languages to announce, which grow as self-tests pass.
+// A worker announces only what it has actually seen run.
+type Toolbox struct {
+	Runner  *runner.Runner
+	Sandbox string
+
+	mu         sync.Mutex
+	languages  []*clusterpb.Language
+	generation uint64
+	tested     chan struct{} // closed when every self-test has ended
+}
+
+// Languages returns the languages that passed their self-test so far and
+// a generation number that changes whenever the set does.
+func (tb *Toolbox) Languages() ([]*clusterpb.Language, uint64) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return tb.languages, tb.generation
+}
+
+// Tested is closed once every self-test has finished.
+func (tb *Toolbox) Tested() <-chan struct{} { return tb.tested }
+
+func (tb *Toolbox) add(l *clusterpb.Language) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	langs := append(append([]*clusterpb.Language{}, tb.languages...), l)
+	sort.Slice(langs, func(i, j int) bool { return langs[i].Name < langs[j].Name })
+	tb.languages = langs
+	tb.generation++
+}
+
+// PrepareToolbox detects the catalogue's toolchains and starts their
+// self-tests in the background (compiling Go or Rust the first time takes
+// seconds; a worker need not wait for that to take Python jobs).
+func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Catalogue == nil {
+		c, err := lang.Default()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Catalogue = c
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("worker: data dir: %w", err)
+	}
+	sb := &sandbox.Plain{}
+	detected := lang.Detect(ctx, cfg.Catalogue)
+	base := runner.Config{
+		Catalogue: cfg.Catalogue, Sandbox: sb, Logger: cfg.Logger,
+		WorkRoot:     filepath.Join(cfg.DataDir, "work"),
+		CacheDir:     filepath.Join(cfg.DataDir, "cache"),
+		ToolCacheDir: filepath.Join(cfg.DataDir, "toolcache"),
+	}
+	runCfg := base
+	runCfg.Toolchains = detected
+	runCfg.CacheMaxBytes = cfg.CacheMaxBytes
+	r, err := runner.New(runCfg)
+	if err != nil {
+		return nil, fmt.Errorf("worker: runner: %w", err)
+	}
+	tb := &Toolbox{Runner: r, Sandbox: sb.Kind(), tested: make(chan struct{})}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, t := range detected {
+		// One probe runner per toolchain, without the compile cache, so
+		// each self-test really runs its compiler and reports on its own.
+		probeCfg := base
+		probeCfg.Toolchains = []lang.Toolchain{t}
+		probeCfg.CacheMaxBytes = -1
+		probe, err := runner.New(probeCfg)
+		if err != nil {
+			return nil, fmt.Errorf("worker: runner: %w", err)
+		}
+		wg.Go(func() {
+			working, failures := probe.SelfTest(ctx)
+			for _, w := range working {
+				tb.add(&clusterpb.Language{Name: w.Name(), Version: w.Version})
+			}
+			for name, err := range failures {
+				cfg.Logger.Warn("toolchain failed its self-test; not announced", "language", name, "err", err)
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		langs, _ := tb.Languages()
+		cfg.Logger.Info("self-tests done", "languages", len(langs), "of", len(detected), "took", time.Since(start).Round(time.Millisecond))
+		close(tb.tested)
+	}()
+	return tb, nil
+}

@@ -1,0 +1,169 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/grappe/grappe/api/clusterpb"
+)
+
+// session is one Connect stream: hello, welcome, then heartbeats and
+// results up, assignments and cancellations down, until either side ends.
+func (w *Worker) session(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := clusterpb.NewClusterClient(w.conn).Connect(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	hello, langGen := w.hello()
+	if err := stream.Send(&clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Hello{Hello: hello}}); err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("welcome: %w", err)
+	}
+	welcome := first.GetWelcome()
+	if welcome == nil {
+		return errors.New("the master did not answer the hello with a welcome")
+	}
+	for _, a := range welcome.Abandon {
+		w.abandon(attemptKey{a.JobId, a.Attempt})
+	}
+	interval := time.Duration(welcome.HeartbeatIntervalMs) * time.Millisecond
+	if interval <= 0 {
+		interval = time.Second
+	}
+
+	out := make(chan *clusterpb.WorkerMessage, 256)
+	w.mu.Lock()
+	w.out = out
+	// Results that finished while disconnected went in the hello; resend
+	// any that completed between the hello and now.
+	for _, r := range w.pending {
+		select {
+		case out <- &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Result{Result: r}}:
+		default:
+		}
+	}
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		if w.out == out {
+			w.out = nil
+		}
+		w.mu.Unlock()
+	}()
+	w.log.Info("connected to master", "master", w.cfg.Master)
+
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- w.sendLoop(ctx, stream, out, interval, langGen) }()
+
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- w.recvLoop(ctx, stream) }()
+	select {
+	case err = <-sendErr:
+	case err = <-recvErr:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	cancel()
+	return err
+}
+
+func (w *Worker) hello() (*clusterpb.Hello, uint64) {
+	langs, gen := w.cfg.Languages.Languages()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h := &clusterpb.Hello{
+		Name: w.cfg.Name, JoinToken: w.cfg.JoinToken, Slots: int32(w.cfg.Slots),
+		Labels: w.cfg.Labels, Languages: langs, Sandbox: w.cfg.Sandbox,
+		Version: w.cfg.Version, Draining: w.draining,
+	}
+	for k := range w.running {
+		if _, done := w.pending[k]; !done {
+			h.Running = append(h.Running, k.ref())
+		}
+	}
+	for _, r := range w.pending {
+		h.PendingResults = append(h.PendingResults, r)
+	}
+	return h, gen
+}
+
+// sendLoop is the stream's only writer: heartbeats on a ticker, and
+// whatever the jobs put in the outbox.
+func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectClient, out chan *clusterpb.WorkerMessage, interval time.Duration, langGen uint64) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		var msg *clusterpb.WorkerMessage
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			msg = &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
+		case msg = <-out:
+		}
+		if err := stream.Send(msg); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+	}
+}
+
+func (w *Worker) recvLoop(ctx context.Context, stream clusterpb.Cluster_ConnectClient) error {
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("receive: %w", err)
+		}
+		switch x := msg.Msg.(type) {
+		case *clusterpb.MasterMessage_Assign:
+			w.start(x.Assign)
+		case *clusterpb.MasterMessage_Cancel:
+			if a := x.Cancel.Attempt; a != nil {
+				w.abandon(attemptKey{a.JobId, a.Attempt})
+			}
+		case *clusterpb.MasterMessage_ResultAck:
+			if a := x.ResultAck.Attempt; a != nil {
+				w.mu.Lock()
+				delete(w.pending, attemptKey{a.JobId, a.Attempt})
+				w.mu.Unlock()
+			}
+		case *clusterpb.MasterMessage_Drain:
+			w.mu.Lock()
+			w.draining = x.Drain.Drain
+			w.mu.Unlock()
+		}
+	}
+}
+
+// abandon kills an attempt the master no longer wants (cancelled, or given
+// to another worker); its result is dropped.
+func (w *Worker) abandon(k attemptKey) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if j := w.running[k]; j != nil {
+		j.handedBack = true
+		j.cancel()
+	}
+	delete(w.pending, k)
+}
+
+// emit queues a message on the live session, if any, without blocking:
+// output streaming is best effort; results are also kept in pending.
+func (w *Worker) emit(msg *clusterpb.WorkerMessage) {
+	w.mu.Lock()
+	out := w.out
+	w.mu.Unlock()
+	if out == nil {
+		return
+	}
+	select {
+	case out <- msg:
+	default:
+	}
+}

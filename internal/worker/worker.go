@@ -1,0 +1,273 @@
+// Package worker is the agent that runs jobs: it dials the master (outbound
+// only, so it works behind NAT), announces what it can run, keeps one gRPC
+// stream open for heartbeats, assignments, output and results, and
+// reconnects with backoff without stopping the jobs it is running.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/pki"
+	"github.com/grappe/grappe/internal/runner"
+)
+
+// Runner runs one job; *runner.Runner is the real one.
+type Runner interface {
+	Run(ctx context.Context, spec *runner.Spec, out runner.OutputFunc) (*runner.Result, error)
+}
+
+var _ Runner = (*runner.Runner)(nil)
+
+// Config configures a worker.
+type Config struct {
+	// Master is the master's cluster address, host:port.
+	Master string
+	// JoinToken authenticates the worker; it also carries the fingerprint
+	// of the cluster CA, so the worker can verify the master with nothing
+	// else.
+	JoinToken string
+	// CAPEM, if set, is trusted instead of the token's fingerprint.
+	CAPEM  []byte
+	Name   string
+	Slots  int
+	Labels map[string]string
+	// Languages are the toolchains that passed their self-test; the set
+	// may grow while the worker runs.
+	Languages LanguageSource
+	// Sandbox names the isolation in use: "cgroup-v1", "cgroup-v2", "none".
+	Sandbox string
+	Runner  Runner
+	// DrainTimeout bounds how long Run waits for running jobs once its
+	// context ends; jobs still running then are handed back to the master.
+	DrainTimeout time.Duration
+	Version      string
+	Logger       *slog.Logger
+}
+
+// LanguageSource says which languages the worker can run. The generation
+// changes whenever the set does, so the worker re-announces it.
+type LanguageSource interface {
+	Languages() (langs []*clusterpb.Language, generation uint64)
+}
+
+// StaticLanguages is a fixed LanguageSource.
+type StaticLanguages []*clusterpb.Language
+
+// Languages implements LanguageSource.
+func (s StaticLanguages) Languages() ([]*clusterpb.Language, uint64) { return s, 0 }
+
+var _ LanguageSource = (*Toolbox)(nil)
+
+type attemptKey struct {
+	id string
+	n  int32
+}
+
+func (k attemptKey) ref() *clusterpb.AttemptRef {
+	return &clusterpb.AttemptRef{JobId: k.id, Attempt: k.n}
+}
+
+type runningJob struct {
+	cancel context.CancelFunc
+	// handedBack is set when the job was stopped to be given back, so its
+	// result is not sent.
+	handedBack bool
+}
+
+// Worker is a worker agent.
+type Worker struct {
+	cfg  Config
+	log  *slog.Logger
+	conn *grpc.ClientConn
+	load *loadSampler
+
+	mu       sync.Mutex
+	running  map[attemptKey]*runningJob
+	pending  map[attemptKey]*clusterpb.Result // sent or not, not yet acknowledged
+	out      chan *clusterpb.WorkerMessage    // the live session's outbox, nil between sessions
+	draining bool
+	idle     *sync.Cond // signalled when a job ends
+	wg       sync.WaitGroup
+}
+
+// New checks the configuration and prepares the connection; nothing is
+// dialled until Run.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Master == "" || cfg.JoinToken == "" || cfg.Name == "" || cfg.Runner == nil || cfg.Languages == nil {
+		return nil, errors.New("worker: Master, JoinToken, Name, Runner and Languages are required")
+	}
+	if cfg.Slots < 1 {
+		return nil, errors.New("worker: Slots must be at least 1")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	tok, err := pki.ParseJoinToken(cfg.JoinToken)
+	if err != nil {
+		return nil, fmt.Errorf("worker: join token: %w", err)
+	}
+	tlsCfg := pki.PinnedClientTLS(tok.Fingerprint)
+	if len(cfg.CAPEM) > 0 {
+		if tlsCfg, err = pki.ClientTLS(cfg.CAPEM); err != nil {
+			return nil, fmt.Errorf("worker: CA: %w", err)
+		}
+	}
+	conn, err := grpc.NewClient(cfg.Master,
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+		// Pings detect a master that vanished without closing the
+		// connection (a partition) within seconds.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("worker: dial %s: %w", cfg.Master, err)
+	}
+	w := &Worker{
+		cfg: cfg, log: cfg.Logger.With("worker", cfg.Name), conn: conn, load: newLoadSampler(),
+		running: map[attemptKey]*runningJob{}, pending: map[attemptKey]*clusterpb.Result{},
+	}
+	w.idle = sync.NewCond(&w.mu)
+	return w, nil
+}
+
+// Run connects and serves until ctx ends, reconnecting with backoff. When
+// ctx ends it drains: it takes no new job, waits up to DrainTimeout for the
+// running ones, hands the rest back, and returns.
+func (w *Worker) Run(ctx context.Context) error {
+	defer w.conn.Close()
+	sessCtx, stopSessions := context.WithCancel(context.Background())
+	defer stopSessions()
+	sessionsDone := make(chan struct{})
+	go func() {
+		defer close(sessionsDone)
+		w.connectLoop(sessCtx)
+	}()
+	<-ctx.Done()
+	w.drain()
+	stopSessions()
+	<-sessionsDone
+	w.wg.Wait()
+	return nil
+}
+
+func (w *Worker) connectLoop(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := w.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > 10*time.Second {
+			backoff = 100 * time.Millisecond // it was a working session
+		}
+		w.log.Warn("disconnected from master; reconnecting", "err", err, "in", backoff)
+		// Jitter keeps a fleet of workers from reconnecting in lockstep.
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(sleep):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// drain stops taking jobs, waits for the running ones, then hands back
+// what is left.
+func (w *Worker) drain() {
+	w.mu.Lock()
+	w.draining = true
+	out := w.out
+	w.mu.Unlock()
+	if out != nil {
+		w.trySend(out, &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(nil)}})
+	}
+	deadline := time.Now().Add(w.cfg.DrainTimeout)
+	timer := time.AfterFunc(w.cfg.DrainTimeout, func() {
+		w.mu.Lock()
+		w.idle.Broadcast()
+		w.mu.Unlock()
+	})
+	defer timer.Stop()
+	w.mu.Lock()
+	for len(w.running) > 0 && time.Now().Before(deadline) {
+		w.idle.Wait()
+	}
+	var back []attemptKey
+	for k, j := range w.running {
+		j.handedBack = true
+		j.cancel()
+		back = append(back, k)
+	}
+	out = w.out
+	w.mu.Unlock()
+	if len(back) > 0 {
+		w.log.Warn("drain timeout: handing jobs back", "jobs", len(back))
+	}
+	for _, k := range back {
+		if out != nil {
+			w.trySend(out, &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Release{Release: &clusterpb.Release{
+				Attempt: k.ref(), Reason: "worker " + w.cfg.Name + " shut down",
+			}}})
+		}
+	}
+	// Give the outbox a moment to flush results and releases.
+	flush := time.Now().Add(2 * time.Second)
+	for time.Now().Before(flush) {
+		w.mu.Lock()
+		n := len(w.pending)
+		w.mu.Unlock()
+		if n == 0 || out == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (w *Worker) trySend(out chan *clusterpb.WorkerMessage, msg *clusterpb.WorkerMessage) {
+	select {
+	case out <- msg:
+	case <-time.After(time.Second):
+	}
+}
+
+// heartbeat builds the periodic report. When langGen is given, the
+// language set is included if it changed since *langGen.
+func (w *Worker) heartbeat(langGen *uint64) *clusterpb.Heartbeat {
+	cpu, mem := w.load.sample()
+	var langs []*clusterpb.Language
+	changed := false
+	if langGen != nil {
+		var gen uint64
+		if langs, gen = w.cfg.Languages.Languages(); gen != *langGen {
+			*langGen, changed = gen, true
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	hb := &clusterpb.Heartbeat{CpuPercent: cpu, MemoryPercent: mem, Draining: w.draining}
+	if changed {
+		hb.LanguagesChanged, hb.Languages = true, langs
+	}
+	for k := range w.running {
+		hb.Running = append(hb.Running, k.ref())
+	}
+	return hb
+}
+
+func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
