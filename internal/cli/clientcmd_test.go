@@ -162,7 +162,7 @@ func TestRunExitCodesAndOutput(t *testing.T) {
 		"cancel":  {ID: "job-1", Status: api.StatusCancelled},
 	}
 	f := newFakeMaster(t, func(f *fakeMaster, w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/jobs" || r.URL.Query().Get("wait") != "true" {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/jobs" {
 			writeJSONTest(w, 404, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeNotFound, Message: r.URL.String()}})
 			return
 		}
@@ -266,8 +266,8 @@ func TestRunRequest(t *testing.T) {
 	}
 }
 
-// TestRunWaits: a master that answers ?wait=true with a job still queued;
-// run goes on waiting (by polling, this master having no event stream).
+// TestRunWaits: run submits, then waits for the job (by polling, this
+// master having no event stream).
 func TestRunWaits(t *testing.T) {
 	var mu sync.Mutex
 	polls := 0

@@ -165,34 +165,32 @@ job has finished, whatever the program did.`,
 	return cmd
 }
 
-// runAndWait submits req and waits for the job to finish. With a terminal
-// on stderr it shows the job's progress and, on Ctrl-C, cancels the job;
-// otherwise it asks the master to hold its answer until the job is done
-// (?wait=true), the fastest way, and continues with Wait if it is not.
+// runAndWait submits req and waits for the job to finish, showing its
+// progress when stderr is a terminal. It submits first and then waits,
+// rather than holding one ?wait=true request open, so that it has the job's
+// id from the start: the wait then rides through a master restart, and
+// Ctrl-C can cancel the job.
 func runAndWait(ctx context.Context, c *client.Client, req *api.JobRequest, stderr io.Writer) (*api.Job, error) {
-	fd, interactive := terminalFD(stderr)
-	if !interactive {
-		job, err := c.SubmitWait(ctx, req, 0)
-		if err != nil {
-			if ctx.Err() != nil {
-				// Interrupted before the id came back: nothing to cancel by.
-				return nil, &exitError{code: exitInterrupted}
-			}
-			return nil, err
-		}
-		if job.Terminal() {
-			return job, nil
-		}
-		return waitOrCancel(ctx, c, job.ID, nil)
+	var show func(*api.Job)
+	if fd, ok := terminalFD(stderr); ok {
+		p := &runProgress{w: stderr, fd: fd}
+		defer p.clear()
+		show = p.show
 	}
-	p := &runProgress{w: stderr, fd: fd}
-	defer p.clear()
 	job, err := c.Submit(ctx, req)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &exitError{code: exitInterrupted}
+		}
 		return nil, err
 	}
-	p.show(job)
-	return waitOrCancel(ctx, c, job.ID, p.show)
+	if job.Terminal() {
+		return job, nil
+	}
+	if show != nil {
+		show(job)
+	}
+	return waitOrCancel(ctx, c, job.ID, show)
 }
 
 // waitOrCancel waits for job id; when ctx ends first (Ctrl-C) it cancels

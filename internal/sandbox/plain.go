@@ -66,21 +66,8 @@ func (*Plain) Exec(ctx context.Context, c *Cmd) (*Outcome, error) {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 
-	cmd := exec.Command(c.Args[0], c.Args[1:]...)
-	cmd.Dir = c.Dir
-	// A nil Env would hand the worker's environment (tokens, paths) to the
-	// program; an empty non-nil one gives it nothing.
-	cmd.Env = append([]string{}, c.Env...)
-	cmd.Stdin = stdin
-	cmd.Stdout = outW
-	cmd.Stderr = errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid:   true,            // so the whole tree can be killed at once
-		Pdeathsig: syscall.SIGKILL, // and dies with the worker
-	}
-
 	start := time.Now()
-	err = cmd.Start()
+	cmd, err := startCmd(c, stdin, outW, errW)
 	outW.Close() // the child has its copies; EOF comes when its tree is gone
 	errW.Close()
 	if err != nil {
@@ -202,6 +189,35 @@ wait:
 		o.MemoryLimit = true
 	}
 	return o, nil
+}
+
+// startCmd starts the command in its own process group.
+//
+// It retries on ETXTBSY: when the program was just written by this process
+// (a cached binary copied into the work dir), a fork made at that moment by
+// another goroutine may still hold the write descriptor until its exec,
+// and the kernel then refuses to execute the file for a moment
+// (golang.org/issue/22315).
+func startCmd(c *Cmd, stdin, stdout, stderr *os.File) (*exec.Cmd, error) {
+	for attempt := 1; ; attempt++ {
+		cmd := exec.Command(c.Args[0], c.Args[1:]...)
+		cmd.Dir = c.Dir
+		// A nil Env would hand the worker's environment (tokens, paths) to
+		// the program; an empty non-nil one gives it nothing.
+		cmd.Env = append([]string{}, c.Env...)
+		cmd.Stdin = stdin
+		cmd.Stdout = stdout
+		cmd.Stderr = stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Setpgid:   true,            // so the whole tree can be killed at once
+			Pdeathsig: syscall.SIGKILL, // and dies with the worker
+		}
+		err := cmd.Start()
+		if err == nil || !errors.Is(err, syscall.ETXTBSY) || attempt == 20 {
+			return cmd, err
+		}
+		time.Sleep(time.Duration(attempt) * time.Millisecond)
+	}
 }
 
 // proc is a started command's process group.

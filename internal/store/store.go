@@ -6,6 +6,10 @@
 // Every state transition is a compare-and-set on (job id, status, attempt):
 // that is what makes a result recorded exactly once per job, whatever a
 // worker sends twice or late.
+//
+// Times are stored to at least the microsecond and come back in UTC; the
+// zero time.Time means "unset" and comes back zero. Callers stamp the
+// times: the store records what it is given.
 package store
 
 import (
@@ -70,7 +74,8 @@ type ListFilter struct {
 	Status string
 	Limit  int // default 100, at most 1000
 	// Before returns only jobs created strictly before this job id's
-	// creation (cursor paging, newest first).
+	// creation (cursor paging, newest first: pass the last id of a page to
+	// get the next). An unknown id is ErrNotFound.
 	Before string
 }
 
@@ -94,16 +99,20 @@ type Token struct {
 // Store is what the master needs from durable storage. All methods are safe
 // for concurrent use. A method returns only after its write is committed.
 type Store interface {
-	// CreateJob inserts a queued job. ErrConflict if the id exists.
+	// CreateJob inserts a queued job: j.Status must be StatusQueued or
+	// empty (taken as queued); the other fields are stored as given.
+	// ErrConflict if the id exists.
 	CreateJob(ctx context.Context, j *Job) error
 	// GetJob returns one job or ErrNotFound.
 	GetJob(ctx context.Context, id string) (*Job, error)
-	// ListJobs returns jobs newest first.
+	// ListJobs returns jobs newest first (in creation order, not by
+	// CreatedAt), whole, Request and Result included.
 	ListJobs(ctx context.Context, f ListFilter) ([]*Job, error)
 	// Unfinished returns every queued or running job, oldest first: the
 	// master rebuilds its queue from it on start.
 	Unfinished(ctx context.Context) ([]*Job, error)
-	// CountJobs returns the number of jobs per status.
+	// CountJobs returns the number of jobs per status; every status above
+	// is present, zero included, so a gauge built on it drops back to 0.
 	CountJobs(ctx context.Context) (map[string]int, error)
 
 	// StartAttempt moves a queued job whose Attempts equals attempt-1 to
@@ -117,19 +126,30 @@ type Store interface {
 	// FinishAttempt records the terminal outcome of a running job whose
 	// Attempts equals attempt. ErrConflict if the job is not running that
 	// attempt (already finished, or re-queued): the caller drops the result.
+	// f.Status must be terminal (done, failed, cancelled); an empty
+	// f.Version keeps the job's Version.
 	FinishAttempt(ctx context.Context, id string, attempt int, f Finish) error
 	// FinishQueued records a terminal outcome for a job still queued (a
 	// cancel, a placement timeout). ErrConflict if it is not queued.
 	FinishQueued(ctx context.Context, id string, f Finish) error
 
-	// Users and tokens.
-	PutUser(ctx context.Context, u *User) error // insert or replace
+	// Users and tokens. Lookups and deletes of a missing user or token are
+	// ErrNotFound.
+
+	// PutUser inserts a user or replaces its fields; replacing keeps the
+	// user's tokens.
+	PutUser(ctx context.Context, u *User) error
 	GetUser(ctx context.Context, name string) (*User, error)
+	// ListUsers returns every user, by name.
 	ListUsers(ctx context.Context) ([]*User, error)
 	DeleteUser(ctx context.Context, name string) error // also deletes the user's tokens
+	// CreateToken stores a token: ErrConflict if its id or hash exists,
+	// ErrNotFound if its user does not.
 	CreateToken(ctx context.Context, t *Token) error
 	// TokenByHash returns the token with that hash or ErrNotFound.
 	TokenByHash(ctx context.Context, hash string) (*Token, error)
+	// ListTokens returns a user's tokens, oldest first (none for an
+	// unknown user).
 	ListTokens(ctx context.Context, user string) ([]*Token, error)
 	DeleteToken(ctx context.Context, id string) error
 

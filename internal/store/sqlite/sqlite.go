@@ -106,6 +106,9 @@ func New(cfg Config) (*Store, error) {
 	}
 	w, err := sql.Open("sqlite", dsn(cfg.Path, slices.Concat(common, []string{
 		"journal_mode(WAL)",
+		// After a checkpoint, shrink a WAL that a burst grew past 64 MiB
+		// rather than keep the file at its high-water mark forever.
+		"journal_size_limit(67108864)",
 		"synchronous(" + strings.ToUpper(syncMode) + ")",
 	}), "immediate"))
 	if err != nil {

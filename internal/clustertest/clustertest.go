@@ -1,0 +1,261 @@
+// Package clustertest starts a real master and real workers on 127.0.0.1:0
+// for end-to-end tests: TLS, the SQLite store, the gRPC link and the real
+// runner, all in the test process.
+package clustertest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/client"
+	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/master"
+	"github.com/grappe/grappe/internal/worker"
+)
+
+// WorkerOptions describe one worker.
+type WorkerOptions struct {
+	Name  string
+	Slots int
+	// Languages restricts the worker to these languages; nil means every
+	// language this machine runs.
+	Languages []string
+	Labels    map[string]string
+	// Runner replaces the real runner (a fake for scheduling tests).
+	Runner worker.Runner
+	// LanguageSource replaces the announced languages (with Runner).
+	LanguageSource worker.LanguageSource
+}
+
+// Options describe a cluster.
+type Options struct {
+	Workers []WorkerOptions
+	// Master adjusts the master's configuration before it starts.
+	Master func(*master.Config)
+	// Verbose sends the cluster's logs to the test log.
+	Verbose bool
+}
+
+// Cluster is a running master with its workers.
+type Cluster struct {
+	t       testing.TB
+	Master  *master.Master
+	Client  *client.Client
+	Token   string
+	DataDir string
+	log     *slog.Logger
+	cancel  context.CancelFunc
+	done    chan error
+
+	mu      sync.Mutex
+	workers map[string]*Worker
+}
+
+// Worker is a running worker of the cluster.
+type Worker struct {
+	Name   string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start starts a master and the workers and stops them when the test ends.
+func Start(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if opts.Verbose || os.Getenv("GRAPPE_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	cfg := master.Config{
+		DataDir: filepath.Join(dir, "master"), Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0",
+		HeartbeatInterval: 200 * time.Millisecond, WorkerTimeout: 2 * time.Second,
+		PlacementTimeout: 3 * time.Second, Logger: log,
+	}
+	if opts.Master != nil {
+		opts.Master(&cfg)
+	}
+	m, err := master.New(cfg)
+	if err != nil {
+		t.Fatalf("clustertest: master: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Cluster{t: t, Master: m, DataDir: cfg.DataDir, log: log, cancel: cancel, done: make(chan error, 1), workers: map[string]*Worker{}}
+	go func() { c.done <- m.Run(ctx) }()
+	c.Token, err = auth.ReadSecretFile(filepath.Join(cfg.DataDir, master.AdminTokenFile))
+	if err != nil {
+		t.Fatalf("clustertest: admin token: %v", err)
+	}
+	c.Client = c.NewClient(c.Token)
+	t.Cleanup(c.stop)
+	for _, w := range opts.Workers {
+		c.AddWorker(w)
+	}
+	return c
+}
+
+// NewClient returns an API client that trusts the cluster CA.
+func (c *Cluster) NewClient(token string) *client.Client {
+	cl, err := client.New(client.Config{Addr: c.Master.URL(), Token: token, CAPEM: c.Master.CAPEM()})
+	if err != nil {
+		c.t.Fatalf("clustertest: client: %v", err)
+	}
+	return cl
+}
+
+// AddWorker starts a worker and waits until the master lists it.
+func (c *Cluster) AddWorker(o WorkerOptions) *Worker {
+	c.t.Helper()
+	if o.Slots == 0 {
+		o.Slots = 2
+	}
+	runner, langs := o.Runner, o.LanguageSource
+	if runner == nil {
+		tb := SharedToolbox(c.t)
+		runner = tb.Runner
+		langs = filtered{tb, o.Languages}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := worker.New(worker.Config{
+		Master: c.Master.ClusterAddr(), JoinToken: c.Master.JoinToken(), CAPEM: c.Master.CAPEM(),
+		Name: o.Name, Slots: o.Slots, Labels: o.Labels, Languages: langs, Sandbox: "none",
+		Runner: runner, DrainTimeout: 2 * time.Second, Logger: c.log,
+	})
+	if err != nil {
+		cancel()
+		c.t.Fatalf("clustertest: worker %s: %v", o.Name, err)
+	}
+	h := &Worker{Name: o.Name, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		_ = w.Run(ctx)
+	}()
+	c.mu.Lock()
+	c.workers[o.Name] = h
+	c.mu.Unlock()
+	c.Eventually(10*time.Second, "worker "+o.Name+" up", func() bool {
+		for _, w := range c.Master.Workers(context.Background()) {
+			if w.Name == o.Name && w.Status == api.WorkerUp {
+				return true
+			}
+		}
+		return false
+	})
+	return h
+}
+
+// StopWorker stops a worker as SIGTERM would (drain, then leave).
+func (c *Cluster) StopWorker(name string) {
+	c.mu.Lock()
+	h := c.workers[name]
+	delete(c.workers, name)
+	c.mu.Unlock()
+	if h != nil {
+		h.cancel()
+		<-h.done
+	}
+}
+
+// WaitLanguage waits until some worker announces lang, and skips the test
+// when this machine has no working toolchain for it.
+func (c *Cluster) WaitLanguage(lang string) {
+	c.t.Helper()
+	tb := SharedToolbox(c.t)
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		for _, l := range c.Master.Languages(context.Background()) {
+			if l.Name == lang {
+				return
+			}
+		}
+		select {
+		case <-tb.Tested():
+			if !hasLanguage(tb, lang) {
+				c.t.Skipf("no working %s toolchain on this machine", lang)
+			}
+		default:
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("clustertest: no worker announced %s in time", lang)
+}
+
+// Eventually polls cond until it holds or the timeout passes.
+func (c *Cluster) Eventually(timeout time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("clustertest: timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) stop() {
+	c.mu.Lock()
+	ws := make([]*Worker, 0, len(c.workers))
+	for _, w := range c.workers {
+		ws = append(ws, w)
+	}
+	c.workers = map[string]*Worker{}
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.cancel()
+	}
+	for _, w := range ws {
+		<-w.done
+	}
+	c.cancel()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		c.t.Errorf("clustertest: master did not stop")
+	}
+	c.Client.Close()
+}
+
+// filtered announces only some of a toolbox's languages.
+type filtered struct {
+	tb    *worker.Toolbox
+	names []string
+}
+
+func (f filtered) Languages() ([]*clusterpb.Language, uint64) {
+	langs, gen := f.tb.Languages()
+	if f.names == nil {
+		return langs, gen
+	}
+	var out []*clusterpb.Language
+	for _, l := range langs {
+		if slices.Contains(f.names, l.Name) {
+			out = append(out, l)
+		}
+	}
+	return out, gen
+}
+
+func hasLanguage(tb *worker.Toolbox, lang string) bool {
+	langs, _ := tb.Languages()
+	for _, l := range langs {
+		if l.Name == lang {
+			return true
+		}
+	}
+	return false
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
