@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,8 +43,8 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.DurationVar(&f.heartbeat, "heartbeat", time.Second, "worker heartbeat interval")
 	fl.DurationVar(&f.workerTimeout, "worker-timeout", 5*time.Second, "a worker silent this long is declared lost")
 	fl.DurationVar(&f.placementTimeout, "placement-timeout", time.Minute, "a job no connected worker can run fails after this long")
-	fl.Float64Var(&f.maxCPU, "max-cpu", 95, "skip workers above this CPU percent")
-	fl.Float64Var(&f.maxMem, "max-mem", 95, "skip workers above this memory percent")
+	fl.Float64Var(&f.maxCPU, "max-cpu", 100, "give no new job to workers above this CPU percent (100: never skip)")
+	fl.Float64Var(&f.maxMem, "max-mem", 95, "give no new job to workers above this memory percent")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 
@@ -147,6 +148,7 @@ func newUpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			waitQuick(gctx, tb)
 			for i := 1; i <= workers; i++ {
 				w, err := worker.New(worker.Config{
 					Master: m.ClusterAddr(), JoinToken: m.JoinToken(), CAPEM: m.CAPEM(),
@@ -233,6 +235,7 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			waitQuick(ctx, tb)
 			w, err := worker.New(worker.Config{
 				Master: masterAddr, JoinToken: joinToken, CAPEM: caPEM, Name: name, Slots: maxJobs,
 				Labels: lbls, Languages: tb, Sandbox: tb.Sandbox, Runner: tb.Runner,
@@ -275,4 +278,15 @@ func parseLabels(s string) (map[string]string, error) {
 		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
 	return out, nil
+}
+
+// waitQuick lets the interpreters' self-tests (milliseconds) finish before
+// a worker first connects, so its first hello already offers them;
+// compiled languages are announced later, as their self-tests pass.
+func waitQuick(ctx context.Context, tb *worker.Toolbox) {
+	select {
+	case <-tb.Quick():
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+	}
 }

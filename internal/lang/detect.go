@@ -167,16 +167,16 @@ func rejectShim(p string, proxies bool) error {
 	return nil
 }
 
-// realBinary resolves symlinks (/usr/bin/java → /usr/lib/jvm/…/bin/java)
-// unless the target has an unrelated name: multi-call binaries (busybox)
-// behave according to the name they are run as, so those keep the link.
+// realBinary resolves symlinks (/usr/bin/gcc → x86_64-linux-gnu-gcc-12,
+// /usr/bin/java → /usr/lib/jvm/…/bin/java) unless the target's name does
+// not contain the link's: multi-call binaries (busybox) behave according to
+// the name they are run as, so those keep the link.
 func realBinary(p string) (string, error) {
 	target, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		return "", err
 	}
-	a, b := filepath.Base(p), filepath.Base(target)
-	if strings.HasPrefix(a, b) || strings.HasPrefix(b, a) {
+	if strings.Contains(filepath.Base(target), filepath.Base(p)) {
 		return target, nil
 	}
 	return p, nil

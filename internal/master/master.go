@@ -55,8 +55,12 @@ type Config struct {
 	RecoveryGrace     time.Duration // after a restart, for workers to re-adopt; default 15s
 	ForgetLostAfter   time.Duration // lost workers leave the list; default 1h
 	MaxAttempts       int           // default 3
-	MaxCPUPercent     float64       // workers above are skipped; default 95
-	MaxMemoryPercent  float64       // default 95
+	// Workers whose machine is above these loads get no new job. CPU is
+	// off by default (100): a worker busy with its own jobs is already
+	// bounded by its slots, and on a shared machine the skip would idle
+	// free slots. Memory defaults to 95.
+	MaxCPUPercent    float64
+	MaxMemoryPercent float64
 
 	DefaultLimits api.Limits
 	MaxLimits     api.Limits
@@ -86,7 +90,7 @@ func (c *Config) setDefaults() {
 		c.MaxAttempts = 3
 	}
 	if c.MaxCPUPercent == 0 {
-		c.MaxCPUPercent = 95
+		c.MaxCPUPercent = 100
 	}
 	if c.MaxMemoryPercent == 0 {
 		c.MaxMemoryPercent = 95

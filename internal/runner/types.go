@@ -42,7 +42,9 @@ type Spec struct {
 	StopOnFailure bool
 }
 
-// Compile is the compile step's outcome.
+// Compile is the compile step's outcome. A cached compile has Cached set,
+// the original compiler's output and, as Wall, the time taken to copy the
+// artifacts.
 type Compile struct {
 	ExitCode int
 	Stdout   []byte
@@ -53,8 +55,10 @@ type Compile struct {
 
 // Exec is one run's outcome.
 type Exec struct {
-	Verdict         string
-	ExitCode        int
+	Verdict string
+	// ExitCode is the exit status, or 128+n when killed by signal n.
+	ExitCode int
+	// Signal names the signal that killed the program ("SIGSEGV"), if any.
 	Signal          string
 	Stdout          []byte
 	Stderr          []byte
@@ -76,4 +80,3 @@ type Result struct {
 // OutputFunc receives output as the program produces it. test is the index
 // of the test case, or -1 for a job without tests.
 type OutputFunc func(test int, stream string, data []byte)
-

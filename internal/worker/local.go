@@ -37,7 +37,13 @@ type Toolbox struct {
 	languages  []*clusterpb.Language
 	generation uint64
 	tested     chan struct{} // closed when every self-test has ended
+	quick      chan struct{} // closed when the interpreters' self-tests have ended
 }
+
+// Quick is closed once the self-tests of the languages without a compile
+// step have ended, typically well under a second after start: a worker
+// that waits for it announces them in its first hello.
+func (tb *Toolbox) Quick() <-chan struct{} { return tb.quick }
 
 // Languages returns the languages that passed their self-test so far and
 // a generation number that changes whenever the set does.
@@ -91,10 +97,39 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: runner: %w", err)
 	}
-	tb := &Toolbox{Runner: r, Sandbox: sb.Kind(), tested: make(chan struct{})}
-	var wg sync.WaitGroup
-	start := time.Now()
+	tb := &Toolbox{Runner: r, Sandbox: sb.Kind(), tested: make(chan struct{}), quick: make(chan struct{})}
+	// Interpreters first, on their own: their self-tests take milliseconds
+	// but would take seconds if they shared the CPU with javac and rustc.
+	var interpreted, compiled []lang.Toolchain
 	for _, t := range detected {
+		if t.Entry.Compiled() {
+			compiled = append(compiled, t)
+		} else {
+			interpreted = append(interpreted, t)
+		}
+	}
+	start := time.Now()
+	go func() {
+		defer close(tb.tested)
+		if err := tb.selfTest(ctx, base, interpreted, cfg.Logger); err != nil {
+			cfg.Logger.Error("self-tests", "err", err)
+		}
+		close(tb.quick)
+		if err := tb.selfTest(ctx, base, compiled, cfg.Logger); err != nil {
+			cfg.Logger.Error("self-tests", "err", err)
+		}
+		langs, _ := tb.Languages()
+		cfg.Logger.Info("self-tests done", "languages", len(langs), "of", len(detected), "took", time.Since(start).Round(time.Millisecond))
+	}()
+	return tb, nil
+}
+
+// selfTest runs the toolchains' self-tests concurrently and announces each
+// one that passes as soon as it does.
+func (tb *Toolbox) selfTest(ctx context.Context, base runner.Config, tools []lang.Toolchain, log *slog.Logger) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, t := range tools {
 		// One probe runner per toolchain, without the compile cache, so
 		// each self-test really runs its compiler and reports on its own.
 		probeCfg := base
@@ -102,7 +137,7 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 		probeCfg.CacheMaxBytes = -1
 		probe, err := runner.New(probeCfg)
 		if err != nil {
-			return nil, fmt.Errorf("worker: runner: %w", err)
+			return fmt.Errorf("worker: runner: %w", err)
 		}
 		wg.Go(func() {
 			working, failures := probe.SelfTest(ctx)
@@ -110,15 +145,9 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 				tb.add(&clusterpb.Language{Name: w.Name(), Version: w.Version})
 			}
 			for name, err := range failures {
-				cfg.Logger.Warn("toolchain failed its self-test; not announced", "language", name, "err", err)
+				log.Warn("toolchain failed its self-test; not announced", "language", name, "err", err)
 			}
 		})
 	}
-	go func() {
-		wg.Wait()
-		langs, _ := tb.Languages()
-		cfg.Logger.Info("self-tests done", "languages", len(langs), "of", len(detected), "took", time.Since(start).Round(time.Millisecond))
-		close(tb.tested)
-	}()
-	return tb, nil
+	return nil
 }
