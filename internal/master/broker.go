@@ -62,15 +62,12 @@ func (b *broker) publish(id string, ev api.Event) {
 	}
 }
 
-// finish sends a last event and closes every subscription of the job.
-func (b *broker) finish(id string, ev api.Event) {
+// finish closes every subscription of the job: the job is terminal and
+// subscribers read its final state from the store.
+func (b *broker) finish(id string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for ch := range b.subs[id] {
-		select {
-		case ch <- ev:
-		default:
-		}
 		close(ch)
 	}
 	delete(b.subs, id)

@@ -212,7 +212,7 @@ func (m *Master) publishState(ctx context.Context, id string) {
 // the final job from the store.
 func (m *Master) publishEnd(ctx context.Context, id string) {
 	if id != "" {
-		m.broker.finish(id, api.Event{Type: "end"})
+		m.broker.finish(id)
 	}
 }
 

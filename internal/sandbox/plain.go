@@ -156,39 +156,41 @@ wait:
 	if state == nil {
 		return nil, fmt.Errorf("sandbox: wait %s: %w", c.Args[0], waitErr)
 	}
-	o := &Outcome{
-		Stdout:          stdout.buf,
-		Stderr:          stderr.buf,
-		OutputTruncated: stdout.truncated || stderr.truncated,
-		Wall:            wall,
-		CPU:             state.UserTime() + state.SystemTime(),
-		TimeLimit:       timedOut,
-	}
+	o := outcome(state, &c.Limits)
+	o.Stdout, o.Stderr = stdout.buf, stderr.buf
+	o.OutputTruncated = stdout.truncated || stderr.truncated
+	o.Wall = wall
+	o.TimeLimit = o.TimeLimit || timedOut
+	return o, nil
+}
+
+// outcome reads the exit status and resource use of a reaped command.
+func outcome(state *os.ProcessState, l *Limits) *Outcome {
+	o := &Outcome{CPU: state.UserTime() + state.SystemTime()}
 	if ru, ok := state.SysUsage().(*syscall.Rusage); ok {
-		o.MemoryKB = ru.Maxrss // kilobytes on Linux
+		// The largest process among the leader and the descendants it
+		// waited for, in kilobytes on Linux.
+		o.MemoryKB = ru.Maxrss
 	}
 	ws, _ := state.Sys().(syscall.WaitStatus)
-	switch {
-	case ws.Signaled():
+	if ws.Signaled() {
 		o.Signal = unix.SignalName(ws.Signal())
 		if o.Signal == "" {
 			o.Signal = fmt.Sprintf("SIG%d", int(ws.Signal()))
 		}
 		// The shell's convention, so that `grappe run` can exit with it.
 		o.ExitCode = 128 + int(ws.Signal())
-		if ws.Signal() == syscall.SIGXCPU {
-			o.TimeLimit = true
-		}
-	default:
+		o.TimeLimit = ws.Signal() == syscall.SIGXCPU
+	} else {
 		o.ExitCode = ws.ExitStatus()
 	}
-	if c.Limits.CPU > 0 && o.CPU > c.Limits.CPU {
+	if l.CPU > 0 && o.CPU > l.CPU {
 		o.TimeLimit = true
 	}
-	if c.Limits.MemoryBytes > 0 && o.MemoryKB*1024 > c.Limits.MemoryBytes {
+	if l.MemoryBytes > 0 && o.MemoryKB*1024 > l.MemoryBytes {
 		o.MemoryLimit = true
 	}
-	return o, nil
+	return o
 }
 
 // startCmd starts the command in its own process group.
@@ -209,8 +211,11 @@ func startCmd(c *Cmd, stdin, stdout, stderr *os.File) (*exec.Cmd, error) {
 		cmd.Stdout = stdout
 		cmd.Stderr = stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Setpgid:   true,            // so the whole tree can be killed at once
-			Pdeathsig: syscall.SIGKILL, // and dies with the worker
+			Setpgid: true, // so the whole tree can be killed at once
+			// And it dies with the worker. (Linux sends it when the forking
+			// OS thread exits, which Go does only for a goroutine that ends
+			// locked to its thread; nothing here does that.)
+			Pdeathsig: syscall.SIGKILL,
 		}
 		err := cmd.Start()
 		if err == nil || !errors.Is(err, syscall.ETXTBSY) || attempt == 20 {

@@ -125,7 +125,7 @@ func (w *Worker) recvLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 			w.start(x.Assign)
 		case *clusterpb.MasterMessage_Cancel:
 			if a := x.Cancel.Attempt; a != nil {
-				w.abandon(attemptKey{a.JobId, a.Attempt})
+				w.cancelJob(attemptKey{a.JobId, a.Attempt})
 			}
 		case *clusterpb.MasterMessage_ResultAck:
 			if a := x.ResultAck.Attempt; a != nil {
@@ -151,6 +151,17 @@ func (w *Worker) abandon(k attemptKey) {
 		j.cancel()
 	}
 	delete(w.pending, k)
+}
+
+// cancelJob kills a cancelled attempt. Its result is still sent: the
+// master records nothing from it (the job is already cancelled) but learns
+// that the slot is free.
+func (w *Worker) cancelJob(k attemptKey) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if j := w.running[k]; j != nil {
+		j.cancel()
+	}
 }
 
 // emit queues a message on the live session, if any, without blocking:

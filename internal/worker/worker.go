@@ -120,7 +120,7 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: join token: %w", err)
 	}
-	tlsCfg := pki.PinnedClientTLS(tok.Fingerprint)
+	tlsCfg := pki.PinnedClientTLSForHost(tok.Fingerprint, cfg.Master)
 	if len(cfg.CAPEM) > 0 {
 		if tlsCfg, err = pki.ClientTLS(cfg.CAPEM); err != nil {
 			return nil, fmt.Errorf("worker: CA: %w", err)

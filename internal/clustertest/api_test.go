@@ -1,0 +1,274 @@
+package clustertest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/clustertest"
+)
+
+// rawClient speaks HTTP to the master without the SDK, to send what the SDK
+// never would.
+type rawClient struct {
+	c     *clustertest.Cluster
+	http  *http.Client
+	token string
+}
+
+func newRaw(t *testing.T, c *clustertest.Cluster) *rawClient {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(c.Master.CAPEM()) {
+		t.Fatal("bad CA PEM")
+	}
+	return &rawClient{c: c, token: c.Token, http: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+	}}
+}
+
+func (r *rawClient) do(t *testing.T, method, path string, body io.Reader) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, r.c.Master.URL()+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.http.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func jobCount(t *testing.T, c *clustertest.Cluster) int {
+	cl, err := c.Client.Cluster(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, v := range cl.Jobs {
+		n += v
+	}
+	return n
+}
+
+func TestBadInput(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	raw := newRaw(t, c)
+	huge := `{"language":"python","source":"` + strings.Repeat("x", 11<<20) + `"}`
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int
+		code   string
+	}{
+		{"malformed JSON", `{"language":`, 400, api.CodeInvalidJSON},
+		{"not an object", `[1,2]`, 400, api.CodeInvalidJSON},
+		{"trailing data", `{"language":"python","source":"1"} {}`, 400, api.CodeInvalidJSON},
+		{"unknown field", `{"language":"python","source":"1","sourcecode":"x"}`, 400, api.CodeInvalidJSON},
+		{"wrong type", `{"language":"python","source":1}`, 400, api.CodeInvalidJSON},
+		{"oversized body", huge, 413, api.CodeTooLarge},
+		{"unknown language", `{"language":"cobol-2099","source":"x"}`, 422, api.CodeUnknownLanguage},
+		{"missing language", `{"source":"x"}`, 422, api.CodeInvalid},
+		{"missing source", `{"language":"python"}`, 422, api.CodeInvalid},
+		{"parent dir name", `{"language":"c","files":[{"name":"../x.c","content":"int main(){}"}]}`, 422, api.CodeInvalid},
+		{"nested parent dir", `{"language":"c","files":[{"name":"a/../../x.c","content":"int main(){}"}]}`, 422, api.CodeInvalid},
+		{"absolute name", `{"language":"c","files":[{"name":"/etc/passwd","content":"x"}]}`, 422, api.CodeInvalid},
+		{"empty name", `{"language":"c","files":[{"name":"","content":"x"}]}`, 422, api.CodeInvalid},
+		{"NUL in name", `{"language":"c","files":[{"name":"a\u0000b.c","content":"x"}]}`, 422, api.CodeInvalid},
+		{"backslash name", `{"language":"c","files":[{"name":"..\\x.c","content":"x"}]}`, 422, api.CodeInvalid},
+		{"duplicate names", `{"language":"c","files":[{"name":"a.c","content":"x"},{"name":"a.c","content":"y"}]}`, 422, api.CodeInvalid},
+		{"bad base64", `{"language":"c","files":[{"name":"a.c","content":"!!!","encoding":"base64"}]}`, 422, api.CodeInvalid},
+		{"bad encoding", `{"language":"c","files":[{"name":"a.c","content":"x","encoding":"rot13"}]}`, 422, api.CodeInvalid},
+		{"negative limit", `{"language":"python","source":"1","limits":{"cpu_ms":-1}}`, 422, api.CodeInvalid},
+		{"limit over max", `{"language":"python","source":"1","limits":{"memory_mb":999999}}`, 422, api.CodeInvalid},
+		{"NUL in args", `{"language":"python","source":"1","args":["a\u0000"]}`, 422, api.CodeInvalid},
+		{"priority out of range", `{"language":"python","source":"1","priority":1000000}`, 422, api.CodeInvalid},
+		{"too many attempts", `{"language":"python","source":"1","max_attempts":99}`, 422, api.CodeInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := jobCount(t, c)
+			status, body := raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(tc.body))
+			if status != tc.status {
+				t.Fatalf("status %d, want %d; body %.200s", status, tc.status, body)
+			}
+			var eb api.ErrorBody
+			if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code != tc.code || eb.Error.Message == "" {
+				t.Fatalf("error body %.300s, want code %q with a message", body, tc.code)
+			}
+			if strings.Contains(string(body), "goroutine") || strings.Contains(string(body), ".go:") {
+				t.Fatalf("error body leaks internals: %.300s", body)
+			}
+			if after := jobCount(t, c); after != before {
+				t.Fatalf("a refused submission stored a job (%d → %d)", before, after)
+			}
+		})
+	}
+}
+
+func TestAuthAndRouting(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	raw := newRaw(t, c)
+	for _, tc := range []struct {
+		name, token, method, path string
+		status                    int
+	}{
+		{"no token", "", "GET", "/api/v1/jobs", 401},
+		{"wrong token", "grp_nope", "GET", "/api/v1/jobs", 401},
+		{"huge token", strings.Repeat("a", 5000), "GET", "/api/v1/jobs", 401},
+		{"health needs none", "", "GET", "/healthz", 200},
+		{"unknown job", c.Token, "GET", "/api/v1/jobs/does-not-exist", 404},
+		{"unknown endpoint", c.Token, "GET", "/api/v1/nope", 404},
+		{"bad status filter", c.Token, "GET", "/api/v1/jobs?status=weird", 400},
+		{"bad limit", c.Token, "GET", "/api/v1/jobs?limit=0", 400},
+		{"bad wait", c.Token, "GET", "/api/v1/jobs/x?wait=maybe", 404},
+		{"cancel unknown", c.Token, "POST", "/api/v1/jobs/nope/cancel", 404},
+		{"workers as admin", c.Token, "GET", "/api/v1/workers", 200},
+		{"metrics", "", "GET", "/metrics", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw.token = tc.token
+			status, body := raw.do(t, tc.method, tc.path, nil)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %.200s", status, tc.status, body)
+			}
+			if status >= 400 {
+				var eb api.ErrorBody
+				if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code == "" {
+					t.Fatalf("error body is not the JSON error shape: %.200s", body)
+				}
+			}
+		})
+	}
+}
+
+func TestPlainHTTPRefused(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + c.Master.Addr() + "/healthz")
+	if err == nil {
+		defer resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("plain HTTP on the TLS port answered 200")
+		}
+	}
+}
+
+func TestCancel(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 1, Languages: []string{"bash"}}}})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	running, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 30"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Eventually(10*time.Second, "first job running", func() bool {
+		j, err := c.Client.Job(ctx, running.ID)
+		return err == nil && j.Status == api.StatusRunning
+	})
+	j, err := c.Client.Job(ctx, queued.ID)
+	if err != nil || j.Status != api.StatusQueued || j.QueuePosition != 1 {
+		t.Fatalf("second job: %+v %v, want queued at position 1", j, err)
+	}
+	if j, err = c.Client.Cancel(ctx, queued.ID); err != nil || j.Status != api.StatusCancelled {
+		t.Fatalf("cancel queued: %+v %v", j, err)
+	}
+	start := time.Now()
+	if j, err = c.Client.Cancel(ctx, running.ID); err != nil || j.Status != api.StatusCancelled {
+		t.Fatalf("cancel running: %+v %v", j, err)
+	}
+	// The worker kills it and its slot frees within a second or so.
+	c.Eventually(3*time.Second, "slot freed", func() bool {
+		ws := c.Master.Workers(ctx)
+		return len(ws) == 1 && ws[0].Running == 0
+	})
+	t.Logf("running job's slot freed %v after the cancel", time.Since(start).Round(time.Millisecond))
+	next := submitWait(t, c, api.JobRequest{Language: "bash", Source: "echo next"})
+	if next.Run == nil || next.Run.Stdout != "next\n" {
+		t.Fatalf("job after cancels: %+v", next)
+	}
+	// The cancelled jobs stay cancelled: the late result is ignored and
+	// the queued one never ran.
+	for _, id := range []string{running.ID, queued.ID} {
+		j, err := c.Client.Job(ctx, id)
+		if err != nil || j.Status != api.StatusCancelled || j.Run != nil {
+			t.Fatalf("job %s after the dust settled: %+v %v", id, j, err)
+		}
+	}
+	// Cancelling a finished job changes nothing.
+	if j, err = c.Client.Cancel(ctx, next.ID); err != nil || j.Status != api.StatusDone {
+		t.Fatalf("cancel finished: %+v %v", j, err)
+	}
+}
+
+func TestEventsStream(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 1, Languages: []string{"bash"}}}})
+	c.WaitLanguage("bash")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo one; sleep 0.5; echo two >&2; sleep 0.5; echo three"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	var out bytes.Buffer
+	var final *api.Job
+	err = c.Client.Events(ctx, job.ID, func(ev api.Event) error {
+		types = append(types, ev.Type)
+		switch ev.Type {
+		case "output":
+			fmt.Fprintf(&out, "%s:%s", ev.Stream, ev.Data)
+		case "end":
+			final = ev.Job
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	if final == nil || final.Status != api.StatusDone || final.Run.Stdout != "one\nthree\n" {
+		t.Fatalf("end event job %+v", final)
+	}
+	if got := out.String(); got != "stdout:one\nstderr:two\nstdout:three\n" {
+		t.Fatalf("streamed output %q (events %v)", got, types)
+	}
+	if types[0] != "state" || types[len(types)-1] != "end" {
+		t.Fatalf("event types %v, want state first and end last", types)
+	}
+}
+
+func TestWaitTimeoutAnswersCurrentState(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 1, Languages: []string{"bash"}}}})
+	c.WaitLanguage("bash")
+	raw := newRaw(t, c)
+	start := time.Now()
+	status, body := raw.do(t, "POST", "/api/v1/jobs?wait=true&timeout=300ms", strings.NewReader(`{"language":"bash","source":"sleep 5"}`))
+	if status != 201 {
+		t.Fatalf("status %d, want 201 for an unfinished job: %s", status, body)
+	}
+	var j api.Job
+	if err := json.Unmarshal(body, &j); err != nil || j.Terminal() {
+		t.Fatalf("job %s: %v", body, err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("wait with a 300ms timeout took %v", took)
+	}
+}
