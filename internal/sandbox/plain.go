@@ -33,8 +33,10 @@ const drainGrace = 250 * time.Millisecond
 // rounded up; a use past the exact limit is still reported as TimeLimit),
 // with the wall limit as backstop, or 2×CPU+1s when no wall limit is set.
 // Memory and processes are not enforced (RLIMIT_AS breaks the JVM and Go,
-// RLIMIT_NPROC counts the worker's own processes); MemoryLimit is reported
-// when the peak resident memory went past the limit.
+// RLIMIT_NPROC counts the worker's own processes), and memory is not
+// measured: without a cgroup the only figure is the child's ru_maxrss, and
+// Linux carries the parent's peak into it across fork and exec, so for a
+// large worker it reports the worker, not the program. MemoryKB stays 0.
 type Plain struct{}
 
 var _ Sandbox = (*Plain)(nil)
@@ -167,11 +169,6 @@ wait:
 // outcome reads the exit status and resource use of a reaped command.
 func outcome(state *os.ProcessState, l *Limits) *Outcome {
 	o := &Outcome{CPU: state.UserTime() + state.SystemTime()}
-	if ru, ok := state.SysUsage().(*syscall.Rusage); ok {
-		// The largest process among the leader and the descendants it
-		// waited for, in kilobytes on Linux.
-		o.MemoryKB = ru.Maxrss
-	}
 	ws, _ := state.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
 		o.Signal = unix.SignalName(ws.Signal())
@@ -186,9 +183,6 @@ func outcome(state *os.ProcessState, l *Limits) *Outcome {
 	}
 	if l.CPU > 0 && o.CPU > l.CPU {
 		o.TimeLimit = true
-	}
-	if l.MemoryBytes > 0 && o.MemoryKB*1024 > l.MemoryBytes {
-		o.MemoryLimit = true
 	}
 	return o
 }
