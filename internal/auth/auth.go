@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grappe/grappe/internal/store"
@@ -58,13 +59,45 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Authenticator checks bearer tokens against the store.
+// cacheTTL bounds how long a token stays trusted without a store lookup.
+// Revocations through this Authenticator apply at once (Forget); one made
+// by another master applies within the TTL.
+const cacheTTL = 10 * time.Second
+
+// maxCached bounds the cache; past it, it is cleared.
+const maxCached = 10000
+
+// Authenticator checks bearer tokens against the store, caching the
+// answers briefly: every API request authenticates, and a store read per
+// request would be the largest cost of a small one.
 type Authenticator struct {
 	store store.Store
+
+	mu    sync.Mutex
+	cache map[string]cached // by token hash
+}
+
+type cached struct {
+	p       Principal
+	expires time.Time
 }
 
 // New returns an Authenticator over s.
-func New(s store.Store) *Authenticator { return &Authenticator{store: s} }
+func New(s store.Store) *Authenticator {
+	return &Authenticator{store: s, cache: make(map[string]cached)}
+}
+
+// Forget drops every cached token of user (all users when user is empty),
+// after a revocation, a removal or a role change.
+func (a *Authenticator) Forget(user string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for h, c := range a.cache {
+		if user == "" || c.p.User == user {
+			delete(a.cache, h)
+		}
+	}
+}
 
 // Authenticate returns the principal a token belongs to. The lookup is by
 // hash, so no comparison of secrets happens in Go code at all.
@@ -72,7 +105,30 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (*Princi
 	if token == "" || len(token) > 512 {
 		return nil, ErrUnauthenticated
 	}
-	t, err := a.store.TokenByHash(ctx, HashToken(token))
+	hash := HashToken(token)
+	now := time.Now()
+	a.mu.Lock()
+	c, ok := a.cache[hash]
+	a.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		p := c.p
+		return &p, nil
+	}
+	p, err := a.lookup(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if len(a.cache) >= maxCached {
+		clear(a.cache)
+	}
+	a.cache[hash] = cached{p: *p, expires: now.Add(cacheTTL)}
+	a.mu.Unlock()
+	return p, nil
+}
+
+func (a *Authenticator) lookup(ctx context.Context, hash string) (*Principal, error) {
+	t, err := a.store.TokenByHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrUnauthenticated
 	}

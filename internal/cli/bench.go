@@ -75,7 +75,16 @@ what the cluster adds to running the program at all.`,
 		ctx := cmd.Context()
 		out := cmd.OutOrStdout()
 		req := &api.JobRequest{Language: lang, Source: source}
-		runJob := func(ctx context.Context) error { return benchJob(ctx, c, req, timeout) }
+		var log phaseLog
+		measure := false
+		runJob := func(ctx context.Context) error {
+			start := time.Now()
+			job, err := benchJob(ctx, c, req, timeout)
+			if err == nil && measure {
+				log.add(job, time.Since(start))
+			}
+			return err
+		}
 
 		fmt.Fprintf(out, "grappe bench: %d jobs of %s %q, concurrency %d, against %s\n", jobs, lang, source, concurrency, c.Addr())
 		// One job first: it opens the connection, warms the worker's
@@ -85,14 +94,27 @@ what the cluster adds to running the program at all.`,
 			return fmt.Errorf("warm-up job: %w", err)
 		}
 		fmt.Fprintf(out, "warm-up job: %s\n", fmtMs(time.Since(t0)))
+		measure = true
 		cluster := bench.Run(ctx, jobs, concurrency, runJob)
 
 		var local *bench.Stats
 		localNote := ""
+		localName := interpName(lang)
 		switch interp := localInterpreter(lang); {
 		case noLocal:
 		case interp == "":
-			localNote = "no local baseline for " + lang
+			cc, _ := localCompiler(lang)
+			if cc == "" {
+				localNote = "no local baseline for " + lang
+				break
+			}
+			localName = "local exec"
+			s, err := benchLocalCompiled(ctx, lang, source, jobs, concurrency)
+			if err != nil {
+				localNote = "no local baseline: " + err.Error()
+			} else {
+				local = &s
+			}
 		default:
 			s, err := benchLocal(ctx, interp, source, jobs, concurrency)
 			if err != nil {
@@ -104,7 +126,8 @@ what the cluster adds to running the program at all.`,
 		if ctx.Err() != nil {
 			return &exitError{code: exitInterrupted}
 		}
-		printBench(out, cluster, local, interpName(lang))
+		printBench(out, cluster, local, localName)
+		log.print(out)
 		if localNote != "" {
 			fmt.Fprintln(out, localNote)
 		}
@@ -124,22 +147,22 @@ func interpName(lang string) string {
 }
 
 // benchJob runs one job to its end and checks that it succeeded.
-func benchJob(ctx context.Context, c *client.Client, req *api.JobRequest, timeout time.Duration) error {
+func benchJob(ctx context.Context, c *client.Client, req *api.JobRequest, timeout time.Duration) (*api.Job, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	job, err := c.SubmitWait(ctx, req, timeout)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !job.Terminal() {
 		if job, err = c.Wait(ctx, job.ID); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if job.Status != api.StatusDone || job.Verdict != api.VerdictOK {
-		return fmt.Errorf("job %s: %s %s %s", job.ID, job.Status, job.Verdict, job.Error)
+		return nil, fmt.Errorf("job %s: %s %s %s", job.ID, job.Status, job.Verdict, job.Error)
 	}
-	return nil
+	return job, nil
 }
 
 // benchLocal runs `interp FILE` n times at the given concurrency, FILE

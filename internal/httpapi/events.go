@@ -16,7 +16,7 @@ const sseKeepAlive = 15 * time.Second
 func (s *server) events(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	id := r.PathValue("id")
 	// Subscribe before reading the job, so no state change falls between.
-	events, unsubscribe, err := s.Service.Subscribe(r.Context(), p, id)
+	events, unsubscribe, err := s.Service.Subscribe(r.Context(), p, id, true)
 	if err != nil {
 		return err
 	}

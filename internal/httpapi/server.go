@@ -27,8 +27,9 @@ type Service interface {
 	Jobs(ctx context.Context, p *auth.Principal, status string, limit int) ([]api.Job, error)
 	Cancel(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
 	// Subscribe streams a job's events until it is terminal (the channel is
-	// then closed) or cancel is called. The job must be visible to p.
-	Subscribe(ctx context.Context, p *auth.Principal, id string) (events <-chan api.Event, cancel func(), err error)
+	// then closed) or cancel is called. The job must be visible to p. With
+	// events false the channel only closes at the end (a ?wait=true).
+	Subscribe(ctx context.Context, p *auth.Principal, id string, events bool) (ch <-chan api.Event, cancel func(), err error)
 	Languages(ctx context.Context) []api.Language
 	Workers(ctx context.Context) []api.Worker
 	Cluster(ctx context.Context) (*api.Cluster, error)
@@ -221,7 +222,7 @@ func (s *server) waitAndWrite(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	if !job.Terminal() {
-		events, unsubscribe, err := s.Service.Subscribe(ctx, p, job.ID)
+		events, unsubscribe, err := s.Service.Subscribe(ctx, p, job.ID, false)
 		if err != nil {
 			return err
 		}

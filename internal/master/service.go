@@ -178,11 +178,18 @@ func cancelMsg(id string, n int, reason string) *clusterpb.MasterMessage {
 }
 
 // Subscribe streams a job's events; see httpapi.Service.
-func (m *Master) Subscribe(ctx context.Context, p *auth.Principal, id string) (<-chan api.Event, func(), error) {
-	if _, err := m.visible(ctx, p, id); err != nil {
-		return nil, nil, err
+func (m *Master) Subscribe(ctx context.Context, p *auth.Principal, id string, events bool) (<-chan api.Event, func(), error) {
+	// A live job's owner is in memory: no store read on the hot path of
+	// ?wait=true. Anything else goes through the store's visibility check.
+	m.mu.Lock()
+	lj := m.jobs[id]
+	m.mu.Unlock()
+	if lj == nil || (!p.IsAdmin() && lj.owner != p.User) {
+		if _, err := m.visible(ctx, p, id); err != nil {
+			return nil, nil, err
+		}
 	}
-	ch, cancel := m.broker.subscribe(id)
+	ch, cancel := m.broker.subscribe(id, events)
 	// A job that finished between the check and the subscription would
 	// never close the channel: look once more.
 	m.mu.Lock()

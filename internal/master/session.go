@@ -290,14 +290,19 @@ func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Res
 		f = store.Finish{Status: store.StatusFailed, Error: "the worker sent an unreadable result"}
 	}
 	f.At = time.Now().UTC()
-	err = m.store.FinishAttempt(ctx, id, n, f)
+	// The worker's slot is free as soon as its result arrives: hand it the
+	// next job while this result is being committed, not after.
 	m.mu.Lock()
 	w := m.workers[name]
 	if w != nil && w.attempts[id] == n {
 		delete(w.attempts, id)
 	}
+	m.mu.Unlock()
+	m.kick()
+	err = m.store.FinishAttempt(ctx, id, n, f)
 	var lj *liveJob
 	if err == nil {
+		m.mu.Lock()
 		if w != nil {
 			w.jobsDone++
 		}
@@ -305,9 +310,8 @@ func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Res
 			lj = cur
 			delete(m.jobs, id)
 		}
+		m.mu.Unlock()
 	}
-	m.mu.Unlock()
-	m.kick()
 	switch {
 	case err == nil:
 		lang := ""
