@@ -75,6 +75,9 @@ type Authenticator struct {
 
 	mu    sync.Mutex
 	cache map[string]cached // by token hash
+
+	dummyOnce sync.Once
+	dummy     string
 }
 
 type cached struct {

@@ -92,3 +92,60 @@ func TestHashTokenIsStableAndDistinct(t *testing.T) {
 		t.Fatal("NewToken repeated itself")
 	}
 }
+
+func TestPasswordHash(t *testing.T) {
+	h, err := HashPassword("s3cret password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash %q is not PHC argon2id with the expected parameters", h)
+	}
+	if h2, _ := HashPassword("s3cret password"); h2 == h {
+		t.Fatal("two hashes of one password are equal: no salt")
+	}
+	for _, tc := range []struct {
+		hash, pw string
+		ok       bool
+		err      bool
+	}{
+		{h, "s3cret password", true, false},
+		{h, "s3cret passwor", false, false},
+		{h, "", false, false},
+		{"$argon2i$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "x", false, true},
+		{"$argon2id$v=19$m=99999999,t=2,p=1$c2FsdA$aGFzaA", "x", false, true},
+		{"garbage", "x", false, true},
+		{"", "x", false, true},
+	} {
+		ok, err := VerifyPassword(tc.hash, tc.pw)
+		if ok != tc.ok || (err != nil) != tc.err {
+			t.Errorf("VerifyPassword(%.30q, %q) = %v, %v", tc.hash, tc.pw, ok, err)
+		}
+	}
+}
+
+func TestLoginAndUsers(t *testing.T) {
+	a, _ := newAuth(t)
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "alice", "long enough", RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.Login(ctx, "alice", "long enough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := a.Authenticate(ctx, tok); err != nil || p.User != "alice" || p.IsAdmin() {
+		t.Fatalf("login token: %+v %v", p, err)
+	}
+	for _, bad := range [][2]string{{"alice", "wrong one"}, {"bob", "long enough"}, {"alice", ""}} {
+		if _, err := a.Login(ctx, bad[0], bad[1]); !errors.Is(err, ErrBadCredentials) {
+			t.Errorf("Login(%q, %q) = %v", bad[0], bad[1], err)
+		}
+	}
+	if err := a.RemoveUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, tok); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("token of a removed user (cached before): %v", err)
+	}
+}

@@ -44,6 +44,7 @@ type Authenticator interface {
 type Config struct {
 	Service Service
 	Auth    Authenticator
+	Users   Users
 	Logger  *slog.Logger
 	// MaxBodyBytes caps request bodies (default 10 MiB).
 	MaxBodyBytes int64
@@ -89,6 +90,13 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /api/v1/languages", s.authed(s.languages))
 	mux.Handle("GET /api/v1/workers", s.admin(s.workers))
 	mux.Handle("GET /api/v1/cluster", s.authed(s.cluster))
+	if cfg.Users != nil {
+		mux.HandleFunc("POST /api/v1/login", s.login)
+		mux.Handle("POST /api/v1/users", s.admin(s.addUser))
+		mux.Handle("GET /api/v1/users", s.admin(s.listUsers))
+		mux.Handle("DELETE /api/v1/users/{name}", s.admin(s.removeUser))
+		mux.Handle("PUT /api/v1/users/{name}/password", s.authed(s.setPassword))
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.Logger, r, Errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

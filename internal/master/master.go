@@ -239,7 +239,7 @@ func (m *Master) listen() error {
 		return fmt.Errorf("master: cluster listen %s: %w", m.cfg.ClusterListen, err)
 	}
 	handler := httpapi.New(httpapi.Config{
-		Service: m, Auth: m.auth, Logger: m.log,
+		Service: m, Auth: m.auth, Users: m.auth, Logger: m.log,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(),
 	})
 	m.httpSrv = &http.Server{

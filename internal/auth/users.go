@@ -1,0 +1,148 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/grappe/grappe/internal/store"
+)
+
+// Sentinel errors of user management, for the API to map.
+var (
+	ErrBadCredentials = errors.New("auth: wrong user name or password")
+	ErrUserExists     = errors.New("auth: user already exists")
+	ErrNoUser         = errors.New("auth: no such user")
+	ErrInvalid        = errors.New("auth: invalid user")
+)
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
+
+// dummyHash is verified against when the user does not exist, so a login
+// takes as long for an unknown name as for a wrong password. It is made on
+// first use, not at start.
+func (a *Authenticator) dummyHash() string {
+	a.dummyOnce.Do(func() {
+		a.dummy, _ = HashPassword("grappe-dummy-password")
+	})
+	return a.dummy
+}
+
+func checkPassword(password string) error {
+	if len(password) < MinPasswordLen || len(password) > MaxPasswordLen {
+		return fmt.Errorf("%w: the password must be %d to %d bytes", ErrInvalid, MinPasswordLen, MaxPasswordLen)
+	}
+	return nil
+}
+
+// Login exchanges a name and password for a new API token.
+func (a *Authenticator) Login(ctx context.Context, name, password string) (string, error) {
+	if len(password) > MaxPasswordLen || len(name) > 64 {
+		return "", ErrBadCredentials
+	}
+	u, err := a.store.GetUser(ctx, name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("auth: user lookup: %w", err)
+	}
+	hash := a.dummyHash()
+	if u != nil && u.PasswordHash != "" {
+		hash = u.PasswordHash
+	}
+	ok, err := VerifyPassword(hash, password)
+	if err != nil || !ok || u == nil || u.PasswordHash == "" {
+		return "", ErrBadCredentials
+	}
+	return a.IssueToken(ctx, u.Name, "login")
+}
+
+// IssueToken creates an API token for user and stores its hash.
+func (a *Authenticator) IssueToken(ctx context.Context, user, label string) (string, error) {
+	token, err := NewToken()
+	if err != nil {
+		return "", err
+	}
+	id, err := NewToken()
+	if err != nil {
+		return "", err
+	}
+	t := &store.Token{ID: id[len(tokenPrefix):][:16], Hash: HashToken(token), User: user, Name: label, CreatedAt: time.Now().UTC()}
+	if err := a.store.CreateToken(ctx, t); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", ErrNoUser
+		}
+		return "", fmt.Errorf("auth: store token: %w", err)
+	}
+	return token, nil
+}
+
+// AddUser creates a user with a password and a role.
+func (a *Authenticator) AddUser(ctx context.Context, name, password, role string) (*store.User, error) {
+	if !validName.MatchString(name) {
+		return nil, fmt.Errorf("%w: a user name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrInvalid)
+	}
+	if role == "" {
+		role = RoleUser
+	}
+	if role != RoleUser && role != RoleAdmin {
+		return nil, fmt.Errorf("%w: role must be %q or %q", ErrInvalid, RoleUser, RoleAdmin)
+	}
+	if err := checkPassword(password); err != nil {
+		return nil, err
+	}
+	if _, err := a.store.GetUser(ctx, name); err == nil {
+		return nil, ErrUserExists
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("auth: user lookup: %w", err)
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	u := &store.User{Name: name, Role: role, PasswordHash: hash, CreatedAt: time.Now().UTC()}
+	if err := a.store.PutUser(ctx, u); err != nil {
+		return nil, fmt.Errorf("auth: create user: %w", err)
+	}
+	return u, nil
+}
+
+// Users lists every user.
+func (a *Authenticator) Users(ctx context.Context) ([]*store.User, error) {
+	return a.store.ListUsers(ctx)
+}
+
+// RemoveUser deletes a user and all its tokens. The built-in admin stays:
+// its token file is how an operator gets back in.
+func (a *Authenticator) RemoveUser(ctx context.Context, name string) error {
+	if name == AdminUser {
+		return fmt.Errorf("%w: the built-in admin cannot be removed", ErrInvalid)
+	}
+	err := a.store.DeleteUser(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNoUser
+	}
+	if err != nil {
+		return fmt.Errorf("auth: remove user: %w", err)
+	}
+	a.Forget(name)
+	return nil
+}
+
+// SetPassword replaces a user's password.
+func (a *Authenticator) SetPassword(ctx context.Context, name, password string) error {
+	if err := checkPassword(password); err != nil {
+		return err
+	}
+	u, err := a.store.GetUser(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNoUser
+	}
+	if err != nil {
+		return fmt.Errorf("auth: user lookup: %w", err)
+	}
+	if u.PasswordHash, err = HashPassword(password); err != nil {
+		return err
+	}
+	return a.store.PutUser(ctx, u)
+}

@@ -1,0 +1,146 @@
+package clustertest_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/client"
+	"github.com/grappe/grappe/internal/clustertest"
+)
+
+// addUser creates a user and returns a client logged in as them.
+func addUser(t *testing.T, c *clustertest.Cluster, name, role string) *client.Client {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Client.AddUser(ctx, name, "correct horse "+name, role); err != nil {
+		t.Fatalf("add user %s: %v", name, err)
+	}
+	anon := c.NewClient("")
+	defer anon.Close()
+	token, err := anon.Login(ctx, name, "correct horse "+name)
+	if err != nil {
+		t.Fatalf("login %s: %v", name, err)
+	}
+	return c.NewClient(token)
+}
+
+func TestUsersAndIsolation(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 2, Languages: []string{"bash"}}}})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	alice := addUser(t, c, "alice", "user")
+	bob := addUser(t, c, "bob", "user")
+
+	job, err := alice.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo secret"}, time.Minute)
+	if err != nil || job.Owner != "alice" || job.Run.Stdout != "secret\n" {
+		t.Fatalf("alice's job: %+v %v", job, err)
+	}
+	// Bob can neither read, wait on, stream nor cancel it: 404, not 403.
+	if _, err := bob.Job(ctx, job.ID); !client.IsNotFound(err) {
+		t.Fatalf("bob reading alice's job: %v, want 404", err)
+	}
+	if _, err := bob.Cancel(ctx, job.ID); !client.IsNotFound(err) {
+		t.Fatalf("bob cancelling alice's job: %v, want 404", err)
+	}
+	if err := bob.Events(ctx, job.ID, func(api.Event) error { return nil }); !client.IsNotFound(err) {
+		t.Fatalf("bob streaming alice's job: %v, want 404", err)
+	}
+	if jobs, err := bob.Jobs(ctx, "", 100); err != nil || len(jobs) != 0 {
+		t.Fatalf("bob's list: %d jobs, %v; want none", len(jobs), err)
+	}
+	if jobs, err := c.Client.Jobs(ctx, "", 100); err != nil || len(jobs) != 1 {
+		t.Fatalf("admin's list: %d jobs, %v; want alice's", len(jobs), err)
+	}
+	// Admin-only endpoints answer 403 to a user.
+	if _, err := bob.Workers(ctx); !client.IsForbidden(err) {
+		t.Fatalf("bob listing workers: %v, want 403", err)
+	}
+	if err := bob.AddUser(ctx, "mallory", "password123", "admin"); !client.IsForbidden(err) {
+		t.Fatalf("bob adding a user: %v, want 403", err)
+	}
+	// Wrong password and unknown user both answer 401, the same way.
+	anon := c.NewClient("")
+	defer anon.Close()
+	for _, who := range []string{"alice", "nobody"} {
+		if _, err := anon.Login(ctx, who, "wrong password"); !client.IsUnauthorized(err) {
+			t.Fatalf("bad login as %s: %v, want 401", who, err)
+		}
+	}
+	// A user changes their own password, not someone else's.
+	if err := bob.SetPassword(ctx, "alice", "hijacked-pass"); !client.IsForbidden(err) {
+		t.Fatalf("bob setting alice's password: %v, want 403", err)
+	}
+	if err := bob.SetPassword(ctx, "bob", "a new password"); err != nil {
+		t.Fatalf("bob's own password: %v", err)
+	}
+	if _, err := anon.Login(ctx, "bob", "a new password"); err != nil {
+		t.Fatalf("login with the new password: %v", err)
+	}
+	// Removing a user revokes their tokens at once.
+	if err := c.Client.RemoveUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Jobs(ctx, "", 1); !client.IsUnauthorized(err) {
+		t.Fatalf("removed user's token: %v, want 401", err)
+	}
+	if err := c.Client.RemoveUser(ctx, "admin"); err == nil {
+		t.Fatal("the built-in admin was removed")
+	}
+	if err := c.Client.AddUser(ctx, "alice", "another password", "user"); !client.IsConflict(err) {
+		t.Fatalf("duplicate user: %v, want 409", err)
+	}
+	if err := c.Client.AddUser(ctx, "../evil", "password123", "user"); client.StatusCode(err) != 422 {
+		t.Fatalf("hostile user name: %v, want 422", err)
+	}
+	if err := c.Client.AddUser(ctx, "shortpw", "x", "user"); client.StatusCode(err) != 422 {
+		t.Fatalf("short password: %v, want 422", err)
+	}
+}
+
+func TestFairShareBetweenUsers(t *testing.T) {
+	// Alice floods the queue with 40 jobs; Bob's one job, submitted after,
+	// must run within the next few slots, not after all of Alice's.
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 1, Languages: []string{"bash"}}}})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	alice := addUser(t, c, "alice", "user")
+	bob := addUser(t, c, "bob", "user")
+	var ids []string
+	for i := range 40 {
+		j, err := alice.Submit(ctx, &api.JobRequest{Language: "bash", Source: fmt.Sprintf("sleep 0.05; echo %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	bj, err := bob.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo bob"}, time.Minute)
+	if err != nil || bj.Status != api.StatusDone {
+		t.Fatalf("bob's job: %+v %v", bj, err)
+	}
+	var wg sync.WaitGroup
+	before := 0
+	var mu sync.Mutex
+	for _, id := range ids {
+		wg.Go(func() {
+			j, err := alice.Wait(ctx, id)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if j.StartedAt.Before(*bj.StartedAt) {
+				mu.Lock()
+				before++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if before > 3 {
+		t.Fatalf("%d of alice's jobs started before bob's single job; round robin allows about 1", before)
+	}
+	t.Logf("alice's jobs started before bob's: %d of 40", before)
+}

@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/store"
+)
+
+// Users is what the user endpoints need; *auth.Authenticator is the real one.
+type Users interface {
+	Login(ctx context.Context, name, password string) (string, error)
+	AddUser(ctx context.Context, name, password, role string) (*store.User, error)
+	Users(ctx context.Context) ([]*store.User, error)
+	RemoveUser(ctx context.Context, name string) error
+	SetPassword(ctx context.Context, name, password string) error
+}
+
+var _ Users = (*auth.Authenticator)(nil)
+
+// userError maps auth's sentinels to API errors.
+func userError(err error) error {
+	switch {
+	case errors.Is(err, auth.ErrBadCredentials):
+		return Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "wrong user name or password")
+	case errors.Is(err, auth.ErrUserExists):
+		return Errorf(http.StatusConflict, api.CodeConflict, "that user already exists")
+	case errors.Is(err, auth.ErrNoUser):
+		return ErrNotFound
+	case errors.Is(err, auth.ErrInvalid):
+		return Errorf(http.StatusUnprocessableEntity, api.CodeInvalid, "%s", strings.TrimPrefix(err.Error(), auth.ErrInvalid.Error()+": "))
+	}
+	return err
+}
+
+func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	var req api.LoginRequest
+	if err := s.decode(w, r, &req); err != nil {
+		writeError(w, s.Logger, r, err)
+		return
+	}
+	token, err := s.Users.Login(r.Context(), req.Username, req.Password)
+	if err != nil {
+		s.Logger.Info("login failed", "user", req.Username, "addr", r.RemoteAddr)
+		writeError(w, s.Logger, r, userError(err))
+		return
+	}
+	s.Logger.Info("login", "user", req.Username, "addr", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, api.LoginResponse{Token: token})
+}
+
+func apiUser(u *store.User) api.User {
+	return api.User{Username: u.Name, Role: u.Role, CreatedAt: u.CreatedAt}
+}
+
+func (s *server) addUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	var req api.UserRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	u, err := s.Users.AddUser(r.Context(), req.Username, req.Password, req.Role)
+	if err != nil {
+		return userError(err)
+	}
+	s.Logger.Info("user added", "user", u.Name, "role", u.Role, "by", p.User)
+	writeJSON(w, http.StatusCreated, apiUser(u))
+	return nil
+}
+
+func (s *server) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	us, err := s.Users.Users(r.Context())
+	if err != nil {
+		return err
+	}
+	out := api.UserList{Users: make([]api.User, 0, len(us))}
+	for _, u := range us {
+		out.Users = append(out.Users, apiUser(u))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) removeUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	name := r.PathValue("name")
+	if err := s.Users.RemoveUser(r.Context(), name); err != nil {
+		return userError(err)
+	}
+	s.Logger.Info("user removed", "user", name, "by", p.User)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// setPassword lets an admin set anyone's password and a user their own.
+func (s *server) setPassword(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	name := r.PathValue("name")
+	if !p.IsAdmin() && name != p.User {
+		return ErrNotAdmin
+	}
+	var req api.PasswordRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.Users.SetPassword(r.Context(), name, req.Password); err != nil {
+		return userError(err)
+	}
+	s.Logger.Info("password set", "user", name, "by", p.User)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
