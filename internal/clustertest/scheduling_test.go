@@ -219,4 +219,3 @@ func TestManyClients(t *testing.T) {
 		t.Fatalf("cluster counts %v, want %d done", cl.Jobs, clients*perClient)
 	}
 }
-
