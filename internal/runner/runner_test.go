@@ -63,7 +63,7 @@ func toolCacheDir() string {
 	return filepath.Join(os.TempDir(), "grappe-test-tools")
 }
 
-func setup(t *testing.T) {
+func setup(t testing.TB) {
 	t.Helper()
 	setupOnce.Do(func() {
 		c, err := lang.Default()
@@ -90,7 +90,7 @@ func newConfig(root string) Config {
 }
 
 // newRunner is a runner of its own (own work root and compile cache).
-func newRunner(t *testing.T, mod func(*Config)) *Runner {
+func newRunner(t testing.TB, mod func(*Config)) *Runner {
 	t.Helper()
 	setup(t)
 	cfg := newConfig(t.TempDir())

@@ -1,0 +1,227 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroupV1 drives the v1 hierarchies: memory (limit, swap limit, peak,
+// OOM kills), pids (task limit), cpuacct (CPU time) and, when mounted,
+// freezer (to kill a tree that keeps forking). Each run gets a cgroup of
+// the same name in each of them.
+type cgroupV1 struct {
+	memory, pids, cpuacct, freezer string // base directories; freezer may be ""
+}
+
+// newCgroupV1 creates the base cgroup name under this process's cgroup in
+// each hierarchy; dirs maps controllers to those (see cgroupDirs). Base
+// cgroups of dead workers (prefix + pid) are removed on the way.
+func newCgroupV1(dirs map[string]string, prefix string) (*cgroupV1, error) {
+	for _, c := range []string{"memory", "pids", "cpuacct"} {
+		if dirs[c] == "" {
+			return nil, fmt.Errorf("cgroup v1: no %s hierarchy", c)
+		}
+	}
+	name := prefix + strconv.Itoa(os.Getpid())
+	g := &cgroupV1{}
+	for _, p := range []struct {
+		ctrl string
+		dst  *string
+	}{{"memory", &g.memory}, {"pids", &g.pids}, {"cpuacct", &g.cpuacct}, {"freezer", &g.freezer}} {
+		parent := dirs[p.ctrl]
+		if parent == "" {
+			continue
+		}
+		removeStale(parent, prefix, "cgroup.procs")
+		dir := filepath.Join(parent, name)
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			g.close()
+			return nil, fmt.Errorf("cgroup v1: %w", err)
+		}
+		*p.dst = dir
+	}
+	return g, nil
+}
+
+func (*cgroupV1) kind() string { return "cgroup-v1" }
+
+// bases lists the distinct base directories (controllers may share a
+// hierarchy, as cpu,cpuacct usually do).
+func (g *cgroupV1) bases() []string {
+	var out []string
+	for _, d := range []string{g.memory, g.pids, g.cpuacct, g.freezer} {
+		if d != "" && !contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *cgroupV1) create(name string) (runCgroup, error) {
+	r := &runCgroupV1{
+		memory:  filepath.Join(g.memory, name),
+		pids:    filepath.Join(g.pids, name),
+		cpuacct: filepath.Join(g.cpuacct, name),
+	}
+	if g.freezer != "" {
+		r.freezer = filepath.Join(g.freezer, name)
+	}
+	for _, base := range g.bases() {
+		dir := filepath.Join(base, name)
+		if err := unix.Mkdir(dir, 0o700); err != nil {
+			r.remove()
+			return nil, fmt.Errorf("cgroup v1: create %s: %w", dir, err)
+		}
+		r.dirs = append(r.dirs, dir)
+		fd, err := unix.Open(filepath.Join(dir, "tasks"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			r.remove()
+			return nil, fmt.Errorf("cgroup v1: open %s/tasks: %w", dir, err)
+		}
+		r.tasks = append(r.tasks, os.NewFile(uintptr(fd), "tasks"))
+	}
+	return r, nil
+}
+
+func (g *cgroupV1) close() error {
+	var errs []error
+	for _, d := range g.bases() {
+		if err := cgRmdir(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type runCgroupV1 struct {
+	memory, pids, cpuacct, freezer string
+	dirs                           []string // created, one per hierarchy
+	tasks                          []*os.File
+}
+
+func (r *runCgroupV1) setLimits(memoryBytes, pids int64) error {
+	if memoryBytes > 0 {
+		v := strconv.FormatInt(memoryBytes, 10)
+		if err := cgWrite(filepath.Join(r.memory, "memory.limit_in_bytes"), v); err != nil {
+			return err
+		}
+		// memory+swap, present when swap accounting is on: equal to the
+		// memory limit means no swap at all.
+		if err := cgWrite(filepath.Join(r.memory, "memory.memsw.limit_in_bytes"), v); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	if pids > 0 {
+		if err := cgWrite(filepath.Join(r.pids, "pids.max"), strconv.FormatInt(pids, 10)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runCgroupV1) join() (*os.File, []*os.File) { return nil, r.tasks }
+
+func (r *runCgroupV1) cpu() (time.Duration, error) {
+	ns, err := cgReadInt(filepath.Join(r.cpuacct, "cpuacct.usage"))
+	return time.Duration(ns), err
+}
+
+func (r *runCgroupV1) stats() (cgroupStats, error) {
+	var s cgroupStats
+	var err error
+	if s.CPU, err = r.cpu(); err != nil {
+		return s, err
+	}
+	if s.PeakBytes, err = cgReadInt(filepath.Join(r.memory, "memory.max_usage_in_bytes")); err != nil {
+		return s, err
+	}
+	oom, err := cgRead(filepath.Join(r.memory, "memory.oom_control"))
+	if err != nil {
+		return s, err
+	}
+	if n, ok := cgKeyed(oom, "oom_kill"); ok {
+		s.OOMKills = n
+	} else {
+		// Before Linux 4.13 the kill itself is not counted; a failed
+		// charge with swap off means the OOM killer ran.
+		if n, err := cgReadInt(filepath.Join(r.memory, "memory.failcnt")); err == nil && n > 0 {
+			s.OOMKills = 1
+		}
+	}
+	return s, nil
+}
+
+// kill freezes the cgroup so nothing can fork any more, kills every
+// process, and thaws it so they die. Without a freezer it kills in rounds
+// until the cgroup is empty.
+func (r *runCgroupV1) kill() error {
+	procs := filepath.Join(r.memory, "cgroup.procs")
+	if r.freezer == "" {
+		for i := 0; i < 100; i++ {
+			pids, err := cgPids(procs)
+			if err != nil || len(pids) == 0 {
+				return err
+			}
+			killPids(pids)
+			time.Sleep(time.Millisecond)
+		}
+		return errors.New("cgroup v1: processes keep appearing")
+	}
+	state := filepath.Join(r.freezer, "freezer.state")
+	if err := cgWrite(state, "FROZEN"); err != nil {
+		return err
+	}
+	// Freezing is asynchronous; a task stuck in the kernel may delay it, in
+	// which case killing anyway is the best there is.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		b, err := cgRead(state)
+		if err != nil || strings.TrimSpace(string(b)) == "FROZEN" {
+			break
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	pids, err := cgPids(filepath.Join(r.freezer, "cgroup.procs"))
+	killPids(pids)
+	if werr := cgWrite(state, "THAWED"); werr != nil && err == nil {
+		err = werr
+	}
+	return err
+}
+
+func (r *runCgroupV1) populated() (bool, error) {
+	pids, err := cgPids(filepath.Join(r.memory, "cgroup.procs"))
+	return len(pids) > 0, err
+}
+
+func (r *runCgroupV1) remove() error {
+	for _, f := range r.tasks {
+		f.Close()
+	}
+	r.tasks = nil
+	var errs []error
+	for _, d := range r.dirs {
+		if err := cgRmdir(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	r.dirs = nil
+	return errors.Join(errs...)
+}
