@@ -81,3 +81,22 @@ func (c *Client) SetPassword(ctx context.Context, name, password string) error {
 	in := api.PasswordRequest{Password: password}
 	return c.do(ctx, http.MethodPut, "/api/v1/users/"+url.PathEscape(name)+"/password", nil, in, nil)
 }
+
+// Drain stops the master from placing new jobs on a worker (admin); its
+// running jobs finish. Undrain reverses it.
+func (c *Client) Drain(ctx context.Context, name string) (*api.Worker, error) {
+	return c.setDrain(ctx, name, "drain")
+}
+
+// Undrain lets the master place jobs on a drained worker again (admin).
+func (c *Client) Undrain(ctx context.Context, name string) (*api.Worker, error) {
+	return c.setDrain(ctx, name, "undrain")
+}
+
+func (c *Client) setDrain(ctx context.Context, name, action string) (*api.Worker, error) {
+	var w api.Worker
+	if err := c.do(ctx, http.MethodPost, "/api/v1/workers/"+url.PathEscape(name)+"/"+action, nil, nil, &w); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}

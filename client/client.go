@@ -252,9 +252,17 @@ type optional struct {
 
 // do sends a request and decodes a 2xx JSON answer into out (nil: discard).
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	return c.doWith(ctx, method, path, q, nil, in, out)
+}
+
+// doWith is do with extra request headers.
+func (c *Client) doWith(ctx context.Context, method, path string, q url.Values, hdr http.Header, in, out any) error {
 	req, err := c.newRequest(ctx, method, path, q, in)
 	if err != nil {
 		return err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -13,30 +15,50 @@ import (
 )
 
 // Submit submits a job and returns it as accepted (status queued). The
-// request is not retried: the master may have accepted it even when the
-// answer is lost.
+// submission carries a fresh Idempotency-Key, so it is retried through
+// connection errors and 5xx answers (a master restarting) until ctx ends
+// without ever creating the job twice.
 func (c *Client) Submit(ctx context.Context, req *api.JobRequest) (*api.Job, error) {
-	var job api.Job
-	if err := c.do(ctx, http.MethodPost, "/api/v1/jobs", nil, req, &job); err != nil {
-		return nil, err
-	}
-	return &job, nil
+	return c.submit(ctx, req, nil)
 }
 
 // SubmitWait submits a job and lets the master hold the answer until the
 // job is finished or timeout has passed (0: the master's default, 30s), in
 // one round trip. A job still unfinished at the timeout is returned as it is
-// then; continue with Wait.
+// then; continue with Wait. Retries are as for Submit.
 func (c *Client) SubmitWait(ctx context.Context, req *api.JobRequest, timeout time.Duration) (*api.Job, error) {
 	q := url.Values{"wait": {"true"}}
 	if timeout > 0 {
 		q.Set("timeout", timeout.String())
 	}
-	var job api.Job
-	if err := c.do(ctx, http.MethodPost, "/api/v1/jobs", q, req, &job); err != nil {
-		return nil, err
+	return c.submit(ctx, req, q)
+}
+
+func (c *Client) submit(ctx context.Context, req *api.JobRequest, q url.Values) (*api.Job, error) {
+	hdr := http.Header{"Idempotency-Key": {newIdempotencyKey()}}
+	for n := 1; ; n++ {
+		var job api.Job
+		err := c.doWith(ctx, http.MethodPost, "/api/v1/jobs", q, hdr, req, &job)
+		if err == nil {
+			return &job, nil
+		}
+		if !retryable(err) || ctx.Err() != nil || n >= submitTries {
+			return nil, err
+		}
+		if serr := sleep(ctx, backoff(n)); serr != nil {
+			return nil, err
+		}
 	}
-	return &job, nil
+}
+
+// submitTries bounds the retries of one submission (about a minute of
+// backoff): long enough to ride through a master restart.
+const submitTries = 20
+
+func newIdempotencyKey() string {
+	b := make([]byte, 16)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Job returns one job.

@@ -173,6 +173,34 @@ func newWorkersCmd() *cobra.Command {
 	}
 	cf := addConnFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the workers as JSON")
+	for _, action := range []string{"drain", "undrain"} {
+		short := "Stop placing new jobs on a worker; its running jobs finish (admin)"
+		if action == "undrain" {
+			short = "Place jobs on a drained worker again (admin)"
+		}
+		cmd.AddCommand(&cobra.Command{
+			Use:   action + " NAME",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				set := c.Drain
+				if action == "undrain" {
+					set = c.Undrain
+				}
+				w, err := set(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (%d running)\n", w.Name, w.Status, w.Running)
+				return nil
+			},
+		})
+	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		c, err := cf.client()
 		if err != nil {

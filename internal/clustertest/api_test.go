@@ -272,3 +272,34 @@ func TestWaitTimeoutAnswersCurrentState(t *testing.T) {
 		t.Fatalf("wait with a 300ms timeout took %v", took)
 	}
 }
+
+func TestIdempotencyKey(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	raw := newRaw(t, c)
+	post := func(key string) api.Job {
+		req, _ := http.NewRequest("POST", c.Master.URL()+"/api/v1/jobs", strings.NewReader(`{"language":"bash","source":"echo once"}`))
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := raw.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var j api.Job
+		if err := json.NewDecoder(resp.Body).Decode(&j); err != nil || resp.StatusCode != 201 {
+			t.Fatalf("status %d: %v", resp.StatusCode, err)
+		}
+		return j
+	}
+	before := jobCount(t, c)
+	a, b := post("retry-me"), post("retry-me")
+	if a.ID == "" || a.ID != b.ID {
+		t.Fatalf("the same key gave jobs %q and %q", a.ID, b.ID)
+	}
+	if other := post("another"); other.ID == a.ID {
+		t.Fatal("a different key returned the same job")
+	}
+	if after := jobCount(t, c); after != before+2 {
+		t.Fatalf("%d jobs stored for two keys", after-before)
+	}
+}

@@ -34,6 +34,9 @@ type WorkerOptions struct {
 	Runner worker.Runner
 	// LanguageSource replaces the announced languages (with Runner).
 	LanguageSource worker.LanguageSource
+	// Proxied routes the worker's connection through a Proxy, so the test
+	// can partition it (Partition) or make it vanish (KillWorker).
+	Proxied bool
 }
 
 // Options describe a cluster.
@@ -48,13 +51,14 @@ type Options struct {
 // Cluster is a running master with its workers.
 type Cluster struct {
 	t       testing.TB
+	cfg     master.Config
 	Master  *master.Master
 	Client  *client.Client
 	Token   string
 	DataDir string
 	log     *slog.Logger
 	cancel  context.CancelFunc
-	done    chan error
+	done    chan struct{} // closed when the master's Run returned
 
 	mu      sync.Mutex
 	workers map[string]*Worker
@@ -63,6 +67,7 @@ type Cluster struct {
 // Worker is a running worker of the cluster.
 type Worker struct {
 	Name   string
+	proxy  *Proxy
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -83,13 +88,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.Master != nil {
 		opts.Master(&cfg)
 	}
-	m, err := master.New(cfg)
-	if err != nil {
-		t.Fatalf("clustertest: master: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &Cluster{t: t, Master: m, DataDir: cfg.DataDir, log: log, cancel: cancel, done: make(chan error, 1), workers: map[string]*Worker{}}
-	go func() { c.done <- m.Run(ctx) }()
+	c := &Cluster{t: t, cfg: cfg, DataDir: cfg.DataDir, log: log, workers: map[string]*Worker{}}
+	c.startMaster()
+	var err error
 	c.Token, err = auth.ReadSecretFile(filepath.Join(cfg.DataDir, master.AdminTokenFile))
 	if err != nil {
 		t.Fatalf("clustertest: admin token: %v", err)
@@ -100,6 +101,44 @@ func Start(t testing.TB, opts Options) *Cluster {
 		c.AddWorker(w)
 	}
 	return c
+}
+
+func (c *Cluster) startMaster() {
+	c.t.Helper()
+	m, err := master.New(c.cfg)
+	if err != nil {
+		c.t.Fatalf("clustertest: master: %v", err)
+	}
+	// A restarted master must come back on the same addresses.
+	c.cfg.Listen, c.cfg.ClusterListen = m.Addr(), m.ClusterAddr()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	c.Master, c.cancel, c.done = m, cancel, done
+	go func() {
+		defer close(done)
+		if err := m.Run(ctx); err != nil {
+			c.t.Errorf("clustertest: master: %v", err)
+		}
+	}()
+}
+
+// StopMaster stops the master abruptly: listeners and streams closed at
+// once, no goodbye to the workers, which keep running their jobs.
+func (c *Cluster) StopMaster() {
+	c.cancel()
+	c.Master.Close()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("clustertest: master did not stop")
+	}
+}
+
+// RestartMaster starts the master again on the same data directory and
+// addresses, as after a crash and a restart.
+func (c *Cluster) RestartMaster() {
+	c.t.Helper()
+	c.startMaster()
 }
 
 // NewClient returns an API client that trusts the cluster CA.
@@ -117,6 +156,15 @@ func (c *Cluster) AddWorker(o WorkerOptions) *Worker {
 	if o.Slots == 0 {
 		o.Slots = 2
 	}
+	target := c.Master.ClusterAddr()
+	var proxy *Proxy
+	if o.Proxied {
+		var err error
+		if proxy, err = NewProxy(target); err != nil {
+			c.t.Fatalf("clustertest: proxy: %v", err)
+		}
+		target = proxy.Addr()
+	}
 	runner, langs := o.Runner, o.LanguageSource
 	if runner == nil {
 		tb := SharedToolbox(c.t)
@@ -125,7 +173,7 @@ func (c *Cluster) AddWorker(o WorkerOptions) *Worker {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := worker.New(worker.Config{
-		Master: c.Master.ClusterAddr(), JoinToken: c.Master.JoinToken(), CAPEM: c.Master.CAPEM(),
+		Master: target, JoinToken: c.Master.JoinToken(), CAPEM: c.Master.CAPEM(),
 		Name: o.Name, Slots: o.Slots, Labels: o.Labels, Languages: langs, Sandbox: "none",
 		Runner: runner, DrainTimeout: 2 * time.Second, Logger: c.log,
 	})
@@ -133,7 +181,7 @@ func (c *Cluster) AddWorker(o WorkerOptions) *Worker {
 		cancel()
 		c.t.Fatalf("clustertest: worker %s: %v", o.Name, err)
 	}
-	h := &Worker{Name: o.Name, cancel: cancel, done: make(chan struct{})}
+	h := &Worker{Name: o.Name, proxy: proxy, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		_ = w.Run(ctx)
@@ -159,8 +207,41 @@ func (c *Cluster) StopWorker(name string) {
 	delete(c.workers, name)
 	c.mu.Unlock()
 	if h != nil {
-		h.cancel()
-		<-h.done
+		h.stop()
+	}
+}
+
+// KillWorker makes a proxied worker vanish as kill -9 or a pulled cable
+// would: its traffic is dropped first, so nothing it does afterwards (its
+// drain, its results) reaches the master; then it stops, killing its jobs.
+func (c *Cluster) KillWorker(name string) {
+	c.mu.Lock()
+	h := c.workers[name]
+	delete(c.workers, name)
+	c.mu.Unlock()
+	if h == nil || h.proxy == nil {
+		c.t.Fatalf("clustertest: KillWorker(%q) needs a Proxied worker", name)
+	}
+	h.proxy.Drop(true)
+	h.stop()
+}
+
+// Partition drops (true) or restores (false) a proxied worker's traffic.
+func (c *Cluster) Partition(name string, drop bool) {
+	c.mu.Lock()
+	h := c.workers[name]
+	c.mu.Unlock()
+	if h == nil || h.proxy == nil {
+		c.t.Fatalf("clustertest: Partition(%q) needs a Proxied worker", name)
+	}
+	h.proxy.Drop(drop)
+}
+
+func (w *Worker) stop() {
+	w.cancel()
+	<-w.done
+	if w.proxy != nil {
+		w.proxy.Close()
 	}
 }
 
@@ -212,7 +293,7 @@ func (c *Cluster) stop() {
 		w.cancel()
 	}
 	for _, w := range ws {
-		<-w.done
+		w.stop()
 	}
 	c.cancel()
 	select {

@@ -21,7 +21,9 @@ import (
 
 // Service is what the API needs from the master.
 type Service interface {
-	Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest) (*api.Job, error)
+	// Submit accepts a job. A non-empty idempotencyKey makes the
+	// submission safe to retry: the same key returns the same job.
+	Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest, idempotencyKey string) (*api.Job, error)
 	// Job returns a job the principal may see, or ErrNotFound.
 	Job(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
 	Jobs(ctx context.Context, p *auth.Principal, status string, limit int) ([]api.Job, error)
@@ -32,6 +34,8 @@ type Service interface {
 	Subscribe(ctx context.Context, p *auth.Principal, id string, events bool) (ch <-chan api.Event, cancel func(), err error)
 	Languages(ctx context.Context) []api.Language
 	Workers(ctx context.Context) []api.Worker
+	// Drain stops (drain false: resumes) placing jobs on a worker.
+	Drain(ctx context.Context, name string, drain bool) (*api.Worker, error)
 	Cluster(ctx context.Context) (*api.Cluster, error)
 }
 
@@ -89,6 +93,8 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /api/v1/jobs/{id}/events", s.authed(s.events))
 	mux.Handle("GET /api/v1/languages", s.authed(s.languages))
 	mux.Handle("GET /api/v1/workers", s.admin(s.workers))
+	mux.Handle("POST /api/v1/workers/{name}/drain", s.admin(s.drain(true)))
+	mux.Handle("POST /api/v1/workers/{name}/undrain", s.admin(s.drain(false)))
 	mux.Handle("GET /api/v1/cluster", s.authed(s.cluster))
 	if cfg.Users != nil {
 		mux.HandleFunc("POST /api/v1/login", s.login)
@@ -184,7 +190,11 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	if err != nil {
 		return err
 	}
-	job, err := s.Service.Submit(r.Context(), p, &req)
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 128 {
+		return Errorf(http.StatusBadRequest, api.CodeBadRequest, "Idempotency-Key is over 128 bytes")
+	}
+	job, err := s.Service.Submit(r.Context(), p, &req, key)
 	if err != nil {
 		return err
 	}
@@ -332,6 +342,18 @@ func (s *server) workers(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	}
 	writeJSON(w, http.StatusOK, api.WorkerList{Workers: ws})
 	return nil
+}
+
+func (s *server) drain(drain bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+		wk, err := s.Service.Drain(r.Context(), r.PathValue("name"), drain)
+		if err != nil {
+			return err
+		}
+		s.Logger.Info("admin action", "action", map[bool]string{true: "drain", false: "undrain"}[drain], "worker", wk.Name, "by", p.User)
+		writeJSON(w, http.StatusOK, wk)
+		return nil
+	}
 }
 
 func (s *server) cluster(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {

@@ -20,7 +20,14 @@ var _ httpapi.Service = (*Master)(nil)
 
 // Submit validates, persists and queues a job. The job is committed to the
 // store before its id is returned: an accepted job survives a crash.
-func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest) (*api.Job, error) {
+func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest, key string) (*api.Job, error) {
+	if key != "" {
+		if sj, err := m.store.JobByIdempotencyKey(ctx, p.User, key); err == nil {
+			return toAPI(sj, false) // a retry of a submission already accepted
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
 	v, err := m.validate(req)
 	if err != nil {
 		return nil, err
@@ -37,9 +44,15 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	sj := &store.Job{
 		ID: newJobID(), Owner: p.User, Language: v.lang.Name, Version: req.Version,
 		Status: store.StatusQueued, MaxAttempts: req.MaxAttempts, Priority: req.Priority,
-		Labels: req.Labels, CreatedAt: time.Now().UTC(), Request: body,
+		Labels: req.Labels, CreatedAt: time.Now().UTC(), Request: body, IdempotencyKey: key,
 	}
 	if err := m.store.CreateJob(ctx, sj); err != nil {
+		if key != "" && errors.Is(err, store.ErrConflict) {
+			// Two retries raced: the other one created it.
+			if first, err := m.store.JobByIdempotencyKey(ctx, p.User, key); err == nil {
+				return toAPI(first, false)
+			}
+		}
 		return nil, fmt.Errorf("store job: %w", err)
 	}
 	m.mu.Lock()
@@ -304,4 +317,30 @@ func (m *Master) Cluster(ctx context.Context) (*api.Cluster, error) {
 	c.QueueDepth = m.queue.Len()
 	m.mu.Unlock()
 	return c, nil
+}
+
+// Drain stops (or resumes, with drain false) placing jobs on a worker. Its
+// running jobs finish; the worker is told so it reports itself draining.
+func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worker, error) {
+	m.mu.Lock()
+	w := m.workers[name]
+	if w == nil || w.status == api.WorkerLost {
+		m.mu.Unlock()
+		return nil, httpapi.ErrNotFound
+	}
+	w.adminDrain = drain
+	w.setStatus()
+	sess := w.session
+	m.mu.Unlock()
+	if sess != nil {
+		sess.sendMsg(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Drain{Drain: &clusterpb.Drain{Drain: drain}}})
+	}
+	m.log.Info("worker drain set", "worker", name, "drain", drain)
+	m.kick()
+	for _, wk := range m.Workers(ctx) {
+		if wk.Name == name {
+			return &wk, nil
+		}
+	}
+	return nil, httpapi.ErrNotFound
 }

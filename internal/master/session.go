@@ -196,11 +196,9 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, sess *session
 		w.attempts = map[string]int{}
 	}
 	w.address, w.languages, w.labels = addr, langs, h.Labels
-	w.sandbox, w.version, w.draining = h.Sandbox, h.Version, h.Draining
-	w.status, w.session, w.connectedAt, w.lastBeat = api.WorkerUp, sess, now, now
-	if w.draining {
-		w.status = api.WorkerDraining
-	}
+	w.sandbox, w.version, w.selfDrain = h.Sandbox, h.Version, h.Draining
+	w.session, w.connectedAt, w.lastBeat = sess, now, now
+	w.setStatus()
 	w.sched = scheduler.Worker{ID: h.Name, Languages: byName, Labels: h.Labels, Slots: int(h.Slots)}
 	w.sched.CPUPercent, w.sched.MemoryPercent = 0, 0
 
@@ -251,13 +249,9 @@ func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) 
 	}
 	w.lastBeat = time.Now()
 	w.sched.CPUPercent, w.sched.MemoryPercent = hb.CpuPercent, hb.MemoryPercent
-	wasDraining := w.draining
-	w.draining = hb.Draining
-	if w.draining {
-		w.status = api.WorkerDraining
-	} else {
-		w.status = api.WorkerUp
-	}
+	wasDraining := w.selfDrain
+	w.selfDrain = hb.Draining
+	w.setStatus()
 	if hb.LanguagesChanged {
 		w.languages, w.sched.Languages = languageSets(hb.Languages)
 	}

@@ -44,7 +44,10 @@ type workerEntry struct {
 	sandbox     string
 	version     string
 	status      string
-	draining    bool
+	// A worker drains because it said so (it is shutting down) or because
+	// an admin asked; the two are kept apart so a heartbeat cannot undo an
+	// admin's drain.
+	selfDrain, adminDrain bool
 	session     *session
 	attempts    map[string]int // job id → attempt the worker runs
 	connectedAt time.Time
@@ -54,7 +57,16 @@ type workerEntry struct {
 }
 
 func (w *workerEntry) available() bool {
-	return w.session != nil && w.status == api.WorkerUp && !w.draining
+	return w.session != nil && w.status == api.WorkerUp
+}
+
+// setStatus derives up/draining for a connected worker.
+func (w *workerEntry) setStatus() {
+	if w.selfDrain || w.adminDrain {
+		w.status = api.WorkerDraining
+	} else {
+		w.status = api.WorkerUp
+	}
 }
 
 // schedWorkers refreshes and returns the scheduler's view of the workers.

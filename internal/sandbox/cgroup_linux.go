@@ -59,10 +59,10 @@ type runCgroup interface {
 
 // newCgroupDriver finds the cgroup hierarchies this process lives in, under
 // root (the mount point of the cgroup file systems), and prepares a base
-// cgroup named base under this process's own cgroup in each. cgroup v1 is
+// cgroup (prefix + pid) under this process's own cgroup in each. cgroup v1 is
 // used when the memory controller is on a v1 hierarchy (hybrid systems
 // keep an empty v2 mount beside it); otherwise v2.
-func newCgroupDriver(root, base string) (cgroupDriver, error) {
+func newCgroupDriver(root, prefix string) (cgroupDriver, error) {
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("read /proc/self/cgroup: %w", err)
@@ -76,10 +76,10 @@ func newCgroupDriver(root, base string) (cgroupDriver, error) {
 		return nil, err
 	}
 	if v1["memory"] != "" {
-		return newCgroupV1(v1, base)
+		return newCgroupV1(v1, prefix)
 	}
 	if v2 != "" {
-		return newCgroupV2(v2, base, cgroupV2Root(v2, mounts))
+		return newCgroupV2(v2, prefix, cgroupV2Root(v2, mounts))
 	}
 	return nil, errors.New("no usable cgroup hierarchy with a memory controller")
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,20 +60,11 @@ func (*cgroupV1) kind() string { return "cgroup-v1" }
 func (g *cgroupV1) bases() []string {
 	var out []string
 	for _, d := range []string{g.memory, g.pids, g.cpuacct, g.freezer} {
-		if d != "" && !contains(out, d) {
+		if d != "" && !slices.Contains(out, d) {
 			out = append(out, d)
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (g *cgroupV1) create(name string) (runCgroup, error) {

@@ -56,6 +56,10 @@ type Job struct {
 	FinishedAt  time.Time // zero until terminal
 	Request     []byte
 	Result      []byte
+	// IdempotencyKey, when set, is unique among the owner's jobs: a
+	// submission retried with the same key finds the job instead of
+	// creating a second one.
+	IdempotencyKey string
 }
 
 // Finish is the terminal outcome written by FinishAttempt and FinishQueued.
@@ -103,6 +107,9 @@ type Store interface {
 	// empty (taken as queued); the other fields are stored as given.
 	// ErrConflict if the id exists.
 	CreateJob(ctx context.Context, j *Job) error
+	// JobByIdempotencyKey returns the owner's job created with key, or
+	// ErrNotFound.
+	JobByIdempotencyKey(ctx context.Context, owner, key string) (*Job, error)
 	// GetJob returns one job or ErrNotFound.
 	GetJob(ctx context.Context, id string) (*Job, error)
 	// ListJobs returns jobs newest first (in creation order, not by

@@ -134,9 +134,10 @@ func (w *Worker) recvLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 				w.mu.Unlock()
 			}
 		case *clusterpb.MasterMessage_Drain:
-			w.mu.Lock()
-			w.draining = x.Drain.Drain
-			w.mu.Unlock()
+			// The master stops placing jobs here itself; the worker's own
+			// draining flag means it is shutting down, which an undrain
+			// must not reverse.
+			w.log.Info("drain set by the master", "drain", x.Drain.Drain)
 		}
 	}
 }

@@ -16,12 +16,13 @@ import (
 // writes, in the order scanJob expects.
 const jobColumns = `id, owner, language, version, status, verdict, error,
 	attempts, max_attempts, worker, priority, labels,
-	created_at, started_at, finished_at, request, result`
+	created_at, started_at, finished_at, request, result, idem_key`
 
 const (
 	sqlCreateJob = `INSERT INTO jobs (` + jobColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlGetJob    = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
+	sqlJobByKey  = `SELECT ` + jobColumns + ` FROM jobs WHERE owner = ? AND idem_key = ?`
 	sqlJobExists = `SELECT 1 FROM jobs WHERE id = ?`
 
 	// The transitions. Each is one compare-and-set on (id, status,
@@ -77,11 +78,26 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 		j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
 		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
 		nanos(j.CreatedAt), nanos(j.StartedAt), nanos(j.FinishedAt),
-		blob(j.Request), blob(j.Result))
+		blob(j.Request), blob(j.Result), j.IdempotencyKey)
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, constraintErr(err))
 	}
 	return nil
+}
+
+// JobByIdempotencyKey implements store.Store.
+func (s *Store) JobByIdempotencyKey(ctx context.Context, owner, key string) (*store.Job, error) {
+	if key == "" {
+		return nil, fmt.Errorf("sqlite: JobByIdempotencyKey: %w", store.ErrNotFound)
+	}
+	j, err := scanJob(s.jobByKey.QueryRowContext(ctx, owner, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: JobByIdempotencyKey: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: JobByIdempotencyKey: %w", err)
+	}
+	return j, nil
 }
 
 // GetJob implements store.Store.
@@ -283,7 +299,7 @@ func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
 	)
 	err := row.Scan(&j.ID, &j.Owner, &j.Language, &j.Version, &j.Status, &j.Verdict, &j.Error,
 		&j.Attempts, &j.MaxAttempts, &j.Worker, &j.Priority, &labels,
-		&created, &started, &finished, &j.Request, &j.Result)
+		&created, &started, &finished, &j.Request, &j.Result, &j.IdempotencyKey)
 	if err != nil {
 		return nil, err
 	}

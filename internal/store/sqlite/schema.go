@@ -71,6 +71,14 @@ CREATE TABLE tokens (
 -- ListTokens, and the cascade on user delete, look tokens up by user.
 CREATE INDEX tokens_user ON tokens (user, created_at);
 `,
+		// 2: idempotency keys. A client that retries a submission whose
+		// answer it lost sends the same key and gets the same job back,
+		// so a retry never runs a program twice. Unique per owner, and
+		// only among jobs that carry one.
+		`
+ALTER TABLE jobs ADD COLUMN idem_key TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX jobs_owner_idem ON jobs (owner, idem_key) WHERE idem_key != '';
+`,
 	}
 }
 

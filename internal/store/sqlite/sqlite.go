@@ -70,6 +70,7 @@ type Store struct {
 	// Prepared once: the hot path (3 writes per job, GetJob per poll,
 	// TokenByHash per request) must not re-parse SQL.
 	createJob      *sql.Stmt
+	jobByKey       *sql.Stmt
 	startAttempt   *sql.Stmt
 	requeueAttempt *sql.Stmt
 	finishAttempt  *sql.Stmt
@@ -185,6 +186,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		text string
 	}{
 		{s.w, &s.createJob, sqlCreateJob},
+		{s.r, &s.jobByKey, sqlJobByKey},
 		{s.w, &s.startAttempt, sqlStartAttempt},
 		{s.w, &s.requeueAttempt, sqlRequeueAttempt},
 		{s.w, &s.finishAttempt, sqlFinishAttempt},
@@ -207,7 +209,7 @@ func (s *Store) prepare(ctx context.Context) error {
 func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.createJob, s.startAttempt, s.requeueAttempt, s.finishAttempt,
+		s.createJob, s.jobByKey, s.startAttempt, s.requeueAttempt, s.finishAttempt,
 		s.finishQueued, s.getJob, s.jobExists, s.tokenByHash,
 	} {
 		if st != nil {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"testing"
 
@@ -79,6 +80,35 @@ func testCreateDuplicate(t *testing.T, s store.Store) {
 	second.Request = []byte(`{"evil":true}`)
 	wantErr(t, "CreateJob duplicate", s.CreateJob(t.Context(), second), store.ErrConflict)
 	checkJob(t, mustGet(t, s, first.ID), first)
+}
+
+func testIdempotencyKey(t *testing.T, s store.Store) {
+	first := newJob(jobID(1), "alice", at(0))
+	first.IdempotencyKey = "key-1"
+	mustCreate(t, s, first)
+	// The same key for the same owner: conflict, and the lookup finds the
+	// first job.
+	retry := newJob(jobID(2), "alice", at(1))
+	retry.IdempotencyKey = "key-1"
+	wantErr(t, "CreateJob with a used key", s.CreateJob(t.Context(), retry), store.ErrConflict)
+	got, err := s.JobByIdempotencyKey(t.Context(), "alice", "key-1")
+	if err != nil || got.ID != first.ID || got.IdempotencyKey != "key-1" {
+		t.Fatalf("JobByIdempotencyKey = %+v, %v; want %s", got, err, first.ID)
+	}
+	if _, err := s.GetJob(t.Context(), jobID(2)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused retry was stored: %v", err)
+	}
+	// Keys are per owner, and jobs without a key never collide.
+	other := newJob(jobID(3), "bob", at(2))
+	other.IdempotencyKey = "key-1"
+	mustCreate(t, s, other)
+	mustCreate(t, s, newJob(jobID(4), "alice", at(3)))
+	mustCreate(t, s, newJob(jobID(5), "alice", at(4)))
+	for _, tc := range [][2]string{{"alice", "key-2"}, {"carol", "key-1"}, {"alice", ""}} {
+		if _, err := s.JobByIdempotencyKey(t.Context(), tc[0], tc[1]); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("JobByIdempotencyKey(%q, %q) = %v, want ErrNotFound", tc[0], tc[1], err)
+		}
+	}
 }
 
 func testGetMissing(t *testing.T, s store.Store) {

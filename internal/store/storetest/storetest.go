@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CreateMinimal", testCreateMinimal},
 		{"CreateNotQueued", testCreateNotQueued},
 		{"CreateDuplicate", testCreateDuplicate},
+		{"IdempotencyKey", testIdempotencyKey},
 		{"GetMissing", testGetMissing},
 		{"ListJobs", testListJobs},
 		{"ListJobsPaging", testListJobsPaging},

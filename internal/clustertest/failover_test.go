@@ -1,0 +1,235 @@
+package clustertest_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/clustertest"
+	"github.com/grappe/grappe/internal/master"
+)
+
+// waitRunningOn waits until the job runs and returns its worker.
+func waitRunning(t *testing.T, c *clustertest.Cluster, id string) *api.Job {
+	t.Helper()
+	var j *api.Job
+	c.Eventually(20*time.Second, "job "+id+" running", func() bool {
+		var err error
+		j, err = c.Client.Job(context.Background(), id)
+		return err == nil && j.Status == api.StatusRunning
+	})
+	return j
+}
+
+func TestLostWorkerJobRunsElsewhere(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	c.AddWorker(clustertest.WorkerOptions{Name: "doomed", Slots: 1, Languages: []string{"bash"}, Proxied: true})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 1; echo survived"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := waitRunning(t, c, job.ID); j.Worker != "doomed" || j.Attempts != 1 {
+		t.Fatalf("first attempt: %+v", j)
+	}
+	c.AddWorker(clustertest.WorkerOptions{Name: "heir", Slots: 1, Languages: []string{"bash"}})
+	killed := time.Now()
+	c.KillWorker("doomed")
+	final, err := c.Client.Wait(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Status != api.StatusDone || final.Run.Stdout != "survived\n" || final.Worker != "heir" || final.Attempts != 2 {
+		t.Fatalf("after the loss: status %q worker %q attempts %d run %+v", final.Status, final.Worker, final.Attempts, final.Run)
+	}
+	t.Logf("job finished on the heir %v after its first worker vanished (worker timeout 2s)", time.Since(killed).Round(time.Millisecond))
+	for _, w := range c.Master.Workers(ctx) {
+		if w.Name == "doomed" && w.Status != api.WorkerLost {
+			t.Fatalf("vanished worker has status %q, want lost", w.Status)
+		}
+	}
+}
+
+func TestMaxAttemptsThenFail(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	c.AddWorker(clustertest.WorkerOptions{Name: "w1", Slots: 1, Languages: []string{"bash"}, Proxied: true})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 30", MaxAttempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, c, job.ID)
+	c.KillWorker("w1")
+	c.AddWorker(clustertest.WorkerOptions{Name: "w2", Slots: 1, Languages: []string{"bash"}, Proxied: true})
+	c.Eventually(20*time.Second, "second attempt on w2", func() bool {
+		j, err := c.Client.Job(ctx, job.ID)
+		return err == nil && j.Status == api.StatusRunning && j.Worker == "w2" && j.Attempts == 2
+	})
+	c.KillWorker("w2")
+	final, err := c.Client.Wait(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Status != api.StatusFailed || final.Attempts != 2 || !strings.Contains(final.Error, "worker lost") || !strings.Contains(final.Error, "2 attempts") {
+		t.Fatalf("final: status %q attempts %d error %q", final.Status, final.Attempts, final.Error)
+	}
+}
+
+func TestPartitionedWorkerIsLostAndItsLateResultIgnored(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	c.AddWorker(clustertest.WorkerOptions{Name: "island", Slots: 1, Languages: []string{"bash"}, Proxied: true})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 1.5; echo $RANDOM"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, c, job.ID)
+	cut := time.Now()
+	c.Partition("island", true)
+	c.AddWorker(clustertest.WorkerOptions{Name: "mainland", Slots: 1, Languages: []string{"bash"}})
+	final, err := c.Client.Wait(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	detected := time.Since(cut)
+	if final.Worker != "mainland" || final.Attempts != 2 || final.Status != api.StatusDone {
+		t.Fatalf("after the partition: %+v", final)
+	}
+	// Heal: the island reconnects; its stale attempt is abandoned and its
+	// result, if it sends one, changes nothing.
+	c.Partition("island", false)
+	c.Eventually(20*time.Second, "island back up", func() bool {
+		for _, w := range c.Master.Workers(ctx) {
+			if w.Name == "island" && w.Status == api.WorkerUp {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(2 * time.Second)
+	again, err := c.Client.Job(ctx, job.ID)
+	if err != nil || again.Worker != "mainland" || again.Attempts != 2 || again.Run.Stdout != final.Run.Stdout || !again.FinishedAt.Equal(*final.FinishedAt) {
+		t.Fatalf("the recorded result changed after the island came back: %+v → %+v (%v)", final, again, err)
+	}
+	t.Logf("partition detected and the job re-run, done %v after the cut", detected.Round(time.Millisecond))
+}
+
+func TestMasterRestartReadoptsRunningJobs(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 2, Languages: []string{"bash"}}}})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	running, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 2; echo once >> counter; cat counter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, c, running.ID)
+	c.StopMaster()
+	c.RestartMaster()
+	// Jobs accepted right after the restart run too.
+	queued, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo after"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := c.Client.Wait(ctx, running.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Status != api.StatusDone || final.Attempts != 1 || final.Run.Stdout != "once\n" {
+		t.Fatalf("the running job after a master restart: status %q attempts %d run %+v (want re-adopted, not re-run)", final.Status, final.Attempts, final.Run)
+	}
+	if j, err := c.Client.Wait(ctx, queued.ID); err != nil || j.Run == nil || j.Run.Stdout != "after\n" {
+		t.Fatalf("job submitted after the restart: %+v %v", j, err)
+	}
+}
+
+func TestMasterRestartKeepsQueuedJobs(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	ctx := context.Background()
+	var ids []string
+	for range 5 {
+		j, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo kept"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	c.StopMaster()
+	c.RestartMaster()
+	c.AddWorker(clustertest.WorkerOptions{Name: "late", Slots: 2, Languages: []string{"bash"}})
+	for _, id := range ids {
+		j, err := c.Client.Wait(ctx, id)
+		if err != nil || j.Status != api.StatusDone || j.Run.Stdout != "kept\n" || j.Attempts != 1 {
+			t.Fatalf("queued job %s after a restart: %+v %v", id, j, err)
+		}
+	}
+}
+
+func TestWorkerReconnectAfterBlipReadopts(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) { cfg.WorkerTimeout = 10 * time.Second }})
+	c.AddWorker(clustertest.WorkerOptions{Name: "blip", Slots: 1, Languages: []string{"bash"}, Proxied: true})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 2; echo fine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, c, job.ID)
+	// A short cut: the bytes dropped break the TLS session, the worker
+	// reconnects well within the worker timeout and re-announces the job.
+	c.Partition("blip", true)
+	time.Sleep(300 * time.Millisecond)
+	c.Partition("blip", false)
+	final, err := c.Client.Wait(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Status != api.StatusDone || final.Attempts != 1 || final.Worker != "blip" || final.Run.Stdout != "fine\n" {
+		t.Fatalf("after a blip: %+v", final)
+	}
+}
+
+func TestDrainFromAPI(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{
+		{Name: "a", Slots: 2, Languages: []string{"bash"}},
+		{Name: "b", Slots: 2, Languages: []string{"bash"}},
+	}})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	long, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 1; echo long", Labels: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := waitRunning(t, c, long.ID).Worker
+	w, err := c.Client.Drain(ctx, first)
+	if err != nil || w.Status != api.WorkerDraining {
+		t.Fatalf("drain: %+v %v", w, err)
+	}
+	// New jobs avoid the draining worker; its running job finishes there.
+	for range 4 {
+		j := submitWait(t, c, api.JobRequest{Language: "bash", Source: "echo x"})
+		if j.Worker == first {
+			t.Fatalf("a job went to the draining worker %s", first)
+		}
+	}
+	if j, err := c.Client.Wait(ctx, long.ID); err != nil || j.Worker != first || j.Status != api.StatusDone {
+		t.Fatalf("the draining worker's job: %+v %v", j, err)
+	}
+	// A heartbeat must not undo an admin's drain.
+	time.Sleep(500 * time.Millisecond)
+	for _, w := range c.Master.Workers(ctx) {
+		if w.Name == first && w.Status != api.WorkerDraining {
+			t.Fatalf("worker %s is %q after heartbeats, want draining", first, w.Status)
+		}
+	}
+	if w, err := c.Client.Undrain(ctx, first); err != nil || w.Status != api.WorkerUp {
+		t.Fatalf("undrain: %+v %v", w, err)
+	}
+	if _, err := c.Client.Drain(ctx, "no-such-worker"); err == nil {
+		t.Fatal("draining an unknown worker succeeded")
+	}
+}
