@@ -36,24 +36,24 @@ type liveJob struct {
 
 // workerEntry is one worker the master knows, connected or not.
 type workerEntry struct {
-	name        string
-	address     string
-	sched       scheduler.Worker
-	languages   []api.WorkerLanguage
-	labels      map[string]string
-	sandbox     string
-	version     string
-	status      string
+	name      string
+	address   string
+	sched     scheduler.Worker
+	languages []api.WorkerLanguage
+	labels    map[string]string
+	sandbox   string
+	version   string
+	status    string
 	// A worker drains because it said so (it is shutting down) or because
 	// an admin asked; the two are kept apart so a heartbeat cannot undo an
 	// admin's drain.
 	selfDrain, adminDrain bool
-	session     *session
-	attempts    map[string]int // job id → attempt the worker runs
-	connectedAt time.Time
-	lastBeat    time.Time
-	lostAt      time.Time
-	jobsDone    int64
+	session               *session
+	attempts              map[string]int // job id → attempt the worker runs
+	connectedAt           time.Time
+	lastBeat              time.Time
+	lostAt                time.Time
+	jobsDone              int64
 }
 
 func (w *workerEntry) available() bool {
