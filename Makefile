@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/grappe
 
-.PHONY: build test test-short race proto vet contract bench clean
+.PHONY: build test test-short race proto vet contract bench chaos clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/grappe
@@ -26,6 +26,11 @@ vet:
 
 contract:
 	../shared/contract-check
+
+# The full chaos test: 1,000 jobs, real processes, kill -9 of workers and of
+# the master (make test runs a 150-job version).
+chaos:
+	$(GO) test -count=1 -run TestChaos -timeout 30m -v ./internal/chaos -chaos.jobs 1000 -chaos.workers 4
 
 bench: build
 	$(BIN) bench --jobs 2000 --concurrency 32

@@ -308,6 +308,7 @@ func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Res
 	}
 	switch {
 	case err == nil:
+		m.log.Debug("result recorded", "job", id, "attempt", n, "worker", name, "status", f.Status, "verdict", f.Verdict)
 		lang := ""
 		if lj != nil {
 			lang = lj.language

@@ -35,6 +35,18 @@ type Cmd struct {
 	// "stderr"); it must not block for long. The data is only valid during
 	// the call.
 	OnOutput func(stream string, data []byte)
+	// ReadOnlyPaths are host directories the command needs to read beyond
+	// the sandbox's standard view (a toolchain outside /usr, such as
+	// /root/.rustup/toolchains/<name>): shown read-only at the same path.
+	// Plain ignores them.
+	ReadOnlyPaths []string
+	// WritablePaths are host directories the command may write, at the
+	// same path: a toolchain's cache kept between jobs (Go's GOCACHE).
+	// They are shared with every command given them, whatever its job, so
+	// they must only hold what the toolchain itself writes. The sandbox
+	// makes each one writable by every sandbox uid (mode 0777) and runs
+	// the command with umask 0. Plain ignores them.
+	WritablePaths []string
 }
 
 // Outcome is what a command did.

@@ -25,6 +25,7 @@ func (w *Worker) start(a *clusterpb.Assign) {
 	w.running[k] = j
 	w.wg.Add(1)
 	w.mu.Unlock()
+	w.log.Debug("attempt started", "job", k.id, "attempt", k.n)
 	go func() {
 		defer w.wg.Done()
 		defer cancel()

@@ -1,0 +1,285 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config configures the Linux sandbox. The zero value of every field but
+// Root is a sensible default.
+type Config struct {
+	// Root is a directory the sandbox owns (created 0700); the sandboxes'
+	// roots are built on an empty directory under it.
+	Root string
+	// UIDBase and UIDCount give a range of uids (the same numbers are used
+	// as gids) reserved for commands: each running command gets its own,
+	// so concurrent commands can neither signal nor read each other. No
+	// other user of the machine may have them, and each worker on a
+	// machine needs its own range. Default 60000 and 1000.
+	UIDBase, UIDCount int
+	// ReadOnly are the host paths shown read-only in every sandbox, at the
+	// same place; globs are expanded and missing paths skipped. Nil means
+	// DefaultReadOnly(). A command adds its own with Cmd.ReadOnlyPaths.
+	ReadOnly []string
+	// CgroupRoot is where the cgroup file systems are mounted; empty means
+	// anywhere (normally /sys/fs/cgroup). The sandbox creates its cgroups
+	// under the worker's own cgroup, in every hierarchy it needs.
+	CgroupRoot string
+	// PoolSize is the number of sandboxes kept ready to run a command;
+	// zero means one per CPU, at least 2 and at most 16.
+	PoolSize int
+	// SingleUse discards each sandbox after one command instead of
+	// resetting it for the next (see init_linux.go for what a reset
+	// covers). It is stricter and much slower: building a sandbox takes
+	// milliseconds of CPU (a Go runtime start, a network namespace).
+	SingleUse bool
+	// TmpBytes caps each command's /tmp, a tmpfs (also counted in its
+	// memory limit); default 256 MiB.
+	TmpBytes int64
+	// FileSizeBytes is RLIMIT_FSIZE, the largest file a command may
+	// write; default 256 MiB.
+	FileSizeBytes int64
+	Logger        *slog.Logger
+}
+
+// Errors callers branch on.
+var (
+	// ErrNotAvailable is returned by New when this machine cannot run the
+	// sandbox (not root, no cgroup controllers, an old kernel, …).
+	ErrNotAvailable = errors.New("sandbox: isolation not available")
+	// ErrExec is returned by Exec when the program itself could not be
+	// executed (missing, not executable, bad format, arguments too long):
+	// not a run of the program, and not the sandbox's fault.
+	ErrExec = errors.New("sandbox: cannot execute program")
+	// ErrClosed is returned by Exec after Close.
+	ErrClosed = errors.New("sandbox: closed")
+)
+
+// Defaults.
+const (
+	defaultUIDBase   = 60000
+	defaultUIDCount  = 1000
+	defaultTmpBytes  = 256 << 20
+	defaultFileBytes = 256 << 20
+	// maxRunsPerSlot bounds the commands one sandbox serves before it is
+	// replaced, so nothing can accumulate in a long-lived init.
+	maxRunsPerSlot = 1000
+	hostname       = "grappe"
+	cgroupPrefix   = "grappe-"
+)
+
+// Linux runs each command in its own namespaces, cgroup, uid and seccomp
+// filter; see the package documentation and DESIGN.md. It is safe for
+// concurrent use.
+type Linux struct {
+	cfg      Config
+	log      *slog.Logger
+	cg       cgroupDriver
+	root     []rootEntry
+	setup    setupMsg // for every sandbox
+	mountAPI bool     // open_tree/move_mount available: sandboxes are prepared ahead
+	maxRuns  int
+	pool     *pool
+	uids     uidPool
+	cgSeq    atomic.Int64
+	spawnc   chan func()
+	quit     chan struct{}
+	closed   atomic.Bool
+	close    sync.Once
+	bg       sync.WaitGroup // spawner, filler, clean-ups
+}
+
+var _ Sandbox = (*Linux)(nil)
+
+// New prepares the sandbox and checks that it works by running a trivial
+// command in it; any failure wraps ErrNotAvailable. It needs root.
+func New(cfg Config) (*Linux, error) {
+	l, err := newLinux(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotAvailable, err)
+	}
+	if err := l.probe(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("%w: %w", ErrNotAvailable, err)
+	}
+	return l, nil
+}
+
+func newLinux(cfg Config) (*Linux, error) {
+	if cfg.Root == "" || !filepath.IsAbs(cfg.Root) {
+		return nil, errors.New("Config.Root must be an absolute path")
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the sandbox needs root")
+	}
+	if cfg.UIDBase == 0 {
+		cfg.UIDBase = defaultUIDBase
+	}
+	if cfg.UIDCount == 0 {
+		cfg.UIDCount = defaultUIDCount
+	}
+	if cfg.UIDBase <= 0 || cfg.UIDCount <= 0 || cfg.UIDBase+cfg.UIDCount > 1<<31-2 {
+		return nil, fmt.Errorf("bad uid range %d+%d", cfg.UIDBase, cfg.UIDCount)
+	}
+	if cfg.ReadOnly == nil {
+		cfg.ReadOnly = DefaultReadOnly()
+	}
+	if cfg.PoolSize <= 0 {
+		cfg.PoolSize = min(max(runtime.NumCPU(), 2), 16)
+	}
+	if cfg.TmpBytes <= 0 {
+		cfg.TmpBytes = defaultTmpBytes
+	}
+	if cfg.FileSizeBytes <= 0 {
+		cfg.FileSizeBytes = defaultFileBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if _, err := seccompFilter(); err != nil {
+		return nil, err
+	}
+	stage := filepath.Join(cfg.Root, "rootfs")
+	if err := os.MkdirAll(stage, 0o700); err != nil {
+		return nil, err
+	}
+	root, err := rootLayout(cfg.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	cg, err := newCgroupDriver(cfg.CgroupRoot, cgroupPrefix)
+	if err != nil {
+		return nil, err
+	}
+	l := &Linux{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		cg:       cg,
+		root:     root,
+		mountAPI: haveMountAPI(stage),
+		maxRuns:  maxRunsPerSlot,
+		uids:     newUIDPool(cfg.UIDBase, cfg.UIDCount),
+		spawnc:   make(chan func()),
+		quit:     make(chan struct{}),
+	}
+	if cfg.SingleUse || !l.mountAPI {
+		l.maxRuns = 1
+	}
+	l.setup = setupMsg{
+		Stage:     stage,
+		Hostname:  hostname,
+		Root:      root,
+		Files:     etcFiles(cfg.UIDBase, cfg.UIDCount),
+		TmpBytes:  cfg.TmpBytes,
+		TmpInodes: max(cfg.TmpBytes/4096, 1024),
+	}
+	l.pool = newPool(l, cfg.PoolSize)
+	l.bg.Add(1)
+	go l.spawner()
+	if l.mountAPI {
+		l.bg.Add(1)
+		go l.pool.fill()
+	} else {
+		l.log.Warn("sandbox: no open_tree(2) (Linux < 5.2): each command builds its own sandbox")
+	}
+	return l, nil
+}
+
+// haveMountAPI reports whether detached mounts can be made and attached
+// (open_tree and move_mount, Linux 5.2).
+func haveMountAPI(dir string) bool {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// etcFiles makes up /etc/passwd, /etc/group and /etc/hosts: every sandbox
+// uid is user "sandbox" with home /box, and the host's own accounts and
+// names are not disclosed.
+func etcFiles(base, count int) []genFile {
+	var passwd, group strings.Builder
+	passwd.WriteString("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+	group.WriteString("root:x:0:\nnogroup:x:65534:\n")
+	for uid := base; uid < base+count; uid++ {
+		id := strconv.Itoa(uid)
+		passwd.WriteString("sandbox:x:" + id + ":" + id + ":sandbox:" + boxDir + ":/bin/sh\n")
+		group.WriteString("sandbox:x:" + id + ":\n")
+	}
+	hosts := "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	return []genFile{
+		{Path: "/etc/passwd", Data: []byte(passwd.String())},
+		{Path: "/etc/group", Data: []byte(group.String())},
+		{Path: "/etc/hosts", Data: []byte(hosts)},
+	}
+}
+
+// Kind is "cgroup-v1" or "cgroup-v2".
+func (l *Linux) Kind() string { return l.cg.kind() }
+
+// newCgroup creates a command's cgroup.
+func (l *Linux) newCgroup() (runCgroup, error) {
+	return l.cg.create("run-" + strconv.FormatInt(l.cgSeq.Add(1), 10))
+}
+
+// probe runs a trivial command, to find out now rather than at the first
+// job that the machine cannot sandbox.
+func (l *Linux) probe() error {
+	var prog string
+	for _, p := range []string{"/usr/bin/true", "/bin/true"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && visible(l.root, p) {
+			prog = p
+			break
+		}
+	}
+	if prog == "" {
+		return errors.New("probe: no /usr/bin/true in the sandbox's read-only paths")
+	}
+	dir, err := os.MkdirTemp(l.cfg.Root, "probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	o, err := l.Exec(context.Background(), &Cmd{
+		Args: []string{prog}, Dir: dir,
+		Limits: Limits{Wall: setupTimeout, MemoryBytes: 64 << 20, Processes: 4},
+	})
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	if o.ExitCode != 0 || o.Signal != "" {
+		return fmt.Errorf("probe: %s exited %d %s: %s", prog, o.ExitCode, o.Signal, o.Stderr)
+	}
+	return nil
+}
+
+// Close ends every prepared sandbox and removes the sandbox's cgroups.
+// Commands still running are not waited for: call it after the last Exec
+// has returned.
+func (l *Linux) Close() error {
+	var err error
+	l.close.Do(func() {
+		l.closed.Store(true)
+		close(l.quit)
+		l.pool.drain()
+		l.bg.Wait()
+		l.pool.drain() // what the filler added while stopping
+		err = l.cg.close()
+	})
+	return err
+}

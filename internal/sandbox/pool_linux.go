@@ -1,0 +1,196 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// pool keeps sandboxes and cgroups prepared ahead, so that a command's
+// critical path creates neither: starting an init and building its root
+// costs milliseconds (a Go runtime start, a network namespace), creating
+// a v1 cgroup tens to hundreds of microseconds per hierarchy.
+type pool struct {
+	l       *Linux
+	slots   chan *slot
+	cgroups chan runCgroup
+	wake    chan struct{}
+}
+
+func newPool(l *Linux, size int) *pool {
+	return &pool{
+		l:       l,
+		slots:   make(chan *slot, size),
+		cgroups: make(chan runCgroup, size),
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// poke asks the filler to top the pool up.
+func (p *pool) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// slot returns a ready sandbox, or builds one when none is ready.
+func (p *pool) slot() (*slot, error) {
+	defer p.poke()
+	for {
+		select {
+		case s := <-p.slots:
+			if s.dead() {
+				p.l.bg.Go(s.destroy)
+				continue
+			}
+			return s, nil
+		default:
+			return p.l.startSlot(&p.l.setup)
+		}
+	}
+}
+
+// putSlot takes a sandbox back after a command. One that misbehaved, or
+// served maxRuns commands, is discarded and replaced in the background.
+func (p *pool) putSlot(s *slot, healthy bool) {
+	s.runs++
+	if !healthy {
+		p.l.bg.Go(s.destroy)
+		p.poke()
+		return
+	}
+	if s.runs < p.l.maxRuns && !p.l.closed.Load() {
+		select {
+		case p.slots <- s:
+			return
+		default:
+		}
+	}
+	p.l.bg.Go(func() {
+		s.retire()
+		<-s.exited
+	})
+	p.poke()
+}
+
+// cgroup returns an empty cgroup for a command.
+func (p *pool) cgroup() (runCgroup, error) {
+	defer p.poke()
+	select {
+	case cg := <-p.cgroups:
+		return cg, nil
+	default:
+		return p.l.newCgroup()
+	}
+}
+
+// dropCgroup removes a command's cgroup in the background, once its
+// processes are gone.
+func (p *pool) dropCgroup(cg runCgroup) {
+	p.l.bg.Go(func() {
+		if busy, _ := cg.populated(); busy {
+			cg.kill()
+		}
+		if err := cg.remove(); err != nil {
+			p.l.log.Warn("sandbox: cannot remove cgroup", "err", err)
+		}
+	})
+}
+
+// fill keeps the pool full until the sandbox closes.
+func (p *pool) fill() {
+	defer p.l.bg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-p.l.quit:
+			return
+		case <-p.wake:
+		}
+		if err := p.top(); err != nil {
+			p.l.log.Warn("sandbox: cannot prepare a sandbox", "err", err)
+			select {
+			case <-p.l.quit:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			p.poke()
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+func (p *pool) top() error {
+	for len(p.cgroups) < cap(p.cgroups) && !p.l.closed.Load() {
+		cg, err := p.l.newCgroup()
+		if err != nil {
+			return err
+		}
+		select {
+		case p.cgroups <- cg:
+		default:
+			cg.remove()
+		}
+	}
+	for len(p.slots) < cap(p.slots) && !p.l.closed.Load() {
+		s, err := p.l.startSlot(&p.l.setup)
+		if err != nil {
+			return err
+		}
+		select {
+		case p.slots <- s:
+		default:
+			p.l.bg.Go(s.destroy)
+		}
+	}
+	return nil
+}
+
+// drain empties the pool when the sandbox closes.
+func (p *pool) drain() {
+	for {
+		select {
+		case s := <-p.slots:
+			s.retire()
+			<-s.exited
+		case cg := <-p.cgroups:
+			cg.remove()
+		default:
+			return
+		}
+	}
+}
+
+// uidPool hands out the unprivileged uids, one per running command.
+// Released uids go to the back of the queue: a uid is reused as late as
+// possible.
+type uidPool chan int
+
+func newUIDPool(base, count int) uidPool {
+	p := make(uidPool, count)
+	for i := 0; i < count; i++ {
+		p <- base + i
+	}
+	return p
+}
+
+func (p uidPool) get(ctx context.Context) (int, error) {
+	select {
+	case uid := <-p:
+		return uid, nil
+	default:
+	}
+	select {
+	case uid := <-p:
+		return uid, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("sandbox: waiting for a free uid: %w", ctx.Err())
+	}
+}
+
+func (p uidPool) put(uid int) { p <- uid }
