@@ -277,3 +277,45 @@ type UserRequest struct {
 type PasswordRequest struct {
 	Password string `json:"password"`
 }
+
+// Session is the answer to POST and GET /api/v1/session: who is logged in
+// and the CSRF token that the web UI echoes in X-CSRF-Token.
+type Session struct {
+	Username  string `json:"username"`
+	Role      string `json:"role"`
+	CSRFToken string `json:"csrf_token"`
+}
+
+// Client is one API client seen recently, for the dashboard.
+type Client struct {
+	User        string    `json:"user"`
+	Address     string    `json:"address"`
+	Since       time.Time `json:"since"`
+	LastSeen    time.Time `json:"last_seen"`
+	Requests    int64     `json:"requests"`
+	JobsTotal   int       `json:"jobs_total"`
+	JobsRunning int       `json:"jobs_running"`
+	JobsQueued  int       `json:"jobs_queued"`
+}
+
+// ClientList is the body of GET /api/v1/clients.
+type ClientList struct {
+	Clients []Client `json:"clients"`
+}
+
+// StatsPoint is one interval of GET /api/v1/stats.
+type StatsPoint struct {
+	Time        time.Time `json:"time"`
+	QueueDepth  int       `json:"queue_depth"`
+	Running     int       `json:"running"`
+	Completed   int       `json:"completed"`
+	Submitted   int       `json:"submitted"`
+	QueueWaitMs float64   `json:"queue_wait_ms"` // mean wait of the jobs started in the interval
+}
+
+// Stats is the body of GET /api/v1/stats: the last minutes of the cluster,
+// oldest first, one point per IntervalSeconds.
+type Stats struct {
+	IntervalSeconds int          `json:"interval_seconds"`
+	Points          []StatsPoint `json:"points"`
+}

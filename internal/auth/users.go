@@ -146,3 +146,23 @@ func (a *Authenticator) SetPassword(ctx context.Context, name, password string) 
 	}
 	return a.store.PutUser(ctx, u)
 }
+
+// RevokeToken deletes one token (a web session's at logout). Unknown
+// tokens are not an error: the result is the same.
+func (a *Authenticator) RevokeToken(ctx context.Context, token string) error {
+	hash := HashToken(token)
+	t, err := a.store.TokenByHash(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("auth: token lookup: %w", err)
+	}
+	if err := a.store.DeleteToken(ctx, t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("auth: revoke token: %w", err)
+	}
+	a.mu.Lock()
+	delete(a.cache, hash)
+	a.mu.Unlock()
+	return nil
+}

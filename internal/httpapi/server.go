@@ -11,8 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/grappe/grappe/api"
@@ -34,9 +34,21 @@ type Service interface {
 	Subscribe(ctx context.Context, p *auth.Principal, id string, events bool) (ch <-chan api.Event, cancel func(), err error)
 	Languages(ctx context.Context) []api.Language
 	Workers(ctx context.Context) []api.Worker
+	// Stats is the last minutes of the cluster, for charts.
+	Stats(ctx context.Context) *api.Stats
+	// OwnerJobs counts each owner's jobs, for the clients view.
+	OwnerJobs(ctx context.Context) (map[string]OwnerJobs, error)
 	// Drain stops (drain false: resumes) placing jobs on a worker.
 	Drain(ctx context.Context, name string, drain bool) (*api.Worker, error)
 	Cluster(ctx context.Context) (*api.Cluster, error)
+}
+
+// OwnerJobs counts one owner's jobs.
+type OwnerJobs struct{ Total, Queued, Running int }
+
+// TokenRevoker revokes one API token.
+type TokenRevoker interface {
+	RevokeToken(ctx context.Context, token string) error
 }
 
 // Authenticator resolves a bearer token.
@@ -49,6 +61,11 @@ type Config struct {
 	Service Service
 	Auth    Authenticator
 	Users   Users
+	// Revoker revokes the token of a web session at logout.
+	Revoker TokenRevoker
+	// Web, if set, serves everything outside /api/, /healthz and /metrics
+	// (the web UI).
+	Web http.Handler
 	Logger  *slog.Logger
 	// MaxBodyBytes caps request bodies (default 10 MiB).
 	MaxBodyBytes int64
@@ -102,11 +119,19 @@ func New(cfg Config) http.Handler {
 		mux.Handle("GET /api/v1/users", s.admin(s.listUsers))
 		mux.Handle("DELETE /api/v1/users/{name}", s.admin(s.removeUser))
 		mux.Handle("PUT /api/v1/users/{name}/password", s.authed(s.setPassword))
+		mux.HandleFunc("POST /api/v1/session", s.createSession)
+		mux.Handle("GET /api/v1/session", s.authed(s.getSession))
+		mux.Handle("DELETE /api/v1/session", s.authed(s.deleteSession))
+	}
+	mux.Handle("GET /api/v1/clients", s.admin(s.clients))
+	mux.Handle("GET /api/v1/stats", s.authed(s.stats))
+	if cfg.Web != nil {
+		mux.Handle("/", cfg.Web)
 	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.Logger, r, Errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return recoverPanics(s.Logger, mux)
+	return securityHeaders(recoverPanics(s.Logger, mux))
 }
 
 // recoverPanics turns a handler panic into a JSON 500 and a log line, never
@@ -150,14 +175,16 @@ func (s *server) admin(h handler) http.Handler {
 }
 
 func (s *server) authenticate(r *http.Request) (*auth.Principal, error) {
-	h := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
+	token, fromCookie := credentials(r)
+	if token == "" {
 		return nil, ErrNoAuth
 	}
-	p, err := s.Auth.Authenticate(r.Context(), strings.TrimSpace(token))
+	p, err := s.Auth.Authenticate(r.Context(), token)
 	if errors.Is(err, auth.ErrUnauthenticated) {
 		return nil, ErrNoAuth
+	}
+	if err == nil && fromCookie && !csrfOK(r) {
+		return nil, Errorf(http.StatusForbidden, api.CodeForbidden, "missing or wrong %s header", csrfHeader)
 	}
 	return p, err
 }
@@ -354,6 +381,33 @@ func (s *server) drain(drain bool) handler {
 		writeJSON(w, http.StatusOK, wk)
 		return nil
 	}
+}
+
+func (s *server) clients(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	counts, err := s.Service.OwnerJobs(r.Context())
+	if err != nil {
+		return err
+	}
+	list := s.Clients.List()
+	out := api.ClientList{Clients: make([]api.Client, 0, len(list))}
+	for _, c := range list {
+		n := counts[c.User]
+		out.Clients = append(out.Clients, api.Client{
+			User: c.User, Address: c.Address, Since: c.Since.UTC(), LastSeen: c.LastSeen.UTC(),
+			Requests: c.Requests, JobsTotal: n.Total, JobsRunning: n.Running, JobsQueued: n.Queued,
+		})
+	}
+	sort.Slice(out.Clients, func(i, j int) bool {
+		a, b := out.Clients[i], out.Clients[j]
+		return a.User < b.User || (a.User == b.User && a.Address < b.Address)
+	})
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) stats(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	writeJSON(w, http.StatusOK, s.Service.Stats(r.Context()))
+	return nil
 }
 
 func (s *server) cluster(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {

@@ -117,6 +117,7 @@ type Master struct {
 	joinToken string
 	broker    *broker
 	metrics   *metrics
+	stats     statsRing
 	schedOpts scheduler.Options
 
 	apiLn, clusterLn net.Listener
@@ -239,7 +240,7 @@ func (m *Master) listen() error {
 		return fmt.Errorf("master: cluster listen %s: %w", m.cfg.ClusterListen, err)
 	}
 	handler := httpapi.New(httpapi.Config{
-		Service: m, Auth: m.auth, Users: m.auth, Logger: m.log,
+		Service: m, Auth: m.auth, Users: m.auth, Revoker: m.auth, Logger: m.log,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(),
 	})
 	m.httpSrv = &http.Server{
@@ -295,6 +296,7 @@ func (m *Master) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { m.dispatchLoop(gctx); return nil })
 	g.Go(func() error { m.sweepLoop(gctx); return nil })
+	g.Go(func() error { m.statsLoop(gctx); return nil })
 	g.Go(func() error {
 		<-gctx.Done()
 		m.shutdown()

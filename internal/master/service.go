@@ -62,6 +62,7 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	m.mu.Unlock()
 	m.kick()
 	m.metrics.submitted(v.lang.Name)
+	m.stats.submitted()
 	return toAPI(sj, false)
 }
 
@@ -180,7 +181,7 @@ func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api
 }
 
 func (m *Master) finishedEvent(ctx context.Context, id, language string, f store.Finish) {
-	m.metrics.finished(language, f.Status, f.Verdict)
+	m.observeFinished(language, f.Status, f.Verdict)
 	m.publishEnd(ctx, id)
 }
 

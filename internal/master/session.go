@@ -313,7 +313,7 @@ func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Res
 		if lj != nil {
 			lang = lj.language
 		}
-		m.metrics.finished(lang, f.Status, f.Verdict)
+		m.observeFinished(lang, f.Status, f.Verdict)
 		m.publishEnd(ctx, id)
 		return true
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):

@@ -168,7 +168,7 @@ func (m *Master) startAttempt(ctx context.Context, s start) {
 		m.requeue(ctx, s.job.id, s.n, fmt.Sprintf("worker %s left before the job started", s.worker.name))
 		return
 	}
-	m.metrics.started(s.job.language)
+	m.observeStarted(s.job)
 	m.publishState(ctx, s.job.id)
 	sess.sendMsg(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Assign{Assign: &clusterpb.Assign{
 		Attempt: &clusterpb.AttemptRef{JobId: s.job.id, Attempt: int32(s.n)},
@@ -203,7 +203,7 @@ func (m *Master) requeue(ctx context.Context, id string, n int, reason string) {
 			delete(m.jobs, id)
 		}
 		m.mu.Unlock()
-		m.metrics.finished(lj.language, store.StatusFailed, "")
+		m.observeFinished(lj.language, store.StatusFailed, "")
 		m.publishEnd(ctx, id)
 		return
 	}
@@ -312,7 +312,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 			m.log.Error("fail unplaceable job", "job", j.ID, "err", err)
 			continue
 		}
-		m.metrics.finished(j.Req.Language, store.StatusFailed, "")
+		m.observeFinished(j.Req.Language, store.StatusFailed, "")
 		m.publishEnd(ctx, j.ID)
 	}
 }

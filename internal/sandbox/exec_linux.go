@@ -58,10 +58,12 @@ func (l *Linux) Exec(ctx context.Context, c *Cmd) (*Outcome, error) {
 		return nil, err
 	}
 	x := &execution{l: l, c: c, msg: msg, uid: uid}
-	defer x.release()
+	t0 := time.Now()
+	defer func() { t := time.Now(); x.release(); DebugT[4] += time.Since(t) }()
 	if err := x.prepare(); err != nil {
 		return nil, err
 	}
+	DebugT[0] += time.Since(t0)
 	return x.run(ctx)
 }
 
@@ -180,6 +182,8 @@ func (l *Linux) rlimits(lim *Limits) []rlimitSpec {
 	}
 	return r
 }
+
+var DebugT, DebugI [8]time.Duration
 
 // execution is one Exec's resources.
 type execution struct {
@@ -369,8 +373,12 @@ func (x *execution) run(ctx context.Context) (*Outcome, error) {
 	readers.Go(func() { stdout.read(outR) })
 	readers.Go(func() { stderr.read(errR) })
 
+	DebugT[1] += time.Since(start)
+	t1 := time.Now()
 	sv := x.supervise(ctx, capHit)
 	wall := time.Since(start)
+	DebugT[2] += time.Since(t1)
+	defer func(t time.Time) { DebugT[3] += time.Since(t) }(time.Now())
 
 	// Every process is dead by now; the pipes' EOF is immediate.
 	deadline := time.Now().Add(outputGrace)
@@ -385,6 +393,9 @@ func (x *execution) run(ctx context.Context) (*Outcome, error) {
 		return nil, sv.err
 	}
 	r := sv.reply
+	for i, v := range r.T {
+		DebugI[i] += time.Duration(v)
+	}
 	if r.Err != "" {
 		if r.Exec {
 			return nil, fmt.Errorf("%w: %s: %w", ErrExec, c.Args[0], syscall.Errno(r.Errno))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -93,6 +94,9 @@ func runInit() int {
 // newInit sets the sandbox up: root file system, loopback, host name.
 func newInit(s *setupMsg) (*initState, error) {
 	st := &initState{tmpBytes: s.TmpBytes, tmpInodes: s.TmpInodes}
+	// Modes below are meant as written (/dev/null is 0666); each command
+	// gets its own umask.
+	unix.Umask(0)
 	var err error
 	if st.insns, err = seccompFilter(); err != nil {
 		return nil, err
@@ -178,16 +182,21 @@ func (st *initState) run(m *runMsg, fds []int) replyMsg {
 		return replyMsg{Err: fmt.Sprintf("malformed request: %d descriptors, want %d", len(fds), want), Fatal: true}
 	}
 	defer func() { closeFDs(fds) }()
+	var T []int64
+	t0 := time.Now()
+	lap := func() { T = append(T, int64(time.Since(t0))); t0 = time.Now() }
 	for i, mnt := range m.Mounts {
 		if err := attachMount(fds[3+i], mnt); err != nil {
 			return replyMsg{Err: err.Error()}
 		}
 		st.attached = append(st.attached, mnt.Target)
 	}
+	lap()
 	spec, err := st.childSpec(m, fds)
 	if err != nil {
 		return replyMsg{Err: err.Error(), Exec: true, Errno: int(unix.EINVAL)}
 	}
+	lap()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return replyMsg{Err: fmt.Sprintf("pipe: %v", err)}
@@ -205,6 +214,7 @@ func (st *initState) run(m *runMsg, fds []int) replyMsg {
 			pid, err = forkChild(spec)
 		}
 	}
+	lap()
 	unix.Close(p[1])
 	// The command's stdio must have no other holder, or its pipes would
 	// never see EOF.
@@ -215,8 +225,10 @@ func (st *initState) run(m *runMsg, fds []int) replyMsg {
 		return replyMsg{Err: fmt.Sprintf("fork: %v", err)}
 	}
 	childErr := readChildError(p[0])
+	lap()
 	unix.Close(p[0])
 	status, maxRSS, err := reapAll(pid)
+	lap()
 	if err != nil {
 		return replyMsg{Err: err.Error(), Fatal: true}
 	}
@@ -227,7 +239,7 @@ func (st *initState) run(m *runMsg, fds []int) replyMsg {
 	case childErr != nil:
 		return replyMsg{Err: "start command: " + childErr.Error()}
 	}
-	return replyMsg{Status: int(status), MaxRSSKB: maxRSS}
+	return replyMsg{Status: int(status), MaxRSSKB: maxRSS, T: T}
 }
 
 // childSpec prepares the child's data; it fails for a NUL in a string.

@@ -5,6 +5,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,7 +15,9 @@ import (
 // a v1 cgroup tens to hundreds of microseconds per hierarchy.
 type pool struct {
 	l       *Linux
-	slots   chan *slot
+	size    int
+	slots   chan *slot   // idle
+	live    atomic.Int64 // sandboxes idle or in use
 	cgroups chan runCgroup
 	wake    chan struct{}
 }
@@ -22,6 +25,7 @@ type pool struct {
 func newPool(l *Linux, size int) *pool {
 	return &pool{
 		l:       l,
+		size:    size,
 		slots:   make(chan *slot, size),
 		cgroups: make(chan runCgroup, size),
 		wake:    make(chan struct{}, 1),
@@ -43,12 +47,16 @@ func (p *pool) slot() (*slot, error) {
 		select {
 		case s := <-p.slots:
 			if s.dead() {
-				p.l.bg.Go(s.destroy)
+				p.discard(s)
 				continue
 			}
 			return s, nil
 		default:
-			return p.l.startSlot(&p.l.setup)
+			s, err := p.l.startSlot(&p.l.setup)
+			if err == nil {
+				p.live.Add(1)
+			}
+			return s, err
 		}
 	}
 }
@@ -58,8 +66,7 @@ func (p *pool) slot() (*slot, error) {
 func (p *pool) putSlot(s *slot, healthy bool) {
 	s.runs++
 	if !healthy {
-		p.l.bg.Go(s.destroy)
-		p.poke()
+		p.discard(s)
 		return
 	}
 	if s.runs < p.l.maxRuns && !p.l.closed.Load() {
@@ -69,10 +76,18 @@ func (p *pool) putSlot(s *slot, healthy bool) {
 		default:
 		}
 	}
+	p.live.Add(-1)
 	p.l.bg.Go(func() {
 		s.retire()
 		<-s.exited
 	})
+	p.poke()
+}
+
+// discard kills a sandbox that cannot be trusted any more.
+func (p *pool) discard(s *slot) {
+	p.live.Add(-1)
+	p.l.bg.Go(s.destroy)
 	p.poke()
 }
 
@@ -137,15 +152,16 @@ func (p *pool) top() error {
 			cg.remove()
 		}
 	}
-	for len(p.slots) < cap(p.slots) && !p.l.closed.Load() {
+	for p.live.Load() < int64(p.size) && !p.l.closed.Load() {
 		s, err := p.l.startSlot(&p.l.setup)
 		if err != nil {
 			return err
 		}
+		p.live.Add(1)
 		select {
 		case p.slots <- s:
 		default:
-			p.l.bg.Go(s.destroy)
+			p.discard(s)
 		}
 	}
 	return nil
@@ -156,6 +172,7 @@ func (p *pool) drain() {
 	for {
 		select {
 		case s := <-p.slots:
+			p.live.Add(-1)
 			s.retire()
 			<-s.exited
 		case cg := <-p.cgroups:

@@ -102,6 +102,7 @@ type replyMsg struct {
 	Fatal    bool  `json:",omitempty"`
 	Status   int   `json:",omitempty"` // wait status of the command's main process
 	MaxRSSKB int64 `json:",omitempty"` // largest resident size of a reaped process
+	T []int64
 }
 
 // sendMsgFD sends v with fds over the raw socket fd (init side).

@@ -121,6 +121,8 @@ type Store interface {
 	// CountJobs returns the number of jobs per status; every status above
 	// is present, zero included, so a gauge built on it drops back to 0.
 	CountJobs(ctx context.Context) (map[string]int, error)
+	// CountJobsByOwner returns the number of jobs of each owner.
+	CountJobsByOwner(ctx context.Context) (map[string]int, error)
 
 	// StartAttempt moves a queued job whose Attempts equals attempt-1 to
 	// running with Attempts=attempt on worker; StartedAt is set the first

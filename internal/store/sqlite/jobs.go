@@ -368,3 +368,25 @@ func decodeLabels(s string) (map[string]string, error) {
 	}
 	return m, nil
 }
+
+// CountJobsByOwner implements store.Store.
+func (s *Store) CountJobsByOwner(ctx context.Context) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT owner, COUNT(*) FROM jobs GROUP BY owner`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: CountJobsByOwner: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var owner string
+		var n int
+		if err := rows.Scan(&owner, &n); err != nil {
+			return nil, fmt.Errorf("sqlite: CountJobsByOwner: %w", err)
+		}
+		out[owner] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: CountJobsByOwner: %w", err)
+	}
+	return out, nil
+}

@@ -111,6 +111,17 @@ func testIdempotencyKey(t *testing.T, s store.Store) {
 	}
 }
 
+func testCountJobsByOwner(t *testing.T, s store.Store) {
+	if got, err := s.CountJobsByOwner(t.Context()); err != nil || len(got) != 0 {
+		t.Fatalf("empty store: %v %v", got, err)
+	}
+	listFixture(t, s)
+	got, err := s.CountJobsByOwner(t.Context())
+	if err != nil || got["alice"] != 4 || got["bob"] != 4 || len(got) != 2 {
+		t.Fatalf("CountJobsByOwner = %v, %v; want alice 4, bob 4", got, err)
+	}
+}
+
 func testGetMissing(t *testing.T, s store.Store) {
 	_, err := s.GetJob(t.Context(), "no-such-job")
 	wantErr(t, "GetJob missing", err, store.ErrNotFound)

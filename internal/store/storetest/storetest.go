@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CreateDuplicate", testCreateDuplicate},
 		{"IdempotencyKey", testIdempotencyKey},
 		{"GetMissing", testGetMissing},
+		{"CountJobsByOwner", testCountJobsByOwner},
 		{"ListJobs", testListJobs},
 		{"ListJobsPaging", testListJobsPaging},
 		{"ListJobsLimits", testListJobsLimits},

@@ -1,0 +1,125 @@
+package master
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/httpapi"
+)
+
+// Stats keeps the last minutes of the cluster in fixed intervals, for the
+// dashboard's charts: what was submitted and completed, how deep the queue
+// was, how long the started jobs had waited.
+const (
+	statsInterval = 5 * time.Second
+	statsPoints   = 120 // ten minutes
+)
+
+type statsRing struct {
+	mu     sync.Mutex
+	cur    api.StatsPoint
+	waitN  int
+	waitMs float64
+	points []api.StatsPoint
+}
+
+func (s *statsRing) submitted() {
+	s.mu.Lock()
+	s.cur.Submitted++
+	s.mu.Unlock()
+}
+
+func (s *statsRing) completed() {
+	s.mu.Lock()
+	s.cur.Completed++
+	s.mu.Unlock()
+}
+
+func (s *statsRing) started(wait time.Duration) {
+	s.mu.Lock()
+	s.waitN++
+	s.waitMs += float64(wait) / float64(time.Millisecond)
+	s.mu.Unlock()
+}
+
+// close ends the current interval with the queue's and slots' state now.
+func (s *statsRing) close(now time.Time, queued, running int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.cur
+	p.Time, p.QueueDepth, p.Running = now.UTC(), queued, running
+	if s.waitN > 0 {
+		p.QueueWaitMs = s.waitMs / float64(s.waitN)
+	}
+	s.points = append(s.points, p)
+	if len(s.points) > statsPoints {
+		s.points = s.points[len(s.points)-statsPoints:]
+	}
+	s.cur, s.waitN, s.waitMs = api.StatsPoint{}, 0, 0
+}
+
+func (s *statsRing) snapshot() []api.StatsPoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]api.StatsPoint(nil), s.points...)
+}
+
+func (m *Master) statsLoop(ctx context.Context) {
+	t := time.NewTicker(statsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			queued, running := m.queue.Len(), len(m.jobs)-m.queue.Len()
+			m.mu.Unlock()
+			m.stats.close(now, queued, running)
+		}
+	}
+}
+
+// Stats returns the recent intervals, oldest first.
+func (m *Master) Stats(ctx context.Context) *api.Stats {
+	return &api.Stats{IntervalSeconds: int(statsInterval / time.Second), Points: m.stats.snapshot()}
+}
+
+// OwnerJobs counts each owner's jobs: in all (from the store), and queued
+// and running now.
+func (m *Master) OwnerJobs(ctx context.Context) (map[string]httpapi.OwnerJobs, error) {
+	total, err := m.store.CountJobsByOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]httpapi.OwnerJobs, len(total))
+	for owner, n := range total {
+		out[owner] = httpapi.OwnerJobs{Total: n}
+	}
+	m.mu.Lock()
+	for _, lj := range m.jobs {
+		o := out[lj.owner]
+		if lj.worker == "" {
+			o.Queued++
+		} else {
+			o.Running++
+		}
+		out[lj.owner] = o
+	}
+	m.mu.Unlock()
+	return out, nil
+}
+
+// observeStarted records an attempt placed on a worker.
+func (m *Master) observeStarted(lj *liveJob) {
+	m.metrics.started(lj.language)
+	m.stats.started(time.Since(lj.sched.Since))
+}
+
+// observeFinished records a job that reached a terminal status.
+func (m *Master) observeFinished(language, status, verdict string) {
+	m.metrics.finished(language, status, verdict)
+	m.stats.completed()
+}
