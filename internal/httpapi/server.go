@@ -65,8 +65,8 @@ type Config struct {
 	Revoker TokenRevoker
 	// Web, if set, serves everything outside /api/, /healthz and /metrics
 	// (the web UI).
-	Web http.Handler
-	Logger  *slog.Logger
+	Web    http.Handler
+	Logger *slog.Logger
 	// MaxBodyBytes caps request bodies (default 10 MiB).
 	MaxBodyBytes int64
 	// MaxWait caps ?wait=true&timeout= (default 5 minutes).
