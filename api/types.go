@@ -319,3 +319,42 @@ type Stats struct {
 	IntervalSeconds int          `json:"interval_seconds"`
 	Points          []StatsPoint `json:"points"`
 }
+
+// WorkerIdentity is a worker certificate the master issued, as listed by
+// GET /api/v1/worker-identities.
+type WorkerIdentity struct {
+	Name      string     `json:"name"`
+	Serial    string     `json:"serial"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// WorkerIdentityList is the body of GET /api/v1/worker-identities.
+type WorkerIdentityList struct {
+	Identities []WorkerIdentity `json:"identities"`
+}
+
+// JoinToken is the answer to POST /api/v1/join-token/rotate.
+type JoinToken struct {
+	JoinToken string `json:"join_token"`
+}
+
+// TokenRequest is the body of POST /api/v1/tokens.
+type TokenRequest struct {
+	Name string `json:"name"`
+}
+
+// APIToken is one API token of the caller. Token (the secret) is only in
+// the answer to its creation: the master keeps only its hash.
+type APIToken struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Token     string    `json:"token,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// APITokenList is the body of GET /api/v1/tokens.
+type APITokenList struct {
+	Tokens []APIToken `json:"tokens"`
+}

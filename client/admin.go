@@ -54,6 +54,27 @@ func (c *Client) Cluster(ctx context.Context) (*api.Cluster, error) {
 	return &out, nil
 }
 
+// Clients lists the API clients seen recently, with their jobs (admin
+// only).
+func (c *Client) Clients(ctx context.Context) ([]api.Client, error) {
+	var out api.ClientList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/clients", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Clients, nil
+}
+
+// Stats returns the cluster's last minutes in fixed intervals, oldest
+// first: jobs submitted and completed, queue depth, running jobs, queue
+// wait.
+func (c *Client) Stats(ctx context.Context) (*api.Stats, error) {
+	var out api.Stats
+	if err := c.do(ctx, http.MethodGet, "/api/v1/stats", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // AddUser creates a user (admin only); role is api.RoleUser or
 // api.RoleAdmin, empty meaning api.RoleUser.
 func (c *Client) AddUser(ctx context.Context, name, password, role string) error {
@@ -99,4 +120,52 @@ func (c *Client) setDrain(ctx context.Context, name, action string) (*api.Worker
 		return nil, err
 	}
 	return &w, nil
+}
+
+// RevokeWorker revokes a worker's certificate and disconnects it (admin).
+func (c *Client) RevokeWorker(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/workers/"+url.PathEscape(name)+"/revoke", nil, nil, nil)
+}
+
+// WorkerIdentities lists the worker certificates the master issued (admin).
+func (c *Client) WorkerIdentities(ctx context.Context) ([]api.WorkerIdentity, error) {
+	var out api.WorkerIdentityList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/worker-identities", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Identities, nil
+}
+
+// RotateJoinToken replaces the cluster's join token and returns the new
+// one (admin). Workers already joined keep working.
+func (c *Client) RotateJoinToken(ctx context.Context) (string, error) {
+	var out api.JoinToken
+	if err := c.do(ctx, http.MethodPost, "/api/v1/join-token/rotate", nil, nil, &out); err != nil {
+		return "", err
+	}
+	return out.JoinToken, nil
+}
+
+// CreateToken makes a named API token for the caller; the secret is in the
+// answer only.
+func (c *Client) CreateToken(ctx context.Context, name string) (*api.APIToken, error) {
+	var out api.APIToken
+	if err := c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, api.TokenRequest{Name: name}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Tokens lists the caller's API tokens (without secrets).
+func (c *Client) Tokens(ctx context.Context) ([]api.APIToken, error) {
+	var out api.APITokenList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/tokens", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Tokens, nil
+}
+
+// RevokeToken deletes one of the caller's API tokens by id.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(id), nil, nil, nil)
 }

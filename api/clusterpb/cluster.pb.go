@@ -24,6 +24,118 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type JoinRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JoinToken     string                 `protobuf:"bytes,1,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CsrDer        []byte                 `protobuf:"bytes,3,opt,name=csr_der,json=csrDer,proto3" json:"csr_der,omitempty"` // PKCS #10, the worker's own key pair
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequest) Reset() {
+	*x = JoinRequest{}
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequest) ProtoMessage() {}
+
+func (x *JoinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
+func (*JoinRequest) Descriptor() ([]byte, []int) {
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *JoinRequest) GetJoinToken() string {
+	if x != nil {
+		return x.JoinToken
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetCsrDer() []byte {
+	if x != nil {
+		return x.CsrDer
+	}
+	return nil
+}
+
+type JoinResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CertificateDer []byte                 `protobuf:"bytes,1,opt,name=certificate_der,json=certificateDer,proto3" json:"certificate_der,omitempty"` // the worker's certificate, CN = name
+	CaDer          []byte                 `protobuf:"bytes,2,opt,name=ca_der,json=caDer,proto3" json:"ca_der,omitempty"`                            // the cluster CA
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *JoinResponse) Reset() {
+	*x = JoinResponse{}
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinResponse) ProtoMessage() {}
+
+func (x *JoinResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
+func (*JoinResponse) Descriptor() ([]byte, []int) {
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *JoinResponse) GetCertificateDer() []byte {
+	if x != nil {
+		return x.CertificateDer
+	}
+	return nil
+}
+
+func (x *JoinResponse) GetCaDer() []byte {
+	if x != nil {
+		return x.CaDer
+	}
+	return nil
+}
+
 type WorkerMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -41,7 +153,7 @@ type WorkerMessage struct {
 
 func (x *WorkerMessage) Reset() {
 	*x = WorkerMessage{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[0]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -53,7 +165,7 @@ func (x *WorkerMessage) String() string {
 func (*WorkerMessage) ProtoMessage() {}
 
 func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[0]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -66,7 +178,7 @@ func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerMessage.ProtoReflect.Descriptor instead.
 func (*WorkerMessage) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{0}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WorkerMessage) GetMsg() isWorkerMessage_Msg {
@@ -186,7 +298,7 @@ type MasterMessage struct {
 
 func (x *MasterMessage) Reset() {
 	*x = MasterMessage{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[1]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -198,7 +310,7 @@ func (x *MasterMessage) String() string {
 func (*MasterMessage) ProtoMessage() {}
 
 func (x *MasterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[1]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -211,7 +323,7 @@ func (x *MasterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterMessage.ProtoReflect.Descriptor instead.
 func (*MasterMessage) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{1}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *MasterMessage) GetMsg() isMasterMessage_Msg {
@@ -305,7 +417,6 @@ func (*MasterMessage_ResultAck) isMasterMessage_Msg() {}
 type Hello struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	JoinToken      string                 `protobuf:"bytes,2,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
 	Slots          int32                  `protobuf:"varint,3,opt,name=slots,proto3" json:"slots,omitempty"`
 	Labels         map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Languages      []*Language            `protobuf:"bytes,5,rep,name=languages,proto3" json:"languages,omitempty"`
@@ -320,7 +431,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[2]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +443,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[2]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,19 +456,12 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{2}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Hello) GetName() string {
 	if x != nil {
 		return x.Name
-	}
-	return ""
-}
-
-func (x *Hello) GetJoinToken() string {
-	if x != nil {
-		return x.JoinToken
 	}
 	return ""
 }
@@ -428,7 +532,7 @@ type Language struct {
 
 func (x *Language) Reset() {
 	*x = Language{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[3]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +544,7 @@ func (x *Language) String() string {
 func (*Language) ProtoMessage() {}
 
 func (x *Language) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[3]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +557,7 @@ func (x *Language) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Language.ProtoReflect.Descriptor instead.
 func (*Language) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{3}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Language) GetName() string {
@@ -480,7 +584,7 @@ type AttemptRef struct {
 
 func (x *AttemptRef) Reset() {
 	*x = AttemptRef{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[4]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +596,7 @@ func (x *AttemptRef) String() string {
 func (*AttemptRef) ProtoMessage() {}
 
 func (x *AttemptRef) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[4]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +609,7 @@ func (x *AttemptRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttemptRef.ProtoReflect.Descriptor instead.
 func (*AttemptRef) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{4}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AttemptRef) GetJobId() string {
@@ -538,7 +642,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[5]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +654,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[5]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +667,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{5}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Heartbeat) GetCpuPercent() float64 {
@@ -620,7 +724,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +736,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +749,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{6}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Release) GetAttempt() *AttemptRef {
@@ -672,7 +776,7 @@ type Accepted struct {
 
 func (x *Accepted) Reset() {
 	*x = Accepted{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +788,7 @@ func (x *Accepted) String() string {
 func (*Accepted) ProtoMessage() {}
 
 func (x *Accepted) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +801,7 @@ func (x *Accepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accepted.ProtoReflect.Descriptor instead.
 func (*Accepted) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{7}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Accepted) GetAttempt() *AttemptRef {
@@ -719,7 +823,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +835,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +848,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{8}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Output) GetAttempt() *AttemptRef {
@@ -789,7 +893,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +905,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +918,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{9}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Welcome) GetWorkerId() string {
@@ -855,7 +959,7 @@ type Assign struct {
 
 func (x *Assign) Reset() {
 	*x = Assign{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +971,7 @@ func (x *Assign) String() string {
 func (*Assign) ProtoMessage() {}
 
 func (x *Assign) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +984,7 @@ func (x *Assign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assign.ProtoReflect.Descriptor instead.
 func (*Assign) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{10}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Assign) GetAttempt() *AttemptRef {
@@ -907,7 +1011,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1023,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1036,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{11}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Cancel) GetAttempt() *AttemptRef {
@@ -958,7 +1062,7 @@ type Drain struct {
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1074,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1087,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{12}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Drain) GetDrain() bool {
@@ -1002,7 +1106,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1118,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1131,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{13}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResultAck) GetAttempt() *AttemptRef {
@@ -1047,7 +1151,7 @@ type File struct {
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1163,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1176,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{14}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *File) GetName() string {
@@ -1102,7 +1206,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1218,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1231,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{15}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Limits) GetCpuMs() int64 {
@@ -1176,7 +1280,7 @@ type TestCase struct {
 
 func (x *TestCase) Reset() {
 	*x = TestCase{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1292,7 @@ func (x *TestCase) String() string {
 func (*TestCase) ProtoMessage() {}
 
 func (x *TestCase) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1305,7 @@ func (x *TestCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestCase.ProtoReflect.Descriptor instead.
 func (*TestCase) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{16}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TestCase) GetStdin() []byte {
@@ -1244,7 +1348,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1360,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1373,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{17}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JobSpec) GetLanguage() string {
@@ -1363,7 +1467,7 @@ type Compile struct {
 
 func (x *Compile) Reset() {
 	*x = Compile{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1479,7 @@ func (x *Compile) String() string {
 func (*Compile) ProtoMessage() {}
 
 func (x *Compile) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1492,7 @@ func (x *Compile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compile.ProtoReflect.Descriptor instead.
 func (*Compile) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{18}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Compile) GetExitCode() int32 {
@@ -1450,7 +1554,7 @@ type RunResult struct {
 
 func (x *RunResult) Reset() {
 	*x = RunResult{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1566,7 @@ func (x *RunResult) String() string {
 func (*RunResult) ProtoMessage() {}
 
 func (x *RunResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1579,7 @@ func (x *RunResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunResult.ProtoReflect.Descriptor instead.
 func (*RunResult) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{19}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RunResult) GetExitCode() int32 {
@@ -1556,7 +1660,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1672,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1685,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{20}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Result) GetAttempt() *AttemptRef {
@@ -1637,7 +1741,15 @@ var File_api_clusterpb_cluster_proto protoreflect.FileDescriptor
 
 const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1bapi/clusterpb/cluster.proto\x12\x11grappe.cluster.v1\"\xe3\x02\n" +
+	"\x1bapi/clusterpb/cluster.proto\x12\x11grappe.cluster.v1\"Y\n" +
+	"\vJoinRequest\x12\x1d\n" +
+	"\n" +
+	"join_token\x18\x01 \x01(\tR\tjoinToken\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n" +
+	"\acsr_der\x18\x03 \x01(\fR\x06csrDer\"N\n" +
+	"\fJoinResponse\x12'\n" +
+	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer\x12\x15\n" +
+	"\x06ca_der\x18\x02 \x01(\fR\x05caDer\"\xe3\x02\n" +
 	"\rWorkerMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.grappe.cluster.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.grappe.cluster.v1.HeartbeatH\x00R\theartbeat\x123\n" +
@@ -1653,11 +1765,9 @@ const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\x05drain\x18\x04 \x01(\v2\x18.grappe.cluster.v1.DrainH\x00R\x05drain\x12=\n" +
 	"\n" +
 	"result_ack\x18\x05 \x01(\v2\x1c.grappe.cluster.v1.ResultAckH\x00R\tresultAckB\x05\n" +
-	"\x03msg\"\xd1\x03\n" +
+	"\x03msg\"\xb8\x03\n" +
 	"\x05Hello\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
-	"\n" +
-	"join_token\x18\x02 \x01(\tR\tjoinToken\x12\x14\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05slots\x18\x03 \x01(\x05R\x05slots\x12<\n" +
 	"\x06labels\x18\x04 \x03(\v2$.grappe.cluster.v1.Hello.LabelsEntryR\x06labels\x129\n" +
 	"\tlanguages\x18\x05 \x03(\v2\x1b.grappe.cluster.v1.LanguageR\tlanguages\x12\x18\n" +
@@ -1669,7 +1779,7 @@ const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	" \x01(\bR\bdraining\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"8\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x02\x10\x03\"8\n" +
 	"\bLanguage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\"=\n" +
@@ -1760,8 +1870,9 @@ const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\acompile\x18\x04 \x01(\v2\x1a.grappe.cluster.v1.CompileR\acompile\x12.\n" +
 	"\x03run\x18\x05 \x01(\v2\x1c.grappe.cluster.v1.RunResultR\x03run\x122\n" +
 	"\x05tests\x18\x06 \x03(\v2\x1c.grappe.cluster.v1.RunResultR\x05tests\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error2\\\n" +
-	"\aCluster\x12Q\n" +
+	"\x05error\x18\a \x01(\tR\x05error2\xa5\x01\n" +
+	"\aCluster\x12G\n" +
+	"\x04Join\x12\x1e.grappe.cluster.v1.JoinRequest\x1a\x1f.grappe.cluster.v1.JoinResponse\x12Q\n" +
 	"\aConnect\x12 .grappe.cluster.v1.WorkerMessage\x1a .grappe.cluster.v1.MasterMessage(\x010\x01B(Z&github.com/grappe/grappe/api/clusterpbb\x06proto3"
 
 var (
@@ -1776,68 +1887,72 @@ func file_api_clusterpb_cluster_proto_rawDescGZIP() []byte {
 	return file_api_clusterpb_cluster_proto_rawDescData
 }
 
-var file_api_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_api_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_api_clusterpb_cluster_proto_goTypes = []any{
-	(*WorkerMessage)(nil), // 0: grappe.cluster.v1.WorkerMessage
-	(*MasterMessage)(nil), // 1: grappe.cluster.v1.MasterMessage
-	(*Hello)(nil),         // 2: grappe.cluster.v1.Hello
-	(*Language)(nil),      // 3: grappe.cluster.v1.Language
-	(*AttemptRef)(nil),    // 4: grappe.cluster.v1.AttemptRef
-	(*Heartbeat)(nil),     // 5: grappe.cluster.v1.Heartbeat
-	(*Release)(nil),       // 6: grappe.cluster.v1.Release
-	(*Accepted)(nil),      // 7: grappe.cluster.v1.Accepted
-	(*Output)(nil),        // 8: grappe.cluster.v1.Output
-	(*Welcome)(nil),       // 9: grappe.cluster.v1.Welcome
-	(*Assign)(nil),        // 10: grappe.cluster.v1.Assign
-	(*Cancel)(nil),        // 11: grappe.cluster.v1.Cancel
-	(*Drain)(nil),         // 12: grappe.cluster.v1.Drain
-	(*ResultAck)(nil),     // 13: grappe.cluster.v1.ResultAck
-	(*File)(nil),          // 14: grappe.cluster.v1.File
-	(*Limits)(nil),        // 15: grappe.cluster.v1.Limits
-	(*TestCase)(nil),      // 16: grappe.cluster.v1.TestCase
-	(*JobSpec)(nil),       // 17: grappe.cluster.v1.JobSpec
-	(*Compile)(nil),       // 18: grappe.cluster.v1.Compile
-	(*RunResult)(nil),     // 19: grappe.cluster.v1.RunResult
-	(*Result)(nil),        // 20: grappe.cluster.v1.Result
-	nil,                   // 21: grappe.cluster.v1.Hello.LabelsEntry
+	(*JoinRequest)(nil),   // 0: grappe.cluster.v1.JoinRequest
+	(*JoinResponse)(nil),  // 1: grappe.cluster.v1.JoinResponse
+	(*WorkerMessage)(nil), // 2: grappe.cluster.v1.WorkerMessage
+	(*MasterMessage)(nil), // 3: grappe.cluster.v1.MasterMessage
+	(*Hello)(nil),         // 4: grappe.cluster.v1.Hello
+	(*Language)(nil),      // 5: grappe.cluster.v1.Language
+	(*AttemptRef)(nil),    // 6: grappe.cluster.v1.AttemptRef
+	(*Heartbeat)(nil),     // 7: grappe.cluster.v1.Heartbeat
+	(*Release)(nil),       // 8: grappe.cluster.v1.Release
+	(*Accepted)(nil),      // 9: grappe.cluster.v1.Accepted
+	(*Output)(nil),        // 10: grappe.cluster.v1.Output
+	(*Welcome)(nil),       // 11: grappe.cluster.v1.Welcome
+	(*Assign)(nil),        // 12: grappe.cluster.v1.Assign
+	(*Cancel)(nil),        // 13: grappe.cluster.v1.Cancel
+	(*Drain)(nil),         // 14: grappe.cluster.v1.Drain
+	(*ResultAck)(nil),     // 15: grappe.cluster.v1.ResultAck
+	(*File)(nil),          // 16: grappe.cluster.v1.File
+	(*Limits)(nil),        // 17: grappe.cluster.v1.Limits
+	(*TestCase)(nil),      // 18: grappe.cluster.v1.TestCase
+	(*JobSpec)(nil),       // 19: grappe.cluster.v1.JobSpec
+	(*Compile)(nil),       // 20: grappe.cluster.v1.Compile
+	(*RunResult)(nil),     // 21: grappe.cluster.v1.RunResult
+	(*Result)(nil),        // 22: grappe.cluster.v1.Result
+	nil,                   // 23: grappe.cluster.v1.Hello.LabelsEntry
 }
 var file_api_clusterpb_cluster_proto_depIdxs = []int32{
-	2,  // 0: grappe.cluster.v1.WorkerMessage.hello:type_name -> grappe.cluster.v1.Hello
-	5,  // 1: grappe.cluster.v1.WorkerMessage.heartbeat:type_name -> grappe.cluster.v1.Heartbeat
-	8,  // 2: grappe.cluster.v1.WorkerMessage.output:type_name -> grappe.cluster.v1.Output
-	20, // 3: grappe.cluster.v1.WorkerMessage.result:type_name -> grappe.cluster.v1.Result
-	7,  // 4: grappe.cluster.v1.WorkerMessage.accepted:type_name -> grappe.cluster.v1.Accepted
-	6,  // 5: grappe.cluster.v1.WorkerMessage.release:type_name -> grappe.cluster.v1.Release
-	9,  // 6: grappe.cluster.v1.MasterMessage.welcome:type_name -> grappe.cluster.v1.Welcome
-	10, // 7: grappe.cluster.v1.MasterMessage.assign:type_name -> grappe.cluster.v1.Assign
-	11, // 8: grappe.cluster.v1.MasterMessage.cancel:type_name -> grappe.cluster.v1.Cancel
-	12, // 9: grappe.cluster.v1.MasterMessage.drain:type_name -> grappe.cluster.v1.Drain
-	13, // 10: grappe.cluster.v1.MasterMessage.result_ack:type_name -> grappe.cluster.v1.ResultAck
-	21, // 11: grappe.cluster.v1.Hello.labels:type_name -> grappe.cluster.v1.Hello.LabelsEntry
-	3,  // 12: grappe.cluster.v1.Hello.languages:type_name -> grappe.cluster.v1.Language
-	4,  // 13: grappe.cluster.v1.Hello.running:type_name -> grappe.cluster.v1.AttemptRef
-	20, // 14: grappe.cluster.v1.Hello.pending_results:type_name -> grappe.cluster.v1.Result
-	4,  // 15: grappe.cluster.v1.Heartbeat.running:type_name -> grappe.cluster.v1.AttemptRef
-	3,  // 16: grappe.cluster.v1.Heartbeat.languages:type_name -> grappe.cluster.v1.Language
-	4,  // 17: grappe.cluster.v1.Release.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	4,  // 18: grappe.cluster.v1.Accepted.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	4,  // 19: grappe.cluster.v1.Output.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	4,  // 20: grappe.cluster.v1.Welcome.abandon:type_name -> grappe.cluster.v1.AttemptRef
-	4,  // 21: grappe.cluster.v1.Assign.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	17, // 22: grappe.cluster.v1.Assign.spec:type_name -> grappe.cluster.v1.JobSpec
-	4,  // 23: grappe.cluster.v1.Cancel.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	4,  // 24: grappe.cluster.v1.ResultAck.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	14, // 25: grappe.cluster.v1.JobSpec.files:type_name -> grappe.cluster.v1.File
-	15, // 26: grappe.cluster.v1.JobSpec.limits:type_name -> grappe.cluster.v1.Limits
-	16, // 27: grappe.cluster.v1.JobSpec.tests:type_name -> grappe.cluster.v1.TestCase
-	4,  // 28: grappe.cluster.v1.Result.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	18, // 29: grappe.cluster.v1.Result.compile:type_name -> grappe.cluster.v1.Compile
-	19, // 30: grappe.cluster.v1.Result.run:type_name -> grappe.cluster.v1.RunResult
-	19, // 31: grappe.cluster.v1.Result.tests:type_name -> grappe.cluster.v1.RunResult
-	0,  // 32: grappe.cluster.v1.Cluster.Connect:input_type -> grappe.cluster.v1.WorkerMessage
-	1,  // 33: grappe.cluster.v1.Cluster.Connect:output_type -> grappe.cluster.v1.MasterMessage
-	33, // [33:34] is the sub-list for method output_type
-	32, // [32:33] is the sub-list for method input_type
+	4,  // 0: grappe.cluster.v1.WorkerMessage.hello:type_name -> grappe.cluster.v1.Hello
+	7,  // 1: grappe.cluster.v1.WorkerMessage.heartbeat:type_name -> grappe.cluster.v1.Heartbeat
+	10, // 2: grappe.cluster.v1.WorkerMessage.output:type_name -> grappe.cluster.v1.Output
+	22, // 3: grappe.cluster.v1.WorkerMessage.result:type_name -> grappe.cluster.v1.Result
+	9,  // 4: grappe.cluster.v1.WorkerMessage.accepted:type_name -> grappe.cluster.v1.Accepted
+	8,  // 5: grappe.cluster.v1.WorkerMessage.release:type_name -> grappe.cluster.v1.Release
+	11, // 6: grappe.cluster.v1.MasterMessage.welcome:type_name -> grappe.cluster.v1.Welcome
+	12, // 7: grappe.cluster.v1.MasterMessage.assign:type_name -> grappe.cluster.v1.Assign
+	13, // 8: grappe.cluster.v1.MasterMessage.cancel:type_name -> grappe.cluster.v1.Cancel
+	14, // 9: grappe.cluster.v1.MasterMessage.drain:type_name -> grappe.cluster.v1.Drain
+	15, // 10: grappe.cluster.v1.MasterMessage.result_ack:type_name -> grappe.cluster.v1.ResultAck
+	23, // 11: grappe.cluster.v1.Hello.labels:type_name -> grappe.cluster.v1.Hello.LabelsEntry
+	5,  // 12: grappe.cluster.v1.Hello.languages:type_name -> grappe.cluster.v1.Language
+	6,  // 13: grappe.cluster.v1.Hello.running:type_name -> grappe.cluster.v1.AttemptRef
+	22, // 14: grappe.cluster.v1.Hello.pending_results:type_name -> grappe.cluster.v1.Result
+	6,  // 15: grappe.cluster.v1.Heartbeat.running:type_name -> grappe.cluster.v1.AttemptRef
+	5,  // 16: grappe.cluster.v1.Heartbeat.languages:type_name -> grappe.cluster.v1.Language
+	6,  // 17: grappe.cluster.v1.Release.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	6,  // 18: grappe.cluster.v1.Accepted.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	6,  // 19: grappe.cluster.v1.Output.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	6,  // 20: grappe.cluster.v1.Welcome.abandon:type_name -> grappe.cluster.v1.AttemptRef
+	6,  // 21: grappe.cluster.v1.Assign.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	19, // 22: grappe.cluster.v1.Assign.spec:type_name -> grappe.cluster.v1.JobSpec
+	6,  // 23: grappe.cluster.v1.Cancel.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	6,  // 24: grappe.cluster.v1.ResultAck.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	16, // 25: grappe.cluster.v1.JobSpec.files:type_name -> grappe.cluster.v1.File
+	17, // 26: grappe.cluster.v1.JobSpec.limits:type_name -> grappe.cluster.v1.Limits
+	18, // 27: grappe.cluster.v1.JobSpec.tests:type_name -> grappe.cluster.v1.TestCase
+	6,  // 28: grappe.cluster.v1.Result.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	20, // 29: grappe.cluster.v1.Result.compile:type_name -> grappe.cluster.v1.Compile
+	21, // 30: grappe.cluster.v1.Result.run:type_name -> grappe.cluster.v1.RunResult
+	21, // 31: grappe.cluster.v1.Result.tests:type_name -> grappe.cluster.v1.RunResult
+	0,  // 32: grappe.cluster.v1.Cluster.Join:input_type -> grappe.cluster.v1.JoinRequest
+	2,  // 33: grappe.cluster.v1.Cluster.Connect:input_type -> grappe.cluster.v1.WorkerMessage
+	1,  // 34: grappe.cluster.v1.Cluster.Join:output_type -> grappe.cluster.v1.JoinResponse
+	3,  // 35: grappe.cluster.v1.Cluster.Connect:output_type -> grappe.cluster.v1.MasterMessage
+	34, // [34:36] is the sub-list for method output_type
+	32, // [32:34] is the sub-list for method input_type
 	32, // [32:32] is the sub-list for extension type_name
 	32, // [32:32] is the sub-list for extension extendee
 	0,  // [0:32] is the sub-list for field type_name
@@ -1848,7 +1963,7 @@ func file_api_clusterpb_cluster_proto_init() {
 	if File_api_clusterpb_cluster_proto != nil {
 		return
 	}
-	file_api_clusterpb_cluster_proto_msgTypes[0].OneofWrappers = []any{
+	file_api_clusterpb_cluster_proto_msgTypes[2].OneofWrappers = []any{
 		(*WorkerMessage_Hello)(nil),
 		(*WorkerMessage_Heartbeat)(nil),
 		(*WorkerMessage_Output)(nil),
@@ -1856,7 +1971,7 @@ func file_api_clusterpb_cluster_proto_init() {
 		(*WorkerMessage_Accepted)(nil),
 		(*WorkerMessage_Release)(nil),
 	}
-	file_api_clusterpb_cluster_proto_msgTypes[1].OneofWrappers = []any{
+	file_api_clusterpb_cluster_proto_msgTypes[3].OneofWrappers = []any{
 		(*MasterMessage_Welcome)(nil),
 		(*MasterMessage_Assign)(nil),
 		(*MasterMessage_Cancel)(nil),
@@ -1869,7 +1984,7 @@ func file_api_clusterpb_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_clusterpb_cluster_proto_rawDesc), len(file_api_clusterpb_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

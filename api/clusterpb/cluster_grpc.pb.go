@@ -22,6 +22,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
+	Cluster_Join_FullMethodName    = "/grappe.cluster.v1.Cluster/Join"
 	Cluster_Connect_FullMethodName = "/grappe.cluster.v1.Cluster/Connect"
 )
 
@@ -29,8 +30,14 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type ClusterClient interface {
-	// Connect is the worker's session. The first WorkerMessage must be a Hello;
-	// the master answers with a Welcome or closes the stream with an error.
+	// Join exchanges the cluster's join token and a certificate signing
+	// request for a worker certificate signed by the cluster CA. It is the
+	// only call a worker makes without a client certificate.
+	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
+	// Connect is the worker's session, over mutual TLS with the certificate
+	// from Join (its common name is the worker's name). The first
+	// WorkerMessage must be a Hello; the master answers with a Welcome or
+	// closes the stream with an error.
 	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WorkerMessage, MasterMessage], error)
 }
 
@@ -40,6 +47,16 @@ type clusterClient struct {
 
 func NewClusterClient(cc grpc.ClientConnInterface) ClusterClient {
 	return &clusterClient{cc}
+}
+
+func (c *clusterClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinResponse)
+	err := c.cc.Invoke(ctx, Cluster_Join_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (c *clusterClient) Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WorkerMessage, MasterMessage], error) {
@@ -59,8 +76,14 @@ type Cluster_ConnectClient = grpc.BidiStreamingClient[WorkerMessage, MasterMessa
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
 type ClusterServer interface {
-	// Connect is the worker's session. The first WorkerMessage must be a Hello;
-	// the master answers with a Welcome or closes the stream with an error.
+	// Join exchanges the cluster's join token and a certificate signing
+	// request for a worker certificate signed by the cluster CA. It is the
+	// only call a worker makes without a client certificate.
+	Join(context.Context, *JoinRequest) (*JoinResponse, error)
+	// Connect is the worker's session, over mutual TLS with the certificate
+	// from Join (its common name is the worker's name). The first
+	// WorkerMessage must be a Hello; the master answers with a Welcome or
+	// closes the stream with an error.
 	Connect(grpc.BidiStreamingServer[WorkerMessage, MasterMessage]) error
 	mustEmbedUnimplementedClusterServer()
 }
@@ -72,6 +95,9 @@ type ClusterServer interface {
 // pointer dereference when methods are called.
 type UnimplementedClusterServer struct{}
 
+func (UnimplementedClusterServer) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
+}
 func (UnimplementedClusterServer) Connect(grpc.BidiStreamingServer[WorkerMessage, MasterMessage]) error {
 	return status.Error(codes.Unimplemented, "method Connect not implemented")
 }
@@ -96,6 +122,24 @@ func RegisterClusterServer(s grpc.ServiceRegistrar, srv ClusterServer) {
 	s.RegisterService(&Cluster_ServiceDesc, srv)
 }
 
+func _Cluster_Join_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Join(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Join_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Join(ctx, req.(*JoinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Cluster_Connect_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(ClusterServer).Connect(&grpc.GenericServerStream[WorkerMessage, MasterMessage]{ServerStream: stream})
 }
@@ -109,7 +153,12 @@ type Cluster_ConnectServer = grpc.BidiStreamingServer[WorkerMessage, MasterMessa
 var Cluster_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "grappe.cluster.v1.Cluster",
 	HandlerType: (*ClusterServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Join",
+			Handler:    _Cluster_Join_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Connect",

@@ -16,6 +16,7 @@ var (
 	ErrUserExists     = errors.New("auth: user already exists")
 	ErrNoUser         = errors.New("auth: no such user")
 	ErrInvalid        = errors.New("auth: invalid user")
+	ErrNoToken        = errors.New("auth: no such token")
 )
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
@@ -165,4 +166,47 @@ func (a *Authenticator) RevokeToken(ctx context.Context, token string) error {
 	delete(a.cache, hash)
 	a.mu.Unlock()
 	return nil
+}
+
+// CreateToken makes a named API token for user; the secret is returned
+// once and only its hash is kept.
+func (a *Authenticator) CreateToken(ctx context.Context, user, name string) (*store.Token, string, error) {
+	if len(name) > 128 {
+		return nil, "", fmt.Errorf("%w: a token name is at most 128 bytes", ErrInvalid)
+	}
+	token, err := a.IssueToken(ctx, user, name)
+	if err != nil {
+		return nil, "", err
+	}
+	t, err := a.store.TokenByHash(ctx, HashToken(token))
+	if err != nil {
+		return nil, "", fmt.Errorf("auth: token lookup: %w", err)
+	}
+	return t, token, nil
+}
+
+// Tokens lists a user's tokens (without secrets).
+func (a *Authenticator) Tokens(ctx context.Context, user string) ([]*store.Token, error) {
+	return a.store.ListTokens(ctx, user)
+}
+
+// DeleteToken revokes one of user's tokens by id. Another user's token
+// answers ErrNoUser-like not found, so ids leak nothing.
+func (a *Authenticator) DeleteToken(ctx context.Context, user, id string) error {
+	ts, err := a.store.ListTokens(ctx, user)
+	if err != nil {
+		return fmt.Errorf("auth: list tokens: %w", err)
+	}
+	for _, t := range ts {
+		if t.ID == id {
+			if err := a.store.DeleteToken(ctx, id); err != nil {
+				return fmt.Errorf("auth: revoke token: %w", err)
+			}
+			a.mu.Lock()
+			delete(a.cache, t.Hash)
+			a.mu.Unlock()
+			return nil
+		}
+	}
+	return ErrNoToken
 }

@@ -28,9 +28,11 @@ func addClientCommands(root *cobra.Command) {
 		newJobsCmd(),
 		newWorkersCmd(),
 		newLanguagesCmd(),
+		newTopCmd(),
 		newLoginCmd(),
 		newUserCmd(),
 		newBenchCmd(),
+		newTokenCmd(),
 	)
 }
 

@@ -173,6 +173,44 @@ func newWorkersCmd() *cobra.Command {
 	}
 	cf := addConnFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the workers as JSON")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "revoke NAME",
+		Short: "Revoke a worker's certificate and disconnect it (admin); rotate the join token too to keep it out",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.RevokeWorker(cmd.Context(), args[0])
+		},
+	}, &cobra.Command{
+		Use:   "identities",
+		Short: "List the worker certificates the master issued (admin)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ids, err := c.WorkerIdentities(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tableWriter(cmd.OutOrStdout())
+			fmt.Fprintln(tw, "NAME\tSERIAL\tISSUED\tEXPIRES\tREVOKED")
+			for _, id := range ids {
+				revoked := "-"
+				if id.RevokedAt != nil {
+					revoked = id.RevokedAt.Local().Format(time.DateTime)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id.Name, id.Serial, id.CreatedAt.Local().Format(time.DateTime), id.ExpiresAt.Local().Format(time.DateOnly), revoked)
+			}
+			return tw.Flush()
+		},
+	})
 	for _, action := range []string{"drain", "undrain"} {
 		short := "Stop placing new jobs on a worker; its running jobs finish (admin)"
 		if action == "undrain" {

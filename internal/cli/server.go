@@ -150,9 +150,10 @@ func newUpCmd() *cobra.Command {
 			}
 			waitQuick(gctx, tb)
 			for i := 1; i <= workers; i++ {
+				name := fmt.Sprintf("worker-%d", i)
 				w, err := worker.New(worker.Config{
 					Master: m.ClusterAddr(), JoinToken: m.JoinToken(), CAPEM: m.CAPEM(),
-					Name: fmt.Sprintf("worker-%d", i), Slots: maxJobs,
+					DataDir: filepath.Join(f.data, "workers", name), Name: name, Slots: maxJobs,
 					Languages: tb, Sandbox: tb.Sandbox, Runner: tb.Runner,
 					DrainTimeout: 5 * time.Second, Version: version,
 					Logger: log,
@@ -210,8 +211,8 @@ func newWorkerCmd() *cobra.Command {
 			if joinToken == "" {
 				joinToken = os.Getenv("GRAPPE_JOIN_TOKEN")
 			}
-			if masterAddr == "" || joinToken == "" {
-				return fmt.Errorf("--master and --join-token (or GRAPPE_JOIN_TOKEN) are required")
+			if masterAddr == "" {
+				return fmt.Errorf("--master is required (and --join-token, or GRAPPE_JOIN_TOKEN, the first time)")
 			}
 			if name == "" {
 				h, _ := os.Hostname()
@@ -237,7 +238,7 @@ func newWorkerCmd() *cobra.Command {
 			}
 			waitQuick(ctx, tb)
 			w, err := worker.New(worker.Config{
-				Master: masterAddr, JoinToken: joinToken, CAPEM: caPEM, Name: name, Slots: maxJobs,
+				Master: masterAddr, JoinToken: joinToken, CAPEM: caPEM, DataDir: data, Name: name, Slots: maxJobs,
 				Labels: lbls, Languages: tb, Sandbox: tb.Sandbox, Runner: tb.Runner,
 				DrainTimeout: drain, Version: version, Logger: log,
 			})

@@ -55,7 +55,8 @@ type Cluster struct {
 	Master  *master.Master
 	Client  *client.Client
 	Token   string
-	DataDir string
+	DataDir string // the master's
+	dir     string
 	log     *slog.Logger
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the master's Run returned
@@ -88,7 +89,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.Master != nil {
 		opts.Master(&cfg)
 	}
-	c := &Cluster{t: t, cfg: cfg, DataDir: cfg.DataDir, log: log, workers: map[string]*Worker{}}
+	c := &Cluster{t: t, cfg: cfg, dir: dir, DataDir: cfg.DataDir, log: log, workers: map[string]*Worker{}}
 	c.startMaster()
 	var err error
 	c.Token, err = auth.ReadSecretFile(filepath.Join(cfg.DataDir, master.AdminTokenFile))
@@ -174,6 +175,7 @@ func (c *Cluster) AddWorker(o WorkerOptions) *Worker {
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := worker.New(worker.Config{
 		Master: target, JoinToken: c.Master.JoinToken(), CAPEM: c.Master.CAPEM(),
+		DataDir: filepath.Join(c.dir, "workers", o.Name),
 		Name: o.Name, Slots: o.Slots, Labels: o.Labels, Languages: langs, Sandbox: "none",
 		Runner: runner, DrainTimeout: 2 * time.Second, Logger: c.log,
 	})

@@ -38,6 +38,12 @@ type Service interface {
 	Stats(ctx context.Context) *api.Stats
 	// OwnerJobs counts each owner's jobs, for the clients view.
 	OwnerJobs(ctx context.Context) (map[string]OwnerJobs, error)
+	// RevokeWorker revokes a worker's certificate and disconnects it.
+	RevokeWorker(ctx context.Context, p *auth.Principal, name string) error
+	// WorkerIdentities lists the worker certificates issued.
+	WorkerIdentities(ctx context.Context) ([]api.WorkerIdentity, error)
+	// RotateJoinToken replaces the join token and returns the new one.
+	RotateJoinToken(ctx context.Context, p *auth.Principal) (string, error)
 	// Drain stops (drain false: resumes) placing jobs on a worker.
 	Drain(ctx context.Context, name string, drain bool) (*api.Worker, error)
 	Cluster(ctx context.Context) (*api.Cluster, error)
@@ -112,6 +118,9 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /api/v1/workers", s.admin(s.workers))
 	mux.Handle("POST /api/v1/workers/{name}/drain", s.admin(s.drain(true)))
 	mux.Handle("POST /api/v1/workers/{name}/undrain", s.admin(s.drain(false)))
+	mux.Handle("POST /api/v1/workers/{name}/revoke", s.admin(s.revokeWorker))
+	mux.Handle("GET /api/v1/worker-identities", s.admin(s.workerIdentities))
+	mux.Handle("POST /api/v1/join-token/rotate", s.admin(s.rotateJoinToken))
 	mux.Handle("GET /api/v1/cluster", s.authed(s.cluster))
 	if cfg.Users != nil {
 		mux.HandleFunc("POST /api/v1/login", s.login)
@@ -119,6 +128,9 @@ func New(cfg Config) http.Handler {
 		mux.Handle("GET /api/v1/users", s.admin(s.listUsers))
 		mux.Handle("DELETE /api/v1/users/{name}", s.admin(s.removeUser))
 		mux.Handle("PUT /api/v1/users/{name}/password", s.authed(s.setPassword))
+		mux.Handle("POST /api/v1/tokens", s.authed(s.createToken))
+		mux.Handle("GET /api/v1/tokens", s.authed(s.listTokens))
+		mux.Handle("DELETE /api/v1/tokens/{id}", s.authed(s.deleteToken))
 		mux.HandleFunc("POST /api/v1/session", s.createSession)
 		mux.Handle("GET /api/v1/session", s.authed(s.getSession))
 		mux.Handle("DELETE /api/v1/session", s.authed(s.deleteSession))
@@ -381,6 +393,32 @@ func (s *server) drain(drain bool) handler {
 		writeJSON(w, http.StatusOK, wk)
 		return nil
 	}
+}
+
+func (s *server) revokeWorker(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	if err := s.Service.RevokeWorker(r.Context(), p, r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) workerIdentities(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	ids, err := s.Service.WorkerIdentities(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.WorkerIdentityList{Identities: ids})
+	return nil
+}
+
+func (s *server) rotateJoinToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	tok, err := s.Service.RotateJoinToken(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.JoinToken{JoinToken: tok})
+	return nil
 }
 
 func (s *server) clients(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {

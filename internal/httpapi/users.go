@@ -18,6 +18,9 @@ type Users interface {
 	Users(ctx context.Context) ([]*store.User, error)
 	RemoveUser(ctx context.Context, name string) error
 	SetPassword(ctx context.Context, name, password string) error
+	CreateToken(ctx context.Context, user, name string) (*store.Token, string, error)
+	Tokens(ctx context.Context, user string) ([]*store.Token, error)
+	DeleteToken(ctx context.Context, user, id string) error
 }
 
 var _ Users = (*auth.Authenticator)(nil)
@@ -29,7 +32,7 @@ func userError(err error) error {
 		return Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "wrong user name or password")
 	case errors.Is(err, auth.ErrUserExists):
 		return Errorf(http.StatusConflict, api.CodeConflict, "that user already exists")
-	case errors.Is(err, auth.ErrNoUser):
+	case errors.Is(err, auth.ErrNoUser), errors.Is(err, auth.ErrNoToken):
 		return ErrNotFound
 	case errors.Is(err, auth.ErrInvalid):
 		return Errorf(http.StatusUnprocessableEntity, api.CodeInvalid, "%s", strings.TrimPrefix(err.Error(), auth.ErrInvalid.Error()+": "))
@@ -108,6 +111,43 @@ func (s *server) setPassword(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		return userError(err)
 	}
 	s.Logger.Info("password set", "user", name, "by", p.User)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) createToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	var req api.TokenRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	t, secret, err := s.Users.CreateToken(r.Context(), p.User, req.Name)
+	if err != nil {
+		return userError(err)
+	}
+	s.Logger.Info("token created", "audit", true, "user", p.User, "token_id", t.ID, "name", t.Name)
+	writeJSON(w, http.StatusCreated, api.APIToken{ID: t.ID, Name: t.Name, Token: secret, CreatedAt: t.CreatedAt})
+	return nil
+}
+
+func (s *server) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	ts, err := s.Users.Tokens(r.Context(), p.User)
+	if err != nil {
+		return err
+	}
+	out := api.APITokenList{Tokens: make([]api.APIToken, 0, len(ts))}
+	for _, t := range ts {
+		out.Tokens = append(out.Tokens, api.APIToken{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) deleteToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	id := r.PathValue("id")
+	if err := s.Users.DeleteToken(r.Context(), p.User, id); err != nil {
+		return userError(err)
+	}
+	s.Logger.Info("token revoked", "audit", true, "user", p.User, "token_id", id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

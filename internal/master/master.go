@@ -31,6 +31,7 @@ import (
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
 	"github.com/grappe/grappe/internal/store/sqlite"
+	"github.com/grappe/grappe/internal/web"
 )
 
 // Config configures a master. Zero values take the defaults below.
@@ -110,6 +111,9 @@ func (c *Config) setDefaults() {
 type Master struct {
 	cfg       Config
 	log       *slog.Logger
+	// audit carries the security-relevant events (joins, refusals,
+	// revocations, rotations) with audit=true, for log pipelines to route.
+	audit *slog.Logger
 	store     store.Store
 	auth      *auth.Authenticator
 	catalogue *lang.Catalogue
@@ -156,7 +160,7 @@ func New(cfg Config) (*Master, error) {
 		return nil, fmt.Errorf("master: data dir: %w", err)
 	}
 	m := &Master{
-		cfg: cfg, log: cfg.Logger, catalogue: cfg.Catalogue,
+		cfg: cfg, log: cfg.Logger, audit: cfg.Logger.With("audit", true), catalogue: cfg.Catalogue,
 		broker: newBroker(), kickc: make(chan struct{}, 1),
 		queue: scheduler.NewQueue(), jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{},
 		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
@@ -200,8 +204,10 @@ func New(cfg Config) (*Master, error) {
 	return m, nil
 }
 
+func (m *Master) joinTokenPath() string { return filepath.Join(m.cfg.DataDir, JoinTokenFile) }
+
 func (m *Master) loadJoinToken() (string, error) {
-	path := filepath.Join(m.cfg.DataDir, JoinTokenFile)
+	path := m.joinTokenPath()
 	tok, err := auth.ReadSecretFile(path)
 	if err == nil {
 		if _, perr := pki.ParseJoinToken(tok); perr != nil {
@@ -242,6 +248,7 @@ func (m *Master) listen() error {
 	handler := httpapi.New(httpapi.Config{
 		Service: m, Auth: m.auth, Users: m.auth, Revoker: m.auth, Logger: m.log,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(),
+		Web: web.Handler(web.Config{}),
 	})
 	m.httpSrv = &http.Server{
 		Handler:           handler,
@@ -251,8 +258,14 @@ func (m *Master) listen() error {
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
 	m.apiLn = tls.NewListener(m.apiLn, tlsCfg)
+	// Workers present their certificate on Connect; Join is the one call
+	// made without one, so certificates are checked if given here and
+	// required by the handlers.
+	grpcTLS := tlsCfg.Clone()
+	grpcTLS.ClientAuth = tls.VerifyClientCertIfGiven
+	grpcTLS.ClientCAs = m.ca.Pool()
 	m.grpcSrv = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg.Clone())),
+		grpc.Creds(credentials.NewTLS(grpcTLS)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.MaxSendMsgSize(64<<20),
@@ -270,8 +283,8 @@ func (m *Master) URL() string { return "https://" + m.Addr() }
 // ClusterAddr is where workers connect.
 func (m *Master) ClusterAddr() string { return m.clusterLn.Addr().String() }
 
-// JoinToken is the token workers present.
-func (m *Master) JoinToken() string { return m.joinToken }
+// JoinToken is the token workers present to join.
+func (m *Master) JoinToken() string { return m.currentJoinToken() }
 
 // CAPEM is the cluster CA certificate.
 func (m *Master) CAPEM() []byte { return m.ca.CertPEM() }

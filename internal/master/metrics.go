@@ -2,21 +2,39 @@ package master
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/grappe/grappe/api"
 )
 
 // metrics are the master's Prometheus series. They live in a registry of
 // their own (no global default registry), so several masters can run in
 // one test process.
+//
+// Events (a job submitted, started, finished) are counted as they happen;
+// state (queue depth, workers and their load) is read from the master at
+// scrape time by clusterCollector, so a heartbeat costs no metric update
+// and a forgotten worker's series disappear with it.
 type metrics struct {
 	registry        *prometheus.Registry
 	jobsSubmitted   *prometheus.CounterVec
 	attemptsStarted *prometheus.CounterVec
 	jobsFinished    *prometheus.CounterVec
+	queueWait       *prometheus.HistogramVec
+	runTime         *prometheus.HistogramVec
 }
+
+// Buckets span what a judge sees (a few milliseconds) to what a batch
+// cluster sees (minutes in the queue, long runs); the default buckets stop
+// at 10s, below a busy queue's waits.
+var (
+	queueWaitBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+	runTimeBuckets   = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+)
 
 func newMetrics(m *Master) *metrics {
 	reg := prometheus.NewRegistry()
@@ -31,11 +49,20 @@ func newMetrics(m *Master) *metrics {
 		jobsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "grappe_jobs_finished_total", Help: "Jobs that reached a terminal status, by language, status and verdict.",
 		}, []string{"language", "status", "verdict"}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "grappe_job_queue_wait_seconds",
+			Help:    "Time from a job's (re)queueing to its placement on a worker, by language.",
+			Buckets: queueWaitBuckets,
+		}, []string{"language"}),
+		runTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "grappe_job_run_seconds",
+			Help:    "Wall time of a job's program as its worker measured it (all test cases together; compilation excluded), by language.",
+			Buckets: runTimeBuckets,
+		}, []string{"language"}),
 	}
-	reg.MustRegister(mt.jobsSubmitted, mt.attemptsStarted, mt.jobsFinished,
+	reg.MustRegister(mt.jobsSubmitted, mt.attemptsStarted, mt.jobsFinished, mt.queueWait, mt.runTime,
+		newClusterCollector(m),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "grappe_queue_depth", Help: "Jobs waiting for a worker."},
-			func() float64 { m.mu.Lock(); defer m.mu.Unlock(); return float64(m.queue.Len()) }),
 	)
 	return mt
 }
@@ -45,7 +72,113 @@ func (mt *metrics) handler() http.Handler {
 }
 
 func (mt *metrics) submitted(lang string) { mt.jobsSubmitted.WithLabelValues(lang).Inc() }
-func (mt *metrics) started(lang string)   { mt.attemptsStarted.WithLabelValues(lang).Inc() }
+
+func (mt *metrics) started(lang string, wait time.Duration) {
+	mt.attemptsStarted.WithLabelValues(lang).Inc()
+	mt.queueWait.WithLabelValues(lang).Observe(wait.Seconds())
+}
+
 func (mt *metrics) finished(lang, status, verdict string) {
 	mt.jobsFinished.WithLabelValues(lang, status, verdict).Inc()
+}
+
+func (mt *metrics) ran(lang string, wall time.Duration) {
+	mt.runTime.WithLabelValues(lang).Observe(wall.Seconds())
+}
+
+// clusterCollector reports the master's live state when Prometheus
+// scrapes: one short hold of m.mu per scrape, instead of gauge updates on
+// every heartbeat and placement.
+type clusterCollector struct {
+	m *Master
+
+	queueDepth, jobsRunning, workers                    *prometheus.Desc
+	workerInfo, cpu, memory, slots, slotsUsed, jobsDone *prometheus.Desc
+	lastHeartbeat                                       *prometheus.Desc
+}
+
+func newClusterCollector(m *Master) *clusterCollector {
+	perWorker := func(name, help string, extra ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, append([]string{"worker"}, extra...), nil)
+	}
+	return &clusterCollector{
+		m:           m,
+		queueDepth:  prometheus.NewDesc("grappe_queue_depth", "Jobs waiting for a worker.", nil, nil),
+		jobsRunning: prometheus.NewDesc("grappe_jobs_running", "Jobs placed on a worker and not finished.", nil, nil),
+		workers:     prometheus.NewDesc("grappe_workers", "Workers the master knows, by status (up, draining, lost).", []string{"status"}, nil),
+		workerInfo: perWorker("grappe_worker_info",
+			"Always 1; the worker's status, sandbox kind and grappe version as labels.", "status", "sandbox", "version"),
+		cpu:    perWorker("grappe_worker_cpu_percent", "CPU use of the worker's machine, as last reported (0-100)."),
+		memory: perWorker("grappe_worker_memory_percent", "Memory use of the worker's machine, as last reported (0-100)."),
+		slots:  perWorker("grappe_worker_slots", "Jobs the worker runs at once (--max-jobs)."),
+		slotsUsed: perWorker("grappe_worker_slots_used",
+			"Jobs running on the worker now."),
+		// A counter, not a gauge: it only grows while the master knows the
+		// worker, so rate() gives each worker's throughput.
+		jobsDone: perWorker("grappe_worker_jobs_done_total",
+			"Results the worker delivered since this master process started."),
+		lastHeartbeat: perWorker("grappe_worker_last_heartbeat_timestamp_seconds",
+			"Unix time of the worker's last heartbeat."),
+	}
+}
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.queueDepth, c.jobsRunning, c.workers, c.workerInfo,
+		c.cpu, c.memory, c.slots, c.slotsUsed, c.jobsDone, c.lastHeartbeat} {
+		ch <- d
+	}
+}
+
+// workerRow is what Collect copies out of a workerEntry under the lock.
+type workerRow struct {
+	name, status, sandbox, version string
+	cpu, memory                    float64
+	slots, used                    int
+	done                           int64
+	lastBeat                       time.Time
+}
+
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.m
+	m.mu.Lock()
+	queued := m.queue.Len()
+	// As the stats ring counts it: every live job not in the queue is
+	// running, including one waiting for its worker to re-adopt it after a
+	// master restart.
+	running := len(m.jobs) - queued
+	rows := make([]workerRow, 0, len(m.workers))
+	for _, w := range m.workers {
+		rows = append(rows, workerRow{
+			name: w.name, status: w.status, sandbox: w.sandbox, version: w.version,
+			cpu: w.sched.CPUPercent, memory: w.sched.MemoryPercent,
+			slots: w.sched.Slots, used: len(w.attempts), done: w.jobsDone, lastBeat: w.lastBeat,
+		})
+	}
+	m.mu.Unlock()
+
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(c.queueDepth, float64(queued))
+	gauge(c.jobsRunning, float64(running))
+	// Every status is always present, so "no lost workers" is a 0 that
+	// alerts can compare, not a missing series.
+	byStatus := map[string]int{api.WorkerUp: 0, api.WorkerDraining: 0, api.WorkerLost: 0}
+	for _, r := range rows {
+		byStatus[r.status]++
+	}
+	for s, n := range byStatus {
+		gauge(c.workers, float64(n), s)
+	}
+	for _, r := range rows {
+		gauge(c.workerInfo, 1, r.name, r.status, r.sandbox, r.version)
+		gauge(c.cpu, r.cpu, r.name)
+		gauge(c.memory, r.memory, r.name)
+		gauge(c.slots, float64(r.slots), r.name)
+		gauge(c.slotsUsed, float64(r.used), r.name)
+		ch <- prometheus.MustNewConstMetric(c.jobsDone, prometheus.CounterValue, float64(r.done), r.name)
+		if !r.lastBeat.IsZero() {
+			gauge(c.lastHeartbeat, float64(r.lastBeat.UnixNano())/1e9, r.name)
+		}
+	}
 }

@@ -2,7 +2,6 @@ package master
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -66,9 +65,8 @@ func (m *Master) serveWorker(stream clusterpb.Cluster_ConnectServer) error {
 		m.log.Warn("worker refused", "addr", addr, "err", err)
 		return err
 	}
-	if subtle.ConstantTimeCompare([]byte(hello.JoinToken), []byte(m.joinToken)) != 1 {
-		m.log.Warn("worker refused: wrong join token", "addr", addr, "name", hello.Name)
-		return status.Error(codes.Unauthenticated, "invalid join token")
+	if err := m.authorizeWorker(stream.Context(), hello); err != nil {
+		return err
 	}
 	if hello.Name == "" || len(hello.Name) > 128 || hello.Slots < 1 {
 		return status.Error(codes.InvalidArgument, "hello needs a name (at most 128 bytes) and at least one slot")
@@ -114,7 +112,16 @@ func (m *Master) serveWorker(stream clusterpb.Cluster_ConnectServer) error {
 		}
 	}()
 
-	err = m.receive(ctx, hello.Name, sess, stream)
+	// Recv does not return when the session is closed from our side (a
+	// revocation, a newer connection, a loss): wait for either, and end
+	// the RPC, which ends the blocked Recv.
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- m.receive(ctx, hello.Name, sess, stream) }()
+	select {
+	case err = <-recvErr:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	m.unregister(hello.Name, sess)
 	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
 		m.log.Info("worker stream ended", "worker", hello.Name, "err", err)
@@ -313,7 +320,7 @@ func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Res
 		if lj != nil {
 			lang = lj.language
 		}
-		m.observeFinished(lang, f.Status, f.Verdict)
+		m.observeResult(lang, f, r)
 		m.publishEnd(ctx, id)
 		return true
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):

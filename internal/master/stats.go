@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/api/clusterpb"
 	"github.com/grappe/grappe/internal/httpapi"
+	"github.com/grappe/grappe/internal/store"
 )
 
 // Stats keeps the last minutes of the cluster in fixed intervals, for the
@@ -112,14 +114,39 @@ func (m *Master) OwnerJobs(ctx context.Context) (map[string]httpapi.OwnerJobs, e
 	return out, nil
 }
 
-// observeStarted records an attempt placed on a worker.
+// observeStarted records an attempt placed on a worker and how long it
+// waited in the queue. Since is read under m.mu: a requeue may reset it
+// (the worker lost right after the placement) while this runs.
 func (m *Master) observeStarted(lj *liveJob) {
-	m.metrics.started(lj.language)
-	m.stats.started(time.Since(lj.sched.Since))
+	m.mu.Lock()
+	wait := time.Since(lj.sched.Since)
+	m.mu.Unlock()
+	m.metrics.started(lj.language, wait)
+	m.stats.started(wait)
 }
 
 // observeFinished records a job that reached a terminal status.
 func (m *Master) observeFinished(language, status, verdict string) {
 	m.metrics.finished(language, status, verdict)
 	m.stats.completed()
+}
+
+// observeResult records a job finished by its worker's result r: as
+// observeFinished, plus the program's wall time when it ran (a compile
+// error or a worker-side failure ran nothing and is not a run time).
+// With test cases the run time is their sum; r.Run then repeats one of
+// them (the deciding test) and is not added again.
+func (m *Master) observeResult(language string, f store.Finish, r *clusterpb.Result) {
+	m.observeFinished(language, f.Status, f.Verdict)
+	if r.Error != "" || (r.Run == nil && len(r.Tests) == 0) {
+		return
+	}
+	var ms int64
+	for _, t := range r.Tests {
+		ms += t.WallMs
+	}
+	if len(r.Tests) == 0 {
+		ms = r.Run.WallMs
+	}
+	m.metrics.ran(language, time.Duration(ms)*time.Millisecond)
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 )
 
 // The sandbox's overhead over a bare fork/exec of the same binary, side by
@@ -54,28 +53,5 @@ func benchSandbox(b *testing.B, prog string) {
 		if o.ExitCode != 0 {
 			b.Fatalf("exit %d", o.ExitCode)
 		}
-	}
-}
-
-func TestDebugPhases(t *testing.T) {
-	l, err := New(Config{Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	dir := filepath.Join(t.TempDir(), "work")
-	os.Mkdir(dir, 0o700)
-	c := &Cmd{Args: []string{"/bin/true"}, Dir: dir, Limits: Limits{CPU: 1e9, Wall: 2e9, MemoryBytes: 64 << 20, Processes: 16, OutputBytes: 1 << 20}}
-	DebugT, DebugI = [8]time.Duration{}, [8]time.Duration{}
-	n := 300
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		if _, err := l.Exec(context.Background(), c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("total %v/op", time.Since(start)/time.Duration(n))
-	for i, d := range DebugT {
-		t.Logf("phase %d: %v   init %v", i, d/time.Duration(n), DebugI[i]/time.Duration(n))
 	}
 }

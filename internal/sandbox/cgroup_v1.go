@@ -69,6 +69,7 @@ func (g *cgroupV1) bases() []string {
 
 func (g *cgroupV1) create(name string) (runCgroup, error) {
 	r := &runCgroupV1{
+		memLimit: -1, memswLimit: -1, pidsMax: -1, usage: -1, peak: -1, oom: -1,
 		memory:  filepath.Join(g.memory, name),
 		pids:    filepath.Join(g.pids, name),
 		cpuacct: filepath.Join(g.cpuacct, name),
@@ -90,6 +91,34 @@ func (g *cgroupV1) create(name string) (runCgroup, error) {
 		}
 		r.tasks = append(r.tasks, os.NewFile(uintptr(fd), "tasks"))
 	}
+	// The files read and written for every command, opened now, off the
+	// command's path.
+	for _, f := range []struct {
+		fd             *int
+		dir, name      string
+		write, missing bool // missing: may not exist
+	}{
+		{&r.memLimit, r.memory, "memory.limit_in_bytes", true, false},
+		{&r.memswLimit, r.memory, "memory.memsw.limit_in_bytes", true, true},
+		{&r.pidsMax, r.pids, "pids.max", true, false},
+		{&r.usage, r.cpuacct, "cpuacct.usage", false, false},
+		{&r.peak, r.memory, "memory.max_usage_in_bytes", false, false},
+		{&r.oom, r.memory, "memory.oom_control", false, false},
+	} {
+		mode := unix.O_RDONLY
+		if f.write {
+			mode = unix.O_WRONLY
+		}
+		fd, err := unix.Open(filepath.Join(f.dir, f.name), mode|unix.O_CLOEXEC, 0)
+		if err != nil && !(f.missing && errors.Is(err, unix.ENOENT)) {
+			r.remove()
+			return nil, fmt.Errorf("cgroup v1: open %s/%s: %w", f.dir, f.name, err)
+		}
+		*f.fd = fd
+		if err != nil {
+			*f.fd = -1
+		}
+	}
 	return r, nil
 }
 
@@ -107,33 +136,64 @@ type runCgroupV1 struct {
 	memory, pids, cpuacct, freezer string
 	dirs                           []string // created, one per hierarchy
 	tasks                          []*os.File
+	// Control files kept open (-1: not there).
+	memLimit, memswLimit, pidsMax, usage, peak, oom int
 }
 
 func (r *runCgroupV1) setLimits(memoryBytes, pids int64) error {
 	if memoryBytes > 0 {
 		v := strconv.FormatInt(memoryBytes, 10)
-		if err := cgWrite(filepath.Join(r.memory, "memory.limit_in_bytes"), v); err != nil {
-			return err
+		if err := fdWrite(r.memLimit, v); err != nil {
+			return fmt.Errorf("cgroup v1: memory limit: %w", err)
 		}
 		// memory+swap, present when swap accounting is on: equal to the
 		// memory limit means no swap at all.
-		if err := cgWrite(filepath.Join(r.memory, "memory.memsw.limit_in_bytes"), v); err != nil && !errors.Is(err, unix.ENOENT) {
-			return err
+		if r.memswLimit >= 0 {
+			if err := fdWrite(r.memswLimit, v); err != nil {
+				return fmt.Errorf("cgroup v1: memory+swap limit: %w", err)
+			}
 		}
 	}
 	if pids > 0 {
-		if err := cgWrite(filepath.Join(r.pids, "pids.max"), strconv.FormatInt(pids, 10)); err != nil {
-			return err
+		if err := fdWrite(r.pidsMax, strconv.FormatInt(pids, 10)); err != nil {
+			return fmt.Errorf("cgroup v1: pids limit: %w", err)
 		}
 	}
 	return nil
 }
 
+// fdWrite writes a value to a control file kept open.
+func fdWrite(fd int, v string) error {
+	_, err := unix.Pwrite(fd, []byte(v), 0)
+	return err
+}
+
+// fdRead reads a control file kept open, from the start.
+func fdRead(fd int) ([]byte, error) {
+	buf := make([]byte, 512)
+	n, err := unix.Pread(fd, buf, 0)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+func fdReadInt(fd int) (int64, error) {
+	b, err := fdRead(fd)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
 func (r *runCgroupV1) join() (*os.File, []*os.File) { return nil, r.tasks }
 
 func (r *runCgroupV1) cpu() (time.Duration, error) {
-	ns, err := cgReadInt(filepath.Join(r.cpuacct, "cpuacct.usage"))
-	return time.Duration(ns), err
+	ns, err := fdReadInt(r.usage)
+	if err != nil {
+		return 0, fmt.Errorf("cgroup v1: cpuacct.usage: %w", err)
+	}
+	return time.Duration(ns), nil
 }
 
 func (r *runCgroupV1) stats() (cgroupStats, error) {
@@ -142,12 +202,12 @@ func (r *runCgroupV1) stats() (cgroupStats, error) {
 	if s.CPU, err = r.cpu(); err != nil {
 		return s, err
 	}
-	if s.PeakBytes, err = cgReadInt(filepath.Join(r.memory, "memory.max_usage_in_bytes")); err != nil {
-		return s, err
+	if s.PeakBytes, err = fdReadInt(r.peak); err != nil {
+		return s, fmt.Errorf("cgroup v1: memory.max_usage_in_bytes: %w", err)
 	}
-	oom, err := cgRead(filepath.Join(r.memory, "memory.oom_control"))
+	oom, err := fdRead(r.oom)
 	if err != nil {
-		return s, err
+		return s, fmt.Errorf("cgroup v1: memory.oom_control: %w", err)
 	}
 	if n, ok := cgKeyed(oom, "oom_kill"); ok {
 		s.OOMKills = n
@@ -208,6 +268,12 @@ func (r *runCgroupV1) remove() error {
 		f.Close()
 	}
 	r.tasks = nil
+	for _, fd := range []*int{&r.memLimit, &r.memswLimit, &r.pidsMax, &r.usage, &r.peak, &r.oom} {
+		if *fd > 0 {
+			unix.Close(*fd)
+		}
+		*fd = -1
+	}
 	var errs []error
 	for _, d := range r.dirs {
 		if err := cgRmdir(d); err != nil {

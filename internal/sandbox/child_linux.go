@@ -10,16 +10,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The init starts each command with its own fork and exec rather than
+// The init starts each command with its own vfork and exec rather than
 // syscall.ForkExec, because the child must do things between the two that
 // ForkExec cannot: enter the run's cgroup (clone3 CLONE_INTO_CGROUP, or a
-// write to the v1 tasks files), take fresh IPC and cgroup namespaces, drop
-// the capability bounding set, set no_new_privs and install the seccomp
-// filter, all in the child only, so the init itself stays unfiltered and
-// serves the next command. The child runs with a copy of the init's
-// memory and only the forking thread, so after the fork it may only make
-// raw system calls on data prepared beforehand (as syscall's own
-// forkAndExecInChild does): no allocation, no stack growth, no locks.
+// write to the v1 tasks files) and take a cgroup namespace rooted there.
+// The seccomp filter, no_new_privs and the empty capability bounding set
+// are inherited from the init's forking thread (see initState). The child runs in the init's memory (and on
+// its stack) until it execs, so after the fork it may only make raw
+// system calls on data prepared beforehand, as syscall's own
+// forkAndExecInChild does: no allocation, no stack growth, no locks, no
+// write to anything the init reads after the fork but its own results.
 
 //go:linkname runtime_BeforeFork syscall.runtime_BeforeFork
 func runtime_BeforeFork()
@@ -65,18 +65,17 @@ type childSpec struct {
 	unshare     uintptr
 	rlimits     []childRlimit
 	resetSigs   []uintptr // signals the init inherited as ignored
-	capLast     uintptr
 	umask       uintptr
 	uid, gid    uintptr
-	filter      *unix.SockFprog
+	filter      *unix.SockFprog // stacked on the init's own, or nil
 	errPipe     int
 }
 
 // childStep names the child's steps, for the error it reports.
 var childSteps = [...]string{
-	1: "join cgroup", 2: "unshare", 3: "setsid", 4: "setrlimit", 5: "reset signals",
-	6: "set up stdio", 7: "drop capabilities", 8: "set groups", 9: "set gid", 10: "set uid",
-	11: "chdir", 12: "no_new_privs", 13: "seccomp", 14: "exec",
+	1: "join cgroup", 2: "unshare", 3: "setpgid", 4: "setrlimit", 5: "reset signals",
+	6: "set up stdio", 8: "set groups", 9: "set gid", 10: "set uid",
+	11: "chdir", 13: "seccomp", 14: "exec",
 }
 
 // stepExec is the step of the execve itself.
@@ -115,7 +114,7 @@ func forkChild(s *childSpec) (int, error) {
 		args   cloneArgs
 	)
 	if s.cgroupDir >= 0 {
-		args.flags = unix.CLONE_INTO_CGROUP
+		args.flags = vforkFlags | unix.CLONE_INTO_CGROUP
 		args.exitSignal = uint64(unix.SIGCHLD)
 		args.cgroup = uint64(s.cgroupDir)
 	}
@@ -123,9 +122,9 @@ func forkChild(s *childSpec) (int, error) {
 	syscall.ForkLock.Lock()
 	runtime_BeforeFork()
 	if s.cgroupDir >= 0 {
-		r1, _, errno = syscall.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args), 0)
+		r1, errno = rawVforkSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args), 0)
 	} else {
-		r1, _, errno = syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+		r1, errno = rawVforkSyscall(unix.SYS_CLONE, vforkFlags|uintptr(unix.SIGCHLD), 0, 0)
 	}
 	if errno != 0 || r1 != 0 {
 		runtime_AfterFork()
@@ -155,7 +154,9 @@ func forkChild(s *childSpec) (int, error) {
 			goto fail
 		}
 	}
-	if _, _, errno = syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); errno != 0 {
+	// Its own process group; the session is the init's (a new session per
+	// command would create a scheduler autogroup each time, which is slow).
+	if _, _, errno = syscall.RawSyscall(unix.SYS_SETPGID, 0, 0, 0); errno != 0 {
 		step = 3
 		goto fail
 	}
@@ -185,15 +186,8 @@ func forkChild(s *childSpec) (int, error) {
 	}
 	syscall.RawSyscall(unix.SYS_CLOSE_RANGE, uintptr(s.errPipe+1), uintptr(^uint32(0)), 0)
 
-	// Capabilities: the bounding set (so no exec can regain any) and the
-	// ambient set; the uid change below clears the rest.
-	for i = 0; uintptr(i) <= s.capLast; i++ {
-		if _, _, errno = syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(i), 0); errno != 0 && errno != unix.EINVAL {
-			step = 7
-			goto fail
-		}
-	}
-	syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0)
+	// The uid change clears the permitted and effective capabilities; the
+	// bounding and ambient sets were emptied on the init's forking thread.
 	if _, _, errno = syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); errno != 0 {
 		step = 8
 		goto fail
@@ -211,13 +205,11 @@ func forkChild(s *childSpec) (int, error) {
 		goto fail
 	}
 	syscall.RawSyscall(unix.SYS_UMASK, s.umask, 0, 0)
-	if _, _, errno = syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); errno != 0 {
-		step = 12
-		goto fail
-	}
-	if _, _, errno = syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(s.filter))); errno != 0 {
-		step = 13
-		goto fail
+	if s.filter != nil {
+		if _, _, errno = syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(s.filter))); errno != 0 {
+			step = 13
+			goto fail
+		}
 	}
 	_, _, errno = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(s.path)),
 		uintptr(unsafe.Pointer(&s.argv[0])), uintptr(unsafe.Pointer(&s.envv[0])))

@@ -58,12 +58,10 @@ func (l *Linux) Exec(ctx context.Context, c *Cmd) (*Outcome, error) {
 		return nil, err
 	}
 	x := &execution{l: l, c: c, msg: msg, uid: uid}
-	t0 := time.Now()
-	defer func() { t := time.Now(); x.release(); DebugT[4] += time.Since(t) }()
+	defer x.release()
 	if err := x.prepare(); err != nil {
 		return nil, err
 	}
-	DebugT[0] += time.Since(t0)
 	return x.run(ctx)
 }
 
@@ -183,8 +181,6 @@ func (l *Linux) rlimits(lim *Limits) []rlimitSpec {
 	return r
 }
 
-var DebugT, DebugI [8]time.Duration
-
 // execution is one Exec's resources.
 type execution struct {
 	l     *Linux
@@ -225,6 +221,24 @@ func (x *execution) closeFiles() {
 		}
 	}
 	x.files = nil
+}
+
+// pipe makes an output pipe: the read end is the worker's, non-blocking
+// and in the poller (read deadlines work); the write end is the command's,
+// blocking as programs expect, and never polled.
+func pipe() (r, w *os.File, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	if err := unix.SetNonblock(p[0], true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, nil, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	// os.NewFile puts a descriptor in the poller only if it is
+	// non-blocking.
+	return os.NewFile(uintptr(p[0]), "output"), os.NewFile(uintptr(p[1]), "output"), nil
 }
 
 // cpuPoll is when to look at the CPU time next: it cannot reach the limit
@@ -335,22 +349,22 @@ func (x *execution) mounts(dirfd int) error {
 // run sends the command to the sandbox and supervises it.
 func (x *execution) run(ctx context.Context) (*Outcome, error) {
 	c := x.c
-	outR, outW, err := os.Pipe()
+	outR, outW, err := pipe()
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
+		return nil, err
 	}
 	defer outR.Close()
-	errR, errW, err := os.Pipe()
+	errR, errW, err := pipe()
 	if err != nil {
 		outW.Close()
-		return nil, fmt.Errorf("sandbox: %w", err)
+		return nil, err
 	}
 	defer errR.Close()
 	x.files[1], x.files[2] = outW, errW
 	x.msg.UID, x.msg.GID = x.uid, x.uid
 
 	start := time.Now()
-	err = x.slot.send(x.msg, x.files)
+	err = x.slot.send(x.msg.marshal(), x.files)
 	x.closeFiles() // the init has its copies; EOF comes when its processes are gone
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -373,12 +387,8 @@ func (x *execution) run(ctx context.Context) (*Outcome, error) {
 	readers.Go(func() { stdout.read(outR) })
 	readers.Go(func() { stderr.read(errR) })
 
-	DebugT[1] += time.Since(start)
-	t1 := time.Now()
 	sv := x.supervise(ctx, capHit)
 	wall := time.Since(start)
-	DebugT[2] += time.Since(t1)
-	defer func(t time.Time) { DebugT[3] += time.Since(t) }(time.Now())
 
 	// Every process is dead by now; the pipes' EOF is immediate.
 	deadline := time.Now().Add(outputGrace)
@@ -393,9 +403,6 @@ func (x *execution) run(ctx context.Context) (*Outcome, error) {
 		return nil, sv.err
 	}
 	r := sv.reply
-	for i, v := range r.T {
-		DebugI[i] += time.Duration(v)
-	}
 	if r.Err != "" {
 		if r.Exec {
 			return nil, fmt.Errorf("%w: %s: %w", ErrExec, c.Args[0], syscall.Errno(r.Errno))

@@ -3,13 +3,14 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -24,28 +25,39 @@ func InitMain() {
 	if len(os.Args) != 1 || os.Args[0] != initArg0 {
 		return
 	}
+	// Commands are forked from this thread only: it carries the state they
+	// inherit (seccomp filter, no_new_privs, empty capability bounding
+	// set). Locking it also starts the runtime's template thread now, from
+	// which later threads are cloned, so none inherits that state.
+	runtime.LockOSThread()
 	os.Exit(runInit())
 }
 
 // The init is pid 1 of the sandbox's pid namespace and root of its mount,
-// network and UTS namespaces. It builds the root once, then runs commands
-// one at a time, each in a child it forks (child_linux.go). Between two
-// commands it resets everything a command could have changed: all its
-// processes are dead (the pid namespace is empty but for the init), the
-// writable mounts (/box, extra paths, /tmp) are replaced, IPC and cgroup
-// namespaces are per command, and the rest cannot be changed by an
-// unprivileged uid: the root tmpfs and /dev belong to root, the network
-// namespace keeps no closed connection (TIME_WAIT is off), the host name
-// needs CAP_SYS_ADMIN.
+// network, IPC and UTS namespaces. It builds the root once, then runs
+// commands one at a time, each in a child it forks (child_linux.go).
+//
+// Between two commands it resets everything a command could change:
+//   - processes: all dead (the pid namespace holds only the init);
+//   - mounts: the writable ones (/box, extra paths) are detached, /tmp is
+//     replaced if anything was left in it; the rest belongs to root;
+//   - IPC: System V objects and POSIX message queues are removed;
+//   - cgroup namespace: each command makes its own;
+//   - network: nothing outlives its sockets (TIME_WAIT is off); addresses
+//     and routes need CAP_NET_ADMIN;
+//   - host name: needs CAP_SYS_ADMIN.
+//
+// The forking thread carries the seccomp filter, so it cannot mount; mount
+// work is done by the mounter, a goroutine locked to another thread.
 
 // initState is the init's state between commands.
 type initState struct {
 	tmpBytes, tmpInodes int64
-	filter              unix.SockFprog
-	insns               []unix.SockFilter // backs filter
-	capLast             uintptr
+	filter              *unix.SockFprog // stacked per command, or nil
+	insns               []unix.SockFilter
 	resetSigs           []uintptr
 	attached            []string // per-command mount points, to detach
+	mounter             chan func()
 }
 
 func runInit() int {
@@ -57,63 +69,85 @@ func runInit() int {
 		fmt.Fprintln(os.Stderr, "grappe: sandbox init: no control socket")
 		return 2
 	}
+	buf := make([]byte, 64<<10)
+	b, _, err := recvMsgFD(initCtlFD, buf)
+	if err != nil {
+		return 2
+	}
 	var setup setupMsg
-	if _, err := recvMsgFD(initCtlFD, &setup); err != nil {
+	if err := json.Unmarshal(b, &setup); err != nil {
 		return 2
 	}
 	st, err := newInit(&setup)
 	if err != nil {
-		sendMsgFD(initCtlFD, &replyMsg{Err: err.Error(), Fatal: true}, nil)
+		r := replyMsg{Err: err.Error(), Fatal: true}
+		sendMsgFD(initCtlFD, r.marshal(), nil)
 		return 1
 	}
-	if err := sendMsgFD(initCtlFD, &replyMsg{Ready: true}, nil); err != nil {
+	ready := replyMsg{Ready: true}
+	if err := sendMsgFD(initCtlFD, ready.marshal(), nil); err != nil {
 		return 1
 	}
 	for {
-		var m runMsg
-		fds, err := recvMsgFD(initCtlFD, &m)
+		b, fds, err := recvMsgFD(initCtlFD, buf)
 		if errors.Is(err, errEOF) {
 			return 0
 		}
 		if err != nil {
 			return 1
 		}
-		reply := st.run(&m, fds)
-		if err := sendMsgFD(initCtlFD, &reply, nil); err != nil || reply.Fatal {
+		var m runMsg
+		reply := replyMsg{Err: "malformed request", Fatal: true}
+		if err := m.unmarshal(b); err == nil {
+			reply = st.run(&m, fds)
+		} else {
+			closeFDs(fds)
+		}
+		if err := sendMsgFD(initCtlFD, reply.marshal(), nil); err != nil || reply.Fatal {
 			return 1
 		}
 		// After the reply, off the command's clock; the next request waits
 		// in the socket meanwhile. A failure ends the init, and the worker
 		// sees the sandbox gone.
-		if err := st.reset(); err != nil {
+		if err := st.onMounter(st.reset); err != nil {
 			return 1
 		}
 	}
 }
 
-// newInit sets the sandbox up: root file system, loopback, host name.
+// newInit sets the sandbox up: root file system, loopback, host name,
+// privileges of the forking thread.
 func newInit(s *setupMsg) (*initState, error) {
-	st := &initState{tmpBytes: s.TmpBytes, tmpInodes: s.TmpInodes}
+	st := &initState{tmpBytes: s.TmpBytes, tmpInodes: s.TmpInodes, mounter: make(chan func())}
 	// Modes below are meant as written (/dev/null is 0666); each command
 	// gets its own umask.
 	unix.Umask(0)
-	var err error
-	if st.insns, err = seccompFilter(); err != nil {
-		return nil, err
-	}
-	st.filter = unix.SockFprog{Len: uint16(len(st.insns)), Filter: &st.insns[0]}
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return nil, fmt.Errorf("read cap_last_cap: %w", err)
 	}
-	last, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	capLast, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
 		return nil, fmt.Errorf("parse cap_last_cap: %w", err)
 	}
-	st.capLast = uintptr(last)
+	filter, err := seccompFilter(s.CloneIntoCgroup)
+	if err != nil {
+		return nil, err
+	}
+	if s.CloneIntoCgroup {
+		if st.insns, err = cloneThreeFilter(); err != nil {
+			return nil, err
+		}
+		st.filter = &unix.SockFprog{Len: uint16(len(st.insns)), Filter: &st.insns[0]}
+	}
 	st.resetSigs = ignoredSignals()
 	if err := buildRoot(s, s.Stage); err != nil {
 		return nil, err
+	}
+	// POSIX message queues of this IPC namespace, visible to the init so
+	// that it can remove what a command left.
+	if err := unix.Mount("mqueue", "/dev/mqueue", "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return nil, fmt.Errorf("mount /dev/mqueue: %w", err)
 	}
 	if err := loopbackUp(); err != nil {
 		return nil, err
@@ -129,7 +163,64 @@ func newInit(s *setupMsg) (*initState, error) {
 	if err := unix.Setdomainname([]byte("(none)")); err != nil {
 		return nil, fmt.Errorf("setdomainname: %w", err)
 	}
+	// The sandbox's own session, without a controlling terminal, shared by
+	// its commands (each in its own process group). The scheduler gives
+	// each session its group (autogroup), so a sandbox running many
+	// threads does not crowd out the others.
+	if _, err := unix.Setsid(); err != nil {
+		return nil, fmt.Errorf("setsid: %w", err)
+	}
+	st.startMounter()
+	if err := dropPrivileges(capLast); err != nil {
+		return nil, err
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	// This thread only (no TSYNC): the mounter's must keep mounting.
+	if _, _, errno := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog))); errno != 0 {
+		return nil, fmt.Errorf("seccomp: %w", errno)
+	}
 	return st, nil
+}
+
+// startMounter starts the goroutine that does the init's mount work, on a
+// thread of its own that never carries the seccomp filter.
+func (st *initState) startMounter() {
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // for good: the thread serves nothing else
+		close(ready)
+		for f := range st.mounter {
+			f()
+		}
+	}()
+	<-ready
+}
+
+// onMounter runs f on the mounter's thread.
+func (st *initState) onMounter(f func() error) error {
+	done := make(chan error, 1)
+	st.mounter <- func() { done <- f() }
+	return <-done
+}
+
+// dropPrivileges empties this thread's capability bounding and ambient
+// sets and sets no_new_privs. The init keeps its effective capabilities
+// (it never execs), and every command forked from this thread inherits
+// the rest: once its uid is not 0 it has no capability and can gain none,
+// setuid binaries included. Done once here, it costs no command anything.
+func dropPrivileges(capLast int) error {
+	for c := 0; c <= capLast; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("drop capability %d: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	return nil
 }
 
 // ignoredSignals lists the signals the init inherited as ignored (they
@@ -182,21 +273,22 @@ func (st *initState) run(m *runMsg, fds []int) replyMsg {
 		return replyMsg{Err: fmt.Sprintf("malformed request: %d descriptors, want %d", len(fds), want), Fatal: true}
 	}
 	defer func() { closeFDs(fds) }()
-	var T []int64
-	t0 := time.Now()
-	lap := func() { T = append(T, int64(time.Since(t0))); t0 = time.Now() }
-	for i, mnt := range m.Mounts {
-		if err := attachMount(fds[3+i], mnt); err != nil {
-			return replyMsg{Err: err.Error()}
+	err := st.onMounter(func() error {
+		for i, mnt := range m.Mounts {
+			if err := attachMount(fds[3+i], mnt); err != nil {
+				return err
+			}
+			st.attached = append(st.attached, mnt.Target)
 		}
-		st.attached = append(st.attached, mnt.Target)
+		return nil
+	})
+	if err != nil {
+		return replyMsg{Err: err.Error()}
 	}
-	lap()
 	spec, err := st.childSpec(m, fds)
 	if err != nil {
 		return replyMsg{Err: err.Error(), Exec: true, Errno: int(unix.EINVAL)}
 	}
-	lap()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return replyMsg{Err: fmt.Sprintf("pipe: %v", err)}
@@ -214,7 +306,6 @@ func (st *initState) run(m *runMsg, fds []int) replyMsg {
 			pid, err = forkChild(spec)
 		}
 	}
-	lap()
 	unix.Close(p[1])
 	// The command's stdio must have no other holder, or its pipes would
 	// never see EOF.
@@ -225,10 +316,8 @@ func (st *initState) run(m *runMsg, fds []int) replyMsg {
 		return replyMsg{Err: fmt.Sprintf("fork: %v", err)}
 	}
 	childErr := readChildError(p[0])
-	lap()
 	unix.Close(p[0])
 	status, maxRSS, err := reapAll(pid)
-	lap()
 	if err != nil {
 		return replyMsg{Err: err.Error(), Fatal: true}
 	}
@@ -239,7 +328,7 @@ func (st *initState) run(m *runMsg, fds []int) replyMsg {
 	case childErr != nil:
 		return replyMsg{Err: "start command: " + childErr.Error()}
 	}
-	return replyMsg{Status: int(status), MaxRSSKB: maxRSS, T: T}
+	return replyMsg{Status: int(status), MaxRSSKB: maxRSS}
 }
 
 // childSpec prepares the child's data; it fails for a NUL in a string.
@@ -247,13 +336,12 @@ func (st *initState) childSpec(m *runMsg, fds []int) (*childSpec, error) {
 	s := &childSpec{
 		stdio:     [3]int{fds[0], fds[1], fds[2]},
 		cgroupDir: -1,
-		unshare:   unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP,
+		unshare:   unix.CLONE_NEWCGROUP,
 		resetSigs: st.resetSigs,
-		capLast:   st.capLast,
 		umask:     uintptr(m.Umask),
 		uid:       uintptr(m.UID),
 		gid:       uintptr(m.GID),
-		filter:    &st.filter,
+		filter:    st.filter,
 	}
 	var err error
 	if s.path, err = syscall.BytePtrFromString(m.Path); err != nil {
@@ -315,16 +403,28 @@ func reapAll(pid int) (status unix.WaitStatus, maxRSSKB int64, err error) {
 	return status, maxRSSKB, nil
 }
 
-// reset replaces what the last command could write: its mounts and /tmp.
+// reset undoes what the last command could change (see initState); it
+// runs on the mounter's thread.
 func (st *initState) reset() error {
 	for i := len(st.attached) - 1; i >= 0; i-- {
 		if err := unix.Unmount(st.attached[i], unix.MNT_DETACH); err != nil {
-			return err
+			return fmt.Errorf("detach %s: %w", st.attached[i], err)
 		}
 	}
 	st.attached = st.attached[:0]
-	if err := unix.Unmount("/tmp", unix.MNT_DETACH); err != nil {
-		return err
+	// A fresh /tmp only if something is left in it: an unmount costs an
+	// RCU grace period.
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/tmp", &fs); err != nil {
+		return fmt.Errorf("statfs /tmp: %w", err)
 	}
-	return mountTmp("/tmp", st.tmpBytes, st.tmpInodes)
+	if fs.Files-fs.Ffree > 1 {
+		if err := unix.Unmount("/tmp", unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("detach /tmp: %w", err)
+		}
+		if err := mountTmp("/tmp", st.tmpBytes, st.tmpInodes); err != nil {
+			return err
+		}
+	}
+	return cleanIPC()
 }

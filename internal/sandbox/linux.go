@@ -149,7 +149,7 @@ func newLinux(cfg Config) (*Linux, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if _, err := seccompFilter(); err != nil {
+	if _, err := seccompFilter(false); err != nil {
 		return nil, err
 	}
 	stage := filepath.Join(cfg.Root, "rootfs")
@@ -185,6 +185,9 @@ func newLinux(cfg Config) (*Linux, error) {
 		Files:     etcFiles(cfg.UIDBase, cfg.UIDCount),
 		TmpBytes:  cfg.TmpBytes,
 		TmpInodes: max(cfg.TmpBytes/4096, 1024),
+		// cgroup v2: commands are cloned into their cgroup (Linux 5.7;
+		// older kernels fall back on a write to cgroup.procs).
+		CloneIntoCgroup: cg.kind() == "cgroup-v2",
 	}
 	l.pool = newPool(l, cfg.PoolSize)
 	l.bg.Add(1)

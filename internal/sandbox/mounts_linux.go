@@ -240,6 +240,9 @@ func makeDev(dev string) error {
 	if err := unix.Mkdir(dev, 0o755); err != nil {
 		return fmt.Errorf("root: /dev: %w", err)
 	}
+	if err := unix.Mkdir(filepath.Join(dev, "mqueue"), 0o755); err != nil {
+		return fmt.Errorf("root: /dev/mqueue: %w", err)
+	}
 	for _, d := range []struct {
 		name         string
 		major, minor uint32

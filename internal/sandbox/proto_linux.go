@@ -3,18 +3,18 @@
 package sandbox
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"errors"
-	"fmt"
 
 	"golang.org/x/sys/unix"
 )
 
 // The worker talks to each sandbox's init over a SOCK_SEQPACKET socket
-// pair (the init's end is its fd 3): one JSON message per packet, with
-// descriptors passed alongside as SCM_RIGHTS. The worker sends a setupMsg,
-// the init answers Ready; then, per command, a runMsg answered by one
-// replyMsg when every process of the command is gone.
+// pair (the init's end is its fd 3): one message per packet, with
+// descriptors passed alongside as SCM_RIGHTS. The worker sends a setupMsg
+// (JSON, once), the init answers Ready; then, per command, a runMsg
+// answered by one replyMsg once every process of the command is gone.
+// Those two are on every command's path and use a compact binary form.
 
 // initArg0 is the argv[0] under which the binary runs as a sandbox init.
 const initArg0 = "grappe-sandbox-init"
@@ -41,6 +41,9 @@ type setupMsg struct {
 	// kernels without open_tree(2), where a sandbox serves one command and
 	// knows its directories from the start.
 	Binds []bindSpec
+	// CloneIntoCgroup: commands are cloned straight into their (v2)
+	// cgroup, so the init's seccomp filter must let clone3 through.
+	CloneIntoCgroup bool
 }
 
 // rootEntry is one read-only path of the host shown at the same place.
@@ -92,31 +95,26 @@ type runMsg struct {
 
 // replyMsg answers a setupMsg (Ready or Err) or a runMsg (Status, or Err).
 type replyMsg struct {
-	Ready bool   `json:",omitempty"`
-	Err   string `json:",omitempty"`
+	Ready bool
+	Err   string
 	// Exec marks Err as the program's own failure to start (no such file,
 	// not executable, arguments too long), with its Errno.
-	Exec  bool `json:",omitempty"`
-	Errno int  `json:",omitempty"`
+	Exec  bool
+	Errno int
 	// Fatal: the init is exiting; the sandbox cannot be reused.
-	Fatal    bool  `json:",omitempty"`
-	Status   int   `json:",omitempty"` // wait status of the command's main process
-	MaxRSSKB int64 `json:",omitempty"` // largest resident size of a reaped process
-	T []int64
+	Fatal    bool
+	Status   int   // wait status of the command's main process
+	MaxRSSKB int64 // largest resident size of a reaped process
 }
 
-// sendMsgFD sends v with fds over the raw socket fd (init side).
-func sendMsgFD(fd int, v any, fds []int) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
+// sendMsgFD sends one packet with fds over the raw socket fd (init side).
+func sendMsgFD(fd int, b []byte, fds []int) error {
 	var oob []byte
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
 	for {
-		err = unix.Sendmsg(fd, b, oob, nil, 0)
+		err := unix.Sendmsg(fd, b, oob, nil, 0)
 		if err != unix.EINTR {
 			return err
 		}
@@ -126,25 +124,27 @@ func sendMsgFD(fd int, v any, fds []int) error {
 // errEOF is returned by recvMsgFD when the worker closed its end.
 var errEOF = errors.New("control socket closed")
 
-// recvMsgFD receives one message into v over the raw socket fd (init
-// side), with the descriptors that came with it (close-on-exec).
-func recvMsgFD(fd int, v any) ([]int, error) {
+// recvMsgFD receives one packet over the raw socket fd (init side), with
+// the descriptors that came with it (close-on-exec).
+func recvMsgFD(fd int, buf []byte) ([]byte, []int, error) {
 	var n int
 	var err error
 	for {
 		// MSG_TRUNC with MSG_PEEK returns the packet's real length.
-		n, _, _, _, err = unix.Recvmsg(fd, make([]byte, 1), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		n, _, _, _, err = unix.Recvmsg(fd, buf[:1], nil, unix.MSG_PEEK|unix.MSG_TRUNC)
 		if err != unix.EINTR {
 			break
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if n == 0 {
-		return nil, errEOF
+		return nil, nil, errEOF
 	}
-	buf := make([]byte, n)
+	if n > len(buf) {
+		buf = make([]byte, n)
+	}
 	oob := make([]byte, unix.CmsgSpace(maxFDs*4))
 	var oobn int
 	for {
@@ -154,17 +154,13 @@ func recvMsgFD(fd int, v any) ([]int, error) {
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fds, err := parseRights(oob[:oobn])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := json.Unmarshal(buf[:n], v); err != nil {
-		closeFDs(fds)
-		return nil, fmt.Errorf("decode message: %w", err)
-	}
-	return fds, nil
+	return buf[:n], fds, nil
 }
 
 // parseRights extracts the descriptors of SCM_RIGHTS messages.
@@ -194,4 +190,161 @@ func closeFDs(fds []int) {
 			unix.Close(fd)
 		}
 	}
+}
+
+// The binary form: unsigned varints, signed varints for what may be
+// negative, strings and lists length-prefixed.
+
+var errMalformed = errors.New("malformed message")
+
+type encoder struct{ b []byte }
+
+func (e *encoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) str(s string)  { e.uint(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) bool(v bool) {
+	if v {
+		e.uint(1)
+	} else {
+		e.uint(0)
+	}
+}
+func (e *encoder) strs(l []string) {
+	e.uint(uint64(len(l)))
+	for _, s := range l {
+		e.str(s)
+	}
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errMalformed
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) int() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errMalformed
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bool() bool { return d.uint() != 0 }
+
+// count reads a list length, refusing more elements than bytes left.
+func (d *decoder) count() int {
+	n := d.uint()
+	if n > uint64(len(d.b)) {
+		d.err = errMalformed
+		d.b = nil
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) str() string {
+	n := d.count()
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) strs() []string {
+	n := d.count()
+	l := make([]string, n)
+	for i := range l {
+		l[i] = d.str()
+	}
+	return l
+}
+
+func (m *runMsg) marshal() []byte {
+	e := &encoder{b: make([]byte, 0, 256)}
+	e.str(m.Path)
+	e.strs(m.Args)
+	e.strs(m.Env)
+	e.str(m.Dir)
+	e.int(int64(m.UID))
+	e.int(int64(m.GID))
+	e.int(int64(m.Umask))
+	e.uint(uint64(len(m.Rlimits)))
+	for _, r := range m.Rlimits {
+		e.int(int64(r.Resource))
+		e.uint(r.Cur)
+		e.uint(r.Max)
+	}
+	e.uint(uint64(len(m.Mounts)))
+	for _, mnt := range m.Mounts {
+		e.str(mnt.Target)
+		e.bool(mnt.Writable)
+	}
+	e.bool(m.CgroupDir)
+	e.int(int64(m.CgroupFiles))
+	return e.b
+}
+
+func (m *runMsg) unmarshal(b []byte) error {
+	d := &decoder{b: b}
+	m.Path = d.str()
+	m.Args = d.strs()
+	m.Env = d.strs()
+	m.Dir = d.str()
+	m.UID = int(d.int())
+	m.GID = int(d.int())
+	m.Umask = int(d.int())
+	m.Rlimits = make([]rlimitSpec, d.count())
+	for i := range m.Rlimits {
+		m.Rlimits[i] = rlimitSpec{Resource: int(d.int()), Cur: d.uint(), Max: d.uint()}
+	}
+	m.Mounts = make([]mountSpec, d.count())
+	for i := range m.Mounts {
+		m.Mounts[i] = mountSpec{Target: d.str(), Writable: d.bool()}
+	}
+	m.CgroupDir = d.bool()
+	m.CgroupFiles = int(d.int())
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errMalformed
+	}
+	return d.err
+}
+
+func (m *replyMsg) marshal() []byte {
+	e := &encoder{b: make([]byte, 0, 32+len(m.Err))}
+	e.bool(m.Ready)
+	e.str(m.Err)
+	e.bool(m.Exec)
+	e.int(int64(m.Errno))
+	e.bool(m.Fatal)
+	e.int(int64(m.Status))
+	e.int(m.MaxRSSKB)
+	return e.b
+}
+
+func (m *replyMsg) unmarshal(b []byte) error {
+	d := &decoder{b: b}
+	m.Ready = d.bool()
+	m.Err = d.str()
+	m.Exec = d.bool()
+	m.Errno = int(d.int())
+	m.Fatal = d.bool()
+	m.Status = int(d.int())
+	m.MaxRSSKB = d.int()
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errMalformed
+	}
+	return d.err
 }

@@ -3,8 +3,10 @@
 package sandbox
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -104,7 +106,7 @@ type bpfProg struct {
 type bpfFixup struct {
 	at       int
 	jt, jf   string // labels, "" for "next instruction"
-	jumpOnly bool   // BPF_JA: k holds the offset
+	jumpOnly bool   // BPF_JA to jt: the offset goes in k
 }
 
 func (p *bpfProg) stmt(code uint16, k uint32) {
@@ -115,6 +117,12 @@ func (p *bpfProg) stmt(code uint16, k uint32) {
 func (p *bpfProg) jump(code uint16, k uint32, jt, jf string) {
 	p.fixups = append(p.fixups, bpfFixup{at: len(p.insns), jt: jt, jf: jf})
 	p.insns = append(p.insns, unix.SockFilter{Code: code, K: k})
+}
+
+// ja adds an unconditional jump to a label.
+func (p *bpfProg) ja(label string) {
+	p.fixups = append(p.fixups, bpfFixup{at: len(p.insns), jt: label, jumpOnly: true})
+	p.insns = append(p.insns, unix.SockFilter{Code: bpfJa})
 }
 
 func (p *bpfProg) label(name string) { p.labels[name] = len(p.insns) }
@@ -136,6 +144,14 @@ func (p *bpfProg) assemble() ([]unix.SockFilter, error) {
 	}
 	for _, f := range p.fixups {
 		var err error
+		if f.jumpOnly {
+			to, ok := p.labels[f.jt]
+			if !ok {
+				return nil, fmt.Errorf("sandbox: seccomp: no label %q", f.jt)
+			}
+			p.insns[f.at].K = uint32(to - f.at - 1)
+			continue
+		}
 		if p.insns[f.at].Jt, err = off(f.at, f.jt); err != nil {
 			return nil, err
 		}
@@ -146,53 +162,128 @@ func (p *bpfProg) assemble() ([]unix.SockFilter, error) {
 	return p.insns, nil
 }
 
-// seccompFilter builds the filter for this architecture.
-func seccompFilter() ([]unix.SockFilter, error) {
+// seccompFilter builds the filter for this architecture. The system call
+// number is looked up in a binary tree of the special cases, so a call
+// runs through about ten instructions, not one per denied call: the filter
+// runs on every system call, and installing it evaluates it for every
+// number (the seccomp action cache).
+//
+// The init installs it once on the thread it forks commands from, so that
+// commands inherit it at no cost; the exceptions below are for what the
+// command's process does between fork and exec, and are harmless to an
+// unprivileged program. unshare(CLONE_NEWCGROUP) alone is allowed (it
+// needs CAP_SYS_ADMIN, which the program lacks). With allowClone3 (cgroup
+// v2, where the init clones straight into the command's cgroup), clone3
+// passes, and each command adds cloneThreeFilter before it execs.
+func seccompFilter(allowClone3 bool) ([]unix.SockFilter, error) {
 	arch, denied, ok := seccompArch()
 	if !ok {
 		return nil, errSeccompArch
 	}
-	const (
-		ld  = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
-		jeq = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
-		jge = unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K
-		jst = unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K
-		ret = unix.BPF_RET | unix.BPF_K
+	cases := make([]syscallCase, 0, len(denied)+3)
+	for _, nr := range denied {
+		cases = append(cases, syscallCase{uint32(nr), "eperm"})
+	}
+	clone3 := "enosys"
+	if allowClone3 {
+		clone3 = "allow"
+	}
+	cases = slices.DeleteFunc(cases, func(c syscallCase) bool { return c.nr == uint32(unix.SYS_UNSHARE) })
+	cases = append(cases,
+		syscallCase{uint32(unix.SYS_CLONE), "clone"},
+		// clone3 passes its flags in memory, out of the filter's sight:
+		// ENOSYS makes the C library fall back to clone, whose flags are
+		// checked.
+		syscallCase{uint32(unix.SYS_CLONE3), clone3},
+		syscallCase{uint32(unix.SYS_PERSONALITY), "personality"},
+		syscallCase{uint32(unix.SYS_UNSHARE), "unshare"},
 	)
+	slices.SortFunc(cases, func(a, b syscallCase) int { return cmp.Compare(a.nr, b.nr) })
+
 	p := &bpfProg{labels: make(map[string]int)}
-	p.stmt(ld, offArch)
-	p.jump(jeq, arch, "", "kill")
-	p.stmt(ld, offNr)
+	p.stmt(bpfLd, offArch)
+	p.jump(bpfJeq, arch, "", "kill")
+	p.stmt(bpfLd, offNr)
 	// x32 system calls are the x86_64 numbers with bit 30 set; on other
 	// architectures no native call is that high either.
-	p.jump(jge, 0x40000000, "kill", "")
-	for _, nr := range denied {
-		p.jump(jeq, uint32(nr), "eperm", "")
-	}
-	p.jump(jeq, uint32(unix.SYS_CLONE), "clone", "")
-	// clone3 passes its flags in memory, out of the filter's sight: ENOSYS
-	// makes the C library fall back to clone, whose flags are checked.
-	p.jump(jeq, uint32(unix.SYS_CLONE3), "enosys", "")
-	p.jump(jeq, uint32(unix.SYS_PERSONALITY), "personality", "")
-	p.stmt(ret, unix.SECCOMP_RET_ALLOW)
+	p.jump(bpfJge, 0x40000000, "kill", "")
+	p.tree(cases)
 
 	p.label("clone")
-	p.stmt(ld, offArg0)
-	p.jump(jst, nsCloneFlags, "eperm", "")
-	p.stmt(ret, unix.SECCOMP_RET_ALLOW)
+	p.stmt(bpfLd, offArg0)
+	p.jump(bpfJset, nsCloneFlags, "eperm", "allow")
+
+	p.label("unshare")
+	p.stmt(bpfLd, offArg0)
+	p.jump(bpfJeq, unix.CLONE_NEWCGROUP, "allow", "eperm")
 
 	p.label("personality")
-	p.stmt(ld, offArg0)
+	p.stmt(bpfLd, offArg0)
 	for _, v := range allowedPersonalities {
-		p.jump(jeq, v, "allow", "")
+		p.jump(bpfJeq, v, "allow", "")
 	}
 	p.label("eperm")
-	p.stmt(ret, unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM))
+	p.stmt(bpfRet, unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM))
 	p.label("allow")
-	p.stmt(ret, unix.SECCOMP_RET_ALLOW)
+	p.stmt(bpfRet, unix.SECCOMP_RET_ALLOW)
 	p.label("enosys")
-	p.stmt(ret, unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS))
+	p.stmt(bpfRet, unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS))
 	p.label("kill")
-	p.stmt(ret, unix.SECCOMP_RET_KILL_PROCESS)
+	p.stmt(bpfRet, unix.SECCOMP_RET_KILL_PROCESS)
 	return p.assemble()
+}
+
+// cloneThreeFilter denies clone3 with ENOSYS; it is stacked on the filter
+// of a command whose init needed clone3 for itself (see seccompFilter). It
+// is short, so installing it per command is cheap.
+func cloneThreeFilter() ([]unix.SockFilter, error) {
+	arch, _, ok := seccompArch()
+	if !ok {
+		return nil, errSeccompArch
+	}
+	p := &bpfProg{labels: make(map[string]int)}
+	p.stmt(bpfLd, offArch)
+	p.jump(bpfJeq, arch, "", "kill")
+	p.stmt(bpfLd, offNr)
+	p.jump(bpfJeq, uint32(unix.SYS_CLONE3), "", "allow")
+	p.stmt(bpfRet, unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS))
+	p.label("allow")
+	p.stmt(bpfRet, unix.SECCOMP_RET_ALLOW)
+	p.label("kill")
+	p.stmt(bpfRet, unix.SECCOMP_RET_KILL_PROCESS)
+	return p.assemble()
+}
+
+// BPF opcodes used by the filter.
+const (
+	bpfLd   = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+	bpfJeq  = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+	bpfJge  = unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K
+	bpfJset = unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K
+	bpfJa   = unix.BPF_JMP | unix.BPF_JA
+	bpfRet  = unix.BPF_RET | unix.BPF_K
+)
+
+// syscallCase sends a system call number to a label.
+type syscallCase struct {
+	nr    uint32
+	label string
+}
+
+// tree emits a binary search over sorted cases, the number being in the
+// accumulator; numbers that match no case jump to "allow".
+func (p *bpfProg) tree(cases []syscallCase) {
+	if len(cases) <= 4 {
+		for _, c := range cases {
+			p.jump(bpfJeq, c.nr, c.label, "")
+		}
+		p.ja("allow")
+		return
+	}
+	mid := len(cases) / 2
+	right := fmt.Sprintf("ge%d_%d", cases[mid].nr, len(p.insns))
+	p.jump(bpfJge, cases[mid].nr, right, "")
+	p.tree(cases[:mid])
+	p.label(right)
+	p.tree(cases[mid:])
 }

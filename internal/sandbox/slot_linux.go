@@ -86,7 +86,12 @@ func (l *Linux) startSlot(setup *setupMsg) (*slot, error) {
 		cmd.Wait()
 		close(s.exited)
 	}()
-	if err := s.send(setup, nil); err != nil {
+	b, err := json.Marshal(setup)
+	if err != nil {
+		s.destroy()
+		return nil, err
+	}
+	if err := s.send(b, nil); err != nil {
 		s.destroy()
 		return nil, err
 	}
@@ -144,7 +149,7 @@ func (s *slot) readReplies() {
 			return
 		}
 		var r replyMsg
-		if err := json.Unmarshal(buf[:n], &r); err != nil {
+		if err := r.unmarshal(buf[:n]); err != nil {
 			return
 		}
 		s.replies <- r
@@ -152,11 +157,7 @@ func (s *slot) readReplies() {
 }
 
 // send sends a message with descriptors.
-func (s *slot) send(m any, files []*os.File) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
+func (s *slot) send(b []byte, files []*os.File) error {
 	if len(b) > maxMsg {
 		return fmt.Errorf("%w: request of %d bytes", ErrInvalidCmd, len(b))
 	}

@@ -162,5 +162,24 @@ type Store interface {
 	ListTokens(ctx context.Context, user string) ([]*Token, error)
 	DeleteToken(ctx context.Context, id string) error
 
+	// Worker identities (mutual TLS). PutWorkerIdentity inserts or
+	// replaces the identity of a name (a re-join supersedes the old
+	// certificate).
+	PutWorkerIdentity(ctx context.Context, w *WorkerIdentity) error
+	GetWorkerIdentity(ctx context.Context, name string) (*WorkerIdentity, error)
+	ListWorkerIdentities(ctx context.Context) ([]*WorkerIdentity, error)
+	// RevokeWorkerIdentity marks a name's identity revoked. ErrNotFound if
+	// there is none.
+	RevokeWorkerIdentity(ctx context.Context, name string, at time.Time) error
+
 	Close() error
+}
+
+// WorkerIdentity is the certificate a worker name may connect with.
+type WorkerIdentity struct {
+	Name      string
+	Serial    string // hex serial number of the current certificate
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time // zero unless revoked
 }

@@ -79,7 +79,7 @@ func (w *Worker) hello() (*clusterpb.Hello, uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	h := &clusterpb.Hello{
-		Name: w.cfg.Name, JoinToken: w.cfg.JoinToken, Slots: int32(w.cfg.Slots),
+		Name: w.cfg.Name, Slots: int32(w.cfg.Slots),
 		Labels: w.cfg.Labels, Languages: langs, Sandbox: w.cfg.Sandbox,
 		Version: w.cfg.Version, Draining: w.draining,
 	}

@@ -5,6 +5,10 @@
 package worker
 
 import (
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"sync/atomic"
 	"context"
 	"errors"
 	"fmt"
@@ -33,10 +37,14 @@ var _ Runner = (*runner.Runner)(nil)
 type Config struct {
 	// Master is the master's cluster address, host:port.
 	Master string
-	// JoinToken authenticates the worker; it also carries the fingerprint
-	// of the cluster CA, so the worker can verify the master with nothing
-	// else.
+	// JoinToken lets the worker join (get its certificate) the first
+	// time; it also carries the fingerprint of the cluster CA, so the
+	// worker can verify the master with nothing else. Once joined, the
+	// certificate in DataDir is enough.
 	JoinToken string
+	// DataDir keeps the worker's identity: its key, its certificate and
+	// the cluster CA.
+	DataDir string
 	// CAPEM, if set, is trusted instead of the token's fingerprint.
 	CAPEM  []byte
 	Name   string
@@ -87,10 +95,12 @@ type runningJob struct {
 
 // Worker is a worker agent.
 type Worker struct {
-	cfg  Config
-	log  *slog.Logger
-	conn *grpc.ClientConn
-	load *loadSampler
+	cfg      Config
+	log      *slog.Logger
+	conn     *grpc.ClientConn
+	load     *loadSampler
+	identity atomic.Pointer[tls.Certificate]
+	tls      *tls.Config
 
 	mu       sync.Mutex
 	running  map[attemptKey]*runningJob
@@ -104,8 +114,8 @@ type Worker struct {
 // New checks the configuration and prepares the connection; nothing is
 // dialled until Run.
 func New(cfg Config) (*Worker, error) {
-	if cfg.Master == "" || cfg.JoinToken == "" || cfg.Name == "" || cfg.Runner == nil || cfg.Languages == nil {
-		return nil, errors.New("worker: Master, JoinToken, Name, Runner and Languages are required")
+	if cfg.Master == "" || cfg.Name == "" || cfg.DataDir == "" || cfg.Runner == nil || cfg.Languages == nil {
+		return nil, errors.New("worker: Master, Name, DataDir, Runner and Languages are required")
 	}
 	if cfg.Slots < 1 {
 		return nil, errors.New("worker: Slots must be at least 1")
@@ -116,39 +126,83 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
-	tok, err := pki.ParseJoinToken(cfg.JoinToken)
+	tlsCfg, err := masterTLS(&cfg)
 	if err != nil {
-		return nil, fmt.Errorf("worker: join token: %w", err)
+		return nil, err
 	}
-	tlsCfg := pki.PinnedClientTLSForHost(tok.Fingerprint, cfg.Master)
-	if len(cfg.CAPEM) > 0 {
-		if tlsCfg, err = pki.ClientTLS(cfg.CAPEM); err != nil {
-			return nil, fmt.Errorf("worker: CA: %w", err)
+	w := &Worker{
+		cfg: cfg, log: cfg.Logger.With("worker", cfg.Name), load: newLoadSampler(),
+		running: map[attemptKey]*runningJob{}, pending: map[attemptKey]*clusterpb.Result{},
+	}
+	w.idle = sync.NewCond(&w.mu)
+	// The client certificate is looked up at each handshake: the current
+	// identity, or none before the worker has joined.
+	tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if c := w.identity.Load(); c != nil {
+			return c, nil
 		}
+		return &tls.Certificate{}, nil
 	}
-	conn, err := grpc.NewClient(cfg.Master,
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+	w.tls = tlsCfg
+	if w.conn, err = w.dial(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// dial prepares a connection to the master (gRPC connects lazily). A new
+// one is made after each join, so that its handshake carries the new
+// certificate.
+func (w *Worker) dial() (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(w.cfg.Master,
+		grpc.WithTransportCredentials(credentials.NewTLS(w.tls)),
 		// Pings detect a master that vanished without closing the
 		// connection (a partition) within seconds.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("worker: dial %s: %w", cfg.Master, err)
+		return nil, fmt.Errorf("worker: dial %s: %w", w.cfg.Master, err)
 	}
-	w := &Worker{
-		cfg: cfg, log: cfg.Logger.With("worker", cfg.Name), conn: conn, load: newLoadSampler(),
-		running: map[attemptKey]*runningJob{}, pending: map[attemptKey]*clusterpb.Result{},
+	return conn, nil
+}
+
+// masterTLS decides how the worker verifies the master: the CA given, else
+// the fingerprint in the join token, else the CA saved when it joined.
+func masterTLS(cfg *Config) (*tls.Config, error) {
+	if len(cfg.CAPEM) > 0 {
+		c, err := pki.ClientTLS(cfg.CAPEM)
+		if err != nil {
+			return nil, fmt.Errorf("worker: CA: %w", err)
+		}
+		return c, nil
 	}
-	w.idle = sync.NewCond(&w.mu)
-	return w, nil
+	if cfg.JoinToken != "" {
+		tok, err := pki.ParseJoinToken(cfg.JoinToken)
+		if err != nil {
+			return nil, fmt.Errorf("worker: join token: %w", err)
+		}
+		return pki.PinnedClientTLSForHost(tok.Fingerprint, cfg.Master), nil
+	}
+	caPEM, err := os.ReadFile(filepath.Join(cfg.DataDir, joinedCAFile))
+	if err != nil {
+		return nil, errors.New("worker: a join token is needed to join the cluster the first time")
+	}
+	c, err := pki.ClientTLS(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("worker: saved CA: %w", err)
+	}
+	return c, nil
 }
 
 // Run connects and serves until ctx ends, reconnecting with backoff. When
 // ctx ends it drains: it takes no new job, waits up to DrainTimeout for the
 // running ones, hands the rest back, and returns.
 func (w *Worker) Run(ctx context.Context) error {
-	defer w.conn.Close()
+	defer func() { w.conn.Close() }()
+	if err := w.ensureIdentity(ctx); err != nil {
+		return err
+	}
 	sessCtx, stopSessions := context.WithCancel(context.Background())
 	defer stopSessions()
 	sessionsDone := make(chan struct{})
@@ -168,6 +222,7 @@ func (w *Worker) connectLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		start := time.Now()
+		w.renewIfDue(ctx)
 		err := w.session(ctx)
 		if ctx.Err() != nil {
 			return

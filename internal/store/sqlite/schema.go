@@ -79,6 +79,17 @@ CREATE INDEX tokens_user ON tokens (user, created_at);
 ALTER TABLE jobs ADD COLUMN idem_key TEXT NOT NULL DEFAULT '';
 CREATE UNIQUE INDEX jobs_owner_idem ON jobs (owner, idem_key) WHERE idem_key != '';
 `,
+		// 3: worker identities: the certificate each worker name may
+		// connect with, and whether it was revoked.
+		`
+CREATE TABLE worker_identities (
+	name       TEXT    PRIMARY KEY,
+	serial     TEXT    NOT NULL,
+	created_at INTEGER NOT NULL DEFAULT 0,
+	expires_at INTEGER NOT NULL DEFAULT 0,
+	revoked_at INTEGER NOT NULL DEFAULT 0
+);
+`,
 	}
 }
 

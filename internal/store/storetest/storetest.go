@@ -77,6 +77,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PutUserKeepsTokens", testPutUserKeepsTokens},
 		{"DeleteUserCascades", testDeleteUserCascades},
 		{"Tokens", testTokens},
+		{"WorkerIdentities", testWorkerIdentities},
 		{"TokenConflicts", testTokenConflicts},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })

@@ -1,0 +1,138 @@
+// The REST API as the UI uses it (types mirror api/types.go). The browser
+// authenticates with the HttpOnly session cookie set by POST
+// /api/v1/session; the UI never sees the token. Requests that change state
+// echo the CSRF token in X-CSRF-Token, as the API demands of cookie
+// sessions.
+
+export interface Session { username: string; role: string; csrf_token: string }
+
+export interface Limits { cpu_ms?: number; wall_ms?: number; memory_mb?: number; processes?: number; output_kb?: number }
+export interface FileIn { name: string; content: string; encoding?: string }
+export interface TestCase { stdin: string; stdin_encoding?: string; expected_output?: string | null }
+
+export interface JobRequest {
+  language: string;
+  version?: string;
+  source?: string;
+  files?: FileIn[];
+  stdin?: string;
+  stdin_encoding?: string;
+  args?: string[];
+  compile_args?: string[];
+  limits: Limits;
+  expected_output?: string | null;
+  tests?: TestCase[];
+  stop_on_failure?: boolean;
+  priority?: number;
+  labels?: Record<string, string>;
+  max_attempts?: number;
+}
+
+export interface Compile {
+  exit_code: number; stdout: string; stdout_encoding?: string; stderr: string; stderr_encoding?: string;
+  wall_ms: number; cached: boolean;
+}
+export interface Run {
+  exit_code: number; signal: string; stdout: string; stdout_encoding?: string; stderr: string; stderr_encoding?: string;
+  cpu_ms: number; wall_ms: number; memory_kb: number; output_truncated?: boolean;
+}
+export interface TestResult extends Run { verdict: string }
+
+export interface Job {
+  id: string; owner: string; language: string; version: string;
+  status: 'queued' | 'running' | 'done' | 'cancelled' | 'failed';
+  verdict?: string; error?: string; attempts: number; max_attempts: number; worker?: string;
+  priority: number; created_at: string; started_at?: string; finished_at?: string;
+  queue_position?: number; compile?: Compile; run?: Run; tests?: TestResult[]; request?: JobRequest;
+}
+
+export interface Language { name: string; version: string; versions?: string[]; workers: number }
+export interface Worker {
+  name: string; address: string; status: 'up' | 'draining' | 'lost';
+  languages: { name: string; version: string }[]; labels: Record<string, string> | null;
+  slots: number; running: number; cpu_percent: number; memory_percent: number; jobs_done: number;
+  last_heartbeat: string; connected_at: string; sandbox: string; version?: string;
+}
+export interface Cluster {
+  workers: Record<string, number>; jobs: Record<string, number>; clients: number;
+  slots: number; slots_in_use: number; queue_depth: number;
+}
+export interface Client {
+  user: string; address: string; since: string; last_seen: string; requests: number;
+  jobs_total: number; jobs_running: number; jobs_queued: number;
+}
+export interface StatsPoint { time: string; queue_depth: number; running: number; completed: number; submitted: number; queue_wait_ms: number }
+export interface Stats { interval_seconds: number; points: StatsPoint[] }
+
+/** An API failure. status 0 means the master could not be reached. */
+export class ApiError extends Error {
+  constructor(public status: number, public code: string, message: string) {
+    super(message);
+  }
+}
+
+let csrf = '';
+let onUnauthorized: () => void = () => {};
+
+export function setCSRF(token: string): void { csrf = token; }
+
+/** Registers what to do when the session is gone (revoked, expired). */
+export function handleUnauthorized(f: () => void): void { onUnauthorized = f; }
+
+function csrfToken(): string {
+  if (csrf) return csrf;
+  // After a reload the token is in the readable grappe_csrf cookie.
+  const m = document.cookie.match(/(?:^|;\s*)grappe_csrf=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+export async function api<T>(method: string, path: string, body?: unknown, opts: { quiet401?: boolean } = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = csrfToken();
+  let resp: Response;
+  try {
+    resp = await fetch(path, {
+      method, headers, credentials: 'same-origin', cache: 'no-store',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'unreachable', 'the master cannot be reached');
+  }
+  if (resp.status === 204) return undefined as T;
+  let data: any = null;
+  try { data = await resp.json(); } catch { /* not JSON: a proxy's page, say */ }
+  if (!resp.ok) {
+    const e = data?.error;
+    const err = new ApiError(resp.status, e?.code ?? 'http_' + resp.status, e?.message ?? `${resp.status} ${resp.statusText}`);
+    if (resp.status === 401 && !opts.quiet401) onUnauthorized();
+    throw err;
+  }
+  return data as T;
+}
+
+export const get = <T>(path: string) => api<T>('GET', path);
+export const post = <T>(path: string, body?: unknown) => api<T>('POST', path, body);
+
+export function isTerminal(j: Job): boolean {
+  return j.status === 'done' || j.status === 'cancelled' || j.status === 'failed';
+}
+
+/** Decodes API text that may be base64 (non-UTF-8 output) for display. */
+export function text(s: string | undefined, encoding: string | undefined): string {
+  if (!s) return '';
+  if (encoding !== 'base64') return s;
+  try {
+    const bytes = Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+    return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  } catch {
+    return s;
+  }
+}
+
+/** Length in bytes of API text, for notes such as "binary output, 312 bytes". */
+export function byteLength(s: string | undefined, encoding: string | undefined): number {
+  if (!s) return 0;
+  if (encoding === 'base64') return Math.floor((s.replace(/=+$/, '').length * 3) / 4);
+  return new TextEncoder().encode(s).length;
+}

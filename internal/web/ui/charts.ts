@@ -1,0 +1,54 @@
+// Line charts of the dashboard, drawn by uPlot (small, canvas-based, no
+// inline styles to fight with the CSP). uPlot is loaded with the dashboard
+// only, as its own chunk; its stylesheet is part of style.css.
+import type uPlotT from 'uplot';
+
+export interface Series { label: string; color: string; fill?: boolean }
+
+export interface Chart {
+  /** xs in Unix seconds; one array of ys per series. */
+  set(xs: number[], ys: number[][]): void;
+  destroy(): void;
+}
+
+export async function lineChart(box: HTMLElement, series: Series[], unit: string, height = 170): Promise<Chart> {
+  const { default: uPlot } = await import('uplot');
+  const fmt = (v: number | null) => (v === null ? '—' : `${+v.toFixed(v < 10 ? 2 : 0)} ${unit}`);
+  const opts: uPlotT.Options = {
+    width: Math.max(200, box.clientWidth),
+    height,
+    scales: {
+      x: { time: true },
+      // Counts start at zero, and an empty chart still has a scale.
+      y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] },
+    },
+    axes: [
+      { stroke: '#5b6472', grid: { stroke: '#e6e8ec', width: 1 }, ticks: { stroke: '#e6e8ec' } },
+      { stroke: '#5b6472', grid: { stroke: '#e6e8ec', width: 1 }, ticks: { stroke: '#e6e8ec' }, size: 56,
+        values: (_u, vals) => vals.map((v) => `${+v.toFixed(2)}`) },
+    ],
+    series: [
+      { value: (_u, v) => (v === null ? '—' : new Date(v * 1000).toLocaleTimeString()) },
+      ...series.map((s) => ({
+        label: s.label, stroke: s.color, width: 2,
+        fill: s.fill ? s.color + '22' : undefined,
+        value: (_u: uPlotT, v: number | null) => fmt(v),
+        points: { show: false },
+      })),
+    ],
+    cursor: { drag: { x: false, y: false } },
+    legend: { live: true },
+  };
+  const empty = [[], ...series.map(() => [])] as unknown as uPlotT.AlignedData;
+  const plot = new uPlot(opts, empty, box);
+  // Follow the width of the page (window resize, phone rotation).
+  const ro = new ResizeObserver(() => {
+    const w = Math.max(200, box.clientWidth);
+    if (Math.abs(w - plot.width) > 2) plot.setSize({ width: w, height });
+  });
+  ro.observe(box);
+  return {
+    set(xs, ys) { plot.setData([xs, ...ys] as uPlotT.AlignedData); },
+    destroy() { ro.disconnect(); plot.destroy(); },
+  };
+}

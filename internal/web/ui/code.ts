@@ -1,0 +1,68 @@
+// CodeMirror 6 set up for grappe: the editor of the editor page and the
+// read-only source view of a job page. CodeMirror's styles go in through
+// style-mod as constructable stylesheets (document.adoptedStyleSheets),
+// which the page's Content-Security-Policy (style-src 'self') allows; the
+// browser tests check that no CSP violation is reported.
+import { basicSetup } from 'codemirror';
+import { Compartment, EditorState, Prec } from '@codemirror/state';
+import { EditorView, keymap } from '@codemirror/view';
+import { indentWithTab } from '@codemirror/commands';
+import { modeOf } from './languages';
+
+export interface Code {
+  view: EditorView;
+  text(): string;
+  setText(s: string): void;
+  setLanguage(lang: string): Promise<void>;
+}
+
+const theme = EditorView.theme({
+  '&': { height: '100%', fontSize: '14px', backgroundColor: 'var(--code-bg)' },
+  '.cm-scroller': { fontFamily: 'var(--mono)', lineHeight: '1.45' },
+  '.cm-gutters': { backgroundColor: 'var(--code-gutter)', borderRight: '1px solid var(--line)' },
+  '&.cm-focused': { outline: '2px solid var(--focus)', outlineOffset: '-2px' },
+});
+
+export function createCode(parent: HTMLElement, opts: {
+  doc: string;
+  lang: string;
+  label: string;
+  readOnly?: boolean;
+  onRun?: () => void;
+  onChange?: (text: string) => void;
+}): Code {
+  const language = new Compartment();
+  const extensions = [
+    // Above basicSetup, whose default keymap binds Mod-Enter to "insert
+    // blank line".
+    Prec.highest(keymap.of([{ key: 'Mod-Enter', run: () => { opts.onRun?.(); return true; } }])),
+    basicSetup,
+    keymap.of([indentWithTab]),
+    theme,
+    language.of([]),
+    EditorView.contentAttributes.of({ 'aria-label': opts.label }),
+    EditorView.updateListener.of((u) => {
+      if (u.docChanged) opts.onChange?.(u.state.doc.toString());
+    }),
+  ];
+  if (opts.readOnly) extensions.push(EditorState.readOnly.of(true), EditorView.editable.of(false));
+  const view = new EditorView({ parent, state: EditorState.create({ doc: opts.doc, extensions }) });
+
+  // Modes load asynchronously; a quick second switch must not be
+  // overtaken by the first one's late arrival.
+  let generation = 0;
+  const code: Code = {
+    view,
+    text: () => view.state.doc.toString(),
+    setText(s: string) {
+      view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: s } });
+    },
+    async setLanguage(lang: string) {
+      const g = ++generation;
+      const ext = await modeOf(lang).catch(() => []);
+      if (g === generation) view.dispatch({ effects: language.reconfigure(ext) });
+    },
+  };
+  void code.setLanguage(opts.lang);
+  return code;
+}

@@ -1,0 +1,275 @@
+// The cluster dashboard (admin): workers with their load, connected
+// clients, jobs in flight, and charts of the last ten minutes. Tables are
+// polled every 1.5 s and updated in place; the charts follow
+// /api/v1/stats, which gains a point every 5 s.
+import { get, post, type Client, type Cluster, type Job, type Stats, type Worker } from '../api';
+import { confirmDialog, every, isAdmin, toast, type Page } from '../app';
+import { lineChart, type Chart } from '../charts';
+import { fill, h, setText, syncRows } from '../dom';
+import { ago, pct, shortId, when } from '../format';
+import { labelOf } from '../languages';
+import { badge } from '../result';
+
+const REFRESH = 1500;
+const STATS_REFRESH = 5000;
+
+export function dashboardPage(): Page {
+  if (!isAdmin()) {
+    return {
+      title: 'Dashboard',
+      el: h('section', { class: 'page narrow' }, h('h1', null, 'Dashboard'),
+        h('p', { id: 'not-admin' }, 'The cluster dashboard is for administrators.')),
+    };
+  }
+  const stops: (() => void)[] = [];
+  const charts: Chart[] = [];
+  let disposed = false;
+
+  // --- summary cards --------------------------------------------------------
+  const card = (id: string, label: string) => {
+    const value = h('div', { class: 'value', id }, '—');
+    const sub = h('div', { class: 'sub muted small', id: id + '-sub' });
+    return { el: h('div', { class: 'stat' }, h('div', { class: 'label' }, label), value, sub), value, sub };
+  };
+  const cWorkers = card('stat-workers', 'Workers up');
+  const cSlots = card('stat-slots', 'Slots in use');
+  const cQueue = card('stat-queue', 'Queued jobs');
+  const cRunning = card('stat-running', 'Running jobs');
+  const cClients = card('stat-clients', 'Clients');
+  const updated = h('span', { id: 'dash-updated', class: 'muted small' });
+  const sandboxWarning = h('div', { id: 'sandbox-warning', class: 'alarm', role: 'alert', hidden: true });
+
+  // --- workers ----------------------------------------------------------------
+  const workersBody = h('tbody');
+  const meter = (cls: string) => h('div', { class: `meter ${cls}` }, h('div', { class: 'meter-bar' }, h('div', { class: 'meter-fill' })), h('span', { class: 'meter-text' }));
+  const setMeter = (m: Element, fraction: number, label: string) => {
+    const f = Math.max(0, Math.min(1, Number.isFinite(fraction) ? fraction : 0));
+    // A width computed at run time: set through the CSSOM, which the CSP
+    // allows (a style attribute would not be).
+    (m.querySelector('.meter-fill') as HTMLElement).style.width = `${(f * 100).toFixed(1)}%`;
+    m.classList.toggle('high', f >= 0.9);
+    setText(m.querySelector('.meter-text')!, label);
+  };
+  const workerRow = (w: Worker) => {
+    const drain = h('button', { type: 'button', class: 'secondary small drain' });
+    drain.addEventListener('click', () => void toggleDrain(drain.dataset.name!, drain.dataset.action as 'drain' | 'undrain'));
+    return h('tr', { 'data-worker': w.name },
+      h('th', { scope: 'row', class: 'w-name' }),
+      h('td', { class: 'w-address' }),
+      h('td', { class: 'w-status' }),
+      h('td', { class: 'w-langs' }),
+      h('td', { class: 'w-slots' }, meter('slots')),
+      h('td', { class: 'w-cpu' }, meter('cpu')),
+      h('td', { class: 'w-mem' }, meter('mem')),
+      h('td', { class: 'w-done num' }),
+      h('td', { class: 'w-beat' }),
+      h('td', { class: 'w-sandbox' }),
+      h('td', { class: 'w-actions' }, drain));
+  };
+  const updateWorker = (row: HTMLTableRowElement, w: Worker) => {
+    const c = (k: string) => row.querySelector('.w-' + k)!;
+    row.dataset.status = w.status;
+    setText(c('name'), w.name);
+    setText(c('address'), w.address || '—');
+    const st = c('status');
+    if (st.getAttribute('data-status') !== w.status) {
+      st.setAttribute('data-status', w.status);
+      fill(st, h('span', { class: `badge ${w.status === 'up' ? 'good' : w.status === 'lost' ? 'bad' : 'busy'}` }, w.status));
+    }
+    const langs = (w.languages ?? []).map((l) => labelOf(l.name)).join(', ');
+    setText(c('langs'), langs || '—');
+    c('langs').setAttribute('title', (w.languages ?? []).map((l) => `${l.name} ${l.version}`).join('\n'));
+    setMeter(c('slots').firstElementChild!, w.slots ? w.running / w.slots : 0, `${w.running}/${w.slots}`);
+    setMeter(c('cpu').firstElementChild!, w.cpu_percent / 100, pct(w.cpu_percent));
+    setMeter(c('mem').firstElementChild!, w.memory_percent / 100, pct(w.memory_percent));
+    setText(c('done'), String(w.jobs_done));
+    setText(c('beat'), ago(w.last_heartbeat));
+    c('beat').setAttribute('title', when(w.last_heartbeat));
+    const sb = c('sandbox');
+    if (sb.getAttribute('data-sandbox') !== w.sandbox) {
+      sb.setAttribute('data-sandbox', w.sandbox);
+      fill(sb, w.sandbox === 'none'
+        ? h('span', { class: 'badge bad', title: 'Programs run as plain processes: no isolation' }, '⚠ none')
+        : h('span', { class: 'badge good' }, w.sandbox || '?'));
+    }
+    const btn = row.querySelector('button.drain') as HTMLButtonElement;
+    const action = w.status === 'draining' ? 'undrain' : 'drain';
+    btn.dataset.name = w.name;
+    btn.dataset.action = action;
+    setText(btn, action === 'drain' ? 'Drain' : 'Undrain');
+    btn.disabled = w.status === 'lost';
+    btn.setAttribute('aria-label', `${action === 'drain' ? 'Drain' : 'Undrain'} ${w.name}`);
+  };
+
+  async function toggleDrain(name: string, action: 'drain' | 'undrain'): Promise<void> {
+    try {
+      await post<Worker>(`/api/v1/workers/${encodeURIComponent(name)}/${action}`);
+      toast(action === 'drain' ? `${name} gets no new job now.` : `${name} takes jobs again.`, 'info');
+      await refresh();
+    } catch (e) {
+      toast(`${action} ${name} failed: ${(e as Error).message}`);
+    }
+  }
+
+  // --- clients ----------------------------------------------------------------
+  const clientsBody = h('tbody');
+  const clientRow = () => h('tr', null,
+    h('td', { class: 'c-user' }), h('td', { class: 'c-address' }), h('td', { class: 'c-since' }), h('td', { class: 'c-seen' }),
+    h('td', { class: 'c-requests num' }), h('td', { class: 'c-total num' }), h('td', { class: 'c-running num' }), h('td', { class: 'c-queued num' }));
+  const updateClient = (row: HTMLTableRowElement, c: Client) => {
+    const cell = (k: string) => row.querySelector('.c-' + k)!;
+    setText(cell('user'), c.user);
+    setText(cell('address'), c.address);
+    setText(cell('since'), ago(c.since));
+    cell('since').setAttribute('title', when(c.since));
+    setText(cell('seen'), ago(c.last_seen));
+    setText(cell('requests'), String(c.requests));
+    setText(cell('total'), String(c.jobs_total));
+    setText(cell('running'), String(c.jobs_running));
+    setText(cell('queued'), String(c.jobs_queued));
+  };
+
+  // --- jobs in flight -----------------------------------------------------------
+  const activeBody = h('tbody');
+  const activeRow = (j: Job) => {
+    const btn = h('button', { type: 'button', class: 'danger small cancel-job', 'aria-label': `Cancel job ${j.id}` }, 'Cancel');
+    btn.addEventListener('click', () => void cancelJob(j.id, j.owner));
+    return h('tr', { 'data-job-id': j.id },
+      h('td', null, h('a', { href: `/jobs/${encodeURIComponent(j.id)}`, title: j.id }, h('code', null, shortId(j.id)))),
+      h('td', { class: 'a-owner' }), h('td', { class: 'a-lang' }), h('td', { class: 'a-status' }),
+      h('td', { class: 'a-where' }), h('td', { class: 'a-age' }), h('td', null, btn));
+  };
+  const updateActive = (row: HTMLTableRowElement, j: Job) => {
+    const cell = (k: string) => row.querySelector('.a-' + k)!;
+    setText(cell('owner'), j.owner);
+    setText(cell('lang'), labelOf(j.language));
+    if (cell('status').getAttribute('data-status') !== j.status) {
+      cell('status').setAttribute('data-status', j.status);
+      fill(cell('status'), badge(j));
+    }
+    setText(cell('where'), j.status === 'running' ? j.worker ?? '?' : `#${j.queue_position ?? '?'} in ${j.owner}'s queue`);
+    setText(cell('age'), ago(j.created_at));
+  };
+  async function cancelJob(id: string, owner: string): Promise<void> {
+    if (!(await confirmDialog(`Cancel ${owner}'s job ${shortId(id)}?`, 'Cancel job', 'cancel-dialog'))) return;
+    try {
+      await post<Job>(`/api/v1/jobs/${encodeURIComponent(id)}/cancel`);
+      toast(`Job ${shortId(id)} cancelled.`, 'info');
+      await refresh();
+    } catch (e) {
+      toast(`Cancel failed: ${(e as Error).message}`);
+    }
+  }
+  const activeEmpty = h('p', { class: 'muted', id: 'active-empty' }, 'No job is queued or running.');
+
+  // --- refresh ------------------------------------------------------------------
+  async function refresh(): Promise<void> {
+    try {
+      const [ws, cl, clients, running, queued] = await Promise.all([
+        get<{ workers: Worker[] }>('/api/v1/workers'),
+        get<Cluster>('/api/v1/cluster'),
+        get<{ clients: Client[] }>('/api/v1/clients'),
+        get<{ jobs: Job[] }>('/api/v1/jobs?status=running&limit=100'),
+        get<{ jobs: Job[] }>('/api/v1/jobs?status=queued&limit=100'),
+      ]);
+      if (disposed) return;
+      const workers = ws.workers.slice().sort((a, b) => a.name.localeCompare(b.name));
+      syncRows(workersBody, workers, (w) => w.name, workerRow, updateWorker);
+      const by = (s: string) => workers.filter((w) => w.status === s).length;
+      setText(cWorkers.value, String(by('up')));
+      setText(cWorkers.sub, [by('draining') ? `${by('draining')} draining` : '', by('lost') ? `${by('lost')} lost` : ''].filter(Boolean).join(', ') || `of ${workers.length}`);
+      setText(cSlots.value, `${cl.slots_in_use}/${cl.slots}`);
+      setText(cSlots.sub, cl.slots ? pct((100 * cl.slots_in_use) / cl.slots) : '');
+      setText(cQueue.value, String(cl.queue_depth));
+      setText(cRunning.value, String(cl.jobs?.running ?? running.jobs.length));
+      setText(cRunning.sub, `${cl.jobs?.done ?? 0} done, ${cl.jobs?.failed ?? 0} failed`);
+      setText(cClients.value, String(cl.clients));
+      const bare = workers.filter((w) => w.sandbox === 'none' && w.status !== 'lost');
+      sandboxWarning.hidden = bare.length === 0;
+      setText(sandboxWarning, bare.length
+        ? `⚠ No sandbox on ${bare.map((w) => w.name).join(', ')}: programs run there as plain processes that can read and change the worker's files and reach its network. Do not let untrusted users submit jobs to this cluster.`
+        : '');
+      syncRows(clientsBody, clients.clients, (c) => c.user + '@' + c.address, clientRow, updateClient);
+      const active = [...running.jobs, ...queued.jobs];
+      syncRows(activeBody, active, (j) => j.id, activeRow, updateActive);
+      activeEmpty.hidden = active.length > 0;
+      setText(updated, 'updated ' + new Date().toLocaleTimeString());
+      updated.classList.remove('error');
+    } catch (e) {
+      setText(updated, 'not updated: ' + (e as Error).message);
+      updated.classList.add('error');
+      throw e;
+    }
+  }
+
+  // --- charts -------------------------------------------------------------------
+  const chartBox = (id: string, title: string) => {
+    const box = h('div', { class: 'chart', id });
+    return { box, el: h('figure', { class: 'chart-card' }, h('figcaption', null, title), box) };
+  };
+  const qChart = chartBox('chart-queue', 'Queue depth and running jobs');
+  const tChart = chartBox('chart-throughput', 'Throughput (jobs per second)');
+  const wChart = chartBox('chart-wait', 'Mean queue wait (ms)');
+  let statsData: Stats | null = null;
+  const draw = () => {
+    if (!statsData || charts.length < 3) return;
+    const p = statsData.points;
+    const xs = p.map((x) => Date.parse(x.time) / 1000);
+    const per = statsData.interval_seconds || 5;
+    charts[0].set(xs, [p.map((x) => x.queue_depth), p.map((x) => x.running)]);
+    charts[1].set(xs, [p.map((x) => x.completed / per), p.map((x) => x.submitted / per)]);
+    charts[2].set(xs, [p.map((x) => x.queue_wait_ms)]);
+  };
+  const statsNote = h('p', { class: 'muted small', id: 'stats-note' });
+  async function refreshStats(): Promise<void> {
+    statsData = await get<Stats>('/api/v1/stats');
+    setText(statsNote, statsData.points.length
+      ? `Last ${Math.round((statsData.points.length * statsData.interval_seconds) / 60) || 1} min, one point every ${statsData.interval_seconds} s.`
+      : `No point yet: the first comes ${statsData.interval_seconds || 5} s after the master starts.`);
+    draw();
+  }
+
+  const el = h('section', { class: 'page dashboard' },
+    h('div', { class: 'page-head' }, h('h1', null, 'Cluster'), updated),
+    sandboxWarning,
+    h('div', { class: 'stats' }, cWorkers.el, cSlots.el, cQueue.el, cRunning.el, cClients.el),
+    h('h2', null, 'Workers'),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'workers-table', class: 'list' },
+      h('thead', null, h('tr', null, ['Name', 'Address', 'Status', 'Languages', 'Slots', 'CPU', 'Memory', 'Jobs done', 'Last heartbeat', 'Sandbox', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      workersBody)),
+    h('h2', null, 'Activity'),
+    statsNote,
+    h('div', { class: 'charts' }, qChart.el, tChart.el, wChart.el),
+    h('h2', null, 'Jobs in flight'),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'active-jobs', class: 'list' },
+      h('thead', null, h('tr', null, ['Job', 'Owner', 'Language', 'Status', 'Worker / place', 'Submitted', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      activeBody)),
+    activeEmpty,
+    h('h2', null, 'Connected clients'),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'clients-table', class: 'list' },
+      h('thead', null, h('tr', null, ['User', 'Address', 'Since', 'Last seen', 'Requests', 'Jobs', 'Running', 'Queued'].map((t) => h('th', { scope: 'col' }, t)))),
+      clientsBody)));
+
+  return {
+    title: 'Dashboard',
+    el,
+    resume() {
+      stops.push(every(REFRESH, refresh));
+      // Charts need their boxes in the document to know their width.
+      void Promise.all([
+        lineChart(qChart.box, [{ label: 'queued', color: '#b45309', fill: true }, { label: 'running', color: '#2563eb' }], 'jobs'),
+        lineChart(tChart.box, [{ label: 'completed', color: '#15803d', fill: true }, { label: 'submitted', color: '#7e22ce' }], '/s'),
+        lineChart(wChart.box, [{ label: 'queue wait', color: '#be123c', fill: true }], 'ms'),
+      ]).then((cs) => {
+        if (disposed) return cs.forEach((c) => c.destroy());
+        charts.push(...cs);
+        stops.push(every(STATS_REFRESH, refreshStats));
+      });
+    },
+    dispose() {
+      disposed = true;
+      stops.forEach((s) => s());
+      charts.forEach((c) => c.destroy());
+    },
+  };
+}
