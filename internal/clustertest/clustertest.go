@@ -176,7 +176,7 @@ func (c *Cluster) AddWorker(o WorkerOptions) *Worker {
 	w, err := worker.New(worker.Config{
 		Master: target, JoinToken: c.Master.JoinToken(), CAPEM: c.Master.CAPEM(),
 		DataDir: filepath.Join(c.dir, "workers", o.Name),
-		Name: o.Name, Slots: o.Slots, Labels: o.Labels, Languages: langs, Sandbox: "none",
+		Name:    o.Name, Slots: o.Slots, Labels: o.Labels, Languages: langs, Sandbox: "none",
 		Runner: runner, DrainTimeout: 2 * time.Second, Logger: c.log,
 	})
 	if err != nil {

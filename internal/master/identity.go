@@ -186,4 +186,3 @@ func (m *Master) WorkerIdentities(ctx context.Context) ([]api.WorkerIdentity, er
 	}
 	return out, nil
 }
-

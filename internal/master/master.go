@@ -109,11 +109,11 @@ func (c *Config) setDefaults() {
 
 // Master is a running master. Create it with New, start it with Run.
 type Master struct {
-	cfg       Config
-	log       *slog.Logger
+	cfg Config
+	log *slog.Logger
 	// audit carries the security-relevant events (joins, refusals,
 	// revocations, rotations) with audit=true, for log pipelines to route.
-	audit *slog.Logger
+	audit     *slog.Logger
 	store     store.Store
 	auth      *auth.Authenticator
 	catalogue *lang.Catalogue

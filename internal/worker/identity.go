@@ -110,4 +110,3 @@ func (w *Worker) renewIfDue(ctx context.Context) {
 		w.conn = conn
 	}
 }
-

@@ -5,16 +5,16 @@
 package worker
 
 import (
-	"crypto/tls"
-	"os"
-	"path/filepath"
-	"sync/atomic"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
