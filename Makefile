@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/grappe
 
-.PHONY: build test test-short race proto vet contract bench chaos clean
+.PHONY: build test test-short race proto vet contract bench chaos fuzz clean web web-test
 
 build:
 	$(GO) build -o $(BIN) ./cmd/grappe
@@ -11,10 +11,22 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 25m ./...
+	$(MAKE) fuzz FUZZTIME=15s
 	@if [ -x ../shared/contract-check ]; then ../shared/contract-check; else echo "contract-check not found beside the project, skipped"; fi
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# The web UI: internal/web/ui (TypeScript, CSS) → internal/web/dist, which is
+# committed so that `go build` alone works. Rebuild and commit after any
+# change to ui/ (TestBundleIsFresh fails otherwise).
+web:
+	cd internal/web && npm ci --no-audit --no-fund && npx tsc --noEmit -p . && node build.mjs
+
+# The browser tests alone (chromium and `npm ci` in internal/web needed;
+# make test runs them too). GRAPPE_WEB_SHOTS=DIR keeps the screenshots.
+web-test:
+	$(GO) test -count=1 -run 'TestBrowser|TestBundleIsFresh' -v ./internal/web
 
 proto:
 	protoc --go_out=. --go_opt=paths=source_relative \
@@ -31,6 +43,14 @@ contract:
 # the master (make test runs a 150-job version).
 chaos:
 	$(GO) test -count=1 -run TestChaos -timeout 30m -v ./internal/chaos -chaos.jobs 1000 -chaos.workers 4
+
+# Fuzz the decoding and validation of what strangers send (the seed corpus
+# is in testdata/fuzz and runs with every go test).
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./internal/master
+	$(GO) test -run '^$$' -fuzz '^FuzzSubmitBody$$' -fuzztime $(FUZZTIME) ./internal/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzLoginBody$$' -fuzztime $(FUZZTIME) ./internal/httpapi
 
 bench: build
 	$(BIN) bench --jobs 2000 --concurrency 32

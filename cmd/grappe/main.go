@@ -9,9 +9,13 @@ import (
 	"syscall"
 
 	"github.com/grappe/grappe/internal/cli"
+	"github.com/grappe/grappe/internal/sandbox"
 )
 
 func main() {
+	// The Linux sandbox re-executes this binary as each sandbox's init;
+	// in that role InitMain runs the init and never returns.
+	sandbox.InitMain()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -3,6 +3,7 @@ package clustertest_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/client"
 	"github.com/grappe/grappe/internal/clustertest"
+	"github.com/grappe/grappe/internal/master"
 )
 
 // addUser creates a user and returns a client logged in as them.
@@ -143,4 +145,49 @@ func TestFairShareBetweenUsers(t *testing.T) {
 		t.Fatalf("%d of alice's jobs started before bob's single job; round robin allows about 1", before)
 	}
 	t.Logf("alice's jobs started before bob's: %d of 40", before)
+}
+
+func TestQueueCapAndRateLimits(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) { cfg.MaxQueuedPerUser = 3 }})
+	ctx := context.Background()
+	erin := addUser(t, c, "erin", "user")
+	for range 3 {
+		if _, err := erin.Submit(ctx, &api.JobRequest{Language: "bash", Source: "true"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No worker: the jobs wait, and the fourth is refused with 429 and
+	// Retry-After; another user is not affected.
+	raw := newRaw(t, c)
+	tok, err := erin.CreateToken(ctx, "raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.token = tok.Token
+	status, body := raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"bash","source":"true"}`))
+	if status != 429 || !strings.Contains(string(body), "rate_limited") {
+		t.Fatalf("fourth queued job: %d %s, want 429", status, body)
+	}
+	if _, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "true"}); err != nil {
+		t.Fatalf("another user's job was refused: %v", err)
+	}
+
+	// Login attempts are throttled per user name: after the burst, even
+	// the right password is refused for a while.
+	anon := c.NewClient("")
+	defer anon.Close()
+	throttled := false
+	for range 12 {
+		_, err := anon.Login(ctx, "erin", "wrong password")
+		if client.IsRateLimited(err) {
+			throttled = true
+			break
+		}
+	}
+	if !throttled {
+		t.Fatal("12 wrong passwords in a row were never throttled")
+	}
+	if _, err := anon.Login(ctx, "erin", "correct horse erin"); !client.IsRateLimited(err) {
+		t.Fatalf("login right after the throttle: %v, want 429", err)
+	}
 }

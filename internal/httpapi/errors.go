@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/grappe/grappe/api"
 )
@@ -17,6 +18,8 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter, in seconds, is sent as Retry-After with a 429 or 503.
+	RetryAfter int
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
@@ -48,7 +51,7 @@ func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err er
 		e = &Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: "internal error"}
 	}
 	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", strconv.Itoa(max(e.RetryAfter, 1)))
 	}
 	writeJSON(w, e.Status, api.ErrorBody{Error: api.ErrorDetail{Code: e.Code, Message: e.Message}})
 }

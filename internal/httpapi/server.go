@@ -81,10 +81,12 @@ type Config struct {
 	Metrics http.Handler
 	// Clients records who is calling, for the cluster view.
 	Clients *Clients
+	Limits  RateLimits
 }
 
 type server struct {
 	Config
+	perUser, loginByUser, loginByAddr *limiters
 }
 
 // New returns the API's handler.
@@ -101,7 +103,13 @@ func New(cfg Config) http.Handler {
 	if cfg.Clients == nil {
 		cfg.Clients = NewClients()
 	}
-	s := &server{Config: cfg}
+	cfg.Limits.setDefaults()
+	s := &server{
+		Config:      cfg,
+		perUser:     newLimiters(cfg.Limits.PerUser, cfg.Limits.Burst),
+		loginByUser: newLimiters(cfg.Limits.LoginPerMinute/60, cfg.Limits.LoginBurst),
+		loginByAddr: newLimiters(cfg.Limits.LoginPerMinute/60*5, cfg.Limits.LoginBurst*5),
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -167,6 +175,11 @@ type handler func(w http.ResponseWriter, r *http.Request, p *auth.Principal) err
 func (s *server) authed(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
+		if err == nil {
+			if ok, wait := s.perUser.allow(p.User); !ok {
+				err = tooMany("requests", wait)
+			}
+		}
 		if err == nil {
 			s.Clients.Seen(p.User, r.RemoteAddr)
 			err = h(w, r, p)
@@ -389,7 +402,7 @@ func (s *server) drain(drain bool) handler {
 		if err != nil {
 			return err
 		}
-		s.Logger.Info("admin action", "action", map[bool]string{true: "drain", false: "undrain"}[drain], "worker", wk.Name, "by", p.User)
+		s.Logger.Info("admin action", "audit", true, "action", map[bool]string{true: "drain", false: "undrain"}[drain], "worker", wk.Name, "by", p.User)
 		writeJSON(w, http.StatusOK, wk)
 		return nil
 	}

@@ -47,9 +47,13 @@ func (s *server) createSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.Logger, r, err)
 		return
 	}
+	if err := s.throttleLogin(r, req.Username); err != nil {
+		writeError(w, s.Logger, r, err)
+		return
+	}
 	token, err := s.Users.Login(r.Context(), req.Username, req.Password)
 	if err != nil {
-		s.Logger.Info("login failed", "user", req.Username, "addr", r.RemoteAddr, "via", "web")
+		s.Logger.Warn("login failed", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", "web")
 		writeError(w, s.Logger, r, userError(err))
 		return
 	}
@@ -61,7 +65,7 @@ func (s *server) createSession(w http.ResponseWriter, r *http.Request) {
 	csrf := newCSRF()
 	setCookie(w, sessionCookie, token, true, sessionMaxAge)
 	setCookie(w, csrfCookie, csrf, false, sessionMaxAge)
-	s.Logger.Info("login", "user", p.User, "addr", r.RemoteAddr, "via", "web")
+	s.Logger.Info("login", "audit", true, "user", p.User, "addr", r.RemoteAddr, "via", "web")
 	writeJSON(w, http.StatusOK, api.Session{Username: p.User, Role: p.Role, CSRFToken: csrf})
 }
 

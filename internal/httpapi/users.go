@@ -40,19 +40,38 @@ func userError(err error) error {
 	return err
 }
 
+// throttleLogin bounds password attempts per user name and per address.
+// An address gets more attempts than a name (several users behind one
+// NAT), a name fewer (one account guessed from many addresses).
+func (s *server) throttleLogin(r *http.Request, username string) error {
+	if ok, wait := s.loginByAddr.allow(clientIP(r)); !ok {
+		s.Logger.Warn("login throttled", "audit", true, "addr", r.RemoteAddr, "by", "address")
+		return tooMany("login attempts from this address", wait)
+	}
+	if ok, wait := s.loginByUser.allow(username); !ok {
+		s.Logger.Warn("login throttled", "audit", true, "user", username, "addr", r.RemoteAddr, "by", "user")
+		return tooMany("login attempts for this user", wait)
+	}
+	return nil
+}
+
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	var req api.LoginRequest
 	if err := s.decode(w, r, &req); err != nil {
 		writeError(w, s.Logger, r, err)
 		return
 	}
+	if err := s.throttleLogin(r, req.Username); err != nil {
+		writeError(w, s.Logger, r, err)
+		return
+	}
 	token, err := s.Users.Login(r.Context(), req.Username, req.Password)
 	if err != nil {
-		s.Logger.Info("login failed", "user", req.Username, "addr", r.RemoteAddr)
+		s.Logger.Warn("login failed", "audit", true, "user", req.Username, "addr", r.RemoteAddr)
 		writeError(w, s.Logger, r, userError(err))
 		return
 	}
-	s.Logger.Info("login", "user", req.Username, "addr", r.RemoteAddr)
+	s.Logger.Info("login", "audit", true, "user", req.Username, "addr", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, api.LoginResponse{Token: token})
 }
 
@@ -69,7 +88,7 @@ func (s *server) addUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	if err != nil {
 		return userError(err)
 	}
-	s.Logger.Info("user added", "user", u.Name, "role", u.Role, "by", p.User)
+	s.Logger.Info("user added", "audit", true, "user", u.Name, "role", u.Role, "by", p.User)
 	writeJSON(w, http.StatusCreated, apiUser(u))
 	return nil
 }
@@ -92,7 +111,7 @@ func (s *server) removeUser(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	if err := s.Users.RemoveUser(r.Context(), name); err != nil {
 		return userError(err)
 	}
-	s.Logger.Info("user removed", "user", name, "by", p.User)
+	s.Logger.Info("user removed", "audit", true, "user", name, "by", p.User)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -110,7 +129,7 @@ func (s *server) setPassword(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if err := s.Users.SetPassword(r.Context(), name, req.Password); err != nil {
 		return userError(err)
 	}
-	s.Logger.Info("password set", "user", name, "by", p.User)
+	s.Logger.Info("password set", "audit", true, "user", name, "by", p.User)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

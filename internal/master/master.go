@@ -63,6 +63,10 @@ type Config struct {
 	MaxCPUPercent    float64
 	MaxMemoryPercent float64
 
+	// MaxQueuedPerUser caps one user's waiting jobs (default 10,000);
+	// past it a submission answers 429.
+	MaxQueuedPerUser int
+
 	DefaultLimits api.Limits
 	MaxLimits     api.Limits
 	MaxBodyBytes  int64
@@ -89,6 +93,9 @@ func (c *Config) setDefaults() {
 	def(&c.ForgetLostAfter, time.Hour)
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
+	}
+	if c.MaxQueuedPerUser == 0 {
+		c.MaxQueuedPerUser = 10000
 	}
 	if c.MaxCPUPercent == 0 {
 		c.MaxCPUPercent = 100

@@ -32,6 +32,13 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	if err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	queued := m.queue.OwnerLen(p.User)
+	m.mu.Unlock()
+	if queued >= m.cfg.MaxQueuedPerUser {
+		return nil, &httpapi.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, RetryAfter: 5,
+			Message: fmt.Sprintf("%d jobs of yours are already waiting (the limit); retry when some have run", queued)}
+	}
 	req.Language = v.lang.Name
 	req.Limits = v.limits
 	if req.MaxAttempts == 0 {

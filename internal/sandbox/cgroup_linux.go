@@ -200,7 +200,7 @@ func within(p, dir string) bool {
 
 // cgWrite writes a cgroup control file, which must exist.
 func cgWrite(path, value string) error {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

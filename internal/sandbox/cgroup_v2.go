@@ -26,11 +26,29 @@ var v2Controllers = []string{"memory", "pids"}
 // leaf (as systemd-managed services with Delegate=yes need).
 type cgroupV2 struct {
 	base string
+	fs   cgroupFS
+}
+
+// cgroupFS makes and removes cgroup directories. On cgroupfs the kernel
+// fills a new directory with its control files and removes them with it;
+// tests substitute a fake that does the same in a plain directory.
+type cgroupFS struct {
+	mkdir func(dir string) error
+	rmdir func(dir string) error
+}
+
+var kernelCgroupFS = cgroupFS{
+	mkdir: func(dir string) error { return unix.Mkdir(dir, 0o755) },
+	rmdir: cgRmdir,
 }
 
 // newCgroupV2 prepares the base cgroup under self, this process's cgroup
 // directory; isRoot says whether self is the hierarchy's root.
 func newCgroupV2(self, prefix string, isRoot bool) (*cgroupV2, error) {
+	return newCgroupV2FS(self, prefix, isRoot, kernelCgroupFS)
+}
+
+func newCgroupV2FS(self, prefix string, isRoot bool, fs cgroupFS) (*cgroupV2, error) {
 	avail, err := cgRead(filepath.Join(self, "cgroup.controllers"))
 	if err != nil {
 		return nil, fmt.Errorf("cgroup v2: %w", err)
@@ -40,26 +58,26 @@ func newCgroupV2(self, prefix string, isRoot bool) (*cgroupV2, error) {
 			return nil, fmt.Errorf("cgroup v2: controller %s not available in %s", c, self)
 		}
 	}
-	if err := enableControllers(self, !isRoot, prefix+"worker"); err != nil {
+	if err := enableControllers(self, !isRoot, prefix+"worker", fs); err != nil {
 		return nil, err
 	}
 	removeStale(self, prefix, "cgroup.procs")
 	base := filepath.Join(self, prefix+strconv.Itoa(os.Getpid()))
-	if err := os.Mkdir(base, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := fs.mkdir(base); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("cgroup v2: %w", err)
 	}
-	if err := enableControllers(base, false, ""); err != nil {
-		cgRmdir(base)
+	if err := enableControllers(base, false, "", fs); err != nil {
+		fs.rmdir(base)
 		return nil, err
 	}
-	return &cgroupV2{base: base}, nil
+	return &cgroupV2{base: base, fs: fs}, nil
 }
 
 // enableControllers enables v2Controllers for dir's children. When
 // evacuate is set, the processes in dir are moved to its child leaf
 // first, since the kernel refuses to delegate controllers of a cgroup
 // that has processes.
-func enableControllers(dir string, evacuate bool, leaf string) error {
+func enableControllers(dir string, evacuate bool, leaf string, fs cgroupFS) error {
 	on, err := cgRead(filepath.Join(dir, "cgroup.subtree_control"))
 	if err != nil {
 		return fmt.Errorf("cgroup v2: %w", err)
@@ -80,7 +98,7 @@ func enableControllers(dir string, evacuate bool, leaf string) error {
 		}
 		if len(pids) > 0 {
 			leafDir := filepath.Join(dir, leaf)
-			if err := os.Mkdir(leafDir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			if err := fs.mkdir(leafDir); err != nil && !errors.Is(err, os.ErrExist) {
 				return fmt.Errorf("cgroup v2: %w", err)
 			}
 			for _, pid := range pids {
@@ -101,22 +119,23 @@ func (*cgroupV2) kind() string { return "cgroup-v2" }
 
 func (g *cgroupV2) create(name string) (runCgroup, error) {
 	dir := filepath.Join(g.base, name)
-	if err := unix.Mkdir(dir, 0o700); err != nil {
+	if err := g.fs.mkdir(dir); err != nil {
 		return nil, fmt.Errorf("cgroup v2: create %s: %w", dir, err)
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		cgRmdir(dir)
+		g.fs.rmdir(dir)
 		return nil, fmt.Errorf("cgroup v2: open %s: %w", dir, err)
 	}
-	return &runCgroupV2{dir: dir, dirFile: os.NewFile(uintptr(fd), dir)}, nil
+	return &runCgroupV2{dir: dir, dirFile: os.NewFile(uintptr(fd), dir), rmdir: g.fs.rmdir}, nil
 }
 
-func (g *cgroupV2) close() error { return cgRmdir(g.base) }
+func (g *cgroupV2) close() error { return g.fs.rmdir(g.base) }
 
 type runCgroupV2 struct {
 	dir     string
 	dirFile *os.File
+	rmdir   func(string) error
 }
 
 func (r *runCgroupV2) setLimits(memoryBytes, pids int64) error {
@@ -206,5 +225,5 @@ func (r *runCgroupV2) remove() error {
 		r.dirFile.Close()
 		r.dirFile = nil
 	}
-	return cgRmdir(r.dir)
+	return r.rmdir(r.dir)
 }

@@ -53,6 +53,10 @@ type Config struct {
 	// write; default 256 MiB.
 	FileSizeBytes int64
 	Logger        *slog.Logger
+
+	// forceBinds makes the sandbox behave as on kernels without open_tree
+	// (tests only).
+	forceBinds bool
 }
 
 // Errors callers branch on.
@@ -169,7 +173,7 @@ func newLinux(cfg Config) (*Linux, error) {
 		log:      cfg.Logger,
 		cg:       cg,
 		root:     root,
-		mountAPI: haveMountAPI(stage),
+		mountAPI: !cfg.forceBinds && haveMountAPI(stage),
 		maxRuns:  maxRunsPerSlot,
 		uids:     newUIDPool(cfg.UIDBase, cfg.UIDCount),
 		spawnc:   make(chan func()),

@@ -91,6 +91,14 @@ func NewQueue() *Queue {
 // Len is the number of queued jobs.
 func (q *Queue) Len() int { return len(q.jobs) }
 
+// OwnerLen is the number of jobs an owner has queued.
+func (q *Queue) OwnerLen(owner string) int {
+	if o := q.owners[owner]; o != nil {
+		return o.size
+	}
+	return 0
+}
+
 // Has reports whether the job is queued.
 func (q *Queue) Has(id string) bool { _, ok := q.jobs[id]; return ok }
 

@@ -1,8 +1,15 @@
 // CodeMirror 6 set up for grappe: the editor of the editor page and the
-// read-only source view of a job page. CodeMirror's styles go in through
-// style-mod as constructable stylesheets (document.adoptedStyleSheets),
-// which the page's Content-Security-Policy (style-src 'self') allows; the
-// browser tests check that no CSP violation is reported.
+// read-only source view of a job page.
+//
+// Content-Security-Policy: CodeMirror computes its styles at run time and
+// hands them to the browser through style-mod. In a document, style-mod
+// writes them into a <style> element, which our policy (style-src 'self',
+// no 'unsafe-inline', no nonce) blocks: the editor would come up unstyled.
+// In a shadow root, style-mod uses a constructed stylesheet
+// (adoptedStyleSheets) instead, which style-src does not govern. So each
+// editor lives in the shadow root of its box, and the policy stays as
+// strict as it is. Our own variables (--code-bg, --mono) inherit through
+// the shadow boundary. The browser tests fail on any CSP violation.
 import { basicSetup } from 'codemirror';
 import { Compartment, EditorState, Prec } from '@codemirror/state';
 import { EditorView, keymap } from '@codemirror/view';
@@ -46,7 +53,11 @@ export function createCode(parent: HTMLElement, opts: {
     }),
   ];
   if (opts.readOnly) extensions.push(EditorState.readOnly.of(true), EditorView.editable.of(false));
-  const view = new EditorView({ parent, state: EditorState.create({ doc: opts.doc, extensions }) });
+  const shadow = parent.attachShadow({ mode: 'open' });
+  const inner = document.createElement('div');
+  inner.style.height = '100%'; // CSSOM, not a style attribute: the CSP allows it
+  shadow.append(inner);
+  const view = new EditorView({ parent: inner, root: shadow, state: EditorState.create({ doc: opts.doc, extensions }) });
 
   // Modes load asynchronously; a quick second switch must not be
   // overtaken by the first one's late arrival.

@@ -48,7 +48,7 @@ export function renderResult(j: Job): HTMLElement {
       fact('Exit code', 'exit-code', run ? String(run.exit_code) + (run.signal ? ` (${run.signal})` : '') : '—'),
       fact('CPU', 'cpu-time', run ? ms(run.cpu_ms) : '—'),
       fact('Wall', 'wall-time', run ? ms(run.wall_ms) : '—'),
-      fact('Memory', 'memory', run ? kb(run.memory_kb) : '—'),
+      fact('Memory', 'memory', run ? (run.memory_kb > 0 ? kb(run.memory_kb) : 'not measured') : '—'),
       fact('Worker', 'worker', j.worker ?? '—'),
       fact('Attempts', 'attempts', String(j.attempts)),
       j.compile ? fact('Compile', 'compile-time', ms(j.compile.wall_ms) + (j.compile.cached ? ' (cached)' : '')) : null,

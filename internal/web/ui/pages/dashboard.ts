@@ -53,17 +53,18 @@ export function dashboardPage(): Page {
   const workerRow = (w: Worker) => {
     const drain = h('button', { type: 'button', class: 'secondary small drain' });
     drain.addEventListener('click', () => void toggleDrain(drain.dataset.name!, drain.dataset.action as 'drain' | 'undrain'));
+    // data-label names each cell when a phone shows rows as cards.
     return h('tr', { 'data-worker': w.name },
       h('th', { scope: 'row', class: 'w-name' }),
-      h('td', { class: 'w-address' }),
-      h('td', { class: 'w-status' }),
-      h('td', { class: 'w-langs' }),
-      h('td', { class: 'w-slots' }, meter('slots')),
-      h('td', { class: 'w-cpu' }, meter('cpu')),
-      h('td', { class: 'w-mem' }, meter('mem')),
-      h('td', { class: 'w-done num' }),
-      h('td', { class: 'w-beat' }),
-      h('td', { class: 'w-sandbox' }),
+      h('td', { class: 'w-address', 'data-label': 'Address' }),
+      h('td', { class: 'w-status', 'data-label': 'Status' }),
+      h('td', { class: 'w-langs', 'data-label': 'Languages' }),
+      h('td', { class: 'w-slots', 'data-label': 'Slots' }, meter('slots')),
+      h('td', { class: 'w-cpu', 'data-label': 'CPU' }, meter('cpu')),
+      h('td', { class: 'w-mem', 'data-label': 'Memory' }, meter('mem')),
+      h('td', { class: 'w-done num', 'data-label': 'Jobs done' }),
+      h('td', { class: 'w-beat', 'data-label': 'Heartbeat' }),
+      h('td', { class: 'w-sandbox', 'data-label': 'Sandbox' }),
       h('td', { class: 'w-actions' }, drain));
   };
   const updateWorker = (row: HTMLTableRowElement, w: Worker) => {
@@ -234,7 +235,7 @@ export function dashboardPage(): Page {
     sandboxWarning,
     h('div', { class: 'stats' }, cWorkers.el, cSlots.el, cQueue.el, cRunning.el, cClients.el),
     h('h2', null, 'Workers'),
-    h('div', { class: 'table-wrap' }, h('table', { id: 'workers-table', class: 'list' },
+    h('div', { class: 'table-wrap' }, h('table', { id: 'workers-table', class: 'list cards' },
       h('thead', null, h('tr', null, ['Name', 'Address', 'Status', 'Languages', 'Slots', 'CPU', 'Memory', 'Jobs done', 'Last heartbeat', 'Sandbox', ''].map((t) => h('th', { scope: 'col' }, t)))),
       workersBody)),
     h('h2', null, 'Activity'),

@@ -89,7 +89,7 @@ function build(): Page & { destroy(): void } {
 
   // --- output -------------------------------------------------------------
   const status = h('div', { id: 'run-status', class: 'run-status', 'aria-live': 'polite' }, h('span', { class: 'muted' }, 'Not run yet. Ctrl-Enter runs the program.'));
-  const output = h('pre', { id: 'output', class: 'out', tabindex: '0', 'aria-label': 'Program output' });
+  const output = h('pre', { id: 'output', class: 'out empty', tabindex: '0', 'aria-label': 'Program output' }, 'The output appears here as the program writes it.');
   const resultBox = h('div', { id: 'result-box' });
   let shown = { stdout: 0, stderr: 0 }; // characters streamed into the view
   let lastSpan: HTMLElement | null = null;
@@ -290,9 +290,14 @@ function build(): Page & { destroy(): void } {
     const done = isTerminal(j);
     runBtn.disabled = !done;
     cancelBtn.hidden = done;
-    fill(status, badge(j), ' ', h('span', { id: 'run-progress' }, progress(j)), ' · ',
-      h('a', { href: `/jobs/${encodeURIComponent(j.id)}`, id: 'job-link' }, `job ${shortId(j.id)}`));
-    if (!done) return;
+    const link = h('a', { href: `/jobs/${encodeURIComponent(j.id)}`, id: 'job-link' }, `job ${shortId(j.id)}`);
+    // While it runs the status line says where the job is; at the end the
+    // result below says it, and the line keeps the link to the job's page.
+    if (!done) {
+      fill(status, badge(j), ' ', h('span', { id: 'run-progress' }, progress(j)), ' · ', link);
+      return;
+    }
+    fill(status, link);
     // The stream may have missed chunks (a reconnection) or shown them
     // interleaved; when it disagrees with the final result, show that.
     const r = j.run;
@@ -366,8 +371,8 @@ function build(): Page & { destroy(): void } {
     h('h1', { class: 'visually-hidden' }, 'Editor'),
     h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Program' },
       h('div', { class: 'group' },
-        h('label', { for: 'language', class: 'inline' }, 'Language'), langSel,
-        h('label', { for: 'version', class: 'inline' }, 'Version'), versionSel),
+        h('span', { class: 'pair' }, h('label', { for: 'language', class: 'inline' }, 'Language'), langSel),
+        h('span', { class: 'pair' }, h('label', { for: 'version', class: 'inline' }, 'Version'), versionSel)),
       h('div', { class: 'group' },
         h('button', { id: 'sample', type: 'button', class: 'secondary', onclick: () => code.setText(sampleOf(langSel.value)) }, 'Sample'),
         h('label', { for: 'open-file', class: 'button secondary', id: 'open-file-label' }, 'Open file…'), fileInput, fileName),

@@ -1,0 +1,82 @@
+package master
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/lang"
+)
+
+// FuzzValidate feeds arbitrary bytes through what a submission goes
+// through before it is stored: the API's strict JSON decoding, the
+// validation, the worker spec and the stored form. Nothing may panic, and
+// whatever is accepted must satisfy the rules the rest of the system
+// relies on.
+//
+//	go test -run '^$' -fuzz FuzzValidate -fuzztime 30s ./internal/master
+func FuzzValidate(f *testing.F) {
+	for _, seed := range []string{
+		`{"language":"python","source":"print(1)"}`,
+		`{"language":"c","files":[{"name":"main.c","content":"aW50IG1haW4oKXt9","encoding":"base64"}],"stdin":"x","args":["a"],"limits":{"cpu_ms":100}}`,
+		`{"language":"java","files":[{"name":"a/B.java","content":"class B{}"}],"tests":[{"stdin":"1","expected_output":"2"}],"priority":5,"labels":{"gpu":"yes"}}`,
+		`{"language":"c","files":[{"name":"../x","content":""}]}`,
+		`{"language":"py","source":"x","limits":{"memory_mb":-1}}`,
+		`{"language":"bash","source":"x","stdin":"////","stdin_encoding":"base64","max_attempts":3}`,
+		`{"language":"","source":""}`,
+		`[]`, `null`, `{"language":1}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	cat, err := lang.Default()
+	if err != nil {
+		f.Fatal(err)
+	}
+	m := &Master{catalogue: cat}
+	m.cfg.setDefaults()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		var req api.JobRequest
+		if dec.Decode(&req) != nil {
+			return
+		}
+		v, err := m.validate(&req)
+		if err != nil {
+			return
+		}
+		if len(v.files) == 0 {
+			t.Fatal("accepted a job without files")
+		}
+		for _, f := range v.files {
+			if f.name != "" && (checkFileName(f.name) != nil || strings.HasPrefix(f.name, "/") || strings.Contains(f.name, "..")) {
+				t.Fatalf("accepted a hostile file name %q", f.name)
+			}
+		}
+		l, mx := v.limits, m.cfg.MaxLimits
+		if l.CPUMs <= 0 || l.CPUMs > mx.CPUMs || l.WallMs <= 0 || l.WallMs > mx.WallMs ||
+			l.MemoryMB <= 0 || l.MemoryMB > mx.MemoryMB || l.OutputKB <= 0 || l.OutputKB > mx.OutputKB {
+			t.Fatalf("accepted limits %+v outside (0, %+v]", l, mx)
+		}
+		spec := buildSpec(v, &req)
+		if spec.Language != v.lang.Name || len(spec.Files) != len(v.files) {
+			t.Fatalf("spec %+v does not match the submission", spec)
+		}
+		// The stored form must decode back and validate again (recovery
+		// after a restart depends on it).
+		req.Language, req.Limits = v.lang.Name, v.limits
+		b, err := json.Marshal(&req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again api.JobRequest
+		if err := json.Unmarshal(b, &again); err != nil {
+			t.Fatalf("stored form does not decode: %v", err)
+		}
+		if _, err := m.validate(&again); err != nil {
+			t.Fatalf("stored form no longer validates: %v", err)
+		}
+	})
+}
