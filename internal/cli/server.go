@@ -27,6 +27,8 @@ type masterFlags struct {
 	data, listen, clusterListen string
 	catalogue, sync, logLevel   string
 	tlsHosts                    []string
+	tlsCert, tlsKey             string
+	insecureHTTP                bool
 	heartbeat, workerTimeout    time.Duration
 	placementTimeout            time.Duration
 	maxCPU, maxMem              float64
@@ -40,6 +42,9 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.StringVar(&f.catalogue, "catalogue", "", "YAML file of extra or overriding language entries")
 	fl.StringVar(&f.sync, "sync", "normal", "SQLite durability: normal (survives a master crash) or full (also a power loss)")
 	fl.StringSliceVar(&f.tlsHosts, "tls-host", nil, "extra host names or IPs for the master's certificate")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) for the REST API instead of one from the cluster CA")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM key of --tls-cert")
+	fl.BoolVar(&f.insecureHTTP, "insecure-http", false, "serve the REST API without TLS (loopback addresses only, behind a TLS proxy)")
 	fl.DurationVar(&f.heartbeat, "heartbeat", time.Second, "worker heartbeat interval")
 	fl.DurationVar(&f.workerTimeout, "worker-timeout", 5*time.Second, "a worker silent this long is declared lost")
 	fl.DurationVar(&f.placementTimeout, "placement-timeout", time.Minute, "a job no connected worker can run fails after this long")
@@ -51,7 +56,8 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Config {
 	return master.Config{
 		DataDir: f.data, Listen: f.listen, ClusterListen: f.clusterListen,
-		TLSHosts: f.tlsHosts, Catalogue: cat, Synchronous: f.sync,
+		TLSHosts: f.tlsHosts, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, InsecureHTTP: f.insecureHTTP,
+		Catalogue: cat, Synchronous: f.sync,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, Logger: log,
 	}

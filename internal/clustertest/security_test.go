@@ -3,7 +3,11 @@ package clustertest_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +16,8 @@ import (
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/client"
 	"github.com/grappe/grappe/internal/clustertest"
+	"github.com/grappe/grappe/internal/master"
+	"github.com/grappe/grappe/internal/pki"
 	"github.com/grappe/grappe/internal/worker"
 )
 
@@ -272,5 +278,64 @@ func TestPlainTextToTheClusterPortFails(t *testing.T) {
 	n, _ := conn.Read(b)
 	if n > 0 && bytes.Contains(b[:n], []byte("HTTP/2")) {
 		t.Fatalf("the cluster port answered plaintext HTTP/2: %q", b[:n])
+	}
+}
+
+func TestInsecureHTTPOnlyOnLoopback(t *testing.T) {
+	dir := t.TempDir()
+	_, err := master.New(master.Config{DataDir: dir, Listen: "0.0.0.0:0", ClusterListen: "127.0.0.1:0", InsecureHTTP: true})
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("--insecure-http on 0.0.0.0: %v, want refused", err)
+	}
+	m, err := master.New(master.Config{DataDir: dir, Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0", InsecureHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !strings.HasPrefix(m.URL(), "http://127.0.0.1:") {
+		t.Fatalf("URL %q", m.URL())
+	}
+}
+
+func TestOperatorCertificate(t *testing.T) {
+	// The operator's own CA and certificate for the REST API.
+	opCA, err := pki.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := opCA.IssueServer([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "api.pem"), filepath.Join(dir, "api-key.pem")
+	writePEM(t, certFile, "CERTIFICATE", leaf.Certificate[0])
+	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
+	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) {
+		cfg.TLSCertFile, cfg.TLSKeyFile = certFile, keyFile
+	}})
+	// Clients trusting the operator's CA get in; trusting the cluster CA
+	// is not enough any more.
+	op, err := client.New(client.Config{Addr: c.Master.URL(), Token: c.Token, CAPEM: opCA.CertPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	if err := op.Health(context.Background()); err != nil {
+		t.Fatalf("with the operator's CA: %v", err)
+	}
+	if err := c.Client.Health(context.Background()); err == nil {
+		t.Fatal("the cluster CA still verifies the REST API")
+	}
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

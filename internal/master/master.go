@@ -44,6 +44,14 @@ type Config struct {
 	ClusterListen string
 	// TLSHosts are extra names and IPs for the master's certificate.
 	TLSHosts []string
+	// TLSCertFile and TLSKeyFile, when set, are the operator's certificate
+	// for the REST API (one a public CA signed, say) instead of one from
+	// the cluster CA. The worker link always uses the cluster CA: workers
+	// pin it through their join token.
+	TLSCertFile, TLSKeyFile string
+	// InsecureHTTP serves the REST API without TLS. Refused unless Listen
+	// is a loopback address (a local reverse proxy terminating TLS).
+	InsecureHTTP bool
 	// Catalogue validates languages; default the embedded one.
 	Catalogue *lang.Catalogue
 	// Synchronous is SQLite's durability: "normal" (default: survives a
@@ -246,6 +254,10 @@ func (m *Master) listen() error {
 		return fmt.Errorf("master: server certificate: %w", err)
 	}
 	tlsCfg := pki.ServerTLS(cert)
+	apiTLS, err := m.apiTLS(tlsCfg)
+	if err != nil {
+		return err
+	}
 	if m.apiLn, err = net.Listen("tcp", m.cfg.Listen); err != nil {
 		return fmt.Errorf("master: listen %s: %w", m.cfg.Listen, err)
 	}
@@ -259,12 +271,14 @@ func (m *Master) listen() error {
 	})
 	m.httpSrv = &http.Server{
 		Handler:           handler,
-		TLSConfig:         tlsCfg,
+		TLSConfig:         apiTLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
-	m.apiLn = tls.NewListener(m.apiLn, tlsCfg)
+	if apiTLS != nil {
+		m.apiLn = tls.NewListener(m.apiLn, apiTLS)
+	}
 	// Workers present their certificate on Connect; Join is the one call
 	// made without one, so certificates are checked if given here and
 	// required by the handlers.
@@ -281,11 +295,41 @@ func (m *Master) listen() error {
 	return nil
 }
 
+// apiTLS is the REST API's TLS configuration: the operator's certificate
+// if given, else the cluster one; nil for --insecure-http on loopback.
+func (m *Master) apiTLS(cluster *tls.Config) (*tls.Config, error) {
+	if m.cfg.InsecureHTTP {
+		host, _, err := net.SplitHostPort(m.cfg.Listen)
+		ip := net.ParseIP(host)
+		if err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return nil, fmt.Errorf("master: --insecure-http is only allowed on a loopback address, not %q", m.cfg.Listen)
+		}
+		m.log.Warn("REST API served WITHOUT TLS on loopback", "listen", m.cfg.Listen)
+		return nil, nil
+	}
+	if m.cfg.TLSCertFile == "" && m.cfg.TLSKeyFile == "" {
+		return cluster, nil
+	}
+	cert, err := tls.LoadX509KeyPair(m.cfg.TLSCertFile, m.cfg.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("master: --tls-cert/--tls-key: %w", err)
+	}
+	return pki.ServerTLS(cert), nil
+}
+
+// URLScheme is https, or http with InsecureHTTP.
+func (m *Master) urlScheme() string {
+	if m.cfg.InsecureHTTP {
+		return "http"
+	}
+	return "https"
+}
+
 // Addr is the REST API's address.
 func (m *Master) Addr() string { return m.apiLn.Addr().String() }
 
 // URL is the REST API's base URL.
-func (m *Master) URL() string { return "https://" + m.Addr() }
+func (m *Master) URL() string { return m.urlScheme() + "://" + m.Addr() }
 
 // ClusterAddr is where workers connect.
 func (m *Master) ClusterAddr() string { return m.clusterLn.Addr().String() }
