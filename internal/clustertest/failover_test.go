@@ -233,3 +233,39 @@ func TestDrainFromAPI(t *testing.T) {
 		t.Fatal("draining an unknown worker succeeded")
 	}
 }
+
+func TestWorkerShutdownDrains(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	c.AddWorker(clustertest.WorkerOptions{Name: "leaving", Slots: 2, Languages: []string{"bash"}})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	// clustertest gives workers a 2 s drain timeout: a 1 s job finishes
+	// where it is, a 4 s job is handed back and runs elsewhere.
+	short, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 1; echo short"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 4 & wait; echo long", Limits: api.Limits{WallMs: 60000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, c, short.ID)
+	waitRunning(t, c, long.ID)
+	stopped := make(chan struct{})
+	go func() { c.StopWorker("leaving"); close(stopped) }()
+	// While draining it takes nothing new.
+	c.Eventually(5*time.Second, "leaving draining", func() bool { return workerStatus(c, "leaving") == api.WorkerDraining })
+	<-stopped
+	j, err := c.Client.Wait(ctx, short.ID)
+	if err != nil || j.Status != api.StatusDone || j.Worker != "leaving" || j.Attempts != 1 {
+		t.Fatalf("short job across the drain: %+v %v", j, err)
+	}
+	lj, err := c.Client.Job(ctx, long.ID)
+	if err != nil || lj.Status != api.StatusQueued || lj.Attempts != 1 {
+		t.Fatalf("long job after the drain timeout: %+v %v, want handed back to the queue", lj, err)
+	}
+	c.AddWorker(clustertest.WorkerOptions{Name: "staying", Slots: 1, Languages: []string{"bash"}})
+	if lj, err = c.Client.Wait(ctx, long.ID); err != nil || lj.Worker != "staying" || lj.Attempts != 2 || lj.Run.Stdout != "long\n" {
+		t.Fatalf("long job after the hand-back: %+v %v", lj, err)
+	}
+}

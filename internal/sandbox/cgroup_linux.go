@@ -53,9 +53,19 @@ type runCgroup interface {
 	kill() error
 	// populated reports whether any process is left.
 	populated() (bool, error)
+	// recycle makes an empty cgroup ready for another command, if what the
+	// last one left does not disturb the next one's measurements (see
+	// recycleMaxBytes); false means it must be removed.
+	recycle() bool
 	// remove closes the join files and removes the (empty) cgroup.
 	remove() error
 }
+
+// recycleMaxBytes is the most memory a command may leave charged to its
+// cgroup (kernel objects, page cache of files it wrote) for the cgroup to
+// serve another command; the next command's peak then includes it. The
+// usual leftover of a short program is 100-300 KiB.
+const recycleMaxBytes = 1 << 20
 
 // newCgroupDriver finds the cgroup hierarchies this process lives in, under
 // root (the mount point of the cgroup file systems), and prepares a base

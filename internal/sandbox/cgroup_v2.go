@@ -215,6 +215,10 @@ func (r *runCgroupV2) kill() error {
 	return err
 }
 
+// recycle: never on v2. memory.peak cannot be reset before Linux 6.12,
+// and a run costs one cgroup directory, not one per hierarchy.
+func (r *runCgroupV2) recycle() bool { return false }
+
 func (r *runCgroupV2) populated() (bool, error) {
 	pids, err := cgPids(filepath.Join(r.dir, "cgroup.procs"))
 	return len(pids) > 0, err

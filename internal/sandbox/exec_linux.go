@@ -201,7 +201,7 @@ type execution struct {
 func (x *execution) release() {
 	x.closeFiles()
 	if x.cg != nil {
-		x.l.pool.dropCgroup(x.cg)
+		x.l.pool.putCgroup(x.cg, x.done)
 	}
 	if x.slot != nil {
 		x.l.pool.putSlot(x.slot, !x.sent || x.done && x.healthy)

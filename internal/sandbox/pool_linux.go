@@ -102,10 +102,18 @@ func (p *pool) cgroup() (runCgroup, error) {
 	}
 }
 
-// dropCgroup removes a command's cgroup in the background, once its
-// processes are gone.
-func (p *pool) dropCgroup(cg runCgroup) {
+// putCgroup takes a command's cgroup back, in the background: reused when
+// the command ended normally and left it clean, else removed (its
+// processes killed first if any is left).
+func (p *pool) putCgroup(cg runCgroup, reusable bool) {
 	p.l.bg.Go(func() {
+		if reusable && !p.l.closed.Load() && cg.recycle() {
+			select {
+			case p.cgroups <- cg:
+				return
+			default:
+			}
+		}
 		if busy, _ := cg.populated(); busy {
 			cg.kill()
 		}

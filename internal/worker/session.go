@@ -66,6 +66,14 @@ func (w *Worker) session(ctx context.Context) error {
 	go func() { recvErr <- w.recvLoop(ctx, stream) }()
 	select {
 	case err = <-sendErr:
+		if err == nil {
+			// A goodbye: the outbox is flushed and our side closed; the
+			// master ends the stream once it has read everything.
+			select {
+			case err = <-recvErr:
+			case <-time.After(2 * time.Second):
+			}
+		}
 	case err = <-recvErr:
 	case <-ctx.Done():
 		err = ctx.Err()
@@ -104,6 +112,17 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-w.finishing:
+			for {
+				select {
+				case msg := <-out:
+					if err := stream.Send(msg); err != nil {
+						return fmt.Errorf("send: %w", err)
+					}
+				default:
+					return stream.CloseSend()
+				}
+			}
 		case <-t.C:
 			msg = &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
 		case msg = <-out:

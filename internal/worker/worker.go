@@ -108,7 +108,10 @@ type Worker struct {
 	out      chan *clusterpb.WorkerMessage    // the live session's outbox, nil between sessions
 	draining bool
 	idle     *sync.Cond // signalled when a job ends
-	wg       sync.WaitGroup
+	// finishing is closed when Run is ending: the session flushes and
+	// closes instead of reconnecting.
+	finishing chan struct{}
+	wg        sync.WaitGroup
 }
 
 // New checks the configuration and prepares the connection; nothing is
@@ -133,6 +136,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg: cfg, log: cfg.Logger.With("worker", cfg.Name), load: newLoadSampler(),
 		running: map[attemptKey]*runningJob{}, pending: map[attemptKey]*clusterpb.Result{},
+		finishing: make(chan struct{}),
 	}
 	w.idle = sync.NewCond(&w.mu)
 	// The client certificate is looked up at each handshake: the current
@@ -212,6 +216,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 	<-ctx.Done()
 	w.drain()
+	// Say goodbye properly: the session flushes its outbox (results,
+	// releases) and closes its side, so the master reads all of it.
+	close(w.finishing)
+	select {
+	case <-sessionsDone:
+	case <-time.After(3 * time.Second):
+	}
 	stopSessions()
 	<-sessionsDone
 	w.wg.Wait()
@@ -224,7 +235,7 @@ func (w *Worker) connectLoop(ctx context.Context) {
 		start := time.Now()
 		w.renewIfDue(ctx)
 		err := w.session(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || w.isFinishing() {
 			return
 		}
 		if time.Since(start) > 10*time.Second {
@@ -291,6 +302,15 @@ func (w *Worker) drain() {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (w *Worker) isFinishing() bool {
+	select {
+	case <-w.finishing:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -44,8 +44,12 @@ export function between(a: string | undefined, b: string | undefined): number | 
   return Number.isNaN(d) ? undefined : Math.max(0, d);
 }
 
+/**
+ * A job id short enough for a table. Ids begin with their creation time,
+ * so jobs submitted together share a prefix: the end tells them apart.
+ */
 export function shortId(id: string): string {
-  return id.length > 10 ? id.slice(0, 8) : id;
+  return id.length > 10 ? '…' + id.slice(-8) : id;
 }
 
 const verdictNames: Record<string, string> = {

@@ -23,7 +23,7 @@ export function jobPage(id: string): Page {
 
   function renderHead(j: Job): void {
     fill(head,
-      h('h1', null, 'Job ', h('code', { title: j.id }, shortId(j.id)), ' ', h('span', { id: 'job-status' }, badge(j))),
+      h('h1', null, 'Job ', h('code', { class: 'job-id' }, j.id), ' ', h('span', { id: 'job-status' }, badge(j))),
       h('div', { class: 'group' },
         isTerminal(j) ? null : h('button', { id: 'cancel-job', type: 'button', class: 'danger', onclick: cancel }, 'Cancel'),
         j.request ? h('button', { id: 'open-in-editor', type: 'button', class: 'secondary', onclick: edit }, 'Open in editor') : null,
@@ -93,6 +93,7 @@ export function jobPage(id: string): Page {
       h('dl', { class: 'facts wide' },
         h('dt', null, 'Arguments'), h('dd', { id: 'job-args' }, req.args?.length ? h('code', null, joinArgs(req.args)) : '—'),
         h('dt', null, 'Limits'), h('dd', { id: 'job-limits' }, limits)),
+      req.tests?.length ? null : h('h3', null, 'Standard input'),
       req.tests?.length ? null : h('pre', { id: 'job-stdin', class: 'out' + (req.stdin ? '' : ' empty'), 'aria-label': 'Standard input' },
         req.stdin ? text(req.stdin, req.stdin_encoding) : '(no standard input)'),
       req.tests?.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'job-tests' },
