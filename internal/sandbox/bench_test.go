@@ -69,3 +69,21 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSandboxSingleUse is the cost per command when every command
+// gets a freshly built sandbox (Config.SingleUse), prepared in the
+// background while the previous one runs.
+func BenchmarkSandboxSingleUse(b *testing.B) {
+	needRoot(b)
+	l, err := New(Config{Root: b.TempDir(), SingleUse: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	c := &Cmd{Args: []string{"/bin/true"}, Dir: b.TempDir(), Limits: Limits{Wall: 10 * time.Second, MemoryBytes: 256 << 20, Processes: 64}}
+	for b.Loop() {
+		if _, err := l.Exec(context.Background(), c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

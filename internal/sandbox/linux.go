@@ -85,9 +85,29 @@ const (
 	cgroupPrefix   = "grappe-"
 )
 
-// Linux runs each command in its own namespaces, cgroup, uid and seccomp
-// filter; see the package documentation and DESIGN.md. It is safe for
-// concurrent use.
+// Linux runs commands isolated. It is safe for concurrent use.
+//
+// A sandbox is an init process (this binary re-executed, see InitMain) in
+// new pid, mount, network (loopback only), IPC and UTS namespaces, whose
+// root is a small tmpfs with read-only binds of Config.ReadOnly, a
+// made-up /etc core, a minimal /dev, its own /proc (hidepid=2) and a
+// size-capped /tmp. Sandboxes are built ahead of need (PoolSize) and serve
+// commands one at a time; between two commands the init resets what a
+// command can change (init_linux.go), or, with SingleUse, is discarded.
+//
+// For a command, the worker gives the work directory to a uid of its own
+// (fd-relative, never following a link: chown_linux.go), takes an empty
+// cgroup (memory limit with swap off, task limit, CPU accounting), and
+// hands the init the directory as a detached mount (open_tree) with the
+// command's stdio. The init attaches it at /box and forks the command,
+// which joins the cgroup and a cgroup namespace, takes its uid and
+// rlimits and execs with no capability, no_new_privs and the seccomp
+// filter, inherited from the init's forking thread (child_linux.go). When
+// the command's main process exits the init kills everything else in the
+// pid namespace and reports; CPU time, peak memory and OOM kills come from
+// the cgroup, wall time from the worker's clock, and the wall and CPU
+// limits, the output cap and cancellation are enforced by the worker by
+// killing the cgroup (the v1 freezer, or v2's cgroup.kill).
 type Linux struct {
 	cfg      Config
 	log      *slog.Logger

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -434,6 +435,12 @@ func TestLinuxExtraPaths(t *testing.T) {
 	}
 }
 
+// Toolchains of this machine that live under /root.
+const (
+	rustSysroot = "/root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu"
+	pyenvPython = "/root/.pyenv/versions/3.11.7/bin/python3"
+)
+
 // TestLinuxToolchains runs what the runner runs, under the default 256 MB
 // memory limit: counting real memory, not address space, lets the JVM, Go
 // and node start.
@@ -457,6 +464,9 @@ func TestLinuxToolchains(t *testing.T) {
 		{"python", "hello python", []string{"/usr/bin/python3", "-c", "print('hello python')"}, ""},
 		{"go", "hello go", []string{"./hello"}, gobin},
 		{"gcc", "hello c", sh(`printf '#include <stdio.h>\nint main(void){puts("hello c");}\n' > m.c && gcc -O2 -o m m.c && ./m`), ""},
+		// Toolchains under /root, shown by their directory only.
+		{"rust", "hello rust", sh(`printf 'fn main() { println!("hello rust"); }\n' > m.rs && ` + rustSysroot + `/bin/rustc -O -o m m.rs && ./m`), ""},
+		{"pyenv", "hello pyenv", []string{pyenvPython, "-c", "print('hello pyenv')"}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -466,17 +476,126 @@ func TestLinuxToolchains(t *testing.T) {
 			if _, err := os.Stat(tt.args[0]); err != nil && filepath.IsAbs(tt.args[0]) {
 				t.Skip(err)
 			}
+			var ro []string
+			switch tt.name {
+			case "rust":
+				ro = []string{rustSysroot}
+			case "pyenv":
+				ro = []string{filepath.Dir(filepath.Dir(pyenvPython))}
+			}
+			for _, d := range ro {
+				if _, err := os.Stat(d); err != nil {
+					t.Skip(err)
+				}
+			}
 			dir := t.TempDir()
 			if tt.dir != "" {
 				b, _ := os.ReadFile(filepath.Join(tt.dir, "hello"))
 				os.WriteFile(filepath.Join(dir, "hello"), b, 0o755)
 			}
-			o := execOK(t, l, &Cmd{Args: tt.args, Dir: dir, Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir}, Limits: lim})
+			o := execOK(t, l, &Cmd{Args: tt.args, Dir: dir, Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir}, ReadOnlyPaths: ro, Limits: lim})
 			out := string(o.Stdout) + string(o.Stderr)
 			if o.ExitCode != 0 || !strings.Contains(out, tt.want) {
 				t.Errorf("outcome %+v\n%s", o, out)
 			}
 			t.Logf("%s: cpu %v wall %v memory %d KB", tt.name, o.CPU, o.Wall, o.MemoryKB)
 		})
+	}
+}
+
+// TestLinuxRecycle checks that reused cgroups (v1) and sandboxes measure
+// each command on its own.
+func TestLinuxRecycle(t *testing.T) {
+	l := newTestLinux(t, Config{PoolSize: 1})
+	dir := t.TempDir()
+	lim := limits
+	lim.MemoryBytes = 64 << 20
+	// Heavy commands first: CPU, an OOM kill, a large file.
+	o := execOK(t, l, &Cmd{Args: sh(`i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done`), Dir: dir, Limits: lim})
+	if o.CPU < 50*time.Millisecond {
+		t.Fatalf("busy loop used %v", o.CPU)
+	}
+	if _, err := os.Stat("/usr/bin/perl"); err == nil {
+		o = execOK(t, l, &Cmd{Args: []string{"/usr/bin/perl", "-e", `$x = "a" x (100*1024*1024)`}, Dir: dir, Limits: lim})
+		if !o.MemoryLimit {
+			t.Fatalf("no OOM: %+v", o)
+		}
+	}
+	execOK(t, l, &Cmd{Args: sh(`head -c 8000000 /dev/zero > big`), Dir: dir, Limits: lim})
+	created := l.cgSeq.Load()
+	for i := 0; i < 20; i++ {
+		o := execOK(t, l, &Cmd{Args: []string{"/bin/true"}, Dir: dir, Limits: lim})
+		if o.ExitCode != 0 || o.MemoryLimit || o.TimeLimit || o.CPU > 20*time.Millisecond || o.MemoryKB > 4<<10 {
+			t.Errorf("run %d: %+v", i, o)
+		}
+	}
+	if l.Kind() == "cgroup-v1" {
+		if n := l.cgSeq.Load() - created; n > 6 {
+			t.Errorf("%d cgroups created for 20 commands", n)
+		}
+	}
+}
+
+// TestLinuxDeadSandbox kills a prepared sandbox behind the pool's back:
+// the next command runs in another.
+func TestLinuxDeadSandbox(t *testing.T) {
+	l := newTestLinux(t, Config{PoolSize: 1})
+	execOK(t, l, &Cmd{Args: []string{"/bin/true"}, Limits: limits})
+	for _, wait := range []bool{true, false} {
+		s := <-l.pool.slots
+		s.kill()
+		if wait {
+			<-s.exited
+		}
+		l.pool.slots <- s
+		if o := execOK(t, l, &Cmd{Args: sh("echo ok"), Limits: limits}); string(o.Stdout) != "ok\n" {
+			t.Errorf("outcome %+v", o)
+		}
+	}
+}
+
+// TestLinuxClose checks that Close ends every sandbox and goroutine and
+// removes the cgroups.
+func TestLinuxClose(t *testing.T) {
+	needRoot(t)
+	before := runtime.NumGoroutine()
+	l, err := New(Config{Root: t.TempDir(), PoolSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Cmd{
+		{Args: sh("sleep 100 & echo x")},
+		{Args: []string{"/usr/bin/yes"}, Limits: Limits{OutputBytes: 10}},
+		{Args: []string{"/bin/sleep", "100"}, Limits: Limits{Wall: 50 * time.Millisecond}},
+	} {
+		c.Dir = t.TempDir()
+		if _, err := l.Exec(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bases []string
+	switch g := l.cg.(type) {
+	case *cgroupV1:
+		bases = g.bases()
+	case *cgroupV2:
+		bases = []string{g.base}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Exec(context.Background(), &Cmd{Args: []string{"/bin/true"}, Dir: t.TempDir()}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Exec after Close: %v", err)
+	}
+	for _, b := range bases {
+		if _, err := os.Stat(b); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s left: %v", b, err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after, %d before", n, before)
 	}
 }

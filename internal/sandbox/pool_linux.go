@@ -24,10 +24,11 @@ type pool struct {
 
 func newPool(l *Linux, size int) *pool {
 	return &pool{
-		l:       l,
-		size:    size,
-		slots:   make(chan *slot, size),
-		cgroups: make(chan runCgroup, size),
+		l:     l,
+		size:  size,
+		slots: make(chan *slot, size),
+		// Room for the recycled cgroups beyond what the filler makes.
+		cgroups: make(chan runCgroup, 2*size),
 		wake:    make(chan struct{}, 1),
 	}
 }
@@ -65,7 +66,7 @@ func (p *pool) slot() (*slot, error) {
 // served maxRuns commands, is discarded and replaced in the background.
 func (p *pool) putSlot(s *slot, healthy bool) {
 	s.runs++
-	if !healthy {
+	if !healthy || s.dead() {
 		p.discard(s)
 		return
 	}
@@ -149,7 +150,7 @@ func (p *pool) fill() {
 }
 
 func (p *pool) top() error {
-	for len(p.cgroups) < cap(p.cgroups) && !p.l.closed.Load() {
+	for len(p.cgroups) < p.size && !p.l.closed.Load() {
 		cg, err := p.l.newCgroup()
 		if err != nil {
 			return err

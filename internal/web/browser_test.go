@@ -29,13 +29,11 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser tests are not short")
 	}
-	browser := os.Getenv("GRAPPE_CHROMIUM")
-	if browser == "" {
-		for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-			if _, err := os.Stat(p); err == nil {
-				browser = p
-				break
-			}
+	browser := ""
+	for _, p := range []string{os.Getenv("GRAPPE_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); p != "" && err == nil {
+			browser = p
+			break
 		}
 	}
 	if browser == "" {
@@ -56,7 +54,11 @@ func TestBrowser(t *testing.T) {
 	c.WaitLanguage("python")
 	c.WaitLanguage("c")
 	const user, password = "ada", "correct horse battery staple"
+	const plainUser, plainPassword = "bob", "bob's own password"
 	if err := c.Client.AddUser(context.Background(), user, password, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Client.AddUser(context.Background(), plainUser, plainPassword, "user"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -93,6 +95,8 @@ func TestBrowser(t *testing.T) {
 		"GRAPPE_URL="+c.Master.URL(),
 		"GRAPPE_USER="+user,
 		"GRAPPE_PASSWORD="+password,
+		"GRAPPE_PLAIN_USER="+plainUser,
+		"GRAPPE_PLAIN_PASSWORD="+plainPassword,
 		"GRAPPE_CONTROL="+ctlSrv.URL,
 		"GRAPPE_SHOTS="+shots,
 		"GRAPPE_CHROMIUM="+browser,

@@ -6,6 +6,7 @@
 // Environment (set by browser_test.go):
 //   GRAPPE_URL       the master, https://127.0.0.1:PORT
 //   GRAPPE_USER      an admin user of the cluster, GRAPPE_PASSWORD its password
+//   GRAPPE_PLAIN_USER  a user without the admin role, GRAPPE_PLAIN_PASSWORD
 //   GRAPPE_CONTROL   http://127.0.0.1:PORT of the test's control endpoint:
 //                    POST /stop-worker?name=N, /stop-master, /restart-master
 //   GRAPPE_SHOTS     directory for screenshots
@@ -22,6 +23,8 @@ const env = (k, d) => {
 const BASE = env('GRAPPE_URL');
 const USER = env('GRAPPE_USER');
 const PASSWORD = env('GRAPPE_PASSWORD');
+const PLAIN_USER = env('GRAPPE_PLAIN_USER');
+const PLAIN_PASSWORD = env('GRAPPE_PLAIN_PASSWORD');
 const CONTROL = env('GRAPPE_CONTROL');
 const SHOTS = env('GRAPPE_SHOTS', '/tmp/grappe-web-shots');
 const CHROMIUM = env('GRAPPE_CHROMIUM', '/usr/bin/chromium');
@@ -69,33 +72,38 @@ const browser = await chromium.launch({
     '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', '--ignore-certificate-errors',
   ],
 });
-// The cluster CA is the test's own: the browser does not know it.
-const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: DESKTOP });
-
-// Everything the page loads must come from the master (loopback here).
 const foreign = [];
-context.on('request', (req) => {
-  const u = new URL(req.url());
-  if (u.protocol === 'data:' || u.protocol === 'blob:') return;
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname)) foreign.push(req.url());
-});
-// CSP violations, reported from inside the page (the init script runs
-// through the DevTools protocol, outside the page's CSP) and as console
-// messages by chromium itself.
-await context.addInitScript(() => {
-  document.addEventListener('securitypolicyviolation', (e) => {
-    console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`);
-  });
-});
 const cspViolations = [];
 const pageErrors = [];
-const page = await context.newPage();
-page.on('console', (m) => {
-  const t = m.text();
-  if (/Content Security Policy|CSP violation/i.test(t)) cspViolations.push(t);
-  if (m.type() === 'error' || m.type() === 'warning') log(`  [console.${m.type()}] ${t}`);
-});
-page.on('pageerror', (e) => { pageErrors.push(e.message); log(`  [pageerror] ${e.message}`); });
+
+/** A page in a fresh browser context (its own cookies), watched for stray requests, CSP violations and errors. */
+async function newPage() {
+  // The cluster CA is the test's own: the browser does not know it.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: DESKTOP });
+  // Everything the page loads must come from the master (loopback here).
+  context.on('request', (req) => {
+    const u = new URL(req.url());
+    if (u.protocol === 'data:' || u.protocol === 'blob:') return;
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname)) foreign.push(req.url());
+  });
+  // CSP violations, reported from inside the page (the init script runs
+  // through the DevTools protocol, outside the page's CSP) and as console
+  // messages by chromium itself.
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`);
+    });
+  });
+  const p = await context.newPage();
+  p.on('console', (m) => {
+    const t = m.text();
+    if (/Content Security Policy|CSP violation/i.test(t)) cspViolations.push(t);
+    if (m.type() === 'error' || m.type() === 'warning') log(`  [console.${m.type()}] ${t}`);
+  });
+  p.on('pageerror', (e) => { pageErrors.push(e.message); log(`  [pageerror] ${e.message}`); });
+  return p;
+}
+const page = await newPage();
 
 const $ = (sel) => page.locator(sel);
 const textOf = async (sel) => ((await $(sel).first().textContent({ timeout: 1000 })) ?? '').trim();
@@ -178,6 +186,7 @@ await step('log in (a wrong password is refused)', async () => {
   await $('#login-password').fill('not the password');
   await $('#login-submit').click();
   await until('a login error', async () => /wrong/i.test(await textOf('#login-error')));
+  await page.screenshot({ path: join(SHOTS, 'login-desktop.png') });
   await login();
   check(new URL(page.url()).pathname === '/', `after login at ${page.url()}`);
   await $('.cm-content').waitFor();
@@ -352,11 +361,31 @@ await step('logout asks for confirmation and ends the session', async () => {
   await until('back on the dashboard after login', async () => new URL(page.url()).pathname === '/dashboard');
 });
 
+await step('a user who is not an admin: own jobs only, no dashboard', async () => {
+  const p = await newPage();
+  try {
+    await p.goto(BASE + '/jobs');
+    await p.locator('#login-username').fill(PLAIN_USER);
+    await p.locator('#login-password').fill(PLAIN_PASSWORD);
+    await p.locator('#login-submit').click();
+    await p.locator('#jobs-empty').waitFor({ timeout: 10_000 });
+    check(new URL(p.url()).pathname === '/jobs', `after login at ${p.url()}`);
+    check((await p.locator('#jobs-table tbody tr').count()) === 0, `${PLAIN_USER} sees jobs of others`);
+    check((await p.locator('#nav-dashboard').count()) === 0, 'the dashboard is in the menu of a plain user');
+    await p.goto(BASE + '/dashboard');
+    await p.locator('#not-admin').waitFor({ timeout: 10_000 });
+  } finally {
+    await p.context().close();
+  }
+});
+
 await step('the connection indicator turns red when the master stops, green when it is back', async () => {
   await until('green', async () => (await $('#conn').getAttribute('data-state')) === 'up');
+  await until('the dashboard filled in', async () => (await textOf('tr[data-worker="w1"] .w-status')) === 'up');
   await control('stop-master');
   await until('red', async () => (await $('#conn').getAttribute('data-state')) === 'down', 8000);
   check((await textOf('#conn')).includes('unreachable'), `indicator text: ${await textOf('#conn')}`);
+  await until('the dashboard to say it is not up to date', async () => (await textOf('#dash-updated')).startsWith('not updated'));
   await page.screenshot({ path: join(SHOTS, 'disconnected.png') });
   await control('restart-master');
   await until('green again', async () => (await $('#conn').getAttribute('data-state')) === 'up', 15_000);

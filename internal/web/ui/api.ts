@@ -101,7 +101,13 @@ export async function api<T>(method: string, path: string, body?: unknown, opts:
   }
   if (resp.status === 204) return undefined as T;
   let data: any = null;
-  try { data = await resp.json(); } catch { /* not JSON: a proxy's page, say */ }
+  try {
+    data = await resp.json();
+  } catch {
+    // Not JSON: a proxy's error page, or a body cut short by a master
+    // going down. Callers expect an object, so this is an error too.
+    if (resp.ok) throw new ApiError(0, 'unreadable', 'the master\'s answer was cut short');
+  }
   if (!resp.ok) {
     const e = data?.error;
     const err = new ApiError(resp.status, e?.code ?? 'http_' + resp.status, e?.message ?? `${resp.status} ${resp.statusText}`);

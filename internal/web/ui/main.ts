@@ -101,9 +101,7 @@ function render(): void {
     history.replaceState(null, '', '/');
     return render();
   }
-  if (current?.page.el.isConnected) {
-    current.page.dispose?.();
-  }
+  current?.page.dispose?.();
   const page = route(path, new URLSearchParams(location.search));
   current = { path, page };
   renderHeader(path);
@@ -141,6 +139,8 @@ function watchHealth(): void {
     const wasDown = up === false;
     up = ok;
     conn.dataset.state = ok ? 'up' : 'down';
+    // What the page shows is no longer live: say so by dimming it.
+    document.body.classList.toggle('offline', !ok);
     conn.querySelector('.conn-text')!.textContent = ok ? 'connected' : 'master unreachable';
     conn.title = ok ? 'The master answers' : 'The master does not answer; retrying every 2 s';
     if (ok && wasDown) window.dispatchEvent(new Event('grappe:reconnected'));

@@ -80,9 +80,11 @@ export function dashboardPage(): Page {
     const langs = (w.languages ?? []).map((l) => labelOf(l.name)).join(', ');
     setText(c('langs'), langs || '—');
     c('langs').setAttribute('title', (w.languages ?? []).map((l) => `${l.name} ${l.version}`).join('\n'));
-    setMeter(c('slots').firstElementChild!, w.slots ? w.running / w.slots : 0, `${w.running}/${w.slots}`);
-    setMeter(c('cpu').firstElementChild!, w.cpu_percent / 100, pct(w.cpu_percent));
-    setMeter(c('mem').firstElementChild!, w.memory_percent / 100, pct(w.memory_percent));
+    // A lost worker's last load is history, not its load: not shown.
+    const lost = w.status === 'lost';
+    setMeter(c('slots').firstElementChild!, lost || !w.slots ? 0 : w.running / w.slots, lost ? `—/${w.slots}` : `${w.running}/${w.slots}`);
+    setMeter(c('cpu').firstElementChild!, lost ? 0 : w.cpu_percent / 100, lost ? '—' : pct(w.cpu_percent));
+    setMeter(c('mem').firstElementChild!, lost ? 0 : w.memory_percent / 100, lost ? '—' : pct(w.memory_percent));
     setText(c('done'), String(w.jobs_done));
     setText(c('beat'), ago(w.last_heartbeat));
     c('beat').setAttribute('title', when(w.last_heartbeat));

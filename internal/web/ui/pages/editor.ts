@@ -185,8 +185,14 @@ function build(): Page & { destroy(): void } {
       versions.map((v) => h('option', { value: v }, v)));
     versionSel.value = versions.includes(want) ? want : '';
   }
+  let languagesSeen = '';
   async function refreshLanguages(): Promise<void> {
-    languages = (await get<{ languages: Language[] }>('/api/v1/languages')).languages;
+    const list = (await get<{ languages: Language[] }>('/api/v1/languages')).languages;
+    // Rebuilding the menus would close one the user has open: only on change.
+    const seen = JSON.stringify(list);
+    if (seen === languagesSeen) return;
+    languagesSeen = seen;
+    languages = list;
     fillLanguages();
   }
 

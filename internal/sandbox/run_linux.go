@@ -1,0 +1,395 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// execution is one attempt of an Exec and its resources.
+type execution struct {
+	l     *Linux
+	c     *Cmd
+	msg   *runMsg
+	uid   int
+	files []*os.File // passed to the init, in the order of msg's descriptors
+	owned int        // files[:owned] are the execution's to close; -1: all
+	binds []bindSpec // without the mount API
+	cg    runCgroup
+	slot  *slot
+	// sent: the command went to the init. done: every process of the
+	// command is known dead since, so its uid may be reused; healthy: and
+	// the sandbox may serve another command. broken: the sandbox failed.
+	sent, done, healthy, broken bool
+	neverRan                    bool // the sandbox was lost before the command started
+}
+
+func (x *execution) exec(ctx context.Context) (*Outcome, error) {
+	if err := x.prepare(); err != nil {
+		return nil, err
+	}
+	return x.run(ctx)
+}
+
+// release returns or discards what the execution took.
+func (x *execution) release() {
+	x.closeFiles()
+	if x.cg != nil {
+		x.l.pool.putCgroup(x.cg, x.done)
+	}
+	if x.slot != nil {
+		x.l.pool.putSlot(x.slot, !x.broken && (!x.sent || x.done && x.healthy))
+	}
+	if !x.sent || x.done {
+		x.l.uids.put(x.uid)
+	} else {
+		// Cannot happen: supervise ends only with the processes dead.
+		x.l.log.Error("sandbox: uid not released", "uid", x.uid)
+	}
+}
+
+func (x *execution) closeFiles() {
+	if x.owned < 0 {
+		x.owned = len(x.files)
+	}
+	for _, f := range x.files[:x.owned] {
+		if f != nil {
+			f.Close()
+		}
+	}
+	x.files, x.owned = nil, 0
+}
+
+// pipe makes an output pipe: the read end is the worker's, non-blocking
+// and in the poller (read deadlines work); the write end is the command's,
+// blocking as programs expect, and never polled.
+func pipe() (r, w *os.File, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	if err := unix.SetNonblock(p[0], true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, nil, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	// os.NewFile puts a descriptor in the poller only if it is
+	// non-blocking.
+	return os.NewFile(uintptr(p[0]), "output"), os.NewFile(uintptr(p[1]), "output"), nil
+}
+
+// cpuPoll is when to look at the CPU time next: it cannot reach the limit
+// before (limit-used)/CPUs, checked at least every 250 ms (a command
+// cannot use more than its CPUs' time), at most every 2 ms.
+func cpuPoll(limit, used time.Duration) time.Duration {
+	d := (limit - used) / time.Duration(runtime.NumCPU())
+	return min(max(d, 2*time.Millisecond), 250*time.Millisecond)
+}
+
+// prepare gives the work directory to the command's uid and opens what
+// the init needs.
+func (x *execution) prepare() error {
+	dirfd, err := openDirNoFollow(x.c.Dir)
+	if err != nil {
+		return fmt.Errorf("sandbox: work directory: %w", err)
+	}
+	defer unix.Close(dirfd)
+	if err := chownTree(dirfd, x.uid, x.uid); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	stdin, err := stdinFile(x.c.Stdin)
+	if err != nil {
+		return err
+	}
+	x.files = append(x.files, stdin, nil, nil) // stdout, stderr: set in run
+	if err := x.mounts(dirfd); err != nil {
+		return err
+	}
+	if x.cg, err = x.l.pool.cgroup(); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	if err := x.cg.setLimits(x.c.Limits.MemoryBytes, x.c.Limits.Processes); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	// The cgroup's files come last and stay the cgroup's (closeFiles
+	// leaves them).
+	x.owned = len(x.files)
+	dir, files := x.cg.join()
+	if dir != nil {
+		x.msg.CgroupDir = true
+		x.files = append(x.files, dir)
+	}
+	x.msg.CgroupFiles = len(files)
+	x.files = append(x.files, files...)
+	if x.l.mountAPI {
+		x.slot, err = x.l.pool.slot()
+	} else {
+		setup := x.l.setup
+		setup.Binds = x.binds
+		x.slot, err = x.l.startSlot(&setup)
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	return nil
+}
+
+// mounts prepares the work directory at /box and the extra paths: as
+// detached mounts with the mount API, else as binds by path.
+func (x *execution) mounts(dirfd int) error {
+	type mnt struct {
+		src, target string
+		writable    bool
+		fd          int // -1: open by path
+	}
+	list := []mnt{{src: x.c.Dir, target: boxDir, writable: true, fd: dirfd}}
+	for _, p := range x.c.ReadOnlyPaths {
+		if p = filepath.Clean(p); !visible(x.l.root, p) {
+			if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+				return fmt.Errorf("%w: read-only path %s is not a directory", ErrInvalidCmd, p)
+			}
+			list = append(list, mnt{src: p, target: p, fd: -1})
+		}
+	}
+	for _, p := range x.c.WritablePaths {
+		p = filepath.Clean(p)
+		list = append(list, mnt{src: p, target: p, writable: true, fd: -1})
+		// Every command's uid must be able to write there.
+		fd, err := openDirNoFollow(p)
+		if err == nil {
+			err = unix.Fchmod(fd, 0o777)
+			unix.Close(fd)
+		}
+		if err != nil {
+			return fmt.Errorf("sandbox: writable path %s: %w", p, err)
+		}
+	}
+	for _, m := range list {
+		if !x.l.mountAPI {
+			x.binds = append(x.binds, bindSpec{Source: m.src, Target: m.target, Writable: m.writable})
+			continue
+		}
+		var f *os.File
+		var err error
+		if m.fd >= 0 {
+			f, err = openTree(m.fd)
+		} else {
+			var fd int
+			fd, err = unix.OpenTree(unix.AT_FDCWD, m.src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+			if err == nil {
+				f = os.NewFile(uintptr(fd), m.src)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("sandbox: mount %s: %w", m.src, err)
+		}
+		x.files = append(x.files, f)
+		x.msg.Mounts = append(x.msg.Mounts, mountSpec{Target: m.target, Writable: m.writable})
+	}
+	return nil
+}
+
+// run sends the command to the sandbox and supervises it.
+func (x *execution) run(ctx context.Context) (*Outcome, error) {
+	c := x.c
+	outR, outW, err := pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer outR.Close()
+	errR, errW, err := pipe()
+	if err != nil {
+		outW.Close()
+		return nil, err
+	}
+	defer errR.Close()
+	x.files[1], x.files[2] = outW, errW
+	x.msg.UID, x.msg.GID = x.uid, x.uid
+
+	start := time.Now()
+	req := x.msg.marshal()
+	err = x.slot.send(req, x.files)
+	if err != nil && !errors.Is(err, ErrInvalidCmd) && x.l.mountAPI {
+		// The prepared sandbox died while idle (killed, or its reset
+		// failed): nothing ran. Once more, with another.
+		x.l.pool.putSlot(x.slot, false)
+		if x.slot, err = x.l.pool.slot(); err == nil {
+			err = x.slot.send(req, x.files)
+		}
+	}
+	x.closeFiles() // the init has its copies; EOF comes when its processes are gone
+	if err != nil {
+		x.broken = true
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	x.sent = true
+
+	var mu sync.Mutex
+	onOutput := c.OnOutput
+	if onOutput != nil {
+		onOutput = func(stream string, data []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			c.OnOutput(stream, data)
+		}
+	}
+	capHit := make(chan struct{}, 2)
+	stdout := &capture{stream: "stdout", max: c.Limits.OutputBytes, onOutput: onOutput, capHit: capHit}
+	stderr := &capture{stream: "stderr", max: c.Limits.OutputBytes, onOutput: onOutput, capHit: capHit}
+	var readers sync.WaitGroup
+	readers.Go(func() { stdout.read(outR) })
+	readers.Go(func() { stderr.read(errR) })
+
+	sv := x.supervise(ctx, capHit)
+	wall := time.Since(start)
+
+	// Every process is dead by now; the pipes' EOF is immediate.
+	deadline := time.Now().Add(outputGrace)
+	outR.SetReadDeadline(deadline)
+	errR.SetReadDeadline(deadline)
+	readers.Wait()
+
+	if sv.cancelled != nil {
+		return nil, sv.cancelled
+	}
+	if sv.err != nil {
+		return nil, sv.err
+	}
+	r := sv.reply
+	if r.Err != "" {
+		if r.Exec {
+			return nil, fmt.Errorf("%w: %s: %w", ErrExec, c.Args[0], syscall.Errno(r.Errno))
+		}
+		return nil, fmt.Errorf("sandbox: %s", r.Err)
+	}
+	st, err := x.cg.stats()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	o := &Outcome{
+		Stdout:          stdout.buf,
+		Stderr:          stderr.buf,
+		OutputTruncated: stdout.truncated || stderr.truncated,
+		Wall:            wall,
+		CPU:             st.CPU,
+		MemoryKB:        st.PeakBytes / 1024,
+		TimeLimit:       sv.timedOut,
+		MemoryLimit:     st.OOMKills > 0,
+	}
+	if o.MemoryKB == 0 {
+		o.MemoryKB = r.MaxRSSKB
+	}
+	ws := unix.WaitStatus(r.Status)
+	switch {
+	case ws.Signaled():
+		o.Signal = unix.SignalName(ws.Signal())
+		if o.Signal == "" {
+			o.Signal = fmt.Sprintf("SIG%d", int(ws.Signal()))
+		}
+		o.ExitCode = 128 + int(ws.Signal())
+		if ws.Signal() == unix.SIGXCPU {
+			o.TimeLimit = true
+		}
+	default:
+		o.ExitCode = ws.ExitStatus()
+	}
+	if c.Limits.CPU > 0 && o.CPU > c.Limits.CPU {
+		o.TimeLimit = true
+	}
+	return o, nil
+}
+
+// supervision is how a command's supervision ended.
+type supervision struct {
+	reply     replyMsg
+	timedOut  bool
+	cancelled error
+	err       error
+}
+
+// supervise waits for the init's report while enforcing the wall and CPU
+// limits, the output cap and ctx: each kills the command's cgroup, and the
+// report follows. An init that does not report is killed with its whole
+// sandbox.
+func (x *execution) supervise(ctx context.Context, capHit <-chan struct{}) (sv supervision) {
+	lim := &x.c.Limits
+	var wallC, cpuC, graceC <-chan time.Time
+	if d := wallLimit(lim); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		wallC = t.C
+	}
+	var cpuTimer *time.Timer
+	if lim.CPU > 0 {
+		cpuTimer = time.NewTimer(cpuPoll(lim.CPU, 0))
+		defer cpuTimer.Stop()
+		cpuC = cpuTimer.C
+	}
+	killed := false
+	kill := func() {
+		if killed {
+			return
+		}
+		killed = true
+		if err := x.cg.kill(); err != nil {
+			x.l.log.Warn("sandbox: cgroup kill failed; killing the sandbox", "err", err)
+			x.slot.kill()
+		}
+		t := time.NewTimer(killGrace)
+		graceC = t.C
+	}
+	done := ctx.Done()
+	for {
+		select {
+		case r, ok := <-x.slot.replies:
+			if ok {
+				sv.reply = r
+				x.done = true
+				x.healthy = !r.Fatal
+				return sv
+			}
+			// The init died: its namespace, and every process of the
+			// command with it, is gone.
+			<-x.slot.exited
+			x.done = true
+			if !killed {
+				sv.err = errSandboxLost
+				used, err := x.cg.cpu()
+				x.neverRan = err == nil && used == 0
+			} else {
+				sv.reply = replyMsg{Status: int(syscall.SIGKILL)} // as killed
+			}
+			return sv
+		case <-wallC:
+			sv.timedOut = true
+			kill()
+		case <-cpuC:
+			used, err := x.cg.cpu()
+			if err != nil || used >= lim.CPU {
+				sv.timedOut = err == nil
+				kill()
+				continue
+			}
+			cpuTimer.Reset(cpuPoll(lim.CPU, used))
+		case <-capHit:
+			kill()
+		case <-done:
+			sv.cancelled = ctx.Err()
+			done = nil
+			kill()
+		case <-graceC:
+			graceC = nil
+			x.slot.kill()
+		}
+	}
+}
