@@ -187,6 +187,16 @@ type Worker struct {
 	ConnectedAt   time.Time         `json:"connected_at"`
 	Sandbox       string            `json:"sandbox"`
 	Version       string            `json:"version,omitempty"`
+	// StartedBy is set for a worker the autoscaler started: which
+	// provisioner, and why.
+	StartedBy *WorkerOrigin `json:"started_by,omitempty"`
+}
+
+// WorkerOrigin says who started a worker and why.
+type WorkerOrigin struct {
+	Provisioner string    `json:"provisioner"` // "local" or "exec"
+	Reason      string    `json:"reason"`
+	StartedAt   time.Time `json:"started_at"`
 }
 
 // WorkerList is the body of GET /api/v1/workers.
@@ -357,4 +367,67 @@ type APIToken struct {
 // APITokenList is the body of GET /api/v1/tokens.
 type APITokenList struct {
 	Tokens []APIToken `json:"tokens"`
+}
+
+// Autoscaler is the body of GET /api/v1/autoscaler (admin): the policy,
+// how many started workers it wants and has, the workers it started and
+// its recent decisions.
+type Autoscaler struct {
+	Enabled     bool             `json:"enabled"`
+	Provisioner string           `json:"provisioner,omitempty"`
+	Policy      *AutoscalePolicy `json:"policy,omitempty"`
+	// Desired is how many started workers the policy wants; Actual how
+	// many are connected and taking jobs.
+	Desired int `json:"desired"`
+	Actual  int `json:"actual"`
+	// Languages are what started workers run, as configured or learned;
+	// empty until one has joined.
+	Languages []string `json:"languages,omitempty"`
+	// Held says why a scale-up the load asks for is not happening.
+	Held          string              `json:"held,omitempty"`
+	StartFailures int                 `json:"start_failures"`
+	BackoffUntil  *time.Time          `json:"backoff_until,omitempty"`
+	Workers       []AutoscaledWorker  `json:"workers"`
+	Decisions     []AutoscaleDecision `json:"decisions"` // newest first
+}
+
+// AutoscalePolicy is the autoscaler's policy; durations in milliseconds.
+type AutoscalePolicy struct {
+	Min                int      `json:"min"`
+	Max                int      `json:"max"`
+	MaxJobs            int      `json:"max_jobs"` // slots of a started worker
+	WaitMs             int64    `json:"wait_ms"`
+	BacklogMs          int64    `json:"backlog_ms"`
+	IdleMs             int64    `json:"idle_ms"`
+	UpCooldownMs       int64    `json:"up_cooldown_ms"`
+	DownCooldownMs     int64    `json:"down_cooldown_ms"`
+	MaxStartsPerMinute int      `json:"max_starts_per_minute"`
+	JoinTimeoutMs      int64    `json:"join_timeout_ms"`
+	Languages          []string `json:"languages,omitempty"`
+}
+
+// AutoscaledWorker is a worker the autoscaler started. Phase is starting,
+// up, draining or stopping; State is its provisioner's view: running,
+// restarting (it died and is restarted after a backoff) or failed.
+type AutoscaledWorker struct {
+	Name      string     `json:"name"`
+	Phase     string     `json:"phase"`
+	State     string     `json:"state,omitempty"`
+	Reason    string     `json:"reason"`
+	StartedAt time.Time  `json:"started_at"`
+	IdleSince *time.Time `json:"idle_since,omitempty"`
+	Restarts  int        `json:"restarts"`
+	PID       int        `json:"pid,omitempty"`
+	Log       string     `json:"log,omitempty"`
+	Error     string     `json:"error,omitempty"`
+}
+
+// AutoscaleDecision is one decision of the autoscaler. Action is start,
+// drain, undrain, stop, fail (a start failed) or hold (a scale-up the load
+// asks for and the policy holds back, with why).
+type AutoscaleDecision struct {
+	Time   time.Time `json:"time"`
+	Action string    `json:"action"`
+	Worker string    `json:"worker,omitempty"`
+	Reason string    `json:"reason"`
 }

@@ -303,3 +303,31 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Fatalf("%d jobs stored for two keys", after-before)
 	}
 }
+
+func TestLateEventStreamReplaysOutput(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 1, Languages: []string{"bash"}}}})
+	c.WaitLanguage("bash")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo early; echo err >&2; sleep 1; echo late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, c, job.ID)
+	time.Sleep(300 * time.Millisecond) // "early" is out before we connect
+	// stdout and stderr are separate pipes: only the order inside each
+	// stream is defined.
+	out := map[string]string{}
+	err = c.Client.Events(ctx, job.ID, func(ev api.Event) error {
+		if ev.Type == "output" {
+			out[ev.Stream] += ev.Data
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["stdout"] != "early\nlate\n" || out["stderr"] != "err\n" {
+		t.Fatalf("a late stream saw %q", out)
+	}
+}

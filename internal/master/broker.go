@@ -14,10 +14,60 @@ import (
 type broker struct {
 	mu   sync.Mutex
 	subs map[string]map[chan api.Event]bool // value: wants events
+	// backlog keeps the output a running attempt has written so far, so a
+	// stream that connects late (a page opened after Run) still shows it
+	// from the start. Bounded per job; cleared when the job ends or a new
+	// attempt starts.
+	backlog map[string]*outputLog
+}
+
+// backlogMax bounds the output kept per running job.
+const backlogMax = 64 << 10
+
+type outputLog struct {
+	attempt int32
+	size    int
+	chunks  []api.Event
 }
 
 func newBroker() *broker {
-	return &broker{subs: make(map[string]map[chan api.Event]bool)}
+	return &broker{subs: make(map[string]map[chan api.Event]bool), backlog: make(map[string]*outputLog)}
+}
+
+// output records a chunk of a running attempt's output and sends it to the
+// job's event subscribers.
+func (b *broker) output(id string, attempt int32, stream string, data []byte) {
+	text, enc := encodeOutput(data)
+	ev := api.Event{Type: "output", Stream: stream, Data: text, Encoding: enc}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := b.backlog[id]
+	if l != nil && attempt < l.attempt {
+		return // a stale attempt still talking
+	}
+	if l == nil || attempt > l.attempt {
+		l = &outputLog{attempt: attempt}
+		b.backlog[id] = l
+	}
+	if attempt == l.attempt && l.size+len(data) <= backlogMax {
+		l.size += len(data)
+		// Merge with the previous chunk of the same stream, so a replay
+		// is a few events, not thousands.
+		if n := len(l.chunks); n > 0 && enc == "" && l.chunks[n-1].Stream == stream && l.chunks[n-1].Encoding == "" {
+			l.chunks[n-1].Data += text
+		} else {
+			l.chunks = append(l.chunks, ev)
+		}
+	}
+	for ch, events := range b.subs[id] {
+		if !events {
+			continue
+		}
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
 }
 
 func (b *broker) subscribe(id string, events bool) (<-chan api.Event, func()) {
@@ -29,6 +79,14 @@ func (b *broker) subscribe(id string, events bool) (<-chan api.Event, func()) {
 		b.subs[id] = set
 	}
 	set[ch] = events
+	if l := b.backlog[id]; events && l != nil {
+		for _, ev := range l.chunks {
+			select {
+			case ch <- ev:
+			default:
+			}
+		}
+	}
 	b.mu.Unlock()
 	return ch, func() {
 		b.mu.Lock()
@@ -80,4 +138,12 @@ func (b *broker) finish(id string) {
 		close(ch)
 	}
 	delete(b.subs, id)
+	delete(b.backlog, id)
+}
+
+// forget drops a job's backlog (its attempt was re-queued).
+func (b *broker) forget(id string) {
+	b.mu.Lock()
+	delete(b.backlog, id)
+	b.mu.Unlock()
 }

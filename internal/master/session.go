@@ -270,11 +270,10 @@ func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) 
 }
 
 func (m *Master) output(o *clusterpb.Output) {
-	if o.Attempt == nil || !m.broker.hasSubscribers(o.Attempt.JobId) {
+	if o.Attempt == nil {
 		return
 	}
-	data, enc := encodeOutput(o.Data)
-	m.broker.publish(o.Attempt.JobId, api.Event{Type: "output", Stream: o.Stream, Data: data, Encoding: enc})
+	m.broker.output(o.Attempt.JobId, o.Attempt.Attempt, o.Stream, o.Data)
 }
 
 // recordResult stores a worker's result for (job, attempt) exactly once.

@@ -221,6 +221,7 @@ func (m *Master) requeue(ctx context.Context, id string, n int, reason string) {
 		m.queue.Push(lj.sched)
 	}
 	m.mu.Unlock()
+	m.broker.forget(id)
 	m.log.Info("job requeued", "job", id, "attempt", n, "reason", reason)
 	m.publishState(ctx, id)
 	m.kick()
