@@ -133,7 +133,9 @@ func TestFairShareBetweenUsers(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if j.StartedAt.Before(*bj.StartedAt) {
+			// Alice's jobs that started while Bob's was waiting: some
+			// of hers may have started before he even submitted.
+			if j.StartedAt.After(bj.CreatedAt) && j.StartedAt.Before(*bj.StartedAt) {
 				mu.Lock()
 				before++
 				mu.Unlock()
@@ -141,10 +143,10 @@ func TestFairShareBetweenUsers(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if before > 3 {
-		t.Fatalf("%d of alice's jobs started before bob's single job; round robin allows about 1", before)
+	if before > 1 {
+		t.Fatalf("%d of alice's jobs started while bob's single job waited; round robin allows one at most", before)
 	}
-	t.Logf("alice's jobs started before bob's: %d of 40", before)
+	t.Logf("alice's jobs started while bob's waited: %d of 40", before)
 }
 
 func TestQueueCapAndRateLimits(t *testing.T) {
