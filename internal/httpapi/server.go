@@ -47,6 +47,9 @@ type Service interface {
 	// Drain stops (drain false: resumes) placing jobs on a worker.
 	Drain(ctx context.Context, name string, drain bool) (*api.Worker, error)
 	Cluster(ctx context.Context) (*api.Cluster, error)
+	// Autoscaler is the autoscaler's policy, state and recent decisions
+	// (Enabled false when it is off).
+	Autoscaler(ctx context.Context) *api.Autoscaler
 }
 
 // OwnerJobs counts one owner's jobs.
@@ -130,6 +133,10 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /api/v1/worker-identities", s.admin(s.workerIdentities))
 	mux.Handle("POST /api/v1/join-token/rotate", s.admin(s.rotateJoinToken))
 	mux.Handle("GET /api/v1/cluster", s.authed(s.cluster))
+	mux.Handle("GET /api/v1/autoscaler", s.admin(func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+		writeJSON(w, http.StatusOK, s.Service.Autoscaler(r.Context()))
+		return nil
+	}))
 	if cfg.Users != nil {
 		mux.HandleFunc("POST /api/v1/login", s.login)
 		mux.Handle("POST /api/v1/users", s.admin(s.addUser))

@@ -42,19 +42,9 @@ func setCookie(w http.ResponseWriter, name, value string, httpOnly bool, maxAge 
 
 // createSession logs in with a password and sets the session cookies.
 func (s *server) createSession(w http.ResponseWriter, r *http.Request) {
-	var req api.LoginRequest
-	if err := s.decode(w, r, &req); err != nil {
-		writeError(w, s.Logger, r, err)
-		return
-	}
-	if err := s.throttleLogin(r, req.Username); err != nil {
-		writeError(w, s.Logger, r, err)
-		return
-	}
-	token, err := s.Users.Login(r.Context(), req.Username, req.Password)
+	token, err := s.passwordLogin(w, r, "web")
 	if err != nil {
-		s.Logger.Warn("login failed", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", "web")
-		writeError(w, s.Logger, r, userError(err))
+		writeError(w, s.Logger, r, err)
 		return
 	}
 	p, err := s.Auth.Authenticate(r.Context(), token)
@@ -65,7 +55,6 @@ func (s *server) createSession(w http.ResponseWriter, r *http.Request) {
 	csrf := newCSRF()
 	setCookie(w, sessionCookie, token, true, sessionMaxAge)
 	setCookie(w, csrfCookie, csrf, false, sessionMaxAge)
-	s.Logger.Info("login", "audit", true, "user", p.User, "addr", r.RemoteAddr, "via", "web")
 	writeJSON(w, http.StatusOK, api.Session{Username: p.User, Role: p.Role, CSRFToken: csrf})
 }
 

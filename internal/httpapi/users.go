@@ -55,23 +55,31 @@ func (s *server) throttleLogin(r *http.Request, username string) error {
 	return nil
 }
 
-func (s *server) login(w http.ResponseWriter, r *http.Request) {
+// passwordLogin decodes a login, throttles it, checks the password and
+// returns a new token; via says where it came from, for the audit lines.
+func (s *server) passwordLogin(w http.ResponseWriter, r *http.Request, via string) (string, error) {
 	var req api.LoginRequest
 	if err := s.decode(w, r, &req); err != nil {
-		writeError(w, s.Logger, r, err)
-		return
+		return "", err
 	}
 	if err := s.throttleLogin(r, req.Username); err != nil {
-		writeError(w, s.Logger, r, err)
-		return
+		return "", err
 	}
 	token, err := s.Users.Login(r.Context(), req.Username, req.Password)
 	if err != nil {
-		s.Logger.Warn("login failed", "audit", true, "user", req.Username, "addr", r.RemoteAddr)
-		writeError(w, s.Logger, r, userError(err))
+		s.Logger.Warn("login failed", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", via)
+		return "", userError(err)
+	}
+	s.Logger.Info("login", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", via)
+	return token, nil
+}
+
+func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	token, err := s.passwordLogin(w, r, "api")
+	if err != nil {
+		writeError(w, s.Logger, r, err)
 		return
 	}
-	s.Logger.Info("login", "audit", true, "user", req.Username, "addr", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, api.LoginResponse{Token: token})
 }
 
