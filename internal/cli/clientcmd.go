@@ -73,6 +73,19 @@ func (cf *connFlags) client() (*client.Client, error) {
 	return client.New(cfg)
 }
 
+// runE wraps a command body that talks to the master: it resolves the
+// connection, opens the client and closes it afterwards.
+func (cf *connFlags) runE(body func(cmd *cobra.Command, args []string, c *client.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := cf.client()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return body(cmd, args, c)
+	}
+}
+
 // terminalFD returns the file descriptor behind v when it is a terminal.
 func terminalFD(v any) (int, bool) {
 	f, ok := v.(*os.File)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/grappe/grappe/client"
 	"io"
 	"strconv"
 	"strings"
@@ -21,12 +22,7 @@ func newStatusCmd() *cobra.Command {
 	}
 	cf := addConnFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the job as JSON")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer c.Close()
+	cmd.RunE = cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 		job, err := c.Job(cmd.Context(), args[0])
 		if err != nil {
 			return err
@@ -35,7 +31,7 @@ func newStatusCmd() *cobra.Command {
 			return emitJSON(cmd.OutOrStdout(), job)
 		}
 		return printJobSummary(cmd.OutOrStdout(), job, time.Now())
-	}
+	})
 	return cmd
 }
 
@@ -100,12 +96,7 @@ func newCancelCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 	}
 	cf := addConnFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer c.Close()
+	cmd.RunE = cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 		job, err := c.Cancel(cmd.Context(), args[0])
 		if err != nil {
 			return err
@@ -116,7 +107,7 @@ func newCancelCmd() *cobra.Command {
 		}
 		_, err = fmt.Fprintf(cmd.OutOrStdout(), "job %s: %s\n", args[0], status)
 		return err
-	}
+	})
 	return cmd
 }
 
@@ -135,12 +126,7 @@ func newJobsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "", "only jobs with this status (queued, running, done, cancelled, failed)")
 	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many jobs")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the jobs as JSON")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer c.Close()
+	cmd.RunE = cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 		jobs, err := c.Jobs(cmd.Context(), status, limit)
 		if err != nil {
 			return err
@@ -160,7 +146,7 @@ func newJobsCmd() *cobra.Command {
 				j.Language, dashIfEmpty(j.Owner), dashIfEmpty(j.Worker), sinceString(now, j.CreatedAt), wall)
 		}
 		return tw.Flush()
-	}
+	})
 	return cmd
 }
 
@@ -177,24 +163,14 @@ func newWorkersCmd() *cobra.Command {
 		Use:   "revoke NAME",
 		Short: "Revoke a worker's certificate and disconnect it (admin); rotate the join token too to keep it out",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			return c.RevokeWorker(cmd.Context(), args[0])
-		},
+		}),
 	}, &cobra.Command{
 		Use:   "identities",
 		Short: "List the worker certificates the master issued (admin)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			ids, err := c.WorkerIdentities(cmd.Context())
 			if err != nil {
 				return err
@@ -209,7 +185,7 @@ func newWorkersCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id.Name, id.Serial, id.CreatedAt.Local().Format(time.DateTime), id.ExpiresAt.Local().Format(time.DateOnly), revoked)
 			}
 			return tw.Flush()
-		},
+		}),
 	})
 	for _, action := range []string{"drain", "undrain"} {
 		short := "Stop placing new jobs on a worker; its running jobs finish (admin)"
@@ -220,12 +196,7 @@ func newWorkersCmd() *cobra.Command {
 			Use:   action + " NAME",
 			Short: short,
 			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := cf.client()
-				if err != nil {
-					return err
-				}
-				defer c.Close()
+			RunE: cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 				set := c.Drain
 				if action == "undrain" {
 					set = c.Undrain
@@ -236,15 +207,10 @@ func newWorkersCmd() *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (%d running)\n", w.Name, w.Status, w.Running)
 				return nil
-			},
+			}),
 		})
 	}
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer c.Close()
+	cmd.RunE = cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 		workers, err := c.Workers(cmd.Context())
 		if err != nil {
 			return err
@@ -253,13 +219,13 @@ func newWorkersCmd() *cobra.Command {
 			return emitJSON(cmd.OutOrStdout(), api.WorkerList{Workers: workers})
 		}
 		return printWorkers(cmd.OutOrStdout(), workers, time.Now())
-	}
+	})
 	return cmd
 }
 
 func printWorkers(w io.Writer, workers []api.Worker, now time.Time) error {
 	tw := tableWriter(w)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tSANDBOX\tSLOTS\tCPU\tMEM\tDONE\tLANGUAGES\tHEARTBEAT")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tSANDBOX\tSLOTS\tCPU\tMEM\tDONE\tLANGUAGES\tHEARTBEAT\tSTARTED BY")
 	for _, wk := range workers {
 		sandbox := dashIfEmpty(wk.Sandbox)
 		if wk.Sandbox == "none" {
@@ -271,9 +237,15 @@ func printWorkers(w io.Writer, workers []api.Worker, now time.Time) error {
 		for _, l := range wk.Languages {
 			langs = append(langs, strings.TrimSpace(l.Name+" "+l.Version))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%.0f%%\t%d\t%s\t%s\n", wk.Name, wk.Status, sandbox,
+		// Who started it and why: the autoscaler's provisioner and
+		// reason, or "-" for a worker started by hand.
+		origin := "-"
+		if o := wk.StartedBy; o != nil {
+			origin = "autoscaler (" + o.Provisioner + "): " + o.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%.0f%%\t%d\t%s\t%s\t%s\n", wk.Name, wk.Status, sandbox,
 			wk.Running, wk.Slots, wk.CPUPercent, wk.MemoryPercent, wk.JobsDone,
-			dashIfEmpty(strings.Join(langs, ", ")), sinceString(now, wk.LastHeartbeat))
+			dashIfEmpty(strings.Join(langs, ", ")), sinceString(now, wk.LastHeartbeat), origin)
 	}
 	return tw.Flush()
 }
@@ -287,12 +259,7 @@ func newLanguagesCmd() *cobra.Command {
 	}
 	cf := addConnFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the languages as JSON")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer c.Close()
+	cmd.RunE = cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 		langs, err := c.Languages(cmd.Context())
 		if err != nil {
 			return err
@@ -312,6 +279,6 @@ func newLanguagesCmd() *cobra.Command {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", l.Name, dashIfEmpty(l.Version), l.Workers, dashIfEmpty(strings.Join(others, ", ")))
 		}
 		return tw.Flush()
-	}
+	})
 	return cmd
 }

@@ -144,12 +144,7 @@ func newUserListCmd(cf *connFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the users as JSON")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer c.Close()
+	cmd.RunE = cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 		users, err := c.Users(cmd.Context())
 		if err != nil {
 			return err
@@ -164,7 +159,7 @@ func newUserListCmd(cf *connFlags) *cobra.Command {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Username, u.Role, sinceString(now, u.CreatedAt))
 		}
 		return tw.Flush()
-	}
+	})
 	return cmd
 }
 
@@ -174,18 +169,13 @@ func newUserRemoveCmd(cf *connFlags) *cobra.Command {
 		Aliases: []string{"rm"},
 		Short:   "Remove a user and their tokens (admin)",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if err := c.RemoveUser(cmd.Context(), args[0]); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "user %s removed\n", args[0])
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "user %s removed\n", args[0])
 			return err
-		},
+		}),
 	}
 }
 
@@ -194,12 +184,7 @@ func newUserPasswdCmd(cf *connFlags) *cobra.Command {
 		Use:   "passwd NAME",
 		Short: "Set a user's password (yours, or anyone's for an admin)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: cf.runE(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			pw, err := newPassword(newSecretReader(cmd), args[0])
 			if err != nil {
 				return err
@@ -209,6 +194,6 @@ func newUserPasswdCmd(cf *connFlags) *cobra.Command {
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", args[0])
 			return err
-		},
+		}),
 	}
 }

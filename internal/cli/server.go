@@ -32,6 +32,7 @@ type masterFlags struct {
 	heartbeat, workerTimeout    time.Duration
 	placementTimeout            time.Duration
 	maxCPU, maxMem              float64
+	autoscale                   autoscaleFlags
 }
 
 func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault string) {
@@ -51,6 +52,7 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.Float64Var(&f.maxCPU, "max-cpu", 100, "give no new job to workers above this CPU percent (100: never skip)")
 	fl.Float64Var(&f.maxMem, "max-mem", 95, "give no new job to workers above this memory percent")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.autoscale.register(fl)
 }
 
 func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Config {
@@ -60,6 +62,7 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		Catalogue: cat, Synchronous: f.sync,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, Logger: log,
+		Autoscale: f.autoscale.config(f.catalogue, f.logLevel),
 	}
 }
 
@@ -141,6 +144,12 @@ func newUpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// With an autoscaler, its workers replace the fixed ones
+			// unless --workers asks for both.
+			if f.autoscale.mode != "" && !cmd.Flags().Changed("workers") {
+				workers = 0
+			}
+			f.autoscale.noSandbox = insecure
 			m, err := master.New(f.config(log, cat))
 			if err != nil {
 				return err
@@ -172,6 +181,9 @@ func newUpCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			data, _ := filepath.Abs(f.data)
 			fmt.Fprintf(out, "grappe is serving %s (%d workers × %d slots)\n", m.URL(), workers, maxJobs)
+			if a := f.autoscale; a.mode != "" {
+				fmt.Fprintf(out, "autoscaler: %s workers of %d slots, %d to %d\n", a.mode, a.maxJobs, a.min, a.max)
+			}
 			fmt.Fprintf(out, "admin token: %s\n", filepath.Join(data, master.AdminTokenFile))
 			fmt.Fprintf(out, "use it with:\n  export GRAPPE_ADDR=%s GRAPPE_CA=%s GRAPPE_TOKEN=$(cat %s)\n",
 				m.URL(), filepath.Join(data, master.CAFile), filepath.Join(data, master.AdminTokenFile))
