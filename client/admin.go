@@ -54,6 +54,17 @@ func (c *Client) Cluster(ctx context.Context) (*api.Cluster, error) {
 	return &out, nil
 }
 
+// Autoscaler returns the autoscaler's policy, desired and actual workers,
+// the workers it started and its recent decisions (admin only). Enabled is
+// false when the master runs without one.
+func (c *Client) Autoscaler(ctx context.Context) (*api.Autoscaler, error) {
+	var out api.Autoscaler
+	if err := c.do(ctx, http.MethodGet, "/api/v1/autoscaler", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Clients lists the API clients seen recently, with their jobs (admin
 // only).
 func (c *Client) Clients(ctx context.Context) ([]api.Client, error) {

@@ -96,10 +96,12 @@ type Autoscaler struct {
 	cfg  Config
 	log  *slog.Logger
 	prov Provisioner
-	wg   sync.WaitGroup // starts and stops in progress
+	wg   sync.WaitGroup   // starts and stops in progress
+	now  func() time.Time // the clock; a fake one in tests
 
 	mu        sync.Mutex
-	actx      context.Context // of starts and stops; ends with Run
+	startCtx  context.Context // of starts; cancelled when Run ends
+	stopCtx   context.Context // of stops; ShutdownTimeout after Run ends
 	insts     map[string]*inst
 	profiles  map[string]Profile // by worker name, kept after it left
 	past      map[string]bool
@@ -150,18 +152,20 @@ func New(cfg Config) (*Autoscaler, error) {
 	}
 	return &Autoscaler{
 		cfg: cfg, log: cfg.Logger.With("component", "autoscale"), prov: cfg.Provisioner,
-		actx:  context.Background(),
+		startCtx: context.Background(), stopCtx: context.Background(),
 		insts: map[string]*inst{}, profiles: map[string]Profile{}, past: map[string]bool{},
-		decisions: ring{max: 200},
+		decisions: ring{max: 200}, now: time.Now,
 	}, nil
 }
 
 // Run observes and acts every Interval until ctx ends, then stops the
 // workers it started (they drain) within ShutdownTimeout.
 func (a *Autoscaler) Run(ctx context.Context) error {
-	actx, cancel := context.WithCancel(context.Background())
+	startCtx, cancelStarts := context.WithCancel(context.Background())
+	stopCtx, cancelStops := context.WithCancel(context.Background())
+	defer cancelStops()
 	a.mu.Lock()
-	a.actx = actx
+	a.startCtx, a.stopCtx = startCtx, stopCtx
 	a.mu.Unlock()
 	p := a.cfg.Policy
 	a.log.Info("autoscaler running", "provisioner", a.prov.Kind(), "min", p.Min, "max", p.Max,
@@ -169,11 +173,17 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 	t := time.NewTicker(a.cfg.Interval)
 	defer t.Stop()
 	for {
-		a.tick(ctx, time.Now())
+		if ctx.Err() == nil {
+			a.tick(ctx, a.now())
+		}
 		select {
 		case <-ctx.Done():
-			cancel() // abandon starts in progress
+			// Starts in progress are abandoned; stops in progress (of
+			// drained workers) get the shutdown time to finish.
+			cancelStarts()
+			timer := time.AfterFunc(a.cfg.ShutdownTimeout, cancelStops)
 			a.wg.Wait()
+			timer.Stop()
 			a.stopAll()
 			return nil
 		case <-t.C:
@@ -184,18 +194,15 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 // tick is one round: observe, decide, act.
 func (a *Autoscaler) tick(ctx context.Context, now time.Time) {
 	queue, workers := a.cfg.Cluster.Snapshot()
-	listed := a.prov.List()
 	a.mu.Lock()
+	// Listed under a.mu, after any start that a.mu says has returned: a
+	// worker just started is then in the list. (Provisioners never call
+	// back into the autoscaler, so this cannot deadlock.)
+	listed := a.prov.List()
 	in, undrain := a.observe(now, queue, workers, listed)
 	plan := decide(in)
 	a.backlog = plan.BacklogSince
 	a.desired, a.actual = plan.Desired, plan.Actual
-	if plan.Held != a.held {
-		a.held = plan.Held
-		if plan.Held != "" {
-			a.record(now, Action{Kind: ActHold, Reason: plan.Held})
-		}
-	}
 	a.mu.Unlock()
 	for _, name := range undrain {
 		// A worker of ours that joins drained inherited the drain of an
@@ -207,6 +214,15 @@ func (a *Autoscaler) tick(ctx context.Context, now time.Time) {
 	for _, act := range plan.Actions {
 		a.apply(ctx, now, act)
 	}
+	// A hold is recorded when its reason changes, not at every round.
+	a.mu.Lock()
+	if plan.Held != a.held {
+		a.held = plan.Held
+		if plan.Held != "" {
+			a.record(now, Action{Kind: ActHold, Reason: plan.Held})
+		}
+	}
+	a.mu.Unlock()
 }
 
 // observe updates what the autoscaler knows of its workers from the
@@ -259,7 +275,9 @@ func (a *Autoscaler) observe(now time.Time, queue []QueuedJob, workers []WorkerS
 		case i.absentSince.IsZero():
 			i.absentSince = now
 		}
-		if connected {
+		// A worker that announces nothing yet (its self-tests run)
+		// teaches nothing: an empty profile would say "runs nothing".
+		if connected && len(w.Languages) > 0 {
 			a.profiles[i.name] = Profile{Languages: w.Languages, Labels: w.Labels}
 		}
 		m := Managed{Name: i.name, Phase: i.phase, StartedAt: i.startedAt, Busy: i.busy,
@@ -292,13 +310,15 @@ func (a *Autoscaler) apply(ctx context.Context, now time.Time, act Action) {
 		a.mu.Lock()
 		a.insts[act.Worker] = &inst{name: act.Worker, reason: act.Reason, phase: PhaseStarting, busy: true, startedAt: now}
 		a.past[act.Worker] = true
-		a.lastUp = now
+		if act.Load {
+			a.lastUp = now
+		}
 		a.recent = append(a.recent, now)
 		a.record(now, act)
-		actx := a.actx
+		startCtx := a.startCtx
 		a.mu.Unlock()
 		a.wg.Go(func() {
-			err := a.prov.Start(actx, act.Worker)
+			err := a.prov.Start(startCtx, act.Worker)
 			a.mu.Lock()
 			defer a.mu.Unlock()
 			if err == nil {
@@ -308,7 +328,7 @@ func (a *Autoscaler) apply(ctx context.Context, now time.Time, act Action) {
 				return
 			}
 			delete(a.insts, act.Worker)
-			a.failed(time.Now(), Action{Kind: ActFail, Worker: act.Worker, Reason: fmt.Sprintf("start failed: %v", err)})
+			a.failed(a.now(), Action{Kind: ActFail, Worker: act.Worker, Reason: fmt.Sprintf("start failed: %v", err)})
 		})
 	case ActDrain, ActUndrain:
 		drain := act.Kind == ActDrain
@@ -341,15 +361,20 @@ func (a *Autoscaler) apply(ctx context.Context, now time.Time, act Action) {
 		} else {
 			a.record(now, act)
 		}
-		actx := a.actx
+		startCtx, stopCtx := a.startCtx, a.stopCtx
 		a.mu.Unlock()
 		a.wg.Go(func() {
-			if err := a.prov.Stop(actx, act.Worker); err != nil {
-				a.log.Warn("stop worker", "worker", act.Worker, "err", err)
+			err := a.prov.Stop(stopCtx, act.Worker)
+			if err == nil {
+				a.forget(startCtx, act.Worker)
 			}
-			a.forget(actx, act.Worker)
 			a.mu.Lock()
 			delete(a.insts, act.Worker)
+			if err != nil {
+				// Reported, not retried: the worker may be left running,
+				// listed by the master as a worker nobody started.
+				a.record(a.now(), Action{Kind: ActFail, Worker: act.Worker, Reason: fmt.Sprintf("stop failed: %v", err)})
+			}
 			a.mu.Unlock()
 		})
 	}
@@ -387,7 +412,7 @@ func (a *Autoscaler) stopAll() {
 	var wg sync.WaitGroup
 	for _, in := range a.prov.List() {
 		a.mu.Lock()
-		a.record(time.Now(), Action{Kind: ActStop, Worker: in.Name, Reason: "the master is stopping"})
+		a.record(a.now(), Action{Kind: ActStop, Worker: in.Name, Reason: "the master is stopping"})
 		a.mu.Unlock()
 		wg.Go(func() {
 			if err := a.prov.Stop(ctx, in.Name); err != nil {

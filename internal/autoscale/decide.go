@@ -114,7 +114,8 @@ type Input struct {
 	// connected (the master keeps a stopped worker listed a while).
 	PastNames map[string]bool
 
-	// What the loop remembers between rounds.
+	// What the loop remembers between rounds. LastUp is the last start
+	// for load, LastDown the last drain.
 	LastUp, LastDown time.Time
 	BacklogSince     time.Time
 	RecentStarts     []time.Time
@@ -130,6 +131,9 @@ type Action struct {
 	// Failure marks a stop of a worker that failed to start or join; it
 	// counts towards the start backoff.
 	Failure bool
+	// Load marks a start for load (not for the minimum): it starts the
+	// scale-up cooldown.
+	Load bool
 }
 
 // Plan is decide's answer.
@@ -149,8 +153,14 @@ type Plan struct {
 func decide(in Input) Plan {
 	p, now := in.Policy, in.Now
 	var plan Plan
+	// A failure found in this round starts the backoff now: no
+	// replacement is started in the same breath.
+	newFailures := 0
 	stop := func(m *Managed, failure bool, format string, args ...any) {
 		plan.Actions = append(plan.Actions, Action{Kind: ActStop, Worker: m.Name, Reason: fmt.Sprintf(format, args...), Failure: failure})
+		if failure {
+			newFailures++
+		}
 	}
 
 	// 1. Failures, and drained workers that are done. What is left is
@@ -244,9 +254,9 @@ func decide(in Input) Plan {
 			n = minNeed
 			hold(fmt.Sprintf("cooldown of %s after a scale-up", p.UpCooldown))
 		}
-		if now.Before(in.BackoffUntil) {
+		if now.Before(in.BackoffUntil) || newFailures > 0 {
 			n = 0
-			hold(fmt.Sprintf("backing off after %d failed starts", in.Failures))
+			hold(fmt.Sprintf("backing off after %d failed starts", in.Failures+newFailures))
 		}
 		if n > allowance {
 			n = max(allowance, 0)
@@ -254,18 +264,20 @@ func decide(in Input) Plan {
 		}
 	}
 	if loadNeed > 0 && counted+loadNeed > p.Max {
-		hold(fmt.Sprintf("at the maximum of %d workers", p.Max))
+		// No counts in the text: a hold is recorded when its text
+		// changes, and the queue changes every round.
+		hold(fmt.Sprintf("the load asks for more workers than the maximum of %d", p.Max))
 	}
 	if len(incapable) > 0 {
 		hold("no started worker runs the waiting " + strings.Join(incapable, ", ") + " jobs")
 	}
 	names := freeNames(in, n)
 	for i := range n {
-		reason := why
+		act := Action{Kind: ActStart, Worker: names[i], Reason: why, Load: true}
 		if i < minNeed {
-			reason = fmt.Sprintf("below the minimum of %d workers", p.Min)
+			act.Reason, act.Load = fmt.Sprintf("below the minimum of %d workers", p.Min), false
 		}
-		plan.Actions = append(plan.Actions, Action{Kind: ActStart, Worker: names[i], Reason: reason})
+		plan.Actions = append(plan.Actions, act)
 	}
 	counted += n
 	plan.Held = strings.Join(held, "; ")

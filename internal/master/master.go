@@ -25,6 +25,7 @@ import (
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/api/clusterpb"
 	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/autoscale"
 	"github.com/grappe/grappe/internal/httpapi"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/pki"
@@ -78,6 +79,9 @@ type Config struct {
 	DefaultLimits api.Limits
 	MaxLimits     api.Limits
 	MaxBodyBytes  int64
+
+	// Autoscale lets the master start and stop workers with the load.
+	Autoscale AutoscaleConfig
 
 	Logger *slog.Logger
 }
@@ -138,6 +142,9 @@ type Master struct {
 	metrics   *metrics
 	stats     statsRing
 	schedOpts scheduler.Options
+
+	// autoscaler is nil unless Config.Autoscale is set.
+	autoscaler *autoscale.Autoscaler
 
 	apiLn, clusterLn net.Listener
 	httpSrv          *http.Server
@@ -213,6 +220,9 @@ func New(cfg Config) (*Master, error) {
 		return nil, err
 	}
 	if err := m.listen(); err != nil {
+		return nil, err
+	}
+	if err := m.setupAutoscaler(); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -361,6 +371,9 @@ func (m *Master) Run(ctx context.Context) error {
 	g.Go(func() error { m.dispatchLoop(gctx); return nil })
 	g.Go(func() error { m.sweepLoop(gctx); return nil })
 	g.Go(func() error { m.statsLoop(gctx); return nil })
+	if m.autoscaler != nil {
+		g.Go(func() error { return m.autoscaler.Run(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		m.shutdown()

@@ -61,7 +61,7 @@ func newMetrics(m *Master) *metrics {
 		}, []string{"language"}),
 	}
 	reg.MustRegister(mt.jobsSubmitted, mt.attemptsStarted, mt.jobsFinished, mt.queueWait, mt.runTime,
-		newClusterCollector(m),
+		newClusterCollector(m), newAutoscaleCollector(m),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return mt

@@ -300,6 +300,7 @@ func (m *Master) Workers(ctx context.Context) []api.Worker {
 		})
 	}
 	m.mu.Unlock()
+	m.annotateOrigins(out)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

@@ -57,6 +57,8 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 				b.Skip("needs root")
 			}
 			c := &Cmd{Args: []string{prog.path}, Dir: work, Limits: lim}
+			created := l.cgSeq.Load()
+			defer func() { b.ReportMetric(float64(l.cgSeq.Load()-created)/float64(b.N), "cgroups/op") }()
 			for b.Loop() {
 				o, err := l.Exec(context.Background(), c)
 				if err != nil {

@@ -101,6 +101,11 @@ func (l *Linux) request(c *Cmd) (*runMsg, error) {
 	if size > maxArgBytes {
 		return nil, fmt.Errorf("%w: arguments and environment are %d bytes, at most %d", ErrInvalidCmd, size, maxArgBytes)
 	}
+	// Each extra path is a descriptor passed to the init, with stdio and
+	// the cgroup's.
+	if n := len(c.ReadOnlyPaths) + len(c.WritablePaths); n > maxFDs-16 {
+		return nil, fmt.Errorf("%w: %d extra paths", ErrInvalidCmd, n)
+	}
 	for _, p := range append(append([]string{}, c.ReadOnlyPaths...), c.WritablePaths...) {
 		if !filepath.IsAbs(p) || filepath.Clean(p) == "/" {
 			return nil, fmt.Errorf("%w: extra path %q", ErrInvalidCmd, p)

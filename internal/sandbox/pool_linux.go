@@ -78,10 +78,7 @@ func (p *pool) putSlot(s *slot, healthy bool) {
 		}
 	}
 	p.live.Add(-1)
-	p.l.bg.Go(func() {
-		s.retire()
-		<-s.exited
-	})
+	p.l.bg.Go(s.retire)
 	p.poke()
 }
 
@@ -183,7 +180,6 @@ func (p *pool) drain() {
 		case s := <-p.slots:
 			p.live.Add(-1)
 			s.retire()
-			<-s.exited
 		case cg := <-p.cgroups:
 			cg.remove()
 		default:

@@ -53,8 +53,7 @@ func (x *execution) release() {
 	if !x.sent || x.done {
 		x.l.uids.put(x.uid)
 	} else {
-		// Cannot happen: supervise ends only with the processes dead.
-		x.l.log.Error("sandbox: uid not released", "uid", x.uid)
+		x.l.log.Error("sandbox: processes may be left; their uid is not reused", "uid", x.uid)
 	}
 }
 
@@ -359,9 +358,16 @@ func (x *execution) supervise(ctx context.Context, capHit <-chan struct{}) (sv s
 				return sv
 			}
 			// The init died: its namespace, and every process of the
-			// command with it, is gone.
-			<-x.slot.exited
-			x.done = true
+			// command with it, is gone once it has been reaped. (A process
+			// stuck in the kernel can hold that up; its uid is then not
+			// reused.)
+			select {
+			case <-x.slot.exited:
+				x.done = true
+			case <-time.After(killGrace):
+				sv.err = errors.New("sandbox: the sandbox's processes do not die")
+				return sv
+			}
 			if !killed {
 				sv.err = errSandboxLost
 				used, err := x.cg.cpu()

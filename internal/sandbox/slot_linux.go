@@ -41,8 +41,9 @@ func (l *Linux) startSlot(setup *setupMsg) (*slot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}
-	// Requests carry the command's arguments and environment (up to
-	// maxArgBytes, JSON-escaped); SO_SNDBUFFORCE passes the system cap.
+	// A packet must fit in the socket buffer: requests carry the
+	// command's arguments and environment (up to maxArgBytes), the set-up
+	// the generated /etc files. SO_SNDBUFFORCE passes the system cap.
 	if err := unix.SetsockoptInt(pair[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, maxMsg); err != nil {
 		unix.SetsockoptInt(pair[0], unix.SOL_SOCKET, unix.SO_SNDBUF, maxMsg)
 	}
@@ -190,11 +191,22 @@ func (s *slot) dead() bool {
 func (s *slot) kill() { s.cmd.Process.Signal(syscall.SIGKILL) }
 
 // retire ends a healthy idle sandbox: the init sees EOF and exits.
-func (s *slot) retire() { s.conn.Close() }
+func (s *slot) retire() {
+	s.conn.Close()
+	select {
+	case <-s.exited:
+	case <-time.After(killGrace):
+		s.destroy()
+	}
+}
 
-// destroy kills the sandbox and waits for its init to be reaped.
+// destroy kills the sandbox and waits (a while) for its init to be
+// reaped.
 func (s *slot) destroy() {
 	s.kill()
 	s.conn.Close()
-	<-s.exited
+	select {
+	case <-s.exited:
+	case <-time.After(killGrace):
+	}
 }

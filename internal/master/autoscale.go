@@ -1,0 +1,206 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/autoscale"
+)
+
+// AutoscaleConfig lets the master start and stop workers with the load
+// (internal/autoscale). Provisioner empty turns it off.
+type AutoscaleConfig struct {
+	// Provisioner is "local" (grappe worker processes on this machine) or
+	// "exec" (the operator's StartCmd and StopCmd).
+	Provisioner string
+	Policy      autoscale.Policy
+	// WorkerBinary (local) is the grappe binary to run; default the
+	// running one.
+	WorkerBinary string
+	// WorkerArgs (local) are extra arguments of `grappe worker`.
+	WorkerArgs []string
+	// StartCmd and StopCmd (exec): see autoscale.ExecConfig.
+	StartCmd, StopCmd string
+	// MasterAddr is the cluster address started workers dial. Default the
+	// cluster listener's, an unspecified host (":7701") replaced by
+	// 127.0.0.1 for local workers and by this machine's name for exec.
+	MasterAddr string
+	// Interval between two rounds of the policy (default 1s).
+	Interval time.Duration
+	// StopTimeout (local) is how long a stopped worker may drain before
+	// it is killed (default 45s).
+	StopTimeout time.Duration
+	// ShutdownTimeout bounds stopping the started workers when the master
+	// stops (default 30s).
+	ShutdownTimeout time.Duration
+}
+
+// setupAutoscaler creates the autoscaler once the cluster address is
+// known. Called by New.
+func (m *Master) setupAutoscaler() error {
+	ac := m.cfg.Autoscale
+	if ac.Provisioner == "" {
+		return nil
+	}
+	addr := ac.MasterAddr
+	if addr == "" {
+		addr = dialableAddr(m.ClusterAddr(), ac.Provisioner == "local")
+	}
+	dir := filepath.Join(m.cfg.DataDir, "autoscale")
+	slots := max(ac.Policy.SlotsPerWorker, 1)
+	var prov autoscale.Provisioner
+	var err error
+	switch ac.Provisioner {
+	case "local":
+		prov, err = autoscale.NewLocal(autoscale.LocalConfig{
+			Binary: ac.WorkerBinary, Dir: dir, MasterAddr: addr, JoinTokenFile: m.joinTokenPath(),
+			Slots: slots, Args: ac.WorkerArgs, StopTimeout: ac.StopTimeout, Logger: m.log,
+		})
+	case "exec":
+		prov, err = autoscale.NewExec(autoscale.ExecConfig{
+			StartCmd: ac.StartCmd, StopCmd: ac.StopCmd, MasterAddr: addr, JoinTokenFile: m.joinTokenPath(),
+			Slots: slots, Dir: dir, Logger: m.log,
+		})
+	default:
+		return fmt.Errorf("master: autoscale: unknown provisioner %q (local or exec)", ac.Provisioner)
+	}
+	if err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
+	m.autoscaler, err = autoscale.New(autoscale.Config{
+		Policy: ac.Policy, Provisioner: prov, Cluster: autoscaleCluster{m},
+		Interval: ac.Interval, ShutdownTimeout: ac.ShutdownTimeout, Logger: m.log,
+	})
+	if err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
+	return nil
+}
+
+// dialableAddr turns a listener's address into one a worker can dial.
+func dialableAddr(addr string, local bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if !local {
+			if hn, err := os.Hostname(); err == nil {
+				host = hn
+			}
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Autoscaler is GET /api/v1/autoscaler.
+func (m *Master) Autoscaler(ctx context.Context) *api.Autoscaler {
+	if m.autoscaler == nil {
+		return &api.Autoscaler{Workers: []api.AutoscaledWorker{}, Decisions: []api.AutoscaleDecision{}}
+	}
+	return m.autoscaler.Status()
+}
+
+// annotateOrigins marks the workers the autoscaler started. Called
+// without m.mu: the autoscaler takes its own lock.
+func (m *Master) annotateOrigins(ws []api.Worker) {
+	if m.autoscaler == nil {
+		return
+	}
+	origins := m.autoscaler.Origins()
+	for i := range ws {
+		if o, ok := origins[ws[i].Name]; ok {
+			ws[i].StartedBy = &o
+		}
+	}
+}
+
+// autoscaleCluster is the master as the autoscaler sees it.
+type autoscaleCluster struct{ m *Master }
+
+var _ autoscale.Cluster = autoscaleCluster{}
+
+// Snapshot copies the queue and the workers under one hold of m.mu. The
+// language and label maps are shared: the master replaces them, never
+// changes them in place.
+func (c autoscaleCluster) Snapshot() ([]autoscale.QueuedJob, []autoscale.WorkerState) {
+	m := c.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	jobs := m.queue.Jobs()
+	queue := make([]autoscale.QueuedJob, 0, len(jobs))
+	for _, j := range jobs {
+		queue = append(queue, autoscale.QueuedJob{Language: j.Req.Language, Version: j.Req.Version, Labels: j.Req.Labels, Since: j.Since})
+	}
+	workers := make([]autoscale.WorkerState, 0, len(m.workers))
+	for _, w := range m.workers {
+		workers = append(workers, autoscale.WorkerState{
+			Name: w.name, Connected: w.session != nil && w.status != api.WorkerLost, Status: w.status,
+			AdminDrain: w.adminDrain, Slots: w.sched.Slots, Running: len(w.attempts),
+			Languages: w.sched.Languages, Labels: w.labels,
+		})
+	}
+	return queue, workers
+}
+
+func (c autoscaleCluster) Drain(ctx context.Context, name string, drain bool) error {
+	_, err := c.m.Drain(ctx, name, drain)
+	return err
+}
+
+// Forget drops a stopped worker from the list at once instead of keeping
+// it listed as lost for ForgetLostAfter. One still connected, or still
+// holding attempts (the sweep must re-queue those), is kept.
+func (c autoscaleCluster) Forget(name string) bool {
+	m := c.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.workers[name]
+	switch {
+	case w == nil:
+		return true
+	case w.session != nil || len(w.attempts) > 0:
+		return false
+	}
+	delete(m.workers, name)
+	return true
+}
+
+// autoscaleCollector reports the autoscaler's desired and actual workers
+// at scrape time; nothing when autoscaling is off.
+type autoscaleCollector struct {
+	m               *Master
+	desired, actual *prometheus.Desc
+}
+
+func newAutoscaleCollector(m *Master) *autoscaleCollector {
+	return &autoscaleCollector{
+		m: m,
+		desired: prometheus.NewDesc("grappe_autoscaler_desired_workers",
+			"Workers the autoscaler wants started (within its minimum and maximum).", nil, nil),
+		actual: prometheus.NewDesc("grappe_autoscaler_actual_workers",
+			"Workers the autoscaler started that are connected and taking jobs.", nil, nil),
+	}
+}
+
+func (c *autoscaleCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desired
+	ch <- c.actual
+}
+
+func (c *autoscaleCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.m.autoscaler == nil {
+		return
+	}
+	d, a := c.m.autoscaler.Counts()
+	ch <- prometheus.MustNewConstMetric(c.desired, prometheus.GaugeValue, float64(d))
+	ch <- prometheus.MustNewConstMetric(c.actual, prometheus.GaugeValue, float64(a))
+}
