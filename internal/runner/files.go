@@ -8,7 +8,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/grappe/grappe/internal/lang"
 )
@@ -107,7 +106,7 @@ func writeFiles(root *os.Root, files []File) error {
 				return fmt.Errorf("%w: %v", ErrBadSpec, err)
 			}
 		}
-		w, err := root.OpenFile(f.Name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+		w, err := root.OpenFile(f.Name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o644)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBadSpec, err)
 		}
@@ -165,7 +164,7 @@ func listArtifacts(root *os.Root, sources []File) ([]artifact, error) {
 // copyOut copies the artifact name from root to dst, refusing anything
 // that is not a regular file by the time it is opened.
 func copyOut(root *os.Root, name, dst string, mode fs.FileMode) (int64, error) {
-	r, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	r, err := root.OpenFile(name, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -201,7 +200,7 @@ func copyIn(root *os.Root, src, name string, mode fs.FileMode) error {
 			return err
 		}
 	}
-	w, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)
+	w, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, mode)
 	if err != nil {
 		return err
 	}
