@@ -16,6 +16,7 @@ import (
 
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/master"
+	"github.com/grappe/grappe/internal/sandbox"
 	"github.com/grappe/grappe/internal/worker"
 )
 
@@ -157,8 +158,15 @@ func newUpCmd() *cobra.Command {
 			defer m.Close()
 			g, gctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return m.Run(gctx) })
+			// One sandbox for all the local workers: they share its pool
+			// and its range of uids.
+			sb, err := openSandbox(insecure, filepath.Join(f.data, "workers", "sandbox"), 0, log)
+			if err != nil {
+				return err
+			}
+			defer closeSandbox(sb)
 			tb, err := worker.PrepareToolbox(gctx, worker.ToolboxConfig{
-				DataDir: filepath.Join(f.data, "workers"), Catalogue: cat, Logger: log,
+				DataDir: filepath.Join(f.data, "workers"), Catalogue: cat, Sandbox: sb, Logger: log,
 			})
 			if err != nil {
 				return err
@@ -192,7 +200,6 @@ func newUpCmd() *cobra.Command {
 				fmt.Fprintln(out, "WARNING: workers run programs WITHOUT a sandbox (insecure)")
 			}
 			fmt.Fprintln(out, "grappe is ready; Ctrl-C stops it")
-			_ = insecure
 			err = g.Wait()
 			fmt.Fprintln(out, "grappe stopped")
 			return err
@@ -207,7 +214,7 @@ func newUpCmd() *cobra.Command {
 
 func newWorkerCmd() *cobra.Command {
 	var masterAddr, joinToken, joinTokenFile, name, data, labels, caFile, catalogue, logLevel string
-	var maxJobs int
+	var maxJobs, uidBase int
 	var drain time.Duration
 	var insecure bool
 	cmd := &cobra.Command{
@@ -251,7 +258,12 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tb, err := worker.PrepareToolbox(ctx, worker.ToolboxConfig{DataDir: data, Catalogue: cat, Logger: log})
+			sb, err := openSandbox(insecure, filepath.Join(data, "sandbox"), uidBase, log)
+			if err != nil {
+				return err
+			}
+			defer closeSandbox(sb)
+			tb, err := worker.PrepareToolbox(ctx, worker.ToolboxConfig{DataDir: data, Catalogue: cat, Sandbox: sb, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -264,7 +276,6 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_ = insecure
 			log.Info("worker starting", "name", name, "master", masterAddr, "slots", maxJobs, "sandbox", tb.Sandbox)
 			return w.Run(ctx)
 		},
@@ -281,8 +292,36 @@ func newWorkerCmd() *cobra.Command {
 	fl.IntVar(&maxJobs, "max-jobs", runtime.NumCPU(), "jobs run at once")
 	fl.DurationVar(&drain, "drain-timeout", 30*time.Second, "on SIGTERM, wait this long for running jobs before handing them back")
 	fl.BoolVar(&insecure, "insecure-no-sandbox", false, "run programs without isolation (development only)")
+	fl.IntVar(&uidBase, "uid-base", 60000, "first of the 1,000 uids the sandbox runs jobs as (give each worker on one machine its own range)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+// openSandbox makes the Linux sandbox every job runs in, or returns nil
+// (the unisolated executor) with --insecure-no-sandbox. A worker refuses
+// to start when the sandbox does not work: running strangers' code
+// unconfined must be asked for, never fallen into.
+func openSandbox(insecure bool, root string, uidBase int, log *slog.Logger) (sandbox.Sandbox, error) {
+	if insecure {
+		log.Warn("running programs WITHOUT a sandbox (--insecure-no-sandbox): development only")
+		return nil, nil
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	sb, err := sandbox.New(sandbox.Config{Root: abs, UIDBase: uidBase, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%w\n(the sandbox needs Linux and root; --insecure-no-sandbox runs programs unconfined, for development only)", err)
+	}
+	log.Info("sandbox ready", "kind", sb.Kind())
+	return sb, nil
+}
+
+func closeSandbox(sb sandbox.Sandbox) {
+	if c, ok := sb.(interface{ Close() error }); ok && sb != nil {
+		c.Close()
+	}
 }
 
 func parseLabels(s string) (map[string]string, error) {

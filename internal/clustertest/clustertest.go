@@ -166,17 +166,16 @@ func (c *Cluster) AddWorker(o WorkerOptions) *Worker {
 		}
 		target = proxy.Addr()
 	}
-	runner, langs := o.Runner, o.LanguageSource
+	runner, langs, kind := o.Runner, o.LanguageSource, "none"
 	if runner == nil {
 		tb := SharedToolbox(c.t)
-		runner = tb.Runner
-		langs = filtered{tb, o.Languages}
+		runner, langs, kind = tb.Runner, filtered{tb, o.Languages}, tb.Sandbox
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := worker.New(worker.Config{
 		Master: target, JoinToken: c.Master.JoinToken(), CAPEM: c.Master.CAPEM(),
 		DataDir: filepath.Join(c.dir, "workers", o.Name),
-		Name:    o.Name, Slots: o.Slots, Labels: o.Labels, Languages: langs, Sandbox: "none",
+		Name:    o.Name, Slots: o.Slots, Labels: o.Labels, Languages: langs, Sandbox: kind,
 		Runner: runner, DrainTimeout: 2 * time.Second, Logger: c.log,
 	})
 	if err != nil {

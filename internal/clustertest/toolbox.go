@@ -6,33 +6,67 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 
+	"github.com/grappe/grappe/internal/sandbox"
 	"github.com/grappe/grappe/internal/worker"
 )
 
-// The toolbox (toolchain detection and self-tests) is shared by every
-// cluster of a test binary: the self-tests compile Go, Rust and Java and
-// take seconds, which each test should not pay again. It is the one piece
-// of package state here, and it is read-only once built.
+// The toolbox (toolchain detection and self-tests, and the sandbox) is
+// shared by every cluster of a test binary: the self-tests compile Go, Rust
+// and Java and take seconds, which each test should not pay again. It is
+// the one piece of package state here, built once, closed by Main.
 var (
 	toolboxOnce sync.Once
 	toolbox     *worker.Toolbox
+	toolboxSB   *sandbox.Linux
 	toolboxErr  error
 )
+
+// Main is TestMain for a package whose tests start clusters: it lets the
+// test binary serve as the sandbox's init, runs the tests, and closes the
+// shared sandbox.
+//
+//	func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
+func Main(m *testing.M) int {
+	sandbox.InitMain()
+	code := m.Run()
+	if toolboxSB != nil {
+		toolboxSB.Close()
+	}
+	return code
+}
 
 // SharedToolbox returns the process-wide toolbox, preparing it once. Its
 // directory is fixed per user so that toolchain caches (Go's build cache)
 // and the compile cache stay warm across test runs; everything in it is
-// safe for concurrent use by several test binaries.
+// safe for concurrent use by several test binaries. As root it runs jobs
+// in the real Linux sandbox (with a range of uids of its own per test
+// process, since several test binaries run at once), else unconfined.
 func SharedToolbox(t testing.TB) *worker.Toolbox {
 	t.Helper()
 	toolboxOnce.Do(func() {
 		dir := filepath.Join(os.TempDir(), fmt.Sprintf("grappe-clustertest-%d", os.Getuid()))
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		var sb sandbox.Sandbox
+		if os.Geteuid() == 0 && runtime.GOOS == "linux" {
+			root, err := os.MkdirTemp("", "grappe-clustertest-sandbox-")
+			if err != nil {
+				toolboxErr = err
+				return
+			}
+			toolboxSB, toolboxErr = sandbox.New(sandbox.Config{
+				Root: root, UIDBase: 1_000_000 + (os.Getpid()%10000)*100, UIDCount: 100, Logger: log,
+			})
+			if toolboxErr != nil {
+				return
+			}
+			sb = toolboxSB
+		}
 		toolbox, toolboxErr = worker.PrepareToolbox(context.Background(), worker.ToolboxConfig{
-			DataDir: dir,
-			Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			DataDir: dir, Sandbox: sb, Logger: log,
 		})
 	})
 	if toolboxErr != nil {

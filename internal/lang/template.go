@@ -16,6 +16,10 @@ type Vars struct {
 	Class  string // {class}
 	Cache  string // {cache}
 	Out    string // {out}
+	// MemoryMB is the step's memory limit in MiB ({memory_mb}): a runtime
+	// that sizes its heap from the machine (the JVM) is told the sandbox's
+	// limit instead, which it cannot see from inside.
+	MemoryMB string
 
 	Src         []string // {src}
 	Args        []string // {args}
@@ -44,6 +48,8 @@ func (v *Vars) str(name string) (string, bool) {
 		return v.Cache, true
 	case "out":
 		return v.Out, true
+	case "memory_mb":
+		return v.MemoryMB, true
 	}
 	return "", false
 }
@@ -98,8 +104,8 @@ func ExpandString(s string, v *Vars) string {
 var (
 	probeVars   = set("bin", "bindir")
 	resolveVars = set("out")
-	compileVars = set("bin", "bindir", "work", "main", "class", "cache", "src", "compile_args")
-	runVars     = set("bin", "bindir", "work", "main", "class", "src", "args")
+	compileVars = set("bin", "bindir", "work", "main", "class", "cache", "src", "compile_args", "memory_mb")
+	runVars     = set("bin", "bindir", "work", "main", "class", "src", "args", "memory_mb")
 	envVars     = set("bin", "bindir", "work", "main", "class")
 	sourceVars  = set("class")
 )

@@ -53,12 +53,17 @@ func (j *job) compile(ctx context.Context, useCache bool) (res *Compile, ok bool
 	}
 	v := j.vars
 	v.Cache = tools
+	v.MemoryMB = memoryMB(j.r.compile)
 	argv := lang.Expand(j.entry.Compile, &v)
 	o, err := j.r.cfg.Sandbox.Exec(ctx, &sandbox.Cmd{
 		Args:   j.absProgram(argv),
 		Env:    environ(&v, baseEnv(), j.entry.Env, j.entry.CompileEnv),
 		Dir:    j.work,
 		Limits: j.r.compile.sandbox(),
+		// The toolchain's own directories (a JDK, a rustup toolchain under
+		// /root) and its shared cache (Go's GOCACHE).
+		ReadOnlyPaths: j.tc.Dirs,
+		WritablePaths: []string{tools},
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("runner: compile %s: %w", j.entry.Name, err)

@@ -125,13 +125,17 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 
 // exec runs the program once.
 func (j *job) exec(ctx context.Context, test int, stdin, expected []byte, hasExpected bool, out OutputFunc) (*Exec, error) {
-	argv := lang.Expand(j.entry.Run, &j.vars)
+	limits := j.r.RunLimits(j.spec.Limits)
+	vars := j.vars
+	vars.MemoryMB = memoryMB(limits)
+	argv := lang.Expand(j.entry.Run, &vars)
 	cmd := &sandbox.Cmd{
-		Args:   j.absProgram(argv),
-		Env:    environ(&j.vars, baseEnv(), j.entry.Env),
-		Dir:    j.work,
-		Stdin:  stdin,
-		Limits: j.r.RunLimits(j.spec.Limits).sandbox(),
+		Args:          j.absProgram(argv),
+		Env:           environ(&vars, baseEnv(), j.entry.Env),
+		Dir:           j.work,
+		Stdin:         stdin,
+		Limits:        limits.sandbox(),
+		ReadOnlyPaths: j.tc.Dirs,
 	}
 	if out != nil {
 		cmd.OnOutput = func(stream string, data []byte) { out(test, stream, data) }

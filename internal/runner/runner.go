@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"strconv"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -222,6 +223,14 @@ func clamp(l, top Limits) Limits {
 // zero ones, clamped to the maximum.
 func (r *Runner) RunLimits(l Limits) Limits {
 	return clamp(fill(l, r.defaults), r.cfg.Max)
+}
+
+// memoryMB is the {memory_mb} of a step: its memory limit in MiB.
+func memoryMB(l Limits) string {
+	if l.MemoryBytes <= 0 {
+		return "0"
+	}
+	return strconv.FormatInt(max(l.MemoryBytes>>20, 1), 10)
 }
 
 func (l Limits) sandbox() sandbox.Limits {

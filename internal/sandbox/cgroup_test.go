@@ -282,8 +282,9 @@ func TestCgroupV1(t *testing.T) {
 		t.Errorf("pids.max %q", got)
 	}
 
-	// A shell that, once in the cgroup, burns CPU and forks forever.
-	sh := exec.Command("/bin/sh", "-c", `read x; while :; do sleep 100 & done`)
+	// A shell that, once in the cgroup, forks for ever (slowly enough not
+	// to reach the task limit first).
+	sh := exec.Command("/bin/sh", "-c", `read x; while :; do sleep 100 & sleep 0.005; done`)
 	in, _ := sh.StdinPipe()
 	if err := sh.Start(); err != nil {
 		t.Fatal(err)
@@ -298,7 +299,7 @@ func TestCgroupV1(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		pids, _ := cgPids(filepath.Join(r.pids, "cgroup.procs"))
-		if len(pids) >= 20 || time.Now().After(deadline) {
+		if len(pids) >= 10 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)

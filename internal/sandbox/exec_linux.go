@@ -28,6 +28,9 @@ const (
 	// killGrace is how long the sandbox's report is awaited after the
 	// command was killed, before the whole sandbox is killed instead.
 	killGrace = 5 * time.Second
+	// cgroupKillGrace is how long a cgroup kill may take to end a command
+	// before the sandbox itself is killed.
+	cgroupKillGrace = 250 * time.Millisecond
 	// outputGrace bounds the wait for the output pipes' EOF once every
 	// process is dead (it is immediate).
 	outputGrace = time.Second

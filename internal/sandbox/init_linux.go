@@ -10,11 +10,18 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
+
+// initHooked records that this program calls InitMain. New refuses to run
+// without it: the re-executed binary would otherwise run its own main (or a
+// test binary all its tests) instead of the init. It is the one piece of
+// package state, set once at start.
+var initHooked atomic.Bool
 
 // InitMain runs the sandbox init when this process was started as one by
 // the Linux sandbox, and then never returns; otherwise it returns at once.
@@ -22,6 +29,7 @@ import (
 // without exec), so every program that creates a Linux sandbox must call
 // InitMain first thing in main, and test binaries in TestMain.
 func InitMain() {
+	initHooked.Store(true)
 	if len(os.Args) != 1 || os.Args[0] != initArg0 {
 		return
 	}

@@ -57,6 +57,9 @@ type Config struct {
 	// forceBinds makes the sandbox behave as on kernels without open_tree
 	// (tests only).
 	forceBinds bool
+	// forceClone3 sets the inits up as for cgroup v2 (clone3 allowed to
+	// the init, denied by a filter each command stacks), on v1 (tests).
+	forceClone3 bool
 }
 
 // Errors callers branch on.
@@ -149,6 +152,9 @@ func newLinux(cfg Config) (*Linux, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the sandbox needs root")
 	}
+	if !initHooked.Load() {
+		return nil, errors.New("this program does not call sandbox.InitMain first (tests: from TestMain)")
+	}
 	if cfg.UIDBase == 0 {
 		cfg.UIDBase = defaultUIDBase
 	}
@@ -211,7 +217,7 @@ func newLinux(cfg Config) (*Linux, error) {
 		TmpInodes: max(cfg.TmpBytes/4096, 1024),
 		// cgroup v2: commands are cloned into their cgroup (Linux 5.7;
 		// older kernels fall back on a write to cgroup.procs).
-		CloneIntoCgroup: cg.kind() == "cgroup-v2",
+		CloneIntoCgroup: cg.kind() == "cgroup-v2" || cfg.forceClone3,
 	}
 	l.pool = newPool(l, cfg.PoolSize)
 	l.bg.Add(1)

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // newTestLinux makes a sandbox for one test, closed when it ends. It
@@ -542,12 +544,27 @@ func TestLinuxDeadSandbox(t *testing.T) {
 	l := newTestLinux(t, Config{PoolSize: 1})
 	execOK(t, l, &Cmd{Args: []string{"/bin/true"}, Limits: limits})
 	for _, wait := range []bool{true, false} {
-		s := <-l.pool.slots
-		s.kill()
-		if wait {
-			<-s.exited
+		// Leave the dead one alone in the pool (the filler may still add
+		// others).
+		dead := <-l.pool.slots
+	drain:
+		for {
+			select {
+			case s := <-l.pool.slots:
+				l.pool.discard(s)
+			default:
+				break drain
+			}
 		}
-		l.pool.slots <- s
+		dead.kill()
+		if wait {
+			<-dead.exited
+		}
+		select {
+		case l.pool.slots <- dead:
+		default:
+			l.pool.discard(dead)
+		}
 		if o := execOK(t, l, &Cmd{Args: sh("echo ok"), Limits: limits}); string(o.Stdout) != "ok\n" {
 			t.Errorf("outcome %+v", o)
 		}
@@ -597,5 +614,21 @@ func TestLinuxClose(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after, %d before", n, before)
+	}
+}
+
+// TestLinuxStackedFilter runs commands as on cgroup v2, where the init
+// may use clone3 and each command stacks a filter denying it.
+func TestLinuxStackedFilter(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/perl"); err != nil {
+		t.Skip(err)
+	}
+	l := newTestLinux(t, Config{forceClone3: true})
+	script := fmt.Sprintf(`print syscall(%d, 0, 0) == -1 ? ($!+0) : "ALLOWED", "\n"; print syscall(%d, %d) == -1 ? ($!+0) : "ALLOWED", "\n"; system("grep Seccomp_filters /proc/self/status")`,
+		unix.SYS_CLONE3, unix.SYS_UNSHARE, unix.CLONE_NEWUSER)
+	o := execOK(t, l, &Cmd{Args: []string{"/usr/bin/perl", "-e", script}, Limits: limits})
+	want := fmt.Sprintf("%d\n%d\nSeccomp_filters:\t2\n", unix.ENOSYS, unix.EPERM)
+	if string(o.Stdout) != want {
+		t.Errorf("stdout %q, want %q (stderr %q)", o.Stdout, want, o.Stderr)
 	}
 }

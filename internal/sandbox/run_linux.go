@@ -344,7 +344,11 @@ func (x *execution) supervise(ctx context.Context, capHit <-chan struct{}) (sv s
 			x.l.log.Warn("sandbox: cgroup kill failed; killing the sandbox", "err", err)
 			x.slot.kill()
 		}
-		t := time.NewTimer(killGrace)
+		// The cgroup kill is answered in milliseconds, except when the
+		// command was caught before it joined its cgroup (a cancel right
+		// at its start): then the whole sandbox goes, which kills it too
+		// and costs only a fresh sandbox for the pool.
+		t := time.NewTimer(cgroupKillGrace)
 		graceC = t.C
 	}
 	done := ctx.Done()

@@ -3,6 +3,7 @@ package web_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,11 +15,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/autoscale"
 	"github.com/grappe/grappe/internal/clustertest"
+	"github.com/grappe/grappe/internal/lang"
+	"github.com/grappe/grappe/internal/master"
 )
 
 // TestBrowser runs the web UI's browser tests (e2e/run.mjs) against a real
-// cluster: a master and two workers running Python and C. Chromium (the
+// cluster: a master and two workers running Python and C, and the master's
+// autoscaler (local provisioner, min 1, max 2) keeping one `grappe worker`
+// process running bash, auto-1, built from this tree. Chromium (the
 // Debian package) and playwright-core (npm ci in internal/web) are needed;
 // without them the test is skipped, so `go test ./...` works on a bare
 // machine. .ci/run installs both.
@@ -47,12 +54,37 @@ func TestBrowser(t *testing.T) {
 		t.Skip("no node_modules/playwright-core (run npm ci in internal/web): browser tests skipped")
 	}
 
-	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{
-		{Name: "w1", Slots: 2, Languages: []string{"python", "c"}},
-		{Name: "w2", Slots: 2, Languages: []string{"python", "c"}},
-	}})
+	bin := grappeBinary(t)
+	c := clustertest.Start(t, clustertest.Options{
+		Master: func(cfg *master.Config) {
+			// Its minimum worker only: it runs bash alone, so the test's
+			// Python and C jobs put no pressure on it and start no other.
+			cfg.Autoscale = master.AutoscaleConfig{
+				Provisioner:  "local",
+				Policy:       autoscale.Policy{Min: 1, Max: 2, SlotsPerWorker: 1, Idle: time.Minute},
+				WorkerBinary: bin,
+				WorkerArgs:   []string{"--catalogue", bashOnlyCatalogue(t), "--insecure-no-sandbox", "--drain-timeout", "2s"},
+				Interval:     200 * time.Millisecond,
+				// The script stops and restarts the master: its worker must
+				// stop well within clustertest's 10 s.
+				StopTimeout: 4 * time.Second, ShutdownTimeout: 5 * time.Second,
+			}
+		},
+		Workers: []clustertest.WorkerOptions{
+			{Name: "w1", Slots: 2, Languages: []string{"python", "c"}},
+			{Name: "w2", Slots: 2, Languages: []string{"python", "c"}},
+		},
+	})
 	c.WaitLanguage("python")
 	c.WaitLanguage("c")
+	c.Eventually(60*time.Second, "the autoscaler's worker auto-1 up", func() bool {
+		for _, w := range c.Master.Workers(context.Background()) {
+			if w.Name == "auto-1" && w.Status == api.WorkerUp && w.StartedBy != nil && len(w.Languages) > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	const user, password = "ada", "correct horse battery staple"
 	const plainUser, plainPassword = "bob", "bob's own password"
 	if err := c.Client.AddUser(context.Background(), user, password, "admin"); err != nil {
@@ -117,6 +149,45 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("browser tests failed (%v after %s); screenshots in %s", err, time.Since(start).Round(time.Second), shots)
 	}
 	t.Logf("browser tests passed in %s; screenshots in %s", time.Since(start).Round(time.Second), shots)
+}
+
+// grappeBinary builds cmd/grappe for the autoscaler to start as workers.
+func grappeBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "grappe")
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/grappe")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// bashOnlyCatalogue writes a catalogue that disables every language but
+// bash, so that the started worker tests one interpreter only when it
+// starts (as in internal/autoscale's end-to-end tests).
+func bashOnlyCatalogue(t *testing.T) string {
+	t.Helper()
+	c, err := lang.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("languages:\n")
+	for _, n := range c.Names() {
+		if n != "bash" {
+			fmt.Fprintf(&b, "  - name: %s\n    disabled: true\n", n)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "bash-only.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // logLines copies the script's output to the test log, a line at a time.

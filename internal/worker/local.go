@@ -23,7 +23,10 @@ type ToolboxConfig struct {
 	Catalogue *lang.Catalogue
 	// CacheMaxBytes bounds the compile cache (0: the runner's default).
 	CacheMaxBytes int64
-	Logger        *slog.Logger
+	// Sandbox runs the jobs' commands; nil means sandbox.Plain, no
+	// isolation (--insecure-no-sandbox).
+	Sandbox sandbox.Sandbox
+	Logger  *slog.Logger
 }
 
 // Toolbox is what a worker machine can run: a runner over the detected
@@ -82,7 +85,10 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("worker: data dir: %w", err)
 	}
-	sb := &sandbox.Plain{}
+	sb := cfg.Sandbox
+	if sb == nil {
+		sb = &sandbox.Plain{}
+	}
 	detected := lang.Detect(ctx, cfg.Catalogue)
 	base := runner.Config{
 		Catalogue: cfg.Catalogue, Sandbox: sb, Logger: cfg.Logger,

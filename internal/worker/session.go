@@ -180,6 +180,7 @@ func (w *Worker) cancelJob(k attemptKey) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if j := w.running[k]; j != nil {
+		w.log.Debug("attempt cancelled", "job", k.id, "attempt", k.n)
 		j.cancel()
 	}
 }

@@ -1,5 +1,7 @@
 // Browser tests of grappe's web UI: a real master with real workers (started
-// by browser_test.go), Debian's chromium driven headless by playwright-core.
+// by browser_test.go: w1 and w2 run Python and C; the master's autoscaler,
+// local provisioner, min 1, max 2, keeps one bash worker, auto-1), Debian's
+// chromium driven headless by playwright-core.
 // Each step asserts something a user sees; the run stops at the first
 // failure, with a screenshot of the page.
 //
@@ -297,11 +299,149 @@ await step('dashboard: two workers with their load, clients, charts', async () =
     check((await textOf(`tr[data-worker="${w}"] .w-langs`)).includes('Python'), `${w} languages`);
     check(/s ago/.test(await textOf(`tr[data-worker="${w}"] .w-beat`)), `${w} last heartbeat`);
   }
-  check(await visible('#sandbox-warning'), 'no warning for workers without a sandbox');
-  check((await textOf('#sandbox-warning')).includes('w1'), 'sandbox warning does not name w1');
+  // The warning names exactly the live workers without a sandbox: auto-1
+  // (--insecure-no-sandbox), and w1 and w2 unless the test runs them in
+  // the Linux sandbox (as root).
+  const bare = await page.evaluate(async () => (await (await fetch('/api/v1/workers')).json()).workers
+    .filter((w) => w.sandbox === 'none' && w.status !== 'lost').map((w) => w.name).sort());
+  check(bare.includes('auto-1'), `workers without a sandbox: ${bare.join(', ')} (auto-1 runs without one)`);
+  await until('the warning for workers without a sandbox', () => visible('#sandbox-warning'));
+  const warning = await textOf('#sandbox-warning');
+  const named = (warning.match(/No sandbox on (.+?): programs/)?.[1] ?? '').split(', ').sort();
+  check(named.join() === bare.join(), `sandbox warning names ${named.join(', ')}, want ${bare.join(', ')}`);
   await until('the user among the clients', async () => (await textOf('#clients-table')).includes(USER));
   await $('#chart-queue canvas').first().waitFor({ timeout: 10_000 });
   check(/^\d+$/.test(await textOf('#stat-queue')), 'queue depth card');
+});
+
+await step('dashboard: the autoscaler panel, the worker it started, its decisions; started_by in the workers table', async () => {
+  await until('the autoscaler panel', () => visible('#autoscaler'));
+  check((await textOf('#as-provisioner')) === 'local', `provisioner: "${await textOf('#as-provisioner')}"`);
+  check((await textOf('#as-range')) === '1–2', `min–max: "${await textOf('#as-range')}"`);
+  check((await textOf('#as-idle')) === '1 min', `idle: "${await textOf('#as-idle')}"`);
+  check((await textOf('#as-languages')) === 'Bash', `languages: "${await textOf('#as-languages')}"`);
+  await until('desired 1 and actual 1', async () => (await textOf('#as-desired')) === '1' && (await textOf('#as-actual')) === '1');
+  check(!(await $('#as-actual').locator('xpath=..').getAttribute('class')).includes('behind'), 'actual = desired marked as behind');
+  const aw = 'tr[data-auto-worker="auto-1"]';
+  await until('auto-1 up among the workers it started', async () => (await textOf(`${aw} .aw-phase`)) === 'up');
+  check((await $('#as-workers tbody tr').count()) === 1, `${await $('#as-workers tbody tr').count()} started workers listed, want 1`);
+  check((await textOf(`${aw} .aw-restarts`)) === '0', `restarts: "${await textOf(`${aw} .aw-restarts`)}"`);
+  check(/^pid \d+$/.test(await textOf(`${aw} .aw-pid`)), `pid: "${await textOf(`${aw} .aw-pid`)}"`);
+  check(/auto-1\.log$/.test((await $(`${aw} .aw-pid`).getAttribute('title')) ?? ''), 'no log path in the pid\'s title');
+  check((await textOf(`${aw} .aw-reason`)).includes('below the minimum of 1'), `why: "${await textOf(`${aw} .aw-reason`)}"`);
+  check((await textOf(`${aw} .aw-error`)) === '—', `error: "${await textOf(`${aw} .aw-error`)}"`);
+  check(await $('#as-workers-empty').isHidden(), '"no worker" shown next to auto-1');
+  // The decisions as the master has them, newest first.
+  const st = await page.evaluate(async () => (await fetch('/api/v1/autoscaler')).json());
+  check(st.enabled && st.decisions.length > 0, `API: ${JSON.stringify(st).slice(0, 300)}`);
+  await until('the decisions listed', async () => (await $('#as-decisions tbody tr').count()) === Math.min(20, st.decisions.length));
+  const rows = $('#as-decisions tbody tr');
+  check((await rows.first().getAttribute('data-action')) === st.decisions[0].action, 'the first row is not the newest decision');
+  const start = $('#as-decisions tbody tr[data-action="start"]').filter({ has: page.locator('.d-worker', { hasText: /^auto-1$/ }) });
+  check((await start.count()) === 1, `${await start.count()} "start auto-1" rows`);
+  check(((await start.locator('.d-reason').textContent()) ?? '').includes('below the minimum of 1'), 'start decision without its reason');
+  check(/\d{1,2}:\d{2}/.test((await start.locator('.d-time').textContent()) ?? ''), 'decision without its time');
+  // The workers table: started_by under the name of auto-1 only.
+  await until('auto-1 in the workers table', () => visible('tr[data-worker="auto-1"] .w-origin'));
+  const origin = await textOf('tr[data-worker="auto-1"] .w-origin');
+  check(origin.startsWith('auto (local): below the minimum of 1'), `auto-1 started_by: "${origin}"`);
+  check((await textOf('tr[data-worker="auto-1"] .w-name-text')) === 'auto-1', 'auto-1 name cell');
+  for (const w of ['w1', 'w2']) check(!(await visible(`tr[data-worker="${w}"] .w-origin`)), `${w} shown as started by the autoscaler`);
+  await $('#autoscaler').screenshot({ path: join(SHOTS, 'autoscaler-desktop.png') });
+});
+
+await step('dashboard: the autoscaler panel with a canned answer; hidden when disabled or absent', async () => {
+  // The master's answers are replaced in the browser (Playwright routes):
+  // a busy autoscaler, then one turned off, then an older master.
+  const now = Date.now();
+  const iso = (ago) => new Date(now - ago).toISOString();
+  const busy = {
+    enabled: true, provisioner: 'exec',
+    policy: {
+      min: 0, max: 5, max_jobs: 2, wait_ms: 10000, backlog_ms: 3000, idle_ms: 90000, up_cooldown_ms: 10000,
+      down_cooldown_ms: 30000, max_starts_per_minute: 10, join_timeout_ms: 120000,
+    },
+    desired: 3, actual: 1, languages: ['python', 'c'],
+    held: 'at most 10 starts a minute', start_failures: 2, backoff_until: iso(-60_000),
+    workers: [
+      { name: 'auto-7', phase: 'up', state: 'running', reason: 'queue pressure: 6 python jobs waiting for 12s', started_at: iso(300_000), restarts: 0, pid: 4242, log: '/var/lib/grappe/autoscale/logs/auto-7.log' },
+      { name: 'auto-8', phase: 'starting', state: 'restarting', reason: 'queue pressure: 6 python jobs waiting for 12s', started_at: iso(60_000), restarts: 3, pid: 4300, error: 'exit status 1 (see /var/lib/grappe/autoscale/logs/auto-8.log)' },
+      { name: 'auto-9', phase: 'starting', state: 'failed', reason: 'queue pressure: 4 python jobs waiting for 15s', started_at: iso(30_000), restarts: 0, error: 'exited 5 times in a row within 10s of starting, last: exit status 2 (see /var/lib/grappe/autoscale/logs/auto-9.log)' },
+    ],
+    // 25 decisions, newest first: "decision 25" … "decision 1".
+    decisions: Array.from({ length: 25 }, (_, i) => ({
+      time: iso(i * 7000), action: ['start', 'hold', 'fail', 'drain', 'stop'][i % 5], worker: i % 5 === 1 ? undefined : `auto-${25 - i}`, reason: `decision ${25 - i}`,
+    })),
+  };
+  const off = { enabled: false, desired: 0, actual: 0, start_failures: 0, workers: [], decisions: [] };
+  let answer = { status: 200, body: busy };
+  let served = 0;
+  await page.route('**/api/v1/autoscaler', (route) => {
+    served++;
+    return route.fulfill({ status: answer.status, contentType: 'application/json', body: JSON.stringify(answer.body) });
+  });
+  /** Waits for two more refreshes of the dashboard with the current answer. */
+  const twoRefreshes = async () => {
+    const n = served;
+    await until('two refreshes', async () => served >= n + 2);
+    await sleep(200);
+  };
+  try {
+    await until('the canned autoscaler', async () => (await textOf('#as-provisioner')) === 'exec');
+    check((await textOf('#as-range')) === '0–5', `min–max: "${await textOf('#as-range')}"`);
+    check((await textOf('#as-desired')) === '3' && (await textOf('#as-actual')) === '1', 'desired/actual');
+    check((await $('#as-actual').locator('xpath=..').getAttribute('class')).includes('behind'), 'actual below desired not marked');
+    check((await textOf('#as-idle')) === '1 min 30 s', `idle: "${await textOf('#as-idle')}"`);
+    check((await textOf('#as-slots')) === '2', `slots: "${await textOf('#as-slots')}"`);
+    check((await textOf('#as-languages')) === 'Python, C', `languages: "${await textOf('#as-languages')}"`);
+    check((await textOf('#as-policy')).includes('waited 10 s') && (await textOf('#as-policy')).includes('within 2 min'), `policy: "${await textOf('#as-policy')}"`);
+    const held = await textOf('#as-held');
+    check(await visible('#as-held'), 'no note on the held scale-up');
+    check(held.includes('at most 10 starts a minute') && held.includes('2 failed starts in a row') && held.includes('next start not before'), `held: "${held}"`);
+    await until('three started workers', async () => (await $('#as-workers tbody tr').count()) === 3);
+    check((await $('#as-workers tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.autoWorker))).join() === 'auto-7,auto-8,auto-9', 'started workers order');
+    const a8 = 'tr[data-auto-worker="auto-8"]';
+    check((await textOf(`${a8} .aw-restarts`)) === '3', `auto-8 restarts: "${await textOf(`${a8} .aw-restarts`)}"`);
+    check((await textOf(`${a8} .aw-phase`)) === 'starting restarting', `auto-8 phase: "${await textOf(`${a8} .aw-phase`)}"`);
+    check((await textOf(`${a8} .aw-error`)).startsWith('exit status 1'), `auto-8 error: "${await textOf(`${a8} .aw-error`)}"`);
+    check((await $('tr[data-auto-worker="auto-9"] .aw-phase [data-state="failed"]').count()) === 1, 'auto-9 not shown failed');
+    check(((await $('tr[data-auto-worker="auto-9"] .aw-error .err-text').getAttribute('title')) ?? '').includes('exited 5 times'), 'auto-9 error without its full text in the title');
+    check(!(await visible('tr[data-auto-worker="auto-9"] .aw-pid')), 'a pid shown for a worker without one');
+    // The last 20 decisions, newest first.
+    await until('20 decisions', async () => (await $('#as-decisions tbody tr').count()) === 20);
+    const reasons = await $('#as-decisions tbody .d-reason').allTextContents();
+    check(reasons[0] === 'decision 25' && reasons[19] === 'decision 6', `decisions shown: ${reasons.join(', ')}`);
+    check(reasons.every((r, i) => r === `decision ${25 - i}`), `decisions not newest first: ${reasons.join(', ')}`);
+    check((await textOf('#as-decisions tbody tr:nth-child(2) .d-worker')) === '—', 'a hold without a worker');
+    check((await $('#as-decisions tbody tr:nth-child(3) .d-action .badge.bad').textContent()) === 'fail', 'a failed start is not marked');
+    await page.screenshot({ path: join(SHOTS, 'autoscaler-canned-desktop.png'), fullPage: true });
+    await page.setViewportSize(PHONE);
+    await sleep(500);
+    await noHorizontalScroll('dashboard with a busy autoscaler');
+    check(await visible('tr[data-auto-worker="auto-9"] .aw-error'), 'auto-9 error hidden on a phone');
+    check(await visible('#as-decisions tbody tr:first-child .d-reason'), 'decision reason hidden on a phone');
+    await $('#autoscaler').screenshot({ path: join(SHOTS, 'autoscaler-phone.png') });
+    await page.setViewportSize(DESKTOP);
+
+    answer = { status: 200, body: off };
+    await until('the panel hidden when the autoscaler is off', async () => !(await visible('#autoscaler')));
+    await twoRefreshes();
+    check(!(await visible('#autoscaler')), 'the panel came back while the autoscaler is off');
+    check((await textOf('#dash-updated')).startsWith('updated'), `dashboard: "${await textOf('#dash-updated')}"`);
+    check(/^\d+$/.test(await textOf('#stat-queue')), 'the rest of the dashboard is not filled in');
+
+    answer = { status: 200, body: busy };
+    await until('the panel back', () => visible('#autoscaler'));
+    answer = { status: 404, body: { error: { code: 'not_found', message: 'no such endpoint: GET /api/v1/autoscaler' } } };
+    await until('the panel hidden on a master without the endpoint', async () => !(await visible('#autoscaler')));
+    await twoRefreshes();
+    check(!(await visible('#autoscaler')), 'the panel came back on a master without the endpoint');
+    check((await textOf('#dash-updated')).startsWith('updated'), `a 404 breaks the dashboard: "${await textOf('#dash-updated')}"`);
+  } finally {
+    await page.unroute('**/api/v1/autoscaler');
+  }
+  await until('the real autoscaler again', async () => (await textOf('#as-provisioner')) === 'local');
+  await until('auto-1 alone again', async () => (await $('#as-workers tbody tr').count()) === 1);
 });
 
 await step('dashboard actions: drain and undrain a worker, cancel a job', async () => {
@@ -325,6 +465,10 @@ await step('phone width (390 px): no sideways scrolling', async () => {
   await page.setViewportSize(PHONE);
   await sleep(500);
   await noHorizontalScroll('dashboard');
+  check(await visible('#autoscaler'), 'no autoscaler panel on a phone');
+  check((await textOf('tr[data-worker="auto-1"] .w-origin')).startsWith('auto (local):'), 'started_by not shown on a phone');
+  check(await visible('tr[data-worker="auto-1"] .w-origin'), 'started_by hidden on a phone');
+  check(await visible('tr[data-auto-worker="auto-1"] .aw-reason'), 'why auto-1 was started hidden on a phone');
   await page.screenshot({ path: join(SHOTS, 'dashboard-phone.png'), fullPage: true });
   await $('#nav-editor').click();
   await $('.cm-content').waitFor();

@@ -52,7 +52,10 @@ export interface Worker {
   languages: { name: string; version: string }[]; labels: Record<string, string> | null;
   slots: number; running: number; cpu_percent: number; memory_percent: number; jobs_done: number;
   last_heartbeat: string; connected_at: string; sandbox: string; version?: string;
+  /** Set for a worker the autoscaler started. */
+  started_by?: WorkerOrigin;
 }
+export interface WorkerOrigin { provisioner: string; reason: string; started_at: string }
 export interface Cluster {
   workers: Record<string, number>; jobs: Record<string, number>; clients: number;
   slots: number; slots_in_use: number; queue_depth: number;
@@ -61,6 +64,23 @@ export interface Client {
   user: string; address: string; since: string; last_seen: string; requests: number;
   jobs_total: number; jobs_running: number; jobs_queued: number;
 }
+/** GET /api/v1/autoscaler (admin). enabled is false when the master runs without --autoscale. */
+export interface Autoscaler {
+  enabled: boolean; provisioner?: string; policy?: AutoscalePolicy;
+  desired: number; actual: number; languages?: string[];
+  held?: string; start_failures: number; backoff_until?: string;
+  workers: AutoscaledWorker[] | null; decisions: AutoscaleDecision[] | null; // decisions newest first
+}
+export interface AutoscalePolicy {
+  min: number; max: number; max_jobs: number; wait_ms: number; backlog_ms: number; idle_ms: number;
+  up_cooldown_ms: number; down_cooldown_ms: number; max_starts_per_minute: number; join_timeout_ms: number;
+  languages?: string[];
+}
+export interface AutoscaledWorker {
+  name: string; phase: 'starting' | 'up' | 'draining' | 'stopping' | string; state?: string; reason: string;
+  started_at: string; idle_since?: string; restarts: number; pid?: number; log?: string; error?: string;
+}
+export interface AutoscaleDecision { time: string; action: string; worker?: string; reason: string }
 export interface StatsPoint { time: string; queue_depth: number; running: number; completed: number; submitted: number; queue_wait_ms: number }
 export interface Stats { interval_seconds: number; points: StatsPoint[] }
 

@@ -37,6 +37,26 @@ export function when(iso: string | undefined): string {
   return Number.isNaN(t) ? '—' : new Date(t).toLocaleString();
 }
 
+/** A configured duration in ms, rounded for reading: "800 ms", "10 s", "1 min 30 s", "2 h". */
+export function duration(n: number | undefined | null): string {
+  if (n === undefined || n === null || !Number.isFinite(n)) return '—';
+  if (n < 1000) return `${Math.round(n)} ms`;
+  const s = Math.round(n / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return s % 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s / 60} min`;
+  const m = Math.round(s / 60);
+  return m % 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${m / 60} h`;
+}
+
+/** The time of day of a recent event; the date too when it is not today. */
+export function clock(iso: string | undefined): string {
+  if (!iso) return '—';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '—';
+  const d = new Date(t);
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
 /** Time between two API timestamps in ms, or undefined if either is missing. */
 export function between(a: string | undefined, b: string | undefined): number | undefined {
   if (!a || !b) return undefined;

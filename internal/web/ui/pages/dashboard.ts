@@ -1,17 +1,24 @@
 // The cluster dashboard (admin): workers with their load, connected
 // clients, jobs in flight, and charts of the last ten minutes. Tables are
 // polled every 1.5 s and updated in place; the charts follow
-// /api/v1/stats, which gains a point every 5 s.
-import { get, post, type Client, type Cluster, type Job, type Stats, type Worker } from '../api';
+// /api/v1/stats, which gains a point every 5 s. The autoscaler panel
+// (/api/v1/autoscaler) is shown only when the master runs with
+// --autoscale, and follows the tables' refresh.
+import {
+  ApiError, get, post,
+  type Autoscaler, type AutoscaleDecision, type AutoscaledWorker, type Client, type Cluster, type Job, type Stats, type Worker,
+} from '../api';
 import { confirmDialog, every, isAdmin, toast, type Page } from '../app';
 import { lineChart, type Chart } from '../charts';
 import { fill, h, setText, syncRows } from '../dom';
-import { ago, pct, shortId, when } from '../format';
+import { ago, clock, duration, pct, shortId, when } from '../format';
 import { labelOf } from '../languages';
 import { badge } from '../result';
 
 const REFRESH = 1500;
 const STATS_REFRESH = 5000;
+/** Decisions of the autoscaler shown, newest first (the master keeps more). */
+const DECISIONS = 20;
 
 export function dashboardPage(): Page {
   if (!isAdmin()) {
@@ -55,7 +62,7 @@ export function dashboardPage(): Page {
     drain.addEventListener('click', () => void toggleDrain(drain.dataset.name!, drain.dataset.action as 'drain' | 'undrain'));
     // data-label names each cell when a phone shows rows as cards.
     return h('tr', { 'data-worker': w.name },
-      h('th', { scope: 'row', class: 'w-name' }),
+      h('th', { scope: 'row', class: 'w-name' }, h('span', { class: 'w-name-text' }), h('small', { class: 'w-origin', hidden: true })),
       h('td', { class: 'w-address', 'data-label': 'Address' }),
       h('td', { class: 'w-status', 'data-label': 'Status' }),
       h('td', { class: 'w-langs', 'data-label': 'Languages' }),
@@ -70,7 +77,14 @@ export function dashboardPage(): Page {
   const updateWorker = (row: HTMLTableRowElement, w: Worker) => {
     const c = (k: string) => row.querySelector('.w-' + k)!;
     row.dataset.status = w.status;
-    setText(c('name'), w.name);
+    setText(c('name-text'), w.name);
+    // Started by the autoscaler: which provisioner and why, under the name.
+    const origin = c('origin') as HTMLElement;
+    const o = w.started_by;
+    origin.hidden = !o;
+    setText(origin, o ? `auto (${o.provisioner}): ${o.reason}` : '');
+    if (o) origin.title = `Started by the autoscaler (${o.provisioner} provisioner) ${when(o.started_at)}: ${o.reason}`;
+    else origin.removeAttribute('title');
     setText(c('address'), w.address || '—');
     const st = c('status');
     if (st.getAttribute('data-status') !== w.status) {
@@ -165,15 +179,146 @@ export function dashboardPage(): Page {
   }
   const activeEmpty = h('p', { class: 'muted', id: 'active-empty' }, 'No job is queued or running.');
 
+  // --- autoscaler ---------------------------------------------------------------
+  const fact = (label: string, id: string) => {
+    const dd = h('dd', { id }, '—');
+    return { el: h('div', { class: 'fact' }, h('dt', null, label), dd), dd };
+  };
+  const fProvisioner = fact('Provisioner', 'as-provisioner');
+  const fRange = fact('Workers (min–max)', 'as-range');
+  const fDesired = fact('Desired', 'as-desired');
+  const fActual = fact('Actual', 'as-actual');
+  const fIdle = fact('Stop after idle', 'as-idle');
+  const fSlots = fact('Slots per worker', 'as-slots');
+  const fLangs = fact('Languages', 'as-languages');
+  const asPolicy = h('p', { class: 'muted small', id: 'as-policy' });
+  const asHeld = h('p', { class: 'warn', id: 'as-held', role: 'status', hidden: true });
+
+  const asWorkersBody = h('tbody');
+  const asWorkerRow = (w: AutoscaledWorker) => h('tr', { 'data-auto-worker': w.name },
+    h('th', { scope: 'row', class: 'aw-name' }, h('span', { class: 'aw-name-text' }), h('small', { class: 'aw-pid muted', hidden: true })),
+    h('td', { class: 'aw-phase', 'data-label': 'Phase' }),
+    h('td', { class: 'aw-restarts num', 'data-label': 'Restarts' }),
+    h('td', { class: 'aw-started', 'data-label': 'Started' }),
+    h('td', { class: 'aw-reason', 'data-label': 'Why' }),
+    h('td', { class: 'aw-error', 'data-label': 'Error' }));
+  const phaseKind: Record<string, string> = { up: 'good', starting: 'busy', draining: 'busy', stopping: 'muted' };
+  const updateAsWorker = (row: HTMLTableRowElement, w: AutoscaledWorker) => {
+    const c = (k: string) => row.querySelector('.aw-' + k)!;
+    row.dataset.phase = w.phase;
+    setText(c('name-text'), w.name);
+    const pid = c('pid') as HTMLElement;
+    pid.hidden = !w.pid;
+    setText(pid, w.pid ? `pid ${w.pid}` : '');
+    if (w.log) pid.title = `log: ${w.log}`;
+    else pid.removeAttribute('title');
+    // The phase is the autoscaler's; the state (restarting, failed), the
+    // provisioner's view, is added when it is not plain "running".
+    const state = w.state && w.state !== 'running' ? w.state : '';
+    const ph = c('phase');
+    if (ph.getAttribute('data-phase') !== w.phase + '/' + state) {
+      ph.setAttribute('data-phase', w.phase + '/' + state);
+      fill(ph, h('span', { class: `badge ${phaseKind[w.phase] ?? 'muted'}` }, w.phase),
+        state ? [' ', h('span', { class: `badge ${state === 'failed' ? 'bad' : 'busy'}`, 'data-state': state }, state)] : null);
+    }
+    setText(c('restarts'), String(w.restarts ?? 0));
+    setText(c('started'), ago(w.started_at));
+    c('started').setAttribute('title', when(w.started_at));
+    setText(c('reason'), w.reason || '—');
+    const err = c('error');
+    if (err.getAttribute('data-error') !== (w.error ?? '')) {
+      err.setAttribute('data-error', w.error ?? '');
+      fill(err, w.error ? h('span', { class: 'error err-text', title: w.error }, w.error) : '—');
+    }
+  };
+  const asWorkersEmpty = h('p', { class: 'muted', id: 'as-workers-empty' }, 'The autoscaler runs no worker now.');
+
+  const decisionsBody = h('tbody');
+  const actionKind: Record<string, string> = { start: 'good', undrain: 'good', drain: 'busy', hold: 'busy', stop: 'muted', fail: 'bad' };
+  const decisionRow = (d: AutoscaleDecision) => h('tr', { 'data-action': d.action },
+    h('th', { scope: 'row', class: 'd-time', title: when(d.time) }, clock(d.time)),
+    h('td', { class: 'd-action', 'data-label': 'Action' }, h('span', { class: `badge ${actionKind[d.action] ?? 'muted'}` }, d.action)),
+    h('td', { class: 'd-worker', 'data-label': 'Worker' }, d.worker || '—'),
+    h('td', { class: 'd-reason', 'data-label': 'Reason' }, d.reason || '—'));
+  const decisionsEmpty = h('p', { class: 'muted', id: 'as-decisions-empty' }, 'No decision yet.');
+
+  const asSection = h('section', { id: 'autoscaler', class: 'autoscaler', 'aria-labelledby': 'autoscaler-title', hidden: true },
+    h('h2', { id: 'autoscaler-title' }, 'Autoscaler'),
+    h('div', { class: 'panel as-summary' },
+      h('dl', { class: 'facts', id: 'as-facts' }, fProvisioner.el, fRange.el, fDesired.el, fActual.el, fIdle.el, fSlots.el, fLangs.el),
+      asPolicy, asHeld),
+    h('h3', null, 'Workers it started'),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'as-workers', class: 'list cards' },
+      h('thead', null, h('tr', null, ['Name', 'Phase', 'Restarts', 'Started', 'Why', 'Error'].map((t) => h('th', { scope: 'col' }, t)))),
+      asWorkersBody)),
+    asWorkersEmpty,
+    h('h3', null, `Recent decisions (last ${DECISIONS}, newest first)`),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'as-decisions', class: 'list cards' },
+      h('thead', null, h('tr', null, ['Time', 'Action', 'Worker', 'Reason'].map((t) => h('th', { scope: 'col' }, t)))),
+      decisionsBody)),
+    decisionsEmpty);
+
+  /** Shows the autoscaler's state; a = null (an older master: no such endpoint) or disabled hides the panel. */
+  function showAutoscaler(a: Autoscaler | null): void {
+    asSection.hidden = !a?.enabled;
+    if (!a?.enabled) return;
+    const p = a.policy;
+    setText(fProvisioner.dd, a.provisioner || '?');
+    setText(fRange.dd, p ? `${p.min}–${p.max}` : '—');
+    setText(fDesired.dd, String(a.desired));
+    setText(fActual.dd, String(a.actual));
+    // Fewer (or more) workers than wanted: starts or stops are under way,
+    // or held back.
+    fActual.el.classList.toggle('behind', a.actual !== a.desired);
+    setText(fIdle.dd, p ? duration(p.idle_ms) : '—');
+    setText(fSlots.dd, p ? String(p.max_jobs) : '—');
+    setText(fLangs.dd, a.languages?.length ? a.languages.map(labelOf).join(', ') : 'any (learned when the first joins)');
+    setText(asPolicy, p
+      ? `Scales up when a job has waited ${duration(p.wait_ms)} or the queue has exceeded the free slots for ${duration(p.backlog_ms)} `
+        + `(${duration(p.up_cooldown_ms)} between scale-ups, at most ${p.max_starts_per_minute} starts a minute); `
+        + `scales down no sooner than ${duration(p.down_cooldown_ms)} after a change; a started worker must join within ${duration(p.join_timeout_ms)}.`
+      : '');
+    const notes = [
+      a.held ? `Scale-up held: ${a.held}.` : '',
+      a.start_failures ? `${a.start_failures} failed start${a.start_failures > 1 ? 's' : ''} in a row`
+        + (a.backoff_until ? `; next start not before ${clock(a.backoff_until)}.` : '.') : '',
+    ].filter(Boolean);
+    asHeld.hidden = notes.length === 0;
+    setText(asHeld, notes.join(' '));
+    const ws = a.workers ?? [];
+    syncRows(asWorkersBody, ws, (w) => w.name, asWorkerRow, updateAsWorker);
+    asWorkersEmpty.hidden = ws.length > 0;
+    // Decisions never change once made: a row per decision, keyed by its
+    // content (and its rank among equal ones).
+    const seen = new Map<string, number>();
+    const ds = (a.decisions ?? []).slice(0, DECISIONS);
+    const key = (d: AutoscaleDecision) => {
+      const k = [d.time, d.action, d.worker ?? '', d.reason].join('\u0000');
+      const n = (seen.get(k) ?? 0) + 1;
+      seen.set(k, n);
+      return k + '#' + n;
+    };
+    syncRows(decisionsBody, ds, key, decisionRow, (row, d) => {
+      const t = row.querySelector('.d-time')!;
+      setText(t, clock(d.time)); // "today" may have become yesterday
+    });
+    decisionsEmpty.hidden = ds.length > 0;
+  }
+
   // --- refresh ------------------------------------------------------------------
   async function refresh(): Promise<void> {
     try {
-      const [ws, cl, clients, running, queued] = await Promise.all([
+      const [ws, cl, clients, running, queued, as] = await Promise.all([
         get<{ workers: Worker[] }>('/api/v1/workers'),
         get<Cluster>('/api/v1/cluster'),
         get<{ clients: Client[] }>('/api/v1/clients'),
         get<{ jobs: Job[] }>('/api/v1/jobs?status=running&limit=100'),
         get<{ jobs: Job[] }>('/api/v1/jobs?status=queued&limit=100'),
+        // A master older than the autoscaler has no such endpoint: no panel.
+        get<Autoscaler>('/api/v1/autoscaler').catch((e) => {
+          if (e instanceof ApiError && e.status === 404) return null;
+          throw e;
+        }),
       ]);
       if (disposed) return;
       const workers = ws.workers.slice().sort((a, b) => a.name.localeCompare(b.name));
@@ -196,6 +341,7 @@ export function dashboardPage(): Page {
       const active = [...running.jobs, ...queued.jobs];
       syncRows(activeBody, active, (j) => j.id, activeRow, updateActive);
       activeEmpty.hidden = active.length > 0;
+      showAutoscaler(as);
       setText(updated, 'updated ' + new Date().toLocaleTimeString());
       updated.classList.remove('error');
     } catch (e) {
@@ -240,6 +386,7 @@ export function dashboardPage(): Page {
     h('div', { class: 'table-wrap' }, h('table', { id: 'workers-table', class: 'list cards' },
       h('thead', null, h('tr', null, ['Name', 'Address', 'Status', 'Languages', 'Slots', 'CPU', 'Memory', 'Jobs done', 'Last heartbeat', 'Sandbox', ''].map((t) => h('th', { scope: 'col' }, t)))),
       workersBody)),
+    asSection,
     h('h2', null, 'Activity'),
     statsNote,
     h('div', { class: 'charts' }, qChart.el, tChart.el, wChart.el),
