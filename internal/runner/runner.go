@@ -1,12 +1,12 @@
 package runner
 
 import (
-	"strconv"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
