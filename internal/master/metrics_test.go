@@ -74,7 +74,7 @@ func TestMetricsAfterKnownJobs(t *testing.T) {
 		{"grappe_worker_slots", map[string]string{"worker": "w"}, 2},
 		{"grappe_worker_slots_used", map[string]string{"worker": "w"}, 0},
 		{"grappe_worker_jobs_done_total", map[string]string{"worker": "w"}, 4},
-		{"grappe_worker_info", map[string]string{"worker": "w", "status": "up", "sandbox": "none"}, 1},
+		{"grappe_worker_info", map[string]string{"worker": "w", "status": "up", "sandbox": clustertest.SharedToolbox(t).Sandbox}, 1},
 	}
 	for _, tc := range counters {
 		if got := value(fams, tc.name, tc.labels); got != tc.want {

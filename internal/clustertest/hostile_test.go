@@ -1,0 +1,122 @@
+package clustertest_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/clustertest"
+)
+
+// TestHostilePrograms sends the programs the sandbox must contain through
+// the whole cluster: each ends with the right verdict, and the next job on
+// the same worker runs normally. The sandbox package tests each mechanism
+// in depth; this checks the verdicts users see.
+func TestHostilePrograms(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root: these programs are only run inside it")
+	}
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 2}}})
+	if kind := clustertest.SharedToolbox(t).Sandbox; kind == "none" {
+		t.Fatalf("running as root but the sandbox is %q", kind)
+	}
+	c.WaitLanguage("bash")
+	c.WaitLanguage("c")
+	c.WaitLanguage("python")
+	// A port of the master's machine the programs must not reach.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	dataDir := c.DataDir
+
+	small := api.Limits{CPUMs: 2000, WallMs: 4000, MemoryMB: 64, Processes: 32, OutputKB: 64}
+	for _, tc := range []struct {
+		name, lang, src string
+		verdicts        []string // any of these
+		check           func(t *testing.T, j *api.Job)
+	}{
+		{"fork bomb", "bash", ":(){ :|:& };:", []string{api.VerdictTimeLimit, api.VerdictRuntimeError, api.VerdictOK}, nil},
+		{"memory bomb", "c", "#include <stdlib.h>\n#include <string.h>\nint main(){for(;;){char*p=malloc(1<<20);if(!p)return 3;memset(p,1,1<<20);}}", []string{api.VerdictMemoryLimit}, nil},
+		{"infinite loop", "c", "int main(){volatile int x=0;for(;;)x++;}", []string{api.VerdictTimeLimit}, nil},
+		{"sleep forever", "bash", "sleep 1000", []string{api.VerdictTimeLimit}, nil},
+		{"a gigabyte of output", "c", "#include <stdio.h>\nint main(){static char b[1<<16];for(int i=0;i<16384;i++)fwrite(b,1,sizeof b,stdout);}", []string{api.VerdictOutputLimit},
+			func(t *testing.T, j *api.Job) {
+				if !j.Run.OutputTruncated {
+					t.Errorf("output not marked truncated")
+				}
+			}},
+		{"connect to the master's machine", "python", fmt.Sprintf("import socket\ns=socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', %d))\nprint('connected')", port), []string{api.VerdictRuntimeError}, nil},
+		{"connect elsewhere", "python", "import socket\ns=socket.socket()\ns.settimeout(2)\ns.connect(('1.1.1.1', 53))\nprint('connected')", []string{api.VerdictRuntimeError}, nil},
+		{"resolve a name", "python", "import socket\nprint(socket.gethostbyname('example.com'))", []string{api.VerdictRuntimeError}, nil},
+		{"read /etc/shadow", "bash", "cat /etc/shadow", []string{api.VerdictRuntimeError}, nil},
+		{"read the master's data", "bash", fmt.Sprintf("ls %s && cat %s/admin-token", dataDir, dataDir), []string{api.VerdictRuntimeError}, nil},
+		{"read init's environment", "bash", "cat /proc/1/environ | tr '\\0' '\\n' | grep -i token && echo LEAK", []string{api.VerdictRuntimeError, api.VerdictOK},
+			func(t *testing.T, j *api.Job) {
+				if strings.Contains(j.Run.Stdout, "LEAK") {
+					t.Errorf("a token in /proc/1/environ: %q", j.Run.Stdout)
+				}
+			}},
+		{"write outside the work dir", "bash", "echo x > /usr/pwned", []string{api.VerdictRuntimeError}, nil},
+		{"kill everything", "bash", "kill -9 -1; echo survived", []string{api.VerdictRuntimeError, api.VerdictOK}, nil},
+		{"ptrace", "python", "import ctypes\nlibc=ctypes.CDLL(None)\nr=libc.ptrace(16, 1, 0, 0)\nprint('ptrace', r)\nimport sys\nsys.exit(0 if r!=0 else 1)", []string{api.VerdictOK}, nil},
+		{"mount", "bash", "mount -t tmpfs none /tmp", []string{api.VerdictRuntimeError}, nil},
+		{"unshare", "bash", "unshare -r true", []string{api.VerdictRuntimeError}, nil},
+		{"background child left behind", "bash", "(sleep 1000 &) ; echo done", []string{api.VerdictOK}, nil},
+		{"setsid escape", "bash", "setsid sleep 1000 & echo done", []string{api.VerdictOK}, nil},
+		{"plant a symlink to a host file", "bash", "ln -s /etc/shadow out.txt; ln -s / root; echo planted", []string{api.VerdictOK}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			start := time.Now()
+			j, err := c.Client.SubmitWait(ctx, &api.JobRequest{Language: tc.lang, Source: tc.src, Limits: small}, 2*time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Status != api.StatusDone {
+				t.Fatalf("status %q error %q", j.Status, j.Error)
+			}
+			ok := false
+			for _, v := range tc.verdicts {
+				ok = ok || j.Verdict == v
+			}
+			if !ok {
+				t.Fatalf("verdict %q (exit %d %s, stdout %.200q, stderr %.300q), want one of %v",
+					j.Verdict, j.Run.ExitCode, j.Run.Signal, j.Run.Stdout, j.Run.Stderr, tc.verdicts)
+			}
+			if strings.Contains(j.Run.Stdout, "connected") {
+				t.Fatalf("the program reached the network: %q", j.Run.Stdout)
+			}
+			if tc.check != nil {
+				tc.check(t, j)
+			}
+			if took := time.Since(start); took > 30*time.Second {
+				t.Errorf("took %v", took)
+			}
+			// The worker is healthy: the next job runs normally.
+			next, err := c.Client.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo fine"}, time.Minute)
+			if err != nil || next.Verdict != api.VerdictOK || next.Run.Stdout != "fine\n" {
+				t.Fatalf("the next job after %q: %+v %v", tc.name, next, err)
+			}
+		})
+	}
+	// Nothing hostile was left on the host: the file is not written, and
+	// the listener never saw a connection.
+	if _, err := os.Stat("/usr/pwned"); err == nil {
+		os.Remove("/usr/pwned")
+		t.Fatal("a program wrote /usr/pwned on the host")
+	}
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Millisecond))
+	if conn, err := ln.Accept(); err == nil {
+		conn.Close()
+		t.Fatal("a program connected to the host's loopback")
+	}
+}
