@@ -160,7 +160,7 @@ func newUpCmd() *cobra.Command {
 			g.Go(func() error { return m.Run(gctx) })
 			// One sandbox for all the local workers: they share its pool
 			// and its range of uids.
-			sb, err := openSandbox(insecure, filepath.Join(f.data, "workers", "sandbox"), 0, log)
+			sb, err := openSandbox(insecure, filepath.Join(f.data, "workers", "sandbox"), 0, workers*maxJobs, log)
 			if err != nil {
 				return err
 			}
@@ -258,7 +258,7 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sb, err := openSandbox(insecure, filepath.Join(data, "sandbox"), uidBase, log)
+			sb, err := openSandbox(insecure, filepath.Join(data, "sandbox"), uidBase, maxJobs, log)
 			if err != nil {
 				return err
 			}
@@ -301,7 +301,10 @@ func newWorkerCmd() *cobra.Command {
 // (the unisolated executor) with --insecure-no-sandbox. A worker refuses
 // to start when the sandbox does not work: running strangers' code
 // unconfined must be asked for, never fallen into.
-func openSandbox(insecure bool, root string, uidBase int, log *slog.Logger) (sandbox.Sandbox, error) {
+//
+// The pool holds one prepared sandbox per slot, so that no run waits for
+// one to be built.
+func openSandbox(insecure bool, root string, uidBase, slots int, log *slog.Logger) (sandbox.Sandbox, error) {
 	if insecure {
 		log.Warn("running programs WITHOUT a sandbox (--insecure-no-sandbox): development only")
 		return nil, nil
@@ -310,7 +313,7 @@ func openSandbox(insecure bool, root string, uidBase int, log *slog.Logger) (san
 	if err != nil {
 		return nil, err
 	}
-	sb, err := sandbox.New(sandbox.Config{Root: abs, UIDBase: uidBase, Logger: log})
+	sb, err := sandbox.New(sandbox.Config{Root: abs, UIDBase: uidBase, PoolSize: min(max(slots, 2), 64), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(the sandbox needs Linux and root; --insecure-no-sandbox runs programs unconfined, for development only)", err)
 	}

@@ -58,7 +58,7 @@ func SharedToolbox(t testing.TB) *worker.Toolbox {
 				return
 			}
 			toolboxSB, toolboxErr = sandbox.New(sandbox.Config{
-				Root: root, UIDBase: 1_000_000 + (os.Getpid()%10000)*100, UIDCount: 100, Logger: log,
+				Root: root, UIDBase: 1_000_000 + (os.Getpid()%10000)*100, UIDCount: 100, PoolSize: 8, Logger: log,
 			})
 			if toolboxErr != nil {
 				return
