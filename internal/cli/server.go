@@ -171,6 +171,9 @@ func newUpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Deferred calls run last-in first-out: the self-tests (which
+			// use the sandbox) end before the sandbox closes.
+			defer waitSelfTests(tb)
 			waitQuick(gctx, tb)
 			for i := 1; i <= workers; i++ {
 				name := fmt.Sprintf("worker-%d", i)
@@ -267,6 +270,7 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer waitSelfTests(tb)
 			waitQuick(ctx, tb)
 			w, err := worker.New(worker.Config{
 				Master: masterAddr, JoinToken: joinToken, CAPEM: caPEM, DataDir: data, Name: name, Slots: maxJobs,
@@ -319,6 +323,16 @@ func openSandbox(insecure bool, root string, uidBase, slots int, log *slog.Logge
 	}
 	log.Info("sandbox ready", "kind", sb.Kind())
 	return sb, nil
+}
+
+// waitSelfTests waits for the toolbox's self-tests, which stop early once
+// the command's context is cancelled, so that nothing still uses the
+// sandbox when it closes.
+func waitSelfTests(tb *worker.Toolbox) {
+	select {
+	case <-tb.Tested():
+	case <-time.After(30 * time.Second):
+	}
 }
 
 func closeSandbox(sb sandbox.Sandbox) {

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/grappe/grappe/internal/sandbox"
 	"github.com/grappe/grappe/internal/worker"
@@ -34,6 +35,11 @@ func Main(m *testing.M) int {
 	sandbox.InitMain()
 	code := m.Run()
 	if toolboxSB != nil {
+		// The self-tests may still be compiling in the sandbox.
+		select {
+		case <-toolbox.Tested():
+		case <-time.After(2 * time.Minute):
+		}
 		toolboxSB.Close()
 	}
 	return code
