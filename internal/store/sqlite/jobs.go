@@ -21,8 +21,10 @@ const jobColumns = `id, owner, language, version, status, verdict, error,
 const (
 	sqlCreateJob = `INSERT INTO jobs (` + jobColumns + `)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlGetJob    = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
-	sqlJobByKey  = `SELECT ` + jobColumns + ` FROM jobs WHERE owner = ? AND idem_key = ?`
+	sqlGetJob = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
+	// "idem_key != ''" repeats the partial index's condition: without it
+	// SQLite cannot prove a bound key is not '' and scans the owner's jobs.
+	sqlJobByKey  = `SELECT ` + jobColumns + ` FROM jobs WHERE owner = ? AND idem_key = ? AND idem_key != ''`
 	sqlJobExists = `SELECT 1 FROM jobs WHERE id = ?`
 
 	// The transitions. Each is one compare-and-set on (id, status,

@@ -234,3 +234,27 @@ func TestTimesStoredAsUTCNanos(t *testing.T) {
 		t.Errorf("CreatedAt = %v, want %v in UTC to the nanosecond", j.CreatedAt, created.UTC())
 	}
 }
+
+// TestIdempotencyLookupUsesIndex guards the query plan: a submission's
+// key lookup must be an index search, not a scan of the owner's jobs.
+func TestIdempotencyLookupUsesIndex(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "db"), "")
+	var detail string
+	rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+sqlJobByKey, "alice", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	joined := strings.Join(plan, "; ")
+	if !strings.Contains(joined, "jobs_owner_idem") {
+		t.Fatalf("the key lookup does not use the idempotency index: %s", joined)
+	}
+}
