@@ -32,6 +32,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	sandbox.InitMain()
 	dir, err := os.MkdirTemp("", "grappe-runner-test-")
 	if err != nil {
 		panic(err)
