@@ -10,12 +10,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,70 +21,8 @@ import (
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/autoscale"
 	"github.com/grappe/grappe/internal/clustertest"
-	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/master"
 )
-
-// binDir holds the grappe binary built once for the tests that need it.
-var binDir string
-
-func TestMain(m *testing.M) {
-	var err error
-	if binDir, err = os.MkdirTemp("", "grappe-autoscale-test-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(binDir)
-	os.Exit(code)
-}
-
-var buildOnce sync.Once
-
-// grappeBinary builds cmd/grappe once per test binary.
-func grappeBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(binDir, "grappe")
-	var out []byte
-	var err error
-	buildOnce.Do(func() {
-		root, _ := filepath.Abs("../..")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/grappe")
-		cmd.Dir = root
-		out, err = cmd.CombinedOutput()
-	})
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("no grappe binary (an earlier build failed): %v", err)
-	}
-	return bin
-}
-
-// bashOnlyCatalogue writes a catalogue file that disables every language
-// but bash: a started worker then self-tests one interpreter, not javac
-// and rustc, which on a small machine would take most of the CPU the
-// test's jobs and its other workers need.
-func bashOnlyCatalogue(t *testing.T) string {
-	t.Helper()
-	c, err := lang.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	b.WriteString("languages:\n")
-	for _, n := range c.Names() {
-		if n != "bash" {
-			fmt.Fprintf(&b, "  - name: %s\n    disabled: true\n", n)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "bash-only.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // testPolicy is min 1, max 4 workers of one slot, with thresholds short
 // enough for a test.
@@ -148,10 +84,10 @@ func TestLocalScalesUpAndDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds grappe and runs worker processes")
 	}
-	bin := grappeBinary(t)
+	bin := clustertest.BuildGrappe(t)
 	c := startCluster(t, master.AutoscaleConfig{
 		Provisioner: "local", Policy: testPolicy(4), WorkerBinary: bin,
-		WorkerArgs: []string{"--catalogue", bashOnlyCatalogue(t), "--insecure-no-sandbox", "--drain-timeout", "10s"},
+		WorkerArgs: []string{"--catalogue", clustertest.OnlyLanguagesCatalogue(t, "bash"), "--insecure-no-sandbox", "--drain-timeout", "10s"},
 	})
 	ctx := context.Background()
 
@@ -302,9 +238,9 @@ func TestExecScalesWithScripts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds grappe and runs worker processes")
 	}
-	bin := grappeBinary(t)
+	bin := clustertest.BuildGrappe(t)
 	dir := t.TempDir()
-	cat := bashOnlyCatalogue(t)
+	cat := clustertest.OnlyLanguagesCatalogue(t, "bash")
 	start := filepath.Join(dir, "start.sh")
 	stop := filepath.Join(dir, "stop.sh")
 	write := func(path, body string) {

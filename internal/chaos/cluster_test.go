@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/client"
+	"github.com/grappe/grappe/internal/clustertest"
 )
 
 // proc is one grappe process of the cluster, logging to its own file.
@@ -62,24 +63,8 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// buildBinary builds cmd/grappe once for the run.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "grappe")
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/grappe")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func newCluster(t *testing.T) *cluster {
-	c := &cluster{t: t, bin: buildBinary(t), dir: t.TempDir(), workers: map[string]*proc{}}
+	c := &cluster{t: t, bin: clustertest.BuildGrappe(t), dir: t.TempDir(), workers: map[string]*proc{}}
 	c.apiAddr, c.clusterAdr = freePort(t), freePort(t)
 	t.Cleanup(c.stopAll)
 	return c

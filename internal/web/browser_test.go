@@ -3,7 +3,6 @@ package web_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +17,6 @@ import (
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/autoscale"
 	"github.com/grappe/grappe/internal/clustertest"
-	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/master"
 )
 
@@ -54,7 +52,7 @@ func TestBrowser(t *testing.T) {
 		t.Skip("no node_modules/playwright-core (run npm ci in internal/web): browser tests skipped")
 	}
 
-	bin := grappeBinary(t)
+	bin := clustertest.BuildGrappe(t)
 	c := clustertest.Start(t, clustertest.Options{
 		Master: func(cfg *master.Config) {
 			// Its minimum worker only: it runs bash alone, so the test's
@@ -63,7 +61,7 @@ func TestBrowser(t *testing.T) {
 				Provisioner:  "local",
 				Policy:       autoscale.Policy{Min: 1, Max: 2, SlotsPerWorker: 1, Idle: time.Minute},
 				WorkerBinary: bin,
-				WorkerArgs:   []string{"--catalogue", bashOnlyCatalogue(t), "--insecure-no-sandbox", "--drain-timeout", "2s"},
+				WorkerArgs:   []string{"--catalogue", clustertest.OnlyLanguagesCatalogue(t, "bash"), "--insecure-no-sandbox", "--drain-timeout", "2s"},
 				Interval:     200 * time.Millisecond,
 				// The script stops and restarts the master: its worker must
 				// stop well within clustertest's 10 s.
@@ -149,45 +147,6 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("browser tests failed (%v after %s); screenshots in %s", err, time.Since(start).Round(time.Second), shots)
 	}
 	t.Logf("browser tests passed in %s; screenshots in %s", time.Since(start).Round(time.Second), shots)
-}
-
-// grappeBinary builds cmd/grappe for the autoscaler to start as workers.
-func grappeBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "grappe")
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/grappe")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// bashOnlyCatalogue writes a catalogue that disables every language but
-// bash, so that the started worker tests one interpreter only when it
-// starts (as in internal/autoscale's end-to-end tests).
-func bashOnlyCatalogue(t *testing.T) string {
-	t.Helper()
-	c, err := lang.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	b.WriteString("languages:\n")
-	for _, n := range c.Names() {
-		if n != "bash" {
-			fmt.Fprintf(&b, "  - name: %s\n    disabled: true\n", n)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "bash-only.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // logLines copies the script's output to the test log, a line at a time.
