@@ -51,7 +51,14 @@ func FuzzValidate(f *testing.F) {
 			t.Fatal("accepted a job without files")
 		}
 		for _, f := range v.files {
-			if f.name != "" && (checkFileName(f.name) != nil || strings.HasPrefix(f.name, "/") || strings.Contains(f.name, "..")) {
+			if f.name == "" {
+				continue
+			}
+			hostile := checkFileName(f.name) != nil || strings.HasPrefix(f.name, "/") || strings.ContainsAny(f.name, "\\\x00")
+			for _, part := range strings.Split(f.name, "/") {
+				hostile = hostile || part == "" || part == "." || part == ".."
+			}
+			if hostile {
 				t.Fatalf("accepted a hostile file name %q", f.name)
 			}
 		}
