@@ -331,3 +331,18 @@ func TestLateEventStreamReplaysOutput(t *testing.T) {
 		t.Fatalf("a late stream saw %q", out)
 	}
 }
+
+func TestGoCompileArgsRefused(t *testing.T) {
+	// Go's build cache is shared between jobs: a flag such as -toolexec
+	// would let one job's program write entries other users' builds use.
+	c := clustertest.Start(t, clustertest.Options{})
+	raw := newRaw(t, c)
+	status, body := raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"go","source":"package main\nfunc main(){}","compile_args":["-toolexec=/box/evil"]}`))
+	if status != 422 || !strings.Contains(string(body), "shared") {
+		t.Fatalf("go compile_args: %d %s, want 422", status, body)
+	}
+	status, body = raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"c","source":"int main(){return X;}","compile_args":["-DX=0"]}`))
+	if status != 201 {
+		t.Fatalf("c compile_args: %d %s, want 201", status, body)
+	}
+}

@@ -84,6 +84,20 @@ type SelfTest struct {
 // Compiled reports whether the language has a compile step.
 func (e *Entry) Compiled() bool { return len(e.Compile) > 0 }
 
+// SharedCache reports whether the compile step writes a cache shared by
+// every job ({cache}, Go's GOCACHE). Such a language takes no
+// compile_args: a flag can make a compiler run a program of the job's own
+// (go build -toolexec, an external linker), which could then plant
+// entries in the cache that other users' builds would use.
+func (e *Entry) SharedCache() bool {
+	for _, w := range append(append([]string{}, e.Compile...), e.CompileEnv...) {
+		if strings.Contains(w, "{cache}") {
+			return true
+		}
+	}
+	return false
+}
+
 // IsSource reports whether a file name has one of the language's
 // extensions (compared case-insensitively).
 func (e *Entry) IsSource(name string) bool {

@@ -103,6 +103,9 @@ func (m *Master) validate(req *api.JobRequest) (*validated, error) {
 	if err := checkArgs("compile_args", req.CompileArgs); err != nil {
 		return nil, err
 	}
+	if len(req.CompileArgs) > 0 && entry.SharedCache() {
+		return nil, invalid("compile_args are not accepted for %s: its build cache is shared between jobs, and a flag could make the compiler run the job's own code", entry.Name)
+	}
 	if len(req.Tests) > maxTests {
 		return nil, invalid("at most %d tests", maxTests)
 	}

@@ -45,6 +45,9 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 	if err != nil {
 		return nil, err
 	}
+	if len(spec.CompileArgs) > 0 && e.SharedCache() {
+		return nil, fmt.Errorf("%w: no compile_args for %s, whose build cache is shared between jobs", ErrBadSpec, e.Name)
+	}
 	work, err := os.MkdirTemp(r.cfg.WorkRoot, "job-") // mode 0700, random name
 	if err != nil {
 		return nil, fmt.Errorf("runner: work dir: %w", err)
