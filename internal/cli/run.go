@@ -143,12 +143,7 @@ job has finished, whatever the program did.`,
 	cf := addConnFlags(cmd)
 	jf := addJobFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		files, progArgs := splitDash(cmd, args)
-		req, err := jf.request(files, progArgs, cmd.InOrStdin())
-		if err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, req, err := jobClient(cmd, args, cf, jf)
 		if err != nil {
 			return err
 		}
@@ -410,12 +405,7 @@ func newSubmitCmd() *cobra.Command {
 	cf := addConnFlags(cmd)
 	jf := addJobFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		files, progArgs := splitDash(cmd, args)
-		req, err := jf.request(files, progArgs, cmd.InOrStdin())
-		if err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, req, err := jobClient(cmd, args, cf, jf)
 		if err != nil {
 			return err
 		}
@@ -431,4 +421,19 @@ func newSubmitCmd() *cobra.Command {
 		return err
 	}
 	return cmd
+}
+
+// jobClient builds the submission of run and submit from the files and
+// flags, and opens the client that sends it.
+func jobClient(cmd *cobra.Command, args []string, cf *connFlags, jf *jobFlags) (*client.Client, *api.JobRequest, error) {
+	files, progArgs := splitDash(cmd, args)
+	req, err := jf.request(files, progArgs, cmd.InOrStdin())
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, req, nil
 }

@@ -87,22 +87,7 @@ func (*Plain) Exec(ctx context.Context, c *Cmd) (*Outcome, error) {
 		return nil, err
 	}
 
-	// Output readers, one per stream; OnOutput is called by one at a time.
-	var mu sync.Mutex
-	onOutput := c.OnOutput
-	if onOutput != nil {
-		onOutput = func(stream string, data []byte) {
-			mu.Lock()
-			defer mu.Unlock()
-			c.OnOutput(stream, data)
-		}
-	}
-	capHit := make(chan struct{}, 2)
-	stdout := &capture{stream: "stdout", max: c.Limits.OutputBytes, onOutput: onOutput, capHit: capHit}
-	stderr := &capture{stream: "stderr", max: c.Limits.OutputBytes, onOutput: onOutput, capHit: capHit}
-	var readers sync.WaitGroup
-	readers.Go(func() { stdout.read(outR) })
-	readers.Go(func() { stderr.read(errR) })
+	stdout, stderr, capHit, readers := startCapture(c, outR, errR)
 
 	// The leader's exit is observed without reaping it (WNOWAIT): as long
 	// as it is a zombie its pid, and so the group id, cannot be reused, and
@@ -304,6 +289,29 @@ func stdinFile(data []byte) (*os.File, error) {
 }
 
 // capture collects one output stream up to max bytes (0: no limit).
+// startCapture reads a command's stdout and stderr, one goroutine per
+// stream, each capped at the output limit (a hit is signalled on capHit);
+// OnOutput is called by one reader at a time. readers.Wait returns once
+// both pipes are at EOF.
+func startCapture(c *Cmd, outR, errR *os.File) (stdout, stderr *capture, capHit chan struct{}, readers *sync.WaitGroup) {
+	var mu sync.Mutex
+	onOutput := c.OnOutput
+	if onOutput != nil {
+		onOutput = func(stream string, data []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			c.OnOutput(stream, data)
+		}
+	}
+	capHit = make(chan struct{}, 2)
+	stdout = &capture{stream: "stdout", max: c.Limits.OutputBytes, onOutput: onOutput, capHit: capHit}
+	stderr = &capture{stream: "stderr", max: c.Limits.OutputBytes, onOutput: onOutput, capHit: capHit}
+	readers = &sync.WaitGroup{}
+	readers.Go(func() { stdout.read(outR) })
+	readers.Go(func() { stderr.read(errR) })
+	return stdout, stderr, capHit, readers
+}
+
 type capture struct {
 	stream    string
 	max       int64

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"syscall"
 	"time"
 
@@ -233,21 +232,7 @@ func (x *execution) run(ctx context.Context) (*Outcome, error) {
 	}
 	x.sent = true
 
-	var mu sync.Mutex
-	onOutput := c.OnOutput
-	if onOutput != nil {
-		onOutput = func(stream string, data []byte) {
-			mu.Lock()
-			defer mu.Unlock()
-			c.OnOutput(stream, data)
-		}
-	}
-	capHit := make(chan struct{}, 2)
-	stdout := &capture{stream: "stdout", max: c.Limits.OutputBytes, onOutput: onOutput, capHit: capHit}
-	stderr := &capture{stream: "stderr", max: c.Limits.OutputBytes, onOutput: onOutput, capHit: capHit}
-	var readers sync.WaitGroup
-	readers.Go(func() { stdout.read(outR) })
-	readers.Go(func() { stderr.read(errR) })
+	stdout, stderr, capHit, readers := startCapture(c, outR, errR)
 
 	sv := x.supervise(ctx, capHit)
 	wall := time.Since(start)
