@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/grappe/grappe/internal/lang"
@@ -33,6 +34,7 @@ type masterFlags struct {
 	heartbeat, workerTimeout    time.Duration
 	placementTimeout            time.Duration
 	maxCPU, maxMem              float64
+	rateLimit                   float64
 	autoscale                   autoscaleFlags
 }
 
@@ -52,6 +54,7 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.DurationVar(&f.placementTimeout, "placement-timeout", time.Minute, "a job no connected worker can run fails after this long")
 	fl.Float64Var(&f.maxCPU, "max-cpu", 100, "give no new job to workers above this CPU percent (100: never skip)")
 	fl.Float64Var(&f.maxMem, "max-mem", 95, "give no new job to workers above this memory percent")
+	fl.Float64Var(&f.rateLimit, "rate-limit", 1000, "API requests per second per user, in bursts of up to twice that; past it 429")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.autoscale.register(fl)
 }
@@ -62,7 +65,7 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		TLSHosts: f.tlsHosts, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, InsecureHTTP: f.insecureHTTP,
 		Catalogue: cat, Synchronous: f.sync,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
-		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, Logger: log,
+		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,
 		Autoscale: f.autoscale.config(f.catalogue, f.logLevel),
 	}
 }
@@ -129,7 +132,7 @@ func newMasterCmd() *cobra.Command {
 
 func newUpCmd() *cobra.Command {
 	var f masterFlags
-	var workers, maxJobs int
+	var workers, maxJobs, workTmpfsMB int
 	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -167,10 +170,12 @@ func newUpCmd() *cobra.Command {
 			defer closeSandbox(sb)
 			tb, err := worker.PrepareToolbox(gctx, worker.ToolboxConfig{
 				DataDir: filepath.Join(f.data, "workers"), Catalogue: cat, Sandbox: sb, Logger: log,
+				ScratchBytes: scratchBytes(sb, workTmpfsMB),
 			})
 			if err != nil {
 				return err
 			}
+			defer tb.Close()
 			// Deferred calls run last-in first-out: the self-tests (which
 			// use the sandbox) end before the sandbox closes.
 			defer waitSelfTests(tb)
@@ -212,12 +217,13 @@ func newUpCmd() *cobra.Command {
 	cmd.Flags().IntVar(&workers, "workers", 2, "number of local workers")
 	cmd.Flags().IntVar(&maxJobs, "max-jobs", runtime.NumCPU(), "jobs each worker runs at once")
 	cmd.Flags().BoolVar(&insecure, "insecure-no-sandbox", false, "run programs without isolation (development only)")
+	workTmpfsFlag(cmd.Flags(), &workTmpfsMB)
 	return cmd
 }
 
 func newWorkerCmd() *cobra.Command {
 	var masterAddr, joinToken, joinTokenFile, name, data, labels, caFile, catalogue, logLevel string
-	var maxJobs, uidBase int
+	var maxJobs, uidBase, workTmpfsMB int
 	var drain time.Duration
 	var insecure bool
 	cmd := &cobra.Command{
@@ -266,10 +272,14 @@ func newWorkerCmd() *cobra.Command {
 				return err
 			}
 			defer closeSandbox(sb)
-			tb, err := worker.PrepareToolbox(ctx, worker.ToolboxConfig{DataDir: data, Catalogue: cat, Sandbox: sb, Logger: log})
+			tb, err := worker.PrepareToolbox(ctx, worker.ToolboxConfig{
+				DataDir: data, Catalogue: cat, Sandbox: sb, Logger: log,
+				ScratchBytes: scratchBytes(sb, workTmpfsMB),
+			})
 			if err != nil {
 				return err
 			}
+			defer tb.Close()
 			defer waitSelfTests(tb)
 			waitQuick(ctx, tb)
 			w, err := worker.New(worker.Config{
@@ -296,6 +306,7 @@ func newWorkerCmd() *cobra.Command {
 	fl.IntVar(&maxJobs, "max-jobs", runtime.NumCPU(), "jobs run at once")
 	fl.DurationVar(&drain, "drain-timeout", 30*time.Second, "on SIGTERM, wait this long for running jobs before handing them back")
 	fl.BoolVar(&insecure, "insecure-no-sandbox", false, "run programs without isolation (development only)")
+	workTmpfsFlag(fl, &workTmpfsMB)
 	fl.IntVar(&uidBase, "uid-base", 60000, "first of the 1,000 uids the sandbox runs jobs as (give each worker on one machine its own range)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -323,6 +334,19 @@ func openSandbox(insecure bool, root string, uidBase, slots int, log *slog.Logge
 	}
 	log.Info("sandbox ready", "kind", sb.Kind())
 	return sb, nil
+}
+
+func workTmpfsFlag(fl *pflag.FlagSet, mb *int) {
+	fl.IntVar(mb, "work-tmpfs-mb", 2048, "with the sandbox, keep the jobs' work directories on a private tmpfs of this many MiB (what a job writes counts against its memory limit); 0 keeps them on disk")
+}
+
+// scratchBytes is the size of the work directories' tmpfs: none without
+// the sandbox, whose absence also means no root to mount it.
+func scratchBytes(sb sandbox.Sandbox, mb int) int64 {
+	if sb == nil || mb <= 0 {
+		return 0
+	}
+	return int64(mb) << 20
 }
 
 // waitSelfTests waits for the toolbox's self-tests, which stop early once

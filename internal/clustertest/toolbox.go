@@ -23,6 +23,7 @@ var (
 	toolboxOnce sync.Once
 	toolbox     *worker.Toolbox
 	toolboxSB   *sandbox.Linux
+	toolboxWork string // the tmpfs of the work directories, as root
 	toolboxErr  error
 )
 
@@ -41,6 +42,8 @@ func Main(m *testing.M) int {
 		case <-time.After(2 * time.Minute):
 		}
 		toolboxSB.Close()
+		toolbox.Close()
+		os.Remove(toolboxWork)
 	}
 	return code
 }
@@ -57,7 +60,18 @@ func SharedToolbox(t testing.TB) *worker.Toolbox {
 		dir := filepath.Join(os.TempDir(), fmt.Sprintf("grappe-clustertest-%d", os.Getuid()))
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		var sb sandbox.Sandbox
+		var work string
+		var scratch int64
 		if os.Geteuid() == 0 && runtime.GOOS == "linux" {
+			// Work directories on a tmpfs of this process's own, as a
+			// worker with the sandbox has them.
+			var err error
+			if work, err = os.MkdirTemp("", "grappe-clustertest-work-"); err != nil {
+				toolboxErr = err
+				return
+			}
+			toolboxWork = work
+			scratch = 1 << 30
 			root, err := os.MkdirTemp("", "grappe-clustertest-sandbox-")
 			if err != nil {
 				toolboxErr = err
@@ -72,7 +86,7 @@ func SharedToolbox(t testing.TB) *worker.Toolbox {
 			sb = toolboxSB
 		}
 		toolbox, toolboxErr = worker.PrepareToolbox(context.Background(), worker.ToolboxConfig{
-			DataDir: dir, Sandbox: sb, Logger: log,
+			DataDir: dir, WorkDir: work, ScratchBytes: scratch, Sandbox: sb, Logger: log,
 		})
 	})
 	if toolboxErr != nil {

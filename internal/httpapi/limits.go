@@ -27,10 +27,10 @@ type RateLimits struct {
 
 func (l *RateLimits) setDefaults() {
 	if l.PerUser == 0 {
-		l.PerUser = 200
+		l.PerUser = 1000
 	}
 	if l.Burst == 0 {
-		l.Burst = 400
+		l.Burst = 2000
 	}
 	if l.LoginPerMinute == 0 {
 		l.LoginPerMinute = 10

@@ -75,6 +75,9 @@ type Config struct {
 	// MaxQueuedPerUser caps one user's waiting jobs (default 10,000);
 	// past it a submission answers 429.
 	MaxQueuedPerUser int
+	// RequestsPerSecond bounds one user's API requests (default 1,000,
+	// with bursts of twice that); past it a request answers 429.
+	RequestsPerSecond float64
 
 	DefaultLimits api.Limits
 	MaxLimits     api.Limits
@@ -108,6 +111,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxQueuedPerUser == 0 {
 		c.MaxQueuedPerUser = 10000
+	}
+	if c.RequestsPerSecond <= 0 {
+		c.RequestsPerSecond = 1000
 	}
 	if c.MaxCPUPercent == 0 {
 		c.MaxCPUPercent = 100
@@ -277,7 +283,8 @@ func (m *Master) listen() error {
 	handler := httpapi.New(httpapi.Config{
 		Service: m, Auth: m.auth, Users: m.auth, Revoker: m.auth, Logger: m.log,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(),
-		Web: web.Handler(web.Config{}),
+		Limits: httpapi.RateLimits{PerUser: m.cfg.RequestsPerSecond, Burst: int(2 * m.cfg.RequestsPerSecond)},
+		Web:    web.Handler(web.Config{}),
 	})
 	m.httpSrv = &http.Server{
 		Handler:           handler,

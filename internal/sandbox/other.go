@@ -55,3 +55,15 @@ func (*Linux) Close() error { return nil }
 
 // InitMain returns at once: there is no sandbox init on this system.
 func InitMain() {}
+
+// Scratch is a tmpfs for work directories: Linux only.
+type Scratch struct{}
+
+// MountScratch fails: tmpfs scratch space is Linux only.
+func MountScratch(string, int64) (*Scratch, error) { return nil, errors.ErrUnsupported }
+
+// Dir is empty.
+func (*Scratch) Dir() string { return "" }
+
+// Close does nothing.
+func (*Scratch) Close() error { return nil }

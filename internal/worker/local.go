@@ -21,6 +21,11 @@ type ToolboxConfig struct {
 	// DataDir holds the work directories and the compile cache.
 	DataDir   string
 	Catalogue *lang.Catalogue
+	// WorkDir holds the jobs' work directories; empty means DataDir/work.
+	WorkDir string
+	// ScratchBytes, when positive, puts WorkDir on a private tmpfs of that
+	// size (sandbox.MountScratch; root only), unmounted by Close.
+	ScratchBytes int64
 	// CacheMaxBytes bounds the compile cache (0: the runner's default).
 	CacheMaxBytes int64
 	// Sandbox runs the jobs' commands; nil means sandbox.Plain, no
@@ -41,6 +46,16 @@ type Toolbox struct {
 	generation uint64
 	tested     chan struct{} // closed when every self-test has ended
 	quick      chan struct{} // closed when the interpreters' self-tests have ended
+	scratch    *sandbox.Scratch
+}
+
+// Close unmounts the work directories' tmpfs, if there is one. Call it
+// once nothing runs: after the workers and the self-tests have ended.
+func (tb *Toolbox) Close() error {
+	if tb.scratch == nil {
+		return nil
+	}
+	return tb.scratch.Close()
 }
 
 // Quick is closed once the self-tests of the languages without a compile
@@ -89,10 +104,20 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 	if sb == nil {
 		sb = &sandbox.Plain{}
 	}
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = filepath.Join(cfg.DataDir, "work")
+	}
+	var scratch *sandbox.Scratch
+	if cfg.ScratchBytes > 0 {
+		var err error
+		if scratch, err = sandbox.MountScratch(cfg.WorkDir, cfg.ScratchBytes); err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+	}
 	detected := lang.Detect(ctx, cfg.Catalogue)
 	base := runner.Config{
 		Catalogue: cfg.Catalogue, Sandbox: sb, Logger: cfg.Logger,
-		WorkRoot:     filepath.Join(cfg.DataDir, "work"),
+		WorkRoot:     cfg.WorkDir,
 		CacheDir:     filepath.Join(cfg.DataDir, "cache"),
 		ToolCacheDir: filepath.Join(cfg.DataDir, "toolcache"),
 	}
@@ -101,9 +126,12 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 	runCfg.CacheMaxBytes = cfg.CacheMaxBytes
 	r, err := runner.New(runCfg)
 	if err != nil {
+		if scratch != nil {
+			scratch.Close()
+		}
 		return nil, fmt.Errorf("worker: runner: %w", err)
 	}
-	tb := &Toolbox{Runner: r, Sandbox: sb.Kind(), tested: make(chan struct{}), quick: make(chan struct{})}
+	tb := &Toolbox{Runner: r, Sandbox: sb.Kind(), tested: make(chan struct{}), quick: make(chan struct{}), scratch: scratch}
 	// Interpreters first, on their own: their self-tests take milliseconds
 	// but would take seconds if they shared the CPU with javac and rustc.
 	var interpreted, compiled []lang.Toolchain

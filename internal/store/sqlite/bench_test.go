@@ -14,8 +14,9 @@ import (
 // BenchmarkJobLifecycle measures what the master writes for one job:
 // CreateJob, StartAttempt, FinishAttempt, each committed. One op is one
 // whole job, so jobs/s = 1e9 / ns/op. "serial" is one caller at a time;
-// "parallel" has GOMAXPROCS callers, as the master's request and stream
-// goroutines do, all funnelled into the single write connection.
+// "parallel" has 16 callers per CPU, as the master's request and stream
+// goroutines under load, all funnelled into the single write connection,
+// where their transitions share commits (batch.go).
 func BenchmarkJobLifecycle(b *testing.B) {
 	request := bytes.Repeat([]byte("x"), 1024) // a small submission
 	result := bytes.Repeat([]byte("y"), 1024)  // and its outcome
@@ -53,6 +54,7 @@ func BenchmarkJobLifecycle(b *testing.B) {
 			s := openTest(b, filepath.Join(b.TempDir(), "bench.db"), sync)
 			defer s.Close()
 			var n atomic.Int64
+			b.SetParallelism(16)
 			b.ResetTimer()
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {

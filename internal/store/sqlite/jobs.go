@@ -76,11 +76,11 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, err)
 	}
-	_, err = s.createJob.ExecContext(ctx,
-		j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
+	args := []any{j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
 		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
 		nanos(j.CreatedAt), nanos(j.StartedAt), nanos(j.FinishedAt),
-		blob(j.Request), blob(j.Result), j.IdempotencyKey)
+		blob(j.Request), blob(j.Result), j.IdempotencyKey}
+	_, err = s.writes.exec(ctx, s.createJob, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, constraintErr(err))
 	}
@@ -242,15 +242,12 @@ func checkFinish(f store.Finish) error {
 	return fmt.Errorf("finish status %q is not terminal", f.Status)
 }
 
-// transition runs one conditional UPDATE. Only when it matched no row does
+// transition runs one conditional UPDATE, committed with whatever other
+// transitions are waiting (batch.go). Only when it matched no row does
 // it pay a second (read) query, to tell a missing job from one in another
 // state; the common path is a single statement.
 func (s *Store) transition(ctx context.Context, op, id string, st *sql.Stmt, args ...any) error {
-	res, err := st.ExecContext(ctx, args...)
-	if err != nil {
-		return fmt.Errorf("sqlite: %s: %w", op, err)
-	}
-	n, err := res.RowsAffected()
+	n, err := s.writes.exec(ctx, st, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/grappe/grappe/internal/store"
 
@@ -64,8 +65,9 @@ type Config struct {
 // Store is a store.Store on SQLite. Create it with New; it is safe for
 // concurrent use.
 type Store struct {
-	w *sql.DB // exactly one connection: every write
-	r *sql.DB // read pool
+	w      *sql.DB // exactly one connection: every write
+	r      *sql.DB // read pool
+	writes *committer
 
 	// Prepared once: the hot path (3 writes per job, GetJob per poll,
 	// TokenByHash per request) must not re-parse SQL.
@@ -82,7 +84,23 @@ type Store struct {
 
 // New opens (creating if needed) the database at cfg.Path, applies the
 // pending schema migrations and prepares the statements.
+//
+// Processes opening a new file at once race to switch it to WAL and to
+// migrate it; SQLite answers some of those races with SQLITE_BUSY at once
+// instead of waiting (a lock upgrade that could deadlock), so the loser
+// starts over.
 func New(cfg Config) (*Store, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := open(cfg)
+		var se *msqlite.Error
+		if err == nil || attempt == 20 || !errors.As(err, &se) || se.Code()&0xff != sqlitelib.SQLITE_BUSY {
+			return s, err
+		}
+		time.Sleep(time.Duration(attempt) * 5 * time.Millisecond)
+	}
+}
+
+func open(cfg Config) (*Store, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("sqlite: New: empty Path")
 	}
@@ -147,6 +165,7 @@ func New(cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.writes = newCommitter(w)
 	return s, nil
 }
 
@@ -207,6 +226,9 @@ func (s *Store) prepare(ctx context.Context) error {
 // Close closes the prepared statements and both pools. The last connection
 // to close checkpoints the WAL back into the main file.
 func (s *Store) Close() error {
+	if s.writes != nil {
+		s.writes.close()
+	}
 	var errs []error
 	for _, st := range []*sql.Stmt{
 		s.createJob, s.jobByKey, s.startAttempt, s.requeueAttempt, s.finishAttempt,

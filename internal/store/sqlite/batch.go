@@ -1,0 +1,166 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Group commit. The job transitions (create, start, requeue, finish) are
+// single statements, each its own transaction when run alone; under load a
+// commit per statement is most of SQLite's cost (the WAL frames of the same
+// pages written again and again, and with synchronous=FULL an fsync each).
+// The committer runs whatever transitions are waiting in one transaction
+// instead: alone, a transition is committed at once, exactly as before;
+// while a commit is in progress the next ones gather behind it.
+//
+// A failing statement does not abort the others: SQLite backs out only the
+// statement that failed (a constraint violation) and the transaction goes
+// on. A failing COMMIT fails every transition of the batch, none of which
+// is then stored. Each caller learns its own outcome only after the commit,
+// so no success is reported for a write that could still be lost.
+
+// maxBatch bounds one transaction, so a burst cannot hold the write lock
+// (and delay readers' checkpoints) for long.
+const maxBatch = 128
+
+// errClosed is returned for writes after Close.
+var errClosed = errors.New("sqlite: store closed")
+
+// write is one transition waiting for the committer: a statement
+// prepared on the write pool and its arguments.
+type write struct {
+	st   *sql.Stmt
+	args []any
+	done chan writeResult
+}
+
+type writeResult struct {
+	rows int64
+	err  error
+}
+
+// committer owns the write connection's transitions.
+type committer struct {
+	db       *sql.DB
+	queue    chan *write
+	quit     chan struct{}
+	done     chan struct{}
+	quitOnce sync.Once
+}
+
+func newCommitter(db *sql.DB) *committer {
+	c := &committer{db: db, queue: make(chan *write, maxBatch), quit: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// exec queues the statement and waits for its batch to commit; it returns
+// the rows the statement affected. Once queued the write is waited for
+// even if ctx ends: the caller must not be told it failed when it may yet
+// be committed.
+func (c *committer) exec(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
+	w := &write{st: st, args: args, done: make(chan writeResult, 1)}
+	select {
+	case c.queue <- w:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-c.quit:
+		return 0, errClosed
+	}
+	select {
+	case r := <-w.done:
+		return r.rows, r.err
+	case <-c.done:
+		// The committer answers every write it took before it stops: no
+		// answer means this one came in after and was never run.
+		select {
+		case r := <-w.done:
+			return r.rows, r.err
+		default:
+			return 0, errClosed
+		}
+	}
+}
+
+func (c *committer) run() {
+	defer close(c.done)
+	batch := make([]*write, 0, maxBatch)
+	for {
+		select {
+		case w := <-c.queue:
+			batch = append(batch[:0], w)
+		case <-c.quit:
+			c.failQueued()
+			return
+		}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case w := <-c.queue:
+				batch = append(batch, w)
+			default:
+				break gather
+			}
+		}
+		c.commit(batch)
+		clear(batch)
+	}
+}
+
+// commit runs one batch in one transaction and answers its writers; a
+// batch of one is a statement on its own, which SQLite commits by itself
+// for less. The transaction does not take any writer's context: one
+// caller giving up must not roll back the others' writes.
+func (c *committer) commit(batch []*write) {
+	if len(batch) == 1 {
+		w := batch[0]
+		rows, err := rowsAffected(w.st.Exec(w.args...))
+		w.done <- writeResult{rows, err}
+		return
+	}
+	results := make([]writeResult, len(batch))
+	err := func() error {
+		tx, err := c.db.BeginTx(context.Background(), nil)
+		if err != nil {
+			return err
+		}
+		for i, w := range batch {
+			results[i].rows, results[i].err = rowsAffected(tx.Stmt(w.st).Exec(w.args...))
+		}
+		return tx.Commit()
+	}()
+	for i, w := range batch {
+		if err != nil {
+			results[i] = writeResult{err: fmt.Errorf("commit: %w", err)}
+		}
+		w.done <- results[i]
+	}
+}
+
+// failQueued answers the writes still queued at Close.
+func (c *committer) failQueued() {
+	for {
+		select {
+		case w := <-c.queue:
+			w.done <- writeResult{err: errClosed}
+		default:
+			return
+		}
+	}
+}
+
+// close stops the committer after the batch in progress.
+func (c *committer) close() {
+	c.quitOnce.Do(func() { close(c.quit) })
+	<-c.done
+}
+
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
