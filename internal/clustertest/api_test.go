@@ -346,3 +346,47 @@ func TestGoCompileArgsRefused(t *testing.T) {
 		t.Fatalf("c compile_args: %d %s, want 201", status, body)
 	}
 }
+
+// TestWaitAnswersTheStoredJob: a ?wait=true answer, handed the finished job
+// by the master rather than reading it back, is byte for byte what a GET of
+// the job answers afterwards, for several waiters on one job too.
+func TestWaitAnswersTheStoredJob(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 1, Languages: []string{"bash"}}}})
+	c.WaitLanguage("bash")
+	raw := newRaw(t, c)
+	status, body := raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"bash","source":"sleep 0.5; echo out; echo err >&2; exit 3","stdin":"in"}`))
+	if status != 201 {
+		t.Fatalf("submit: %d %s", status, body)
+	}
+	var j api.Job
+	if err := json.Unmarshal(body, &j); err != nil {
+		t.Fatal(err)
+	}
+	waits := make(chan []byte, 3)
+	for range 3 {
+		go func() {
+			status, body := raw.do(t, "GET", "/api/v1/jobs/"+j.ID+"?wait=true", nil)
+			if status != 200 {
+				t.Errorf("wait: %d %s", status, body)
+			}
+			waits <- body
+		}()
+	}
+	var answers [][]byte
+	for range 3 {
+		answers = append(answers, <-waits)
+	}
+	status, got := raw.do(t, "GET", "/api/v1/jobs/"+j.ID, nil)
+	if status != 200 {
+		t.Fatalf("get: %d %s", status, got)
+	}
+	for _, a := range answers {
+		if !bytes.Equal(a, got) {
+			t.Errorf("?wait answered\n%s\nGET answers\n%s", a, got)
+		}
+	}
+	var done api.Job
+	if err := json.Unmarshal(got, &done); err != nil || done.Run == nil || done.Run.ExitCode != 3 || done.Run.Stdout != "out\n" {
+		t.Errorf("finished job %s: %v", got, err)
+	}
+}

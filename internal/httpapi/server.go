@@ -30,7 +30,9 @@ type Service interface {
 	Cancel(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
 	// Subscribe streams a job's events until it is terminal (the channel is
 	// then closed) or cancel is called. The job must be visible to p. With
-	// events false the channel only closes at the end (a ?wait=true).
+	// events false the channel only closes at the end (a ?wait=true),
+	// after an "end" event with the finished job when the service has it
+	// at hand.
 	Subscribe(ctx context.Context, p *auth.Principal, id string, events bool) (ch <-chan api.Event, cancel func(), err error)
 	Languages(ctx context.Context) []api.Language
 	Workers(ctx context.Context) []api.Worker
@@ -303,13 +305,19 @@ func (s *server) waitAndWrite(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		if err != nil {
 			return err
 		}
+		// The end may come with the final job, which then need not be
+		// read back.
+		var final *api.Job
 		func() {
 			defer unsubscribe()
 			for {
 				select {
-				case _, ok := <-events:
+				case ev, ok := <-events:
 					if !ok {
 						return
+					}
+					if ev.Type == "end" && ev.Job != nil {
+						final = ev.Job
 					}
 				case <-ctx.Done():
 					return
@@ -319,11 +327,15 @@ func (s *server) waitAndWrite(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		if r.Context().Err() != nil {
 			return nil // the client went away
 		}
-		fresh, err := s.Service.Job(r.Context(), p, job.ID)
-		if err != nil {
-			return err
+		if final != nil {
+			job = final
+		} else {
+			fresh, err := s.Service.Job(r.Context(), p, job.ID)
+			if err != nil {
+				return err
+			}
+			job = fresh
 		}
-		job = fresh
 	}
 	status := http.StatusCreated
 	if job.Terminal() {

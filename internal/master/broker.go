@@ -129,12 +129,32 @@ func (b *broker) publish(id string, ev api.Event) {
 	}
 }
 
-// finish closes every subscription of the job: the job is terminal and
-// subscribers read its final state from the store.
-func (b *broker) finish(id string) {
+// hasWaiters reports whether a ?wait request waits for the job's end.
+func (b *broker) hasWaiters(id string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for ch := range b.subs[id] {
+	for _, events := range b.subs[id] {
+		if !events {
+			return true
+		}
+	}
+	return false
+}
+
+// finish closes every subscription of the job: the job is terminal and
+// subscribers read its final state from the store. Waiters are first sent
+// final, when given, in an "end" event: their channel carries nothing else,
+// so there is room for it.
+func (b *broker) finish(id string, final *api.Job) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ch, events := range b.subs[id] {
+		if !events && final != nil {
+			select {
+			case ch <- api.Event{Type: "end", Job: final}:
+			default:
+			}
+		}
 		close(ch)
 	}
 	delete(b.subs, id)

@@ -157,7 +157,7 @@ func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api
 		}
 		n, workerName := lj.attempt, lj.worker
 		m.mu.Unlock()
-		err := m.store.FinishAttempt(ctx, id, n, f)
+		_, err := m.store.FinishAttempt(ctx, id, n, f)
 		if errors.Is(err, store.ErrConflict) {
 			continue // re-queued or finished meanwhile: look again
 		}
@@ -184,7 +184,7 @@ func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api
 
 func (m *Master) finishedEvent(ctx context.Context, id, language string, f store.Finish) {
 	m.observeFinished(language, f.Status, f.Verdict)
-	m.publishEnd(ctx, id)
+	m.publishEnd(id, nil)
 }
 
 func cancelMsg(id string, n int, reason string) *clusterpb.MasterMessage {
@@ -232,11 +232,17 @@ func (m *Master) publishState(ctx context.Context, id string) {
 }
 
 // publishEnd closes a finished job's subscriptions; subscribers then read
-// the final job from the store.
-func (m *Master) publishEnd(ctx context.Context, id string) {
-	if id != "" {
-		m.broker.finish(id)
+// the final job from the store, except the ?wait requests when the job as
+// stored is at hand (final): they are handed it.
+func (m *Master) publishEnd(id string, final *store.Job) {
+	if id == "" {
+		return
 	}
+	var j *api.Job
+	if final != nil && m.broker.hasWaiters(id) {
+		j, _ = toAPI(final, true) // nil on error: the waiters read it back
+	}
+	m.broker.finish(id, j)
 }
 
 // Languages lists what the connected workers can run.

@@ -299,7 +299,7 @@ func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Res
 	}
 	m.mu.Unlock()
 	m.kick()
-	err = m.store.FinishAttempt(ctx, id, n, f)
+	final, err := m.store.FinishAttempt(ctx, id, n, f)
 	var lj *liveJob
 	if err == nil {
 		m.mu.Lock()
@@ -320,7 +320,7 @@ func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Res
 			lang = lj.language
 		}
 		m.observeResult(lang, f, r)
-		m.publishEnd(ctx, id)
+		m.publishEnd(id, final)
 		return true
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
 		m.log.Debug("stale or duplicate result ignored", "job", id, "attempt", n, "worker", name)

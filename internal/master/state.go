@@ -192,7 +192,7 @@ func (m *Master) requeue(ctx context.Context, id string, n int, reason string) {
 			Error:  fmt.Sprintf("%s; gave up after %d attempts", reason, n),
 			At:     time.Now().UTC(),
 		}
-		if err := m.store.FinishAttempt(ctx, id, n, f); err != nil {
+		if _, err := m.store.FinishAttempt(ctx, id, n, f); err != nil {
 			if !errors.Is(err, store.ErrConflict) {
 				m.log.Error("fail job", "job", id, "err", err)
 			}
@@ -204,7 +204,7 @@ func (m *Master) requeue(ctx context.Context, id string, n int, reason string) {
 		}
 		m.mu.Unlock()
 		m.observeFinished(lj.language, store.StatusFailed, "")
-		m.publishEnd(ctx, id)
+		m.publishEnd(id, nil)
 		return
 	}
 	if err := m.store.RequeueAttempt(ctx, id, n, reason); err != nil {
@@ -314,7 +314,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 			continue
 		}
 		m.observeFinished(j.Req.Language, store.StatusFailed, "")
-		m.publishEnd(ctx, j.ID)
+		m.publishEnd(j.ID, nil)
 	}
 }
 
@@ -348,7 +348,7 @@ func (m *Master) recover(ctx context.Context) error {
 			if sj.Status == store.StatusQueued {
 				_ = m.store.FinishQueued(ctx, sj.ID, f)
 			} else {
-				_ = m.store.FinishAttempt(ctx, sj.ID, sj.Attempts, f)
+				_, _ = m.store.FinishAttempt(ctx, sj.ID, sj.Attempts, f)
 			}
 			continue
 		}

@@ -42,7 +42,17 @@ type cacheEntry struct {
 	size    int64
 	lastUse time.Time
 	pins    int
+	// meta is read from disk on the first hit and kept when small (a hit
+	// should cost no file read); it is never modified once set.
+	meta *cacheMeta
+	// touched is when the entry's directory time was last set: the order
+	// of eviction after a restart needs minutes, not every hit.
+	touched time.Time
 }
+
+// metaKeepMax bounds the metadata (mostly compiler output) kept in memory
+// per entry.
+const metaKeepMax = 16 << 10
 
 type cacheMeta struct {
 	Files  []artifact `json:"files"`
@@ -136,19 +146,34 @@ func (c *cache) get(key string) (meta *cacheMeta, release func(), ok bool) {
 	e.pins++
 	now := time.Now()
 	e.lastUse = now
+	touch := now.Sub(e.touched) > time.Minute
+	if touch {
+		e.touched = now
+	}
+	meta = e.meta
 	c.mu.Unlock()
 	release = func() {
 		c.mu.Lock()
 		e.pins--
 		c.mu.Unlock()
 	}
-	os.Chtimes(filepath.Join(c.dir, key), now, now)
+	if touch {
+		os.Chtimes(filepath.Join(c.dir, key), now, now)
+	}
+	if meta != nil {
+		return meta, release, true
+	}
 	meta, err := c.readMeta(key)
 	if err != nil {
 		release()
 		c.log.Warn("compile cache: unreadable entry", "key", key, "err", err)
 		c.drop(key)
 		return nil, nil, false
+	}
+	if len(meta.Stdout)+len(meta.Stderr) <= metaKeepMax {
+		c.mu.Lock()
+		e.meta = meta
+		c.mu.Unlock()
 	}
 	return meta, release, true
 }

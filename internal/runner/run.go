@@ -52,7 +52,9 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 	if err != nil {
 		return nil, fmt.Errorf("runner: work dir: %w", err)
 	}
-	defer r.removeWork(work)
+	// Removed after the result is out: nothing of the job runs any more,
+	// and the caller need not wait for it.
+	defer r.bg.Go(func() { r.removeWork(work) })
 	root, err := os.OpenRoot(work)
 	if err != nil {
 		return nil, fmt.Errorf("runner: work dir: %w", err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grappe/grappe/internal/lang"
@@ -88,6 +89,7 @@ type Config struct {
 
 // Runner runs jobs. It is safe for concurrent use.
 type Runner struct {
+	bg       sync.WaitGroup // work directories being removed
 	cfg      Config
 	log      *slog.Logger
 	tools    map[string][]lang.Toolchain // by language name
@@ -147,6 +149,12 @@ func New(cfg Config) (*Runner, error) {
 		}
 	}
 	return r, nil
+}
+
+// Close waits for the removal of the finished jobs' work directories.
+// Runs may not start after it.
+func (r *Runner) Close() {
+	r.bg.Wait()
 }
 
 // Toolchains returns the toolchains the runner uses.

@@ -377,6 +377,7 @@ func TestWorkDirRemoved(t *testing.T) {
 	// The program leaves files behind, one of them unreadable.
 	res := mustRun(t, r, &Spec{Language: "bash", Files: src("mkdir -p d/e && touch d/e/f && chmod 0 d/e d\n")})
 	wantVerdict(t, res, VerdictOK)
+	r.Close() // the removal runs after Run returns
 	des, err := os.ReadDir(r.cfg.WorkRoot)
 	if err != nil {
 		t.Fatal(err)

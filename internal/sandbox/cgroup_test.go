@@ -380,3 +380,58 @@ func uidProcs(uid int) []int {
 	}
 	return out
 }
+
+// TestCgroupV1Recycle: a recycled cgroup keeps its limits and rewrites only
+// what the next command changes, always with memory+swap at or above the
+// memory limit (the kernel refuses anything else); no limit means unlimited
+// again.
+func TestCgroupV1Recycle(t *testing.T) {
+	needRoot(t)
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	v1, _, err := cgroupDirs(self, mounts, "")
+	if err != nil || v1["memory"] == "" {
+		t.Skip("no cgroup v1 memory hierarchy")
+	}
+	g, err := newCgroupV1(v1, "grappe-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	cg, err := g.create("run-recycle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.remove()
+	r := cg.(*runCgroupV1)
+	limit := func(name string) string { return readFile(t, filepath.Join(r.memory, name)) }
+	unlimitedMem := limit("memory.limit_in_bytes") // the kernel's "no limit"
+	for _, step := range []struct {
+		mem, pids         int64
+		wantMem, wantPids string
+	}{
+		{256 << 20, 64, "268435456", "64"},
+		{64 << 20, 64, "67108864", "64"},   // lowered: memory before memory+swap
+		{512 << 20, 10, "536870912", "10"}, // raised: memory+swap first
+		{0, 0, unlimitedMem, "max"},
+		{32 << 20, 5, "33554432", "5"},
+	} {
+		if !cg.recycle() {
+			t.Fatal("an idle, clean cgroup was not recycled")
+		}
+		if err := cg.setLimits(step.mem, step.pids); err != nil {
+			t.Fatalf("setLimits(%d, %d): %v", step.mem, step.pids, err)
+		}
+		if got := limit("memory.limit_in_bytes"); got != step.wantMem {
+			t.Errorf("memory %d: limit_in_bytes %s, want %s", step.mem, got, step.wantMem)
+		}
+		if r.memswLimit >= 0 {
+			if got := limit("memory.memsw.limit_in_bytes"); got != step.wantMem {
+				t.Errorf("memory %d: memsw.limit_in_bytes %s, want %s", step.mem, got, step.wantMem)
+			}
+		}
+		if got := readFile(t, filepath.Join(r.pids, "pids.max")); got != step.wantPids {
+			t.Errorf("pids %d: pids.max %s, want %s", step.pids, got, step.wantPids)
+		}
+	}
+}

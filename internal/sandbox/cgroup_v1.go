@@ -5,6 +5,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,6 +71,7 @@ func (g *cgroupV1) bases() []string {
 func (g *cgroupV1) create(name string) (runCgroup, error) {
 	r := &runCgroupV1{
 		memLimit: -1, memswLimit: -1, pidsMax: -1, usage: -1, peak: -1, oom: -1,
+		curMemory: unlimited, curPids: unlimited,
 		memory:  filepath.Join(g.memory, name),
 		pids:    filepath.Join(g.pids, name),
 		cpuacct: filepath.Join(g.cpuacct, name),
@@ -102,7 +104,7 @@ func (g *cgroupV1) create(name string) (runCgroup, error) {
 		{&r.memswLimit, r.memory, "memory.memsw.limit_in_bytes", true, true},
 		{&r.pidsMax, r.pids, "pids.max", true, false},
 		{&r.usage, r.cpuacct, "cpuacct.usage", true, false},
-		{&r.peak, r.memory, "memory.max_usage_in_bytes", false, false},
+		{&r.peak, r.memory, "memory.max_usage_in_bytes", true, false},
 		{&r.oom, r.memory, "memory.oom_control", false, false},
 	} {
 		mode := unix.O_RDONLY
@@ -138,28 +140,63 @@ type runCgroupV1 struct {
 	tasks                          []*os.File
 	// Control files kept open (-1: not there).
 	memLimit, memswLimit, pidsMax, usage, peak, oom int
+	// The limits in force (unlimited: none), so that a recycled cgroup is
+	// only written what changes for the next command.
+	curMemory, curPids int64
+	// failcntOOM: this kernel does not count OOM kills (before 4.13), so
+	// memory.failcnt stands for them and must be reset on recycling.
+	failcntOOM bool
 }
 
+// unlimited is a limit that is not set: larger than any.
+const unlimited = math.MaxInt64
+
 func (r *runCgroupV1) setLimits(memoryBytes, pids int64) error {
-	if memoryBytes > 0 {
-		v := strconv.FormatInt(memoryBytes, 10)
-		if err := fdWrite(r.memLimit, v); err != nil {
-			return fmt.Errorf("cgroup v1: memory limit: %w", err)
+	if memoryBytes <= 0 {
+		memoryBytes = unlimited
+	}
+	if pids <= 0 {
+		pids = unlimited
+	}
+	if memoryBytes != r.curMemory {
+		// memory+swap (present when swap accounting is on) equal to the
+		// memory limit means no swap at all. It may never be below the
+		// memory limit: raised first, lowered last.
+		v := limitValue(memoryBytes)
+		files := []int{r.memswLimit, r.memLimit}
+		if memoryBytes < r.curMemory {
+			files[0], files[1] = files[1], files[0]
 		}
-		// memory+swap, present when swap accounting is on: equal to the
-		// memory limit means no swap at all.
-		if r.memswLimit >= 0 {
-			if err := fdWrite(r.memswLimit, v); err != nil {
-				return fmt.Errorf("cgroup v1: memory+swap limit: %w", err)
+		for _, fd := range files {
+			if fd < 0 {
+				continue
+			}
+			if err := fdWrite(fd, v); err != nil {
+				r.curMemory = 0 // unknown: rewrite next time
+				return fmt.Errorf("cgroup v1: memory limit: %w", err)
 			}
 		}
+		r.curMemory = memoryBytes
 	}
-	if pids > 0 {
-		if err := fdWrite(r.pidsMax, strconv.FormatInt(pids, 10)); err != nil {
+	if pids != r.curPids {
+		v := limitValue(pids)
+		if pids == unlimited {
+			v = "max"
+		}
+		if err := fdWrite(r.pidsMax, v); err != nil {
+			r.curPids = 0
 			return fmt.Errorf("cgroup v1: pids limit: %w", err)
 		}
+		r.curPids = pids
 	}
 	return nil
+}
+
+func limitValue(n int64) string {
+	if n == unlimited {
+		return "-1"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // fdWrite writes a value to a control file kept open.
@@ -212,6 +249,7 @@ func (r *runCgroupV1) stats() (cgroupStats, error) {
 	if n, ok := cgKeyed(oom, "oom_kill"); ok {
 		s.OOMKills = n
 	} else {
+		r.failcntOOM = true
 		// Before Linux 4.13 the kill itself is not counted; a failed
 		// charge with swap off means the OOM killer ran.
 		if n, err := cgReadInt(filepath.Join(r.memory, "memory.failcnt")); err == nil && n > 0 {
@@ -272,20 +310,16 @@ func (r *runCgroupV1) recycle() bool {
 	if used, err := cgReadInt(filepath.Join(r.memory, "memory.usage_in_bytes")); err != nil || used > recycleMaxBytes {
 		return false
 	}
-	// Unlimited again (memory+swap first: it may never be below memory),
-	// and the counters back to zero (the peak to the memory left).
-	for _, w := range []struct {
-		fd  int
-		val string
-	}{{r.memswLimit, "-1"}, {r.memLimit, "-1"}, {r.pidsMax, "max"}, {r.usage, "0"}} {
-		if w.fd >= 0 {
-			if err := fdWrite(w.fd, w.val); err != nil {
-				return false
-			}
-		}
+	// The counters back to zero (the peak to the memory left). The limits
+	// stay: setLimits writes only those the next command changes.
+	if err := fdWrite(r.usage, "0"); err != nil {
+		return false
 	}
-	for _, f := range []string{"memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes", "memory.failcnt", "memory.memsw.failcnt"} {
-		if err := cgWrite(filepath.Join(r.memory, f), "0"); err != nil && !errors.Is(err, unix.ENOENT) {
+	if err := fdWrite(r.peak, "0"); err != nil {
+		return false
+	}
+	if r.failcntOOM {
+		if err := cgWrite(filepath.Join(r.memory, "memory.failcnt"), "0"); err != nil {
 			return false
 		}
 	}

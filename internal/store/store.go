@@ -136,8 +136,9 @@ type Store interface {
 	// Attempts equals attempt. ErrConflict if the job is not running that
 	// attempt (already finished, or re-queued): the caller drops the result.
 	// f.Status must be terminal (done, failed, cancelled); an empty
-	// f.Version keeps the job's Version.
-	FinishAttempt(ctx context.Context, id string, attempt int, f Finish) error
+	// f.Version keeps the job's Version. It returns the job as stored, so
+	// that whoever waits for the result need not read it back.
+	FinishAttempt(ctx context.Context, id string, attempt int, f Finish) (*Job, error)
 	// FinishQueued records a terminal outcome for a job still queued (a
 	// cancel, a placement timeout). ErrConflict if it is not queued.
 	FinishQueued(ctx context.Context, id string, f Finish) error

@@ -49,9 +49,11 @@ type Toolbox struct {
 	scratch    *sandbox.Scratch
 }
 
-// Close unmounts the work directories' tmpfs, if there is one. Call it
-// once nothing runs: after the workers and the self-tests have ended.
+// Close waits for the runner's clean-up and unmounts the work directories'
+// tmpfs, if there is one. Call it once nothing runs: after the workers and
+// the self-tests have ended.
 func (tb *Toolbox) Close() error {
+	tb.Runner.Close()
 	if tb.scratch == nil {
 		return nil
 	}
@@ -174,6 +176,7 @@ func (tb *Toolbox) selfTest(ctx context.Context, base runner.Config, tools []lan
 			return fmt.Errorf("worker: runner: %w", err)
 		}
 		wg.Go(func() {
+			defer probe.Close()
 			working, failures := probe.SelfTest(ctx)
 			for _, w := range working {
 				tb.add(&clusterpb.Language{Name: w.Name(), Version: w.Version})

@@ -30,10 +30,12 @@ const maxBatch = 128
 var errClosed = errors.New("sqlite: store closed")
 
 // write is one transition waiting for the committer: a statement
-// prepared on the write pool and its arguments.
+// prepared on the write pool and its arguments, and for a statement with
+// a RETURNING clause, what reads the row it returns.
 type write struct {
 	st   *sql.Stmt
 	args []any
+	scan func(*sql.Row) error
 	done chan writeResult
 }
 
@@ -62,7 +64,17 @@ func newCommitter(db *sql.DB) *committer {
 // even if ctx ends: the caller must not be told it failed when it may yet
 // be committed.
 func (c *committer) exec(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
-	w := &write{st: st, args: args, done: make(chan writeResult, 1)}
+	return c.do(ctx, &write{st: st, args: args})
+}
+
+// query is exec for a statement that returns the row it changed, if any:
+// scan reads it, and the count is 1 when there was one.
+func (c *committer) query(ctx context.Context, scan func(*sql.Row) error, st *sql.Stmt, args ...any) (int64, error) {
+	return c.do(ctx, &write{st: st, args: args, scan: scan})
+}
+
+func (c *committer) do(ctx context.Context, w *write) (int64, error) {
+	w.done = make(chan writeResult, 1)
 	select {
 	case c.queue <- w:
 	case <-ctx.Done():
@@ -117,7 +129,7 @@ func (c *committer) run() {
 func (c *committer) commit(batch []*write) {
 	if len(batch) == 1 {
 		w := batch[0]
-		rows, err := rowsAffected(w.st.Exec(w.args...))
+		rows, err := w.run(w.st)
 		w.done <- writeResult{rows, err}
 		return
 	}
@@ -128,7 +140,7 @@ func (c *committer) commit(batch []*write) {
 			return err
 		}
 		for i, w := range batch {
-			results[i].rows, results[i].err = rowsAffected(tx.Stmt(w.st).Exec(w.args...))
+			results[i].rows, results[i].err = w.run(tx.Stmt(w.st))
 		}
 		return tx.Commit()
 	}()
@@ -158,7 +170,19 @@ func (c *committer) close() {
 	<-c.done
 }
 
-func rowsAffected(res sql.Result, err error) (int64, error) {
+// run runs the write's statement (st: the write's own, or its copy in a
+// transaction) and counts the rows it changed.
+func (w *write) run(st *sql.Stmt) (int64, error) {
+	if w.scan != nil {
+		switch err := w.scan(st.QueryRow(w.args...)); {
+		case errors.Is(err, sql.ErrNoRows):
+			return 0, nil
+		case err != nil:
+			return 0, err
+		}
+		return 1, nil
+	}
+	res, err := st.Exec(w.args...)
 	if err != nil {
 		return 0, err
 	}

@@ -33,7 +33,7 @@ func BenchmarkJobLifecycle(b *testing.B) {
 			err = s.StartAttempt(ctx, id, 1, "w1", now)
 		}
 		if err == nil {
-			err = s.FinishAttempt(ctx, id, 1, store.Finish{
+			_, err = s.FinishAttempt(ctx, id, 1, store.Finish{
 				Status: store.StatusDone, Verdict: "ok", Version: "3.12", Result: result, At: now,
 			})
 		}

@@ -44,7 +44,8 @@ const (
 	// one), ?5 result, ?6 at, ?7 id, ?8 attempt.
 	sqlFinishAttempt = `UPDATE jobs SET status = ?1, verdict = ?2, error = ?3,
 		version = CASE WHEN ?4 = '' THEN version ELSE ?4 END, result = ?5, finished_at = ?6
-	WHERE id = ?7 AND status = 'running' AND attempts = ?8`
+	WHERE id = ?7 AND status = 'running' AND attempts = ?8
+	RETURNING ` + jobColumns
 	// Same parameters as sqlFinishAttempt without the attempt.
 	sqlFinishQueued = `UPDATE jobs SET status = ?1, verdict = ?2, error = ?3,
 		version = CASE WHEN ?4 = '' THEN version ELSE ?4 END, result = ?5, finished_at = ?6
@@ -213,13 +214,22 @@ func (s *Store) RequeueAttempt(ctx context.Context, id string, attempt int, reas
 }
 
 // FinishAttempt implements store.Store.
-func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, f store.Finish) error {
+func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, f store.Finish) (*store.Job, error) {
 	op := fmt.Sprintf("FinishAttempt %q attempt %d", id, attempt)
 	if err := checkFinish(f); err != nil {
-		return fmt.Errorf("sqlite: %s: %w", op, err)
+		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
-	return s.transition(ctx, op, id, s.finishAttempt,
+	var j *store.Job
+	scan := func(row *sql.Row) (err error) {
+		j, err = scanJob(row)
+		return err
+	}
+	n, err := s.writes.query(ctx, scan, s.finishAttempt,
 		f.Status, f.Verdict, f.Error, f.Version, blob(f.Result), nanos(f.At), id, attempt)
+	if err := s.outcome(ctx, op, id, n, err); err != nil {
+		return nil, err
+	}
+	return j, nil
 }
 
 // FinishQueued implements store.Store.
@@ -248,6 +258,11 @@ func checkFinish(f store.Finish) error {
 // state; the common path is a single statement.
 func (s *Store) transition(ctx context.Context, op, id string, st *sql.Stmt, args ...any) error {
 	n, err := s.writes.exec(ctx, st, args...)
+	return s.outcome(ctx, op, id, n, err)
+}
+
+// outcome turns a transition's result (rows changed) into its error.
+func (s *Store) outcome(ctx context.Context, op, id string, n int64, err error) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}

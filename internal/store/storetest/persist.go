@@ -78,7 +78,7 @@ func testSurvivesReopen(t *testing.T, open func(t *testing.T, path string) store
 	// finished one still cannot, and new jobs list as newest.
 	mustFinish(t, s, running.ID, 1, store.Finish{Status: store.StatusDone, Verdict: "ok", At: at(20)})
 	wantErr(t, "FinishAttempt of a job finished before reopen",
-		s.FinishAttempt(t.Context(), done.ID, 1, store.Finish{Status: store.StatusFailed, At: at(20)}),
+		finishErr(s.FinishAttempt(t.Context(), done.ID, 1, store.Finish{Status: store.StatusFailed, At: at(20)})),
 		store.ErrConflict)
 	mustCreate(t, s, newJob(jobID(4), "alice", at(21)))
 

@@ -141,12 +141,17 @@ func mustStart(t *testing.T, s store.Store, id string, attempt int, worker strin
 	}
 }
 
-func mustFinish(t *testing.T, s store.Store, id string, attempt int, f store.Finish) {
+func mustFinish(t *testing.T, s store.Store, id string, attempt int, f store.Finish) *store.Job {
 	t.Helper()
-	if err := s.FinishAttempt(t.Context(), id, attempt, f); err != nil {
+	j, err := s.FinishAttempt(t.Context(), id, attempt, f)
+	if err != nil {
 		t.Fatalf("FinishAttempt(%q, %d): %v", id, attempt, err)
 	}
+	return j
 }
+
+// finishErr keeps FinishAttempt's error, for the checks of refusals.
+func finishErr(_ *store.Job, err error) error { return err }
 
 // wantErr fails unless err wraps target; a nil target wants no error.
 func wantErr(t *testing.T, what string, err, target error) {

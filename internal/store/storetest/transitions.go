@@ -26,9 +26,10 @@ func requeue(attempt int) step {
 
 func finish(attempt int, status string) step {
 	return func(t *testing.T, s store.Store, id string) error {
-		return s.FinishAttempt(t.Context(), id, attempt, store.Finish{
+		_, err := s.FinishAttempt(t.Context(), id, attempt, store.Finish{
 			Status: status, Verdict: "ok", Version: "late", Result: []byte(`{"late":true}`), At: at(50),
 		})
+		return err
 	}
 }
 
@@ -166,11 +167,13 @@ func testFinishAttempt(t *testing.T, s store.Store) {
 			want := newJob("job-"+tc.f.Status, "alice", at(0))
 			mustCreate(t, s, want)
 			mustStart(t, s, want.ID, 1, "w1", at(5))
-			mustFinish(t, s, want.ID, 1, tc.f)
+			returned := mustFinish(t, s, want.ID, 1, tc.f)
 			want.Status, want.Verdict, want.Error = tc.f.Status, tc.f.Verdict, tc.f.Error
 			want.Version, want.Result = tc.wantVersion, tc.f.Result
 			want.Attempts, want.Worker, want.StartedAt, want.FinishedAt = 1, "w1", at(5), at(8)
 			checkJob(t, mustGet(t, s, want.ID), want)
+			// The job FinishAttempt returns is the one stored.
+			checkJob(t, returned, want)
 		})
 	}
 }
@@ -188,7 +191,11 @@ func testFinishAttemptExactlyOnce(t *testing.T, s store.Store) {
 		{Status: store.StatusDone, Verdict: "wrong_answer", Result: []byte(`{"second":true}`), At: at(9)},
 		{Status: store.StatusFailed, Error: "late failure", At: at(9)},
 	} {
-		wantErr(t, "second FinishAttempt", s.FinishAttempt(t.Context(), id, 1, f), store.ErrConflict)
+		j, err := s.FinishAttempt(t.Context(), id, 1, f)
+		wantErr(t, "second FinishAttempt", err, store.ErrConflict)
+		if j != nil {
+			t.Errorf("a refused FinishAttempt returned a job: %+v", j)
+		}
 	}
 	checkJob(t, mustGet(t, s, id), want)
 }
@@ -202,16 +209,16 @@ func testFinishAttemptStale(t *testing.T, s store.Store) {
 	}
 	// w1 was not dead after all: its result comes while the job waits...
 	stale := store.Finish{Status: store.StatusDone, Verdict: "ok", Result: []byte(`{"from":"w1"}`), At: at(7)}
-	wantErr(t, "stale FinishAttempt while re-queued", s.FinishAttempt(t.Context(), id, 1, stale), store.ErrConflict)
+	wantErr(t, "stale FinishAttempt while re-queued", finishErr(s.FinishAttempt(t.Context(), id, 1, stale)), store.ErrConflict)
 	// ...and while attempt 2 runs.
 	mustStart(t, s, id, 2, "w2", at(8))
 	running := mustGet(t, s, id)
-	wantErr(t, "stale FinishAttempt while attempt 2 runs", s.FinishAttempt(t.Context(), id, 1, stale), store.ErrConflict)
+	wantErr(t, "stale FinishAttempt while attempt 2 runs", finishErr(s.FinishAttempt(t.Context(), id, 1, stale)), store.ErrConflict)
 	checkJob(t, mustGet(t, s, id), running)
 
 	mustFinish(t, s, id, 2, store.Finish{Status: store.StatusDone, Verdict: "ok", Result: []byte(`{"from":"w2"}`), At: at(9)})
 	done := mustGet(t, s, id)
-	wantErr(t, "stale FinishAttempt after attempt 2 finished", s.FinishAttempt(t.Context(), id, 1, stale), store.ErrConflict)
+	wantErr(t, "stale FinishAttempt after attempt 2 finished", finishErr(s.FinishAttempt(t.Context(), id, 1, stale)), store.ErrConflict)
 	checkJob(t, mustGet(t, s, id), done)
 	if string(done.Result) != `{"from":"w2"}` || done.Worker != "w2" {
 		t.Errorf("recorded result %s from %q, want attempt 2's from w2", done.Result, done.Worker)
@@ -317,9 +324,10 @@ func testConcurrentFinish(t *testing.T, s store.Store) {
 	mustStart(t, s, id, 1, "w1", at(5))
 	result := func(i int) []byte { return fmt.Appendf(nil, `{"sender":%d}`, i) }
 	errs := race(n, func(i int) error {
-		return s.FinishAttempt(t.Context(), id, 1, store.Finish{
+		_, err := s.FinishAttempt(t.Context(), id, 1, store.Finish{
 			Status: store.StatusDone, Verdict: "ok", Result: result(i), At: at(10 + i),
 		})
+		return err
 	})
 	w := winner(t, "FinishAttempt", errs)
 	got := mustGet(t, s, id)
