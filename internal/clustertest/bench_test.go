@@ -33,3 +33,21 @@ func BenchmarkSubmitWait(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSubmitWaitSerial is the same path one job at a time: the
+// latency a lone client sees, in-process (no separate client process).
+func BenchmarkSubmitWaitSerial(b *testing.B) {
+	c := clustertest.Start(b, clustertest.Options{Workers: []clustertest.WorkerOptions{
+		{Name: "w1", Slots: 2, Languages: []string{"bash"}},
+	}})
+	c.WaitLanguage("bash")
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		r := api.JobRequest{Language: "bash", Source: "exit 0"}
+		j, err := c.Client.SubmitWait(ctx, &r, time.Minute)
+		if err != nil || j.Verdict != api.VerdictOK {
+			b.Fatalf("job: %+v %v", j, err)
+		}
+	}
+}

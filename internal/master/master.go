@@ -35,6 +35,13 @@ import (
 	"github.com/grappe/grappe/internal/web"
 )
 
+// The worker link's flow-control windows (see grpcSrv); the worker sets
+// the same.
+const (
+	streamWindow = 4 << 20
+	connWindow   = 8 << 20
+)
+
 // Config configures a master. Zero values take the defaults below.
 type Config struct {
 	// DataDir holds the database, the CA and the tokens.
@@ -307,6 +314,11 @@ func (m *Master) listen() error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.MaxSendMsgSize(64<<20),
+		// Fixed flow-control windows: left dynamic, gRPC measures the
+		// bandwidth-delay product with a PING after data frames, extra
+		// round trips on a link that carries small messages.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
 	)
 	clusterpb.RegisterClusterServer(m.grpcSrv, &clusterServer{m: m})
 	return nil

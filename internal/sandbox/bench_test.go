@@ -22,7 +22,7 @@ import (
 // memory and wall measurement), with the runner's default limits. "true"
 // is the dynamically linked /bin/true; "static" a statically linked C
 // program that returns at once, run from the work directory as a compiled
-// submission is.
+// submission is; "bash" is bash -c "exit 0".
 func BenchmarkSandboxOverhead(b *testing.B) {
 	work := b.TempDir()
 	static := filepath.Join(work, "static")
@@ -39,13 +39,20 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 		defer l.Close()
 	}
 	lim := Limits{CPU: 5 * time.Second, Wall: 10 * time.Second, MemoryBytes: 256 << 20, Processes: 64, OutputBytes: 1 << 20}
-	for _, prog := range []struct{ name, path string }{{"true", "/bin/true"}, {"static", static}} {
+	for _, prog := range []struct {
+		name string
+		args []string
+	}{
+		{"true", []string{"/bin/true"}},
+		{"static", []string{static}},
+		{"bash", []string{"/bin/bash", "-c", "exit 0"}},
+	} {
 		if prog.name == "static" && !haveStatic {
 			continue
 		}
 		b.Run("bare-"+prog.name, func(b *testing.B) {
 			for b.Loop() {
-				cmd := exec.Command(prog.path)
+				cmd := exec.Command(prog.args[0], prog.args[1:]...)
 				cmd.Dir = work
 				if err := cmd.Run(); err != nil {
 					b.Fatal(err)
@@ -56,7 +63,7 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 			if l == nil {
 				b.Skip("needs root")
 			}
-			c := &Cmd{Args: []string{prog.path}, Dir: work, Limits: lim}
+			c := &Cmd{Args: prog.args, Dir: work, Limits: lim}
 			created := l.cgSeq.Load()
 			defer func() { b.ReportMetric(float64(l.cgSeq.Load()-created)/float64(b.N), "cgroups/op") }()
 			for b.Loop() {

@@ -164,6 +164,9 @@ func (w *Worker) dial() (*grpc.ClientConn, error) {
 		// connection (a partition) within seconds.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+		// Fixed windows, as the master's: no bandwidth-probing PINGs.
+		grpc.WithInitialWindowSize(4<<20),
+		grpc.WithInitialConnWindowSize(8<<20),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("worker: dial %s: %w", w.cfg.Master, err)
