@@ -95,7 +95,9 @@ what the cluster adds to running the program at all.`,
 		}
 		fmt.Fprintf(out, "warm-up job: %s\n", fmtMs(time.Since(t0)))
 		measure = true
+		cpu0, haveCPU := readCPUTimes()
 		cluster := bench.Run(ctx, jobs, concurrency, runJob)
+		cpu1, _ := readCPUTimes()
 
 		var local *bench.Stats
 		localNote := ""
@@ -128,6 +130,9 @@ what the cluster adds to running the program at all.`,
 		}
 		printBench(out, cluster, local, localName)
 		log.print(out)
+		if haveCPU {
+			printCPU(out, "cluster", cpu0, cpu1, jobs)
+		}
 		if localNote != "" {
 			fmt.Fprintln(out, localNote)
 		}

@@ -221,6 +221,16 @@ func newUpCmd() *cobra.Command {
 				fmt.Fprintln(out, "WARNING: workers run programs WITHOUT a sandbox (insecure)")
 			}
 			fmt.Fprintln(out, "grappe is ready; Ctrl-C stops it")
+			go func() {
+				// Compiled languages are announced as their self-tests
+				// pass, seconds later; benchmarks should start after.
+				select {
+				case <-tb.Tested():
+					langs, _ := tb.Languages()
+					fmt.Fprintf(out, "self-tests done: %d languages ready\n", len(langs))
+				case <-gctx.Done():
+				}
+			}()
 			err = g.Wait()
 			fmt.Fprintln(out, "grappe stopped")
 			return err
