@@ -228,6 +228,9 @@ fail:
 // without one, i.e. the exec succeeded.
 func readChildError(fd int) error {
 	var b [8]byte
+	if err := waitReadable(fd); err != nil {
+		return fmt.Errorf("read child status: %w", err)
+	}
 	for {
 		n, err := unix.Read(fd, b[:])
 		if err == unix.EINTR {

@@ -38,6 +38,11 @@ func InitMain() {
 	// set). Locking it also starts the runtime's template thread now, from
 	// which later threads are cloned, so none inherits that state.
 	runtime.LockOSThread()
+	// This thread blocks in raw system calls that keep its P
+	// (rawwait_linux.go): a second P lets the mounter run meanwhile.
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 	os.Exit(runInit())
 }
 
@@ -383,7 +388,7 @@ func reapAll(pid int) (status unix.WaitStatus, maxRSSKB int64, err error) {
 	var ru unix.Rusage
 	for {
 		var ws unix.WaitStatus
-		wpid, err := unix.Wait4(-1, &ws, 0, &ru)
+		wpid, err := rawWait4(-1, &ws, 0, &ru)
 		if err == unix.EINTR {
 			continue
 		}
@@ -399,7 +404,7 @@ func reapAll(pid int) (status unix.WaitStatus, maxRSSKB int64, err error) {
 	// From pid 1, kill(-1) reaches every other process of the namespace.
 	unix.Kill(-1, unix.SIGKILL)
 	for {
-		_, err := unix.Wait4(-1, nil, 0, &ru)
+		_, err := rawWait4(-1, nil, 0, &ru)
 		if err == unix.EINTR {
 			continue
 		}

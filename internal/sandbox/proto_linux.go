@@ -127,6 +127,9 @@ var errEOF = errors.New("control socket closed")
 // recvMsgFD receives one packet over the raw socket fd (init side), with
 // the descriptors that came with it (close-on-exec).
 func recvMsgFD(fd int, buf []byte) ([]byte, []int, error) {
+	if err := waitReadable(fd); err != nil {
+		return nil, nil, err
+	}
 	var n int
 	var err error
 	for {
