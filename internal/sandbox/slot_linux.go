@@ -56,8 +56,12 @@ func (l *Linux) startSlot(setup *setupMsg) (*slot, error) {
 		Args: []string{initArg0},
 		// Nothing of the worker's environment reaches the sandbox (its
 		// init's environ is visible as /proc/1/environ to root only, but
-		// there is nothing to see either).
-		Env:        []string{},
+		// there is nothing to see either). Only the init's own runtime
+		// setting: it waits in raw system calls (rawwait_linux.go), which
+		// the runtime takes for a goroutine running too long and would
+		// interrupt with a preemption signal every 10 ms, idle or not;
+		// nothing in the init needs preempting.
+		Env:        []string{"GODEBUG=asyncpreemptoff=1"},
 		ExtraFiles: []*os.File{childEnd},
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: initCloneFlags,
