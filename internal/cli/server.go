@@ -181,17 +181,11 @@ func newUpCmd() *cobra.Command {
 				return err
 			}
 			defer closeSandbox(sb)
-			tb, err := worker.PrepareToolbox(gctx, worker.ToolboxConfig{
-				DataDir: filepath.Join(f.data, "workers"), Catalogue: cat, Sandbox: sb, Logger: log,
-				ScratchBytes: scratchBytes(sb, workTmpfsMB),
-			})
+			tb, closeToolbox, err := openToolbox(gctx, filepath.Join(f.data, "workers"), cat, sb, workTmpfsMB, log)
 			if err != nil {
 				return err
 			}
-			defer tb.Close()
-			// Deferred calls run last-in first-out: the self-tests (which
-			// use the sandbox) end before the sandbox closes.
-			defer waitSelfTests(tb)
+			defer closeToolbox()
 			waitQuick(gctx, tb)
 			for i := 1; i <= workers; i++ {
 				name := fmt.Sprintf("worker-%d", i)
@@ -296,15 +290,11 @@ func newWorkerCmd() *cobra.Command {
 				return err
 			}
 			defer closeSandbox(sb)
-			tb, err := worker.PrepareToolbox(ctx, worker.ToolboxConfig{
-				DataDir: data, Catalogue: cat, Sandbox: sb, Logger: log,
-				ScratchBytes: scratchBytes(sb, workTmpfsMB),
-			})
+			tb, closeToolbox, err := openToolbox(ctx, data, cat, sb, workTmpfsMB, log)
 			if err != nil {
 				return err
 			}
-			defer tb.Close()
-			defer waitSelfTests(tb)
+			defer closeToolbox()
 			waitQuick(ctx, tb)
 			w, err := worker.New(worker.Config{
 				Master: masterAddr, JoinToken: joinToken, CAPEM: caPEM, DataDir: data, Name: name, Slots: maxJobs,
@@ -364,13 +354,24 @@ func workTmpfsFlag(fl *pflag.FlagSet, mb *int) {
 	fl.IntVar(mb, "work-tmpfs-mb", 2048, "with the sandbox, keep the jobs' work directories on a private tmpfs of this many MiB (what a job writes counts against its memory limit); 0 keeps them on disk")
 }
 
-// scratchBytes is the size of the work directories' tmpfs: none without
-// the sandbox, whose absence also means no root to mount it.
-func scratchBytes(sb sandbox.Sandbox, mb int) int64 {
-	if sb == nil || mb <= 0 {
-		return 0
+// openToolbox prepares a worker machine's toolbox in dir, its work
+// directories on a tmpfs of workTmpfsMB when there is a sandbox (whose
+// absence also means no root to mount it). The returned close waits for
+// the self-tests, which use the sandbox, then unmounts: defer it after the
+// sandbox's own close, so that it runs first.
+func openToolbox(ctx context.Context, dir string, cat *lang.Catalogue, sb sandbox.Sandbox, workTmpfsMB int, log *slog.Logger) (*worker.Toolbox, func(), error) {
+	cfg := worker.ToolboxConfig{DataDir: dir, Catalogue: cat, Sandbox: sb, Logger: log}
+	if sb != nil && workTmpfsMB > 0 {
+		cfg.ScratchBytes = int64(workTmpfsMB) << 20
 	}
-	return int64(mb) << 20
+	tb, err := worker.PrepareToolbox(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tb, func() {
+		waitSelfTests(tb)
+		tb.Close()
+	}, nil
 }
 
 // waitSelfTests waits for the toolbox's self-tests, which stop early once

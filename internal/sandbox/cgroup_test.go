@@ -253,7 +253,9 @@ func TestCgroupV2FakeRootAndMissing(t *testing.T) {
 
 // TestCgroupV1 drives this machine's v1 hierarchies for real: limits, CPU
 // accounting, and the freezer kill of a tree that keeps forking.
-func TestCgroupV1(t *testing.T) {
+// testCgroupV1 creates a run cgroup in this machine's v1 hierarchies,
+// removed at the end of the test; it skips without them or root.
+func testCgroupV1(t *testing.T, name string) runCgroup {
 	needRoot(t)
 	self, _ := os.ReadFile("/proc/self/cgroup")
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
@@ -265,12 +267,17 @@ func TestCgroupV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.close()
-	cg, err := g.create("run-1")
+	t.Cleanup(func() { g.close() })
+	cg, err := g.create(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cg.remove()
+	t.Cleanup(func() { cg.remove() })
+	return cg
+}
+
+func TestCgroupV1(t *testing.T) {
+	cg := testCgroupV1(t, "run-1")
 	if err := cg.setLimits(64<<20, 50); err != nil {
 		t.Fatal(err)
 	}
@@ -386,23 +393,7 @@ func uidProcs(uid int) []int {
 // memory limit (the kernel refuses anything else); no limit means unlimited
 // again.
 func TestCgroupV1Recycle(t *testing.T) {
-	needRoot(t)
-	self, _ := os.ReadFile("/proc/self/cgroup")
-	mounts, _ := os.ReadFile("/proc/self/mountinfo")
-	v1, _, err := cgroupDirs(self, mounts, "")
-	if err != nil || v1["memory"] == "" {
-		t.Skip("no cgroup v1 memory hierarchy")
-	}
-	g, err := newCgroupV1(v1, "grappe-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.close()
-	cg, err := g.create("run-recycle")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cg.remove()
+	cg := testCgroupV1(t, "run-recycle")
 	r := cg.(*runCgroupV1)
 	limit := func(name string) string { return readFile(t, filepath.Join(r.memory, name)) }
 	unlimitedMem := limit("memory.limit_in_bytes") // the kernel's "no limit"
