@@ -63,8 +63,11 @@ func TestMaxAttemptsThenFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRunning(t, c, job.ID)
-	c.KillWorker("w1")
+	// w2 joins before w1 dies: added after, it could come later than the
+	// placement timeout (3 s here) once w1 is lost, because KillWorker
+	// returns only when w1 has finished shutting down.
 	c.AddWorker(clustertest.WorkerOptions{Name: "w2", Slots: 1, Languages: []string{"bash"}, Proxied: true})
+	c.KillWorker("w1")
 	c.Eventually(20*time.Second, "second attempt on w2", func() bool {
 		j, err := c.Client.Job(ctx, job.ID)
 		return err == nil && j.Status == api.StatusRunning && j.Worker == "w2" && j.Attempts == 2
