@@ -72,6 +72,14 @@ func TestHostilePrograms(t *testing.T) {
 		{"background child left behind", "bash", "(sleep 1000 &) ; echo done", []string{api.VerdictOK}, nil},
 		{"setsid escape", "bash", "setsid sleep 1000 & echo done", []string{api.VerdictOK}, nil},
 		{"plant a symlink to a host file", "bash", "ln -s /etc/shadow out.txt; ln -s / root; echo planted", []string{api.VerdictOK}, nil},
+		// The work directory is on the worker's tmpfs, charged to the job's
+		// memory cgroup: 100 MB of files do not fit in a 64 MB job.
+		{"fill the work directory", "bash", "head -c 100000000 /dev/zero > big; echo wrote", []string{api.VerdictMemoryLimit},
+			func(t *testing.T, j *api.Job) {
+				if strings.Contains(j.Run.Stdout, "wrote") {
+					t.Errorf("100 MB written past a 64 MB memory limit")
+				}
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
