@@ -5,21 +5,7 @@ package sandbox
 import (
 	"context"
 	"errors"
-	"log/slog"
 )
-
-// Config configures the Linux sandbox; see the Linux build.
-type Config struct {
-	Root              string
-	UIDBase, UIDCount int
-	ReadOnly          []string
-	CgroupRoot        string
-	PoolSize          int
-	SingleUse         bool
-	TmpBytes          int64
-	FileSizeBytes     int64
-	Logger            *slog.Logger
-}
 
 var (
 	// ErrNotAvailable is returned by New when this machine cannot run the
