@@ -146,6 +146,7 @@ type WorkerMessage struct {
 	//	*WorkerMessage_Result
 	//	*WorkerMessage_Accepted
 	//	*WorkerMessage_Release
+	//	*WorkerMessage_ResultPart
 	Msg           isWorkerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -242,6 +243,15 @@ func (x *WorkerMessage) GetRelease() *Release {
 	return nil
 }
 
+func (x *WorkerMessage) GetResultPart() *ResultPart {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkerMessage_ResultPart); ok {
+			return x.ResultPart
+		}
+	}
+	return nil
+}
+
 type isWorkerMessage_Msg interface {
 	isWorkerMessage_Msg()
 }
@@ -270,6 +280,10 @@ type WorkerMessage_Release struct {
 	Release *Release `protobuf:"bytes,6,opt,name=release,proto3,oneof"`
 }
 
+type WorkerMessage_ResultPart struct {
+	ResultPart *ResultPart `protobuf:"bytes,7,opt,name=result_part,json=resultPart,proto3,oneof"`
+}
+
 func (*WorkerMessage_Hello) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Heartbeat) isWorkerMessage_Msg() {}
@@ -281,6 +295,8 @@ func (*WorkerMessage_Result) isWorkerMessage_Msg() {}
 func (*WorkerMessage_Accepted) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Release) isWorkerMessage_Msg() {}
+
+func (*WorkerMessage_ResultPart) isWorkerMessage_Msg() {}
 
 type MasterMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -415,16 +431,21 @@ func (*MasterMessage_ResultAck) isMasterMessage_Msg() {}
 // Hello announces the worker. It is sent on every (re)connection, with the
 // attempts the worker is still running so the master can re-adopt them.
 type Hello struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Slots          int32                  `protobuf:"varint,3,opt,name=slots,proto3" json:"slots,omitempty"`
-	Labels         map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Languages      []*Language            `protobuf:"bytes,5,rep,name=languages,proto3" json:"languages,omitempty"`
-	Sandbox        string                 `protobuf:"bytes,6,opt,name=sandbox,proto3" json:"sandbox,omitempty"` // "cgroup-v1", "cgroup-v2" or "none"
-	Version        string                 `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"` // grappe version of the worker
-	Running        []*AttemptRef          `protobuf:"bytes,8,rep,name=running,proto3" json:"running,omitempty"`
-	PendingResults []*Result              `protobuf:"bytes,9,rep,name=pending_results,json=pendingResults,proto3" json:"pending_results,omitempty"` // results finished while disconnected
-	Draining       bool                   `protobuf:"varint,10,opt,name=draining,proto3" json:"draining,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Slots     int32                  `protobuf:"varint,3,opt,name=slots,proto3" json:"slots,omitempty"`
+	Labels    map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Languages []*Language            `protobuf:"bytes,5,rep,name=languages,proto3" json:"languages,omitempty"`
+	Sandbox   string                 `protobuf:"bytes,6,opt,name=sandbox,proto3" json:"sandbox,omitempty"` // "cgroup-v1", "cgroup-v2" or "none"
+	Version   string                 `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"` // grappe version of the worker
+	Running   []*AttemptRef          `protobuf:"bytes,8,rep,name=running,proto3" json:"running,omitempty"`
+	// Results finished while disconnected. Old workers sent them here; a
+	// worker now lists them in finished and sends each result after the
+	// welcome, in pieces, so that a hello can never exceed a message.
+	PendingResults []*Result     `protobuf:"bytes,9,rep,name=pending_results,json=pendingResults,proto3" json:"pending_results,omitempty"`
+	Draining       bool          `protobuf:"varint,10,opt,name=draining,proto3" json:"draining,omitempty"`
+	Finished       []*AttemptRef `protobuf:"bytes,11,rep,name=finished,proto3" json:"finished,omitempty"` // results that follow the welcome
+	Health         *Health       `protobuf:"bytes,12,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -522,6 +543,82 @@ func (x *Hello) GetDraining() bool {
 	return false
 }
 
+func (x *Hello) GetFinished() []*AttemptRef {
+	if x != nil {
+		return x.Finished
+	}
+	return nil
+}
+
+func (x *Hello) GetHealth() *Health {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+// Health is the worker's own verdict on its machinery (sandbox, cgroups,
+// toolchains), apart from the programs it runs.
+type Health struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Unhealthy     bool                   `protobuf:"varint,1,opt,name=unhealthy,proto3" json:"unhealthy,omitempty"`                              // it takes no new job until it repaired itself
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`                                     // for operators: the last infrastructure error
+	InfraFailures int64                  `protobuf:"varint,3,opt,name=infra_failures,json=infraFailures,proto3" json:"infra_failures,omitempty"` // attempts it gave back because its machinery failed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Health) Reset() {
+	*x = Health{}
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Health) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Health) ProtoMessage() {}
+
+func (x *Health) ProtoReflect() protoreflect.Message {
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Health.ProtoReflect.Descriptor instead.
+func (*Health) Descriptor() ([]byte, []int) {
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Health) GetUnhealthy() bool {
+	if x != nil {
+		return x.Unhealthy
+	}
+	return false
+}
+
+func (x *Health) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Health) GetInfraFailures() int64 {
+	if x != nil {
+		return x.InfraFailures
+	}
+	return 0
+}
+
 type Language struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -532,7 +629,7 @@ type Language struct {
 
 func (x *Language) Reset() {
 	*x = Language{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[5]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +641,7 @@ func (x *Language) String() string {
 func (*Language) ProtoMessage() {}
 
 func (x *Language) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[5]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +654,7 @@ func (x *Language) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Language.ProtoReflect.Descriptor instead.
 func (*Language) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{5}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Language) GetName() string {
@@ -584,7 +681,7 @@ type AttemptRef struct {
 
 func (x *AttemptRef) Reset() {
 	*x = AttemptRef{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +693,7 @@ func (x *AttemptRef) String() string {
 func (*AttemptRef) ProtoMessage() {}
 
 func (x *AttemptRef) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +706,7 @@ func (x *AttemptRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttemptRef.ProtoReflect.Descriptor instead.
 func (*AttemptRef) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{6}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AttemptRef) GetJobId() string {
@@ -636,13 +733,14 @@ type Heartbeat struct {
 	// a worker announces each toolchain as soon as its self-test passes.
 	LanguagesChanged bool        `protobuf:"varint,5,opt,name=languages_changed,json=languagesChanged,proto3" json:"languages_changed,omitempty"`
 	Languages        []*Language `protobuf:"bytes,6,rep,name=languages,proto3" json:"languages,omitempty"`
+	Health           *Health     `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +752,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +765,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{7}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Heartbeat) GetCpuPercent() float64 {
@@ -712,19 +810,29 @@ func (x *Heartbeat) GetLanguages() []*Language {
 	return nil
 }
 
-// Release hands an attempt back unfinished (the worker is shutting down):
-// the master queues the job again.
+func (x *Heartbeat) GetHealth() *Health {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+// Release hands an attempt back unfinished: the worker is shutting down
+// (the attempt is not counted against the job), or, with infrastructure
+// set, the worker's own machinery failed (it is counted, so that a job
+// that breaks every sandbox it meets cannot circle forever).
 type Release struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Attempt       *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Attempt        *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Reason         string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Infrastructure bool                   `protobuf:"varint,3,opt,name=infrastructure,proto3" json:"infrastructure,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +844,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +857,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{8}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Release) GetAttempt() *AttemptRef {
@@ -766,6 +874,84 @@ func (x *Release) GetReason() string {
 	return ""
 }
 
+func (x *Release) GetInfrastructure() bool {
+	if x != nil {
+		return x.Infrastructure
+	}
+	return false
+}
+
+// ResultPart carries a Result too big for one message: the pieces are the
+// Result's protobuf encoding, in order from offset 0, the one with last set
+// ending it. The master acknowledges the whole with one ResultAck.
+type ResultPart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attempt       *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Last          bool                   `protobuf:"varint,4,opt,name=last,proto3" json:"last,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResultPart) Reset() {
+	*x = ResultPart{}
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResultPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResultPart) ProtoMessage() {}
+
+func (x *ResultPart) ProtoReflect() protoreflect.Message {
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResultPart.ProtoReflect.Descriptor instead.
+func (*ResultPart) Descriptor() ([]byte, []int) {
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ResultPart) GetAttempt() *AttemptRef {
+	if x != nil {
+		return x.Attempt
+	}
+	return nil
+}
+
+func (x *ResultPart) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ResultPart) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ResultPart) GetLast() bool {
+	if x != nil {
+		return x.Last
+	}
+	return false
+}
+
 // Accepted confirms that the worker started an assigned attempt.
 type Accepted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -776,7 +962,7 @@ type Accepted struct {
 
 func (x *Accepted) Reset() {
 	*x = Accepted{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +974,7 @@ func (x *Accepted) String() string {
 func (*Accepted) ProtoMessage() {}
 
 func (x *Accepted) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +987,7 @@ func (x *Accepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accepted.ProtoReflect.Descriptor instead.
 func (*Accepted) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{9}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Accepted) GetAttempt() *AttemptRef {
@@ -823,7 +1009,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1021,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1034,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{10}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Output) GetAttempt() *AttemptRef {
@@ -893,7 +1079,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +1091,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +1104,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{11}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Welcome) GetWorkerId() string {
@@ -959,7 +1145,7 @@ type Assign struct {
 
 func (x *Assign) Reset() {
 	*x = Assign{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1157,7 @@ func (x *Assign) String() string {
 func (*Assign) ProtoMessage() {}
 
 func (x *Assign) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1170,7 @@ func (x *Assign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assign.ProtoReflect.Descriptor instead.
 func (*Assign) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{12}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Assign) GetAttempt() *AttemptRef {
@@ -1011,7 +1197,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1209,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1222,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{13}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Cancel) GetAttempt() *AttemptRef {
@@ -1056,13 +1242,14 @@ func (x *Cancel) GetReason() string {
 type Drain struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Drain         bool                   `protobuf:"varint,1,opt,name=drain,proto3" json:"drain,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"` // why the master drains it (an admin, too many releases)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1261,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1274,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{14}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Drain) GetDrain() bool {
@@ -1095,6 +1282,13 @@ func (x *Drain) GetDrain() bool {
 		return x.Drain
 	}
 	return false
+}
+
+func (x *Drain) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 type ResultAck struct {
@@ -1106,7 +1300,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1312,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1325,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{15}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ResultAck) GetAttempt() *AttemptRef {
@@ -1151,7 +1345,7 @@ type File struct {
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1357,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1370,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{16}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *File) GetName() string {
@@ -1199,14 +1393,15 @@ type Limits struct {
 	WallMs        int64                  `protobuf:"varint,2,opt,name=wall_ms,json=wallMs,proto3" json:"wall_ms,omitempty"`
 	MemoryMb      int64                  `protobuf:"varint,3,opt,name=memory_mb,json=memoryMb,proto3" json:"memory_mb,omitempty"`
 	Processes     int64                  `protobuf:"varint,4,opt,name=processes,proto3" json:"processes,omitempty"`
-	OutputKb      int64                  `protobuf:"varint,5,opt,name=output_kb,json=outputKb,proto3" json:"output_kb,omitempty"`
+	OutputKb      int64                  `protobuf:"varint,5,opt,name=output_kb,json=outputKb,proto3" json:"output_kb,omitempty"`                  // per stream, per run
+	TotalOutputKb int64                  `protobuf:"varint,6,opt,name=total_output_kb,json=totalOutputKb,proto3" json:"total_output_kb,omitempty"` // the whole job: every run and test, both streams, the compile
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1413,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1426,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{17}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Limits) GetCpuMs() int64 {
@@ -1269,6 +1464,13 @@ func (x *Limits) GetOutputKb() int64 {
 	return 0
 }
 
+func (x *Limits) GetTotalOutputKb() int64 {
+	if x != nil {
+		return x.TotalOutputKb
+	}
+	return 0
+}
+
 type TestCase struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Stdin          []byte                 `protobuf:"bytes,1,opt,name=stdin,proto3" json:"stdin,omitempty"`
@@ -1280,7 +1482,7 @@ type TestCase struct {
 
 func (x *TestCase) Reset() {
 	*x = TestCase{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1494,7 @@ func (x *TestCase) String() string {
 func (*TestCase) ProtoMessage() {}
 
 func (x *TestCase) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1507,7 @@ func (x *TestCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestCase.ProtoReflect.Descriptor instead.
 func (*TestCase) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{18}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TestCase) GetStdin() []byte {
@@ -1348,7 +1550,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1562,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1575,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{19}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JobSpec) GetLanguage() string {
@@ -1467,7 +1669,7 @@ type Compile struct {
 
 func (x *Compile) Reset() {
 	*x = Compile{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1681,7 @@ func (x *Compile) String() string {
 func (*Compile) ProtoMessage() {}
 
 func (x *Compile) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1694,7 @@ func (x *Compile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compile.ProtoReflect.Descriptor instead.
 func (*Compile) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{20}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Compile) GetExitCode() int32 {
@@ -1554,7 +1756,7 @@ type RunResult struct {
 
 func (x *RunResult) Reset() {
 	*x = RunResult{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[21]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1768,7 @@ func (x *RunResult) String() string {
 func (*RunResult) ProtoMessage() {}
 
 func (x *RunResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[21]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1781,7 @@ func (x *RunResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunResult.ProtoReflect.Descriptor instead.
 func (*RunResult) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{21}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RunResult) GetExitCode() int32 {
@@ -1660,7 +1862,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[22]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +1874,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[22]
+	mi := &file_api_clusterpb_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +1887,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{22}
+	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Result) GetAttempt() *AttemptRef {
@@ -1749,14 +1951,16 @@ const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\acsr_der\x18\x03 \x01(\fR\x06csrDer\"N\n" +
 	"\fJoinResponse\x12'\n" +
 	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer\x12\x15\n" +
-	"\x06ca_der\x18\x02 \x01(\fR\x05caDer\"\xe3\x02\n" +
+	"\x06ca_der\x18\x02 \x01(\fR\x05caDer\"\xa5\x03\n" +
 	"\rWorkerMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.grappe.cluster.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.grappe.cluster.v1.HeartbeatH\x00R\theartbeat\x123\n" +
 	"\x06output\x18\x03 \x01(\v2\x19.grappe.cluster.v1.OutputH\x00R\x06output\x123\n" +
 	"\x06result\x18\x04 \x01(\v2\x19.grappe.cluster.v1.ResultH\x00R\x06result\x129\n" +
 	"\baccepted\x18\x05 \x01(\v2\x1b.grappe.cluster.v1.AcceptedH\x00R\baccepted\x126\n" +
-	"\arelease\x18\x06 \x01(\v2\x1a.grappe.cluster.v1.ReleaseH\x00R\areleaseB\x05\n" +
+	"\arelease\x18\x06 \x01(\v2\x1a.grappe.cluster.v1.ReleaseH\x00R\arelease\x12@\n" +
+	"\vresult_part\x18\a \x01(\v2\x1d.grappe.cluster.v1.ResultPartH\x00R\n" +
+	"resultPartB\x05\n" +
 	"\x03msg\"\xa9\x02\n" +
 	"\rMasterMessage\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.grappe.cluster.v1.WelcomeH\x00R\awelcome\x123\n" +
@@ -1765,7 +1969,7 @@ const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\x05drain\x18\x04 \x01(\v2\x18.grappe.cluster.v1.DrainH\x00R\x05drain\x12=\n" +
 	"\n" +
 	"result_ack\x18\x05 \x01(\v2\x1c.grappe.cluster.v1.ResultAckH\x00R\tresultAckB\x05\n" +
-	"\x03msg\"\xb8\x03\n" +
+	"\x03msg\"\xa6\x04\n" +
 	"\x05Hello\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05slots\x18\x03 \x01(\x05R\x05slots\x12<\n" +
@@ -1776,17 +1980,23 @@ const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\arunning\x18\b \x03(\v2\x1d.grappe.cluster.v1.AttemptRefR\arunning\x12B\n" +
 	"\x0fpending_results\x18\t \x03(\v2\x19.grappe.cluster.v1.ResultR\x0ependingResults\x12\x1a\n" +
 	"\bdraining\x18\n" +
-	" \x01(\bR\bdraining\x1a9\n" +
+	" \x01(\bR\bdraining\x129\n" +
+	"\bfinished\x18\v \x03(\v2\x1d.grappe.cluster.v1.AttemptRefR\bfinished\x121\n" +
+	"\x06health\x18\f \x01(\v2\x19.grappe.cluster.v1.HealthR\x06health\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x02\x10\x03\"8\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x02\x10\x03\"e\n" +
+	"\x06Health\x12\x1c\n" +
+	"\tunhealthy\x18\x01 \x01(\bR\tunhealthy\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12%\n" +
+	"\x0einfra_failures\x18\x03 \x01(\x03R\rinfraFailures\"8\n" +
 	"\bLanguage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\"=\n" +
 	"\n" +
 	"AttemptRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x05R\aattempt\"\x90\x02\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\"\xc3\x02\n" +
 	"\tHeartbeat\x12\x1f\n" +
 	"\vcpu_percent\x18\x01 \x01(\x01R\n" +
 	"cpuPercent\x12%\n" +
@@ -1794,10 +2004,18 @@ const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\arunning\x18\x03 \x03(\v2\x1d.grappe.cluster.v1.AttemptRefR\arunning\x12\x1a\n" +
 	"\bdraining\x18\x04 \x01(\bR\bdraining\x12+\n" +
 	"\x11languages_changed\x18\x05 \x01(\bR\x10languagesChanged\x129\n" +
-	"\tlanguages\x18\x06 \x03(\v2\x1b.grappe.cluster.v1.LanguageR\tlanguages\"Z\n" +
+	"\tlanguages\x18\x06 \x03(\v2\x1b.grappe.cluster.v1.LanguageR\tlanguages\x121\n" +
+	"\x06health\x18\a \x01(\v2\x19.grappe.cluster.v1.HealthR\x06health\"\x82\x01\n" +
 	"\aRelease\x127\n" +
 	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"C\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12&\n" +
+	"\x0einfrastructure\x18\x03 \x01(\bR\x0einfrastructure\"\x85\x01\n" +
+	"\n" +
+	"ResultPart\x127\n" +
+	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x12\n" +
+	"\x04last\x18\x04 \x01(\bR\x04last\"C\n" +
 	"\bAccepted\x127\n" +
 	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\"\x81\x01\n" +
 	"\x06Output\x127\n" +
@@ -1815,20 +2033,22 @@ const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\x04spec\x18\x02 \x01(\v2\x1a.grappe.cluster.v1.JobSpecR\x04spec\"Y\n" +
 	"\x06Cancel\x127\n" +
 	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1d\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"5\n" +
 	"\x05Drain\x12\x14\n" +
-	"\x05drain\x18\x01 \x01(\bR\x05drain\"D\n" +
+	"\x05drain\x18\x01 \x01(\bR\x05drain\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"D\n" +
 	"\tResultAck\x127\n" +
 	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\"4\n" +
 	"\x04File\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\fR\acontent\"\x90\x01\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\xb8\x01\n" +
 	"\x06Limits\x12\x15\n" +
 	"\x06cpu_ms\x18\x01 \x01(\x03R\x05cpuMs\x12\x17\n" +
 	"\awall_ms\x18\x02 \x01(\x03R\x06wallMs\x12\x1b\n" +
 	"\tmemory_mb\x18\x03 \x01(\x03R\bmemoryMb\x12\x1c\n" +
 	"\tprocesses\x18\x04 \x01(\x03R\tprocesses\x12\x1b\n" +
-	"\toutput_kb\x18\x05 \x01(\x03R\boutputKb\"l\n" +
+	"\toutput_kb\x18\x05 \x01(\x03R\boutputKb\x12&\n" +
+	"\x0ftotal_output_kb\x18\x06 \x01(\x03R\rtotalOutputKb\"l\n" +
 	"\bTestCase\x12\x14\n" +
 	"\x05stdin\x18\x01 \x01(\fR\x05stdin\x12!\n" +
 	"\fhas_expected\x18\x02 \x01(\bR\vhasExpected\x12'\n" +
@@ -1887,75 +2107,82 @@ func file_api_clusterpb_cluster_proto_rawDescGZIP() []byte {
 	return file_api_clusterpb_cluster_proto_rawDescData
 }
 
-var file_api_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_api_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_api_clusterpb_cluster_proto_goTypes = []any{
 	(*JoinRequest)(nil),   // 0: grappe.cluster.v1.JoinRequest
 	(*JoinResponse)(nil),  // 1: grappe.cluster.v1.JoinResponse
 	(*WorkerMessage)(nil), // 2: grappe.cluster.v1.WorkerMessage
 	(*MasterMessage)(nil), // 3: grappe.cluster.v1.MasterMessage
 	(*Hello)(nil),         // 4: grappe.cluster.v1.Hello
-	(*Language)(nil),      // 5: grappe.cluster.v1.Language
-	(*AttemptRef)(nil),    // 6: grappe.cluster.v1.AttemptRef
-	(*Heartbeat)(nil),     // 7: grappe.cluster.v1.Heartbeat
-	(*Release)(nil),       // 8: grappe.cluster.v1.Release
-	(*Accepted)(nil),      // 9: grappe.cluster.v1.Accepted
-	(*Output)(nil),        // 10: grappe.cluster.v1.Output
-	(*Welcome)(nil),       // 11: grappe.cluster.v1.Welcome
-	(*Assign)(nil),        // 12: grappe.cluster.v1.Assign
-	(*Cancel)(nil),        // 13: grappe.cluster.v1.Cancel
-	(*Drain)(nil),         // 14: grappe.cluster.v1.Drain
-	(*ResultAck)(nil),     // 15: grappe.cluster.v1.ResultAck
-	(*File)(nil),          // 16: grappe.cluster.v1.File
-	(*Limits)(nil),        // 17: grappe.cluster.v1.Limits
-	(*TestCase)(nil),      // 18: grappe.cluster.v1.TestCase
-	(*JobSpec)(nil),       // 19: grappe.cluster.v1.JobSpec
-	(*Compile)(nil),       // 20: grappe.cluster.v1.Compile
-	(*RunResult)(nil),     // 21: grappe.cluster.v1.RunResult
-	(*Result)(nil),        // 22: grappe.cluster.v1.Result
-	nil,                   // 23: grappe.cluster.v1.Hello.LabelsEntry
+	(*Health)(nil),        // 5: grappe.cluster.v1.Health
+	(*Language)(nil),      // 6: grappe.cluster.v1.Language
+	(*AttemptRef)(nil),    // 7: grappe.cluster.v1.AttemptRef
+	(*Heartbeat)(nil),     // 8: grappe.cluster.v1.Heartbeat
+	(*Release)(nil),       // 9: grappe.cluster.v1.Release
+	(*ResultPart)(nil),    // 10: grappe.cluster.v1.ResultPart
+	(*Accepted)(nil),      // 11: grappe.cluster.v1.Accepted
+	(*Output)(nil),        // 12: grappe.cluster.v1.Output
+	(*Welcome)(nil),       // 13: grappe.cluster.v1.Welcome
+	(*Assign)(nil),        // 14: grappe.cluster.v1.Assign
+	(*Cancel)(nil),        // 15: grappe.cluster.v1.Cancel
+	(*Drain)(nil),         // 16: grappe.cluster.v1.Drain
+	(*ResultAck)(nil),     // 17: grappe.cluster.v1.ResultAck
+	(*File)(nil),          // 18: grappe.cluster.v1.File
+	(*Limits)(nil),        // 19: grappe.cluster.v1.Limits
+	(*TestCase)(nil),      // 20: grappe.cluster.v1.TestCase
+	(*JobSpec)(nil),       // 21: grappe.cluster.v1.JobSpec
+	(*Compile)(nil),       // 22: grappe.cluster.v1.Compile
+	(*RunResult)(nil),     // 23: grappe.cluster.v1.RunResult
+	(*Result)(nil),        // 24: grappe.cluster.v1.Result
+	nil,                   // 25: grappe.cluster.v1.Hello.LabelsEntry
 }
 var file_api_clusterpb_cluster_proto_depIdxs = []int32{
 	4,  // 0: grappe.cluster.v1.WorkerMessage.hello:type_name -> grappe.cluster.v1.Hello
-	7,  // 1: grappe.cluster.v1.WorkerMessage.heartbeat:type_name -> grappe.cluster.v1.Heartbeat
-	10, // 2: grappe.cluster.v1.WorkerMessage.output:type_name -> grappe.cluster.v1.Output
-	22, // 3: grappe.cluster.v1.WorkerMessage.result:type_name -> grappe.cluster.v1.Result
-	9,  // 4: grappe.cluster.v1.WorkerMessage.accepted:type_name -> grappe.cluster.v1.Accepted
-	8,  // 5: grappe.cluster.v1.WorkerMessage.release:type_name -> grappe.cluster.v1.Release
-	11, // 6: grappe.cluster.v1.MasterMessage.welcome:type_name -> grappe.cluster.v1.Welcome
-	12, // 7: grappe.cluster.v1.MasterMessage.assign:type_name -> grappe.cluster.v1.Assign
-	13, // 8: grappe.cluster.v1.MasterMessage.cancel:type_name -> grappe.cluster.v1.Cancel
-	14, // 9: grappe.cluster.v1.MasterMessage.drain:type_name -> grappe.cluster.v1.Drain
-	15, // 10: grappe.cluster.v1.MasterMessage.result_ack:type_name -> grappe.cluster.v1.ResultAck
-	23, // 11: grappe.cluster.v1.Hello.labels:type_name -> grappe.cluster.v1.Hello.LabelsEntry
-	5,  // 12: grappe.cluster.v1.Hello.languages:type_name -> grappe.cluster.v1.Language
-	6,  // 13: grappe.cluster.v1.Hello.running:type_name -> grappe.cluster.v1.AttemptRef
-	22, // 14: grappe.cluster.v1.Hello.pending_results:type_name -> grappe.cluster.v1.Result
-	6,  // 15: grappe.cluster.v1.Heartbeat.running:type_name -> grappe.cluster.v1.AttemptRef
-	5,  // 16: grappe.cluster.v1.Heartbeat.languages:type_name -> grappe.cluster.v1.Language
-	6,  // 17: grappe.cluster.v1.Release.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	6,  // 18: grappe.cluster.v1.Accepted.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	6,  // 19: grappe.cluster.v1.Output.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	6,  // 20: grappe.cluster.v1.Welcome.abandon:type_name -> grappe.cluster.v1.AttemptRef
-	6,  // 21: grappe.cluster.v1.Assign.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	19, // 22: grappe.cluster.v1.Assign.spec:type_name -> grappe.cluster.v1.JobSpec
-	6,  // 23: grappe.cluster.v1.Cancel.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	6,  // 24: grappe.cluster.v1.ResultAck.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	16, // 25: grappe.cluster.v1.JobSpec.files:type_name -> grappe.cluster.v1.File
-	17, // 26: grappe.cluster.v1.JobSpec.limits:type_name -> grappe.cluster.v1.Limits
-	18, // 27: grappe.cluster.v1.JobSpec.tests:type_name -> grappe.cluster.v1.TestCase
-	6,  // 28: grappe.cluster.v1.Result.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	20, // 29: grappe.cluster.v1.Result.compile:type_name -> grappe.cluster.v1.Compile
-	21, // 30: grappe.cluster.v1.Result.run:type_name -> grappe.cluster.v1.RunResult
-	21, // 31: grappe.cluster.v1.Result.tests:type_name -> grappe.cluster.v1.RunResult
-	0,  // 32: grappe.cluster.v1.Cluster.Join:input_type -> grappe.cluster.v1.JoinRequest
-	2,  // 33: grappe.cluster.v1.Cluster.Connect:input_type -> grappe.cluster.v1.WorkerMessage
-	1,  // 34: grappe.cluster.v1.Cluster.Join:output_type -> grappe.cluster.v1.JoinResponse
-	3,  // 35: grappe.cluster.v1.Cluster.Connect:output_type -> grappe.cluster.v1.MasterMessage
-	34, // [34:36] is the sub-list for method output_type
-	32, // [32:34] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	8,  // 1: grappe.cluster.v1.WorkerMessage.heartbeat:type_name -> grappe.cluster.v1.Heartbeat
+	12, // 2: grappe.cluster.v1.WorkerMessage.output:type_name -> grappe.cluster.v1.Output
+	24, // 3: grappe.cluster.v1.WorkerMessage.result:type_name -> grappe.cluster.v1.Result
+	11, // 4: grappe.cluster.v1.WorkerMessage.accepted:type_name -> grappe.cluster.v1.Accepted
+	9,  // 5: grappe.cluster.v1.WorkerMessage.release:type_name -> grappe.cluster.v1.Release
+	10, // 6: grappe.cluster.v1.WorkerMessage.result_part:type_name -> grappe.cluster.v1.ResultPart
+	13, // 7: grappe.cluster.v1.MasterMessage.welcome:type_name -> grappe.cluster.v1.Welcome
+	14, // 8: grappe.cluster.v1.MasterMessage.assign:type_name -> grappe.cluster.v1.Assign
+	15, // 9: grappe.cluster.v1.MasterMessage.cancel:type_name -> grappe.cluster.v1.Cancel
+	16, // 10: grappe.cluster.v1.MasterMessage.drain:type_name -> grappe.cluster.v1.Drain
+	17, // 11: grappe.cluster.v1.MasterMessage.result_ack:type_name -> grappe.cluster.v1.ResultAck
+	25, // 12: grappe.cluster.v1.Hello.labels:type_name -> grappe.cluster.v1.Hello.LabelsEntry
+	6,  // 13: grappe.cluster.v1.Hello.languages:type_name -> grappe.cluster.v1.Language
+	7,  // 14: grappe.cluster.v1.Hello.running:type_name -> grappe.cluster.v1.AttemptRef
+	24, // 15: grappe.cluster.v1.Hello.pending_results:type_name -> grappe.cluster.v1.Result
+	7,  // 16: grappe.cluster.v1.Hello.finished:type_name -> grappe.cluster.v1.AttemptRef
+	5,  // 17: grappe.cluster.v1.Hello.health:type_name -> grappe.cluster.v1.Health
+	7,  // 18: grappe.cluster.v1.Heartbeat.running:type_name -> grappe.cluster.v1.AttemptRef
+	6,  // 19: grappe.cluster.v1.Heartbeat.languages:type_name -> grappe.cluster.v1.Language
+	5,  // 20: grappe.cluster.v1.Heartbeat.health:type_name -> grappe.cluster.v1.Health
+	7,  // 21: grappe.cluster.v1.Release.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 22: grappe.cluster.v1.ResultPart.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 23: grappe.cluster.v1.Accepted.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 24: grappe.cluster.v1.Output.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 25: grappe.cluster.v1.Welcome.abandon:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 26: grappe.cluster.v1.Assign.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	21, // 27: grappe.cluster.v1.Assign.spec:type_name -> grappe.cluster.v1.JobSpec
+	7,  // 28: grappe.cluster.v1.Cancel.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 29: grappe.cluster.v1.ResultAck.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	18, // 30: grappe.cluster.v1.JobSpec.files:type_name -> grappe.cluster.v1.File
+	19, // 31: grappe.cluster.v1.JobSpec.limits:type_name -> grappe.cluster.v1.Limits
+	20, // 32: grappe.cluster.v1.JobSpec.tests:type_name -> grappe.cluster.v1.TestCase
+	7,  // 33: grappe.cluster.v1.Result.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	22, // 34: grappe.cluster.v1.Result.compile:type_name -> grappe.cluster.v1.Compile
+	23, // 35: grappe.cluster.v1.Result.run:type_name -> grappe.cluster.v1.RunResult
+	23, // 36: grappe.cluster.v1.Result.tests:type_name -> grappe.cluster.v1.RunResult
+	0,  // 37: grappe.cluster.v1.Cluster.Join:input_type -> grappe.cluster.v1.JoinRequest
+	2,  // 38: grappe.cluster.v1.Cluster.Connect:input_type -> grappe.cluster.v1.WorkerMessage
+	1,  // 39: grappe.cluster.v1.Cluster.Join:output_type -> grappe.cluster.v1.JoinResponse
+	3,  // 40: grappe.cluster.v1.Cluster.Connect:output_type -> grappe.cluster.v1.MasterMessage
+	39, // [39:41] is the sub-list for method output_type
+	37, // [37:39] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_api_clusterpb_cluster_proto_init() }
@@ -1970,6 +2197,7 @@ func file_api_clusterpb_cluster_proto_init() {
 		(*WorkerMessage_Result)(nil),
 		(*WorkerMessage_Accepted)(nil),
 		(*WorkerMessage_Release)(nil),
+		(*WorkerMessage_ResultPart)(nil),
 	}
 	file_api_clusterpb_cluster_proto_msgTypes[3].OneofWrappers = []any{
 		(*MasterMessage_Welcome)(nil),
@@ -1984,7 +2212,7 @@ func file_api_clusterpb_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_clusterpb_cluster_proto_rawDesc), len(file_api_clusterpb_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
