@@ -2,7 +2,9 @@ package master
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -27,32 +29,62 @@ func (cs *clusterServer) Join(ctx context.Context, req *clusterpb.JoinRequest) (
 	return cs.m.join(ctx, req)
 }
 
+// join signs a certificate for the name. A caller presenting the name's
+// current certificate renews it and keeps the identity's lineage, join
+// token or not (a worker always sends its token). Otherwise the join
+// token creates a new identity, but only for a name without a live one:
+// the token must not let anyone take over a running worker, its jobs and
+// its name.
 func (m *Master) join(ctx context.Context, req *clusterpb.JoinRequest) (*clusterpb.JoinResponse, error) {
 	addr := peerAddr(ctx)
 	if !validWorkerName(req.Name) {
 		return nil, status.Error(codes.InvalidArgument, "a worker name is 1 to 128 letters, digits, '.', '_' or '-'")
 	}
-	how := "join token"
-	if !pki.TokenEqual(req.JoinToken, m.currentJoinToken()) {
-		// Renewal: a valid, unrevoked certificate for the same name.
-		name, err := m.peerWorker(ctx)
-		if err != nil || name != req.Name {
-			m.audit.Warn("worker join refused", "worker", req.Name, "addr", addr, "reason", "invalid join token")
-			return nil, status.Error(codes.Unauthenticated, "invalid join token")
-		}
-		how = "renewal"
+	current, _, peerErr := m.peerIdentity(ctx)
+	renewal := peerErr == nil && current.Name == req.Name
+	if !renewal && !pki.TokenEqual(req.JoinToken, m.currentJoinToken()) {
+		m.audit.Warn("worker join refused", "worker", req.Name, "addr", addr, "reason", "invalid join token")
+		return nil, status.Error(codes.Unauthenticated, "invalid join token")
 	}
 	cert, err := m.ca.SignWorker(req.CsrDer, req.Name)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	id := &store.WorkerIdentity{Name: req.Name, Serial: pki.SerialString(cert), CreatedAt: time.Now().UTC(), ExpiresAt: cert.NotAfter.UTC()}
-	if err := m.store.PutWorkerIdentity(ctx, id); err != nil {
+	serial, expires := pki.SerialString(cert), cert.NotAfter.UTC()
+	var id *store.WorkerIdentity
+	if renewal {
+		id, err = m.store.RenewWorkerIdentity(ctx, req.Name, current.Serial, serial, expires)
+	} else {
+		id = &store.WorkerIdentity{Name: req.Name, ID: newLineageID(), Serial: serial, CreatedAt: time.Now().UTC(), ExpiresAt: expires}
+		err = m.store.CreateWorkerIdentity(ctx, id)
+	}
+	switch {
+	case errors.Is(err, store.ErrConflict) && !renewal:
+		m.audit.Warn("worker join refused", "worker", req.Name, "addr", addr, "reason", "the name has a live identity")
+		return nil, status.Errorf(codes.AlreadyExists,
+			"the worker name %q is taken by a live identity: the worker renews with its own certificate, "+
+				"or an admin revokes it first (grappe worker revoke %s)", req.Name, req.Name)
+	case errors.Is(err, store.ErrConflict):
+		// Another renewal, a revocation or a re-join got there first.
+		m.audit.Warn("worker renewal refused", "worker", req.Name, "addr", addr, "reason", "certificate superseded or revoked")
+		return nil, status.Error(codes.PermissionDenied, "the certificate was superseded or revoked meanwhile")
+	case err != nil:
 		m.log.Error("store worker identity", "worker", req.Name, "err", err)
 		return nil, status.Error(codes.Unavailable, "could not record the identity; try again")
 	}
-	m.audit.Info("worker joined", "worker", req.Name, "addr", addr, "by", how, "serial", id.Serial, "expires", id.ExpiresAt)
+	how := "join token"
+	if renewal {
+		how = "renewal"
+	}
+	m.audit.Info("worker joined", "worker", req.Name, "addr", addr, "by", how, "lineage", id.ID, "serial", serial, "expires", expires)
 	return &clusterpb.JoinResponse{CertificateDer: cert.Raw, CaDer: m.ca.Certificate().Raw}, nil
+}
+
+// newLineageID makes the id of a new identity lineage (store.WorkerIdentity.ID).
+func newLineageID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func validWorkerName(name string) bool {
@@ -74,56 +106,58 @@ func peerAddr(ctx context.Context) string {
 	return ""
 }
 
-// peerWorker returns the worker name of the caller's client certificate,
-// checked against the CA and against the identity the store holds for that
-// name (same serial, not revoked).
-func (m *Master) peerWorker(ctx context.Context) (string, error) {
+// peerIdentity returns the identity of the caller's client certificate:
+// issued by the CA, and the current certificate of a live identity (same
+// serial, not revoked).
+func (m *Master) peerIdentity(ctx context.Context) (*store.WorkerIdentity, *x509.Certificate, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return "", errors.New("no peer")
+		return nil, nil, errors.New("no peer")
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(ti.State.PeerCertificates) == 0 {
-		return "", errors.New("no client certificate: join first")
+		return nil, nil, errors.New("no client certificate: join first")
 	}
 	cert := ti.State.PeerCertificates[0]
 	name, err := m.ca.VerifyWorker(cert)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
-	return name, m.checkIdentity(ctx, name, cert)
+	id, err := m.checkIdentity(ctx, name, cert)
+	return id, cert, err
 }
 
-func (m *Master) checkIdentity(ctx context.Context, name string, cert *x509.Certificate) error {
+func (m *Master) checkIdentity(ctx context.Context, name string, cert *x509.Certificate) (*store.WorkerIdentity, error) {
 	id, err := m.store.GetWorkerIdentity(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no identity recorded for %q", name)
+		return nil, fmt.Errorf("no identity recorded for %q", name)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !id.RevokedAt.IsZero() {
-		return fmt.Errorf("the identity of %q was revoked", name)
+		return nil, fmt.Errorf("the identity of %q was revoked", name)
 	}
 	if id.Serial != pki.SerialString(cert) {
-		return fmt.Errorf("certificate of %q superseded by a newer one", name)
+		return nil, fmt.Errorf("certificate of %q superseded by a newer one", name)
 	}
-	return nil
+	return id, nil
 }
 
 // authorizeWorker checks a Connect: the client certificate names the worker
-// that says hello.
-func (m *Master) authorizeWorker(ctx context.Context, hello *clusterpb.Hello) error {
-	name, err := m.peerWorker(ctx)
+// that says hello. It returns the worker as attempts are given to it: its
+// name and its identity's lineage.
+func (m *Master) authorizeWorker(ctx context.Context, hello *clusterpb.Hello) (store.WorkerRef, error) {
+	id, _, err := m.peerIdentity(ctx)
 	if err != nil {
 		m.audit.Warn("worker refused", "worker", hello.Name, "addr", peerAddr(ctx), "reason", err.Error())
-		return status.Error(codes.Unauthenticated, "worker identity refused: "+err.Error())
+		return store.WorkerRef{}, status.Error(codes.Unauthenticated, "worker identity refused: "+err.Error())
 	}
-	if name != hello.Name {
-		m.audit.Warn("worker refused", "worker", hello.Name, "certificate", name, "addr", peerAddr(ctx), "reason", "name differs from certificate")
-		return status.Errorf(codes.PermissionDenied, "the certificate is for %q, not %q", name, hello.Name)
+	if id.Name != hello.Name {
+		m.audit.Warn("worker refused", "worker", hello.Name, "certificate", id.Name, "addr", peerAddr(ctx), "reason", "name differs from certificate")
+		return store.WorkerRef{}, status.Errorf(codes.PermissionDenied, "the certificate is for %q, not %q", id.Name, hello.Name)
 	}
-	return nil
+	return store.WorkerRef{Name: id.Name, Identity: id.ID}, nil
 }
 
 func (m *Master) currentJoinToken() string {

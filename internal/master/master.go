@@ -146,6 +146,8 @@ type Master struct {
 	// audit carries the security-relevant events (joins, refusals,
 	// revocations, rotations) with audit=true, for log pipelines to route.
 	audit     *slog.Logger
+	// refusals rate-limits the audit lines of refused worker messages.
+	refusals auditLimiter
 	store     store.Store
 	auth      *auth.Authenticator
 	catalogue *lang.Catalogue

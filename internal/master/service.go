@@ -156,8 +156,9 @@ func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api
 			continue
 		}
 		n, workerName := lj.attempt, lj.worker
+		holder := store.WorkerRef{Name: lj.worker, Identity: lj.identity}
 		m.mu.Unlock()
-		_, err := m.store.FinishAttempt(ctx, id, n, f)
+		_, err := m.store.FinishAttempt(ctx, id, n, holder, f)
 		if errors.Is(err, store.ErrConflict) {
 			continue // re-queued or finished meanwhile: look again
 		}

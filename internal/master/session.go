@@ -65,7 +65,8 @@ func (m *Master) serveWorker(stream clusterpb.Cluster_ConnectServer) error {
 		m.log.Warn("worker refused", "addr", addr, "err", err)
 		return err
 	}
-	if err := m.authorizeWorker(stream.Context(), hello); err != nil {
+	ref, err := m.authorizeWorker(stream.Context(), hello)
+	if err != nil {
 		return err
 	}
 	if hello.Name == "" || len(hello.Name) > 128 || hello.Slots < 1 {
@@ -78,9 +79,9 @@ func (m *Master) serveWorker(stream clusterpb.Cluster_ConnectServer) error {
 	// Results the worker finished while disconnected are recorded first,
 	// so the reconciliation below does not re-queue them.
 	for _, r := range hello.PendingResults {
-		m.recordResult(ctx, hello.Name, r)
+		m.recordResult(ctx, ref, r)
 	}
-	abandon := m.register(ctx, hello, sess, addr)
+	abandon := m.register(ctx, hello, ref, sess, addr)
 	welcome := &clusterpb.Welcome{
 		WorkerId:            hello.Name,
 		HeartbeatIntervalMs: m.cfg.HeartbeatInterval.Milliseconds(),
@@ -116,7 +117,7 @@ func (m *Master) serveWorker(stream clusterpb.Cluster_ConnectServer) error {
 	// revocation, a newer connection, a loss): wait for either, and end
 	// the RPC, which ends the blocked Recv.
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- m.receive(ctx, hello.Name, sess, stream) }()
+	go func() { recvErr <- m.receive(ctx, ref, sess, stream) }()
 	select {
 	case err = <-recvErr:
 	case <-ctx.Done():
@@ -153,7 +154,8 @@ func recvHello(stream clusterpb.Cluster_ConnectServer) (*clusterpb.Hello, error)
 	}
 }
 
-func (m *Master) receive(ctx context.Context, name string, sess *session, stream clusterpb.Cluster_ConnectServer) error {
+func (m *Master) receive(ctx context.Context, ref store.WorkerRef, sess *session, stream clusterpb.Cluster_ConnectServer) error {
+	name := ref.Name
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -163,15 +165,17 @@ func (m *Master) receive(ctx context.Context, name string, sess *session, stream
 		case *clusterpb.WorkerMessage_Heartbeat:
 			m.heartbeat(name, sess, x.Heartbeat)
 		case *clusterpb.WorkerMessage_Output:
-			m.output(x.Output)
+			m.output(ref, x.Output)
 		case *clusterpb.WorkerMessage_Result:
-			if m.recordResult(ctx, name, x.Result) {
+			if m.recordResult(ctx, ref, x.Result) {
 				sess.sendMsg(ackMsg(x.Result.Attempt))
 			}
 		case *clusterpb.WorkerMessage_Release:
-			m.release(ctx, name, x.Release)
+			m.release(ctx, ref, x.Release)
 		case *clusterpb.WorkerMessage_Accepted:
-			// Nothing to do yet: the attempt is already running in the store.
+			// The attempt is already running in the store; an Accepted for
+			// one the worker was not given is only reported.
+			m.accepted(ref, x.Accepted)
 		}
 	}
 }
@@ -184,7 +188,7 @@ func ackMsg(a *clusterpb.AttemptRef) *clusterpb.MasterMessage {
 // that the master still assigns to it are re-adopted; the ones the master
 // no longer wants are returned for the worker to kill; the ones the master
 // thought it ran but it does not announce are re-queued.
-func (m *Master) register(ctx context.Context, h *clusterpb.Hello, sess *session, addr string) []*clusterpb.AttemptRef {
+func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.WorkerRef, sess *session, addr string) []*clusterpb.AttemptRef {
 	now := time.Now()
 	langs, byName := languageSets(h.Languages)
 
@@ -193,7 +197,7 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, sess *session
 	m.mu.Lock()
 	w := m.workers[h.Name]
 	if w == nil {
-		w = &workerEntry{name: h.Name, attempts: map[string]int{}}
+		w = &workerEntry{name: h.Name, identity: ref.Identity, attempts: map[string]int{}}
 		m.workers[h.Name] = w
 	} else if w.session != nil {
 		w.session.close() // a newer connection of the same worker wins
@@ -201,6 +205,15 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, sess *session
 	if w.status == api.WorkerLost {
 		// Its attempts were re-queued when it was declared lost.
 		w.attempts = map[string]int{}
+	}
+	if w.identity != ref.Identity {
+		// The name joined again after a revocation: the old identity's
+		// attempts are not this one's to run or report on.
+		for id, n := range w.attempts {
+			vanished = append(vanished, attemptRef{id, n, w.ref()})
+		}
+		w.attempts = map[string]int{}
+		w.identity, w.releases = ref.Identity, nil
 	}
 	w.address, w.languages, w.labels = addr, langs, h.Labels
 	w.sandbox, w.version, w.selfDrain = h.Sandbox, h.Version, h.Draining
@@ -213,7 +226,7 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, sess *session
 	for _, a := range h.Running {
 		announced[a.JobId] = int(a.Attempt)
 		lj := m.jobs[a.JobId]
-		if lj != nil && lj.worker == h.Name && lj.attempt == int(a.Attempt) && !lj.starting {
+		if lj != nil && lj.worker == h.Name && lj.identity == ref.Identity && lj.attempt == int(a.Attempt) && !lj.starting {
 			w.attempts[a.JobId] = int(a.Attempt)
 			lj.adoptBy = time.Time{}
 			continue
@@ -226,12 +239,12 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, sess *session
 				continue // the assignment is on its way
 			}
 			delete(w.attempts, id)
-			vanished = append(vanished, attemptRef{id, n})
+			vanished = append(vanished, attemptRef{id, n, ref})
 		}
 	}
 	m.mu.Unlock()
 	for _, a := range vanished {
-		m.requeue(ctx, a.id, a.n, fmt.Sprintf("worker %s reconnected without it", h.Name))
+		m.requeue(ctx, a.id, a.n, a.worker, store.Requeue{Reason: fmt.Sprintf("worker %s reconnected without it", h.Name)})
 	}
 	return abandon
 }
@@ -269,42 +282,62 @@ func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) 
 	}
 }
 
-func (m *Master) output(o *clusterpb.Output) {
+// output relays a worker's live output to the job's watchers, if the
+// worker holds that attempt. Checked in memory: output is the hot path.
+func (m *Master) output(w store.WorkerRef, o *clusterpb.Output) {
 	if o.Attempt == nil {
 		return
 	}
-	m.broker.output(o.Attempt.JobId, o.Attempt.Attempt, o.Stream, o.Data)
+	id, n := o.Attempt.JobId, int(o.Attempt.Attempt)
+	if !m.checkHolds(w, "output", id, n) {
+		return
+	}
+	m.broker.output(id, o.Attempt.Attempt, o.Stream, o.Data)
 }
 
-// recordResult stores a worker's result for (job, attempt) exactly once.
-// It reports whether the worker may forget the result: true when it was
-// recorded or is stale, false when the store failed and it must be resent.
-func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Result) bool {
+// accepted checks a worker's acknowledgement of an assignment.
+func (m *Master) accepted(w store.WorkerRef, a *clusterpb.Accepted) {
+	if a.Attempt != nil {
+		m.checkHolds(w, "accepted", a.Attempt.JobId, int(a.Attempt.Attempt))
+	}
+}
+
+// recordResult stores worker w's result for (job, attempt) exactly once,
+// and only if w holds that attempt: the store's compare-and-set is on the
+// worker and its identity too. It reports whether the worker may forget
+// the result: true when it was recorded, stale or refused, false when the
+// store failed and it must be resent.
+func (m *Master) recordResult(ctx context.Context, w store.WorkerRef, r *clusterpb.Result) bool {
 	if r.Attempt == nil {
 		return true
 	}
 	id, n := r.Attempt.JobId, int(r.Attempt.Attempt)
+	if m.assignedElsewhere(w, id, n) {
+		m.refuse(w, "result", id, n)
+		return true
+	}
 	f, err := finishFromResult(r)
 	if err != nil {
-		m.log.Error("unreadable result", "job", id, "worker", name, "err", err)
+		m.log.Error("unreadable result", "job", id, "worker", w.Name, "err", err)
 		f = store.Finish{Status: store.StatusFailed, Error: "the worker sent an unreadable result"}
 	}
 	f.At = time.Now().UTC()
 	// The worker's slot is free as soon as its result arrives: hand it the
 	// next job while this result is being committed, not after.
 	m.mu.Lock()
-	w := m.workers[name]
-	if w != nil && w.attempts[id] == n {
-		delete(w.attempts, id)
+	we := m.workers[w.Name]
+	if we != nil && we.identity == w.Identity && we.attempts[id] == n {
+		delete(we.attempts, id)
 	}
 	m.mu.Unlock()
 	m.kick()
-	final, err := m.store.FinishAttempt(ctx, id, n, f)
+	final, err := m.store.FinishAttempt(ctx, id, n, w, f)
 	var lj *liveJob
 	if err == nil {
 		m.mu.Lock()
-		if w != nil {
-			w.jobsDone++
+		if we != nil && we.identity == w.Identity {
+			we.jobsDone++
+			we.releases = nil // it runs what it is given
 		}
 		if cur := m.jobs[id]; cur != nil && cur.attempt == n {
 			lj = cur
@@ -314,7 +347,7 @@ func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Res
 	}
 	switch {
 	case err == nil:
-		m.log.Debug("result recorded", "job", id, "attempt", n, "worker", name, "status", f.Status, "verdict", f.Verdict)
+		m.log.Debug("result recorded", "job", id, "attempt", n, "worker", w.Name, "status", f.Status, "verdict", f.Verdict)
 		lang := ""
 		if lj != nil {
 			lang = lj.language
@@ -323,7 +356,7 @@ func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Res
 		m.publishEnd(id, final)
 		return true
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
-		m.log.Debug("stale or duplicate result ignored", "job", id, "attempt", n, "worker", name)
+		m.log.Debug("stale or duplicate result ignored", "job", id, "attempt", n, "worker", w.Name)
 		return true
 	default:
 		m.log.Error("record result", "job", id, "err", err)
@@ -331,21 +364,26 @@ func (m *Master) recordResult(ctx context.Context, name string, r *clusterpb.Res
 	}
 }
 
-// release re-queues an attempt its worker handed back unfinished.
-func (m *Master) release(ctx context.Context, name string, r *clusterpb.Release) {
+// release re-queues an attempt its worker handed back unfinished. A plain
+// release (the worker is shutting down) does not count against the job's
+// attempts; one for a failure of the worker's own machinery does. A
+// worker that keeps giving jobs back is drained (noteRelease).
+func (m *Master) release(ctx context.Context, w store.WorkerRef, r *clusterpb.Release) {
 	if r.Attempt == nil {
 		return
 	}
 	id, n := r.Attempt.JobId, int(r.Attempt.Attempt)
+	if !m.checkHolds(w, "release", id, n) {
+		return
+	}
 	m.mu.Lock()
-	w := m.workers[name]
-	owned := w != nil && w.attempts[id] == n
-	if owned {
-		delete(w.attempts, id)
+	if we := m.workers[w.Name]; we != nil && we.attempts[id] == n {
+		delete(we.attempts, id)
 	}
 	m.mu.Unlock()
-	if owned {
-		m.requeue(ctx, id, n, r.Reason)
+	m.requeue(ctx, id, n, w, store.Requeue{Reason: r.Reason, Released: !r.Infrastructure})
+	if !r.Infrastructure {
+		m.noteRelease(w)
 	}
 }
 

@@ -24,8 +24,13 @@ type liveJob struct {
 	maxAttempts         int
 	// attempt is the number of the current (running) or last attempt.
 	attempt int
-	// worker runs the current attempt; empty while queued.
-	worker string
+	// worker runs the current attempt; empty while queued. identity is
+	// the lineage of the identity it was given the attempt under: only
+	// that worker, under that identity, may report on it.
+	worker, identity string
+	// released counts the attempts given back unrun (store.Job.Released),
+	// which do not count against maxAttempts.
+	released int
 	// starting is set between placement and the store commit of the
 	// attempt: memory says running, the store still says queued.
 	starting bool
@@ -48,12 +53,23 @@ type workerEntry struct {
 	// an admin asked; the two are kept apart so a heartbeat cannot undo an
 	// admin's drain.
 	selfDrain, adminDrain bool
+	// identity is the lineage of the identity of its latest connection;
+	// the attempts below are held under it.
+	identity              string
 	session               *session
 	attempts              map[string]int // job id → attempt the worker runs
 	connectedAt           time.Time
 	lastBeat              time.Time
 	lostAt                time.Time
 	jobsDone              int64
+	// releases are the times of the attempts it gave back since it last
+	// finished one (see noteRelease).
+	releases []time.Time
+}
+
+// ref is the worker as its attempts are held.
+func (w *workerEntry) ref() store.WorkerRef {
+	return store.WorkerRef{Name: w.name, Identity: w.identity}
 }
 
 func (w *workerEntry) available() bool {
@@ -112,6 +128,7 @@ func (m *Master) dispatchLoop(ctx context.Context) {
 type start struct {
 	job    *liveJob
 	worker *workerEntry
+	ref    store.WorkerRef // the worker as it was at placement
 	n      int
 }
 
@@ -123,10 +140,10 @@ func (m *Master) dispatch(ctx context.Context) {
 		lj := m.jobs[p.Job.ID]
 		w := m.workers[p.Worker.ID]
 		lj.attempt++
-		lj.worker = w.name
+		lj.worker, lj.identity = w.name, w.identity
 		lj.starting = true
 		w.attempts[lj.id] = lj.attempt
-		starts = append(starts, start{lj, w, lj.attempt})
+		starts = append(starts, start{lj, w, w.ref(), lj.attempt})
 	}
 	m.mu.Unlock()
 	for _, s := range starts {
@@ -139,7 +156,7 @@ func (m *Master) dispatch(ctx context.Context) {
 // for an attempt the store does not know.
 func (m *Master) startAttempt(ctx context.Context, s start) {
 	now := time.Now().UTC()
-	err := m.store.StartAttempt(ctx, s.job.id, s.n, s.worker.name, now)
+	err := m.store.StartAttempt(ctx, s.job.id, s.n, s.ref, now)
 	m.mu.Lock()
 	s.job.starting = false
 	if err != nil {
@@ -149,7 +166,7 @@ func (m *Master) startAttempt(ctx context.Context, s start) {
 			delete(s.worker.attempts, s.job.id)
 		}
 		s.job.attempt--
-		s.job.worker = ""
+		s.job.worker, s.job.identity = "", ""
 		if errors.Is(err, store.ErrConflict) {
 			delete(m.jobs, s.job.id)
 		} else {
@@ -165,7 +182,7 @@ func (m *Master) startAttempt(ctx context.Context, s start) {
 	m.mu.Unlock()
 	if !stillThere || sess == nil {
 		// The worker was lost or left between placement and commit.
-		m.requeue(ctx, s.job.id, s.n, fmt.Sprintf("worker %s left before the job started", s.worker.name))
+		m.requeue(ctx, s.job.id, s.n, s.ref, store.Requeue{Reason: fmt.Sprintf("worker %s left before the job started", s.worker.name)})
 		return
 	}
 	m.observeStarted(s.job)
@@ -176,23 +193,37 @@ func (m *Master) startAttempt(ctx context.Context, s start) {
 	}}})
 }
 
-// requeue puts a running attempt back in the queue, or fails the job when
-// it has used all its attempts. The store's compare-and-set decides races
-// with a result arriving at the same moment: whichever commits first wins.
-func (m *Master) requeue(ctx context.Context, id string, n int, reason string) {
+// requeue puts attempt n, held by w, back in the queue, or fails the job
+// when it has used all its attempts. The store's compare-and-set decides
+// races with a result arriving at the same moment: whichever commits
+// first wins. An attempt given back unrun (rq.Released) does not count,
+// up to maxReleasedAttempts of them per job: past that a job bouncing
+// between workers that never run it must end.
+func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRef, rq store.Requeue) {
 	m.mu.Lock()
 	lj := m.jobs[id]
+	released := 0
+	if lj != nil {
+		released = lj.released
+	}
 	m.mu.Unlock()
 	if lj == nil {
 		return
 	}
-	if n >= lj.maxAttempts {
+	if rq.Released && released >= maxReleasedAttempts {
+		rq.Released = false
+	}
+	counted := n - released // the attempts that count, this one included
+	if rq.Released {
+		counted--
+	}
+	if counted >= lj.maxAttempts {
 		f := store.Finish{
 			Status: store.StatusFailed,
-			Error:  fmt.Sprintf("%s; gave up after %d attempts", reason, n),
+			Error:  fmt.Sprintf("%s; gave up after %d attempts", rq.Reason, n),
 			At:     time.Now().UTC(),
 		}
-		if _, err := m.store.FinishAttempt(ctx, id, n, f); err != nil {
+		if _, err := m.store.FinishAttempt(ctx, id, n, w, f); err != nil {
 			if !errors.Is(err, store.ErrConflict) {
 				m.log.Error("fail job", "job", id, "err", err)
 			}
@@ -207,22 +238,25 @@ func (m *Master) requeue(ctx context.Context, id string, n int, reason string) {
 		m.publishEnd(id, nil)
 		return
 	}
-	if err := m.store.RequeueAttempt(ctx, id, n, reason); err != nil {
+	if err := m.store.RequeueAttempt(ctx, id, n, w, rq); err != nil {
 		if !errors.Is(err, store.ErrConflict) {
 			m.log.Error("requeue job", "job", id, "err", err)
 		}
 		return
 	}
 	m.mu.Lock()
+	if rq.Released {
+		lj.released++
+	}
 	if cur := m.jobs[id]; cur == lj && lj.attempt == n {
-		lj.worker = ""
+		lj.worker, lj.identity = "", ""
 		lj.adoptBy = time.Time{}
 		lj.sched.Since = time.Now()
 		m.queue.Push(lj.sched)
 	}
 	m.mu.Unlock()
 	m.broker.forget(id)
-	m.log.Info("job requeued", "job", id, "attempt", n, "reason", reason)
+	m.log.Info("job requeued", "job", id, "attempt", n, "released", rq.Released, "reason", rq.Reason)
 	m.publishState(ctx, id)
 	m.kick()
 }
@@ -243,8 +277,9 @@ func (m *Master) sweepLoop(ctx context.Context) {
 }
 
 type attemptRef struct {
-	id string
-	n  int
+	id     string
+	n      int
+	worker store.WorkerRef
 }
 
 func (m *Master) sweep(ctx context.Context, now time.Time) {
@@ -263,7 +298,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 			}
 			for id, n := range w.attempts {
 				if lj := m.jobs[id]; lj == nil || !lj.starting {
-					lost = append(lost, attemptRef{id, n})
+					lost = append(lost, attemptRef{id, n, w.ref()})
 				}
 				delete(w.attempts, id)
 			}
@@ -274,7 +309,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 	}
 	for _, lj := range m.jobs {
 		if !lj.adoptBy.IsZero() && now.After(lj.adoptBy) {
-			orphans = append(orphans, attemptRef{lj.id, lj.attempt})
+			orphans = append(orphans, attemptRef{lj.id, lj.attempt, store.WorkerRef{Name: lj.worker, Identity: lj.identity}})
 		}
 	}
 	unplaceable := m.queue.Unplaceable(m.connectedWorkers(), now, m.cfg.PlacementTimeout)
@@ -287,10 +322,10 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 		m.log.Warn("worker lost", "worker", name, "timeout", m.cfg.WorkerTimeout)
 	}
 	for _, a := range lost {
-		m.requeue(ctx, a.id, a.n, "worker lost")
+		m.requeue(ctx, a.id, a.n, a.worker, store.Requeue{Reason: "worker lost"})
 	}
 	for _, a := range orphans {
-		m.requeue(ctx, a.id, a.n, "its worker did not reconnect after a master restart")
+		m.requeue(ctx, a.id, a.n, a.worker, store.Requeue{Reason: "its worker did not reconnect after a master restart"})
 	}
 	for _, j := range unplaceable {
 		what := j.Req.Language
@@ -348,17 +383,18 @@ func (m *Master) recover(ctx context.Context) error {
 			if sj.Status == store.StatusQueued {
 				_ = m.store.FinishQueued(ctx, sj.ID, f)
 			} else {
-				_, _ = m.store.FinishAttempt(ctx, sj.ID, sj.Attempts, f)
+				_, _ = m.store.FinishAttempt(ctx, sj.ID, sj.Attempts, store.WorkerRef{Name: sj.Worker, Identity: sj.WorkerIdentity}, f)
 			}
 			continue
 		}
 		lj.sched.Since = now // the placement timeout counts from now
+		lj.released = sj.Released
 		m.jobs[lj.id] = lj
 		if sj.Status == store.StatusQueued {
 			m.queue.Push(lj.sched)
 			queued++
 		} else {
-			lj.worker = sj.Worker
+			lj.worker, lj.identity = sj.Worker, sj.WorkerIdentity
 			lj.adoptBy = now.Add(m.cfg.RecoveryGrace)
 			running++
 		}

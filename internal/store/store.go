@@ -3,9 +3,11 @@
 // (sqlite today, postgres later) and must pass the storetest conformance
 // suite, which is the real specification of the semantics below.
 //
-// Every state transition is a compare-and-set on (job id, status, attempt):
-// that is what makes a result recorded exactly once per job, whatever a
-// worker sends twice or late.
+// Every state transition is a compare-and-set on (job id, status, attempt),
+// and those of a running attempt also on the worker that holds it (its name
+// and the lineage of its identity, see WorkerRef): that is what makes a
+// result recorded exactly once per job, whatever a worker sends twice or
+// late, and only from the worker the attempt was given to.
 //
 // Times are stored to at least the microsecond and come back in UTC; the
 // zero time.Time means "unset" and comes back zero. Callers stamp the
@@ -49,6 +51,13 @@ type Job struct {
 	Attempts    int // attempts started so far; the running attempt's number
 	MaxAttempts int
 	Worker      string // worker of the current or last attempt
+	// WorkerIdentity is the lineage id (WorkerIdentity.ID) of the
+	// identity Worker ran the current or last attempt under.
+	WorkerIdentity string
+	// Released counts the attempts given back by their worker without
+	// being run (a worker shutting down): they do not count against
+	// MaxAttempts. The attempts that count are Attempts - Released.
+	Released int
 	Priority    int
 	Labels      map[string]string
 	CreatedAt   time.Time
@@ -70,6 +79,25 @@ type Finish struct {
 	Version string // toolchain version, if known
 	Result  []byte
 	At      time.Time
+}
+
+// WorkerRef names the worker an attempt was given to: its name and the
+// lineage id of the identity (certificate) it held the attempt under. A
+// worker that renews its certificate keeps its lineage; one that joins
+// again after a revocation has a new one, and with it none of the old
+// identity's attempts. Both fields are required.
+type WorkerRef struct {
+	Name     string
+	Identity string
+}
+
+// Requeue is how RequeueAttempt puts an attempt back in the queue.
+type Requeue struct {
+	Reason string // recorded in Job.Error
+	// Released marks an attempt its worker gave back unrun (it was
+	// shutting down): Job.Released is incremented, so the attempt does not
+	// count against MaxAttempts.
+	Released bool
 }
 
 // ListFilter selects jobs for ListJobs. Zero fields do not filter.
@@ -125,20 +153,26 @@ type Store interface {
 	CountJobsByOwner(ctx context.Context) (map[string]int, error)
 
 	// StartAttempt moves a queued job whose Attempts equals attempt-1 to
-	// running with Attempts=attempt on worker; StartedAt is set the first
-	// time. ErrConflict otherwise, ErrNotFound if absent.
-	StartAttempt(ctx context.Context, id string, attempt int, worker string, at time.Time) error
-	// RequeueAttempt moves a running job whose Attempts equals attempt back
-	// to queued (the worker was lost or handed it back), recording reason in
-	// Error. ErrConflict otherwise.
-	RequeueAttempt(ctx context.Context, id string, attempt int, reason string) error
+	// running with Attempts=attempt on worker w (Worker and
+	// WorkerIdentity); StartedAt is set the first time. ErrConflict
+	// otherwise, ErrNotFound if absent.
+	StartAttempt(ctx context.Context, id string, attempt int, w WorkerRef, at time.Time) error
+	// RequeueAttempt moves a running job whose Attempts equals attempt and
+	// whose attempt is held by w back to queued (the worker was lost or
+	// handed it back), recording r.Reason in Error and counting a released
+	// attempt. ErrConflict otherwise: another attempt, another worker, or
+	// another identity of the same worker name.
+	RequeueAttempt(ctx context.Context, id string, attempt int, w WorkerRef, r Requeue) error
 	// FinishAttempt records the terminal outcome of a running job whose
-	// Attempts equals attempt. ErrConflict if the job is not running that
-	// attempt (already finished, or re-queued): the caller drops the result.
-	// f.Status must be terminal (done, failed, cancelled); an empty
-	// f.Version keeps the job's Version. It returns the job as stored, so
-	// that whoever waits for the result need not read it back.
-	FinishAttempt(ctx context.Context, id string, attempt int, f Finish) (*Job, error)
+	// Attempts equals attempt and whose attempt is held by w. ErrConflict
+	// if the job is not running that attempt (already finished, or
+	// re-queued) or runs it on another worker or identity: the caller
+	// drops the result. A cancel or a give-up by the master passes the
+	// worker the attempt was started on. f.Status must be terminal (done,
+	// failed, cancelled); an empty f.Version keeps the job's Version. It
+	// returns the job as stored, so that whoever waits for the result need
+	// not read it back.
+	FinishAttempt(ctx context.Context, id string, attempt int, w WorkerRef, f Finish) (*Job, error)
 	// FinishQueued records a terminal outcome for a job still queued (a
 	// cancel, a placement timeout). ErrConflict if it is not queued.
 	FinishQueued(ctx context.Context, id string, f Finish) error
@@ -163,10 +197,18 @@ type Store interface {
 	ListTokens(ctx context.Context, user string) ([]*Token, error)
 	DeleteToken(ctx context.Context, id string) error
 
-	// Worker identities (mutual TLS). PutWorkerIdentity inserts or
-	// replaces the identity of a name (a re-join supersedes the old
-	// certificate).
-	PutWorkerIdentity(ctx context.Context, w *WorkerIdentity) error
+	// Worker identities (mutual TLS). A name has at most one live
+	// identity: a join with the join token cannot take a name over.
+
+	// CreateWorkerIdentity records the identity of a name joining with the
+	// join token. It replaces a revoked or expired identity (at
+	// w.CreatedAt) and is ErrConflict if the name has a live one.
+	CreateWorkerIdentity(ctx context.Context, w *WorkerIdentity) error
+	// RenewWorkerIdentity replaces the certificate of the live identity of
+	// name whose serial is oldSerial by the one with serial and expires,
+	// keeping its ID. ErrConflict if that is not the name's current,
+	// unrevoked certificate; ErrNotFound if the name has no identity.
+	RenewWorkerIdentity(ctx context.Context, name, oldSerial, serial string, expires time.Time) (*WorkerIdentity, error)
 	GetWorkerIdentity(ctx context.Context, name string) (*WorkerIdentity, error)
 	ListWorkerIdentities(ctx context.Context) ([]*WorkerIdentity, error)
 	// RevokeWorkerIdentity marks a name's identity revoked. ErrNotFound if
@@ -178,9 +220,21 @@ type Store interface {
 
 // WorkerIdentity is the certificate a worker name may connect with.
 type WorkerIdentity struct {
-	Name      string
+	Name string
+	// ID is the identity's lineage: random, made when the name joins with
+	// the join token, kept across renewals (which prove possession of the
+	// previous certificate), new after a revocation and a new join.
+	// Attempts are held by a lineage, not a name (WorkerRef).
+	ID        string
 	Serial    string // hex serial number of the current certificate
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	RevokedAt time.Time // zero unless revoked
+}
+
+// Live reports whether the identity still holds its name at now: not
+// revoked, and its certificate not expired (a zero ExpiresAt never
+// expires). A name whose identity is not live may be joined again.
+func (w *WorkerIdentity) Live(now time.Time) bool {
+	return w.RevokedAt.IsZero() && (w.ExpiresAt.IsZero() || now.Before(w.ExpiresAt))
 }

@@ -26,6 +26,7 @@ func TestGroupCommitRaces(t *testing.T) {
 	for i := range jobs {
 		id := fmt.Sprintf("job-%d", i)
 		for r := range racers {
+			racer := store.WorkerRef{Name: fmt.Sprintf("w%d", r), Identity: fmt.Sprintf("lineage-%d", r)}
 			wg.Go(func() {
 				err := s.CreateJob(ctx, &store.Job{ID: id, Owner: "u", Language: "c", MaxAttempts: 1, CreatedAt: time.Now()})
 				switch {
@@ -34,10 +35,11 @@ func TestGroupCommitRaces(t *testing.T) {
 				case !errors.Is(err, store.ErrConflict):
 					t.Errorf("create %s: %v", id, err)
 				}
-				// Every racer tries to start and finish the attempt; the
-				// create may not be committed yet, so retry until found.
+				// Every racer tries to start and finish the attempt (only
+				// the one that started it can finish it); the create may
+				// not be committed yet, so retry until found.
 				for {
-					err = s.StartAttempt(ctx, id, 1, fmt.Sprintf("w%d", r), time.Now())
+					err = s.StartAttempt(ctx, id, 1, racer, time.Now())
 					if !errors.Is(err, store.ErrNotFound) {
 						break
 					}
@@ -49,7 +51,7 @@ func TestGroupCommitRaces(t *testing.T) {
 				case !errors.Is(err, store.ErrConflict):
 					t.Errorf("start %s: %v", id, err)
 				}
-				_, err = s.FinishAttempt(ctx, id, 1, store.Finish{Status: store.StatusDone, Verdict: "ok", At: time.Now()})
+				_, err = s.FinishAttempt(ctx, id, 1, racer, store.Finish{Status: store.StatusDone, Verdict: "ok", At: time.Now()})
 				switch {
 				case err == nil:
 					finished.Add(1)

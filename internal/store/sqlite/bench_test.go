@@ -22,6 +22,7 @@ func BenchmarkJobLifecycle(b *testing.B) {
 	result := bytes.Repeat([]byte("y"), 1024)  // and its outcome
 	// lifecycle reports failure with Error, not Fatal: it also runs on
 	// RunParallel's goroutines, where FailNow is not allowed.
+	w1 := store.WorkerRef{Name: "w1", Identity: "lineage-w1"}
 	lifecycle := func(b *testing.B, s *Store, id string) {
 		ctx := b.Context()
 		now := time.Now()
@@ -30,10 +31,10 @@ func BenchmarkJobLifecycle(b *testing.B) {
 			MaxAttempts: 3, CreatedAt: now, Request: request,
 		})
 		if err == nil {
-			err = s.StartAttempt(ctx, id, 1, "w1", now)
+			err = s.StartAttempt(ctx, id, 1, w1, now)
 		}
 		if err == nil {
-			_, err = s.FinishAttempt(ctx, id, 1, store.Finish{
+			_, err = s.FinishAttempt(ctx, id, 1, w1, store.Finish{
 				Status: store.StatusDone, Verdict: "ok", Version: "3.12", Result: result, At: now,
 			})
 		}

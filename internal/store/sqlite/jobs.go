@@ -16,11 +16,12 @@ import (
 // writes, in the order scanJob expects.
 const jobColumns = `id, owner, language, version, status, verdict, error,
 	attempts, max_attempts, worker, priority, labels,
-	created_at, started_at, finished_at, request, result, idem_key`
+	created_at, started_at, finished_at, request, result, idem_key,
+	worker_identity, released`
 
 const (
 	sqlCreateJob = `INSERT INTO jobs (` + jobColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlGetJob = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
 	// "idem_key != ''" repeats the partial index's condition: without it
 	// SQLite cannot prove a bound key is not '' and scans the owner's jobs.
@@ -28,23 +29,25 @@ const (
 	sqlJobExists = `SELECT 1 FROM jobs WHERE id = ?`
 
 	// The transitions. Each is one compare-and-set on (id, status,
-	// attempts): SQLite runs the WHERE and the SET under the write lock, so
-	// of two racing callers exactly one sees a row affected.
+	// attempts), and on a running attempt also on (worker,
+	// worker_identity): SQLite runs the WHERE and the SET under the write
+	// lock, so of two racing callers exactly one sees a row affected.
 
-	// ?1 attempt, ?2 worker, ?3 at, ?4 id. StartedAt keeps the first
-	// attempt's start so the job's latency counts from then.
-	sqlStartAttempt = `UPDATE jobs SET status = 'running', attempts = ?1, worker = ?2,
-		started_at = CASE WHEN started_at = 0 THEN ?3 ELSE started_at END
-	WHERE id = ?4 AND status = 'queued' AND attempts = ?1 - 1`
-	// ?1 reason, ?2 id, ?3 attempt. The worker stays: it is the worker of
-	// the last attempt until the next one starts.
-	sqlRequeueAttempt = `UPDATE jobs SET status = 'queued', error = ?1
-	WHERE id = ?2 AND status = 'running' AND attempts = ?3`
+	// ?1 attempt, ?2 worker, ?3 identity, ?4 at, ?5 id. StartedAt keeps
+	// the first attempt's start so the job's latency counts from then.
+	sqlStartAttempt = `UPDATE jobs SET status = 'running', attempts = ?1, worker = ?2, worker_identity = ?3,
+		started_at = CASE WHEN started_at = 0 THEN ?4 ELSE started_at END
+	WHERE id = ?5 AND status = 'queued' AND attempts = ?1 - 1`
+	// ?1 reason, ?2 released (0 or 1), ?3 id, ?4 attempt, ?5 worker,
+	// ?6 identity. The worker stays: it is the worker of the last attempt
+	// until the next one starts.
+	sqlRequeueAttempt = `UPDATE jobs SET status = 'queued', error = ?1, released = released + ?2
+	WHERE id = ?3 AND status = 'running' AND attempts = ?4 AND worker = ?5 AND worker_identity = ?6`
 	// ?1 status, ?2 verdict, ?3 error, ?4 version ('' keeps the requested
-	// one), ?5 result, ?6 at, ?7 id, ?8 attempt.
+	// one), ?5 result, ?6 at, ?7 id, ?8 attempt, ?9 worker, ?10 identity.
 	sqlFinishAttempt = `UPDATE jobs SET status = ?1, verdict = ?2, error = ?3,
 		version = CASE WHEN ?4 = '' THEN version ELSE ?4 END, result = ?5, finished_at = ?6
-	WHERE id = ?7 AND status = 'running' AND attempts = ?8
+	WHERE id = ?7 AND status = 'running' AND attempts = ?8 AND worker = ?9 AND worker_identity = ?10
 	RETURNING ` + jobColumns
 	// Same parameters as sqlFinishAttempt without the attempt.
 	sqlFinishQueued = `UPDATE jobs SET status = ?1, verdict = ?2, error = ?3,
@@ -80,7 +83,8 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 	args := []any{j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
 		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
 		nanos(j.CreatedAt), nanos(j.StartedAt), nanos(j.FinishedAt),
-		blob(j.Request), blob(j.Result), j.IdempotencyKey}
+		blob(j.Request), blob(j.Result), j.IdempotencyKey,
+		j.WorkerIdentity, j.Released}
 	_, err = s.writes.exec(ctx, s.createJob, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, constraintErr(err))
@@ -202,21 +206,34 @@ func (s *Store) CountJobs(ctx context.Context) (map[string]int, error) {
 }
 
 // StartAttempt implements store.Store.
-func (s *Store) StartAttempt(ctx context.Context, id string, attempt int, worker string, at time.Time) error {
+func (s *Store) StartAttempt(ctx context.Context, id string, attempt int, w store.WorkerRef, at time.Time) error {
 	op := fmt.Sprintf("StartAttempt %q attempt %d", id, attempt)
-	return s.transition(ctx, op, id, s.startAttempt, attempt, worker, nanos(at), id)
+	if err := checkWorker(w); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	return s.transition(ctx, op, id, s.startAttempt, attempt, w.Name, w.Identity, nanos(at), id)
 }
 
 // RequeueAttempt implements store.Store.
-func (s *Store) RequeueAttempt(ctx context.Context, id string, attempt int, reason string) error {
-	op := fmt.Sprintf("RequeueAttempt %q attempt %d", id, attempt)
-	return s.transition(ctx, op, id, s.requeueAttempt, reason, id, attempt)
+func (s *Store) RequeueAttempt(ctx context.Context, id string, attempt int, w store.WorkerRef, r store.Requeue) error {
+	op := fmt.Sprintf("RequeueAttempt %q attempt %d by %s", id, attempt, w.Name)
+	if err := checkWorker(w); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	released := 0
+	if r.Released {
+		released = 1
+	}
+	return s.transition(ctx, op, id, s.requeueAttempt, r.Reason, released, id, attempt, w.Name, w.Identity)
 }
 
 // FinishAttempt implements store.Store.
-func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, f store.Finish) (*store.Job, error) {
-	op := fmt.Sprintf("FinishAttempt %q attempt %d", id, attempt)
+func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, w store.WorkerRef, f store.Finish) (*store.Job, error) {
+	op := fmt.Sprintf("FinishAttempt %q attempt %d by %s", id, attempt, w.Name)
 	if err := checkFinish(f); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	if err := checkWorker(w); err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var j *store.Job
@@ -225,7 +242,7 @@ func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, f sto
 		return err
 	}
 	n, err := s.writes.query(ctx, scan, s.finishAttempt,
-		f.Status, f.Verdict, f.Error, f.Version, blob(f.Result), nanos(f.At), id, attempt)
+		f.Status, f.Verdict, f.Error, f.Version, blob(f.Result), nanos(f.At), id, attempt, w.Name, w.Identity)
 	if err := s.outcome(ctx, op, id, n, err); err != nil {
 		return nil, err
 	}
@@ -250,6 +267,15 @@ func checkFinish(f store.Finish) error {
 		return nil
 	}
 	return fmt.Errorf("finish status %q is not terminal", f.Status)
+}
+
+// checkWorker refuses an incomplete WorkerRef: an empty identity would
+// match the attempts of jobs that never recorded one.
+func checkWorker(w store.WorkerRef) error {
+	if w.Name == "" || w.Identity == "" {
+		return fmt.Errorf("worker %q identity %q: both are required", w.Name, w.Identity)
+	}
+	return nil
 }
 
 // transition runs one conditional UPDATE, committed with whatever other
@@ -313,7 +339,8 @@ func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
 	)
 	err := row.Scan(&j.ID, &j.Owner, &j.Language, &j.Version, &j.Status, &j.Verdict, &j.Error,
 		&j.Attempts, &j.MaxAttempts, &j.Worker, &j.Priority, &labels,
-		&created, &started, &finished, &j.Request, &j.Result, &j.IdempotencyKey)
+		&created, &started, &finished, &j.Request, &j.Result, &j.IdempotencyKey,
+		&j.WorkerIdentity, &j.Released)
 	if err != nil {
 		return nil, err
 	}

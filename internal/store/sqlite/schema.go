@@ -90,6 +90,23 @@ CREATE TABLE worker_identities (
 	revoked_at INTEGER NOT NULL DEFAULT 0
 );
 `,
+		// 4: who holds an attempt. A running attempt belongs to a worker
+		// name and the lineage of the identity it was given to, so that a
+		// result, a release or a requeue is a compare-and-set on both
+		// (a worker can only report on what it was given). released counts
+		// attempts given back unrun, which do not count against
+		// max_attempts. Existing identities get a lineage, and jobs running
+		// at the upgrade are held by their worker's, so their results are
+		// still taken.
+		`
+ALTER TABLE worker_identities ADD COLUMN id TEXT NOT NULL DEFAULT '';
+UPDATE worker_identities SET id = lower(hex(randomblob(16))) WHERE id = '';
+ALTER TABLE jobs ADD COLUMN worker_identity TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET worker_identity = COALESCE(
+	(SELECT id FROM worker_identities WHERE name = jobs.worker), '')
+WHERE status = 'running';
+`,
 	}
 }
 

@@ -143,7 +143,7 @@ func listFixture(t *testing.T, s store.Store) {
 	for _, i := range []int{2, 3, 4} {
 		mustStart(t, s, jobID(i), 1, "w1", at(10+i))
 	}
-	mustFinish(t, s, jobID(3), 1, store.Finish{Status: store.StatusDone, Verdict: "ok", At: at(20)})
+	mustFinish(t, s, jobID(3), 1, "w1", store.Finish{Status: store.StatusDone, Verdict: "ok", At: at(20)})
 	if err := s.FinishQueued(t.Context(), jobID(5), store.Finish{Status: store.StatusCancelled, At: at(21)}); err != nil {
 		t.Fatalf("FinishQueued: %v", err)
 	}
@@ -278,17 +278,17 @@ func testUnfinished(t *testing.T, s store.Store) {
 	for _, i := range []int{2, 3, 5, 6, 7} {
 		mustStart(t, s, jobID(i), 1, "w1", at(10))
 	}
-	mustFinish(t, s, jobID(3), 1, store.Finish{Status: store.StatusDone, Verdict: "ok", At: at(11)})
+	mustFinish(t, s, jobID(3), 1, "w1", store.Finish{Status: store.StatusDone, Verdict: "ok", At: at(11)})
 	if err := s.FinishQueued(t.Context(), jobID(4), store.Finish{Status: store.StatusCancelled, At: at(11)}); err != nil {
 		t.Fatalf("FinishQueued: %v", err)
 	}
 	for _, i := range []int{5, 7} {
-		if err := s.RequeueAttempt(t.Context(), jobID(i), 1, "worker lost"); err != nil {
+		if err := s.RequeueAttempt(t.Context(), jobID(i), 1, ref("w1"), store.Requeue{Reason: "worker lost"}); err != nil {
 			t.Fatalf("RequeueAttempt: %v", err)
 		}
 	}
 	mustStart(t, s, jobID(7), 2, "w2", at(12))
-	mustFinish(t, s, jobID(6), 1, store.Finish{Status: store.StatusFailed, Error: "boom", At: at(11)})
+	mustFinish(t, s, jobID(6), 1, "w1", store.Finish{Status: store.StatusFailed, Error: "boom", At: at(11)})
 
 	got, err = s.Unfinished(t.Context())
 	if err != nil {
@@ -318,7 +318,7 @@ func testCountJobs(t *testing.T, s store.Store) {
 	listFixture(t, s) // 4 queued, 2 running, 1 done, 1 cancelled
 	mustCreate(t, s, newJob(jobID(9), "carol", at(9)))
 	mustStart(t, s, jobID(9), 1, "w1", at(10))
-	mustFinish(t, s, jobID(9), 1, store.Finish{Status: store.StatusFailed, Error: "boom", At: at(11)})
+	mustFinish(t, s, jobID(9), 1, "w1", store.Finish{Status: store.StatusFailed, Error: "boom", At: at(11)})
 
 	counts, err = s.CountJobs(t.Context())
 	if err != nil {

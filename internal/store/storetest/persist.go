@@ -40,7 +40,7 @@ func testSurvivesReopen(t *testing.T, open func(t *testing.T, path string) store
 	}
 	mustStart(t, s, running.ID, 1, "w1", at(10))
 	mustStart(t, s, done.ID, 1, "w2", at(11))
-	mustFinish(t, s, done.ID, 1, store.Finish{
+	mustFinish(t, s, done.ID, 1, "w2", store.Finish{
 		Status: store.StatusDone, Verdict: "ok", Version: "3.12", Result: []byte(`{"run":{}}`), At: at(12),
 	})
 	user := &store.User{Name: "alice", Role: "admin", PasswordHash: "h", CreatedAt: at(0)}
@@ -76,9 +76,9 @@ func testSurvivesReopen(t *testing.T, open func(t *testing.T, path string) store
 
 	// Work goes on where it stopped: the running attempt can finish, the
 	// finished one still cannot, and new jobs list as newest.
-	mustFinish(t, s, running.ID, 1, store.Finish{Status: store.StatusDone, Verdict: "ok", At: at(20)})
+	mustFinish(t, s, running.ID, 1, "w1", store.Finish{Status: store.StatusDone, Verdict: "ok", At: at(20)})
 	wantErr(t, "FinishAttempt of a job finished before reopen",
-		finishErr(s.FinishAttempt(t.Context(), done.ID, 1, store.Finish{Status: store.StatusFailed, At: at(20)})),
+		finishErr(s.FinishAttempt(t.Context(), done.ID, 1, ref("w2"), store.Finish{Status: store.StatusFailed, At: at(20)})),
 		store.ErrConflict)
 	mustCreate(t, s, newJob(jobID(4), "alice", at(21)))
 

@@ -16,7 +16,9 @@
 //   - ListJobs with an unknown Before id is ErrNotFound;
 //   - CreateToken for an unknown user is ErrNotFound; a duplicate token id
 //     or hash is ErrConflict;
-//   - PutUser over an existing user keeps that user's tokens.
+//   - PutUser over an existing user keeps that user's tokens;
+//   - StartAttempt, RequeueAttempt and FinishAttempt refuse a WorkerRef
+//     missing its name or identity.
 package storetest
 
 import (
@@ -69,6 +71,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FinishAttemptExactlyOnce", testFinishAttemptExactlyOnce},
 		{"FinishAttemptStale", testFinishAttemptStale},
 		{"FinishAttemptConflicts", testFinishAttemptConflicts},
+		{"AttemptOwnership", testAttemptOwnership},
+		{"ReleasedAttempts", testReleasedAttempts},
+		{"IncompleteWorkerRef", testIncompleteWorkerRef},
 		{"FinishQueued", testFinishQueued},
 		{"FinishQueuedConflicts", testFinishQueuedConflicts},
 		{"ConcurrentFinish", testConcurrentFinish},
@@ -78,6 +83,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteUserCascades", testDeleteUserCascades},
 		{"Tokens", testTokens},
 		{"WorkerIdentities", testWorkerIdentities},
+		{"WorkerIdentityTakeover", testWorkerIdentityTakeover},
+		{"WorkerIdentityRenewal", testWorkerIdentityRenewal},
 		{"TokenConflicts", testTokenConflicts},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -136,18 +143,25 @@ func mustGet(t *testing.T, s store.Store, id string) *store.Job {
 
 func mustStart(t *testing.T, s store.Store, id string, attempt int, worker string, when time.Time) {
 	t.Helper()
-	if err := s.StartAttempt(t.Context(), id, attempt, worker, when); err != nil {
+	if err := s.StartAttempt(t.Context(), id, attempt, ref(worker), when); err != nil {
 		t.Fatalf("StartAttempt(%q, %d): %v", id, attempt, err)
 	}
 }
 
-func mustFinish(t *testing.T, s store.Store, id string, attempt int, f store.Finish) *store.Job {
+func mustFinish(t *testing.T, s store.Store, id string, attempt int, worker string, f store.Finish) *store.Job {
 	t.Helper()
-	j, err := s.FinishAttempt(t.Context(), id, attempt, f)
+	j, err := s.FinishAttempt(t.Context(), id, attempt, ref(worker), f)
 	if err != nil {
 		t.Fatalf("FinishAttempt(%q, %d): %v", id, attempt, err)
 	}
 	return j
+}
+
+// ref is the suite's worker: the name, under the identity lineage the
+// suite gives that name. A worker of the same name under another identity
+// (a revoked one's successor) is store.WorkerRef{Name: name, Identity: …}.
+func ref(worker string) store.WorkerRef {
+	return store.WorkerRef{Name: worker, Identity: "lineage-" + worker}
 }
 
 // finishErr keeps FinishAttempt's error, for the checks of refusals.
@@ -194,6 +208,8 @@ func diffJob(got, want *store.Job) []string {
 	num("Attempts", got.Attempts, want.Attempts)
 	num("MaxAttempts", got.MaxAttempts, want.MaxAttempts)
 	str("Worker", got.Worker, want.Worker)
+	str("WorkerIdentity", got.WorkerIdentity, want.WorkerIdentity)
+	num("Released", got.Released, want.Released)
 	num("Priority", got.Priority, want.Priority)
 	if !maps.Equal(got.Labels, want.Labels) {
 		d = append(d, fmt.Sprintf("Labels = %v, want %v", got.Labels, want.Labels))

@@ -14,19 +14,25 @@ type step func(t *testing.T, s store.Store, id string) error
 
 func start(attempt int, worker string) step {
 	return func(t *testing.T, s store.Store, id string) error {
-		return s.StartAttempt(t.Context(), id, attempt, worker, at(10+attempt))
+		return s.StartAttempt(t.Context(), id, attempt, ref(worker), at(10+attempt))
 	}
 }
 
-func requeue(attempt int) step {
+// requeue and finish act as w1, the worker every refusal case starts
+// its first attempt on; requeueBy and finishBy as any worker.
+func requeue(attempt int) step { return requeueBy(attempt, ref("w1")) }
+
+func requeueBy(attempt int, w store.WorkerRef) step {
 	return func(t *testing.T, s store.Store, id string) error {
-		return s.RequeueAttempt(t.Context(), id, attempt, fmt.Sprintf("attempt %d: worker lost", attempt))
+		return s.RequeueAttempt(t.Context(), id, attempt, w, store.Requeue{Reason: fmt.Sprintf("attempt %d: worker lost", attempt)})
 	}
 }
 
-func finish(attempt int, status string) step {
+func finish(attempt int, status string) step { return finishBy(attempt, ref("w1"), status) }
+
+func finishBy(attempt int, w store.WorkerRef, status string) step {
 	return func(t *testing.T, s store.Store, id string) error {
-		_, err := s.FinishAttempt(t.Context(), id, attempt, store.Finish{
+		_, err := s.FinishAttempt(t.Context(), id, attempt, w, store.Finish{
 			Status: status, Verdict: "ok", Version: "late", Result: []byte(`{"late":true}`), At: at(50),
 		})
 		return err
@@ -93,6 +99,7 @@ func testStartAttempt(t *testing.T, s store.Store) {
 	mustCreate(t, s, want)
 	mustStart(t, s, want.ID, 1, "w1", at(5))
 	want.Status, want.Attempts, want.Worker, want.StartedAt = store.StatusRunning, 1, "w1", at(5)
+	want.WorkerIdentity = ref("w1").Identity
 	checkJob(t, mustGet(t, s, want.ID), want)
 }
 
@@ -114,11 +121,12 @@ func testRequeueAttempt(t *testing.T, s store.Store) {
 	want := newJob(jobID(1), "alice", at(0))
 	mustCreate(t, s, want)
 	mustStart(t, s, want.ID, 1, "w1", at(5))
-	if err := s.RequeueAttempt(t.Context(), want.ID, 1, "worker w1 lost"); err != nil {
+	if err := s.RequeueAttempt(t.Context(), want.ID, 1, ref("w1"), store.Requeue{Reason: "worker w1 lost"}); err != nil {
 		t.Fatalf("RequeueAttempt: %v", err)
 	}
 	// Back in the queue; the attempt count and the last worker stay.
 	want.Attempts, want.Worker, want.StartedAt, want.Error = 1, "w1", at(5), "worker w1 lost"
+	want.WorkerIdentity = ref("w1").Identity
 	checkJob(t, mustGet(t, s, want.ID), want)
 
 	// The next attempt runs elsewhere; StartedAt keeps the first start.
@@ -129,7 +137,7 @@ func testRequeueAttempt(t *testing.T, s store.Store) {
 	}
 	checkTime(t, "StartedAt after restart", got.StartedAt, at(5))
 
-	mustFinish(t, s, want.ID, 2, store.Finish{Status: store.StatusDone, Verdict: "ok", At: at(12)})
+	mustFinish(t, s, want.ID, 2, "w2", store.Finish{Status: store.StatusDone, Verdict: "ok", At: at(12)})
 	if got := mustGet(t, s, want.ID); got.Status != store.StatusDone || got.Attempts != 2 {
 		t.Errorf("after finishing attempt 2: status %q attempts %d, want done 2", got.Status, got.Attempts)
 	}
@@ -167,10 +175,11 @@ func testFinishAttempt(t *testing.T, s store.Store) {
 			want := newJob("job-"+tc.f.Status, "alice", at(0))
 			mustCreate(t, s, want)
 			mustStart(t, s, want.ID, 1, "w1", at(5))
-			returned := mustFinish(t, s, want.ID, 1, tc.f)
+			returned := mustFinish(t, s, want.ID, 1, "w1", tc.f)
 			want.Status, want.Verdict, want.Error = tc.f.Status, tc.f.Verdict, tc.f.Error
 			want.Version, want.Result = tc.wantVersion, tc.f.Result
 			want.Attempts, want.Worker, want.StartedAt, want.FinishedAt = 1, "w1", at(5), at(8)
+			want.WorkerIdentity = ref("w1").Identity
 			checkJob(t, mustGet(t, s, want.ID), want)
 			// The job FinishAttempt returns is the one stored.
 			checkJob(t, returned, want)
@@ -182,7 +191,7 @@ func testFinishAttemptExactlyOnce(t *testing.T, s store.Store) {
 	id := jobID(1)
 	mustCreate(t, s, newJob(id, "alice", at(0)))
 	mustStart(t, s, id, 1, "w1", at(5))
-	mustFinish(t, s, id, 1, store.Finish{Status: store.StatusDone, Verdict: "ok", Result: []byte(`{"first":true}`), At: at(8)})
+	mustFinish(t, s, id, 1, "w1", store.Finish{Status: store.StatusDone, Verdict: "ok", Result: []byte(`{"first":true}`), At: at(8)})
 	want := mustGet(t, s, id)
 
 	// The worker's result arrives twice (a retried send, a reconnect).
@@ -191,7 +200,7 @@ func testFinishAttemptExactlyOnce(t *testing.T, s store.Store) {
 		{Status: store.StatusDone, Verdict: "wrong_answer", Result: []byte(`{"second":true}`), At: at(9)},
 		{Status: store.StatusFailed, Error: "late failure", At: at(9)},
 	} {
-		j, err := s.FinishAttempt(t.Context(), id, 1, f)
+		j, err := s.FinishAttempt(t.Context(), id, 1, ref("w1"), f)
 		wantErr(t, "second FinishAttempt", err, store.ErrConflict)
 		if j != nil {
 			t.Errorf("a refused FinishAttempt returned a job: %+v", j)
@@ -204,21 +213,21 @@ func testFinishAttemptStale(t *testing.T, s store.Store) {
 	id := jobID(1)
 	mustCreate(t, s, newJob(id, "alice", at(0)))
 	mustStart(t, s, id, 1, "w1", at(5))
-	if err := s.RequeueAttempt(t.Context(), id, 1, "w1 lost"); err != nil {
+	if err := s.RequeueAttempt(t.Context(), id, 1, ref("w1"), store.Requeue{Reason: "w1 lost"}); err != nil {
 		t.Fatalf("RequeueAttempt: %v", err)
 	}
 	// w1 was not dead after all: its result comes while the job waits...
 	stale := store.Finish{Status: store.StatusDone, Verdict: "ok", Result: []byte(`{"from":"w1"}`), At: at(7)}
-	wantErr(t, "stale FinishAttempt while re-queued", finishErr(s.FinishAttempt(t.Context(), id, 1, stale)), store.ErrConflict)
+	wantErr(t, "stale FinishAttempt while re-queued", finishErr(s.FinishAttempt(t.Context(), id, 1, ref("w1"), stale)), store.ErrConflict)
 	// ...and while attempt 2 runs.
 	mustStart(t, s, id, 2, "w2", at(8))
 	running := mustGet(t, s, id)
-	wantErr(t, "stale FinishAttempt while attempt 2 runs", finishErr(s.FinishAttempt(t.Context(), id, 1, stale)), store.ErrConflict)
+	wantErr(t, "stale FinishAttempt while attempt 2 runs", finishErr(s.FinishAttempt(t.Context(), id, 1, ref("w1"), stale)), store.ErrConflict)
 	checkJob(t, mustGet(t, s, id), running)
 
-	mustFinish(t, s, id, 2, store.Finish{Status: store.StatusDone, Verdict: "ok", Result: []byte(`{"from":"w2"}`), At: at(9)})
+	mustFinish(t, s, id, 2, "w2", store.Finish{Status: store.StatusDone, Verdict: "ok", Result: []byte(`{"from":"w2"}`), At: at(9)})
 	done := mustGet(t, s, id)
-	wantErr(t, "stale FinishAttempt after attempt 2 finished", finishErr(s.FinishAttempt(t.Context(), id, 1, stale)), store.ErrConflict)
+	wantErr(t, "stale FinishAttempt after attempt 2 finished", finishErr(s.FinishAttempt(t.Context(), id, 1, ref("w1"), stale)), store.ErrConflict)
 	checkJob(t, mustGet(t, s, id), done)
 	if string(done.Result) != `{"from":"w2"}` || done.Worker != "w2" {
 		t.Errorf("recorded result %s from %q, want attempt 2's from w2", done.Result, done.Worker)
@@ -255,7 +264,7 @@ func testFinishQueued(t *testing.T, s store.Store) {
 	want = newJob(jobID(2), "alice", at(0))
 	mustCreate(t, s, want)
 	mustStart(t, s, want.ID, 1, "w1", at(5))
-	if err := s.RequeueAttempt(t.Context(), want.ID, 1, "w1 lost"); err != nil {
+	if err := s.RequeueAttempt(t.Context(), want.ID, 1, ref("w1"), store.Requeue{Reason: "w1 lost"}); err != nil {
 		t.Fatalf("RequeueAttempt: %v", err)
 	}
 	f = store.Finish{Status: store.StatusFailed, Error: "no worker runs python", Result: []byte(`{"x":1}`), At: at(7)}
@@ -264,6 +273,7 @@ func testFinishQueued(t *testing.T, s store.Store) {
 	}
 	want.Status, want.Error, want.Result = store.StatusFailed, f.Error, f.Result
 	want.Attempts, want.Worker, want.StartedAt, want.FinishedAt = 1, "w1", at(5), at(7)
+	want.WorkerIdentity = ref("w1").Identity
 	checkJob(t, mustGet(t, s, want.ID), want)
 }
 
@@ -324,7 +334,7 @@ func testConcurrentFinish(t *testing.T, s store.Store) {
 	mustStart(t, s, id, 1, "w1", at(5))
 	result := func(i int) []byte { return fmt.Appendf(nil, `{"sender":%d}`, i) }
 	errs := race(n, func(i int) error {
-		_, err := s.FinishAttempt(t.Context(), id, 1, store.Finish{
+		_, err := s.FinishAttempt(t.Context(), id, 1, ref("w1"), store.Finish{
 			Status: store.StatusDone, Verdict: "ok", Result: result(i), At: at(10 + i),
 		})
 		return err
@@ -343,10 +353,86 @@ func testConcurrentStart(t *testing.T, s store.Store) {
 	mustCreate(t, s, newJob(id, "alice", at(0)))
 	worker := func(i int) string { return fmt.Sprintf("w%d", i) }
 	errs := race(n, func(i int) error {
-		return s.StartAttempt(t.Context(), id, 1, worker(i), at(5))
+		return s.StartAttempt(t.Context(), id, 1, ref(worker(i)), at(5))
 	})
 	w := winner(t, "StartAttempt", errs)
 	if got := mustGet(t, s, id); got.Worker != worker(w) || got.Attempts != 1 {
 		t.Errorf("job runs attempt %d on %q, want attempt 1 on the winner %q", got.Attempts, got.Worker, worker(w))
+	}
+}
+
+// intruder is a worker that must never move w1's attempts: another
+// name, or w1's name under another identity (a re-join after a revoke,
+// or a join-token join that should have been refused).
+func intruders() []store.WorkerRef {
+	return []store.WorkerRef{ref("w9"), {Name: "w1", Identity: "lineage-other"}}
+}
+
+func testAttemptOwnership(t *testing.T, s store.Store) {
+	var cases []refusal
+	for _, w := range intruders() {
+		who := w.Name + "/" + w.Identity
+		cases = append(cases,
+			refusal{"finish by " + who, steps(start(1, "w1")), finishBy(1, w, store.StatusDone), store.ErrConflict},
+			refusal{"requeue by " + who, steps(start(1, "w1")), requeueBy(1, w), store.ErrConflict},
+			// The attack of issue 11: w1 got attempt 1, gave it back, and
+			// reports on attempt 2, which runs on w2.
+			refusal{"finish of the next attempt by " + who, steps(start(1, "w1"), requeue(1), start(2, "w2")), finishBy(2, w, store.StatusDone), store.ErrConflict},
+		)
+	}
+	cases = append(cases,
+		refusal{"finish of the next attempt by the first worker", steps(start(1, "w1"), requeue(1), start(2, "w2")), finish(2, store.StatusDone), store.ErrConflict},
+		refusal{"requeue of the next attempt by the first worker", steps(start(1, "w1"), requeue(1), start(2, "w2")), requeue(2), store.ErrConflict},
+	)
+	runRefusals(t, s, finish(1, store.StatusDone), cases)
+}
+
+func testReleasedAttempts(t *testing.T, s store.Store) {
+	id := jobID(1)
+	mustCreate(t, s, newJob(id, "alice", at(0)))
+	give := func(attempt int, w string, released bool) {
+		t.Helper()
+		mustStart(t, s, id, attempt, w, at(attempt))
+		if err := s.RequeueAttempt(t.Context(), id, attempt, ref(w), store.Requeue{Reason: "given back", Released: released}); err != nil {
+			t.Fatalf("RequeueAttempt %d: %v", attempt, err)
+		}
+	}
+	give(1, "w1", true)  // a worker shutting down
+	give(2, "w2", false) // a lost worker: counts
+	give(3, "w1", true)
+	got := mustGet(t, s, id)
+	if got.Attempts != 3 || got.Released != 2 || got.Status != store.StatusQueued {
+		t.Fatalf("after three attempts, two released: attempts %d released %d status %s, want 3 2 queued",
+			got.Attempts, got.Released, got.Status)
+	}
+	// A refused requeue counts nothing.
+	mustStart(t, s, id, 4, "w2", at(4))
+	err := s.RequeueAttempt(t.Context(), id, 4, ref("w1"), store.Requeue{Reason: "forged", Released: true})
+	wantErr(t, "release by another worker", err, store.ErrConflict)
+	if got := mustGet(t, s, id); got.Released != 2 || got.Status != store.StatusRunning {
+		t.Errorf("after a refused release: released %d status %s, want 2 running", got.Released, got.Status)
+	}
+	// Released survives the finish.
+	j := mustFinish(t, s, id, 4, "w2", store.Finish{Status: store.StatusDone, Verdict: "ok", At: at(9)})
+	if j.Released != 2 || j.Attempts != 4 || j.WorkerIdentity != ref("w2").Identity {
+		t.Errorf("finished job: released %d attempts %d identity %q", j.Released, j.Attempts, j.WorkerIdentity)
+	}
+}
+
+func testIncompleteWorkerRef(t *testing.T, s store.Store) {
+	id := jobID(1)
+	mustCreate(t, s, newJob(id, "alice", at(0)))
+	if err := s.StartAttempt(t.Context(), id, 1, store.WorkerRef{Name: "w1"}, at(1)); err == nil {
+		t.Error("StartAttempt without an identity succeeded")
+	}
+	mustStart(t, s, id, 1, "w1", at(1))
+	if _, err := s.FinishAttempt(t.Context(), id, 1, store.WorkerRef{Name: "w1"}, store.Finish{Status: store.StatusDone, At: at(2)}); err == nil {
+		t.Error("FinishAttempt without an identity succeeded")
+	}
+	if err := s.RequeueAttempt(t.Context(), id, 1, store.WorkerRef{Identity: ref("w1").Identity}, store.Requeue{Reason: "x"}); err == nil {
+		t.Error("RequeueAttempt without a name succeeded")
+	}
+	if got := mustGet(t, s, id); got.Status != store.StatusRunning {
+		t.Errorf("status %s, want running", got.Status)
 	}
 }
