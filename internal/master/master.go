@@ -145,9 +145,9 @@ type Master struct {
 	log *slog.Logger
 	// audit carries the security-relevant events (joins, refusals,
 	// revocations, rotations) with audit=true, for log pipelines to route.
-	audit     *slog.Logger
+	audit *slog.Logger
 	// refusals rate-limits the audit lines of refused worker messages.
-	refusals auditLimiter
+	refusals  auditLimiter
 	store     store.Store
 	auth      *auth.Authenticator
 	catalogue *lang.Catalogue

@@ -55,13 +55,13 @@ type workerEntry struct {
 	selfDrain, adminDrain bool
 	// identity is the lineage of the identity of its latest connection;
 	// the attempts below are held under it.
-	identity              string
-	session               *session
-	attempts              map[string]int // job id → attempt the worker runs
-	connectedAt           time.Time
-	lastBeat              time.Time
-	lostAt                time.Time
-	jobsDone              int64
+	identity    string
+	session     *session
+	attempts    map[string]int // job id → attempt the worker runs
+	connectedAt time.Time
+	lastBeat    time.Time
+	lostAt      time.Time
+	jobsDone    int64
 	// releases are the times of the attempts it gave back since it last
 	// finished one (see noteRelease).
 	releases []time.Time

@@ -57,14 +57,14 @@ type Job struct {
 	// Released counts the attempts given back by their worker without
 	// being run (a worker shutting down): they do not count against
 	// MaxAttempts. The attempts that count are Attempts - Released.
-	Released int
-	Priority    int
-	Labels      map[string]string
-	CreatedAt   time.Time
-	StartedAt   time.Time // zero until the first attempt starts
-	FinishedAt  time.Time // zero until terminal
-	Request     []byte
-	Result      []byte
+	Released   int
+	Priority   int
+	Labels     map[string]string
+	CreatedAt  time.Time
+	StartedAt  time.Time // zero until the first attempt starts
+	FinishedAt time.Time // zero until terminal
+	Request    []byte
+	Result     []byte
 	// IdempotencyKey, when set, is unique among the owner's jobs: a
 	// submission retried with the same key finds the job instead of
 	// creating a second one.
