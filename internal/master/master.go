@@ -145,9 +145,7 @@ type Master struct {
 	log *slog.Logger
 	// audit carries the security-relevant events (joins, refusals,
 	// revocations, rotations) with audit=true, for log pipelines to route.
-	audit *slog.Logger
-	// refusals rate-limits the audit lines of refused worker messages.
-	refusals  auditLimiter
+	audit     *slog.Logger
 	store     store.Store
 	auth      *auth.Authenticator
 	catalogue *lang.Catalogue
@@ -160,6 +158,9 @@ type Master struct {
 
 	// autoscaler is nil unless Config.Autoscale is set.
 	autoscaler *autoscale.Autoscaler
+
+	// refusals rate-limits the audit lines of refused worker messages.
+	refusals auditLimiter
 
 	apiLn, clusterLn net.Listener
 	httpSrv          *http.Server

@@ -53,15 +53,16 @@ type workerEntry struct {
 	// an admin asked; the two are kept apart so a heartbeat cannot undo an
 	// admin's drain.
 	selfDrain, adminDrain bool
+	session               *session
+	attempts              map[string]int // job id → attempt the worker runs
+	connectedAt           time.Time
+	lastBeat              time.Time
+	lostAt                time.Time
+	jobsDone              int64
+
 	// identity is the lineage of the identity of its latest connection;
-	// the attempts below are held under it.
-	identity    string
-	session     *session
-	attempts    map[string]int // job id → attempt the worker runs
-	connectedAt time.Time
-	lastBeat    time.Time
-	lostAt      time.Time
-	jobsDone    int64
+	// its attempts are held under it.
+	identity string
 	// releases are the times of the attempts it gave back since it last
 	// finished one (see noteRelease).
 	releases []time.Time
