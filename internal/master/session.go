@@ -381,10 +381,11 @@ func (m *Master) release(ctx context.Context, w store.WorkerRef, r *clusterpb.Re
 		delete(we.attempts, id)
 	}
 	m.mu.Unlock()
-	m.requeue(ctx, id, n, w, store.Requeue{Reason: r.Reason, Released: !r.Infrastructure})
 	if !r.Infrastructure {
+		// First, so that a worker drained now is not given the job back.
 		m.noteRelease(w)
 	}
+	m.requeue(ctx, id, n, w, store.Requeue{Reason: r.Reason, Released: !r.Infrastructure})
 }
 
 // languageSets converts announced languages for the API and the scheduler.

@@ -38,7 +38,8 @@ func (w *Worker) ensureIdentity(ctx context.Context) error {
 			return nil
 		}
 		switch status.Code(err) {
-		case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument:
+		case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument,
+			codes.AlreadyExists: // the name belongs to a live worker
 			return fmt.Errorf("worker: the master refused to let %s join: %w", w.cfg.Name, err)
 		}
 		w.log.Warn("cannot join the master yet; retrying", "err", err, "in", backoff)
