@@ -356,3 +356,56 @@ func TestJoinTokenCannotTakeOverALiveWorker(t *testing.T) {
 		t.Fatalf("join after the revocation: %v", err)
 	}
 }
+
+// TestRenewalKeepsTheName: a worker renews with its own certificate (and,
+// as every worker does, its join token too): that is not a takeover, and
+// the new certificate replaces the old one. A restarted worker with its
+// data directory keeps its name.
+func TestRenewalKeepsTheName(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cert, err := rogueJoin(t, c, "renewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, csr, err := pki.NewWorkerKey("renewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := rogueDial(t, c, &cert)
+	defer conn.Close()
+	resp, err := clusterpb.NewClusterClient(conn).Join(ctx, &clusterpb.JoinRequest{
+		JoinToken: c.Master.JoinToken(), Name: "renewer", CsrDer: csr,
+	})
+	if err != nil {
+		t.Fatalf("renewal with the current certificate: %v", err)
+	}
+	ids, err := c.Client.WorkerIdentities(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if id.Name == "renewer" && id.Serial == pki.SerialString(cert.Leaf) {
+			t.Fatalf("identity still has the old serial after the renewal: %+v", id)
+		}
+	}
+	if resp.CertificateDer == nil {
+		t.Fatal("no certificate")
+	}
+	// The superseded certificate renews no more, and with the token alone
+	// the name is still taken.
+	if _, err := clusterpb.NewClusterClient(conn).Join(ctx, &clusterpb.JoinRequest{
+		JoinToken: c.Master.JoinToken(), Name: "renewer", CsrDer: csr,
+	}); status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("renewal with a superseded certificate: %v, want AlreadyExists", err)
+	}
+
+	c.AddWorker(clustertest.WorkerOptions{Name: "restarted", Slots: 1, Languages: []string{"bash"}})
+	c.StopWorker("restarted")
+	c.AddWorker(clustertest.WorkerOptions{Name: "restarted", Slots: 1, Languages: []string{"bash"}})
+	c.WaitLanguage("bash")
+	if j := submitWait(t, c, api.JobRequest{Language: "bash", Source: "echo back"}); j.Status != api.StatusDone || j.Worker != "restarted" {
+		t.Fatalf("job on the restarted worker: status %q worker %q", j.Status, j.Worker)
+	}
+}
