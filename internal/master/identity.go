@@ -63,7 +63,7 @@ func (m *Master) join(ctx context.Context, req *clusterpb.JoinRequest) (*cluster
 		m.audit.Warn("worker join refused", "worker", req.Name, "addr", addr, "reason", "the name has a live identity")
 		return nil, status.Errorf(codes.AlreadyExists,
 			"the worker name %q is taken by a live identity: the worker renews with its own certificate, "+
-				"or an admin revokes it first (grappe worker revoke %s)", req.Name, req.Name)
+				"or an admin revokes it first (grappe workers revoke %s)", req.Name, req.Name)
 	case errors.Is(err, store.ErrConflict):
 		// Another renewal, a revocation or a re-join got there first.
 		m.audit.Warn("worker renewal refused", "worker", req.Name, "addr", addr, "reason", "certificate superseded or revoked")
