@@ -97,14 +97,16 @@ CREATE TABLE worker_identities (
 		// attempts given back unrun, which do not count against
 		// max_attempts. Existing identities get a lineage, and jobs running
 		// at the upgrade are held by their worker's, so their results are
-		// still taken.
+		// still taken; one whose worker has no identity is held by 'none',
+		// which no worker has, for the master to requeue once its worker
+		// does not come back.
 		`
 ALTER TABLE worker_identities ADD COLUMN id TEXT NOT NULL DEFAULT '';
 UPDATE worker_identities SET id = lower(hex(randomblob(16))) WHERE id = '';
 ALTER TABLE jobs ADD COLUMN worker_identity TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
 UPDATE jobs SET worker_identity = COALESCE(
-	(SELECT id FROM worker_identities WHERE name = jobs.worker), '')
+	(SELECT id FROM worker_identities WHERE name = jobs.worker), 'none')
 WHERE status = 'running';
 `,
 	}
