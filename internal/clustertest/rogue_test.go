@@ -409,3 +409,38 @@ func TestRenewalKeepsTheName(t *testing.T) {
 		t.Fatalf("job on the restarted worker: status %q worker %q", j.Status, j.Worker)
 	}
 }
+
+// TestRevokedWorkerWithTheTokenJoinsAgain: a revoked name is free, so a
+// worker that still holds the join token (a local or autoscaled worker
+// whose name was retired and is started again) joins again under it with
+// a new certificate instead of knocking at the door forever.
+func TestRevokedWorkerWithTheTokenJoinsAgain(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	c.AddWorker(clustertest.WorkerOptions{Name: "phoenix", Slots: 1, Languages: []string{"bash"}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	serial := func() (string, bool) {
+		ids, err := c.Client.WorkerIdentities(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			if id.Name == "phoenix" {
+				return id.Serial, id.RevokedAt == nil
+			}
+		}
+		return "", false
+	}
+	before, _ := serial()
+	if err := c.Client.RevokeWorker(ctx, "phoenix"); err != nil {
+		t.Fatal(err)
+	}
+	c.Eventually(15*time.Second, "phoenix joined again", func() bool {
+		s, live := serial()
+		return live && s != before && workerStatus(c, "phoenix") == api.WorkerUp
+	})
+	c.WaitLanguage("bash")
+	if j := submitWait(t, c, api.JobRequest{Language: "bash", Source: "echo again"}); j.Status != api.StatusDone || j.Worker != "phoenix" {
+		t.Fatalf("job after the re-join: status %q worker %q", j.Status, j.Worker)
+	}
+}

@@ -62,3 +62,28 @@ func TestAuditLimiter(t *testing.T) {
 		t.Fatal("a second line in the same period was allowed")
 	}
 }
+
+// TestForgetRevokesTheIdentity: the autoscaler retires a stopped worker's
+// name, and a new machine started under it joins with the join token.
+func TestForgetRevokesTheIdentity(t *testing.T) {
+	m, err := New(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := t.Context()
+	id := &store.WorkerIdentity{Name: "auto-2", ID: newLineageID(), Serial: "1", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := m.store.CreateWorkerIdentity(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if !(autoscaleCluster{m}).Forget("auto-2") {
+		t.Fatal("Forget of a worker the master does not hold refused")
+	}
+	got, err := m.store.GetWorkerIdentity(ctx, "auto-2")
+	if err != nil || got.Live(time.Now()) {
+		t.Fatalf("identity after Forget: %+v %v, want revoked", got, err)
+	}
+	if !(autoscaleCluster{m}).Forget("never-joined") {
+		t.Fatal("Forget of a name without identity refused")
+	}
+}

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/autoscale"
+	"github.com/grappe/grappe/internal/store"
 )
 
 // AutoscaleConfig lets the master start and stop workers with the load
@@ -158,19 +160,27 @@ func (c autoscaleCluster) Drain(ctx context.Context, name string, drain bool) er
 
 // Forget drops a stopped worker from the list at once instead of keeping
 // it listed as lost for ForgetLostAfter. One still connected, or still
-// holding attempts (the sweep must re-queue those), is kept.
+// holding attempts (the sweep must re-queue those), is kept. A forgotten
+// worker's identity is revoked: the autoscaler may reuse the name for a
+// new machine, which joins with the join token, and a live identity would
+// keep it out (nobody can take over a live name).
 func (c autoscaleCluster) Forget(name string) bool {
 	m := c.m
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	w := m.workers[name]
-	switch {
-	case w == nil:
-		return true
-	case w.session != nil || len(w.attempts) > 0:
+	if w != nil && (w.session != nil || len(w.attempts) > 0) {
+		m.mu.Unlock()
 		return false
 	}
 	delete(m.workers, name)
+	m.mu.Unlock()
+	err := m.store.RevokeWorkerIdentity(context.Background(), name, time.Now().UTC())
+	switch {
+	case err == nil:
+		m.audit.Info("worker identity revoked", "worker", name, "by", "autoscaler")
+	case !errors.Is(err, store.ErrNotFound):
+		m.log.Warn("revoke the identity of a stopped worker", "worker", name, "err", err)
+	}
 	return true
 }
 

@@ -111,3 +111,26 @@ func (w *Worker) renewIfDue(ctx context.Context) {
 		w.conn = conn
 	}
 }
+
+// rejoinIfRefused joins again, with the join token, when the master refused
+// the worker's certificate (err is the session's): its identity was revoked
+// (by an admin, or by an autoscaler that retired the name and now starts it
+// again) or is unknown to the master. A revoked name is free, so a worker
+// holding the join token may take it with a new identity, exactly as a new
+// worker could; a name that another worker holds meanwhile stays refused.
+func (w *Worker) rejoinIfRefused(ctx context.Context, err error) {
+	if w.cfg.JoinToken == "" || status.Code(err) != codes.Unauthenticated {
+		return
+	}
+	w.log.Warn("the master refused this worker's certificate; joining again with the join token", "err", err)
+	if err := w.join(ctx); err != nil {
+		w.log.Warn("joining again failed", "err", err)
+		return
+	}
+	// As after a renewal: the session connection carries the old
+	// certificate.
+	if conn, err := w.dial(); err == nil {
+		w.conn.Close()
+		w.conn = conn
+	}
+}

@@ -241,6 +241,7 @@ func (w *Worker) connectLoop(ctx context.Context) {
 		if ctx.Err() != nil || w.isFinishing() {
 			return
 		}
+		w.rejoinIfRefused(ctx, err)
 		if time.Since(start) > 10*time.Second {
 			backoff = 100 * time.Millisecond // it was a working session
 		}
