@@ -18,8 +18,9 @@ import (
 // Worker identity: a worker joins once with the join token and a CSR for a
 // key it made itself (the key never leaves the worker), receives a client
 // certificate whose common name is its name, and from then on connects
-// with mutual TLS. Revoking the identity shuts it out without touching the
-// join token or any other worker.
+// with mutual TLS. Revoking the identity shuts that certificate out
+// without touching the join token or any other worker (a holder of the
+// join token may then join under the freed name again).
 
 // ErrBadCSR: the signing request is malformed or not signed by its key.
 var ErrBadCSR = errors.New("pki: invalid certificate signing request")
