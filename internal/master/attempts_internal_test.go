@@ -1,6 +1,7 @@
 package master
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -66,7 +67,7 @@ func TestAuditLimiter(t *testing.T) {
 // TestForgetRevokesTheIdentity: the autoscaler retires a stopped worker's
 // name, and a new machine started under it joins with the join token.
 func TestForgetRevokesTheIdentity(t *testing.T) {
-	m, err := New(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0"})
+	m, err := New(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

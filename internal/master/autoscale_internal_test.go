@@ -1,9 +1,12 @@
 package master
 
 import (
+	"log/slog"
+	"path/filepath"
 	"testing"
 
 	"github.com/grappe/grappe/internal/scheduler"
+	"github.com/grappe/grappe/internal/store/sqlite"
 )
 
 func TestDialableAddr(t *testing.T) {
@@ -27,11 +30,17 @@ func TestDialableAddr(t *testing.T) {
 // once, unless it is still connected or still holds attempts, which the
 // sweep must re-queue when it declares it lost.
 func TestForgetKeepsWhatTheSweepNeeds(t *testing.T) {
+	st, err := sqlite.New(sqlite.Config{Path: filepath.Join(t.TempDir(), "grappe.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	discard := slog.New(slog.DiscardHandler)
 	m := &Master{workers: map[string]*workerEntry{
 		"gone":      {name: "gone", attempts: map[string]int{}},
 		"connected": {name: "connected", attempts: map[string]int{}, session: &session{}},
 		"holding":   {name: "holding", attempts: map[string]int{"job": 1}},
-	}, queue: scheduler.NewQueue()}
+	}, queue: scheduler.NewQueue(), store: st, log: discard, audit: discard}
 	c := autoscaleCluster{m}
 	if !c.Forget("gone") || !c.Forget("never-known") || c.Forget("connected") || c.Forget("holding") {
 		t.Fatal("wrong answers")
