@@ -60,7 +60,10 @@ func (m *Master) join(ctx context.Context, req *clusterpb.JoinRequest) (*cluster
 	}
 	switch {
 	case errors.Is(err, store.ErrConflict) && !renewal:
-		m.audit.Warn("worker join refused", "worker", req.Name, "addr", addr, "reason", "the name has a live identity")
+		// Rate-limited: anyone with the join token can knock.
+		if ok, skipped := m.refusals.allow("join "+req.Name, time.Now()); ok {
+			m.audit.Warn("worker join refused", "worker", req.Name, "addr", addr, "reason", "the name has a live identity", "suppressed", skipped)
+		}
 		return nil, status.Errorf(codes.AlreadyExists,
 			"the worker name %q is taken by a live identity: the worker renews with its own certificate, "+
 				"or an admin revokes it first (grappe workers revoke %s)", req.Name, req.Name)
