@@ -244,7 +244,7 @@ func TestEventsStream(t *testing.T) {
 	if err != nil {
 		t.Fatalf("events: %v", err)
 	}
-	if final == nil || final.Status != api.StatusDone || final.Run.Stdout != "one\nthree\n" {
+	if final == nil || final.Status != api.StatusDone || clustertest.RunOf(t, final).Stdout != "one\nthree\n" {
 		t.Fatalf("end event job %+v", final)
 	}
 	if got := out.String(); got != "stdout:one\nstderr:two\nstdout:three\n" {

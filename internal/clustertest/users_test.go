@@ -37,9 +37,9 @@ func TestUsersAndIsolation(t *testing.T) {
 	alice := addUser(t, c, "alice", "user")
 	bob := addUser(t, c, "bob", "user")
 
-	job, err := alice.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo secret"}, time.Minute)
-	if err != nil || job.Owner != "alice" || job.Run.Stdout != "secret\n" {
-		t.Fatalf("alice's job: %+v %v", job, err)
+	job := clustertest.Must(t).Finished(alice.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo secret"}, time.Minute))
+	if job.Owner != "alice" || clustertest.RunOf(t, job).Stdout != "secret\n" {
+		t.Fatalf("alice's job: %+v", job)
 	}
 	// Bob can neither read, wait on, stream nor cancel it: 404, not 403.
 	if _, err := bob.Job(ctx, job.ID); !client.IsNotFound(err) {
