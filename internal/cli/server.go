@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/master"
 	"github.com/grappe/grappe/internal/sandbox"
@@ -36,6 +37,7 @@ type masterFlags struct {
 	placementTimeout            time.Duration
 	maxCPU, maxMem              float64
 	rateLimit                   float64
+	loginTTL                    time.Duration
 	autoscale                   autoscaleFlags
 }
 
@@ -66,6 +68,7 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.Float64Var(&f.maxCPU, "max-cpu", 100, "give no new job to workers above this CPU percent (100: never skip)")
 	fl.Float64Var(&f.maxMem, "max-mem", 95, "give no new job to workers above this memory percent")
 	fl.Float64Var(&f.rateLimit, "rate-limit", 1000, "API requests per second per user, in bursts of up to twice that; past it 429")
+	fl.DurationVar(&f.loginTTL, "login-ttl", auth.DefaultLoginTTL, "how long a token made by a password login (grappe login, the web UI) stays valid")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.autoscale.register(fl)
 }
@@ -74,7 +77,7 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 	return master.Config{
 		DataDir: f.data, Listen: f.listen, ClusterListen: f.clusterListen,
 		TLSHosts: f.tlsHosts, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, InsecureHTTP: f.insecureHTTP,
-		Catalogue: cat, Synchronous: f.sync,
+		Catalogue: cat, Synchronous: f.sync, LoginTTL: f.loginTTL,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,
 		Autoscale: f.autoscale.config(f.catalogue, f.logLevel),

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/auth"
@@ -60,7 +61,7 @@ func (fakeUsers) RemoveUser(ctx context.Context, name string) error            {
 func (fakeUsers) SetPassword(ctx context.Context, n, p string) error           { return auth.ErrNoUser }
 func (fakeUsers) Tokens(ctx context.Context, u string) ([]*store.Token, error) { return nil, nil }
 func (fakeUsers) DeleteToken(ctx context.Context, u, id string) error          { return auth.ErrNoToken }
-func (fakeUsers) CreateToken(ctx context.Context, u, n string) (*store.Token, string, error) {
+func (fakeUsers) CreateToken(ctx context.Context, u, n string, exp time.Time) (*store.Token, string, error) {
 	return nil, "", auth.ErrInvalid
 }
 

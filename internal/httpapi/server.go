@@ -214,6 +214,9 @@ func (s *server) authenticate(r *http.Request) (*auth.Principal, error) {
 		return nil, ErrNoAuth
 	}
 	p, err := s.Auth.Authenticate(r.Context(), token)
+	if errors.Is(err, auth.ErrTokenExpired) {
+		return nil, ErrExpired
+	}
 	if errors.Is(err, auth.ErrUnauthenticated) {
 		return nil, ErrNoAuth
 	}

@@ -65,6 +65,9 @@ type Config struct {
 	// Synchronous is SQLite's durability: "normal" (default: survives a
 	// crash of the master process) or "full" (also a power loss).
 	Synchronous string
+	// LoginTTL is how long a token made by a password login (grappe
+	// login, the web UI) is valid; default 30 days.
+	LoginTTL time.Duration
 
 	HeartbeatInterval time.Duration // default 1s
 	WorkerTimeout     time.Duration // silent this long → lost; default 5s
@@ -221,7 +224,7 @@ func New(cfg Config) (*Master, error) {
 	if m.store, err = sqlite.New(sqlite.Config{Path: filepath.Join(cfg.DataDir, dbFile), Synchronous: cfg.Synchronous}); err != nil {
 		return nil, fmt.Errorf("master: store: %w", err)
 	}
-	m.auth = auth.New(m.store)
+	m.auth = auth.New(m.store, auth.Config{LoginTTL: cfg.LoginTTL})
 	ctx := context.Background()
 	if err := m.auth.EnsureAdmin(ctx, filepath.Join(cfg.DataDir, AdminTokenFile)); err != nil {
 		return nil, fmt.Errorf("master: admin token: %w", err)

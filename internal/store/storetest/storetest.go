@@ -16,7 +16,9 @@
 //   - ListJobs with an unknown Before id is ErrNotFound;
 //   - CreateToken for an unknown user is ErrNotFound; a duplicate token id
 //     or hash is ErrConflict;
-//   - PutUser over an existing user keeps that user's tokens.
+//   - PutUser over an existing user keeps that user's tokens;
+//   - a token created with an empty Kind comes back as store.TokenAPI;
+//   - SetPasswordHash deletes the user's login tokens and only them.
 package storetest
 
 import (
@@ -79,6 +81,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Tokens", testTokens},
 		{"WorkerIdentities", testWorkerIdentities},
 		{"TokenConflicts", testTokenConflicts},
+		{"TokenKindsAndExpiry", testTokenKindsAndExpiry},
+		{"SetPasswordHash", testSetPasswordHash},
+		{"DeleteExpiredTokens", testDeleteExpiredTokens},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
