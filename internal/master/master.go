@@ -26,6 +26,7 @@ import (
 	"github.com/grappe/grappe/api/clusterpb"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/autoscale"
+	"github.com/grappe/grappe/internal/datadir"
 	"github.com/grappe/grappe/internal/httpapi"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/pki"
@@ -194,7 +195,7 @@ func New(cfg Config) (*Master, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("master: DataDir is required")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := datadir.Ensure(cfg.DataDir, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("master: data dir: %w", err)
 	}
 	m := &Master{
