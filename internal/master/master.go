@@ -69,6 +69,11 @@ type Config struct {
 	// LoginTTL is how long a token made by a password login (grappe
 	// login, the web UI) is valid; default 30 days.
 	LoginTTL time.Duration
+	// MetricsListen, if set, also serves /metrics there, over plain HTTP
+	// and without a token: for a monitoring network the operator keeps
+	// apart. On Listen, /metrics always needs the scrape token
+	// (DIR/metrics-token) or an admin's.
+	MetricsListen string
 
 	HeartbeatInterval time.Duration // default 1s
 	WorkerTimeout     time.Duration // silent this long → lost; default 5s
@@ -167,6 +172,11 @@ type Master struct {
 	httpSrv          *http.Server
 	grpcSrv          *grpc.Server
 
+	// metricsLn and metricsSrv serve Config.MetricsListen; nil without.
+	metricsLn    net.Listener
+	metricsSrv   *http.Server
+	metricsToken string
+
 	kickc chan struct{}
 
 	mu      sync.Mutex
@@ -184,7 +194,10 @@ const (
 	CAFile         = "ca.pem"
 	AdminTokenFile = "admin-token"
 	JoinTokenFile  = "join-token"
-	dbFile         = "grappe.db"
+	// MetricsTokenFile holds the token that may read /metrics and nothing
+	// else (mode 0600), for Prometheus's credentials_file.
+	MetricsTokenFile = "metrics-token"
+	dbFile           = "grappe.db"
 )
 
 // New opens the store, creates the CA and tokens on first start, rebuilds
@@ -231,6 +244,9 @@ func New(cfg Config) (*Master, error) {
 		return nil, fmt.Errorf("master: admin token: %w", err)
 	}
 	if m.joinToken, err = m.loadJoinToken(); err != nil {
+		return nil, err
+	}
+	if m.metricsToken, err = loadMetricsToken(filepath.Join(cfg.DataDir, MetricsTokenFile)); err != nil {
 		return nil, err
 	}
 	if err := m.recover(ctx); err != nil {
@@ -293,7 +309,7 @@ func (m *Master) listen() error {
 	}
 	handler := httpapi.New(httpapi.Config{
 		Service: m, Auth: m.auth, Users: m.auth, Revoker: m.auth, Logger: m.log,
-		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(),
+		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(), MetricsToken: m.metricsToken,
 		Limits: httpapi.RateLimits{PerUser: m.cfg.RequestsPerSecond, Burst: int(2 * m.cfg.RequestsPerSecond)},
 		Web:    web.Handler(web.Config{}),
 	})
@@ -325,7 +341,7 @@ func (m *Master) listen() error {
 		grpc.InitialConnWindowSize(connWindow),
 	)
 	clusterpb.RegisterClusterServer(m.grpcSrv, &clusterServer{m: m})
-	return nil
+	return m.listenMetrics()
 }
 
 // apiTLS is the REST API's TLS configuration: the operator's certificate
@@ -391,6 +407,14 @@ func (m *Master) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if m.metricsSrv != nil {
+		g.Go(func() error {
+			if err := m.metricsSrv.Serve(m.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("master: metrics: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { m.dispatchLoop(gctx); return nil })
 	g.Go(func() error { m.sweepLoop(gctx); return nil })
 	g.Go(func() error { m.statsLoop(gctx); return nil })
@@ -427,6 +451,9 @@ func (m *Master) shutdown() {
 		m.grpcSrv.Stop()
 	}
 	_ = m.httpSrv.Shutdown(ctx)
+	if m.metricsSrv != nil {
+		_ = m.metricsSrv.Shutdown(ctx)
+	}
 }
 
 // Close releases everything; it is safe to call more than once.
@@ -436,10 +463,12 @@ func (m *Master) Close() error {
 		if m.grpcSrv != nil {
 			m.grpcSrv.Stop()
 		}
-		if m.httpSrv != nil {
-			_ = m.httpSrv.Close()
+		for _, srv := range []*http.Server{m.httpSrv, m.metricsSrv} {
+			if srv != nil {
+				_ = srv.Close()
+			}
 		}
-		for _, ln := range []net.Listener{m.apiLn, m.clusterLn} {
+		for _, ln := range []net.Listener{m.apiLn, m.clusterLn, m.metricsLn} {
 			if ln != nil {
 				_ = ln.Close()
 			}
