@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/connlimit"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/master"
 	"github.com/grappe/grappe/internal/sandbox"
@@ -39,6 +40,7 @@ type masterFlags struct {
 	rateLimit                   float64
 	loginTTL                    time.Duration
 	metricsListen               string
+	maxConnsPerIP, maxConns     int
 	autoscale                   autoscaleFlags
 }
 
@@ -70,6 +72,8 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.Float64Var(&f.maxMem, "max-mem", 95, "give no new job to workers above this memory percent")
 	fl.Float64Var(&f.rateLimit, "rate-limit", 1000, "API requests per second per user, in bursts of up to twice that; past it 429")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "also serve /metrics on this address over plain HTTP WITHOUT a token (for a monitoring network); on --listen it needs the token in DIR/metrics-token or an admin's")
+	fl.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 256, "connections one client IP address may hold open on each listener; past it new ones are closed at once")
+	fl.IntVar(&f.maxConns, "max-conns", 0, "connections of all listeners together (0: three quarters of the open-file limit)")
 	fl.DurationVar(&f.loginTTL, "login-ttl", auth.DefaultLoginTTL, "how long a token made by a password login (grappe login, the web UI) stays valid")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.autoscale.register(fl)
@@ -80,6 +84,7 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		DataDir: f.data, Listen: f.listen, ClusterListen: f.clusterListen,
 		TLSHosts: f.tlsHosts, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, InsecureHTTP: f.insecureHTTP,
 		Catalogue: cat, Synchronous: f.sync, LoginTTL: f.loginTTL, MetricsListen: f.metricsListen,
+		MaxConnsPerAddr: f.maxConnsPerIP, MaxConns: f.maxConns,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,
 		Autoscale: f.autoscale.config(f.catalogue, f.logLevel),
@@ -93,6 +98,17 @@ func printMetrics(out io.Writer, m *master.Master, data string) {
 		return
 	}
 	fmt.Fprintf(out, "metrics: %s/metrics with the bearer token in %s\n", m.URL(), filepath.Join(data, master.MetricsTokenFile))
+}
+
+// raiseFileLimit lifts the open-file soft limit to the hard one: a master
+// holds a descriptor per client and per worker, a worker several per job.
+func raiseFileLimit(log *slog.Logger) {
+	n, err := connlimit.RaiseFileLimit()
+	if err != nil {
+		log.Warn("could not raise the open-file limit", "limit", n, "err", err)
+		return
+	}
+	log.Debug("open-file limit", "limit", n)
 }
 
 func defaultDataDir() string {
@@ -136,6 +152,7 @@ func newMasterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			raiseFileLimit(log)
 			cat, err := loadCatalogue(f.catalogue)
 			if err != nil {
 				return err
@@ -172,6 +189,7 @@ func newUpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			raiseFileLimit(log)
 			cat, err := loadCatalogue(f.catalogue)
 			if err != nil {
 				return err
@@ -270,6 +288,7 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			raiseFileLimit(log)
 			if joinToken == "" && joinTokenFile != "" {
 				b, err := os.ReadFile(joinTokenFile)
 				if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/grappe/grappe/api/clusterpb"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/autoscale"
+	"github.com/grappe/grappe/internal/connlimit"
 	"github.com/grappe/grappe/internal/datadir"
 	"github.com/grappe/grappe/internal/httpapi"
 	"github.com/grappe/grappe/internal/lang"
@@ -74,6 +75,14 @@ type Config struct {
 	// apart. On Listen, /metrics always needs the scrape token
 	// (DIR/metrics-token) or an admin's.
 	MetricsListen string
+	// MaxConnsPerAddr caps the connections one client IP address holds on
+	// each listener (default 256: clients behind one NAT share an
+	// address); past it a new connection is closed at once.
+	MaxConnsPerAddr int
+	// MaxConns caps the connections of all listeners together (default:
+	// three quarters of the open-file limit, so the master keeps
+	// descriptors for its database and for /healthz).
+	MaxConns int
 
 	HeartbeatInterval time.Duration // default 1s
 	WorkerTimeout     time.Duration // silent this long → lost; default 5s
@@ -125,6 +134,12 @@ func (c *Config) setDefaults() {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
 	}
+	if c.MaxConnsPerAddr == 0 {
+		c.MaxConnsPerAddr = 256
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = connlimit.DefaultTotal(connlimit.FileLimit())
+	}
 	if c.MaxQueuedPerUser == 0 {
 		c.MaxQueuedPerUser = 10000
 	}
@@ -172,6 +187,8 @@ type Master struct {
 	httpSrv          *http.Server
 	grpcSrv          *grpc.Server
 
+	// conns is the connection budget the listeners share.
+	conns *connlimit.Budget
 	// metricsLn and metricsSrv serve Config.MetricsListen; nil without.
 	metricsLn    net.Listener
 	metricsSrv   *http.Server
@@ -307,6 +324,10 @@ func (m *Master) listen() error {
 	if m.clusterLn, err = net.Listen("tcp", m.cfg.ClusterListen); err != nil {
 		return fmt.Errorf("master: cluster listen %s: %w", m.cfg.ClusterListen, err)
 	}
+	// Both capped below TLS: a refused connection costs no handshake.
+	m.conns = connlimit.NewBudget(m.cfg.MaxConns)
+	m.apiLn = m.limitConns(m.apiLn, "api")
+	m.clusterLn = m.limitConns(m.clusterLn, "cluster")
 	handler := httpapi.New(httpapi.Config{
 		Service: m, Auth: m.auth, Users: m.auth, Revoker: m.auth, Logger: m.log,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(), MetricsToken: m.metricsToken,
@@ -332,6 +353,10 @@ func (m *Master) listen() error {
 	m.grpcSrv = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(grpcTLS)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// A connection that never completes its handshake, or holds no
+		// call for minutes, is closed: a worker always holds its stream.
+		grpc.ConnectionTimeout(10*time.Second),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.MaxSendMsgSize(64<<20),
 		// Fixed flow-control windows: left dynamic, gRPC measures the
@@ -342,6 +367,12 @@ func (m *Master) listen() error {
 	)
 	clusterpb.RegisterClusterServer(m.grpcSrv, &clusterServer{m: m})
 	return m.listenMetrics()
+}
+
+// limitConns caps a listener's connections per client address and draws
+// them from the master's budget.
+func (m *Master) limitConns(ln net.Listener, name string) net.Listener {
+	return connlimit.NewListener(ln, connlimit.Config{PerAddr: m.cfg.MaxConnsPerAddr, Total: m.conns, Name: name, Logger: m.log})
 }
 
 // apiTLS is the REST API's TLS configuration: the operator's certificate

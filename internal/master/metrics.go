@@ -217,7 +217,7 @@ func (m *Master) listenMetrics() error {
 	if err != nil {
 		return fmt.Errorf("master: metrics listen %s: %w", m.cfg.MetricsListen, err)
 	}
-	m.metricsLn = ln
+	m.metricsLn = m.limitConns(ln, "metrics")
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.metrics.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

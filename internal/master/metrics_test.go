@@ -175,17 +175,23 @@ func scrape(t *testing.T, c *clustertest.Cluster) map[string]*dto.MetricFamily {
 	return fams
 }
 
+// tlsConfig trusts caPEM.
+func tlsConfig(t *testing.T, caPEM []byte) *tls.Config {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("bad CA PEM")
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
 // get sends a GET with a bearer token (none if empty), over HTTPS
 // trusting caPEM when it is set.
 func get(t *testing.T, caPEM []byte, url, token string) *http.Response {
 	t.Helper()
 	tr := &http.Transport{}
 	if caPEM != nil {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			t.Fatal("bad CA PEM")
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = tlsConfig(t, caPEM)
 	}
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	defer hc.CloseIdleConnections()
