@@ -223,6 +223,9 @@ type LoginRequest struct {
 // LoginResponse is the answer to POST /api/v1/login.
 type LoginResponse struct {
 	Token string `json:"token"`
+	// ExpiresAt is when the token stops being valid (a login token
+	// expires; a password change also revokes it).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // Event is one Server-Sent Event of GET /api/v1/jobs/{id}/events. Type is

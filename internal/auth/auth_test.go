@@ -274,3 +274,23 @@ func TestPasswordChangeRevokesLoginTokens(t *testing.T) {
 		t.Fatalf("SetPassword of an unknown user: %v", err)
 	}
 }
+
+// A web session's token lives as long as its cookie, never longer than
+// the login TTL.
+func TestLoginForBoundsTheTTL(t *testing.T) {
+	a, clk := newAuthAt(t, Config{LoginTTL: 24 * time.Hour})
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "alice", "long enough", RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ ttl, want time.Duration }{
+		{0, 24 * time.Hour},
+		{12 * time.Hour, 12 * time.Hour},
+		{48 * time.Hour, 24 * time.Hour},
+	} {
+		_, expires, err := a.LoginFor(ctx, "alice", "long enough", tc.ttl)
+		if err != nil || !expires.Equal(clk.now.Add(tc.want)) {
+			t.Errorf("LoginFor(ttl %v) expires %v, %v; want %v", tc.ttl, expires, err, clk.now.Add(tc.want))
+		}
+	}
+}

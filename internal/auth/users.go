@@ -38,14 +38,23 @@ func checkPassword(password string) error {
 	return nil
 }
 
-// Login exchanges a name and password for a new API token.
+// Login exchanges a name and password for a new login token, valid for
+// the configured LoginTTL.
 func (a *Authenticator) Login(ctx context.Context, name, password string) (string, error) {
+	token, _, err := a.LoginFor(ctx, name, password, 0)
+	return token, err
+}
+
+// LoginFor is Login with the token's lifetime: ttl if it is positive and
+// shorter than LoginTTL (a web session's, bounded like its cookie), else
+// LoginTTL. It also returns when the token expires.
+func (a *Authenticator) LoginFor(ctx context.Context, name, password string, ttl time.Duration) (string, time.Time, error) {
 	if len(password) > MaxPasswordLen || len(name) > 64 {
-		return "", ErrBadCredentials
+		return "", time.Time{}, ErrBadCredentials
 	}
 	u, err := a.store.GetUser(ctx, name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", fmt.Errorf("auth: user lookup: %w", err)
+		return "", time.Time{}, fmt.Errorf("auth: user lookup: %w", err)
 	}
 	hash := a.dummyHash()
 	if u != nil && u.PasswordHash != "" {
@@ -53,12 +62,18 @@ func (a *Authenticator) Login(ctx context.Context, name, password string) (strin
 	}
 	ok, err := VerifyPassword(hash, password)
 	if err != nil || !ok || u == nil || u.PasswordHash == "" {
-		return "", ErrBadCredentials
+		return "", time.Time{}, ErrBadCredentials
 	}
 	a.purgeExpired(ctx)
+	if ttl <= 0 || ttl > a.loginTTL {
+		ttl = a.loginTTL
+	}
 	now := a.now().UTC()
-	_, token, err := a.issue(ctx, &store.Token{User: u.Name, Name: "login", Kind: store.TokenLogin, CreatedAt: now, ExpiresAt: now.Add(a.loginTTL)})
-	return token, err
+	t, token, err := a.issue(ctx, &store.Token{User: u.Name, Name: "login", Kind: store.TokenLogin, CreatedAt: now, ExpiresAt: now.Add(ttl)})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return token, t.ExpiresAt, nil
 }
 
 // issue fills in t's id and hash, stores it and returns it with its secret.

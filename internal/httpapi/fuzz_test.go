@@ -46,11 +46,11 @@ type fakeUsers struct{ users Users }
 
 var _ Users = fakeUsers{}
 
-func (fakeUsers) Login(ctx context.Context, name, password string) (string, error) {
+func (fakeUsers) LoginFor(ctx context.Context, name, password string, ttl time.Duration) (string, time.Time, error) {
 	if name == "u" && password == "right password" {
-		return "good", nil
+		return "good", time.Now().Add(time.Hour), nil
 	}
-	return "", auth.ErrBadCredentials
+	return "", time.Time{}, auth.ErrBadCredentials
 }
 
 func (fakeUsers) AddUser(ctx context.Context, name, password, role string) (*store.User, error) {

@@ -14,7 +14,7 @@ import (
 
 // Users is what the user endpoints need; *auth.Authenticator is the real one.
 type Users interface {
-	Login(ctx context.Context, name, password string) (string, error)
+	LoginFor(ctx context.Context, name, password string, ttl time.Duration) (token string, expires time.Time, err error)
 	AddUser(ctx context.Context, name, password, role string) (*store.User, error)
 	Users(ctx context.Context) ([]*store.User, error)
 	RemoveUser(ctx context.Context, name string) error
@@ -57,31 +57,32 @@ func (s *server) throttleLogin(r *http.Request, username string) error {
 }
 
 // passwordLogin decodes a login, throttles it, checks the password and
-// returns a new token; via says where it came from, for the audit lines.
-func (s *server) passwordLogin(w http.ResponseWriter, r *http.Request, via string) (string, error) {
+// returns a new login token valid for ttl at most (0: the master's login
+// TTL); via says where it came from, for the audit lines.
+func (s *server) passwordLogin(w http.ResponseWriter, r *http.Request, via string, ttl time.Duration) (string, time.Time, error) {
 	var req api.LoginRequest
 	if err := s.decode(w, r, &req); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	if err := s.throttleLogin(r, req.Username); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	token, err := s.Users.Login(r.Context(), req.Username, req.Password)
+	token, expires, err := s.Users.LoginFor(r.Context(), req.Username, req.Password, ttl)
 	if err != nil {
 		s.Logger.Warn("login failed", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", via)
-		return "", userError(err)
+		return "", time.Time{}, userError(err)
 	}
-	s.Logger.Info("login", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", via)
-	return token, nil
+	s.Logger.Info("login", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", via, "expires", expires)
+	return token, expires, nil
 }
 
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
-	token, err := s.passwordLogin(w, r, "api")
+	token, expires, err := s.passwordLogin(w, r, "api", 0)
 	if err != nil {
 		writeError(w, s.Logger, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.LoginResponse{Token: token})
+	writeJSON(w, http.StatusOK, api.LoginResponse{Token: token, ExpiresAt: &expires})
 }
 
 func apiUser(u *store.User) api.User {
