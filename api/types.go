@@ -223,6 +223,9 @@ type LoginRequest struct {
 // LoginResponse is the answer to POST /api/v1/login.
 type LoginResponse struct {
 	Token string `json:"token"`
+	// ExpiresAt is when the token stops being valid (a login token
+	// expires; a password change also revokes it).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // Event is one Server-Sent Event of GET /api/v1/jobs/{id}/events. Type is
@@ -353,15 +356,31 @@ type JoinToken struct {
 // TokenRequest is the body of POST /api/v1/tokens.
 type TokenRequest struct {
 	Name string `json:"name"`
+	// ExpiresAt, if set, is when the token stops being valid; without it
+	// the token is valid until revoked.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
+
+// Token kinds, in APIToken.Kind.
+const (
+	// TokenKindAPI is a token made on purpose (POST /api/v1/tokens, the
+	// admin-token file): valid until revoked or its expires_at.
+	TokenKindAPI = "api"
+	// TokenKindLogin is a token a password login made (POST
+	// /api/v1/login, the web UI): it expires, and a password change
+	// revokes it.
+	TokenKindLogin = "login"
+)
 
 // APIToken is one API token of the caller. Token (the secret) is only in
 // the answer to its creation: the master keeps only its hash.
 type APIToken struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Token     string    `json:"token,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Kind      string     `json:"kind"` // TokenKindAPI or TokenKindLogin
+	Token     string     `json:"token,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"` // absent: never expires
 }
 
 // APITokenList is the body of GET /api/v1/tokens.

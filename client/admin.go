@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/grappe/grappe/api"
 )
@@ -160,8 +161,18 @@ func (c *Client) RotateJoinToken(ctx context.Context) (string, error) {
 // CreateToken makes a named API token for the caller; the secret is in the
 // answer only.
 func (c *Client) CreateToken(ctx context.Context, name string) (*api.APIToken, error) {
+	return c.CreateTokenExpiring(ctx, name, time.Time{})
+}
+
+// CreateTokenExpiring makes a named API token for the caller that stops
+// being valid at expires (zero: never).
+func (c *Client) CreateTokenExpiring(ctx context.Context, name string, expires time.Time) (*api.APIToken, error) {
+	in := api.TokenRequest{Name: name}
+	if !expires.IsZero() {
+		in.ExpiresAt = &expires
+	}
 	var out api.APIToken
-	if err := c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, api.TokenRequest{Name: name}, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, in, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

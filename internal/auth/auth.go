@@ -22,6 +22,24 @@ import (
 // ErrUnauthenticated: no such token, or its user is gone.
 var ErrUnauthenticated = errors.New("auth: invalid token")
 
+// ErrTokenExpired: the token exists but is past its expiry. It is an
+// ErrUnauthenticated too, with a message that tells the caller what to do.
+var ErrTokenExpired = fmt.Errorf("%w: the token has expired", ErrUnauthenticated)
+
+// DefaultLoginTTL is how long a token made by a password login is valid
+// when Config.LoginTTL is zero.
+const DefaultLoginTTL = 30 * 24 * time.Hour
+
+// Config configures an Authenticator.
+type Config struct {
+	// LoginTTL is how long a token made by a password login (grappe
+	// login, the web UI) stays valid; default DefaultLoginTTL. Tokens made
+	// on purpose (CreateToken) have their own expiry, if any.
+	LoginTTL time.Duration
+	// Now is the clock; default time.Now. Tests move it.
+	Now func() time.Time
+}
+
 // Roles.
 const (
 	RoleUser  = "user"
@@ -71,10 +89,14 @@ const maxCached = 10000
 // answers briefly: every API request authenticates, and a store read per
 // request would be the largest cost of a small one.
 type Authenticator struct {
-	store store.Store
+	store    store.Store
+	loginTTL time.Duration
+	now      func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]cached // by token hash
+
+	lastPurge time.Time // of expired tokens, under mu
 
 	dummyOnce sync.Once
 	dummy     string
@@ -86,9 +108,18 @@ type cached struct {
 }
 
 // New returns an Authenticator over s.
-func New(s store.Store) *Authenticator {
-	return &Authenticator{store: s, cache: make(map[string]cached)}
+func New(s store.Store, cfg Config) *Authenticator {
+	if cfg.LoginTTL <= 0 {
+		cfg.LoginTTL = DefaultLoginTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Authenticator{store: s, loginTTL: cfg.LoginTTL, now: cfg.Now, cache: make(map[string]cached)}
 }
+
+// LoginTTL is how long a login token stays valid.
+func (a *Authenticator) LoginTTL() time.Duration { return a.loginTTL }
 
 // Forget drops every cached token of user (all users when user is empty),
 // after a revocation, a removal or a role change.
@@ -109,7 +140,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (*Princi
 		return nil, ErrUnauthenticated
 	}
 	hash := HashToken(token)
-	now := time.Now()
+	now := a.now()
 	a.mu.Lock()
 	c, ok := a.cache[hash]
 	a.mu.Unlock()
@@ -117,35 +148,43 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (*Princi
 		p := c.p
 		return &p, nil
 	}
-	p, err := a.lookup(ctx, hash)
+	p, t, err := a.lookup(ctx, hash, now)
 	if err != nil {
 		return nil, err
+	}
+	// Trusted for cacheTTL, never past the token's own expiry.
+	until := now.Add(cacheTTL)
+	if !t.ExpiresAt.IsZero() && t.ExpiresAt.Before(until) {
+		until = t.ExpiresAt
 	}
 	a.mu.Lock()
 	if len(a.cache) >= maxCached {
 		clear(a.cache)
 	}
-	a.cache[hash] = cached{p: *p, expires: now.Add(cacheTTL)}
+	a.cache[hash] = cached{p: *p, expires: until}
 	a.mu.Unlock()
 	return p, nil
 }
 
-func (a *Authenticator) lookup(ctx context.Context, hash string) (*Principal, error) {
+func (a *Authenticator) lookup(ctx context.Context, hash string, now time.Time) (*Principal, *store.Token, error) {
 	t, err := a.store.TokenByHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrUnauthenticated
+		return nil, nil, ErrUnauthenticated
 	}
 	if err != nil {
-		return nil, fmt.Errorf("auth: token lookup: %w", err)
+		return nil, nil, fmt.Errorf("auth: token lookup: %w", err)
+	}
+	if t.Expired(now) {
+		return nil, nil, ErrTokenExpired
 	}
 	u, err := a.store.GetUser(ctx, t.User)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrUnauthenticated
+		return nil, nil, ErrUnauthenticated
 	}
 	if err != nil {
-		return nil, fmt.Errorf("auth: user lookup: %w", err)
+		return nil, nil, fmt.Errorf("auth: user lookup: %w", err)
 	}
-	return &Principal{User: u.Name, Role: u.Role}, nil
+	return &Principal{User: u.Name, Role: u.Role}, t, nil
 }
 
 // EnsureAdmin makes sure the admin user exists and that the token in
@@ -181,7 +220,7 @@ func (a *Authenticator) EnsureAdmin(ctx context.Context, tokenFile string) error
 	if err != nil {
 		return err
 	}
-	return a.store.CreateToken(ctx, &store.Token{ID: id[len(tokenPrefix):][:16], Hash: hash, User: AdminUser, Name: "admin-token file", CreatedAt: time.Now().UTC()})
+	return a.store.CreateToken(ctx, &store.Token{ID: id[len(tokenPrefix):][:16], Hash: hash, User: AdminUser, Name: "admin-token file", Kind: store.TokenAPI, CreatedAt: a.now().UTC()})
 }
 
 // ReadSecretFile reads a one-line secret, trimmed.

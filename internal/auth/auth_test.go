@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/grappe/grappe/internal/store"
 	"github.com/grappe/grappe/internal/store/sqlite"
 )
 
@@ -19,7 +21,7 @@ func newAuth(t *testing.T) (*Authenticator, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return New(s), dir
+	return New(s, Config{}), dir
 }
 
 func TestEnsureAdminCreatesTokenFile(t *testing.T) {
@@ -147,5 +149,148 @@ func TestLoginAndUsers(t *testing.T) {
 	}
 	if _, err := a.Authenticate(ctx, tok); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("token of a removed user (cached before): %v", err)
+	}
+}
+
+// clock is a settable time for Config.Now.
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time { return c.now }
+
+func newAuthAt(t *testing.T, cfg Config) (*Authenticator, *clock) {
+	t.Helper()
+	s, err := sqlite.New(sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	cfg.Now = c.Now
+	return New(s, cfg), c
+}
+
+func TestLoginTokensExpire(t *testing.T) {
+	a, clk := newAuthAt(t, Config{LoginTTL: time.Hour})
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "alice", "long enough", RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.Login(ctx, "alice", "long enough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.CreateToken(ctx, "alice", "ci", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, tok); err != nil {
+		t.Fatalf("fresh login token: %v", err)
+	}
+	ts, err := a.Tokens(ctx, "alice")
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("tokens: %v %v", ts, err)
+	}
+	for _, tk := range ts { // both made at the same instant: in no set order
+		switch tk.Name {
+		case "login":
+			if tk.Kind != store.TokenLogin || !tk.ExpiresAt.Equal(clk.now.Add(time.Hour)) {
+				t.Errorf("login token kind %q expires %v, want login, %v", tk.Kind, tk.ExpiresAt, clk.now.Add(time.Hour))
+			}
+		case "ci":
+			if tk.Kind != store.TokenAPI || !tk.ExpiresAt.IsZero() {
+				t.Errorf("created token kind %q expires %v, want api, never", tk.Kind, tk.ExpiresAt)
+			}
+		}
+	}
+	// Past the TTL the token is refused, although it was cached.
+	clk.now = clk.now.Add(time.Hour)
+	if _, err := a.Authenticate(ctx, tok); !errors.Is(err, ErrTokenExpired) || !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("login token past its TTL: %v, want ErrTokenExpired", err)
+	}
+}
+
+func TestCreatedTokenExpiry(t *testing.T) {
+	a, clk := newAuthAt(t, Config{})
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "alice", "long enough", RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.CreateToken(ctx, "alice", "past", clk.now.Add(-time.Second)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a token expiring in the past: %v, want ErrInvalid", err)
+	}
+	tk, secret, err := a.CreateToken(ctx, "alice", "short", clk.now.Add(time.Minute))
+	if err != nil || !tk.ExpiresAt.Equal(clk.now.Add(time.Minute)) {
+		t.Fatalf("CreateToken with an expiry: %+v %v", tk, err)
+	}
+	if _, err := a.Authenticate(ctx, secret); err != nil {
+		t.Fatalf("before its expiry: %v", err)
+	}
+	clk.now = clk.now.Add(2 * time.Minute)
+	if _, err := a.Authenticate(ctx, secret); !errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("after its expiry: %v, want ErrTokenExpired", err)
+	}
+}
+
+func TestPasswordChangeRevokesLoginTokens(t *testing.T) {
+	a, _ := newAuthAt(t, Config{})
+	ctx := context.Background()
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := a.AddUser(ctx, u, "long enough", RoleUser); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login, err := a.Login(ctx, "alice", "long enough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, apiTok, err := a.CreateToken(ctx, "alice", "ci", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobs, err := a.Login(ctx, "bob", "long enough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{login, apiTok, bobs} {
+		if _, err := a.Authenticate(ctx, tok); err != nil { // cached from here
+			t.Fatal(err)
+		}
+	}
+	if err := a.SetPassword(ctx, "alice", "another one"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, login); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("alice's login token after her password change: %v, want refused", err)
+	}
+	if p, err := a.Authenticate(ctx, apiTok); err != nil || p.User != "alice" {
+		t.Fatalf("alice's API token after her password change: %+v %v, want still valid", p, err)
+	}
+	if _, err := a.Authenticate(ctx, bobs); err != nil {
+		t.Fatalf("bob's login token after alice's password change: %v", err)
+	}
+	if _, err := a.Login(ctx, "alice", "long enough"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("login with the old password: %v", err)
+	}
+	if err := a.SetPassword(ctx, "nobody", "long enough"); !errors.Is(err, ErrNoUser) {
+		t.Fatalf("SetPassword of an unknown user: %v", err)
+	}
+}
+
+// A web session's token lives as long as its cookie, never longer than
+// the login TTL.
+func TestLoginForBoundsTheTTL(t *testing.T) {
+	a, clk := newAuthAt(t, Config{LoginTTL: 24 * time.Hour})
+	ctx := context.Background()
+	if _, err := a.AddUser(ctx, "alice", "long enough", RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ ttl, want time.Duration }{
+		{0, 24 * time.Hour},
+		{12 * time.Hour, 12 * time.Hour},
+		{48 * time.Hour, 24 * time.Hour},
+	} {
+		_, expires, err := a.LoginFor(ctx, "alice", "long enough", tc.ttl)
+		if err != nil || !expires.Equal(clk.now.Add(tc.want)) {
+			t.Errorf("LoginFor(ttl %v) expires %v, %v; want %v", tc.ttl, expires, err, clk.now.Add(tc.want))
+		}
 	}
 }

@@ -38,14 +38,23 @@ func checkPassword(password string) error {
 	return nil
 }
 
-// Login exchanges a name and password for a new API token.
+// Login exchanges a name and password for a new login token, valid for
+// the configured LoginTTL.
 func (a *Authenticator) Login(ctx context.Context, name, password string) (string, error) {
+	token, _, err := a.LoginFor(ctx, name, password, 0)
+	return token, err
+}
+
+// LoginFor is Login with the token's lifetime: ttl if it is positive and
+// shorter than LoginTTL (a web session's, bounded like its cookie), else
+// LoginTTL. It also returns when the token expires.
+func (a *Authenticator) LoginFor(ctx context.Context, name, password string, ttl time.Duration) (string, time.Time, error) {
 	if len(password) > MaxPasswordLen || len(name) > 64 {
-		return "", ErrBadCredentials
+		return "", time.Time{}, ErrBadCredentials
 	}
 	u, err := a.store.GetUser(ctx, name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", fmt.Errorf("auth: user lookup: %w", err)
+		return "", time.Time{}, fmt.Errorf("auth: user lookup: %w", err)
 	}
 	hash := a.dummyHash()
 	if u != nil && u.PasswordHash != "" {
@@ -53,29 +62,58 @@ func (a *Authenticator) Login(ctx context.Context, name, password string) (strin
 	}
 	ok, err := VerifyPassword(hash, password)
 	if err != nil || !ok || u == nil || u.PasswordHash == "" {
-		return "", ErrBadCredentials
+		return "", time.Time{}, ErrBadCredentials
 	}
-	return a.IssueToken(ctx, u.Name, "login")
+	a.purgeExpired(ctx)
+	if ttl <= 0 || ttl > a.loginTTL {
+		ttl = a.loginTTL
+	}
+	now := a.now().UTC()
+	t, token, err := a.issue(ctx, &store.Token{User: u.Name, Name: "login", Kind: store.TokenLogin, CreatedAt: now, ExpiresAt: now.Add(ttl)})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return token, t.ExpiresAt, nil
 }
 
-// IssueToken creates an API token for user and stores its hash.
-func (a *Authenticator) IssueToken(ctx context.Context, user, label string) (string, error) {
+// issue fills in t's id and hash, stores it and returns it with its secret.
+func (a *Authenticator) issue(ctx context.Context, t *store.Token) (*store.Token, string, error) {
 	token, err := NewToken()
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	id, err := NewToken()
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	t := &store.Token{ID: id[len(tokenPrefix):][:16], Hash: HashToken(token), User: user, Name: label, CreatedAt: time.Now().UTC()}
+	t.ID, t.Hash = id[len(tokenPrefix):][:16], HashToken(token)
 	if err := a.store.CreateToken(ctx, t); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return "", ErrNoUser
+			return nil, "", ErrNoUser
 		}
-		return "", fmt.Errorf("auth: store token: %w", err)
+		return nil, "", fmt.Errorf("auth: store token: %w", err)
 	}
-	return token, nil
+	return t, token, nil
+}
+
+// purgeEvery is how often logins delete the expired tokens: every login
+// adds a row, and nothing else would ever remove the expired ones.
+const purgeEvery = time.Hour
+
+// purgeExpired deletes the expired tokens, at most once per purgeEvery. A
+// failure is not the login's: the rows are dead anyway (Authenticate
+// refuses them) and the next purge retries.
+func (a *Authenticator) purgeExpired(ctx context.Context) {
+	now := a.now()
+	a.mu.Lock()
+	due := now.Sub(a.lastPurge) >= purgeEvery
+	if due {
+		a.lastPurge = now
+	}
+	a.mu.Unlock()
+	if due {
+		_, _ = a.store.DeleteExpiredTokens(ctx, now)
+	}
 }
 
 // AddUser creates a user with a password and a role.
@@ -130,22 +168,26 @@ func (a *Authenticator) RemoveUser(ctx context.Context, name string) error {
 	return nil
 }
 
-// SetPassword replaces a user's password.
+// SetPassword replaces a user's password and revokes the user's login
+// tokens (every session opened with the old password, the caller's own
+// included); tokens made with CreateToken stay valid.
 func (a *Authenticator) SetPassword(ctx context.Context, name, password string) error {
 	if err := checkPassword(password); err != nil {
 		return err
 	}
-	u, err := a.store.GetUser(ctx, name)
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	_, err = a.store.SetPasswordHash(ctx, name, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrNoUser
 	}
 	if err != nil {
-		return fmt.Errorf("auth: user lookup: %w", err)
+		return fmt.Errorf("auth: set password: %w", err)
 	}
-	if u.PasswordHash, err = HashPassword(password); err != nil {
-		return err
-	}
-	return a.store.PutUser(ctx, u)
+	a.Forget(name)
+	return nil
 }
 
 // RevokeToken deletes one token (a web session's at logout). Unknown
@@ -168,21 +210,21 @@ func (a *Authenticator) RevokeToken(ctx context.Context, token string) error {
 	return nil
 }
 
-// CreateToken makes a named API token for user; the secret is returned
-// once and only its hash is kept.
-func (a *Authenticator) CreateToken(ctx context.Context, user, name string) (*store.Token, string, error) {
+// CreateToken makes a named API token for user, valid until revoked or
+// until expires (zero: never); the secret is returned once and only its
+// hash is kept.
+func (a *Authenticator) CreateToken(ctx context.Context, user, name string, expires time.Time) (*store.Token, string, error) {
 	if len(name) > 128 {
 		return nil, "", fmt.Errorf("%w: a token name is at most 128 bytes", ErrInvalid)
 	}
-	token, err := a.IssueToken(ctx, user, name)
-	if err != nil {
-		return nil, "", err
+	now := a.now().UTC()
+	if !expires.IsZero() && !expires.After(now) {
+		return nil, "", fmt.Errorf("%w: the expiry must be in the future", ErrInvalid)
 	}
-	t, err := a.store.TokenByHash(ctx, HashToken(token))
-	if err != nil {
-		return nil, "", fmt.Errorf("auth: token lookup: %w", err)
+	if !expires.IsZero() {
+		expires = expires.UTC()
 	}
-	return t, token, nil
+	return a.issue(ctx, &store.Token{User: user, Name: name, Kind: store.TokenAPI, CreatedAt: now, ExpiresAt: expires})
 }
 
 // Tokens lists a user's tokens (without secrets).

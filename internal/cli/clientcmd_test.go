@@ -547,3 +547,60 @@ func TestBench(t *testing.T) {
 		t.Errorf("request %+v", req)
 	}
 }
+
+func TestTokenCommands(t *testing.T) {
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	soon := time.Now().Add(48 * time.Hour)
+	past := time.Now().Add(-time.Hour)
+	var mu sync.Mutex
+	var req api.TokenRequest
+	f := newFakeMaster(t, func(f *fakeMaster, w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPost:
+			mu.Lock()
+			req = api.TokenRequest{}
+			json.NewDecoder(r.Body).Decode(&req)
+			mu.Unlock()
+			writeJSONTest(w, 201, api.APIToken{ID: "t1", Name: "ci", Kind: api.TokenKindAPI, Token: "grp_secret", CreatedAt: created, ExpiresAt: req.ExpiresAt})
+		case http.MethodGet:
+			writeJSONTest(w, 200, api.APITokenList{Tokens: []api.APIToken{
+				{ID: "t1", Name: "ci", Kind: api.TokenKindAPI, CreatedAt: created},
+				{ID: "t2", Name: "login", Kind: api.TokenKindLogin, CreatedAt: created, ExpiresAt: &soon},
+				{ID: "t3", Name: "login", Kind: api.TokenKindLogin, CreatedAt: created, ExpiresAt: &past},
+			}})
+		}
+	})
+	cliEnv(t)
+	conn := []string{"--addr", f.srv.URL, "--ca", f.caFile, "--token", "adm"}
+
+	res := runCLI(t, "", append([]string{"token", "create", "ci", "--expires", "90d"}, conn...)...)
+	if res.code != 0 || res.stdout != "grp_secret\n" {
+		t.Fatalf("token create --expires 90d: exit %d stdout %q stderr %q", res.code, res.stdout, res.stderr)
+	}
+	mu.Lock()
+	got := req.ExpiresAt
+	mu.Unlock()
+	if want := time.Now().Add(90 * 24 * time.Hour); got == nil || got.Sub(want).Abs() > time.Minute {
+		t.Errorf("expires_at sent %v, want about %v", got, want)
+	}
+	res = runCLI(t, "", append([]string{"token", "create", "ci"}, conn...)...)
+	mu.Lock()
+	got = req.ExpiresAt
+	mu.Unlock()
+	if res.code != 0 || got != nil {
+		t.Errorf("token create without --expires: exit %d, expires_at %v, want none", res.code, got)
+	}
+	if res := runCLI(t, "", append([]string{"token", "create", "ci", "--expires", "soon"}, conn...)...); res.code == 0 {
+		t.Error("--expires soon was accepted")
+	}
+
+	res = runCLI(t, "", append([]string{"token", "list"}, conn...)...)
+	if res.code != 0 {
+		t.Fatalf("token list: exit %d: %s", res.code, res.stderr)
+	}
+	for _, s := range []string{"KIND", "EXPIRES", "never", soon.Local().Format(time.DateTime), "expired " + past.Local().Format(time.DateTime)} {
+		if !strings.Contains(res.stdout, s) {
+			t.Errorf("token list lacks %q:\n%s", s, res.stdout)
+		}
+	}
+}

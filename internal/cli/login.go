@@ -192,7 +192,7 @@ func newUserPasswdCmd(cf *connFlags) *cobra.Command {
 			if err := c.SetPassword(cmd.Context(), args[0], pw); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", args[0])
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed; their login sessions (grappe login, the web UI) were revoked, their API tokens still work\n", args[0])
 			return err
 		}),
 	}

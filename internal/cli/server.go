@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/connlimit"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/master"
 	"github.com/grappe/grappe/internal/sandbox"
@@ -36,6 +38,9 @@ type masterFlags struct {
 	placementTimeout            time.Duration
 	maxCPU, maxMem              float64
 	rateLimit                   float64
+	loginTTL                    time.Duration
+	metricsListen               string
+	maxConnsPerIP, maxConns     int
 	autoscale                   autoscaleFlags
 }
 
@@ -66,6 +71,10 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.Float64Var(&f.maxCPU, "max-cpu", 100, "give no new job to workers above this CPU percent (100: never skip)")
 	fl.Float64Var(&f.maxMem, "max-mem", 95, "give no new job to workers above this memory percent")
 	fl.Float64Var(&f.rateLimit, "rate-limit", 1000, "API requests per second per user, in bursts of up to twice that; past it 429")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", "also serve /metrics on this address over plain HTTP WITHOUT a token (for a monitoring network); on --listen it needs the token in DIR/metrics-token or an admin's")
+	fl.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 256, "connections one client IP address may hold open on each listener; past it new ones are closed at once")
+	fl.IntVar(&f.maxConns, "max-conns", 0, "connections of all listeners together (0: three quarters of the open-file limit)")
+	fl.DurationVar(&f.loginTTL, "login-ttl", auth.DefaultLoginTTL, "how long a token made by a password login (grappe login, the web UI) stays valid")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.autoscale.register(fl)
 }
@@ -74,11 +83,32 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 	return master.Config{
 		DataDir: f.data, Listen: f.listen, ClusterListen: f.clusterListen,
 		TLSHosts: f.tlsHosts, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, InsecureHTTP: f.insecureHTTP,
-		Catalogue: cat, Synchronous: f.sync,
+		Catalogue: cat, Synchronous: f.sync, LoginTTL: f.loginTTL, MetricsListen: f.metricsListen,
+		MaxConnsPerAddr: f.maxConnsPerIP, MaxConns: f.maxConns,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,
 		Autoscale: f.autoscale.config(f.catalogue, f.logLevel),
 	}
+}
+
+// printMetrics says where Prometheus scrapes, and with what.
+func printMetrics(out io.Writer, m *master.Master, data string) {
+	if a := m.MetricsAddr(); a != "" {
+		fmt.Fprintf(out, "metrics: http://%s/metrics (no token)\n", a)
+		return
+	}
+	fmt.Fprintf(out, "metrics: %s/metrics with the bearer token in %s\n", m.URL(), filepath.Join(data, master.MetricsTokenFile))
+}
+
+// raiseFileLimit lifts the open-file soft limit to the hard one: a master
+// holds a descriptor per client and per worker, a worker several per job.
+func raiseFileLimit(log *slog.Logger) {
+	n, err := connlimit.RaiseFileLimit()
+	if err != nil {
+		log.Warn("could not raise the open-file limit", "limit", n, "err", err)
+		return
+	}
+	log.Debug("open-file limit", "limit", n)
 }
 
 func defaultDataDir() string {
@@ -122,6 +152,7 @@ func newMasterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			raiseFileLimit(log)
 			cat, err := loadCatalogue(f.catalogue)
 			if err != nil {
 				return err
@@ -134,6 +165,7 @@ func newMasterCmd() *cobra.Command {
 			fmt.Fprintf(out, "grappe master serving %s\n", m.URL())
 			fmt.Fprintf(out, "workers join at %s with the token in %s\n", m.ClusterAddr(), filepath.Join(f.data, master.JoinTokenFile))
 			fmt.Fprintf(out, "admin token: %s; CA: %s\n", filepath.Join(f.data, master.AdminTokenFile), filepath.Join(f.data, master.CAFile))
+			printMetrics(out, m, f.data)
 			fmt.Fprintln(out, "grappe master is ready")
 			return m.Run(cmd.Context())
 		},
@@ -157,6 +189,7 @@ func newUpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			raiseFileLimit(log)
 			cat, err := loadCatalogue(f.catalogue)
 			if err != nil {
 				return err
@@ -211,6 +244,7 @@ func newUpCmd() *cobra.Command {
 			fmt.Fprintf(out, "use it with:\n  export GRAPPE_ADDR=%s GRAPPE_CA=%s GRAPPE_TOKEN=$(cat %s)\n",
 				m.URL(), filepath.Join(data, master.CAFile), filepath.Join(data, master.AdminTokenFile))
 			fmt.Fprintf(out, "web UI: %s (log in as a user; create one with: grappe user add NAME --role admin)\n", m.URL())
+			printMetrics(out, m, data)
 			if tb.Sandbox == "none" {
 				fmt.Fprintln(out, "WARNING: workers run programs WITHOUT a sandbox (insecure)")
 			}
@@ -254,6 +288,7 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			raiseFileLimit(log)
 			if joinToken == "" && joinTokenFile != "" {
 				b, err := os.ReadFile(joinTokenFile)
 				if err != nil {

@@ -139,7 +139,8 @@ func TestAuthAndRouting(t *testing.T) {
 		{"bad wait", c.Token, "GET", "/api/v1/jobs/x?wait=maybe", 404},
 		{"cancel unknown", c.Token, "POST", "/api/v1/jobs/nope/cancel", 404},
 		{"workers as admin", c.Token, "GET", "/api/v1/workers", 200},
-		{"metrics", "", "GET", "/metrics", 200},
+		{"metrics need a token", "", "GET", "/metrics", 401},
+		{"metrics as admin", c.Token, "GET", "/metrics", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw.token = tc.token
@@ -244,7 +245,7 @@ func TestEventsStream(t *testing.T) {
 	if err != nil {
 		t.Fatalf("events: %v", err)
 	}
-	if final == nil || final.Status != api.StatusDone || final.Run.Stdout != "one\nthree\n" {
+	if final == nil || final.Status != api.StatusDone || clustertest.RunOf(t, final).Stdout != "one\nthree\n" {
 		t.Fatalf("end event job %+v", final)
 	}
 	if got := out.String(); got != "stdout:one\nstderr:two\nstdout:three\n" {

@@ -38,11 +38,8 @@ func TestLostWorkerJobRunsElsewhere(t *testing.T) {
 	c.AddWorker(clustertest.WorkerOptions{Name: "heir", Slots: 1, Languages: []string{"bash"}})
 	killed := time.Now()
 	c.KillWorker("doomed")
-	final, err := c.Client.Wait(ctx, job.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if final.Status != api.StatusDone || final.Run.Stdout != "survived\n" || final.Worker != "heir" || final.Attempts != 2 {
+	final := clustertest.Must(t).Finished(c.Client.Wait(ctx, job.ID))
+	if final.Status != api.StatusDone || clustertest.RunOf(t, final).Stdout != "survived\n" || final.Worker != "heir" || final.Attempts != 2 {
 		t.Fatalf("after the loss: status %q worker %q attempts %d run %+v", final.Status, final.Worker, final.Attempts, final.Run)
 	}
 	t.Logf("job finished on the heir %v after its first worker vanished (worker timeout 2s)", time.Since(killed).Round(time.Millisecond))
@@ -116,7 +113,7 @@ func TestPartitionedWorkerIsLostAndItsLateResultIgnored(t *testing.T) {
 	})
 	time.Sleep(2 * time.Second)
 	again, err := c.Client.Job(ctx, job.ID)
-	if err != nil || again.Worker != "mainland" || again.Attempts != 2 || again.Run.Stdout != final.Run.Stdout || !again.FinishedAt.Equal(*final.FinishedAt) {
+	if err != nil || again.Worker != "mainland" || again.Attempts != 2 || clustertest.RunOf(t, again).Stdout != clustertest.RunOf(t, final).Stdout || !again.FinishedAt.Equal(*final.FinishedAt) {
 		t.Fatalf("the recorded result changed after the island came back: %+v → %+v (%v)", final, again, err)
 	}
 	t.Logf("partition detected and the job re-run, done %v after the cut", detected.Round(time.Millisecond))
@@ -138,11 +135,8 @@ func TestMasterRestartReadoptsRunningJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	final, err := c.Client.Wait(ctx, running.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if final.Status != api.StatusDone || final.Attempts != 1 || final.Run.Stdout != "once\n" {
+	final := clustertest.Must(t).Finished(c.Client.Wait(ctx, running.ID))
+	if final.Status != api.StatusDone || final.Attempts != 1 || clustertest.RunOf(t, final).Stdout != "once\n" {
 		t.Fatalf("the running job after a master restart: status %q attempts %d run %+v (want re-adopted, not re-run)", final.Status, final.Attempts, final.Run)
 	}
 	if j, err := c.Client.Wait(ctx, queued.ID); err != nil || j.Run == nil || j.Run.Stdout != "after\n" {
@@ -165,9 +159,9 @@ func TestMasterRestartKeepsQueuedJobs(t *testing.T) {
 	c.RestartMaster()
 	c.AddWorker(clustertest.WorkerOptions{Name: "late", Slots: 2, Languages: []string{"bash"}})
 	for _, id := range ids {
-		j, err := c.Client.Wait(ctx, id)
-		if err != nil || j.Status != api.StatusDone || j.Run.Stdout != "kept\n" || j.Attempts != 1 {
-			t.Fatalf("queued job %s after a restart: %+v %v", id, j, err)
+		j := clustertest.Must(t).Finished(c.Client.Wait(ctx, id))
+		if j.Status != api.StatusDone || clustertest.RunOf(t, j).Stdout != "kept\n" || j.Attempts != 1 {
+			t.Fatalf("queued job %s after a restart: %+v", id, j)
 		}
 	}
 }
@@ -187,11 +181,8 @@ func TestWorkerReconnectAfterBlipReadopts(t *testing.T) {
 	c.Partition("blip", true)
 	time.Sleep(300 * time.Millisecond)
 	c.Partition("blip", false)
-	final, err := c.Client.Wait(ctx, job.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if final.Status != api.StatusDone || final.Attempts != 1 || final.Worker != "blip" || final.Run.Stdout != "fine\n" {
+	final := clustertest.Must(t).Finished(c.Client.Wait(ctx, job.ID))
+	if final.Status != api.StatusDone || final.Attempts != 1 || final.Worker != "blip" || clustertest.RunOf(t, final).Stdout != "fine\n" {
 		t.Fatalf("after a blip: %+v", final)
 	}
 }
@@ -268,7 +259,7 @@ func TestWorkerShutdownDrains(t *testing.T) {
 		t.Fatalf("long job after the drain timeout: %+v %v, want handed back to the queue", lj, err)
 	}
 	c.AddWorker(clustertest.WorkerOptions{Name: "staying", Slots: 1, Languages: []string{"bash"}})
-	if lj, err = c.Client.Wait(ctx, long.ID); err != nil || lj.Worker != "staying" || lj.Attempts != 2 || lj.Run.Stdout != "long\n" {
-		t.Fatalf("long job after the hand-back: %+v %v", lj, err)
+	if lj = clustertest.Must(t).Finished(c.Client.Wait(ctx, long.ID)); lj.Worker != "staying" || lj.Attempts != 2 || clustertest.RunOf(t, lj).Stdout != "long\n" {
+		t.Fatalf("long job after the hand-back: %+v", lj)
 	}
 }

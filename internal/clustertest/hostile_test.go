@@ -85,13 +85,11 @@ func TestHostilePrograms(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			start := time.Now()
-			j, err := c.Client.SubmitWait(ctx, &api.JobRequest{Language: tc.lang, Source: tc.src, Limits: small}, 2*time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
+			j := clustertest.Must(t).Finished(c.Client.SubmitWait(ctx, &api.JobRequest{Language: tc.lang, Source: tc.src, Limits: small}, 2*time.Minute))
 			if j.Status != api.StatusDone {
 				t.Fatalf("status %q error %q", j.Status, j.Error)
 			}
+			clustertest.RunOf(t, j) // every case here compiles and runs
 			ok := false
 			for _, v := range tc.verdicts {
 				ok = ok || j.Verdict == v
@@ -110,9 +108,9 @@ func TestHostilePrograms(t *testing.T) {
 				t.Errorf("took %v", took)
 			}
 			// The worker is healthy: the next job runs normally.
-			next, err := c.Client.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo fine"}, time.Minute)
-			if err != nil || next.Verdict != api.VerdictOK || next.Run.Stdout != "fine\n" {
-				t.Fatalf("the next job after %q: %+v %v", tc.name, next, err)
+			next := clustertest.Must(t).Finished(c.Client.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo fine"}, time.Minute))
+			if next.Verdict != api.VerdictOK || clustertest.RunOf(t, next).Stdout != "fine\n" {
+				t.Fatalf("the next job after %q: %+v", tc.name, next)
 			}
 		})
 	}

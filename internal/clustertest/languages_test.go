@@ -111,10 +111,7 @@ func TestLanguagesEndToEnd(t *testing.T) {
 				req.Language = p.lang
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				defer cancel()
-				job, err := c.Client.SubmitWait(ctx, &req, 2*time.Minute)
-				if err != nil {
-					t.Fatalf("submit: %v", err)
-				}
+				job := clustertest.Must(t).Finished(c.Client.SubmitWait(ctx, &req, 2*time.Minute))
 				if job.Status != api.StatusDone {
 					t.Fatalf("status %q (error %q), want done", job.Status, job.Error)
 				}
@@ -122,6 +119,7 @@ func TestLanguagesEndToEnd(t *testing.T) {
 			}
 			t.Run("hello", func(t *testing.T) {
 				job := run(t, api.JobRequest{Source: p.hello})
+				clustertest.RunOf(t, job)
 				if job.Verdict != api.VerdictOK || job.Run.Stdout != "hello\n" {
 					t.Fatalf("verdict %q stdout %q compile %+v", job.Verdict, job.Run.Stdout, job.Compile)
 				}
@@ -131,18 +129,21 @@ func TestLanguagesEndToEnd(t *testing.T) {
 			})
 			t.Run("stdin and args", func(t *testing.T) {
 				job := run(t, api.JobRequest{Source: p.echo, Stdin: "from stdin\n", Args: []string{"a", "b c"}})
+				clustertest.RunOf(t, job)
 				if job.Verdict != api.VerdictOK || job.Run.Stdout != "a b c\nfrom stdin\n" {
 					t.Fatalf("verdict %q stdout %q stderr %q", job.Verdict, job.Run.Stdout, job.Run.Stderr)
 				}
 			})
 			t.Run("non-zero exit", func(t *testing.T) {
 				job := run(t, api.JobRequest{Source: p.exit3})
+				clustertest.RunOf(t, job)
 				if job.Verdict != api.VerdictRuntimeError || job.Run.ExitCode != 3 || job.Run.Stdout != "bye\n" {
 					t.Fatalf("verdict %q exit %d stdout %q", job.Verdict, job.Run.ExitCode, job.Run.Stdout)
 				}
 			})
 			t.Run("runtime error", func(t *testing.T) {
 				job := run(t, api.JobRequest{Source: p.crash})
+				clustertest.RunOf(t, job)
 				if job.Verdict != api.VerdictRuntimeError || (job.Run.ExitCode == 0 && job.Run.Signal == "") {
 					t.Fatalf("verdict %q exit %d signal %q", job.Verdict, job.Run.ExitCode, job.Run.Signal)
 				}

@@ -17,11 +17,7 @@ func submitWait(t *testing.T, c *clustertest.Cluster, req api.JobRequest) *api.J
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	job, err := c.Client.SubmitWait(ctx, &req, time.Minute)
-	if err != nil {
-		t.Fatalf("submit: %v", err)
-	}
-	return job
+	return clustertest.Must(t).Finished(c.Client.SubmitWait(ctx, &req, time.Minute))
 }
 
 func TestRoutingByLanguage(t *testing.T) {

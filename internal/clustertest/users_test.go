@@ -37,9 +37,9 @@ func TestUsersAndIsolation(t *testing.T) {
 	alice := addUser(t, c, "alice", "user")
 	bob := addUser(t, c, "bob", "user")
 
-	job, err := alice.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo secret"}, time.Minute)
-	if err != nil || job.Owner != "alice" || job.Run.Stdout != "secret\n" {
-		t.Fatalf("alice's job: %+v %v", job, err)
+	job := clustertest.Must(t).Finished(alice.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo secret"}, time.Minute))
+	if job.Owner != "alice" || clustertest.RunOf(t, job).Stdout != "secret\n" {
+		t.Fatalf("alice's job: %+v", job)
 	}
 	// Bob can neither read, wait on, stream nor cancel it: 404, not 403.
 	if _, err := bob.Job(ctx, job.ID); !client.IsNotFound(err) {
@@ -191,5 +191,97 @@ func TestQueueCapAndRateLimits(t *testing.T) {
 	}
 	if _, err := anon.Login(ctx, "erin", "correct horse erin"); !client.IsRateLimited(err) {
 		t.Fatalf("login right after the throttle: %v, want 429", err)
+	}
+}
+
+func TestLoginTokensExpireAndPasswordChangeRevokesThem(t *testing.T) {
+	const ttl = 2 * time.Second
+	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) { cfg.LoginTTL = ttl }})
+	ctx := context.Background()
+	loggedIn := time.Now()
+	alice := addUser(t, c, "alice", "user")
+	apiTok, err := alice.CreateToken(ctx, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if apiTok.Kind != api.TokenKindAPI || apiTok.ExpiresAt != nil {
+		t.Fatalf("created token: kind %q expires %v, want api, never", apiTok.Kind, apiTok.ExpiresAt)
+	}
+	shortTok, err := alice.CreateTokenExpiring(ctx, "short", time.Now().Add(ttl))
+	if err != nil || shortTok.ExpiresAt == nil {
+		t.Fatalf("token with an expiry: %+v %v", shortTok, err)
+	}
+	ts, err := alice.Tokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	var last time.Time // the latest expiry of the two that expire
+	for _, tk := range ts {
+		kinds[tk.Name] = tk.Kind
+		if tk.ExpiresAt != nil && tk.ExpiresAt.After(last) {
+			last = *tk.ExpiresAt
+		}
+		if tk.Kind == api.TokenKindLogin && (tk.ExpiresAt == nil || tk.ExpiresAt.Before(loggedIn.Add(ttl)) || tk.ExpiresAt.After(time.Now().Add(ttl))) {
+			t.Errorf("login token expires %v, want %v after the login", tk.ExpiresAt, ttl)
+		}
+	}
+	if kinds["login"] != api.TokenKindLogin || kinds["ci"] != api.TokenKindAPI {
+		t.Fatalf("token kinds %v, want login and api", kinds)
+	}
+
+	// Past the TTL, the login token and the short one answer 401 saying
+	// why; the API token without expiry still works.
+	time.Sleep(time.Until(last.Add(100 * time.Millisecond)))
+	short := c.NewClient(shortTok.Token)
+	defer short.Close()
+	for name, cl := range map[string]interface {
+		Jobs(context.Context, string, int) ([]api.Job, error)
+	}{"login": alice, "short": short} {
+		_, err := cl.Jobs(ctx, "", 1)
+		if !client.IsUnauthorized(err) || !strings.Contains(err.Error(), "expired") {
+			t.Errorf("%s token past its expiry: %v, want 401 saying it expired", name, err)
+		}
+	}
+	ci := c.NewClient(apiTok.Token)
+	defer ci.Close()
+	if _, err := ci.Jobs(ctx, "", 1); err != nil {
+		t.Fatalf("API token without expiry: %v", err)
+	}
+
+	// A password change revokes the login tokens (a fresh one here) and
+	// keeps the API tokens.
+	anon := c.NewClient("")
+	defer anon.Close()
+	fresh, err := anon.Login(ctx, "alice", "correct horse alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := c.NewClient(fresh)
+	defer session.Close()
+	if _, err := session.Jobs(ctx, "", 1); err != nil {
+		t.Fatalf("fresh login token: %v", err)
+	}
+	if err := ci.SetPassword(ctx, "alice", "a brand new password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := session.Jobs(ctx, "", 1); !client.IsUnauthorized(err) {
+		t.Fatalf("login token after a password change: %v, want 401", err)
+	}
+	if _, err := ci.Jobs(ctx, "", 1); err != nil {
+		t.Fatalf("API token after a password change: %v", err)
+	}
+	// An admin changing the password revokes them the same way.
+	again, err := anon.Login(ctx, "alice", "a brand new password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	session2 := c.NewClient(again)
+	defer session2.Close()
+	if err := c.Client.SetPassword(ctx, "alice", "set by the admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := session2.Jobs(ctx, "", 1); !client.IsUnauthorized(err) {
+		t.Fatalf("login token after an admin's password change: %v, want 401", err)
 	}
 }

@@ -33,6 +33,8 @@ func Errorf(status int, code, format string, args ...any) *Error {
 var (
 	ErrNotFound = &Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: "not found"}
 	ErrNoAuth   = &Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "missing or invalid token"}
+	// ErrExpired says why a known token no longer works, and what to do.
+	ErrExpired  = &Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "the token has expired: log in again (grappe login) or create a new token"}
 	ErrNotAdmin = &Error{Status: http.StatusForbidden, Code: api.CodeForbidden, Message: "admin role required"}
 )
 

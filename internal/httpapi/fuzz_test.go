@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/auth"
@@ -45,11 +46,11 @@ type fakeUsers struct{ users Users }
 
 var _ Users = fakeUsers{}
 
-func (fakeUsers) Login(ctx context.Context, name, password string) (string, error) {
+func (fakeUsers) LoginFor(ctx context.Context, name, password string, ttl time.Duration) (string, time.Time, error) {
 	if name == "u" && password == "right password" {
-		return "good", nil
+		return "good", time.Now().Add(time.Hour), nil
 	}
-	return "", auth.ErrBadCredentials
+	return "", time.Time{}, auth.ErrBadCredentials
 }
 
 func (fakeUsers) AddUser(ctx context.Context, name, password, role string) (*store.User, error) {
@@ -60,7 +61,7 @@ func (fakeUsers) RemoveUser(ctx context.Context, name string) error            {
 func (fakeUsers) SetPassword(ctx context.Context, n, p string) error           { return auth.ErrNoUser }
 func (fakeUsers) Tokens(ctx context.Context, u string) ([]*store.Token, error) { return nil, nil }
 func (fakeUsers) DeleteToken(ctx context.Context, u, id string) error          { return auth.ErrNoToken }
-func (fakeUsers) CreateToken(ctx context.Context, u, n string) (*store.Token, string, error) {
+func (fakeUsers) CreateToken(ctx context.Context, u, n string, exp time.Time) (*store.Token, string, error) {
 	return nil, "", auth.ErrInvalid
 }
 

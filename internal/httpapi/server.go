@@ -82,8 +82,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxWait caps ?wait=true&timeout= (default 5 minutes).
 	MaxWait time.Duration
-	// Metrics, if set, is served at /metrics.
+	// Metrics, if set, is served at /metrics to an admin's token or to
+	// MetricsToken: the series name the workers, their versions and their
+	// sandboxes, which is a map for an attacker.
 	Metrics http.Handler
+	// MetricsToken, if set, is a token that may read /metrics and nothing
+	// else (Prometheus's bearer token).
+	MetricsToken string
 	// Clients records who is calling, for the cluster view.
 	Clients *Clients
 	Limits  RateLimits
@@ -120,7 +125,7 @@ func New(cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+		mux.HandleFunc("GET /metrics", s.metrics)
 	}
 	mux.Handle("POST /api/v1/jobs", s.authed(s.submit))
 	mux.Handle("GET /api/v1/jobs", s.authed(s.listJobs))
@@ -214,6 +219,9 @@ func (s *server) authenticate(r *http.Request) (*auth.Principal, error) {
 		return nil, ErrNoAuth
 	}
 	p, err := s.Auth.Authenticate(r.Context(), token)
+	if errors.Is(err, auth.ErrTokenExpired) {
+		return nil, ErrExpired
+	}
 	if errors.Is(err, auth.ErrUnauthenticated) {
 		return nil, ErrNoAuth
 	}

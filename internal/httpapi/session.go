@@ -42,7 +42,8 @@ func setCookie(w http.ResponseWriter, name, value string, httpOnly bool, maxAge 
 
 // createSession logs in with a password and sets the session cookies.
 func (s *server) createSession(w http.ResponseWriter, r *http.Request) {
-	token, err := s.passwordLogin(w, r, "web")
+	// The session's token dies with its cookie, not weeks later.
+	token, _, err := s.passwordLogin(w, r, "web", sessionMaxAge)
 	if err != nil {
 		writeError(w, s.Logger, r, err)
 		return

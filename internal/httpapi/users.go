@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/auth"
@@ -13,12 +14,12 @@ import (
 
 // Users is what the user endpoints need; *auth.Authenticator is the real one.
 type Users interface {
-	Login(ctx context.Context, name, password string) (string, error)
+	LoginFor(ctx context.Context, name, password string, ttl time.Duration) (token string, expires time.Time, err error)
 	AddUser(ctx context.Context, name, password, role string) (*store.User, error)
 	Users(ctx context.Context) ([]*store.User, error)
 	RemoveUser(ctx context.Context, name string) error
 	SetPassword(ctx context.Context, name, password string) error
-	CreateToken(ctx context.Context, user, name string) (*store.Token, string, error)
+	CreateToken(ctx context.Context, user, name string, expires time.Time) (*store.Token, string, error)
 	Tokens(ctx context.Context, user string) ([]*store.Token, error)
 	DeleteToken(ctx context.Context, user, id string) error
 }
@@ -56,31 +57,32 @@ func (s *server) throttleLogin(r *http.Request, username string) error {
 }
 
 // passwordLogin decodes a login, throttles it, checks the password and
-// returns a new token; via says where it came from, for the audit lines.
-func (s *server) passwordLogin(w http.ResponseWriter, r *http.Request, via string) (string, error) {
+// returns a new login token valid for ttl at most (0: the master's login
+// TTL); via says where it came from, for the audit lines.
+func (s *server) passwordLogin(w http.ResponseWriter, r *http.Request, via string, ttl time.Duration) (string, time.Time, error) {
 	var req api.LoginRequest
 	if err := s.decode(w, r, &req); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	if err := s.throttleLogin(r, req.Username); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	token, err := s.Users.Login(r.Context(), req.Username, req.Password)
+	token, expires, err := s.Users.LoginFor(r.Context(), req.Username, req.Password, ttl)
 	if err != nil {
 		s.Logger.Warn("login failed", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", via)
-		return "", userError(err)
+		return "", time.Time{}, userError(err)
 	}
-	s.Logger.Info("login", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", via)
-	return token, nil
+	s.Logger.Info("login", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", via, "expires", expires)
+	return token, expires, nil
 }
 
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
-	token, err := s.passwordLogin(w, r, "api")
+	token, expires, err := s.passwordLogin(w, r, "api", 0)
 	if err != nil {
 		writeError(w, s.Logger, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.LoginResponse{Token: token})
+	writeJSON(w, http.StatusOK, api.LoginResponse{Token: token, ExpiresAt: &expires})
 }
 
 func apiUser(u *store.User) api.User {
@@ -137,7 +139,7 @@ func (s *server) setPassword(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if err := s.Users.SetPassword(r.Context(), name, req.Password); err != nil {
 		return userError(err)
 	}
-	s.Logger.Info("password set", "audit", true, "user", name, "by", p.User)
+	s.Logger.Info("password set; the user's login tokens revoked", "audit", true, "user", name, "by", p.User)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -147,13 +149,29 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	t, secret, err := s.Users.CreateToken(r.Context(), p.User, req.Name)
+	var expires time.Time
+	if req.ExpiresAt != nil {
+		expires = *req.ExpiresAt
+	}
+	t, secret, err := s.Users.CreateToken(r.Context(), p.User, req.Name, expires)
 	if err != nil {
 		return userError(err)
 	}
-	s.Logger.Info("token created", "audit", true, "user", p.User, "token_id", t.ID, "name", t.Name)
-	writeJSON(w, http.StatusCreated, api.APIToken{ID: t.ID, Name: t.Name, Token: secret, CreatedAt: t.CreatedAt})
+	s.Logger.Info("token created", "audit", true, "user", p.User, "token_id", t.ID, "name", t.Name, "expires", t.ExpiresAt)
+	out := apiToken(t)
+	out.Token = secret
+	writeJSON(w, http.StatusCreated, out)
 	return nil
+}
+
+// apiToken is a token as the API shows it, without its secret.
+func apiToken(t *store.Token) api.APIToken {
+	out := api.APIToken{ID: t.ID, Name: t.Name, Kind: t.Kind, CreatedAt: t.CreatedAt}
+	if !t.ExpiresAt.IsZero() {
+		exp := t.ExpiresAt
+		out.ExpiresAt = &exp
+	}
+	return out
 }
 
 func (s *server) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
@@ -163,7 +181,7 @@ func (s *server) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	}
 	out := api.APITokenList{Tokens: make([]api.APIToken, 0, len(ts))}
 	for _, t := range ts {
-		out.Tokens = append(out.Tokens, api.APIToken{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt})
+		out.Tokens = append(out.Tokens, apiToken(t))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

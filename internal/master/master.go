@@ -26,6 +26,8 @@ import (
 	"github.com/grappe/grappe/api/clusterpb"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/autoscale"
+	"github.com/grappe/grappe/internal/connlimit"
+	"github.com/grappe/grappe/internal/datadir"
 	"github.com/grappe/grappe/internal/httpapi"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/pki"
@@ -65,6 +67,22 @@ type Config struct {
 	// Synchronous is SQLite's durability: "normal" (default: survives a
 	// crash of the master process) or "full" (also a power loss).
 	Synchronous string
+	// LoginTTL is how long a token made by a password login (grappe
+	// login, the web UI) is valid; default 30 days.
+	LoginTTL time.Duration
+	// MetricsListen, if set, also serves /metrics there, over plain HTTP
+	// and without a token: for a monitoring network the operator keeps
+	// apart. On Listen, /metrics always needs the scrape token
+	// (DIR/metrics-token) or an admin's.
+	MetricsListen string
+	// MaxConnsPerAddr caps the connections one client IP address holds on
+	// each listener (default 256: clients behind one NAT share an
+	// address); past it a new connection is closed at once.
+	MaxConnsPerAddr int
+	// MaxConns caps the connections of all listeners together (default:
+	// three quarters of the open-file limit, so the master keeps
+	// descriptors for its database and for /healthz).
+	MaxConns int
 
 	HeartbeatInterval time.Duration // default 1s
 	WorkerTimeout     time.Duration // silent this long → lost; default 5s
@@ -116,6 +134,12 @@ func (c *Config) setDefaults() {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
 	}
+	if c.MaxConnsPerAddr == 0 {
+		c.MaxConnsPerAddr = 256
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = connlimit.DefaultTotal(connlimit.FileLimit())
+	}
 	if c.MaxQueuedPerUser == 0 {
 		c.MaxQueuedPerUser = 10000
 	}
@@ -166,6 +190,13 @@ type Master struct {
 	httpSrv          *http.Server
 	grpcSrv          *grpc.Server
 
+	// conns is the connection budget the listeners share.
+	conns *connlimit.Budget
+	// metricsLn and metricsSrv serve Config.MetricsListen; nil without.
+	metricsLn    net.Listener
+	metricsSrv   *http.Server
+	metricsToken string
+
 	kickc chan struct{}
 
 	mu      sync.Mutex
@@ -183,7 +214,10 @@ const (
 	CAFile         = "ca.pem"
 	AdminTokenFile = "admin-token"
 	JoinTokenFile  = "join-token"
-	dbFile         = "grappe.db"
+	// MetricsTokenFile holds the token that may read /metrics and nothing
+	// else (mode 0600), for Prometheus's credentials_file.
+	MetricsTokenFile = "metrics-token"
+	dbFile           = "grappe.db"
 )
 
 // New opens the store, creates the CA and tokens on first start, rebuilds
@@ -194,7 +228,7 @@ func New(cfg Config) (*Master, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("master: DataDir is required")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := datadir.Ensure(cfg.DataDir, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("master: data dir: %w", err)
 	}
 	m := &Master{
@@ -224,12 +258,15 @@ func New(cfg Config) (*Master, error) {
 	if m.store, err = sqlite.New(sqlite.Config{Path: filepath.Join(cfg.DataDir, dbFile), Synchronous: cfg.Synchronous}); err != nil {
 		return nil, fmt.Errorf("master: store: %w", err)
 	}
-	m.auth = auth.New(m.store)
+	m.auth = auth.New(m.store, auth.Config{LoginTTL: cfg.LoginTTL})
 	ctx := context.Background()
 	if err := m.auth.EnsureAdmin(ctx, filepath.Join(cfg.DataDir, AdminTokenFile)); err != nil {
 		return nil, fmt.Errorf("master: admin token: %w", err)
 	}
 	if m.joinToken, err = m.loadJoinToken(); err != nil {
+		return nil, err
+	}
+	if m.metricsToken, err = loadMetricsToken(filepath.Join(cfg.DataDir, MetricsTokenFile)); err != nil {
 		return nil, err
 	}
 	if err := m.recover(ctx); err != nil {
@@ -290,9 +327,13 @@ func (m *Master) listen() error {
 	if m.clusterLn, err = net.Listen("tcp", m.cfg.ClusterListen); err != nil {
 		return fmt.Errorf("master: cluster listen %s: %w", m.cfg.ClusterListen, err)
 	}
+	// Both capped below TLS: a refused connection costs no handshake.
+	m.conns = connlimit.NewBudget(m.cfg.MaxConns)
+	m.apiLn = m.limitConns(m.apiLn, "api")
+	m.clusterLn = m.limitConns(m.clusterLn, "cluster")
 	handler := httpapi.New(httpapi.Config{
 		Service: m, Auth: m.auth, Users: m.auth, Revoker: m.auth, Logger: m.log,
-		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(),
+		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(), MetricsToken: m.metricsToken,
 		Limits: httpapi.RateLimits{PerUser: m.cfg.RequestsPerSecond, Burst: int(2 * m.cfg.RequestsPerSecond)},
 		Web:    web.Handler(web.Config{}),
 	})
@@ -315,6 +356,10 @@ func (m *Master) listen() error {
 	m.grpcSrv = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(grpcTLS)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// A connection that never completes its handshake, or holds no
+		// call for minutes, is closed: a worker always holds its stream.
+		grpc.ConnectionTimeout(10*time.Second),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.MaxSendMsgSize(64<<20),
 		// Fixed flow-control windows: left dynamic, gRPC measures the
@@ -324,7 +369,13 @@ func (m *Master) listen() error {
 		grpc.InitialConnWindowSize(connWindow),
 	)
 	clusterpb.RegisterClusterServer(m.grpcSrv, &clusterServer{m: m})
-	return nil
+	return m.listenMetrics()
+}
+
+// limitConns caps a listener's connections per client address and draws
+// them from the master's budget.
+func (m *Master) limitConns(ln net.Listener, name string) net.Listener {
+	return connlimit.NewListener(ln, connlimit.Config{PerAddr: m.cfg.MaxConnsPerAddr, Total: m.conns, Name: name, Logger: m.log})
 }
 
 // apiTLS is the REST API's TLS configuration: the operator's certificate
@@ -390,6 +441,14 @@ func (m *Master) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if m.metricsSrv != nil {
+		g.Go(func() error {
+			if err := m.metricsSrv.Serve(m.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("master: metrics: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { m.dispatchLoop(gctx); return nil })
 	g.Go(func() error { m.sweepLoop(gctx); return nil })
 	g.Go(func() error { m.statsLoop(gctx); return nil })
@@ -426,6 +485,9 @@ func (m *Master) shutdown() {
 		m.grpcSrv.Stop()
 	}
 	_ = m.httpSrv.Shutdown(ctx)
+	if m.metricsSrv != nil {
+		_ = m.metricsSrv.Shutdown(ctx)
+	}
 }
 
 // Close releases everything; it is safe to call more than once.
@@ -435,10 +497,12 @@ func (m *Master) Close() error {
 		if m.grpcSrv != nil {
 			m.grpcSrv.Stop()
 		}
-		if m.httpSrv != nil {
-			_ = m.httpSrv.Close()
+		for _, srv := range []*http.Server{m.httpSrv, m.metricsSrv} {
+			if srv != nil {
+				_ = srv.Close()
+			}
 		}
-		for _, ln := range []net.Listener{m.apiLn, m.clusterLn} {
+		for _, ln := range []net.Listener{m.apiLn, m.clusterLn, m.metricsLn} {
 			if ln != nil {
 				_ = ln.Close()
 			}

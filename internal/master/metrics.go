@@ -1,7 +1,11 @@
 package master
 
 import (
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/auth"
 )
 
 // metrics are the master's Prometheus series. They live in a registry of
@@ -181,4 +186,63 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.lastHeartbeat, float64(r.lastBeat.UnixNano())/1e9, r.name)
 		}
 	}
+}
+
+// loadMetricsToken reads the scrape token, creating it (mode 0600) on
+// first start.
+func loadMetricsToken(path string) (string, error) {
+	tok, err := auth.ReadSecretFile(path)
+	if err == nil {
+		return tok, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("master: metrics token: %w", err)
+	}
+	if tok, err = auth.NewToken(); err != nil {
+		return "", fmt.Errorf("master: metrics token: %w", err)
+	}
+	if err := auth.WriteSecretFile(path, tok); err != nil {
+		return "", fmt.Errorf("master: metrics token: %w", err)
+	}
+	return tok, nil
+}
+
+// listenMetrics binds Config.MetricsListen, if set: /metrics and /healthz
+// over plain HTTP, no token, as Prometheus scrapes by default.
+func (m *Master) listenMetrics() error {
+	if m.cfg.MetricsListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.cfg.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("master: metrics listen %s: %w", m.cfg.MetricsListen, err)
+	}
+	m.metricsLn = m.limitConns(ln, "metrics")
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.metrics.handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	m.metricsSrv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+	}
+	if host, _, err := net.SplitHostPort(m.cfg.MetricsListen); err == nil {
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			m.log.Warn("metrics served WITHOUT a token on a non-loopback address: keep it to the monitoring network", "metrics_listen", ln.Addr().String())
+		}
+	}
+	return nil
+}
+
+// MetricsAddr is where Config.MetricsListen serves, or "" without it.
+func (m *Master) MetricsAddr() string {
+	if m.metricsLn == nil {
+		return ""
+	}
+	return m.metricsLn.Addr().String()
 }

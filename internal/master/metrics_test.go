@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +17,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/clustertest"
+	"github.com/grappe/grappe/internal/master"
 )
 
 // TestMetricsAfterKnownJobs runs jobs whose outcome is known, then checks
@@ -149,22 +154,15 @@ func TestMetricsRunTimeOfTests(t *testing.T) {
 	}
 }
 
-// scrape reads /metrics over HTTPS, trusting the cluster CA, as
-// Prometheus would (no token: the endpoint is open).
+// scrape reads /metrics over HTTPS, trusting the cluster CA, with the
+// scrape token, as Prometheus would.
 func scrape(t *testing.T, c *clustertest.Cluster) map[string]*dto.MetricFamily {
 	t.Helper()
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(c.Master.CAPEM()) {
-		t.Fatal("bad CA PEM")
-	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-	}}
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Get(c.Master.URL() + "/metrics")
+	token, err := auth.ReadSecretFile(filepath.Join(c.DataDir, master.MetricsTokenFile))
 	if err != nil {
-		t.Fatalf("scrape: %v", err)
+		t.Fatalf("metrics token: %v", err)
 	}
+	resp := get(t, c.Master.CAPEM(), c.Master.URL()+"/metrics", token)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("scrape: %s", resp.Status)
@@ -175,6 +173,113 @@ func scrape(t *testing.T, c *clustertest.Cluster) map[string]*dto.MetricFamily {
 		t.Fatalf("parse metrics: %v", err)
 	}
 	return fams
+}
+
+// tlsConfig trusts caPEM.
+func tlsConfig(t *testing.T, caPEM []byte) *tls.Config {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("bad CA PEM")
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+// get sends a GET with a bearer token (none if empty), over HTTPS
+// trusting caPEM when it is set.
+func get(t *testing.T, caPEM []byte, url, token string) *http.Response {
+	t.Helper()
+	tr := &http.Transport{}
+	if caPEM != nil {
+		tr.TLSClientConfig = tlsConfig(t, caPEM)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp
+}
+
+// /metrics names the workers, their versions and sandboxes: it needs the
+// scrape token or an admin's, and the scrape token opens nothing else.
+func TestMetricsNeedAToken(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	ctx := context.Background()
+	scrapeToken, err := auth.ReadSecretFile(filepath.Join(c.DataDir, master.MetricsTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(c.DataDir, master.MetricsTokenFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("metrics-token file: %v %v, want mode 0600", fi.Mode(), err)
+	}
+	if err := c.Client.AddUser(ctx, "alice", "correct horse alice", "user"); err != nil {
+		t.Fatal(err)
+	}
+	anon := c.NewClient("")
+	defer anon.Close()
+	userToken, err := anon.Login(ctx, "alice", "correct horse alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path, token string
+		status            int
+	}{
+		{"no token", "/metrics", "", http.StatusUnauthorized},
+		{"wrong token", "/metrics", "grp_nope", http.StatusUnauthorized},
+		{"a user's token", "/metrics", userToken, http.StatusForbidden},
+		{"an admin's token", "/metrics", c.Token, http.StatusOK},
+		{"the scrape token", "/metrics", scrapeToken, http.StatusOK},
+		{"the scrape token elsewhere", "/api/v1/workers", scrapeToken, http.StatusUnauthorized},
+		{"the scrape token on jobs", "/api/v1/jobs", scrapeToken, http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := get(t, c.Master.CAPEM(), c.Master.URL()+tc.path, tc.token)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("GET %s: %d, want %d: %.200s", tc.path, resp.StatusCode, tc.status, body)
+			}
+			if tc.status != http.StatusOK && strings.Contains(string(body), "grappe_") {
+				t.Fatalf("a refused scrape got series: %.200s", body)
+			}
+		})
+	}
+}
+
+// With --metrics-listen, the operator's separate address serves them
+// without a token; the API's address still wants one.
+func TestMetricsListen(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) { cfg.MetricsListen = "127.0.0.1:0" }})
+	addr := c.Master.MetricsAddr()
+	if addr == "" {
+		t.Fatal("no metrics address")
+	}
+	resp := get(t, nil, "http://"+addr+"/metrics", "")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "grappe_jobs") {
+		t.Fatalf("metrics listener: %d %.200s", resp.StatusCode, body)
+	}
+	resp = get(t, nil, "http://"+addr+"/api/v1/workers", c.Token)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the API on the metrics listener: %d, want 404", resp.StatusCode)
+	}
+	resp = get(t, c.Master.CAPEM(), c.Master.URL()+"/metrics", "")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("metrics on the API address without a token: %d, want 401", resp.StatusCode)
+	}
 }
 
 // series returns the metrics of a family whose labels include want.

@@ -119,13 +119,30 @@ type User struct {
 	CreatedAt    time.Time
 }
 
+// Token kinds.
+const (
+	// TokenAPI is a token made on purpose (grappe token create, the
+	// admin-token file): valid until revoked or until its ExpiresAt.
+	TokenAPI = "api"
+	// TokenLogin is a token a password login made (grappe login, the web
+	// UI): it expires, and a password change revokes it.
+	TokenLogin = "login"
+)
+
 // Token is an API token; only its hash is stored.
 type Token struct {
 	ID        string
 	Hash      string // hex SHA-256 of the secret
 	User      string
 	Name      string
+	Kind      string // TokenAPI or TokenLogin; empty is taken as TokenAPI
 	CreatedAt time.Time
+	ExpiresAt time.Time // zero: never expires
+}
+
+// Expired reports whether the token is past its expiry at now.
+func (t *Token) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
 }
 
 // Store is what the master needs from durable storage. All methods are safe
@@ -196,6 +213,15 @@ type Store interface {
 	// unknown user).
 	ListTokens(ctx context.Context, user string) ([]*Token, error)
 	DeleteToken(ctx context.Context, id string) error
+	// SetPasswordHash replaces a user's password hash and deletes every
+	// login token (Kind TokenLogin) of the user, in one transaction, so
+	// that no session opened with the old password outlives it. It
+	// returns how many tokens it deleted; the user's API tokens stay.
+	// ErrNotFound if the user does not exist.
+	SetPasswordHash(ctx context.Context, name, hash string) (revoked int, err error)
+	// DeleteExpiredTokens deletes every token whose ExpiresAt is set and
+	// not after now, and returns how many.
+	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
 
 	// Worker identities (mutual TLS). A name has at most one live
 	// identity: a join with the join token cannot take a name over.

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/datadir"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/runner"
 	"github.com/grappe/grappe/internal/sandbox"
@@ -99,7 +99,7 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 		}
 		cfg.Catalogue = c
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := datadir.Ensure(cfg.DataDir, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("worker: data dir: %w", err)
 	}
 	sb := cfg.Sandbox

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/datadir"
 	"github.com/grappe/grappe/internal/pki"
 	"github.com/grappe/grappe/internal/runner"
 )
@@ -128,6 +129,10 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 30 * time.Second
+	}
+	// The worker's key goes in DataDir: private before anything is written.
+	if err := datadir.Ensure(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("worker: data dir: %w", err)
 	}
 	tlsCfg, err := masterTLS(&cfg)
 	if err != nil {

@@ -109,6 +109,18 @@ UPDATE jobs SET worker_identity = COALESCE(
 	(SELECT id FROM worker_identities WHERE name = jobs.worker), 'none')
 WHERE status = 'running';
 `,
+		// 5: token kinds and expiry. A token a password login made is a
+		// "login" token: it expires, and a password change revokes it;
+		// tokens made on purpose stay "api" tokens, valid until revoked
+		// unless created with an expiry. Login tokens made before this
+		// migration carry the name "login"; they get the default 30 days
+		// from their creation, as if made now.
+		`
+ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api'
+	CHECK (kind IN ('api', 'login'));
+ALTER TABLE tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+UPDATE tokens SET kind = 'login', expires_at = created_at + 30 * 86400 * 1000000000 WHERE name = 'login';
+`,
 	}
 }
 

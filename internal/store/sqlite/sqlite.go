@@ -20,11 +20,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/grappe/grappe/internal/datadir"
 	"github.com/grappe/grappe/internal/store"
 
 	msqlite "modernc.org/sqlite" // registers the "sqlite" driver
@@ -116,6 +118,9 @@ func open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: New: Synchronous %q: want %q or %q", cfg.Synchronous, SyncNormal, SyncFull)
 	}
 	ctx := context.Background()
+	if err := createPrivate(cfg.Path); err != nil {
+		return nil, err
+	}
 
 	// Pragmas travel in the DSN so that every connection the pools ever open
 	// (including after a reconnect) gets them, not just the first one.
@@ -142,6 +147,14 @@ func open(cfg Config) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
+	// SQLite gives the -wal and -shm files the database file's mode, but
+	// files an older version left keep theirs.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := datadir.PrivateFile(cfg.Path + suffix); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("sqlite: New: %w", err)
+		}
+	}
 	if err := migrate(ctx, w); err != nil {
 		w.Close()
 		return nil, err
@@ -167,6 +180,23 @@ func open(cfg Config) (*Store, error) {
 	}
 	s.writes = newCommitter(w)
 	return s, nil
+}
+
+// createPrivate creates the database file with mode 0600 before SQLite
+// does (SQLite would use 0644 less the umask), and makes an existing one
+// 0600: it holds every user's sources and password hashes.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, datadir.FileMode)
+	if err != nil {
+		return fmt.Errorf("sqlite: New: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sqlite: New: %w", err)
+	}
+	if err := datadir.PrivateFile(path); err != nil {
+		return fmt.Errorf("sqlite: New: %w", err)
+	}
+	return nil
 }
 
 // dsn builds a driver DSN. The path goes in a file: URI, escaped, so that a

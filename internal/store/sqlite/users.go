@@ -5,11 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/grappe/grappe/internal/store"
 )
 
-const sqlTokenByHash = `SELECT id, hash, user, name, created_at FROM tokens WHERE hash = ?`
+// tokenColumns are the columns scanToken reads, in its order.
+const tokenColumns = `id, hash, user, name, kind, created_at, expires_at`
+
+const sqlTokenByHash = `SELECT ` + tokenColumns + ` FROM tokens WHERE hash = ?`
 
 // PutUser implements store.Store: insert, or replace every field of an
 // existing user.
@@ -82,9 +86,13 @@ func (s *Store) CreateToken(ctx context.Context, t *store.Token) error {
 	if t.ID == "" || t.Hash == "" {
 		return errors.New("sqlite: CreateToken: empty id or hash")
 	}
+	kind := t.Kind
+	if kind == "" {
+		kind = store.TokenAPI
+	}
 	_, err := s.w.ExecContext(ctx,
-		`INSERT INTO tokens (id, hash, user, name, created_at) VALUES (?, ?, ?, ?, ?)`,
-		t.ID, t.Hash, t.User, t.Name, nanos(t.CreatedAt))
+		`INSERT INTO tokens (id, hash, user, name, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Hash, t.User, t.Name, kind, nanos(t.CreatedAt), nanos(t.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateToken %q for user %q: %w", t.ID, t.User, constraintErr(err))
 	}
@@ -108,7 +116,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*store.Token, err
 // (not an error) for an unknown user.
 func (s *Store) ListTokens(ctx context.Context, user string) ([]*store.Token, error) {
 	rows, err := s.r.QueryContext(ctx,
-		`SELECT id, hash, user, name, created_at FROM tokens WHERE user = ? ORDER BY created_at, id`, user)
+		`SELECT `+tokenColumns+` FROM tokens WHERE user = ? ORDER BY created_at, id`, user)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ListTokens %q: %w", user, err)
 	}
@@ -130,6 +138,51 @@ func (s *Store) ListTokens(ctx context.Context, user string) ([]*store.Token, er
 // DeleteToken implements store.Store.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	return s.deleteOne(ctx, "DeleteToken", id, `DELETE FROM tokens WHERE id = ?`)
+}
+
+// SetPasswordHash implements store.Store: the new hash and the deletion of
+// the user's login tokens commit together, so a crash cannot leave the new
+// password in place with the old sessions still valid.
+func (s *Store) SetPasswordHash(ctx context.Context, name, hash string) (int, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: SetPasswordHash %q: %w", name, err)
+	}
+	defer tx.Rollback() // no-op after Commit
+	res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE name = ?`, hash, name)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: SetPasswordHash %q: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return 0, fmt.Errorf("sqlite: SetPasswordHash %q: %w", name, err)
+	} else if n == 0 {
+		return 0, fmt.Errorf("sqlite: SetPasswordHash %q: %w", name, store.ErrNotFound)
+	}
+	res, err = tx.ExecContext(ctx, `DELETE FROM tokens WHERE user = ? AND kind = ?`, name, store.TokenLogin)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: SetPasswordHash %q: revoke login tokens: %w", name, err)
+	}
+	revoked, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: SetPasswordHash %q: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite: SetPasswordHash %q: %w", name, err)
+	}
+	return int(revoked), nil
+}
+
+// DeleteExpiredTokens implements store.Store.
+func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM tokens WHERE expires_at != 0 AND expires_at <= ?`, nanos(now))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: DeleteExpiredTokens: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: DeleteExpiredTokens: %w", err)
+	}
+	return int(n), nil
 }
 
 // deleteOne runs a DELETE by key; no row deleted is ErrNotFound.
@@ -162,12 +215,13 @@ func scanUser(row interface{ Scan(...any) error }) (*store.User, error) {
 
 func scanToken(row interface{ Scan(...any) error }) (*store.Token, error) {
 	var (
-		t       store.Token
-		created int64
+		t                store.Token
+		created, expires int64
 	)
-	if err := row.Scan(&t.ID, &t.Hash, &t.User, &t.Name, &created); err != nil {
+	if err := row.Scan(&t.ID, &t.Hash, &t.User, &t.Name, &t.Kind, &created, &expires); err != nil {
 		return nil, err
 	}
 	t.CreatedAt = fromNanos(created)
+	t.ExpiresAt = fromNanos(expires)
 	return &t, nil
 }

@@ -19,6 +19,8 @@
 //   - PutUser over an existing user keeps that user's tokens;
 //   - StartAttempt, RequeueAttempt and FinishAttempt refuse a WorkerRef
 //     missing its name or identity.
+//   - a token created with an empty Kind comes back as store.TokenAPI;
+//   - SetPasswordHash deletes the user's login tokens and only them.
 package storetest
 
 import (
@@ -86,6 +88,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"WorkerIdentityTakeover", testWorkerIdentityTakeover},
 		{"WorkerIdentityRenewal", testWorkerIdentityRenewal},
 		{"TokenConflicts", testTokenConflicts},
+		{"TokenKindsAndExpiry", testTokenKindsAndExpiry},
+		{"SetPasswordHash", testSetPasswordHash},
+		{"DeleteExpiredTokens", testDeleteExpiredTokens},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}

@@ -43,11 +43,16 @@ func checkUser(t *testing.T, got, want *store.User) {
 
 func checkToken(t *testing.T, got, want *store.Token) {
 	t.Helper()
-	if got.ID != want.ID || got.Hash != want.Hash || got.User != want.User || got.Name != want.Name {
-		t.Errorf("token = {%q %q %q %q}, want {%q %q %q %q}",
-			got.ID, got.Hash, got.User, got.Name, want.ID, want.Hash, want.User, want.Name)
+	wantKind := want.Kind
+	if wantKind == "" {
+		wantKind = store.TokenAPI
+	}
+	if got.ID != want.ID || got.Hash != want.Hash || got.User != want.User || got.Name != want.Name || got.Kind != wantKind {
+		t.Errorf("token = {%q %q %q %q %q}, want {%q %q %q %q %q}",
+			got.ID, got.Hash, got.User, got.Name, got.Kind, want.ID, want.Hash, want.User, want.Name, wantKind)
 	}
 	checkTime(t, "token "+want.ID+" CreatedAt", got.CreatedAt, want.CreatedAt)
+	checkTime(t, "token "+want.ID+" ExpiresAt", got.ExpiresAt, want.ExpiresAt)
 }
 
 func userNames(us []*store.User) []string {
@@ -250,4 +255,95 @@ func testTokenConflicts(t *testing.T, s store.Store) {
 		t.Fatalf("TokenByHash: %v", err)
 	}
 	checkToken(t, got, orig)
+}
+
+func testTokenKindsAndExpiry(t *testing.T, s store.Store) {
+	mustPutUser(t, s, &store.User{Name: "alice", Role: "user", CreatedAt: at(0)})
+	api := newToken("api", "alice", 1) // Kind empty: an API token
+	expiring := newToken("exp", "alice", 2)
+	expiring.ExpiresAt = at(3600)
+	login := newToken("login", "alice", 3)
+	login.Kind, login.ExpiresAt = store.TokenLogin, at(7200)
+	for _, tok := range []*store.Token{api, expiring, login} {
+		mustCreateToken(t, s, tok)
+	}
+	for _, tok := range []*store.Token{api, expiring, login} {
+		got, err := s.TokenByHash(t.Context(), tok.Hash)
+		if err != nil {
+			t.Fatalf("TokenByHash(%q): %v", tok.ID, err)
+		}
+		checkToken(t, got, tok)
+	}
+	ts, err := s.ListTokens(t.Context(), "alice")
+	if err != nil || len(ts) != 3 {
+		t.Fatalf("ListTokens = %v, %v; want 3 tokens", tokenIDs(ts), err)
+	}
+	for i, want := range []*store.Token{api, expiring, login} {
+		checkToken(t, ts[i], want)
+	}
+}
+
+func testSetPasswordHash(t *testing.T, s store.Store) {
+	mustPutUser(t, s, &store.User{Name: "alice", Role: "admin", PasswordHash: "old", CreatedAt: at(0)})
+	mustPutUser(t, s, &store.User{Name: "bob", Role: "user", PasswordHash: "bob's", CreatedAt: at(0)})
+	api := newToken("a-api", "alice", 1)
+	login1 := newToken("a-login1", "alice", 2)
+	login1.Kind = store.TokenLogin
+	login2 := newToken("a-login2", "alice", 3)
+	login2.Kind, login2.ExpiresAt = store.TokenLogin, at(3600)
+	bobLogin := newToken("b-login", "bob", 4)
+	bobLogin.Kind = store.TokenLogin
+	for _, tok := range []*store.Token{api, login1, login2, bobLogin} {
+		mustCreateToken(t, s, tok)
+	}
+
+	n, err := s.SetPasswordHash(t.Context(), "alice", "new")
+	if err != nil || n != 2 {
+		t.Fatalf("SetPasswordHash = %d, %v; want 2 login tokens revoked", n, err)
+	}
+	u, err := s.GetUser(t.Context(), "alice")
+	if err != nil {
+		t.Fatalf("GetUser: %v", err)
+	}
+	checkUser(t, u, &store.User{Name: "alice", Role: "admin", PasswordHash: "new", CreatedAt: at(0)})
+	for _, tok := range []*store.Token{login1, login2} {
+		_, err := s.TokenByHash(t.Context(), tok.Hash)
+		wantErr(t, "a login token after a password change", err, store.ErrNotFound)
+	}
+	if got := listTokens(t, s, "alice"); !slices.Equal(got, []string{"a-api"}) {
+		t.Errorf("alice's tokens after a password change = %v, want [a-api] (API tokens stay)", got)
+	}
+	if got := listTokens(t, s, "bob"); !slices.Equal(got, []string{"b-login"}) {
+		t.Errorf("bob's tokens after alice's password change = %v, want [b-login]", got)
+	}
+
+	n, err = s.SetPasswordHash(t.Context(), "nobody", "x")
+	wantErr(t, "SetPasswordHash of an unknown user", err, store.ErrNotFound)
+	if n != 0 {
+		t.Errorf("SetPasswordHash of an unknown user revoked %d tokens", n)
+	}
+}
+
+func testDeleteExpiredTokens(t *testing.T, s store.Store) {
+	mustPutUser(t, s, &store.User{Name: "alice", Role: "user", CreatedAt: at(0)})
+	never := newToken("never", "alice", 1)
+	past := newToken("past", "alice", 2)
+	past.Kind, past.ExpiresAt = store.TokenLogin, at(10)
+	edge := newToken("edge", "alice", 3)
+	edge.ExpiresAt = at(20)
+	future := newToken("future", "alice", 4)
+	future.ExpiresAt = at(21)
+	for _, tok := range []*store.Token{never, past, edge, future} {
+		mustCreateToken(t, s, tok)
+	}
+	n, err := s.DeleteExpiredTokens(t.Context(), at(20))
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteExpiredTokens = %d, %v; want 2 (expired before and at now)", n, err)
+	}
+	if got := listTokens(t, s, "alice"); !slices.Equal(got, []string{"never", "future"}) {
+		t.Errorf("tokens left = %v, want [never future]", got)
+	}
+	if n, err := s.DeleteExpiredTokens(t.Context(), at(20)); err != nil || n != 0 {
+		t.Errorf("DeleteExpiredTokens again = %d, %v; want 0", n, err)
+	}
 }
