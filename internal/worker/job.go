@@ -39,7 +39,7 @@ func (w *Worker) start(a *clusterpb.Assign) {
 		w.idle.Broadcast()
 		w.mu.Unlock()
 		if !handedBack {
-			w.emit(&clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Result{Result: res}})
+			w.resultsChanged()
 		}
 	}()
 }

@@ -102,12 +102,14 @@ type Worker struct {
 	identity atomic.Pointer[tls.Certificate]
 	tls      *tls.Config
 
-	mu       sync.Mutex
-	running  map[attemptKey]*runningJob
-	pending  map[attemptKey]*clusterpb.Result // sent or not, not yet acknowledged
-	out      chan *clusterpb.WorkerMessage    // the live session's outbox, nil between sessions
-	draining bool
-	idle     *sync.Cond // signalled when a job ends
+	mu      sync.Mutex
+	running map[attemptKey]*runningJob
+	pending map[attemptKey]*clusterpb.Result // sent or not, not yet acknowledged
+	out     chan *clusterpb.WorkerMessage    // the live session's outbox, nil between sessions
+	// resultReady wakes the session's writer when a result joins pending.
+	resultReady chan struct{}
+	draining    bool
+	idle        *sync.Cond // signalled when a job ends
 	// finishing is closed when Run is ending: the session flushes and
 	// closes instead of reconnecting.
 	finishing chan struct{}
@@ -136,7 +138,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg: cfg, log: cfg.Logger.With("worker", cfg.Name), load: newLoadSampler(),
 		running: map[attemptKey]*runningJob{}, pending: map[attemptKey]*clusterpb.Result{},
-		finishing: make(chan struct{}),
+		finishing: make(chan struct{}), resultReady: make(chan struct{}, 1),
 	}
 	w.idle = sync.NewCond(&w.mu)
 	// The client certificate is looked up at each handshake: the current
