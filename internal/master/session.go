@@ -154,6 +154,9 @@ func recvHello(stream clusterpb.Cluster_ConnectServer) (*clusterpb.Hello, error)
 }
 
 func (m *Master) receive(ctx context.Context, name string, sess *session, stream clusterpb.Cluster_ConnectServer) error {
+	// Results in pieces are rebuilt here; what is half-received when the
+	// session ends is dropped with it (the worker sends it again).
+	asm := newAssembler(m.cfg.MaxResultBytes, m.cfg.MaxResultBufferBytes)
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -168,6 +171,8 @@ func (m *Master) receive(ctx context.Context, name string, sess *session, stream
 			if m.recordResult(ctx, name, x.Result) {
 				sess.sendMsg(ackMsg(x.Result.Attempt))
 			}
+		case *clusterpb.WorkerMessage_ResultPart:
+			m.resultPart(ctx, name, sess, asm, x.ResultPart)
 		case *clusterpb.WorkerMessage_Release:
 			m.release(ctx, name, x.Release)
 		case *clusterpb.WorkerMessage_Accepted:
@@ -176,14 +181,52 @@ func (m *Master) receive(ctx context.Context, name string, sess *session, stream
 	}
 }
 
+// resultPart takes one piece of a result. The last piece records the
+// whole; a result too large to keep fails its job, and is acknowledged so
+// that the worker forgets it rather than send it on every reconnection.
+func (m *Master) resultPart(ctx context.Context, name string, sess *session, asm *assembler, p *clusterpb.ResultPart) {
+	m.resultProgress(p.Attempt)
+	done, err := asm.add(p)
+	if err != nil {
+		m.log.Warn("result piece refused", "worker", name, "job", p.Attempt.GetJobId(), "attempt", p.Attempt.GetAttempt(), "err", err)
+		return
+	}
+	if done == nil {
+		return
+	}
+	r := done.result
+	if done.tooLarge > 0 {
+		m.log.Warn("result too large; failing the job", "worker", name, "job", p.Attempt.GetJobId(),
+			"attempt", p.Attempt.GetAttempt(), "bytes", done.tooLarge, "limit", m.cfg.MaxResultBytes)
+		r = tooLargeResult(p.Attempt, done.tooLarge, m.cfg.MaxResultBytes)
+	}
+	if m.recordResult(ctx, name, r) {
+		sess.sendMsg(ackMsg(p.Attempt))
+	}
+}
+
+// resultProgress pushes back the deadline of a result announced in a
+// hello (finished) while its pieces keep coming.
+func (m *Master) resultProgress(a *clusterpb.AttemptRef) {
+	if a == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if lj := m.jobs[a.JobId]; lj != nil && lj.attempt == int(a.Attempt) && !lj.resultBy.IsZero() {
+		lj.resultBy = time.Now().Add(m.cfg.ResultGrace)
+	}
+}
+
 func ackMsg(a *clusterpb.AttemptRef) *clusterpb.MasterMessage {
 	return &clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_ResultAck{ResultAck: &clusterpb.ResultAck{Attempt: a}}}
 }
 
 // register installs a (re)connected worker. Attempts the worker announces
-// that the master still assigns to it are re-adopted; the ones the master
-// no longer wants are returned for the worker to kill; the ones the master
-// thought it ran but it does not announce are re-queued.
+// (running, or finished with the result to follow) that the master still
+// assigns to it are re-adopted; running ones the master no longer wants
+// are returned for the worker to kill; the ones the master thought it ran
+// but it does not announce are re-queued.
 func (m *Master) register(ctx context.Context, h *clusterpb.Hello, sess *session, addr string) []*clusterpb.AttemptRef {
 	now := time.Now()
 	langs, byName := languageSets(h.Languages)
@@ -219,6 +262,18 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, sess *session
 			continue
 		}
 		abandon = append(abandon, a)
+	}
+	// A finished attempt is still the worker's: its result follows the
+	// welcome. Re-queueing it would run the job twice; if the result
+	// never comes, ResultGrace re-queues it (sweep).
+	for _, a := range h.Finished {
+		lj := m.jobs[a.JobId]
+		if lj != nil && lj.worker == h.Name && lj.attempt == int(a.Attempt) && !lj.starting {
+			announced[a.JobId] = int(a.Attempt)
+			w.attempts[a.JobId] = int(a.Attempt)
+			lj.adoptBy = time.Time{}
+			lj.resultBy = now.Add(m.cfg.ResultGrace)
+		}
 	}
 	for id, n := range w.attempts {
 		if announced[id] != n {

@@ -32,6 +32,9 @@ type liveJob struct {
 	// adoptBy, after a master restart, is when a running job whose worker
 	// has not reconnected and re-announced it goes back to the queue.
 	adoptBy time.Time
+	// resultBy, for an attempt its worker reconnected with as finished, is
+	// when the job goes back to the queue if the result has not arrived.
+	resultBy time.Time
 }
 
 // workerEntry is one worker the master knows, connected or not.
@@ -216,7 +219,7 @@ func (m *Master) requeue(ctx context.Context, id string, n int, reason string) {
 	m.mu.Lock()
 	if cur := m.jobs[id]; cur == lj && lj.attempt == n {
 		lj.worker = ""
-		lj.adoptBy = time.Time{}
+		lj.adoptBy, lj.resultBy = time.Time{}, time.Time{}
 		lj.sched.Since = time.Now()
 		m.queue.Push(lj.sched)
 	}
@@ -272,9 +275,14 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 			delete(m.workers, w.name)
 		}
 	}
+	var undelivered []attemptRef
 	for _, lj := range m.jobs {
 		if !lj.adoptBy.IsZero() && now.After(lj.adoptBy) {
 			orphans = append(orphans, attemptRef{lj.id, lj.attempt})
+		}
+		if !lj.resultBy.IsZero() && now.After(lj.resultBy) {
+			lj.resultBy = time.Time{}
+			undelivered = append(undelivered, attemptRef{lj.id, lj.attempt})
 		}
 	}
 	unplaceable := m.queue.Unplaceable(m.connectedWorkers(), now, m.cfg.PlacementTimeout)
@@ -291,6 +299,16 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 	}
 	for _, a := range orphans {
 		m.requeue(ctx, a.id, a.n, "its worker did not reconnect after a master restart")
+	}
+	for _, a := range undelivered {
+		m.mu.Lock()
+		for _, w := range m.workers {
+			if w.attempts[a.id] == a.n {
+				delete(w.attempts, a.id)
+			}
+		}
+		m.mu.Unlock()
+		m.requeue(ctx, a.id, a.n, "its worker finished it but did not deliver the result")
 	}
 	for _, j := range unplaceable {
 		what := j.Req.Language
