@@ -40,7 +40,7 @@ func (f *fakeStream) Send(m *clusterpb.WorkerMessage) error {
 }
 
 func (f *fakeStream) Recv() (*clusterpb.MasterMessage, error) { return nil, io.EOF }
-func (f *fakeStream) CloseSend() error                          { return nil }
+func (f *fakeStream) CloseSend() error                        { return nil }
 
 func (f *fakeStream) messages() []*clusterpb.WorkerMessage {
 	f.mu.Lock()
