@@ -248,6 +248,7 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, sess *session
 	w.address, w.languages, w.labels = addr, langs, h.Labels
 	w.sandbox, w.version, w.selfDrain = h.Sandbox, h.Version, h.Draining
 	w.session, w.connectedAt, w.lastBeat = sess, now, now
+	w.setHealth(h.Health)
 	w.setStatus()
 	w.sched = scheduler.Worker{ID: h.Name, Languages: byName, Labels: h.Labels, Slots: int(h.Slots)}
 	w.sched.CPUPercent, w.sched.MemoryPercent = 0, 0
@@ -311,15 +312,21 @@ func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) 
 	}
 	w.lastBeat = time.Now()
 	w.sched.CPUPercent, w.sched.MemoryPercent = hb.CpuPercent, hb.MemoryPercent
-	wasDraining := w.selfDrain
+	wasDraining, wasUnhealthy := w.selfDrain, w.unhealthy
 	w.selfDrain = hb.Draining
+	w.setHealth(hb.Health)
 	w.setStatus()
+	healthChanged := w.unhealthy != wasUnhealthy
 	if hb.LanguagesChanged {
 		w.languages, w.sched.Languages = languageSets(hb.Languages)
 	}
 	queued := m.queue.Len() > 0
 	m.mu.Unlock()
-	if queued || wasDraining != hb.Draining || hb.LanguagesChanged {
+	if healthChanged {
+		m.log.Warn("worker health changed", "worker", name, "unhealthy", hb.Health.GetUnhealthy(),
+			"infra_failures", hb.Health.GetInfraFailures(), "reason", hb.Health.GetReason())
+	}
+	if queued || wasDraining != hb.Draining || healthChanged || hb.LanguagesChanged {
 		m.kick()
 	}
 }

@@ -57,17 +57,33 @@ type workerEntry struct {
 	lastBeat              time.Time
 	lostAt                time.Time
 	jobsDone              int64
+	// The worker's own verdict on its machinery (Hello and Heartbeat):
+	// an unhealthy worker gets no job until it says it has repaired
+	// itself.
+	unhealthy     bool
+	healthReason  string
+	infraFailures int64
+}
+
+// setHealth takes the health a worker reported; an older worker reports
+// none, and is healthy.
+func (w *workerEntry) setHealth(h *clusterpb.Health) {
+	w.unhealthy, w.healthReason, w.infraFailures = h.GetUnhealthy(), h.GetReason(), h.GetInfraFailures()
 }
 
 func (w *workerEntry) available() bool {
 	return w.session != nil && w.status == api.WorkerUp
 }
 
-// setStatus derives up/draining for a connected worker.
+// setStatus derives up/draining/unhealthy for a connected worker.
+// Unhealthy shows over draining: it is what an operator must act on.
 func (w *workerEntry) setStatus() {
-	if w.selfDrain || w.adminDrain {
+	switch {
+	case w.unhealthy:
+		w.status = api.WorkerUnhealthy
+	case w.selfDrain || w.adminDrain:
 		w.status = api.WorkerDraining
-	} else {
+	default:
 		w.status = api.WorkerUp
 	}
 }
