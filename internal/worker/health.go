@@ -9,7 +9,12 @@ import (
 
 // Health defaults; see Config.
 const (
-	defaultUnhealthyAfter = 3
+	// One failure is enough: the worker is out of the master's placement
+	// before the attempt it gives back is queued again (the heartbeat goes
+	// first), so the job cannot land on the same broken sandbox until its
+	// attempts run out; and a repair is cheap (the quick self-tests), so a
+	// passing fault costs a second or two of service.
+	defaultUnhealthyAfter = 1
 	defaultRepairBackoff  = time.Second
 	maxRepairBackoff      = time.Minute
 	repairTimeout         = 2 * time.Minute
@@ -90,26 +95,35 @@ func (w *Worker) giveBack(k attemptKey, err error) {
 
 // repairLoop repairs an unhealthy worker: it calls Config.Repair with a
 // growing backoff until a repair succeeds, then declares the worker
-// healthy again. It ends with ctx.
+// healthy again. The backoff keeps growing across repairs that do not
+// last (a worker that fails again soon after), so a fault the repair does
+// not see cannot make it flap every second; it starts small again once
+// the worker stayed healthy for a while. It ends with ctx.
 func (w *Worker) repairLoop(ctx context.Context) {
+	backoff := w.cfg.RepairBackoff
+	var healedAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.repairWake:
 		}
-		backoff := w.cfg.RepairBackoff
+		if time.Since(healedAt) > maxRepairBackoff {
+			backoff = w.cfg.RepairBackoff
+		}
 		for w.isUnhealthy() {
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
 			}
-			if err := w.repair(ctx); err != nil {
-				w.log.Warn("repair failed; the worker stays unhealthy", "err", err, "next_in", min(2*backoff, maxRepairBackoff))
-				backoff = min(2*backoff, maxRepairBackoff)
+			err := w.repair(ctx)
+			backoff = min(2*backoff, maxRepairBackoff)
+			if err != nil {
+				w.log.Warn("repair failed; the worker stays unhealthy", "err", err, "next_in", backoff)
 				continue
 			}
+			healedAt = time.Now()
 			w.healed()
 		}
 	}

@@ -64,7 +64,8 @@ type Config struct {
 
 	// UnhealthyAfter is how many failures of the worker's own machinery
 	// in a row (a job whose sandbox, not its program, failed) make the
-	// worker unhealthy: it takes no job until Repair succeeds. Default 3.
+	// worker unhealthy: it takes no job until Repair succeeds. Default 1
+	// (see defaultUnhealthyAfter).
 	UnhealthyAfter int
 	// Repair tries to fix an unhealthy worker's machinery (recreate the
 	// sandbox's cgroups, rerun the self-tests); nil error means healthy
