@@ -26,6 +26,9 @@ type assembler struct {
 	maxAttempt, maxSession int64
 	buffered               int64
 	partial                map[attemptRef]*partialResult
+	// refused are attempts whose result was refused mid-way: the rest of
+	// its pieces are dropped quietly, until it starts again at offset 0.
+	refused map[attemptRef]bool
 }
 
 type partialResult struct {
@@ -35,7 +38,10 @@ type partialResult struct {
 }
 
 func newAssembler(maxAttempt, maxSession int64) *assembler {
-	return &assembler{maxAttempt: maxAttempt, maxSession: maxSession, partial: map[attemptRef]*partialResult{}}
+	return &assembler{
+		maxAttempt: maxAttempt, maxSession: maxSession,
+		partial: map[attemptRef]*partialResult{}, refused: map[attemptRef]bool{},
+	}
 }
 
 // assembled is what a last piece completes: the result, or the size of one
@@ -52,13 +58,22 @@ func (a *assembler) add(p *clusterpb.ResultPart) (*assembled, error) {
 		return nil, errPieceOutOfOrder
 	}
 	k := attemptRef{p.Attempt.JobId, int(p.Attempt.Attempt)}
+	if a.refused[k] {
+		if p.Offset != 0 {
+			if p.Last {
+				delete(a.refused, k)
+			}
+			return nil, nil
+		}
+		delete(a.refused, k)
+	}
 	pr := a.partial[k]
 	if pr == nil {
 		pr = &partialResult{}
 		a.partial[k] = pr
 	}
 	if p.Offset != pr.size {
-		a.drop(k)
+		a.refuse(k)
 		return nil, fmt.Errorf("%w: offset %d, expected %d", errPieceOutOfOrder, p.Offset, pr.size)
 	}
 	n := int64(len(p.Data))
@@ -70,7 +85,7 @@ func (a *assembler) add(p *clusterpb.ResultPart) (*assembled, error) {
 		a.buffered -= int64(len(pr.data))
 		pr.data, pr.over = nil, true
 	case a.buffered+n > a.maxSession:
-		a.drop(k)
+		a.refuse(k)
 		return nil, errSessionBuffer
 	default:
 		pr.data = append(pr.data, p.Data...)
@@ -91,6 +106,11 @@ func (a *assembler) add(p *clusterpb.ResultPart) (*assembled, error) {
 		return nil, errPieceMismatch
 	}
 	return &assembled{result: &r}, nil
+}
+
+func (a *assembler) refuse(k attemptRef) {
+	a.drop(k)
+	a.refused[k] = true
 }
 
 func (a *assembler) drop(k attemptRef) {

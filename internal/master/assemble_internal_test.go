@@ -110,6 +110,22 @@ func TestAssemblerRefusesOutOfOrderAndRepeatedPieces(t *testing.T) {
 			if a.buffered != 0 {
 				t.Errorf("%d bytes kept of a refused result", a.buffered)
 			}
+			// The rest of it is dropped quietly; sent again whole, it
+			// is taken.
+			var got *assembled
+			for _, p := range ps[1:] {
+				if got, err = a.add(p); err != nil || got != nil {
+					t.Fatalf("a piece of a refused result: %v %v", got, err)
+				}
+			}
+			for _, p := range ps {
+				if got, err = a.add(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got == nil || got.result == nil {
+				t.Fatal("the result sent again was not rebuilt")
+			}
 		})
 	}
 }
