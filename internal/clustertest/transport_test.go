@@ -93,3 +93,38 @@ func TestResultFinishedWhileDisconnectedIsDeliveredOnce(t *testing.T) {
 		t.Fatalf("after the reconnection: status %s attempts %d error %q", final.Status, final.Attempts, final.Error)
 	}
 }
+
+// The attack of issue 11, through the real runner: 40 test cases each
+// writing 1 MiB to stdout and 1 MiB to stderr, over gRPC's 64 MiB cap. It
+// used to take every worker down in turn. Whatever the runner keeps of it
+// (the output budget may cut it), the job ends after one attempt, the
+// worker stays up and the next job runs.
+func TestHostileHugeResult(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 1, Languages: []string{"bash"}}}})
+	c.WaitLanguage("bash")
+	req := api.JobRequest{
+		Language: "bash",
+		Source:   "head -c 1048576 /dev/zero | tr '\\0' o; head -c 1048576 /dev/zero | tr '\\0' e >&2",
+		Limits:   api.Limits{OutputKB: 2048, WallMs: 20000, CPUMs: 20000},
+	}
+	for range 40 {
+		req.Tests = append(req.Tests, api.TestCase{})
+	}
+	j := submitWait(t, c, req)
+	switch {
+	case j.Attempts != 1:
+		t.Fatalf("%d attempts: the result took its worker down (%s: %s)", j.Attempts, j.Status, j.Error)
+	case j.Status == api.StatusFailed && !strings.Contains(j.Error, "the result was too large to deliver"):
+		t.Fatalf("failed: %q", j.Error)
+	case j.Status != api.StatusFailed && j.Status != api.StatusDone:
+		t.Fatalf("status %s", j.Status)
+	}
+	t.Logf("the huge result: %s after %d attempt, %q", j.Status, j.Attempts, j.Error)
+	if s := workerStatus(c, "w"); s != api.WorkerUp {
+		t.Fatalf("worker %s after the huge result", s)
+	}
+	next := submitWait(t, c, api.JobRequest{Language: "bash", Source: "echo next"})
+	if next.Status != api.StatusDone || next.Run == nil || next.Run.Stdout != "next\n" {
+		t.Fatalf("the next job: %s %q", next.Status, next.Error)
+	}
+}
