@@ -20,21 +20,30 @@ const PieceSize = 1 << 20
 type delivery struct {
 	key  attemptKey
 	res  *clusterpb.Result
-	data []byte // res's encoding
+	size int    // of res's encoding
+	data []byte // res's encoding, for a result sent in pieces
 	off  int    // bytes already sent
 }
 
-// newDelivery encodes a pending result. A result that cannot be encoded
-// (a string that is not UTF-8, say) is replaced by one that says so: the
-// job fails with that error rather than wedge the link.
+// newDelivery prepares a pending result. A small one is sent as it is
+// (the common case costs no extra encoding); a big one is encoded here. A
+// result that cannot be encoded (a string that is not UTF-8, say) is
+// replaced by one that says so: the job fails with that error rather than
+// wedge the link.
 func (w *Worker) newDelivery(k attemptKey, r *clusterpb.Result) *delivery {
+	d := &delivery{key: k, res: r, size: proto.Size(r)}
+	if d.size < PieceSize {
+		return d
+	}
 	data, err := proto.Marshal(r)
 	if err != nil {
 		w.log.Error("result cannot be encoded; failing the job", "job", k.id, "attempt", k.n, "err", err)
-		r = w.replaceResult(k, "grappe could not deliver this job's result: it could not be encoded")
-		data, _ = proto.Marshal(r)
+		d.res = w.replaceResult(k, "the result could not be delivered: it could not be encoded")
+		d.size = proto.Size(d.res)
+		return d
 	}
-	return &delivery{key: k, res: r, data: data}
+	d.data = data
+	return d
 }
 
 // replaceResult swaps the pending result of k for a small one carrying
@@ -52,9 +61,8 @@ func (w *Worker) replaceResult(k attemptKey, msg string) *clusterpb.Result {
 // next returns the message carrying the delivery's next bytes, and
 // whether it is the delivery's last message.
 func (d *delivery) next() (*clusterpb.WorkerMessage, bool) {
-	if d.off == 0 && len(d.data) < PieceSize {
+	if d.data == nil {
 		// Small: one plain Result, as every worker sends it.
-		d.off = len(d.data)
 		return &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Result{Result: d.res}}, true
 	}
 	end := min(d.off+PieceSize, len(d.data))
@@ -111,7 +119,7 @@ func (w *Worker) sendPiece(stream clusterpb.Cluster_ConnectClient, d *delivery) 
 		switch status.Code(err) {
 		case codes.ResourceExhausted, codes.Internal, codes.InvalidArgument:
 			w.log.Error("result refused by the transport; failing the job", "job", d.key.id, "attempt", d.key.n, "err", err)
-			w.replaceResult(d.key, fmt.Sprintf("grappe could not deliver this job's result (%d MiB)", len(d.data)>>20))
+			w.replaceResult(d.key, fmt.Sprintf("the result could not be delivered: %d MiB", (d.size+(1<<20)-1)>>20))
 		}
 		return false, fmt.Errorf("send result: %w", err)
 	}

@@ -179,3 +179,23 @@ func TestAcknowledgedResultStopsMidway(t *testing.T) {
 		t.Errorf("%d pieces sent, want the 3 before the acknowledgement", parts)
 	}
 }
+
+func TestUnencodableResultFailsItsJobInsteadOfTheLink(t *testing.T) {
+	w := newTestWorker()
+	k := attemptKey{"job1", 1}
+	// Not UTF-8 in a string: protobuf refuses to encode it.
+	w.pending[k] = &clusterpb.Result{Attempt: k.ref(), Verdict: "\xff", Run: &clusterpb.RunResult{Stdout: make([]byte, 2<<20)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	fs := &fakeStream{}
+	var sent *clusterpb.Result
+	fs.onSend = func(m *clusterpb.WorkerMessage) {
+		if r := m.GetResult(); r != nil {
+			sent = r
+			cancel()
+		}
+	}
+	_ = w.sendLoop(ctx, fs, make(chan *clusterpb.WorkerMessage), time.Hour, 0)
+	if sent == nil || sent.Error != "the result could not be delivered: it could not be encoded" {
+		t.Fatalf("sent %v", sent)
+	}
+}
