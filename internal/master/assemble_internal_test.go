@@ -149,3 +149,28 @@ func TestAssemblerRefusesAResultOfAnotherAttempt(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// FuzzAssembler feeds arbitrary pieces: the assembler never panics and
+// never buffers past its caps, whatever a worker sends.
+func FuzzAssembler(f *testing.F) {
+	f.Add([]byte("abc"), int64(0), true, uint8(1))
+	f.Add([]byte{0x0a, 0x05}, int64(3), false, uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, offset int64, last bool, attempt uint8) {
+		a := newAssembler(64, 100)
+		for i := 0; i < 4; i++ {
+			p := &clusterpb.ResultPart{
+				Attempt: &clusterpb.AttemptRef{JobId: "j", Attempt: int32(attempt % 3)},
+				Offset:  offset + int64(i*len(data)), Data: data, Last: last && i == 3,
+			}
+			_, _ = a.add(p)
+			if a.buffered > 100 || a.buffered < 0 {
+				t.Fatalf("%d bytes buffered", a.buffered)
+			}
+			for _, pr := range a.partial {
+				if int64(len(pr.data)) > 64 {
+					t.Fatalf("%d bytes of one result kept", len(pr.data))
+				}
+			}
+		}
+	})
+}

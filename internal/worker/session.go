@@ -214,7 +214,7 @@ func (w *Worker) recvLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 			// The master stops placing jobs here itself; the worker's own
 			// draining flag means it is shutting down, which an undrain
 			// must not reverse.
-			w.log.Info("drain set by the master", "drain", x.Drain.Drain)
+			w.log.Info("drain set by the master", "drain", x.Drain.Drain, "reason", x.Drain.Reason)
 		}
 	}
 }
