@@ -6,30 +6,71 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clustertest"
+	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/runner"
+	"github.com/grappe/grappe/internal/sandbox"
+	"github.com/grappe/grappe/internal/worker"
 )
 
-// cgroupGoneRunner fails as a worker's runner does once the sandbox's
-// cgroup was removed under it, until repaired.
-type cgroupGoneRunner struct {
-	broken atomic.Bool
-	ok     bigRunner
+// cgroupSandbox is a sandbox whose cgroup was removed under it: every
+// command fails to start, as a worker's did in issue 11, until Repair
+// recreates it. Repair fails while the test says it cannot work yet.
+type cgroupSandbox struct {
+	sandbox.Plain
+	broken, fixable atomic.Bool
+	repairs         atomic.Int32
 }
 
-func (r *cgroupGoneRunner) Run(ctx context.Context, spec *runner.Spec, out runner.OutputFunc) (*runner.Result, error) {
-	if r.broken.Load() {
-		return nil, errors.New("runner: run python: sandbox: start command: join cgroup: no such device")
+func (s *cgroupSandbox) Exec(ctx context.Context, cmd *sandbox.Cmd) (*sandbox.Outcome, error) {
+	if s.broken.Load() {
+		return nil, fmt.Errorf("sandbox: start command: join cgroup: %w", syscall.ENODEV)
 	}
-	return r.ok.Run(ctx, spec, out)
+	return s.Plain.Exec(ctx, cmd)
+}
+
+func (s *cgroupSandbox) Repair(context.Context) error {
+	s.repairs.Add(1)
+	if !s.fixable.Load() {
+		return errors.New("sandbox: recreate cgroup: permission denied")
+	}
+	s.broken.Store(false)
+	return nil
+}
+
+// brokenWorkerRunner is a real runner for bash over sb.
+func brokenWorkerRunner(t *testing.T, sb sandbox.Sandbox) (*runner.Runner, worker.StaticLanguages) {
+	t.Helper()
+	cat, err := lang.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := cat.Lookup("bash")
+	tc, err := lang.DetectEntry(context.Background(), e)
+	if err != nil {
+		t.Skipf("no bash: %v", err)
+	}
+	dir := t.TempDir()
+	r, err := runner.New(runner.Config{
+		Catalogue: cat, Toolchains: []lang.Toolchain{tc}, Sandbox: sb,
+		WorkRoot: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"), ToolCacheDir: filepath.Join(dir, "toolcache"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r, worker.StaticLanguages{{Name: "bash", Version: tc.Version}}
 }
 
 func workerNamed(t *testing.T, c *clustertest.Cluster, name string) api.Worker {
@@ -65,21 +106,14 @@ func metricsText(t *testing.T, c *clustertest.Cluster) string {
 // turns unhealthy, takes no job, and comes back once repaired; the job
 // runs elsewhere and its owner sees nothing of it.
 func TestBrokenSandboxMakesTheWorkerUnhealthyAndTheJobRunsElsewhere(t *testing.T) {
-	bad := &cgroupGoneRunner{}
-	bad.broken.Store(true)
-	var fixable atomic.Bool
-	repair := func(context.Context) error {
-		if !fixable.Load() {
-			return errors.New("sandbox: recreate cgroup: permission denied")
-		}
-		bad.broken.Store(false)
-		return nil
-	}
+	sb := &cgroupSandbox{}
+	sb.broken.Store(true)
+	r, langs := brokenWorkerRunner(t, sb)
 	c := clustertest.Start(t, clustertest.Options{})
-	c.AddWorker(clustertest.WorkerOptions{Name: "bad", Slots: 1, Runner: bad, LanguageSource: fakePython,
-		UnhealthyAfter: 1, Repair: repair, RepairBackoff: 50 * time.Millisecond})
+	c.AddWorker(clustertest.WorkerOptions{Name: "bad", Slots: 1, Runner: r, LanguageSource: langs,
+		Repair: sb.Repair, RepairBackoff: 50 * time.Millisecond})
 	ctx := context.Background()
-	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "python", Source: "0"})
+	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo fine"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,18 +128,20 @@ func TestBrokenSandboxMakesTheWorkerUnhealthyAndTheJobRunsElsewhere(t *testing.T
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	// It takes no job: the one it gave back waits for another worker.
-	time.Sleep(500 * time.Millisecond)
+	// It takes no job and keeps trying to repair itself: the job it gave
+	// back waits for another worker.
+	c.Eventually(5*time.Second, "repairs tried", func() bool { return sb.repairs.Load() >= 2 })
 	if j, err := c.Client.Job(ctx, job.ID); err != nil || j.Status != api.StatusQueued || j.Attempts != 1 {
 		t.Fatalf("the job while only an unhealthy worker is there: %+v %v", j, err)
 	}
 
-	c.AddWorker(clustertest.WorkerOptions{Name: "good", Slots: 1, Runner: bigRunner{}, LanguageSource: fakePython})
+	c.AddWorker(clustertest.WorkerOptions{Name: "good", Slots: 1, Languages: []string{"bash"}})
+	c.WaitLanguage("bash")
 	final, err := c.Client.Wait(ctx, job.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if final.Status != api.StatusDone || final.Worker != "good" || final.Run == nil || final.Run.Stdout != "ok\n" {
+	if final.Status != api.StatusDone || final.Worker != "good" || final.Run == nil || final.Run.Stdout != "fine\n" {
 		t.Fatalf("the job after its worker's sandbox broke: %+v", final)
 	}
 	b, _ := json.Marshal(final)
@@ -116,11 +152,11 @@ func TestBrokenSandboxMakesTheWorkerUnhealthyAndTheJobRunsElsewhere(t *testing.T
 	}
 
 	// Repaired, it is up again and runs jobs.
-	fixable.Store(true)
+	sb.fixable.Store(true)
 	c.Eventually(10*time.Second, "bad up again", func() bool { return workerStatus(c, "bad") == api.WorkerUp })
 	c.StopWorker("good")
-	again := submitWait(t, c, api.JobRequest{Language: "python", Source: "0"})
-	if again.Status != api.StatusDone || again.Worker != "bad" {
+	again := submitWait(t, c, api.JobRequest{Language: "bash", Source: "echo again"})
+	if again.Status != api.StatusDone || again.Worker != "bad" || again.Run.Stdout != "again\n" {
 		t.Fatalf("a job on the repaired worker: %+v", again)
 	}
 }
