@@ -38,7 +38,10 @@ const (
 const (
 	WorkerUp       = "up"
 	WorkerDraining = "draining"
-	WorkerLost     = "lost"
+	// WorkerUnhealthy: its own machinery (sandbox, cgroups) keeps failing;
+	// it takes no job until it has repaired itself.
+	WorkerUnhealthy = "unhealthy"
+	WorkerLost      = "lost"
 )
 
 // File is one source file of a submission.
@@ -187,6 +190,12 @@ type Worker struct {
 	ConnectedAt   time.Time         `json:"connected_at"`
 	Sandbox       string            `json:"sandbox"`
 	Version       string            `json:"version,omitempty"`
+	// InfraFailures counts the attempts the worker gave back because its
+	// own machinery failed (as it reports it, since it started).
+	InfraFailures int64 `json:"infra_failures"`
+	// Health is the worker's last infrastructure error, for operators;
+	// empty while all is well.
+	Health string `json:"health,omitempty"`
 	// StartedBy is set for a worker the autoscaler started: which
 	// provisioner, and why.
 	StartedBy *WorkerOrigin `json:"started_by,omitempty"`

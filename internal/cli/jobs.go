@@ -225,7 +225,7 @@ func newWorkersCmd() *cobra.Command {
 
 func printWorkers(w io.Writer, workers []api.Worker, now time.Time) error {
 	tw := tableWriter(w)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tSANDBOX\tSLOTS\tCPU\tMEM\tDONE\tLANGUAGES\tHEARTBEAT\tSTARTED BY")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tSANDBOX\tSLOTS\tCPU\tMEM\tDONE\tINFRA\tLANGUAGES\tHEARTBEAT\tSTARTED BY")
 	for _, wk := range workers {
 		sandbox := dashIfEmpty(wk.Sandbox)
 		if wk.Sandbox == "none" {
@@ -243,8 +243,9 @@ func printWorkers(w io.Writer, workers []api.Worker, now time.Time) error {
 		if o := wk.StartedBy; o != nil {
 			origin = "autoscaler (" + o.Provisioner + "): " + o.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%.0f%%\t%d\t%s\t%s\t%s\n", wk.Name, wk.Status, sandbox,
-			wk.Running, wk.Slots, wk.CPUPercent, wk.MemoryPercent, wk.JobsDone,
+		// INFRA: attempts it gave back because its own machinery failed.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%.0f%%\t%d\t%d\t%s\t%s\t%s\n", wk.Name, wk.Status, sandbox,
+			wk.Running, wk.Slots, wk.CPUPercent, wk.MemoryPercent, wk.JobsDone, wk.InfraFailures,
 			dashIfEmpty(strings.Join(langs, ", ")), sinceString(now, wk.LastHeartbeat), origin)
 	}
 	return tw.Flush()

@@ -37,6 +37,11 @@ type WorkerOptions struct {
 	// Proxied routes the worker's connection through a Proxy, so the test
 	// can partition it (Partition) or make it vanish (KillWorker).
 	Proxied bool
+	// UnhealthyAfter, Repair and RepairBackoff are the worker's own
+	// (worker.Config); zero values take its defaults.
+	UnhealthyAfter int
+	Repair         func(context.Context) error
+	RepairBackoff  time.Duration
 }
 
 // Options describe a cluster.
@@ -177,6 +182,7 @@ func (c *Cluster) AddWorker(o WorkerOptions) *Worker {
 		DataDir: filepath.Join(c.dir, "workers", o.Name),
 		Name:    o.Name, Slots: o.Slots, Labels: o.Labels, Languages: langs, Sandbox: kind,
 		Runner: runner, DrainTimeout: 2 * time.Second, Logger: c.log,
+		UnhealthyAfter: o.UnhealthyAfter, Repair: o.Repair, RepairBackoff: o.RepairBackoff,
 	})
 	if err != nil {
 		cancel()

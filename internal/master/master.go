@@ -90,6 +90,16 @@ type Config struct {
 	RecoveryGrace     time.Duration // after a restart, for workers to re-adopt; default 15s
 	ForgetLostAfter   time.Duration // lost workers leave the list; default 1h
 	MaxAttempts       int           // default 3
+	// ResultGrace bounds how long an attempt a reconnecting worker
+	// announced as finished waits for its result (renewed by each piece)
+	// before it is queued again; default 1m.
+	ResultGrace time.Duration
+	// MaxResultBytes is the largest result the master takes from a worker
+	// (its encoding); a larger one fails its job. Default 64 MiB.
+	MaxResultBytes int64
+	// MaxResultBufferBytes bounds the bytes of results in pieces buffered
+	// for one worker session at once. Default 64 MiB.
+	MaxResultBufferBytes int64
 	// Workers whose machine is above these loads get no new job. CPU is
 	// off by default (100): a worker busy with its own jobs is already
 	// bounded by its slots, and on a shared machine the skip would idle
@@ -131,6 +141,16 @@ func (c *Config) setDefaults() {
 	def(&c.PlacementTimeout, 60*time.Second)
 	def(&c.RecoveryGrace, 15*time.Second)
 	def(&c.ForgetLostAfter, time.Hour)
+	def(&c.ResultGrace, time.Minute)
+	if c.MaxResultBytes <= 0 {
+		c.MaxResultBytes = 64 << 20
+	}
+	if c.MaxResultBufferBytes <= 0 {
+		c.MaxResultBufferBytes = 64 << 20
+	}
+	// One result alone must fit the session's buffer, or it could never
+	// be delivered nor refused.
+	c.MaxResultBytes = min(c.MaxResultBytes, c.MaxResultBufferBytes)
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
 	}

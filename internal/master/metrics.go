@@ -99,7 +99,7 @@ type clusterCollector struct {
 
 	queueDepth, jobsRunning, workers                    *prometheus.Desc
 	workerInfo, cpu, memory, slots, slotsUsed, jobsDone *prometheus.Desc
-	lastHeartbeat                                       *prometheus.Desc
+	lastHeartbeat, infraFailures                        *prometheus.Desc
 }
 
 func newClusterCollector(m *Master) *clusterCollector {
@@ -110,7 +110,7 @@ func newClusterCollector(m *Master) *clusterCollector {
 		m:           m,
 		queueDepth:  prometheus.NewDesc("grappe_queue_depth", "Jobs waiting for a worker.", nil, nil),
 		jobsRunning: prometheus.NewDesc("grappe_jobs_running", "Jobs placed on a worker and not finished.", nil, nil),
-		workers:     prometheus.NewDesc("grappe_workers", "Workers the master knows, by status (up, draining, lost).", []string{"status"}, nil),
+		workers:     prometheus.NewDesc("grappe_workers", "Workers the master knows, by status (up, draining, unhealthy, lost).", []string{"status"}, nil),
 		workerInfo: perWorker("grappe_worker_info",
 			"Always 1; the worker's status, sandbox kind and grappe version as labels.", "status", "sandbox", "version"),
 		cpu:    perWorker("grappe_worker_cpu_percent", "CPU use of the worker's machine, as last reported (0-100)."),
@@ -124,12 +124,16 @@ func newClusterCollector(m *Master) *clusterCollector {
 			"Results the worker delivered since this master process started."),
 		lastHeartbeat: perWorker("grappe_worker_last_heartbeat_timestamp_seconds",
 			"Unix time of the worker's last heartbeat."),
+		// As the worker counts it: it restarts from 0 with the worker,
+		// which rate() takes as a counter reset.
+		infraFailures: perWorker("grappe_worker_infra_failures_total",
+			"Attempts the worker gave back because its own machinery (sandbox, cgroups) failed, since it started."),
 	}
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.queueDepth, c.jobsRunning, c.workers, c.workerInfo,
-		c.cpu, c.memory, c.slots, c.slotsUsed, c.jobsDone, c.lastHeartbeat} {
+		c.cpu, c.memory, c.slots, c.slotsUsed, c.jobsDone, c.lastHeartbeat, c.infraFailures} {
 		ch <- d
 	}
 }
@@ -139,7 +143,7 @@ type workerRow struct {
 	name, status, sandbox, version string
 	cpu, memory                    float64
 	slots, used                    int
-	done                           int64
+	done, infraFailures            int64
 	lastBeat                       time.Time
 }
 
@@ -157,6 +161,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 			name: w.name, status: w.status, sandbox: w.sandbox, version: w.version,
 			cpu: w.sched.CPUPercent, memory: w.sched.MemoryPercent,
 			slots: w.sched.Slots, used: len(w.attempts), done: w.jobsDone, lastBeat: w.lastBeat,
+			infraFailures: w.infraFailures,
 		})
 	}
 	m.mu.Unlock()
@@ -168,7 +173,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.jobsRunning, float64(running))
 	// Every status is always present, so "no lost workers" is a 0 that
 	// alerts can compare, not a missing series.
-	byStatus := map[string]int{api.WorkerUp: 0, api.WorkerDraining: 0, api.WorkerLost: 0}
+	byStatus := map[string]int{api.WorkerUp: 0, api.WorkerDraining: 0, api.WorkerUnhealthy: 0, api.WorkerLost: 0}
 	for _, r := range rows {
 		byStatus[r.status]++
 	}
@@ -182,6 +187,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.slots, float64(r.slots), r.name)
 		gauge(c.slotsUsed, float64(r.used), r.name)
 		ch <- prometheus.MustNewConstMetric(c.jobsDone, prometheus.CounterValue, float64(r.done), r.name)
+		ch <- prometheus.MustNewConstMetric(c.infraFailures, prometheus.CounterValue, float64(r.infraFailures), r.name)
 		if !r.lastBeat.IsZero() {
 			gauge(c.lastHeartbeat, float64(r.lastBeat.UnixNano())/1e9, r.name)
 		}

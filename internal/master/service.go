@@ -299,6 +299,7 @@ func (m *Master) Workers(ctx context.Context) []api.Worker {
 			CPUPercent: w.sched.CPUPercent, MemoryPercent: w.sched.MemoryPercent,
 			JobsDone: w.jobsDone, LastHeartbeat: w.lastBeat.UTC(), ConnectedAt: w.connectedAt.UTC(),
 			Sandbox: w.sandbox, Version: w.version,
+			InfraFailures: w.infraFailures, Health: w.healthReason,
 		})
 	}
 	m.mu.Unlock()

@@ -156,6 +156,9 @@ func recvHello(stream clusterpb.Cluster_ConnectServer) (*clusterpb.Hello, error)
 
 func (m *Master) receive(ctx context.Context, ref store.WorkerRef, sess *session, stream clusterpb.Cluster_ConnectServer) error {
 	name := ref.Name
+	// Results in pieces are rebuilt here; what is half-received when the
+	// session ends is dropped with it (the worker sends it again).
+	asm := newAssembler(m.cfg.MaxResultBytes, m.cfg.MaxResultBufferBytes)
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -170,6 +173,8 @@ func (m *Master) receive(ctx context.Context, ref store.WorkerRef, sess *session
 			if m.recordResult(ctx, ref, x.Result) {
 				sess.sendMsg(ackMsg(x.Result.Attempt))
 			}
+		case *clusterpb.WorkerMessage_ResultPart:
+			m.resultPart(ctx, ref, sess, asm, x.ResultPart)
 		case *clusterpb.WorkerMessage_Release:
 			m.release(ctx, ref, x.Release)
 		case *clusterpb.WorkerMessage_Accepted:
@@ -180,14 +185,52 @@ func (m *Master) receive(ctx context.Context, ref store.WorkerRef, sess *session
 	}
 }
 
+// resultPart takes one piece of a result. The last piece records the
+// whole; a result too large to keep fails its job, and is acknowledged so
+// that the worker forgets it rather than send it on every reconnection.
+func (m *Master) resultPart(ctx context.Context, ref store.WorkerRef, sess *session, asm *assembler, p *clusterpb.ResultPart) {
+	m.resultProgress(p.Attempt)
+	done, err := asm.add(p)
+	if err != nil {
+		m.log.Warn("result piece refused", "worker", ref.Name, "job", p.Attempt.GetJobId(), "attempt", p.Attempt.GetAttempt(), "err", err)
+		return
+	}
+	if done == nil {
+		return
+	}
+	r := done.result
+	if done.tooLarge > 0 {
+		m.log.Warn("result too large; failing the job", "worker", ref.Name, "job", p.Attempt.GetJobId(),
+			"attempt", p.Attempt.GetAttempt(), "bytes", done.tooLarge, "limit", m.cfg.MaxResultBytes)
+		r = tooLargeResult(p.Attempt, done.tooLarge, m.cfg.MaxResultBytes)
+	}
+	if m.recordResult(ctx, ref, r) {
+		sess.sendMsg(ackMsg(p.Attempt))
+	}
+}
+
+// resultProgress pushes back the deadline of a result announced in a
+// hello (finished) while its pieces keep coming.
+func (m *Master) resultProgress(a *clusterpb.AttemptRef) {
+	if a == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if lj := m.jobs[a.JobId]; lj != nil && lj.attempt == int(a.Attempt) && !lj.resultBy.IsZero() {
+		lj.resultBy = time.Now().Add(m.cfg.ResultGrace)
+	}
+}
+
 func ackMsg(a *clusterpb.AttemptRef) *clusterpb.MasterMessage {
 	return &clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_ResultAck{ResultAck: &clusterpb.ResultAck{Attempt: a}}}
 }
 
 // register installs a (re)connected worker. Attempts the worker announces
-// that the master still assigns to it are re-adopted; the ones the master
-// no longer wants are returned for the worker to kill; the ones the master
-// thought it ran but it does not announce are re-queued.
+// (running, or finished with the result to follow) that the master still
+// assigns to it are re-adopted; running ones the master no longer wants
+// are returned for the worker to kill; the ones the master thought it ran
+// but it does not announce are re-queued.
 func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.WorkerRef, sess *session, addr string) []*clusterpb.AttemptRef {
 	now := time.Now()
 	langs, byName := languageSets(h.Languages)
@@ -218,6 +261,7 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.Wor
 	w.address, w.languages, w.labels = addr, langs, h.Labels
 	w.sandbox, w.version, w.selfDrain = h.Sandbox, h.Version, h.Draining
 	w.session, w.connectedAt, w.lastBeat = sess, now, now
+	w.setHealth(h.Health)
 	w.setStatus()
 	w.sched = scheduler.Worker{ID: h.Name, Languages: byName, Labels: h.Labels, Slots: int(h.Slots)}
 	w.sched.CPUPercent, w.sched.MemoryPercent = 0, 0
@@ -233,6 +277,18 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.Wor
 		}
 		abandon = append(abandon, a)
 	}
+	// A finished attempt is still the worker's: its result follows the
+	// welcome. Re-queueing it would run the job twice; if the result
+	// never comes, ResultGrace re-queues it (sweep).
+	for _, a := range h.Finished {
+		lj := m.jobs[a.JobId]
+		if lj != nil && lj.worker == h.Name && lj.identity == ref.Identity && lj.attempt == int(a.Attempt) && !lj.starting {
+			announced[a.JobId] = int(a.Attempt)
+			w.attempts[a.JobId] = int(a.Attempt)
+			lj.adoptBy = time.Time{}
+			lj.resultBy = now.Add(m.cfg.ResultGrace)
+		}
+	}
 	for id, n := range w.attempts {
 		if announced[id] != n {
 			if lj := m.jobs[id]; lj != nil && lj.starting {
@@ -244,7 +300,7 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.Wor
 	}
 	m.mu.Unlock()
 	for _, a := range vanished {
-		m.requeue(ctx, a.id, a.n, a.worker, store.Requeue{Reason: fmt.Sprintf("worker %s reconnected without it", h.Name)})
+		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: fmt.Sprintf("worker %s reconnected without it", h.Name)})
 	}
 	return abandon
 }
@@ -269,15 +325,21 @@ func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) 
 	}
 	w.lastBeat = time.Now()
 	w.sched.CPUPercent, w.sched.MemoryPercent = hb.CpuPercent, hb.MemoryPercent
-	wasDraining := w.selfDrain
+	wasDraining, wasUnhealthy := w.selfDrain, w.unhealthy
 	w.selfDrain = hb.Draining
+	w.setHealth(hb.Health)
 	w.setStatus()
+	healthChanged := w.unhealthy != wasUnhealthy
 	if hb.LanguagesChanged {
 		w.languages, w.sched.Languages = languageSets(hb.Languages)
 	}
 	queued := m.queue.Len() > 0
 	m.mu.Unlock()
-	if queued || wasDraining != hb.Draining || hb.LanguagesChanged {
+	if healthChanged {
+		m.log.Warn("worker health changed", "worker", name, "unhealthy", hb.Health.GetUnhealthy(),
+			"infra_failures", hb.Health.GetInfraFailures(), "reason", hb.Health.GetReason())
+	}
+	if queued || wasDraining != hb.Draining || healthChanged || hb.LanguagesChanged {
 		m.kick()
 	}
 }
@@ -385,7 +447,7 @@ func (m *Master) release(ctx context.Context, w store.WorkerRef, r *clusterpb.Re
 		// First, so that a worker drained now is not given the job back.
 		m.noteRelease(w)
 	}
-	m.requeue(ctx, id, n, w, store.Requeue{Reason: r.Reason, Released: !r.Infrastructure})
+	m.requeue(ctx, id, n, w, requeueCause{reason: r.Reason, released: !r.Infrastructure, infrastructure: r.Infrastructure})
 }
 
 // languageSets converts announced languages for the API and the scheduler.

@@ -37,6 +37,9 @@ type liveJob struct {
 	// adoptBy, after a master restart, is when a running job whose worker
 	// has not reconnected and re-announced it goes back to the queue.
 	adoptBy time.Time
+	// resultBy, for an attempt its worker reconnected with as finished, is
+	// when the job goes back to the queue if the result has not arrived.
+	resultBy time.Time
 }
 
 // workerEntry is one worker the master knows, connected or not.
@@ -66,6 +69,18 @@ type workerEntry struct {
 	// releases are the times of the attempts it gave back since it last
 	// finished one (see noteRelease).
 	releases []time.Time
+	// The worker's own verdict on its machinery (Hello and Heartbeat):
+	// an unhealthy worker gets no job until it says it has repaired
+	// itself.
+	unhealthy     bool
+	healthReason  string
+	infraFailures int64
+}
+
+// setHealth takes the health a worker reported; an older worker reports
+// none, and is healthy.
+func (w *workerEntry) setHealth(h *clusterpb.Health) {
+	w.unhealthy, w.healthReason, w.infraFailures = h.GetUnhealthy(), h.GetReason(), h.GetInfraFailures()
 }
 
 // ref is the worker as its attempts are held.
@@ -77,11 +92,15 @@ func (w *workerEntry) available() bool {
 	return w.session != nil && w.status == api.WorkerUp
 }
 
-// setStatus derives up/draining for a connected worker.
+// setStatus derives up/draining/unhealthy for a connected worker.
+// Unhealthy shows over draining: it is what an operator must act on.
 func (w *workerEntry) setStatus() {
-	if w.selfDrain || w.adminDrain {
+	switch {
+	case w.unhealthy:
+		w.status = api.WorkerUnhealthy
+	case w.selfDrain || w.adminDrain:
 		w.status = api.WorkerDraining
-	} else {
+	default:
 		w.status = api.WorkerUp
 	}
 }
@@ -183,7 +202,7 @@ func (m *Master) startAttempt(ctx context.Context, s start) {
 	m.mu.Unlock()
 	if !stillThere || sess == nil {
 		// The worker was lost or left between placement and commit.
-		m.requeue(ctx, s.job.id, s.n, s.ref, store.Requeue{Reason: fmt.Sprintf("worker %s left before the job started", s.worker.name)})
+		m.requeue(ctx, s.job.id, s.n, s.ref, requeueCause{reason: fmt.Sprintf("worker %s left before the job started", s.worker.name)})
 		return
 	}
 	m.observeStarted(s.job)
@@ -197,10 +216,11 @@ func (m *Master) startAttempt(ctx context.Context, s start) {
 // requeue puts attempt n, held by w, back in the queue, or fails the job
 // when it has used all its attempts. The store's compare-and-set decides
 // races with a result arriving at the same moment: whichever commits
-// first wins. An attempt given back unrun (rq.Released) does not count,
-// up to maxReleasedAttempts of them per job: past that a job bouncing
-// between workers that never run it must end.
-func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRef, rq store.Requeue) {
+// first wins. An attempt given back unrun (cause.released) does not
+// count, up to maxReleasedAttempts of them per job: past that a job
+// bouncing between workers that never run it must end.
+func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRef, cause requeueCause) {
+	rq := store.Requeue{Reason: cause.reason, Released: cause.released}
 	m.mu.Lock()
 	lj := m.jobs[id]
 	released := 0
@@ -219,11 +239,11 @@ func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRe
 		counted--
 	}
 	if counted >= lj.maxAttempts {
-		f := store.Finish{
-			Status: store.StatusFailed,
-			Error:  fmt.Sprintf("%s; gave up after %d attempts", rq.Reason, n),
-			At:     time.Now().UTC(),
+		msg := fmt.Sprintf("%s; gave up after %d attempts", rq.Reason, n)
+		if cause.infrastructure {
+			msg = infrastructureGaveUp(counted)
 		}
+		f := store.Finish{Status: store.StatusFailed, Error: msg, At: time.Now().UTC()}
 		if _, err := m.store.FinishAttempt(ctx, id, n, w, f); err != nil {
 			if !errors.Is(err, store.ErrConflict) {
 				m.log.Error("fail job", "job", id, "err", err)
@@ -251,7 +271,7 @@ func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRe
 	}
 	if cur := m.jobs[id]; cur == lj && lj.attempt == n {
 		lj.worker, lj.identity = "", ""
-		lj.adoptBy = time.Time{}
+		lj.adoptBy, lj.resultBy = time.Time{}, time.Time{}
 		lj.sched.Since = time.Now()
 		m.queue.Push(lj.sched)
 	}
@@ -275,6 +295,17 @@ func (m *Master) sweepLoop(ctx context.Context) {
 		}
 		m.sweep(ctx, time.Now())
 	}
+}
+
+// requeueCause says why an attempt goes back to the queue.
+type requeueCause struct {
+	reason string // recorded in the job's error while it waits
+	// released: the worker gave it back unrun (it was shutting down); the
+	// attempt does not count.
+	released bool
+	// infrastructure: the worker's own machinery failed; the attempt
+	// counts, and a job that runs out of attempts says so plainly.
+	infrastructure bool
 }
 
 type attemptRef struct {
@@ -308,9 +339,14 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 			delete(m.workers, w.name)
 		}
 	}
+	var undelivered []attemptRef
 	for _, lj := range m.jobs {
 		if !lj.adoptBy.IsZero() && now.After(lj.adoptBy) {
 			orphans = append(orphans, attemptRef{lj.id, lj.attempt, store.WorkerRef{Name: lj.worker, Identity: lj.identity}})
+		}
+		if !lj.resultBy.IsZero() && now.After(lj.resultBy) {
+			lj.resultBy = time.Time{}
+			undelivered = append(undelivered, attemptRef{lj.id, lj.attempt, store.WorkerRef{Name: lj.worker, Identity: lj.identity}})
 		}
 	}
 	unplaceable := m.queue.Unplaceable(m.connectedWorkers(), now, m.cfg.PlacementTimeout)
@@ -323,10 +359,20 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 		m.log.Warn("worker lost", "worker", name, "timeout", m.cfg.WorkerTimeout)
 	}
 	for _, a := range lost {
-		m.requeue(ctx, a.id, a.n, a.worker, store.Requeue{Reason: "worker lost"})
+		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: "worker lost"})
 	}
 	for _, a := range orphans {
-		m.requeue(ctx, a.id, a.n, a.worker, store.Requeue{Reason: "its worker did not reconnect after a master restart"})
+		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: "its worker did not reconnect after a master restart"})
+	}
+	for _, a := range undelivered {
+		m.mu.Lock()
+		for _, w := range m.workers {
+			if w.attempts[a.id] == a.n {
+				delete(w.attempts, a.id)
+			}
+		}
+		m.mu.Unlock()
+		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: "its worker finished it but did not deliver the result"})
 	}
 	for _, j := range unplaceable {
 		what := j.Req.Language

@@ -147,16 +147,16 @@ func TestSortTiesByName(t *testing.T) {
 // counters, throughput, the sandbox warning.
 func TestText(t *testing.T) {
 	want := `grappe top  https://m:7443  updated 12:00:00
-workers  2 up  1 draining  0 lost    slots 3/8 used    queue 4
+workers  2 up  1 draining  0 unhealthy  0 lost    slots 3/8 used    queue 4
 jobs     4 queued  3 running  120 done  2 failed  1 cancelled
 rate     0.40 done/s  0.60 submitted/s  queue wait 12ms  (last 5s)
  ! 1 worker(s) run jobs WITHOUT A SANDBOX: charlie 
 
 WORKERS (3)
-NAME↑    STATUS    SANDBOX          SLOTS  CPU%  MEM%  DONE  BEAT  LANGUAGES
-alpha    up        cgroup-v2          1/4  10.0  80.0     5  0.3s  c,python
-bravo    draining  cgroup-v1          2/2  95.0  20.0    50  2.0s  java
-charlie  up        none (INSECURE)    0/2  50.0  50.0     1  1.0s  bash
+NAME↑    STATUS    SANDBOX          SLOTS  CPU%  MEM%  DONE  INFRA  BEAT  LANGUAGES
+alpha    up        cgroup-v2          1/4  10.0  80.0     5      0  0.3s  c,python
+bravo    draining  cgroup-v1          2/2  95.0  20.0    50      0  2.0s  java
+charlie  up        none (INSECURE)    0/2  50.0  50.0     1      0  1.0s  bash
 
 CLIENTS (2, seen in the last minutes)
 USER   ADDRESS   SINCE  JOBS  RUNNING  QUEUED
@@ -329,5 +329,21 @@ func TestClassifyAndWrap(t *testing.T) {
 	}
 	if got := pickError([]error{refused, &client.Error{Status: 403}, nil}); Classify(got) != Forbidden {
 		t.Errorf("pickError chose %v, want the 403", got)
+	}
+}
+
+// TestUnhealthyWorker shows an unhealthy worker, why, and its count of
+// infrastructure failures.
+func TestUnhealthyWorker(t *testing.T) {
+	s := fixture()
+	s.Cluster.Workers[api.WorkerUnhealthy] = 1
+	s.Workers[0].Status, s.Workers[0].InfraFailures = api.WorkerUnhealthy, 3
+	s.Workers[0].Health = "sandbox: join cgroup: no such device"
+	got := feed(New(Options{}), Result{Time: at, Snapshot: s}).Text()
+	for _, want := range []string{"1 unhealthy", " ! alpha is unhealthy (3 infrastructure failures): sandbox: join cgroup: no such device",
+		"alpha    unhealthy"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in:\n%s", want, got)
+		}
 	}
 }

@@ -148,9 +148,10 @@ func (m Model) problemLine(interactive bool) string {
 func (m Model) summary() []string {
 	st, c := m.st, m.snap.Cluster
 	label := func(s string) string { return st.title.Render(fmt.Sprintf("%-8s", s)) }
-	workers := fmt.Sprintf("%s %s  %s  %s", label("workers"),
+	workers := fmt.Sprintf("%s %s  %s  %s  %s", label("workers"),
 		st.good.Render(fmt.Sprintf("%d up", c.Workers[api.WorkerUp])),
 		colorIf(c.Workers[api.WorkerDraining] > 0, st.warn, fmt.Sprintf("%d draining", c.Workers[api.WorkerDraining])),
+		colorIf(c.Workers[api.WorkerUnhealthy] > 0, st.bad, fmt.Sprintf("%d unhealthy", c.Workers[api.WorkerUnhealthy])),
 		colorIf(c.Workers[api.WorkerLost] > 0, st.bad, fmt.Sprintf("%d lost", c.Workers[api.WorkerLost])))
 	workers += fmt.Sprintf("    %s %d/%d used    %s %d", st.title.Render("slots"), c.SlotsInUse, c.Slots,
 		st.title.Render("queue"), c.QueueDepth)
@@ -169,6 +170,13 @@ func (m Model) summary() []string {
 	if len(unsandboxed) > 0 {
 		lines = append(lines, st.loud.Render(fmt.Sprintf(" ! %d worker(s) run jobs WITHOUT A SANDBOX: %s ",
 			len(unsandboxed), strings.Join(unsandboxed, ", "))))
+	}
+	// An unhealthy worker's machinery failed: say why, for the operator.
+	for _, w := range m.snap.Workers {
+		if w.Status == api.WorkerUnhealthy {
+			lines = append(lines, st.bad.Render(fmt.Sprintf(" ! %s is unhealthy (%d infrastructure failures): %s",
+				w.Name, w.InfraFailures, dash(w.Health))))
+		}
 	}
 	return lines
 }
@@ -272,7 +280,7 @@ func (m Model) workersTable() []string {
 		{title: title("NAME", ByName)}, {title: "STATUS"}, {title: "SANDBOX"},
 		{title: title("SLOTS", BySlots), right: true}, {title: title("CPU%", ByCPU), right: true},
 		{title: title("MEM%", ByMemory), right: true}, {title: title("DONE", ByJobs), right: true},
-		{title: "BEAT", right: true}, {title: "LANGUAGES"},
+		{title: "INFRA", right: true}, {title: "BEAT", right: true}, {title: "LANGUAGES"},
 	}
 	var rows [][]cell
 	for _, w := range m.workers() {
@@ -282,8 +290,13 @@ func (m Model) workersTable() []string {
 			status.style = &st.good
 		case api.WorkerDraining:
 			status.style = &st.warn
-		case api.WorkerLost:
+		case api.WorkerLost, api.WorkerUnhealthy:
 			status.style = &st.bad
+		}
+		// Attempts given back because the worker's machinery failed.
+		infra := cell{text: fmt.Sprint(w.InfraFailures)}
+		if w.InfraFailures > 0 {
+			infra.style = &st.warn
 		}
 		sandbox := cell{text: dash(w.Sandbox)}
 		if w.Sandbox == "none" {
@@ -303,7 +316,7 @@ func (m Model) workersTable() []string {
 		rows = append(rows, []cell{
 			{text: w.Name}, status, sandbox, slots,
 			load(w.CPUPercent, st), load(w.MemoryPercent, st),
-			{text: fmt.Sprint(w.JobsDone)}, beat, {text: languages(w.Languages, 40)},
+			{text: fmt.Sprint(w.JobsDone)}, infra, beat, {text: languages(w.Languages, 40)},
 		})
 	}
 	lines := []string{st.title.Render(fmt.Sprintf("WORKERS (%d)", len(rows)))}

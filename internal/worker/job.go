@@ -14,6 +14,13 @@ func (w *Worker) start(a *clusterpb.Assign) {
 		return
 	}
 	k := attemptKey{a.Attempt.JobId, a.Attempt.Attempt}
+	if w.isUnhealthy() {
+		// Placed here before the master heard the worker is unhealthy.
+		w.emit(&clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Release{Release: &clusterpb.Release{
+			Attempt: a.Attempt, Reason: "worker " + w.cfg.Name + " is unhealthy", Infrastructure: true,
+		}}})
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.mu.Lock()
 	if _, dup := w.running[k]; dup {
@@ -29,37 +36,55 @@ func (w *Worker) start(a *clusterpb.Assign) {
 	go func() {
 		defer w.wg.Done()
 		defer cancel()
-		res := w.run(ctx, k, a.Spec)
+		res, infraErr := w.run(ctx, k, a.Spec)
 		w.mu.Lock()
 		delete(w.running, k)
 		handedBack := j.handedBack
-		if !handedBack {
+		if !handedBack && infraErr == nil {
 			w.pending[k] = res
 		}
 		w.idle.Broadcast()
 		w.mu.Unlock()
-		if !handedBack {
-			w.emit(&clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Result{Result: res}})
+		switch {
+		case handedBack:
+		case infraErr != nil:
+			w.giveBack(k, infraErr)
+		default:
+			w.jobRan()
+			w.resultsChanged()
 		}
 	}()
 }
 
-func (w *Worker) run(ctx context.Context, k attemptKey, spec *clusterpb.JobSpec) *clusterpb.Result {
+// run runs one attempt. A failure of the worker's own machinery is
+// returned as infraErr, with no result: it is not the program's doing, so
+// the attempt is given back to run elsewhere rather than fail the job
+// with the worker's internals in its error.
+func (w *Worker) run(ctx context.Context, k attemptKey, spec *clusterpb.JobSpec) (res *clusterpb.Result, infraErr error) {
 	out := func(test int, stream string, data []byte) {
 		w.emit(&clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Output{Output: &clusterpb.Output{
 			Attempt: k.ref(), Stream: stream, Data: append([]byte(nil), data...), Test: int32(test),
 		}}})
 	}
-	res, err := w.cfg.Runner.Run(ctx, specFromProto(spec), out)
-	if err != nil {
-		msg := err.Error()
-		if errors.Is(err, runner.ErrNoToolchain) {
-			msg = "worker " + w.cfg.Name + ": " + msg
-		}
-		w.log.Warn("job could not run", "job", k.id, "attempt", k.n, "err", err)
-		return &clusterpb.Result{Attempt: k.ref(), Error: msg}
+	r, err := w.cfg.Runner.Run(ctx, specFromProto(spec), out)
+	if err == nil {
+		return resultToProto(k, r), nil
 	}
-	return resultToProto(k, res)
+	var msg string
+	switch {
+	case ctx.Err() != nil:
+		// Cancelled, or handed back: the master records nothing of it.
+		msg = "the job was stopped"
+	case errors.Is(err, runner.ErrBadSpec):
+		// The job's own fault; the message names its files only.
+		msg = err.Error()
+	case errors.Is(err, runner.ErrNoToolchain):
+		msg = "worker " + w.cfg.Name + ": " + err.Error()
+	default:
+		return nil, err
+	}
+	w.log.Warn("job could not run", "job", k.id, "attempt", k.n, "err", err)
+	return &clusterpb.Result{Attempt: k.ref(), Error: msg}, nil
 }
 
 func specFromProto(p *clusterpb.JobSpec) *runner.Spec {

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -47,6 +48,9 @@ type Toolbox struct {
 	tested     chan struct{} // closed when every self-test has ended
 	quick      chan struct{} // closed when the interpreters' self-tests have ended
 	scratch    *sandbox.Scratch
+	// base and detected let Recheck run the self-tests again.
+	base     runner.Config
+	detected []lang.Toolchain
 }
 
 // Close waits for the runner's clean-up and unmounts the work directories'
@@ -133,7 +137,10 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 		}
 		return nil, fmt.Errorf("worker: runner: %w", err)
 	}
-	tb := &Toolbox{Runner: r, Sandbox: sb.Kind(), tested: make(chan struct{}), quick: make(chan struct{}), scratch: scratch}
+	tb := &Toolbox{
+		Runner: r, Sandbox: sb.Kind(), tested: make(chan struct{}), quick: make(chan struct{}), scratch: scratch,
+		base: base, detected: detected,
+	}
 	// Interpreters first, on their own: their self-tests take milliseconds
 	// but would take seconds if they shared the CPU with javac and rustc.
 	var interpreted, compiled []lang.Toolchain
@@ -185,6 +192,50 @@ func (tb *Toolbox) selfTest(ctx context.Context, base runner.Config, tools []lan
 				log.Warn("toolchain failed its self-test; not announced", "language", name, "err", err)
 			}
 		})
+	}
+	return nil
+}
+
+// ErrSelfTest is returned by Recheck when a toolchain fails its self-test.
+var ErrSelfTest = errors.New("worker: self-test failed")
+
+// Recheck runs again the self-tests of the announced toolchains that have
+// no compile step (milliseconds each), or of every announced one when all
+// are compiled: a worker that repaired its sandbox proves that it runs
+// programs again before it takes jobs.
+func (tb *Toolbox) Recheck(ctx context.Context) error {
+	langs, _ := tb.Languages()
+	announced := map[string]bool{}
+	for _, l := range langs {
+		announced[l.Name+" "+l.Version] = true
+	}
+	var quick, all []lang.Toolchain
+	for _, t := range tb.detected {
+		if !announced[t.Name()+" "+t.Version] {
+			continue
+		}
+		all = append(all, t)
+		if !t.Entry.Compiled() {
+			quick = append(quick, t)
+		}
+	}
+	if len(quick) > 0 {
+		all = quick
+	}
+	if len(all) == 0 {
+		return nil // nothing announced, nothing to prove
+	}
+	cfg := tb.base
+	cfg.Toolchains = all
+	cfg.CacheMaxBytes = -1
+	probe, err := runner.New(cfg)
+	if err != nil {
+		return fmt.Errorf("worker: runner: %w", err)
+	}
+	defer probe.Close()
+	_, failures := probe.SelfTest(ctx)
+	for name, err := range failures {
+		return fmt.Errorf("%w: %s: %w", ErrSelfTest, name, err)
 	}
 	return nil
 }

@@ -40,15 +40,10 @@ func (w *Worker) session(ctx context.Context) error {
 
 	out := make(chan *clusterpb.WorkerMessage, 256)
 	w.mu.Lock()
+	// Results that finished while disconnected were only named in the
+	// hello (finished); the send loop sends them now, with any that
+	// completed since, in pieces.
 	w.out = out
-	// Results that finished while disconnected went in the hello; resend
-	// any that completed between the hello and now.
-	for _, r := range w.pending {
-		select {
-		case out <- &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Result{Result: r}}:
-		default:
-		}
-	}
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
@@ -89,46 +84,109 @@ func (w *Worker) hello() (*clusterpb.Hello, uint64) {
 	h := &clusterpb.Hello{
 		Name: w.cfg.Name, Slots: int32(w.cfg.Slots),
 		Labels: w.cfg.Labels, Languages: langs, Sandbox: w.cfg.Sandbox,
-		Version: w.cfg.Version, Draining: w.draining,
+		Version: w.cfg.Version, Draining: w.draining, Health: w.health.proto(),
 	}
 	for k := range w.running {
 		if _, done := w.pending[k]; !done {
 			h.Running = append(h.Running, k.ref())
 		}
 	}
-	for _, r := range w.pending {
-		h.PendingResults = append(h.PendingResults, r)
+	// Only their names: the results follow the welcome, in pieces, so a
+	// hello stays small whatever the results weigh.
+	for k := range w.pending {
+		h.Finished = append(h.Finished, k.ref())
 	}
 	return h, gen
 }
 
-// sendLoop is the stream's only writer: heartbeats on a ticker, and
-// whatever the jobs put in the outbox.
+// sendLoop is the stream's only writer: heartbeats on a ticker, whatever
+// the jobs put in the outbox, and the pending results, one piece at a
+// time. Heartbeats and the outbox go first, so a big result never holds
+// the link: the master keeps hearing from the worker while it arrives.
 func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectClient, out chan *clusterpb.WorkerMessage, interval time.Duration, langGen uint64) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	sent := map[attemptKey]bool{} // results sent whole on this session
+	var cur *delivery
 	for {
+		// What is due now, without waiting.
 		var msg *clusterpb.WorkerMessage
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-w.finishing:
-			for {
-				select {
-				case msg := <-out:
-					if err := stream.Send(msg); err != nil {
-						return fmt.Errorf("send: %w", err)
-					}
-				default:
-					return stream.CloseSend()
-				}
-			}
+			return w.goodbye(stream, out, sent, cur)
 		case <-t.C:
 			msg = &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
 		case msg = <-out:
+		default:
+		}
+		if msg != nil {
+			if err := stream.Send(msg); err != nil {
+				return fmt.Errorf("send: %w", err)
+			}
+		}
+		// Then a piece of a result, if one waits: one message of each in
+		// turn, so busy output cannot starve a result either.
+		if cur != nil && !w.stillPending(cur.key) {
+			cur = nil // acknowledged (refused) before it was all sent
+		}
+		if cur == nil {
+			cur = w.nextDelivery(sent)
+		}
+		if cur != nil {
+			done, err := w.sendPiece(stream, cur)
+			if err != nil {
+				return err
+			}
+			if done {
+				sent[cur.key] = true
+				cur = nil
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.finishing:
+			return w.goodbye(stream, out, sent, cur)
+		case <-t.C:
+			msg = &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
+		case msg = <-out:
+		case <-w.resultReady:
+			continue
 		}
 		if err := stream.Send(msg); err != nil {
 			return fmt.Errorf("send: %w", err)
+		}
+	}
+}
+
+// goodbye flushes the outbox and the results not sent yet, then closes
+// the worker's side of the stream.
+func (w *Worker) goodbye(stream clusterpb.Cluster_ConnectClient, out chan *clusterpb.WorkerMessage, sent map[attemptKey]bool, cur *delivery) error {
+	for {
+		select {
+		case msg := <-out:
+			if err := stream.Send(msg); err != nil {
+				return fmt.Errorf("send: %w", err)
+			}
+			continue
+		default:
+		}
+		if cur == nil {
+			cur = w.nextDelivery(sent)
+		}
+		if cur == nil {
+			return stream.CloseSend()
+		}
+		done, err := w.sendPiece(stream, cur)
+		if err != nil {
+			return err
+		}
+		if done {
+			sent[cur.key] = true
+			cur = nil
 		}
 	}
 }
@@ -156,7 +214,7 @@ func (w *Worker) recvLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 			// The master stops placing jobs here itself; the worker's own
 			// draining flag means it is shutting down, which an undrain
 			// must not reverse.
-			w.log.Info("drain set by the master", "drain", x.Drain.Drain)
+			w.log.Info("drain set by the master", "drain", x.Drain.Drain, "reason", x.Drain.Reason)
 		}
 	}
 }

@@ -62,6 +62,20 @@ type Config struct {
 	DrainTimeout time.Duration
 	Version      string
 	Logger       *slog.Logger
+
+	// UnhealthyAfter is how many failures of the worker's own machinery
+	// in a row (a job whose sandbox, not its program, failed) make the
+	// worker unhealthy: it takes no job until Repair succeeds. Default 1
+	// (see defaultUnhealthyAfter).
+	UnhealthyAfter int
+	// Repair tries to fix an unhealthy worker's machinery (recreate the
+	// sandbox's cgroups, rerun the self-tests); nil error means healthy
+	// again. Nil Repair: the worker only waits its backoff, then tries
+	// jobs again.
+	Repair func(ctx context.Context) error
+	// RepairBackoff is the wait before the first repair, doubled after
+	// each failed one up to a minute. Default 1s.
+	RepairBackoff time.Duration
 }
 
 // LanguageSource says which languages the worker can run. The generation
@@ -103,12 +117,17 @@ type Worker struct {
 	identity atomic.Pointer[tls.Certificate]
 	tls      *tls.Config
 
-	mu       sync.Mutex
-	running  map[attemptKey]*runningJob
-	pending  map[attemptKey]*clusterpb.Result // sent or not, not yet acknowledged
-	out      chan *clusterpb.WorkerMessage    // the live session's outbox, nil between sessions
-	draining bool
-	idle     *sync.Cond // signalled when a job ends
+	mu      sync.Mutex
+	running map[attemptKey]*runningJob
+	pending map[attemptKey]*clusterpb.Result // sent or not, not yet acknowledged
+	out     chan *clusterpb.WorkerMessage    // the live session's outbox, nil between sessions
+	// resultReady wakes the session's writer when a result joins pending.
+	resultReady chan struct{}
+	draining    bool
+	health      health
+	// repairWake starts the repair loop when the worker turns unhealthy.
+	repairWake chan struct{}
+	idle       *sync.Cond // signalled when a job ends
 	// finishing is closed when Run is ending: the session flushes and
 	// closes instead of reconnecting.
 	finishing chan struct{}
@@ -134,6 +153,12 @@ func New(cfg Config) (*Worker, error) {
 	if err := datadir.Ensure(cfg.DataDir, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("worker: data dir: %w", err)
 	}
+	if cfg.UnhealthyAfter < 1 {
+		cfg.UnhealthyAfter = defaultUnhealthyAfter
+	}
+	if cfg.RepairBackoff <= 0 {
+		cfg.RepairBackoff = defaultRepairBackoff
+	}
 	tlsCfg, err := masterTLS(&cfg)
 	if err != nil {
 		return nil, err
@@ -141,7 +166,8 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg: cfg, log: cfg.Logger.With("worker", cfg.Name), load: newLoadSampler(),
 		running: map[attemptKey]*runningJob{}, pending: map[attemptKey]*clusterpb.Result{},
-		finishing: make(chan struct{}),
+		finishing: make(chan struct{}), resultReady: make(chan struct{}, 1),
+		repairWake: make(chan struct{}, 1),
 	}
 	w.idle = sync.NewCond(&w.mu)
 	// The client certificate is looked up at each handshake: the current
@@ -222,6 +248,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer close(sessionsDone)
 		w.connectLoop(sessCtx)
 	}()
+	repairDone := make(chan struct{})
+	go func() {
+		defer close(repairDone)
+		w.repairLoop(sessCtx)
+	}()
 	<-ctx.Done()
 	w.drain()
 	// Say goodbye properly: the session flushes its outbox (results,
@@ -233,6 +264,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	stopSessions()
 	<-sessionsDone
+	<-repairDone
 	w.wg.Wait()
 	return nil
 }
@@ -344,7 +376,7 @@ func (w *Worker) heartbeat(langGen *uint64) *clusterpb.Heartbeat {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	hb := &clusterpb.Heartbeat{CpuPercent: cpu, MemoryPercent: mem, Draining: w.draining}
+	hb := &clusterpb.Heartbeat{CpuPercent: cpu, MemoryPercent: mem, Draining: w.draining, Health: w.health.proto()}
 	if changed {
 		hb.LanguagesChanged, hb.Languages = true, langs
 	}

@@ -298,6 +298,7 @@ await step('dashboard: two workers with their load, clients, charts', async () =
     check(/^\d+\/2$/.test(slots), `${w} slots: "${slots}"`);
     check((await textOf(`tr[data-worker="${w}"] .w-langs`)).includes('Python'), `${w} languages`);
     check(/s ago/.test(await textOf(`tr[data-worker="${w}"] .w-beat`)), `${w} last heartbeat`);
+    check((await textOf(`tr[data-worker="${w}"] .w-infra`)) === '0', `${w} infrastructure failures`);
   }
   // The warning names exactly the live workers without a sandbox: auto-1
   // (--insecure-no-sandbox), and w1 and w2 unless the test runs them in

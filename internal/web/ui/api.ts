@@ -48,10 +48,14 @@ export interface Job {
 
 export interface Language { name: string; version: string; versions?: string[]; workers: number }
 export interface Worker {
-  name: string; address: string; status: 'up' | 'draining' | 'lost';
+  name: string; address: string; status: 'up' | 'draining' | 'unhealthy' | 'lost';
   languages: { name: string; version: string }[]; labels: Record<string, string> | null;
   slots: number; running: number; cpu_percent: number; memory_percent: number; jobs_done: number;
   last_heartbeat: string; connected_at: string; sandbox: string; version?: string;
+  /** Attempts the worker gave back because its own machinery (sandbox, cgroups) failed. */
+  infra_failures?: number;
+  /** The worker's last infrastructure error, for operators; empty while all is well. */
+  health?: string;
   /** Set for a worker the autoscaler started. */
   started_by?: WorkerOrigin;
 }

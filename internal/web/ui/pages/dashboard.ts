@@ -70,6 +70,7 @@ export function dashboardPage(): Page {
       h('td', { class: 'w-cpu', 'data-label': 'CPU' }, meter('cpu')),
       h('td', { class: 'w-mem', 'data-label': 'Memory' }, meter('mem')),
       h('td', { class: 'w-done num', 'data-label': 'Jobs done' }),
+      h('td', { class: 'w-infra num', 'data-label': 'Infra failures' }),
       h('td', { class: 'w-beat', 'data-label': 'Heartbeat' }),
       h('td', { class: 'w-sandbox', 'data-label': 'Sandbox' }),
       h('td', { class: 'w-actions' }, drain));
@@ -89,8 +90,12 @@ export function dashboardPage(): Page {
     const st = c('status');
     if (st.getAttribute('data-status') !== w.status) {
       st.setAttribute('data-status', w.status);
-      fill(st, h('span', { class: `badge ${w.status === 'up' ? 'good' : w.status === 'lost' ? 'bad' : 'busy'}` }, w.status));
+      const bad = w.status === 'lost' || w.status === 'unhealthy';
+      fill(st, h('span', { class: `badge ${w.status === 'up' ? 'good' : bad ? 'bad' : 'busy'}` }, w.status));
     }
+    // Why an unhealthy worker is (its machinery's last error), on hover.
+    if (w.health) st.setAttribute('title', w.health);
+    else st.removeAttribute('title');
     const langs = (w.languages ?? []).map((l) => labelOf(l.name)).join(', ');
     setText(c('langs'), langs || '—');
     c('langs').setAttribute('title', (w.languages ?? []).map((l) => `${l.name} ${l.version}`).join('\n'));
@@ -100,6 +105,8 @@ export function dashboardPage(): Page {
     setMeter(c('cpu').firstElementChild!, lost ? 0 : w.cpu_percent / 100, lost ? '—' : pct(w.cpu_percent));
     setMeter(c('mem').firstElementChild!, lost ? 0 : w.memory_percent / 100, lost ? '—' : pct(w.memory_percent));
     setText(c('done'), String(w.jobs_done));
+    setText(c('infra'), String(w.infra_failures ?? 0));
+    c('infra').classList.toggle('nonzero', (w.infra_failures ?? 0) > 0);
     setText(c('beat'), ago(w.last_heartbeat));
     c('beat').setAttribute('title', when(w.last_heartbeat));
     const sb = c('sandbox');
@@ -325,7 +332,11 @@ export function dashboardPage(): Page {
       syncRows(workersBody, workers, (w) => w.name, workerRow, updateWorker);
       const by = (s: string) => workers.filter((w) => w.status === s).length;
       setText(cWorkers.value, String(by('up')));
-      setText(cWorkers.sub, [by('draining') ? `${by('draining')} draining` : '', by('lost') ? `${by('lost')} lost` : ''].filter(Boolean).join(', ') || `of ${workers.length}`);
+      setText(cWorkers.sub, [
+        by('draining') ? `${by('draining')} draining` : '',
+        by('unhealthy') ? `${by('unhealthy')} unhealthy` : '',
+        by('lost') ? `${by('lost')} lost` : '',
+      ].filter(Boolean).join(', ') || `of ${workers.length}`);
       setText(cSlots.value, `${cl.slots_in_use}/${cl.slots}`);
       setText(cSlots.sub, cl.slots ? pct((100 * cl.slots_in_use) / cl.slots) : '');
       setText(cQueue.value, String(cl.queue_depth));
@@ -384,7 +395,7 @@ export function dashboardPage(): Page {
     h('div', { class: 'stats' }, cWorkers.el, cSlots.el, cQueue.el, cRunning.el, cClients.el),
     h('h2', null, 'Workers'),
     h('div', { class: 'table-wrap' }, h('table', { id: 'workers-table', class: 'list cards' },
-      h('thead', null, h('tr', null, ['Name', 'Address', 'Status', 'Languages', 'Slots', 'CPU', 'Memory', 'Jobs done', 'Last heartbeat', 'Sandbox', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      h('thead', null, h('tr', null, ['Name', 'Address', 'Status', 'Languages', 'Slots', 'CPU', 'Memory', 'Jobs done', 'Infra failures', 'Last heartbeat', 'Sandbox', ''].map((t) => h('th', { scope: 'col' }, t)))),
       workersBody)),
     asSection,
     h('h2', null, 'Activity'),

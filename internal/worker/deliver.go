@@ -1,0 +1,127 @@
+package worker
+
+import (
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/grappe/grappe/api/clusterpb"
+)
+
+// A result travels as its protobuf encoding. One under PieceSize goes in a
+// plain Result message; a bigger one is cut into ResultParts of at most
+// PieceSize bytes, so no message of the link can approach gRPC's size cap
+// and the stream's only writer can slip a heartbeat between two pieces.
+const PieceSize = 1 << 20
+
+// delivery is one result being sent on the current session.
+type delivery struct {
+	key  attemptKey
+	res  *clusterpb.Result
+	size int    // of res's encoding
+	data []byte // res's encoding, for a result sent in pieces
+	off  int    // bytes already sent
+}
+
+// newDelivery prepares a pending result. A small one is sent as it is
+// (the common case costs no extra encoding); a big one is encoded here. A
+// result that cannot be encoded (a string that is not UTF-8, say) is
+// replaced by one that says so: the job fails with that error rather than
+// wedge the link.
+func (w *Worker) newDelivery(k attemptKey, r *clusterpb.Result) *delivery {
+	d := &delivery{key: k, res: r, size: proto.Size(r)}
+	if d.size < PieceSize {
+		return d
+	}
+	data, err := proto.Marshal(r)
+	if err != nil {
+		w.log.Error("result cannot be encoded; failing the job", "job", k.id, "attempt", k.n, "err", err)
+		d.res = w.replaceResult(k, "the result could not be delivered: it could not be encoded")
+		d.size = proto.Size(d.res)
+		return d
+	}
+	d.data = data
+	return d
+}
+
+// replaceResult swaps the pending result of k for a small one carrying
+// only msg, and returns it.
+func (w *Worker) replaceResult(k attemptKey, msg string) *clusterpb.Result {
+	r := &clusterpb.Result{Attempt: k.ref(), Error: msg}
+	w.mu.Lock()
+	if _, ok := w.pending[k]; ok {
+		w.pending[k] = r
+	}
+	w.mu.Unlock()
+	return r
+}
+
+// next returns the message carrying the delivery's next bytes, and
+// whether it is the delivery's last message.
+func (d *delivery) next() (*clusterpb.WorkerMessage, bool) {
+	if d.data == nil {
+		// Small: one plain Result, as every worker sends it.
+		return &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Result{Result: d.res}}, true
+	}
+	end := min(d.off+PieceSize, len(d.data))
+	part := &clusterpb.ResultPart{
+		Attempt: d.key.ref(), Offset: int64(d.off), Data: d.data[d.off:end], Last: end == len(d.data),
+	}
+	d.off = end
+	return &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_ResultPart{ResultPart: part}}, part.Last
+}
+
+// nextDelivery picks a pending result not yet sent on this session.
+func (w *Worker) nextDelivery(sent map[attemptKey]bool) *delivery {
+	w.mu.Lock()
+	var k attemptKey
+	var r *clusterpb.Result
+	for key, res := range w.pending {
+		if !sent[key] {
+			k, r = key, res
+			break
+		}
+	}
+	w.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	return w.newDelivery(k, r)
+}
+
+// stillPending reports whether the master has not acknowledged k yet: a
+// result it acknowledged early (refused as too large) is not sent on.
+func (w *Worker) stillPending(k attemptKey) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.pending[k]
+	return ok
+}
+
+// resultsChanged wakes the session's writer: a result is ready to go.
+func (w *Worker) resultsChanged() {
+	select {
+	case w.resultReady <- struct{}{}:
+	default:
+	}
+}
+
+// sendPiece sends the delivery's next message. A refusal that is not the
+// link failing (the message rejected by gRPC itself) is the result's
+// fault, not the link's: the result is replaced by an error the master
+// records, so that the next session delivers that instead of failing the
+// same way forever.
+func (w *Worker) sendPiece(stream clusterpb.Cluster_ConnectClient, d *delivery) (done bool, err error) {
+	msg, last := d.next()
+	if err := stream.Send(msg); err != nil {
+		switch status.Code(err) {
+		case codes.ResourceExhausted, codes.Internal, codes.InvalidArgument:
+			w.log.Error("result refused by the transport; failing the job", "job", d.key.id, "attempt", d.key.n, "err", err)
+			w.replaceResult(d.key, fmt.Sprintf("the result could not be delivered: %d MiB", (d.size+(1<<20)-1)>>20))
+		}
+		return false, fmt.Errorf("send result: %w", err)
+	}
+	return last, nil
+}
