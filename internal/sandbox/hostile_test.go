@@ -270,6 +270,8 @@ var hostileTests = []struct {
 			t.Errorf("%d results: %q %q", n, o.Stdout, o.Stderr)
 		}
 	}},
+	{"socket families", []string{"/usr/bin/perl"}, hostileSocketFamilies},
+	{"32-bit system calls", nil, hostileCompatSyscalls},
 	{"mount and unshare commands", []string{"/usr/bin/unshare"}, func(t *testing.T, l *Linux) {
 		o := hostileExec(t, l, &Cmd{Args: sh(`unshare -Ur true 2>/dev/null && echo USERNS; unshare -n true 2>/dev/null && echo NETNS; mount -t tmpfs none /tmp 2>/dev/null && echo MOUNTED; exit 0`), Limits: limits})
 		if len(o.Stdout) != 0 {
