@@ -71,6 +71,7 @@ type Linux struct {
 	cfg      Config
 	log      *slog.Logger
 	cg       cgroupDriver
+	own      *owner
 	root     []rootEntry
 	setup    setupMsg // for every sandbox
 	mountAPI bool     // open_tree/move_mount available: sandboxes are prepared ahead
@@ -146,14 +147,23 @@ func newLinux(cfg Config) (*Linux, error) {
 	if err != nil {
 		return nil, err
 	}
-	cg, err := newCgroupDriver(cfg.CgroupRoot, cgroupPrefix)
+	if cfg.StateDir == "" {
+		cfg.StateDir = cfg.Root
+	}
+	own, err := claimOwner(cfg.StateDir, cgroupPrefix, cfg.Logger)
 	if err != nil {
+		return nil, err
+	}
+	cg, err := newCgroupDriver(cfg.CgroupRoot, own)
+	if err != nil {
+		own.release()
 		return nil, err
 	}
 	l := &Linux{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		cg:       cg,
+		own:      own,
 		root:     root,
 		mountAPI: !cfg.forceBinds && haveMountAPI(stage),
 		maxRuns:  maxRunsPerSlot,
@@ -269,6 +279,7 @@ func (l *Linux) Close() error {
 		l.bg.Wait()
 		l.pool.drain() // what the filler added while stopping
 		err = l.cg.close()
+		l.own.release()
 	})
 	return err
 }
