@@ -95,7 +95,7 @@ func New(cfg Config) (*Linux, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotAvailable, err)
 	}
-	if err := l.probe(); err != nil {
+	if err := l.probe(context.Background()); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("%w: %w", ErrNotAvailable, err)
 	}
@@ -238,7 +238,7 @@ func (l *Linux) newCgroup() (runCgroup, error) {
 
 // probe runs a trivial command, to find out now rather than at the first
 // job that the machine cannot sandbox.
-func (l *Linux) probe() error {
+func (l *Linux) probe(ctx context.Context) error {
 	var prog string
 	for _, p := range []string{"/usr/bin/true", "/bin/true"} {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && visible(l.root, p) {
@@ -254,7 +254,7 @@ func (l *Linux) probe() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	o, err := l.Exec(context.Background(), &Cmd{
+	o, err := l.Exec(ctx, &Cmd{
 		Args: []string{prog}, Dir: dir,
 		Limits: Limits{Wall: setupTimeout, MemoryBytes: 64 << 20, Processes: 4},
 	})
