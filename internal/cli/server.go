@@ -342,7 +342,10 @@ func openSandbox(insecure bool, root string, uidBase, slots int, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	sb, err := sandbox.New(sandbox.Config{Root: abs, UIDBase: uidBase, PoolSize: min(max(slots, 2), 64), Logger: log})
+	// The sandbox's id and lock live beside it in the data directory: they
+	// must outlive a restart (the worker then finds what it left) and be
+	// this worker's alone (they tell its cgroups from its neighbours').
+	sb, err := sandbox.New(sandbox.Config{Root: abs, StateDir: abs, UIDBase: uidBase, PoolSize: min(max(slots, 2), 64), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(the sandbox needs Linux and root; --insecure-no-sandbox runs programs unconfined, for development only)", err)
 	}
