@@ -28,7 +28,11 @@ const (
 )
 
 func TestHostile(t *testing.T) {
-	l := newTestLinux(t, Config{TmpBytes: hostileTmp, FileSizeBytes: hostileFile})
+	// A range of uids of this process's own: the check at the end is
+	// host-wide, and other sandboxes (another test binary, a grappe) may
+	// run on the machine with the default range.
+	base := 2_000_000 + (os.Getpid()%1000)*1000
+	l := newTestLinux(t, Config{TmpBytes: hostileTmp, FileSizeBytes: hostileFile, UIDBase: base, UIDCount: 1000})
 	t.Run("group", func(t *testing.T) {
 		for _, h := range hostileTests {
 			t.Run(h.name, func(t *testing.T) {
@@ -44,7 +48,7 @@ func TestHostile(t *testing.T) {
 		}
 	})
 	// Nothing of any command is left running.
-	for uid := defaultUIDBase; uid < defaultUIDBase+defaultUIDCount; uid++ {
+	for uid := base; uid < base+1000; uid++ {
 		if pids := uidProcs(uid); len(pids) > 0 {
 			t.Errorf("uid %d still runs %v", uid, pids)
 		}
