@@ -137,6 +137,9 @@ func (p *pool) fill() {
 		case <-p.wake:
 		}
 		if err := p.top(); err != nil {
+			if p.l.closed.Load() {
+				return // the sandbox being stopped under it
+			}
 			p.l.log.Warn("sandbox: cannot prepare a sandbox", "err", err)
 			select {
 			case <-p.l.quit:
