@@ -25,9 +25,10 @@ var v2Controllers = []string{"memory", "pids"}
 // process's cgroup is not the root its processes are first moved into a
 // leaf (as systemd-managed services with Delegate=yes need).
 type cgroupV2 struct {
-	base string
-	fs   cgroupFS
-	own  *owner
+	self, base string
+	isRoot     bool // self is the hierarchy's root
+	fs         cgroupFS
+	own        *owner
 }
 
 // workerLeaf, after the prefix, names the leaf cgroup this process's
@@ -68,11 +69,11 @@ func newCgroupV2FS(self string, own *owner, isRoot bool, fs cgroupFS) (*cgroupV2
 			return nil, fmt.Errorf("cgroup v2: controller %s not available in %s", c, self)
 		}
 	}
+	g := &cgroupV2{self: self, base: filepath.Join(self, own.name()), isRoot: isRoot, fs: fs, own: own}
 	if err := enableControllers(self, !isRoot, own.prefix+workerLeaf, fs); err != nil {
 		return nil, err
 	}
 	own.sweep(self, "cgroup.procs")
-	g := &cgroupV2{base: filepath.Join(self, own.name()), fs: fs, own: own}
 	if err := g.ensure(); err != nil {
 		fs.rmdir(g.base)
 		return nil, err
@@ -81,8 +82,12 @@ func newCgroupV2FS(self string, own *owner, isRoot bool, fs cgroupFS) (*cgroupV2
 }
 
 // ensure creates and marks the base cgroup if it does not exist (any
-// more), with the controllers its runs need.
+// more), with the controllers its runs need, delegated to it again if
+// someone took them away.
 func (g *cgroupV2) ensure() error {
+	if err := enableControllers(g.self, !g.isRoot, g.own.prefix+workerLeaf, g.fs); err != nil {
+		return err
+	}
 	if err := g.fs.mkdir(g.base); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("cgroup v2: %w", err)
 	}

@@ -149,9 +149,17 @@ func (o *owner) release() {
 	}
 }
 
-// mark records the owner in a base cgroup.
+// mark records the owner in a base cgroup. A kernel without extended
+// attributes on cgroups is no reason not to run: the cgroup then cannot be
+// proven abandoned by a neighbour (a leak if this worker dies and never
+// starts again), but this worker still finds it by its name.
 func (o *owner) mark(dir string) error {
-	if err := unix.Setxattr(dir, ownerXattr, []byte(o.lockPath), 0); err != nil {
+	err := unix.Setxattr(dir, ownerXattr, []byte(o.lockPath), 0)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		o.log.Warn("sandbox: cannot mark the cgroup with its owner (no extended attributes)", "cgroup", dir)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("mark cgroup %s: %w", dir, err)
 	}
 	return nil
@@ -204,6 +212,11 @@ const (
 // verdict judges the base cgroup dir. For abandoned, unlock releases the
 // dead owner's lock, which verdict holds until the removal is done.
 func (o *owner) verdict(dir, procsFile string) (v verdict, unlock func()) {
+	if filepath.Base(dir) == o.name() {
+		// Ours, from an earlier run: the id is ours alone, and we hold
+		// its lock.
+		return abandoned, func() {}
+	}
 	buf := make([]byte, unix.PathMax)
 	n, err := unix.Getxattr(dir, ownerXattr, buf)
 	if err != nil {
@@ -212,9 +225,6 @@ func (o *owner) verdict(dir, procsFile string) (v verdict, unlock func()) {
 	path := string(buf[:n])
 	id := strings.TrimPrefix(filepath.Base(dir), o.prefix)
 	if path == o.lockPath {
-		if id == o.id {
-			return abandoned, func() {} // ours, from before: we hold the lock
-		}
 		return keep, nil // our lock, another id: not ours to judge
 	}
 	if unlock, ok := lockDeadOwner(path, id); ok {
