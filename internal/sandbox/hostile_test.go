@@ -28,11 +28,11 @@ const (
 )
 
 func TestHostile(t *testing.T) {
-	// A range of uids of this process's own: the check at the end is
-	// host-wide, and other sandboxes (another test binary, a grappe) may
-	// run on the machine with the default range.
-	base := 2_000_000 + (os.Getpid()%1000)*1000
-	l := newTestLinux(t, Config{TmpBytes: hostileTmp, FileSizeBytes: hostileFile, UIDBase: base, UIDCount: 1000})
+	// The range of uids is the sandbox's own on this host (leased): the
+	// check at the end, which is host-wide, is not confused by another
+	// sandbox (another test binary, a grappe) on the machine.
+	l := newTestLinux(t, Config{TmpBytes: hostileTmp, FileSizeBytes: hostileFile})
+	base, count := l.cfg.UIDBase, l.cfg.UIDCount
 	t.Run("group", func(t *testing.T) {
 		for _, h := range hostileTests {
 			t.Run(h.name, func(t *testing.T) {
@@ -48,7 +48,7 @@ func TestHostile(t *testing.T) {
 		}
 	})
 	// Nothing of any command is left running.
-	for uid := base; uid < base+1000; uid++ {
+	for uid := base; uid < base+count; uid++ {
 		if pids := uidProcs(uid); len(pids) > 0 {
 			t.Errorf("uid %d still runs %v", uid, pids)
 		}
@@ -337,7 +337,7 @@ var hostileTests = []struct {
 		}
 		// The links themselves were given to the command's uid.
 		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(dir, "shadow"), &st); err != nil || st.Uid < defaultUIDBase {
+		if err := unix.Lstat(filepath.Join(dir, "shadow"), &st); err != nil || !ownUID(l, int(st.Uid)) {
 			t.Errorf("link owner %d %v", st.Uid, err)
 		}
 	}},

@@ -80,7 +80,7 @@ func claimOwner(dir, prefix string, log *slog.Logger) (*owner, error) {
 	if err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("state directory %s is in use by another sandbox (give each worker its own data directory)", dir)
+			return nil, fmt.Errorf("state directory %s: %w (give each worker its own data directory)", dir, ErrInUse)
 		}
 		return nil, fmt.Errorf("lock %s: %w", o.lockPath, err)
 	}

@@ -53,7 +53,7 @@ func runNeighbour(dir string) error {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	l, err := New(Config{Root: dir, UIDBase: 61000, UIDCount: 100, PoolSize: 2, Logger: log})
+	l, err := New(Config{Root: dir, UIDCount: 100, PoolSize: 2, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,12 @@ import (
 // sandbox's log.
 var ErrInfrastructure = errors.New("sandbox: infrastructure failure")
 
+// ErrInUse is returned by New when what the sandbox must have to itself
+// is held by another sandbox on the machine: its state directory, or (an
+// explicit Config.UIDBase) part of its range of uids. It is a matter of
+// configuration, not of the machine's ability to sandbox.
+var ErrInUse = errors.New("in use by another sandbox on this host")
+
 // Repairer is implemented by sandboxes that can rebuild their machinery
 // after it broke (their cgroups removed from under them, their prepared
 // sandboxes killed). Repair returns nil once the sandbox runs commands
