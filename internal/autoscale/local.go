@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -152,7 +150,10 @@ func (l *Local) spawn(p *proc) error {
 	args := append([]string{"worker",
 		"--master", l.cfg.MasterAddr, "--join-token-file", l.cfg.JoinTokenFile,
 		"--name", p.name, "--max-jobs", strconv.Itoa(l.cfg.Slots), "--data", dir,
-		"--uid-base", strconv.Itoa(uidBase(p.name)),
+		// No --uid-base: the worker's sandbox takes a range of uids of its
+		// own from the id in its data directory, leased host-wide, so
+		// that it shares none with another worker (of this or another
+		// cluster) on this machine.
 	}, l.cfg.Args...)
 	cmd := exec.Command(l.cfg.Binary, args...)
 	cmd.Dir = dir
@@ -340,21 +341,4 @@ func openLog(path string) (*os.File, error) {
 		return nil, fmt.Errorf("autoscale: log: %w", err)
 	}
 	return f, nil
-}
-
-// uidBase gives each local worker its own range of sandbox uids: workers on
-// one machine must never run two jobs under the same uid, or one job could
-// signal or read the other. Ranges of 1,000 from 100,000, by the worker's
-// number (auto-7 → 107,000), clear of `grappe up`'s own (60,000).
-func uidBase(name string) int {
-	n := 0
-	if i := strings.LastIndexByte(name, '-'); i >= 0 {
-		n, _ = strconv.Atoi(name[i+1:])
-	}
-	if n <= 0 || n > 100000 {
-		h := fnv.New32a()
-		h.Write([]byte(name))
-		n = int(h.Sum32()%100000) + 1
-	}
-	return 100000 + n*1000
 }

@@ -98,7 +98,7 @@ while :; do sleep 0.05; done
 	log := string(b)
 	dir := filepath.Join(l.cfg.Dir, "auto-1")
 	for _, want := range []string{
-		"args: worker --master 127.0.0.1:7701 --join-token-file /nonexistent/join-token --name auto-1 --max-jobs 2 --data " + dir + " --uid-base 101000 --insecure-no-sandbox",
+		"args: worker --master 127.0.0.1:7701 --join-token-file /nonexistent/join-token --name auto-1 --max-jobs 2 --data " + dir + " --insecure-no-sandbox",
 		"cwd: " + dir, "got TERM",
 	} {
 		if !strings.Contains(log, want) {

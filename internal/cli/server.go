@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -357,7 +358,7 @@ func newWorkerCmd() *cobra.Command {
 	fl.DurationVar(&drain, "drain-timeout", 30*time.Second, "on SIGTERM, wait this long for running jobs before handing them back")
 	fl.BoolVar(&insecure, "insecure-no-sandbox", false, "run programs without isolation (development only)")
 	workTmpfsFlag(fl, &workTmpfsMB)
-	fl.IntVar(&uidBase, "uid-base", 60000, "first of the 1,000 uids the sandbox runs jobs as (give each worker on one machine its own range)")
+	fl.IntVar(&uidBase, "uid-base", 0, "first of the 1,000 uids the sandbox runs jobs as; 0 picks a range from the worker's sandbox id, one no other worker on this machine holds (a range in use is refused either way)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -378,7 +379,13 @@ func openSandbox(insecure bool, root string, uidBase, slots int, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	sb, err := sandbox.New(sandbox.Config{Root: abs, UIDBase: uidBase, PoolSize: min(max(slots, 2), 64), Logger: log})
+	// The sandbox's id and lock live beside it in the data directory: they
+	// must outlive a restart (the worker then finds what it left) and be
+	// this worker's alone (they tell its cgroups from its neighbours').
+	sb, err := sandbox.New(sandbox.Config{Root: abs, StateDir: abs, UIDBase: uidBase, PoolSize: min(max(slots, 2), 64), Logger: log})
+	if errors.Is(err, sandbox.ErrInUse) {
+		return nil, err // a neighbour's: the hint below would mislead
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(the sandbox needs Linux and root; --insecure-no-sandbox runs programs unconfined, for development only)", err)
 	}

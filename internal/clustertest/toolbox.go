@@ -77,8 +77,13 @@ func SharedToolbox(t testing.TB) *worker.Toolbox {
 				toolboxErr = err
 				return
 			}
+			// The state directory (the sandbox's id and lock) is the
+			// process's own: test binaries running at once, or a grappe
+			// on the same machine, leave each other's cgroups alone, and
+			// the uids chosen from that id are leased, the process's
+			// alone on the machine.
 			toolboxSB, toolboxErr = sandbox.New(sandbox.Config{
-				Root: root, UIDBase: 1_000_000 + (os.Getpid()%10000)*100, UIDCount: 100, PoolSize: 8, Logger: log,
+				Root: root, StateDir: root, UIDCount: 100, PoolSize: 8, Logger: log,
 			})
 			if toolboxErr != nil {
 				return

@@ -32,6 +32,9 @@ type cgroupStats struct {
 type cgroupDriver interface {
 	kind() string
 	create(name string) (runCgroup, error)
+	// ensure re-creates the base cgroup if it was removed from under the
+	// sandbox (an operator, a neighbour running an older grappe).
+	ensure() error
 	// close removes the base cgroup; every run cgroup must be gone.
 	close() error
 }
@@ -68,11 +71,11 @@ type runCgroup interface {
 const recycleMaxBytes = 1 << 20
 
 // newCgroupDriver finds the cgroup hierarchies this process lives in, under
-// root (the mount point of the cgroup file systems), and prepares a base
-// cgroup (prefix + pid) under this process's own cgroup in each. cgroup v1 is
+// root (the mount point of the cgroup file systems), and prepares the
+// owner's base cgroup under this process's own cgroup in each. cgroup v1 is
 // used when the memory controller is on a v1 hierarchy (hybrid systems
 // keep an empty v2 mount beside it); otherwise v2.
-func newCgroupDriver(root, prefix string) (cgroupDriver, error) {
+func newCgroupDriver(root string, own *owner) (cgroupDriver, error) {
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("read /proc/self/cgroup: %w", err)
@@ -86,10 +89,10 @@ func newCgroupDriver(root, prefix string) (cgroupDriver, error) {
 		return nil, err
 	}
 	if v1["memory"] != "" {
-		return newCgroupV1(v1, prefix)
+		return newCgroupV1(v1, own)
 	}
 	if v2 != "" {
-		return newCgroupV2(v2, prefix, cgroupV2Root(v2, mounts))
+		return newCgroupV2(v2, own, cgroupV2Root(v2, mounts))
 	}
 	return nil, errors.New("no usable cgroup hierarchy with a memory controller")
 }
@@ -311,27 +314,6 @@ func cgRmdir(dir string) error {
 func killPids(pids []int) {
 	for _, pid := range pids {
 		_ = unix.Kill(pid, unix.SIGKILL)
-	}
-}
-
-// removeStale removes what a dead worker left under parent: the base
-// cgroups named prefix+pid whose pid is gone, with their runs (processes
-// still in them are killed first).
-func removeStale(parent, prefix, procsFile string) {
-	entries, err := os.ReadDir(parent)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		pid, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok || !e.IsDir() {
-			continue
-		}
-		n, err := strconv.Atoi(pid)
-		if err != nil || n == os.Getpid() || unix.Kill(n, 0) == nil {
-			continue
-		}
-		removeTree(filepath.Join(parent, e.Name()), procsFile)
 	}
 }
 

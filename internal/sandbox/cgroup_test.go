@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"bufio"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,7 +100,20 @@ func fakeCgroupFS(t *testing.T) cgroupFS {
 			return nil
 		},
 		rmdir: os.RemoveAll,
+		mark:  func(*owner, string) error { return nil },
 	}
+}
+
+// testOwner claims a fresh state directory, released at the end of the
+// test.
+func testOwner(t *testing.T, prefix string) *owner {
+	t.Helper()
+	own, err := claimOwner(t.TempDir(), prefix, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(own.release)
+	return own
 }
 
 func readFile(t *testing.T, path string) string {
@@ -134,7 +148,7 @@ func TestCgroupV2Fake(t *testing.T) {
 	writeFile(t, filepath.Join(self, "cgroup.controllers"), "cpu io memory pids")
 	writeFile(t, filepath.Join(self, "cgroup.procs"), "123\n456\n")
 
-	g, err := newCgroupV2FS(self, "grappe-", false, fs)
+	g, err := newCgroupV2FS(self, testOwner(t, "grappe-"), false, fs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +248,7 @@ func TestCgroupV2FakeRootAndMissing(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "cg")
 	fs.mkdir(root)
 	writeFile(t, filepath.Join(root, "cgroup.procs"), "1\n")
-	g, err := newCgroupV2FS(root, "grappe-", true, fs)
+	g, err := newCgroupV2FS(root, testOwner(t, "grappe-"), true, fs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +260,7 @@ func TestCgroupV2FakeRootAndMissing(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "cg")
 	fs.mkdir(other)
 	writeFile(t, filepath.Join(other, "cgroup.controllers"), "cpu pids")
-	if _, err := newCgroupV2FS(other, "grappe-", true, fs); err == nil || !strings.Contains(err.Error(), "memory") {
+	if _, err := newCgroupV2FS(other, testOwner(t, "grappe-"), true, fs); err == nil || !strings.Contains(err.Error(), "memory") {
 		t.Errorf("no memory controller: %v", err)
 	}
 }
@@ -263,7 +277,7 @@ func testCgroupV1(t *testing.T, name string) runCgroup {
 	if err != nil || v1["memory"] == "" {
 		t.Skip("no cgroup v1 memory hierarchy")
 	}
-	g, err := newCgroupV1(v1, "grappe-test-")
+	g, err := newCgroupV1(v1, testOwner(t, "grappe-test-"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,36 +22,48 @@ import (
 // the same name in each of them.
 type cgroupV1 struct {
 	memory, pids, cpuacct, freezer string // base directories; freezer may be ""
+	own                            *owner
 }
 
-// newCgroupV1 creates the base cgroup name under this process's cgroup in
-// each hierarchy; dirs maps controllers to those (see cgroupDirs). Base
-// cgroups of dead workers (prefix + pid) are removed on the way.
-func newCgroupV1(dirs map[string]string, prefix string) (*cgroupV1, error) {
+// newCgroupV1 creates the owner's base cgroup under this process's
+// cgroup in each hierarchy; dirs maps controllers to those (see
+// cgroupDirs). Abandoned base cgroups are removed on the way (owner.sweep).
+func newCgroupV1(dirs map[string]string, own *owner) (*cgroupV1, error) {
 	for _, c := range []string{"memory", "pids", "cpuacct"} {
 		if dirs[c] == "" {
 			return nil, fmt.Errorf("cgroup v1: no %s hierarchy", c)
 		}
 	}
-	name := prefix + strconv.Itoa(os.Getpid())
-	g := &cgroupV1{}
+	g := &cgroupV1{own: own}
 	for _, p := range []struct {
 		ctrl string
 		dst  *string
 	}{{"memory", &g.memory}, {"pids", &g.pids}, {"cpuacct", &g.cpuacct}, {"freezer", &g.freezer}} {
-		parent := dirs[p.ctrl]
-		if parent == "" {
-			continue
+		if parent := dirs[p.ctrl]; parent != "" {
+			*p.dst = filepath.Join(parent, own.name())
 		}
-		removeStale(parent, prefix, "cgroup.procs")
-		dir := filepath.Join(parent, name)
-		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			g.close()
-			return nil, fmt.Errorf("cgroup v1: %w", err)
-		}
-		*p.dst = dir
+	}
+	for _, base := range g.bases() {
+		own.sweep(filepath.Dir(base), "cgroup.procs")
+	}
+	if err := g.ensure(); err != nil {
+		g.close()
+		return nil, err
 	}
 	return g, nil
+}
+
+// ensure creates and marks the base cgroups that do not exist (any more).
+func (g *cgroupV1) ensure() error {
+	for _, dir := range g.bases() {
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("cgroup v1: %w", err)
+		}
+		if err := g.own.mark(dir); err != nil {
+			return fmt.Errorf("cgroup v1: %w", err)
+		}
+	}
+	return nil
 }
 
 func (*cgroupV1) kind() string { return "cgroup-v1" }

@@ -25,30 +25,41 @@ var v2Controllers = []string{"memory", "pids"}
 // process's cgroup is not the root its processes are first moved into a
 // leaf (as systemd-managed services with Delegate=yes need).
 type cgroupV2 struct {
-	base string
-	fs   cgroupFS
+	self, base string
+	isRoot     bool // self is the hierarchy's root
+	fs         cgroupFS
+	own        *owner
 }
 
-// cgroupFS makes and removes cgroup directories. On cgroupfs the kernel
-// fills a new directory with its control files and removes them with it;
-// tests substitute a fake that does the same in a plain directory.
+// workerLeaf, after the prefix, names the leaf cgroup this process's
+// processes move to (see enableControllers); workers sharing a parent
+// cgroup share it.
+const workerLeaf = "worker"
+
+// cgroupFS makes, marks and removes cgroup directories. On cgroupfs the
+// kernel fills a new directory with its control files and removes them
+// with it; tests substitute a fake that does the same in a plain
+// directory.
 type cgroupFS struct {
 	mkdir func(dir string) error
 	rmdir func(dir string) error
+	mark  func(own *owner, dir string) error
 }
 
 var kernelCgroupFS = cgroupFS{
 	mkdir: func(dir string) error { return unix.Mkdir(dir, 0o755) },
 	rmdir: cgRmdir,
+	mark:  (*owner).mark,
 }
 
-// newCgroupV2 prepares the base cgroup under self, this process's cgroup
-// directory; isRoot says whether self is the hierarchy's root.
-func newCgroupV2(self, prefix string, isRoot bool) (*cgroupV2, error) {
-	return newCgroupV2FS(self, prefix, isRoot, kernelCgroupFS)
+// newCgroupV2 prepares the owner's base cgroup under self, this
+// process's cgroup directory; isRoot says whether self is the hierarchy's
+// root. Abandoned base cgroups are removed on the way (owner.sweep).
+func newCgroupV2(self string, own *owner, isRoot bool) (*cgroupV2, error) {
+	return newCgroupV2FS(self, own, isRoot, kernelCgroupFS)
 }
 
-func newCgroupV2FS(self, prefix string, isRoot bool, fs cgroupFS) (*cgroupV2, error) {
+func newCgroupV2FS(self string, own *owner, isRoot bool, fs cgroupFS) (*cgroupV2, error) {
 	avail, err := cgRead(filepath.Join(self, "cgroup.controllers"))
 	if err != nil {
 		return nil, fmt.Errorf("cgroup v2: %w", err)
@@ -58,19 +69,32 @@ func newCgroupV2FS(self, prefix string, isRoot bool, fs cgroupFS) (*cgroupV2, er
 			return nil, fmt.Errorf("cgroup v2: controller %s not available in %s", c, self)
 		}
 	}
-	if err := enableControllers(self, !isRoot, prefix+"worker", fs); err != nil {
+	g := &cgroupV2{self: self, base: filepath.Join(self, own.name()), isRoot: isRoot, fs: fs, own: own}
+	if err := enableControllers(self, !isRoot, own.prefix+workerLeaf, fs); err != nil {
 		return nil, err
 	}
-	removeStale(self, prefix, "cgroup.procs")
-	base := filepath.Join(self, prefix+strconv.Itoa(os.Getpid()))
-	if err := fs.mkdir(base); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("cgroup v2: %w", err)
-	}
-	if err := enableControllers(base, false, "", fs); err != nil {
-		fs.rmdir(base)
+	own.sweep(self, "cgroup.procs")
+	if err := g.ensure(); err != nil {
+		fs.rmdir(g.base)
 		return nil, err
 	}
-	return &cgroupV2{base: base, fs: fs}, nil
+	return g, nil
+}
+
+// ensure creates and marks the base cgroup if it does not exist (any
+// more), with the controllers its runs need, delegated to it again if
+// someone took them away.
+func (g *cgroupV2) ensure() error {
+	if err := enableControllers(g.self, !g.isRoot, g.own.prefix+workerLeaf, g.fs); err != nil {
+		return err
+	}
+	if err := g.fs.mkdir(g.base); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("cgroup v2: %w", err)
+	}
+	if err := g.fs.mark(g.own, g.base); err != nil {
+		return fmt.Errorf("cgroup v2: %w", err)
+	}
+	return enableControllers(g.base, false, "", g.fs)
 }
 
 // enableControllers enables v2Controllers for dir's children. When

@@ -8,11 +8,21 @@ type Config struct {
 	// Root is a directory the sandbox owns (created 0700); the sandboxes'
 	// roots are built on an empty directory under it.
 	Root string
+	// StateDir is where the sandbox keeps what must outlive it: its id
+	// (which names its cgroups) and the lock that proves it alive to other
+	// sandboxes on the host (owner_linux.go). It must be the worker's own,
+	// persistent across restarts so that a restarted worker finds and
+	// removes what it left; two sandboxes cannot share one. Created 0700;
+	// empty means Root.
+	StateDir string
 	// UIDBase and UIDCount give a range of uids (the same numbers are used
 	// as gids) reserved for commands: each running command gets its own,
 	// so concurrent commands can neither signal nor read each other. No
-	// other user of the machine may have them, and each worker on a
-	// machine needs its own range. Default 60000 and 1000.
+	// other user of the machine may have them, and no other sandbox: New
+	// leases the range host-wide and fails with ErrInUse if another
+	// sandbox holds any of it (uids_linux.go). UIDBase 0, the default,
+	// picks a free range derived from the sandbox's id, the same after a
+	// restart. UIDCount defaults to 1000.
 	UIDBase, UIDCount int
 	// ReadOnly are the host paths shown read-only in every sandbox, at the
 	// same place; globs are expanded and missing paths skipped. Nil means

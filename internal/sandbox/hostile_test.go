@@ -28,7 +28,11 @@ const (
 )
 
 func TestHostile(t *testing.T) {
+	// The range of uids is the sandbox's own on this host (leased): the
+	// check at the end, which is host-wide, is not confused by another
+	// sandbox (another test binary, a grappe) on the machine.
 	l := newTestLinux(t, Config{TmpBytes: hostileTmp, FileSizeBytes: hostileFile})
+	base, count := l.cfg.UIDBase, l.cfg.UIDCount
 	t.Run("group", func(t *testing.T) {
 		for _, h := range hostileTests {
 			t.Run(h.name, func(t *testing.T) {
@@ -44,7 +48,7 @@ func TestHostile(t *testing.T) {
 		}
 	})
 	// Nothing of any command is left running.
-	for uid := defaultUIDBase; uid < defaultUIDBase+defaultUIDCount; uid++ {
+	for uid := base; uid < base+count; uid++ {
 		if pids := uidProcs(uid); len(pids) > 0 {
 			t.Errorf("uid %d still runs %v", uid, pids)
 		}
@@ -270,6 +274,8 @@ var hostileTests = []struct {
 			t.Errorf("%d results: %q %q", n, o.Stdout, o.Stderr)
 		}
 	}},
+	{"socket families", []string{"/usr/bin/perl"}, hostileSocketFamilies},
+	{"32-bit system calls", nil, hostileCompatSyscalls},
 	{"mount and unshare commands", []string{"/usr/bin/unshare"}, func(t *testing.T, l *Linux) {
 		o := hostileExec(t, l, &Cmd{Args: sh(`unshare -Ur true 2>/dev/null && echo USERNS; unshare -n true 2>/dev/null && echo NETNS; mount -t tmpfs none /tmp 2>/dev/null && echo MOUNTED; exit 0`), Limits: limits})
 		if len(o.Stdout) != 0 {
@@ -331,7 +337,7 @@ var hostileTests = []struct {
 		}
 		// The links themselves were given to the command's uid.
 		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(dir, "shadow"), &st); err != nil || st.Uid < defaultUIDBase {
+		if err := unix.Lstat(filepath.Join(dir, "shadow"), &st); err != nil || !ownUID(l, int(st.Uid)) {
 			t.Errorf("link owner %d %v", st.Uid, err)
 		}
 	}},

@@ -33,7 +33,6 @@ var (
 
 // Defaults.
 const (
-	defaultUIDBase   = 60000
 	defaultUIDCount  = 1000
 	defaultTmpBytes  = 256 << 20
 	defaultFileBytes = 256 << 20
@@ -71,6 +70,8 @@ type Linux struct {
 	cfg      Config
 	log      *slog.Logger
 	cg       cgroupDriver
+	own      *owner
+	uidLease *uidLease // cfg.UIDBase and on, ours alone on the host
 	root     []rootEntry
 	setup    setupMsg // for every sandbox
 	mountAPI bool     // open_tree/move_mount available: sandboxes are prepared ahead
@@ -94,7 +95,7 @@ func New(cfg Config) (*Linux, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotAvailable, err)
 	}
-	if err := l.probe(); err != nil {
+	if err := l.probe(context.Background()); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("%w: %w", ErrNotAvailable, err)
 	}
@@ -111,13 +112,11 @@ func newLinux(cfg Config) (*Linux, error) {
 	if !initHooked.Load() {
 		return nil, errors.New("this program does not call sandbox.InitMain first (tests: from TestMain)")
 	}
-	if cfg.UIDBase == 0 {
-		cfg.UIDBase = defaultUIDBase
-	}
 	if cfg.UIDCount == 0 {
 		cfg.UIDCount = defaultUIDCount
 	}
-	if cfg.UIDBase <= 0 || cfg.UIDCount <= 0 || cfg.UIDBase+cfg.UIDCount > 1<<31-2 {
+	// Zero is "automatic", chosen once the id is known (claimUIDs).
+	if cfg.UIDBase < 0 || cfg.UIDCount <= 0 || cfg.UIDBase+cfg.UIDCount > 1<<31-2 {
 		return nil, fmt.Errorf("bad uid range %d+%d", cfg.UIDBase, cfg.UIDCount)
 	}
 	if cfg.ReadOnly == nil {
@@ -146,14 +145,31 @@ func newLinux(cfg Config) (*Linux, error) {
 	if err != nil {
 		return nil, err
 	}
-	cg, err := newCgroupDriver(cfg.CgroupRoot, cgroupPrefix)
+	if cfg.StateDir == "" {
+		cfg.StateDir = cfg.Root
+	}
+	own, err := claimOwner(cfg.StateDir, cgroupPrefix, cfg.Logger)
 	if err != nil {
+		return nil, err
+	}
+	uids, err := claimUIDs(&cfg, own.id)
+	if err != nil {
+		own.release()
+		return nil, err
+	}
+	cfg.Logger.Info("sandbox: uids", "first", uids.base, "last", uids.base+uids.count-1)
+	cg, err := newCgroupDriver(cfg.CgroupRoot, own)
+	if err != nil {
+		uids.release()
+		own.release()
 		return nil, err
 	}
 	l := &Linux{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		cg:       cg,
+		own:      own,
+		uidLease: uids,
 		root:     root,
 		mountAPI: !cfg.forceBinds && haveMountAPI(stage),
 		maxRuns:  maxRunsPerSlot,
@@ -185,6 +201,29 @@ func newLinux(cfg Config) (*Linux, error) {
 		l.log.Warn("sandbox: no open_tree(2) (Linux < 5.2): each command builds its own sandbox")
 	}
 	return l, nil
+}
+
+// claimUIDs leases the sandbox's uids (uids_linux.go): cfg's explicit
+// range, or with UIDBase 0 one derived from the sandbox's id, which it then
+// records in cfg.
+func claimUIDs(cfg *Config, id string) (*uidLease, error) {
+	if cfg.UIDBase == 0 {
+		lease, err := leaseAutoUIDs(uidLeaseFile, id, cfg.UIDCount)
+		if err != nil {
+			return nil, err
+		}
+		cfg.UIDBase = lease.base
+		return lease, nil
+	}
+	last := cfg.UIDBase + cfg.UIDCount - 1
+	if !uidsMapped(cfg.UIDBase, cfg.UIDCount) {
+		return nil, fmt.Errorf("uids %d–%d are not mapped in this user namespace (/proc/self/uid_map)", cfg.UIDBase, last)
+	}
+	lease, err := leaseUIDs(uidLeaseFile, cfg.UIDBase, cfg.UIDCount)
+	if errors.Is(err, ErrInUse) {
+		return nil, fmt.Errorf("%w: give each worker on this machine its own range (--uid-base), or leave it unset to have one chosen", err)
+	}
+	return lease, err
 }
 
 // haveMountAPI reports whether detached mounts can be made and attached
@@ -228,7 +267,7 @@ func (l *Linux) newCgroup() (runCgroup, error) {
 
 // probe runs a trivial command, to find out now rather than at the first
 // job that the machine cannot sandbox.
-func (l *Linux) probe() error {
+func (l *Linux) probe(ctx context.Context) error {
 	var prog string
 	for _, p := range []string{"/usr/bin/true", "/bin/true"} {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && visible(l.root, p) {
@@ -244,7 +283,7 @@ func (l *Linux) probe() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	o, err := l.Exec(context.Background(), &Cmd{
+	o, err := l.Exec(ctx, &Cmd{
 		Args: []string{prog}, Dir: dir,
 		Limits: Limits{Wall: setupTimeout, MemoryBytes: 64 << 20, Processes: 4},
 	})
@@ -269,6 +308,10 @@ func (l *Linux) Close() error {
 		l.bg.Wait()
 		l.pool.drain() // what the filler added while stopping
 		err = l.cg.close()
+		// No command runs any more (Close comes after the last Exec):
+		// the uids may be another sandbox's from now on.
+		l.uidLease.release()
+		l.own.release()
 	})
 	return err
 }

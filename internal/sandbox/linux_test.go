@@ -45,6 +45,11 @@ func newTestLinux(t *testing.T, cfg Config) *Linux {
 	return l
 }
 
+// ownUID reports whether uid is one of l's.
+func ownUID(l *Linux, uid int) bool {
+	return uid >= l.cfg.UIDBase && uid < l.cfg.UIDBase+l.cfg.UIDCount
+}
+
 type testLog struct{ t *testing.T }
 
 func (w testLog) Write(p []byte) (int, error) {
@@ -121,7 +126,7 @@ func TestLinuxExec(t *testing.T) {
 					t.Fatalf("stdout %q stderr %q", o.Stdout, o.Stderr)
 				}
 				uid, _ := strconv.Atoi(lines[0])
-				if uid < defaultUIDBase || uid >= defaultUIDBase+defaultUIDCount || lines[1] != lines[0] || lines[2] != lines[0] {
+				if !ownUID(l, uid) || lines[1] != lines[0] || lines[2] != lines[0] {
 					t.Errorf("uid/gid/groups %q", lines[:3])
 				}
 				if lines[3] != "/box" || lines[4] != "grappe" {
@@ -245,7 +250,7 @@ func TestLinuxWorkDir(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if uid := fi.Sys().(*syscall.Stat_t).Uid; uid < defaultUIDBase {
+		if uid := fi.Sys().(*syscall.Stat_t).Uid; !ownUID(l, int(uid)) {
 			t.Errorf("%s owned by %d", f, uid)
 		}
 	}

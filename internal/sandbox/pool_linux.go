@@ -20,6 +20,9 @@ type pool struct {
 	live    atomic.Int64 // sandboxes idle or in use
 	cgroups chan runCgroup
 	wake    chan struct{}
+	// gen counts renewals: a sandbox made before the last one is
+	// discarded when it comes back.
+	gen atomic.Int64
 }
 
 func newPool(l *Linux, size int) *pool {
@@ -53,8 +56,10 @@ func (p *pool) slot() (*slot, error) {
 			}
 			return s, nil
 		default:
+			gen := p.gen.Load()
 			s, err := p.l.startSlot(&p.l.setup)
 			if err == nil {
+				s.gen = gen
 				p.live.Add(1)
 			}
 			return s, err
@@ -66,7 +71,7 @@ func (p *pool) slot() (*slot, error) {
 // served maxRuns commands, is discarded and replaced in the background.
 func (p *pool) putSlot(s *slot, healthy bool) {
 	s.runs++
-	if !healthy || s.dead() {
+	if !healthy || s.dead() || s.gen != p.gen.Load() {
 		p.discard(s)
 		return
 	}
@@ -132,6 +137,9 @@ func (p *pool) fill() {
 		case <-p.wake:
 		}
 		if err := p.top(); err != nil {
+			if p.l.closed.Load() {
+				return // the sandbox being stopped under it
+			}
 			p.l.log.Warn("sandbox: cannot prepare a sandbox", "err", err)
 			select {
 			case <-p.l.quit:
@@ -159,10 +167,12 @@ func (p *pool) top() error {
 		}
 	}
 	for p.live.Load() < int64(p.size) && !p.l.closed.Load() {
+		gen := p.gen.Load()
 		s, err := p.l.startSlot(&p.l.setup)
 		if err != nil {
 			return err
 		}
+		s.gen = gen
 		p.live.Add(1)
 		select {
 		case p.slots <- s:
@@ -171,6 +181,29 @@ func (p *pool) top() error {
 		}
 	}
 	return nil
+}
+
+// renew discards the prepared sandboxes and cgroups (Repair) and has the
+// filler make new ones; those in use are discarded when they come back
+// (a cgroup whose directory is gone cannot be recycled).
+func (p *pool) renew() {
+	p.gen.Add(1)
+	defer p.poke()
+	for {
+		select {
+		case s := <-p.slots:
+			p.discard(s)
+		case cg := <-p.cgroups:
+			p.l.bg.Go(func() {
+				if busy, _ := cg.populated(); busy {
+					cg.kill()
+				}
+				cg.remove()
+			})
+		default:
+			return
+		}
+	}
 }
 
 // drain empties the pool when the sandbox closes.

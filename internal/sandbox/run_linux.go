@@ -28,7 +28,8 @@ type execution struct {
 	slot  *slot
 	// sent: the command went to the init. done: every process of the
 	// command is known dead since, so its uid may be reused; healthy: and
-	// the sandbox may serve another command. broken: the sandbox failed.
+	// the sandbox may serve another command. broken: the sandbox or the
+	// cgroup failed; neither serves another command.
 	sent, done, healthy, broken bool
 	neverRan                    bool // the sandbox was lost before the command started
 }
@@ -44,7 +45,7 @@ func (x *execution) exec(ctx context.Context) (*Outcome, error) {
 func (x *execution) release() {
 	x.closeFiles()
 	if x.cg != nil {
-		x.l.pool.putCgroup(x.cg, x.done)
+		x.l.pool.putCgroup(x.cg, x.done && !x.broken)
 	}
 	if x.slot != nil {
 		x.l.pool.putSlot(x.slot, !x.broken && (!x.sent || x.done && x.healthy))
@@ -107,17 +108,21 @@ func (x *execution) prepare() error {
 	}
 	stdin, err := stdinFile(x.c.Stdin)
 	if err != nil {
-		return err
+		return x.l.infra("pass the command's input", err)
 	}
 	x.files = append(x.files, stdin, nil, nil) // stdout, stderr: set in run
 	if err := x.mounts(dirfd); err != nil {
 		return err
 	}
 	if x.cg, err = x.l.pool.cgroup(); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		return x.l.infra("create the command's cgroup", err)
 	}
 	if err := x.cg.setLimits(x.c.Limits.MemoryBytes, x.c.Limits.Processes); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		// The cgroup is broken (removed from under the sandbox?): it
+		// goes, and is not recycled.
+		x.l.pool.putCgroup(x.cg, false)
+		x.cg = nil
+		return x.l.infra("set the command's limits", err)
 	}
 	// The cgroup's files come last and stay the cgroup's (closeFiles
 	// leaves them).
@@ -137,7 +142,7 @@ func (x *execution) prepare() error {
 		x.slot, err = x.l.startSlot(&setup)
 	}
 	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		return x.l.infra("start a sandbox", err)
 	}
 	return nil
 }
@@ -202,13 +207,13 @@ func (x *execution) run(ctx context.Context) (*Outcome, error) {
 	c := x.c
 	outR, outW, err := pipe()
 	if err != nil {
-		return nil, err
+		return nil, x.l.infra("make the output pipes", err)
 	}
 	defer outR.Close()
 	errR, errW, err := pipe()
 	if err != nil {
 		outW.Close()
-		return nil, err
+		return nil, x.l.infra("make the output pipes", err)
 	}
 	defer errR.Close()
 	x.files[1], x.files[2] = outW, errW
@@ -228,7 +233,10 @@ func (x *execution) run(ctx context.Context) (*Outcome, error) {
 	x.closeFiles() // the init has its copies; EOF comes when its processes are gone
 	if err != nil {
 		x.broken = true
-		return nil, fmt.Errorf("sandbox: %w", err)
+		if errors.Is(err, ErrInvalidCmd) {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		return nil, x.l.infra("reach the sandbox", err)
 	}
 	x.sent = true
 
@@ -247,18 +255,23 @@ func (x *execution) run(ctx context.Context) (*Outcome, error) {
 		return nil, sv.cancelled
 	}
 	if sv.err != nil {
-		return nil, sv.err
+		return nil, x.l.infra("supervise the command", sv.err)
 	}
 	r := sv.reply
 	if r.Err != "" {
 		if r.Exec {
 			return nil, fmt.Errorf("%w: %s: %w", ErrExec, c.Args[0], syscall.Errno(r.Errno))
 		}
-		return nil, fmt.Errorf("sandbox: %s", r.Err)
+		// The init could not start the command (its cgroup gone, a
+		// mount refused): neither the sandbox nor the cgroup is
+		// trusted with another command.
+		x.broken = true
+		return nil, x.l.infra("start the command", errors.New(r.Err))
 	}
 	st, err := x.cg.stats()
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
+		x.broken = true
+		return nil, x.l.infra("measure the command", err)
 	}
 	o := &Outcome{
 		Stdout:          stdout.buf,

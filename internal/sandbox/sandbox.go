@@ -7,8 +7,31 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrInfrastructure marks an Exec error that comes from the sandbox's own
+// machinery (its cgroups, namespaces, init process), not from the program
+// or the command: the same command may well run on another worker, or
+// here after Repair. The message of such an error names what failed in
+// general terms only; the details (host paths, kernel errors) go to the
+// sandbox's log.
+var ErrInfrastructure = errors.New("sandbox: infrastructure failure")
+
+// ErrInUse is returned by New when what the sandbox must have to itself
+// is held by another sandbox on the machine: its state directory, or (an
+// explicit Config.UIDBase) part of its range of uids. It is a matter of
+// configuration, not of the machine's ability to sandbox.
+var ErrInUse = errors.New("in use by another sandbox on this host")
+
+// Repairer is implemented by sandboxes that can rebuild their machinery
+// after it broke (their cgroups removed from under them, their prepared
+// sandboxes killed). Repair returns nil once the sandbox runs commands
+// again.
+type Repairer interface {
+	Repair(ctx context.Context) error
+}
 
 // Limits bound one command. Zero means unlimited for that resource.
 type Limits struct {

@@ -20,7 +20,16 @@ import (
 // perf_event_open, keyrings).
 //
 // Foreign system call ABIs (i386 and x32 on x86_64, arm32 on arm64) kill
-// the process: the lists below are for the native ABI only.
+// the process: the lists below are for the native ABI only. That also
+// closes socketcall(2), the multiplexer through which 32-bit programs make
+// sockets: it exists in none of the native ABIs the filter allows.
+//
+// Socket families are the exception to the deny list: socket(2) and
+// socketpair(2) are allowed for an allow-list of families only
+// (socketFamilies), because a family that is not network-namespaced
+// (AF_VSOCK reaches the hypervisor and the host's vsock ports) or that
+// exposes kernel interfaces (AF_NETLINK, AF_ALG, AF_KEY, …) is a way out
+// of the sandbox's loopback-only network, and new families keep appearing.
 
 // denied are the native system calls that fail with EPERM. Calls that do
 // not exist on the architecture are left out by the per-architecture
@@ -75,6 +84,14 @@ var deniedCommon = []uintptr{
 	unix.SYS_PROCESS_MADVISE,
 	unix.SYS_PIDFD_GETFD,
 }
+
+// socketFamilies are the socket families a program may create: local
+// sockets and the loopback-only IP network of its network namespace.
+// Every runtime of the catalogue needs no more (glibc's getaddrinfo and
+// getifaddrs fall back without AF_NETLINK). Any other family fails with
+// EAFNOSUPPORT, the error of a kernel built without it, which programs
+// that probe for a family already handle.
+var socketFamilies = []uint32{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6}
 
 // nsCloneFlags are the clone(2) flags that create namespaces.
 const nsCloneFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS |
@@ -180,7 +197,7 @@ func seccompFilter(allowClone3 bool) ([]unix.SockFilter, error) {
 	if !ok {
 		return nil, errSeccompArch
 	}
-	cases := make([]syscallCase, 0, len(denied)+3)
+	cases := make([]syscallCase, 0, len(denied)+6)
 	for _, nr := range denied {
 		cases = append(cases, syscallCase{uint32(nr), "eperm"})
 	}
@@ -197,6 +214,8 @@ func seccompFilter(allowClone3 bool) ([]unix.SockFilter, error) {
 		syscallCase{uint32(unix.SYS_CLONE3), clone3},
 		syscallCase{uint32(unix.SYS_PERSONALITY), "personality"},
 		syscallCase{uint32(unix.SYS_UNSHARE), "unshare"},
+		syscallCase{uint32(unix.SYS_SOCKET), "socket"},
+		syscallCase{uint32(unix.SYS_SOCKETPAIR), "socket"},
 	)
 	slices.SortFunc(cases, func(a, b syscallCase) int { return cmp.Compare(a.nr, b.nr) })
 
@@ -217,6 +236,15 @@ func seccompFilter(allowClone3 bool) ([]unix.SockFilter, error) {
 	p.stmt(bpfLd, offArg0)
 	p.jump(bpfJeq, unix.CLONE_NEWCGROUP, "allow", "eperm")
 
+	// The family is an int: the kernel ignores the upper half of the
+	// register, so the lower one is all there is to check.
+	p.label("socket")
+	p.stmt(bpfLd, offArg0)
+	for _, f := range socketFamilies {
+		p.jump(bpfJeq, f, "allow", "")
+	}
+	p.ja("eafnosupport")
+
 	p.label("personality")
 	p.stmt(bpfLd, offArg0)
 	for _, v := range allowedPersonalities {
@@ -226,6 +254,8 @@ func seccompFilter(allowClone3 bool) ([]unix.SockFilter, error) {
 	p.stmt(bpfRet, unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM))
 	p.label("allow")
 	p.stmt(bpfRet, unix.SECCOMP_RET_ALLOW)
+	p.label("eafnosupport")
+	p.stmt(bpfRet, unix.SECCOMP_RET_ERRNO|uint32(unix.EAFNOSUPPORT))
 	p.label("enosys")
 	p.stmt(bpfRet, unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS))
 	p.label("kill")

@@ -33,6 +33,7 @@ type slot struct {
 	replies chan replyMsg // one per request; closed when the init is gone
 	exited  chan struct{} // closed once the init has been reaped
 	runs    int
+	gen     int64 // the pool's generation when it was made
 }
 
 // startSlot starts an init and has it build its root.
