@@ -119,7 +119,7 @@ func (c *cache) readMeta(key string) (*cacheMeta, error) {
 		return nil, err
 	}
 	for _, a := range m.Files {
-		if err := CheckName(a.Name); err != nil {
+		if err := checkName(a.Name); err != nil {
 			return nil, err
 		}
 	}

@@ -60,6 +60,7 @@ func (j *job) compile(ctx context.Context, useCache bool) (res *Compile, ok bool
 		Env:    environ(&v, baseEnv(), j.entry.Env, j.entry.CompileEnv),
 		Dir:    j.work,
 		Limits: j.r.compile.sandbox(),
+		Budget: j.budget,
 		// The toolchain's own directories (a JDK, a rustup toolchain under
 		// /root) and its shared cache (Go's GOCACHE).
 		ReadOnlyPaths: j.tc.Dirs,
@@ -121,7 +122,17 @@ func (j *job) fromCache(key string) (*Compile, bool) {
 		}
 	}
 	j.r.log.Debug("compile cache hit", "language", j.entry.Name, "key", key[:12])
-	return &Compile{Stdout: meta.Stdout, Stderr: meta.Stderr, Wall: time.Since(start), Cached: true}, true
+	// The compiler's output counts against the job's budget as if it had
+	// just run.
+	return &Compile{
+		Stdout: j.charge(meta.Stdout), Stderr: j.charge(meta.Stderr),
+		Wall: time.Since(start), Cached: true,
+	}, true
+}
+
+// charge takes b from the job's output budget and returns what of it fits.
+func (j *job) charge(b []byte) []byte {
+	return b[:j.budget.Take(int64(len(b)))]
 }
 
 // store puts what the compile produced into the cache.

@@ -10,7 +10,7 @@
 // prefix ending at a dot: "3.11" matches "3.11.2"); otherwise it fails with
 // ErrNoToolchain. It writes the files into a fresh 0700 directory under
 // Config.WorkRoot, refusing names that could leave it (ErrBadSpec, see
-// CheckName); an unnamed file gets the language's default name (Java: named
+// jobspec.CheckFileName); an unnamed file gets the language's default name (Java: named
 // after its public class). The directory is removed when Run returns.
 //
 // A compiled language is compiled once, under Config.Compile limits, with

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/grappe/grappe/internal/jobspec"
 	"github.com/grappe/grappe/internal/lang"
 )
 
@@ -30,7 +31,7 @@ func prepareFiles(e *lang.Entry, in []File) ([]File, int, error) {
 		if f.Name == "" {
 			f.Name = e.DefaultSourceName(f.Content)
 		}
-		if err := CheckName(f.Name); err != nil {
+		if err := checkName(f.Name); err != nil {
 			return nil, 0, err
 		}
 		if seen[f.Name] {
@@ -56,42 +57,11 @@ func prepareFiles(e *lang.Entry, in []File) ([]File, int, error) {
 	return files, main, nil
 }
 
-// CheckName checks a job's file name: a relative slash-separated path that
-// stays inside the work directory. Sub-directories ("pkg/util.c") are
-// fine; empty, absolute and ".." names, empty, "." and ".." components,
-// NUL and control characters are not, nor a component starting with "-"
-// (it would be read as an option where {src} hands it to a compiler).
-func CheckName(name string) error {
-	bad := func(why string) error {
-		return fmt.Errorf("%w: file name %q: %s", ErrBadSpec, name, why)
-	}
-	switch {
-	case name == "":
-		return bad("empty")
-	case len(name) > 1024:
-		return bad("too long")
-	case strings.HasPrefix(name, "/"):
-		return bad("absolute")
-	}
-	for _, c := range name {
-		if c < 0x20 || c == 0x7f {
-			return bad("control character")
-		}
-	}
-	for _, part := range strings.Split(name, "/") {
-		switch {
-		case part == "":
-			return bad("empty component")
-		case part == "." || part == "..":
-			return bad("dot component")
-		case len(part) > 255:
-			return bad("component too long")
-		case strings.HasPrefix(part, "-"):
-			return bad("starts with '-'")
-		}
-	}
-	if path.Clean(name) != name || !fs.ValidPath(name) {
-		return bad("not a clean relative path")
+// checkName applies the one file-name rule, jobspec.CheckFileName, the
+// master's own.
+func checkName(name string) error {
+	if err := jobspec.CheckFileName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSpec, err)
 	}
 	return nil
 }

@@ -42,12 +42,12 @@ func TestCheckName(t *testing.T) {
 		{strings.Repeat("x", 256), false},
 		{strings.Repeat("a/", 600) + "x", false},
 	} {
-		err := CheckName(tt.name)
+		err := checkName(tt.name)
 		if (err == nil) != tt.ok {
-			t.Errorf("CheckName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+			t.Errorf("checkName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
 		}
 		if err != nil && !errors.Is(err, ErrBadSpec) {
-			t.Errorf("CheckName(%q) = %v, not ErrBadSpec", tt.name, err)
+			t.Errorf("checkName(%q) = %v, not ErrBadSpec", tt.name, err)
 		}
 	}
 }

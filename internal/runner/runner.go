@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grappe/grappe/internal/jobspec"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/sandbox"
 )
@@ -44,6 +45,9 @@ const (
 	DefaultMemoryBytes = 256 << 20
 	DefaultProcesses   = 64
 	DefaultOutputBytes = 1 << 20
+	// DefaultTotalOutputBytes is a job's whole output budget, as the API's
+	// default limits.total_output_kb.
+	DefaultTotalOutputBytes = jobspec.DefaultTotalOutputKB << 10
 
 	// Compiles get more: javac and rustc are slow and big, and the first Go
 	// build on a worker compiles the standard library.
@@ -130,6 +134,7 @@ func New(cfg Config) (*Runner, error) {
 		defaults: fill(cfg.Defaults, Limits{
 			CPU: DefaultCPU, Wall: DefaultWall, MemoryBytes: DefaultMemoryBytes,
 			Processes: DefaultProcesses, OutputBytes: DefaultOutputBytes,
+			TotalOutputBytes: DefaultTotalOutputBytes,
 		}),
 		compile: fill(cfg.Compile, Limits{
 			CPU: DefaultCompileCPU, Wall: DefaultCompileWall, MemoryBytes: DefaultCompileMemoryBytes,
@@ -204,6 +209,9 @@ func fill(l, def Limits) Limits {
 	if l.OutputBytes <= 0 {
 		l.OutputBytes = def.OutputBytes
 	}
+	if l.TotalOutputBytes <= 0 {
+		l.TotalOutputBytes = def.TotalOutputBytes
+	}
 	return l
 }
 
@@ -223,6 +231,9 @@ func clamp(l, top Limits) Limits {
 	}
 	if top.OutputBytes > 0 && l.OutputBytes > top.OutputBytes {
 		l.OutputBytes = top.OutputBytes
+	}
+	if top.TotalOutputBytes > 0 && l.TotalOutputBytes > top.TotalOutputBytes {
+		l.TotalOutputBytes = top.TotalOutputBytes
 	}
 	return l
 }
