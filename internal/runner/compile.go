@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -20,9 +18,9 @@ import (
 // compile runs the compile step, or takes its artifacts from the cache.
 // ok is false for a compile error (which is not cached: a retry may find a
 // fixed toolchain, and errors are cheap to reproduce).
-func (j *job) compile(ctx context.Context, useCache bool) (res *Compile, ok bool, err error) {
+func (j *job) compile(ctx context.Context) (res *Compile, ok bool, err error) {
 	c := j.r.cache
-	if !useCache {
+	if j.selfTest {
 		c = nil
 	}
 	var key string
@@ -47,13 +45,17 @@ func (j *job) compile(ctx context.Context, useCache bool) (res *Compile, ok bool
 		}
 	}
 
-	tools := filepath.Join(j.r.toolDir, j.entry.Name)
-	if err := os.MkdirAll(tools, 0o700); err != nil {
-		return nil, false, fmt.Errorf("runner: tool cache: %w", err)
-	}
 	v := j.vars
-	v.Cache = tools
 	v.MemoryMB = memoryMB(j.r.compile)
+	var layers []sandbox.Layer
+	if j.entry.UsesCache() {
+		layer, err := j.toolCache()
+		if err != nil {
+			return nil, false, err
+		}
+		v.Cache = layer.Seed
+		layers = []sandbox.Layer{*layer}
+	}
 	argv := lang.Expand(j.entry.Compile, &v)
 	o, err := j.r.cfg.Sandbox.Exec(ctx, &sandbox.Cmd{
 		Args:   j.absProgram(argv),
@@ -62,9 +64,9 @@ func (j *job) compile(ctx context.Context, useCache bool) (res *Compile, ok bool
 		Limits: j.r.compile.sandbox(),
 		Budget: j.budget,
 		// The toolchain's own directories (a JDK, a rustup toolchain under
-		// /root) and its shared cache (Go's GOCACHE).
+		// /root), and its cache (Go's GOCACHE) under a layer of the job's.
 		ReadOnlyPaths: j.tc.Dirs,
-		WritablePaths: []string{tools},
+		Layers:        layers,
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("runner: compile %s: %w", j.entry.Name, err)
@@ -81,6 +83,11 @@ func (j *job) compile(ctx context.Context, useCache bool) (res *Compile, ok bool
 		return res, false, nil
 	}
 	j.r.log.Debug("compiled", "language", j.entry.Name, "wall", o.Wall)
+	if j.selfTest && len(layers) > 0 {
+		if err := j.r.fillSeed(j.entry, j.tc, layers[0].Upper); err != nil {
+			j.r.log.Warn("toolchain cache: cannot fill the seed", "language", j.entry.Name, "err", err)
+		}
+	}
 	if c != nil {
 		if err := j.store(key, res); err != nil {
 			j.r.log.Warn("compile cache: cannot store", "language", j.entry.Name, "err", err)

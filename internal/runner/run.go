@@ -27,7 +27,7 @@ func (r *Runner) Run(ctx context.Context, spec *Spec, out OutputFunc) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.run(ctx, e, tc, spec, out, true)
+	res, err := r.run(ctx, e, tc, spec, out, false)
 	if err != nil {
 		return nil, r.hidePaths(err)
 	}
@@ -41,14 +41,22 @@ type job struct {
 	tc    lang.Toolchain
 	spec  *Spec
 	files []File
+	// dir holds everything of the job on the worker: work, and the
+	// private layers of the toolchain caches.
+	dir   string
 	work  string
 	root  *os.Root // the work directory, for host-side file access
 	vars  lang.Vars
+	// selfTest: the job is the catalogue's self-test, trusted to fill
+	// the toolchain cache's seed.
+	selfTest bool
 	// budget is the job's whole output allowance, shared by every step.
 	budget *sandbox.OutputBudget
 }
 
-func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec *Spec, out OutputFunc, useCache bool) (*Result, error) {
+// run runs a job; selfTest marks the catalogue's own self-test, which
+// bypasses the compile cache and may fill the toolchain cache's seed.
+func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec *Spec, out OutputFunc, selfTest bool) (*Result, error) {
 	files, main, err := prepareFiles(e, spec.Files)
 	if err != nil {
 		return nil, err
@@ -56,13 +64,17 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 	if err := jobspec.CheckCompileArgs(e, spec.CompileArgs); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
 	}
-	work, err := os.MkdirTemp(r.cfg.WorkRoot, "job-") // mode 0700, random name
+	dir, err := os.MkdirTemp(r.cfg.WorkRoot, "job-") // mode 0700, random name
 	if err != nil {
 		return nil, fmt.Errorf("runner: work dir: %w", err)
 	}
 	// Removed after the result is out: nothing of the job runs any more,
 	// and the caller need not wait for it.
-	defer r.bg.Go(func() { r.removeWork(work) })
+	defer r.bg.Go(func() { r.removeWork(dir) })
+	work := filepath.Join(dir, "box")
+	if err := os.Mkdir(work, 0o700); err != nil {
+		return nil, fmt.Errorf("runner: work dir: %w", err)
+	}
 	root, err := os.OpenRoot(work)
 	if err != nil {
 		return nil, fmt.Errorf("runner: work dir: %w", err)
@@ -73,7 +85,8 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 	}
 
 	j := &job{
-		r: r, entry: e, tc: tc, spec: spec, files: files, work: work, root: root,
+		r: r, entry: e, tc: tc, spec: spec, files: files, dir: dir, work: work, root: root,
+		selfTest: selfTest,
 		budget: sandbox.NewOutputBudget(r.RunLimits(spec.Limits).TotalOutputBytes),
 	}
 	j.vars = lang.Vars{
@@ -93,7 +106,7 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 
 	res := &Result{Version: tc.Version}
 	if e.Compiled() {
-		c, ok, err := j.compile(ctx, useCache)
+		c, ok, err := j.compile(ctx)
 		if err != nil {
 			return nil, err
 		}

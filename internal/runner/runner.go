@@ -80,9 +80,10 @@ type Config struct {
 	// are evicted past it); 0 means DefaultCacheMaxBytes, negative
 	// disables the cache.
 	CacheMaxBytes int64
-	// ToolCacheDir holds the toolchains' own caches ({cache} in the
-	// catalogue, e.g. Go's GOCACHE), one directory per language; empty
-	// means CacheDir/tools.
+	// ToolCacheDir holds the seeds of the toolchains' own caches ({cache}
+	// in the catalogue, e.g. Go's GOCACHE), which only self-tests fill and
+	// jobs see under a private layer (see toolcache.go); empty means
+	// CacheDir/tools.
 	ToolCacheDir string
 	// Defaults fill the zero limits of a spec; Max clamps them (a zero Max
 	// field means no maximum). Compile bounds each compile step. Zero
@@ -144,6 +145,10 @@ func New(cfg Config) (*Runner, error) {
 	for _, t := range cfg.Toolchains {
 		r.tools[t.Name()] = append(r.tools[t.Name()], t)
 	}
+	if err := os.MkdirAll(r.toolDir, 0o700); err != nil {
+		return nil, fmt.Errorf("runner: tool cache: %w", err)
+	}
+	r.removeLegacyToolCache()
 	if cfg.CacheMaxBytes >= 0 {
 		limit := cfg.CacheMaxBytes
 		if limit == 0 {
