@@ -2,8 +2,8 @@ package master
 
 import (
 	"bytes"
-	"path"
 	"encoding/json"
+	"path"
 	"strings"
 	"testing"
 

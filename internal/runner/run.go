@@ -43,10 +43,10 @@ type job struct {
 	files []File
 	// dir holds everything of the job on the worker: work, and the
 	// private layers of the toolchain caches.
-	dir   string
-	work  string
-	root  *os.Root // the work directory, for host-side file access
-	vars  lang.Vars
+	dir  string
+	work string
+	root *os.Root // the work directory, for host-side file access
+	vars lang.Vars
 	// selfTest: the job is the catalogue's self-test, trusted to fill
 	// the toolchain cache's seed.
 	selfTest bool
@@ -87,7 +87,7 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 	j := &job{
 		r: r, entry: e, tc: tc, spec: spec, files: files, dir: dir, work: work, root: root,
 		selfTest: selfTest,
-		budget: sandbox.NewOutputBudget(r.RunLimits(spec.Limits).TotalOutputBytes),
+		budget:   sandbox.NewOutputBudget(r.RunLimits(spec.Limits).TotalOutputBytes),
 	}
 	j.vars = lang.Vars{
 		Bin:         tc.Bin,
