@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"slices"
@@ -144,7 +145,11 @@ func (j *job) charge(b []byte) []byte {
 
 // store puts what the compile produced into the cache.
 func (j *job) store(key string, res *Compile) error {
-	arts, err := listArtifacts(j.root, j.files)
+	arts, err := listArtifacts(j.root, j.entry.Artifacts, j.files)
+	if errors.Is(err, errTooManyArtifacts) {
+		j.r.log.Debug("compile cache: too many artifacts, not stored", "language", j.entry.Name)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -98,27 +99,63 @@ type artifact struct {
 	Size int64       `json:"size"`
 }
 
-// listArtifacts lists the regular files under root that are not sources:
-// what the compiler produced. Hidden paths (a HOME cache like .config/go)
-// and symlinks are not artifacts.
-func listArtifacts(root *os.Root, sources []File) ([]artifact, error) {
+// errTooManyArtifacts: a compile left more files than a cache entry may
+// hold; it is not cached.
+var errTooManyArtifacts = errors.New("runner: too many artifacts to cache")
+
+// listArtifacts lists what a compile produced that the run needs: the
+// regular files under root matching one of the language's artifact
+// patterns (path.Match), sources excepted. Without patterns (an
+// operator's entry that declares none), every regular file that is not a
+// source and not under a hidden path is one. Symbolic links never are.
+// The walk stops at the depth of the deepest pattern, and at
+// errTooManyArtifacts once it has seen more than a few times
+// maxEntryFiles entries, so a compile that made 100,000 files costs
+// little.
+func listArtifacts(root *os.Root, patterns []string, sources []File) ([]artifact, error) {
 	src := make(map[string]bool, len(sources))
 	for _, f := range sources {
 		src[f.Name] = true
 	}
+	depth := 0 // deepest pattern, in components; 0: no limit
+	for _, p := range patterns {
+		depth = max(depth, strings.Count(p, "/")+1)
+	}
+	matches := func(p string) bool {
+		if len(patterns) == 0 {
+			return true
+		}
+		return slices.ContainsFunc(patterns, func(pat string) bool {
+			ok, _ := path.Match(pat, p)
+			return ok
+		})
+	}
+	if len(patterns) > 0 && !slices.ContainsFunc(patterns, hasMeta) {
+		return literalArtifacts(root, patterns, src)
+	}
 	var out []artifact
+	seen := 0
 	err := fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if p != "." && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
+		if p == "." {
+			return nil
+		}
+		if seen++; seen > 4*maxEntryFiles {
+			return errTooManyArtifacts
+		}
+		if d.IsDir() {
+			if len(patterns) == 0 && strings.HasPrefix(d.Name(), ".") || depth > 0 && strings.Count(p, "/")+1 >= depth {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || src[p] {
+		if !d.Type().IsRegular() || src[p] || !matches(p) || len(patterns) == 0 && strings.HasPrefix(d.Name(), ".") {
 			return nil
+		}
+		if len(out) == maxEntryFiles {
+			return errTooManyArtifacts
 		}
 		info, err := d.Info()
 		if err != nil {
@@ -129,6 +166,27 @@ func listArtifacts(root *os.Root, sources []File) ([]artifact, error) {
 	})
 	slices.SortFunc(out, func(a, b artifact) int { return strings.Compare(a.Name, b.Name) })
 	return out, err
+}
+
+func hasMeta(pattern string) bool { return strings.ContainsAny(pattern, `*?[\\`) }
+
+// literalArtifacts looks up artifacts named in full ("main"): no walk.
+func literalArtifacts(root *os.Root, names []string, src map[string]bool) ([]artifact, error) {
+	var out []artifact
+	for _, name := range names {
+		info, err := root.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if info.Mode().IsRegular() && !src[name] {
+			out = append(out, artifact{Name: name, Mode: info.Mode().Perm(), Size: info.Size()})
+		}
+	}
+	slices.SortFunc(out, func(a, b artifact) int { return strings.Compare(a.Name, b.Name) })
+	return slices.CompactFunc(out, func(a, b artifact) bool { return a.Name == b.Name }), nil
 }
 
 // copyOut copies the artifact name from root to dst, refusing anything

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,9 @@ const (
 
 	// DefaultCacheMaxBytes bounds the compile cache when Config leaves it 0.
 	DefaultCacheMaxBytes = 1 << 30
+	// DefaultCacheMaxFiles bounds the compile cache's files (inodes) when
+	// Config leaves it 0.
+	DefaultCacheMaxFiles = 20000
 )
 
 // maxFiles bounds the number of files of one job.
@@ -80,6 +84,9 @@ type Config struct {
 	// are evicted past it); 0 means DefaultCacheMaxBytes, negative
 	// disables the cache.
 	CacheMaxBytes int64
+	// CacheMaxFiles bounds the files (inodes) of the compile cache; 0
+	// means DefaultCacheMaxFiles.
+	CacheMaxFiles int64
 	// ToolCacheDir holds the seeds of the toolchains' own caches ({cache}
 	// in the catalogue, e.g. Go's GOCACHE), which only self-tests fill and
 	// jobs see under a private layer (see toolcache.go); empty means
@@ -154,7 +161,8 @@ func New(cfg Config) (*Runner, error) {
 		if limit == 0 {
 			limit = DefaultCacheMaxBytes
 		}
-		if r.cache, err = openCache(filepath.Join(cfg.CacheDir, "compile"), limit, log); err != nil {
+		files := cmp.Or(cfg.CacheMaxFiles, DefaultCacheMaxFiles)
+		if r.cache, err = openCache(filepath.Join(cfg.CacheDir, "compile"), limit, files, log); err != nil {
 			return nil, err
 		}
 	}

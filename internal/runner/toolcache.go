@@ -56,9 +56,10 @@ func (j *job) toolCache() (*sandbox.Layer, error) {
 
 // fillSeed makes what a self-test compile wrote in its layer (upper) the
 // seed of its toolchain, unless the seed holds something already. Only
-// directories and regular files are copied, owned by the worker: every
-// directory open to all (a compile adds its entries there, in its own
-// layer) and every file readable.
+// directories and regular files are copied, owned by the worker and open
+// to all: a compile may add, change and remove entries as the toolchain
+// wants, and it all happens in the compile's own layer (an overlay copies
+// a file up before it is written).
 func (r *Runner) fillSeed(e *lang.Entry, tc lang.Toolchain, upper string) error {
 	seed := r.seedDir(e, tc)
 	if des, err := os.ReadDir(seed); err != nil || len(des) > 0 {
@@ -107,8 +108,10 @@ func copyTree(src, dst string) error {
 			}
 			return os.Chmod(to, 0o777) // whatever the umask
 		case d.Type().IsRegular():
-			_, err := copyOut(root, p, to, 0o644)
-			return err
+			if _, err := copyOut(root, p, to, 0o666); err != nil {
+				return err
+			}
+			return os.Chmod(to, 0o666)
 		}
 		return nil // links, devices (overlay whiteouts): never
 	})
