@@ -80,8 +80,8 @@ func openCache(dir string, max, maxFiles int64, log *slog.Logger) (*cache, error
 		max:      max,
 		maxFiles: maxFiles,
 		log:      log,
-		entries: make(map[string]*cacheEntry),
-		flights: make(map[string]chan struct{}),
+		entries:  make(map[string]*cacheEntry),
+		flights:  make(map[string]chan struct{}),
 	}
 	// Leftovers of a crash: half-written or half-deleted entries.
 	if err := os.RemoveAll(c.tmp()); err != nil {
