@@ -1,11 +1,14 @@
 package runner
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,17 +28,25 @@ import (
 //
 // A seed is filled once, by the first self-test that finds it empty, and
 // appears whole (a copy renamed over the empty directory). It is per
-// toolchain version, so an upgraded toolchain starts a new one.
+// toolchain version and per compile set-up (the binary, the compile
+// command and environment, the self-test), so an upgraded toolchain or a
+// changed catalogue entry starts a new one. Seeds no toolchain uses any
+// more stay on disk until an operator removes them: a runner sees only
+// its own toolchains, and another runner may use them.
 
 // seedDir is the seed of a language's toolchain.
 func (r *Runner) seedDir(e *lang.Entry, tc lang.Toolchain) string {
+	h := sha256.New()
+	for _, s := range slices.Concat([]string{tc.Bin, tc.Version, e.Test.Source}, e.Compile, e.CompileEnv) {
+		writeField(h, []byte(s))
+	}
 	version := strings.Map(func(c rune) rune {
 		if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '-' {
 			return c
 		}
 		return '_'
 	}, tc.Version)
-	return filepath.Join(r.toolDir, e.Name+"-"+version+".seed")
+	return filepath.Join(r.toolDir, e.Name+"-"+version+"-"+hex.EncodeToString(h.Sum(nil))[:12]+".seed")
 }
 
 // toolCache prepares the job's layer over its toolchain's seed.
