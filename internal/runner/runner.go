@@ -252,10 +252,17 @@ func clamp(l, top Limits) Limits {
 }
 
 // RunLimits are the limits a spec's runs get: its own, defaults for the
-// zero ones, clamped to the maximum.
+// zero ones, clamped to the maximum (and the output budget to
+// jobspec.MaxTotalOutputKB).
 func (r *Runner) RunLimits(l Limits) Limits {
-	return clamp(fill(l, r.defaults), r.cfg.Max)
+	l = clamp(fill(l, r.defaults), r.cfg.Max)
+	// Whatever the master said: a result must stay deliverable.
+	l.TotalOutputBytes = min(l.TotalOutputBytes, maxTotalOutputBytes)
+	return l
 }
+
+// maxTotalOutputBytes is the largest output budget a job can have.
+const maxTotalOutputBytes = jobspec.MaxTotalOutputKB << 10
 
 // memoryMB is the {memory_mb} of a step: its memory limit in MiB.
 func memoryMB(l Limits) string {
