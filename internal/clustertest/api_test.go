@@ -349,6 +349,11 @@ func TestGoCompileArgsRefused(t *testing.T) {
 	if status != 422 {
 		t.Fatalf("file -x.c: %d %s, want 422", status, body)
 	}
+	// Go's cache is no longer shared writable: its safe flags are taken.
+	status, body = raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"go","source":"package main\nfunc main(){}","compile_args":["-tags=grappe"]}`))
+	if status != 201 {
+		t.Fatalf("go -tags: %d %s, want 201", status, body)
+	}
 	status, body = raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"c","source":"int main(){return X;}","compile_args":["-DX=0"]}`))
 	if status != 201 {
 		t.Fatalf("c compile_args: %d %s, want 201", status, body)
