@@ -130,6 +130,8 @@ func TestOutputBudgetWorkerMemory(t *testing.T) {
 		t.Errorf("result holds %d output bytes, over the budget %d", n, DefaultTotalOutputBytes)
 	}
 	const slack = 16 << 20
+	t.Logf("heap in use grew by %d KiB at its peak, %d KiB allocated, %d output bytes kept",
+		(int64(peak.Load())-int64(before.HeapInuse))>>10, (after.TotalAlloc-before.TotalAlloc)>>10, resultBytes(res))
 	if grew := int64(peak.Load()) - int64(before.HeapInuse); grew > DefaultTotalOutputBytes+slack {
 		t.Errorf("heap in use grew by %d MiB, over the budget + slack (%d MiB)", grew>>20, (DefaultTotalOutputBytes+slack)>>20)
 	}
