@@ -144,6 +144,11 @@ func (m *Master) validate(req *api.JobRequest) (*validated, error) {
 // or over the maxima.
 func (m *Master) limits(l api.Limits) (api.Limits, error) {
 	d, mx := m.cfg.DefaultLimits, m.cfg.MaxLimits
+	// The output budget has a ceiling of its own (a result must stay far
+	// below the transport's message size), and defaults when the operator
+	// set other limits but not this one.
+	maxTotal := min(cmp.Or(mx.TotalOutputKB, jobspec.MaxTotalOutputKB), jobspec.MaxTotalOutputKB)
+	defTotal := min(cmp.Or(d.TotalOutputKB, jobspec.DefaultTotalOutputKB), maxTotal)
 	fields := []struct {
 		name     string
 		v        *int64
@@ -154,8 +159,7 @@ func (m *Master) limits(l api.Limits) (api.Limits, error) {
 		{"memory_mb", &l.MemoryMB, d.MemoryMB, mx.MemoryMB},
 		{"processes", &l.Processes, d.Processes, mx.Processes},
 		{"output_kb", &l.OutputKB, d.OutputKB, mx.OutputKB},
-		{"total_output_kb", &l.TotalOutputKB, cmp.Or(d.TotalOutputKB, jobspec.DefaultTotalOutputKB),
-			min(cmp.Or(mx.TotalOutputKB, jobspec.MaxTotalOutputKB), jobspec.MaxTotalOutputKB)},
+		{"total_output_kb", &l.TotalOutputKB, defTotal, maxTotal},
 	}
 	for _, f := range fields {
 		switch {
