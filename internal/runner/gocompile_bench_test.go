@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/grappe/grappe/internal/sandbox"
 )
@@ -42,11 +43,14 @@ func BenchmarkGoCompileSandbox(b *testing.B) {
 		b.Fatal(failed["go"])
 	}
 	b.ResetTimer()
+	var compile time.Duration
+	defer func() { b.ReportMetric(float64(compile.Milliseconds())/float64(b.N), "compile-ms/op") }()
 	for i := 0; b.Loop(); i++ {
 		src := fmt.Sprintf("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\", %d) }\n", i)
 		res, err := r.Run(context.Background(), &Spec{Language: "go", Files: []File{{Content: []byte(src)}}}, nil)
 		if err != nil || res.Verdict != VerdictOK {
 			b.Fatalf("%+v %v", res, err)
 		}
+		compile += res.Compile.Wall
 	}
 }
