@@ -58,6 +58,11 @@ type Limits struct {
 	MemoryMB  int64 `json:"memory_mb,omitempty"`
 	Processes int64 `json:"processes,omitempty"`
 	OutputKB  int64 `json:"output_kb,omitempty"`
+	// TotalOutputKB is the whole job's output budget: compile output and
+	// both streams of every run and test together. Past it the job stops
+	// with the verdict output_limit. Default 8 MiB, at most 32 MiB (the
+	// operator may lower both).
+	TotalOutputKB int64 `json:"total_output_kb,omitempty"`
 }
 
 // TestCase is one input of a job with several tests: the program is compiled

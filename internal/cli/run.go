@@ -49,6 +49,7 @@ func addJobFlags(cmd *cobra.Command) *jobFlags {
 	f.Int64Var(&jf.limits.MemoryMB, "memory-mb", 0, "memory limit in MB (0: the cluster's default)")
 	f.Int64Var(&jf.limits.Processes, "processes", 0, "process limit (0: the cluster's default)")
 	f.Int64Var(&jf.limits.OutputKB, "output-kb", 0, "output limit in KB (0: the cluster's default)")
+	f.Int64Var(&jf.limits.TotalOutputKB, "total-output-kb", 0, "the whole job's output budget in KB: compile, every test, both streams (0: the cluster's default)")
 	f.StringArrayVar(&jf.compileArgs, "compile-arg", nil, "extra compiler argument (repeatable)")
 	f.IntVar(&jf.priority, "priority", 0, "priority among your own jobs (higher first)")
 	f.StringToStringVar(&jf.labels, "label", nil, "worker label the job requires, k=v (repeatable)")

@@ -334,13 +334,26 @@ func TestLateEventStreamReplaysOutput(t *testing.T) {
 }
 
 func TestGoCompileArgsRefused(t *testing.T) {
-	// Go's build cache is shared between jobs: a flag such as -toolexec
-	// would let one job's program write entries other users' builds use.
+	// Compile flags come from a per-language allow-list: go's -toolexec
+	// (or gcc's -wrapper) would run a program of the job's own.
 	c := clustertest.Start(t, clustertest.Options{})
 	raw := newRaw(t, c)
 	status, body := raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"go","source":"package main\nfunc main(){}","compile_args":["-toolexec=/box/evil"]}`))
-	if status != 422 || !strings.Contains(string(body), "shared") {
+	if status != 422 || !strings.Contains(string(body), "compile_args[0]") {
 		t.Fatalf("go compile_args: %d %s, want 422", status, body)
+	}
+	status, body = raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"c","source":"int main(){}","compile_args":["-O2","-wrapper","/bin/sh,-c,touch /tmp/x"]}`))
+	if status != 422 || !strings.Contains(string(body), "compile_args[1]") {
+		t.Fatalf("gcc -wrapper: %d %s, want 422", status, body)
+	}
+	status, body = raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"c","files":[{"name":"-x.c","content":"int main(){}"}]}`))
+	if status != 422 {
+		t.Fatalf("file -x.c: %d %s, want 422", status, body)
+	}
+	// Go's cache is no longer shared writable: its safe flags are taken.
+	status, body = raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"go","source":"package main\nfunc main(){}","compile_args":["-tags=grappe"]}`))
+	if status != 201 {
+		t.Fatalf("go -tags: %d %s, want 201", status, body)
 	}
 	status, body = raw.do(t, "POST", "/api/v1/jobs", strings.NewReader(`{"language":"c","source":"int main(){return X;}","compile_args":["-DX=0"]}`))
 	if status != 201 {

@@ -44,6 +44,13 @@ type Entry struct {
 	Run        []string     `yaml:"run"`
 	Env        []string     `yaml:"env"`
 	Test       SelfTest     `yaml:"test"`
+	// CompileFlags is the allow-list of the job's compile_args; a
+	// language without one takes none. Checked by jobspec.
+	CompileFlags CompileFlags `yaml:"compile_flags"`
+	// Artifacts are the glob patterns (path.Match, relative to the work
+	// directory) of what a compile produces that the run needs: only those
+	// files are kept in the compile cache.
+	Artifacts []string `yaml:"artifacts"`
 	// Disabled, in an operator's file, removes the entry of that name.
 	Disabled bool `yaml:"disabled"`
 
@@ -74,6 +81,17 @@ type ClassRule struct {
 	Default      string `yaml:"default"`
 }
 
+// CompileFlags says which compile_args a language accepts. Patterns are
+// whole-argument globs where "*" matches any run of characters (also "/"
+// and ","). An argument is accepted when it matches Allow and no Deny
+// pattern, or when it starts with one of Paths and the rest is a relative
+// path inside the work directory ("-Iinclude", not "-I/etc" or "-I..").
+type CompileFlags struct {
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
+	Paths []string `yaml:"paths"`
+}
+
 // SelfTest is a tiny program that proves a toolchain works.
 type SelfTest struct {
 	Source string `yaml:"source"`
@@ -84,12 +102,11 @@ type SelfTest struct {
 // Compiled reports whether the language has a compile step.
 func (e *Entry) Compiled() bool { return len(e.Compile) > 0 }
 
-// SharedCache reports whether the compile step writes a cache shared by
-// every job ({cache}, Go's GOCACHE). Such a language takes no
-// compile_args: a flag can make a compiler run a program of the job's own
-// (go build -toolexec, an external linker), which could then plant
-// entries in the cache that other users' builds would use.
-func (e *Entry) SharedCache() bool {
+// UsesCache reports whether the compile step uses a toolchain cache
+// ({cache}, Go's GOCACHE). The runner shows it to each compile as a
+// read-only seed that only grappe's own self-test compile writes, under a
+// layer private to the job.
+func (e *Entry) UsesCache() bool {
 	for _, w := range append(append([]string{}, e.Compile...), e.CompileEnv...) {
 		if strings.Contains(w, "{cache}") {
 			return true
@@ -306,6 +323,19 @@ func (e *Entry) check() error {
 	}
 	if e.Test.Source == "" {
 		return errors.New("no self-test source")
+	}
+	for _, p := range e.Artifacts {
+		if _, err := path.Match(p, ""); err != nil || p == "" || strings.HasPrefix(p, "/") {
+			return fmt.Errorf("invalid artifact pattern %q", p)
+		}
+	}
+	if !e.Compiled() && (len(e.Artifacts) > 0 || len(e.CompileFlags.Allow)+len(e.CompileFlags.Paths) > 0) {
+		return errors.New("artifacts and compile_flags need a compile command")
+	}
+	for _, p := range slices.Concat(e.CompileFlags.Allow, e.CompileFlags.Deny, e.CompileFlags.Paths) {
+		if p == "" || strings.IndexByte(p, 0) >= 0 {
+			return fmt.Errorf("invalid compile_flags pattern %q", p)
+		}
 	}
 	return e.checkTemplates()
 }

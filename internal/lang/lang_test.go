@@ -232,3 +232,34 @@ func TestClassName(t *testing.T) {
 		t.Errorf("python source %q", got)
 	}
 }
+
+// TestArtifactsAndFlagsChecked: the new fields are checked when the
+// catalogue is loaded.
+func TestArtifactsAndFlagsChecked(t *testing.T) {
+	base := `languages:
+  - name: x
+    binaries: [/bin/sh]
+    version: {command: ["{bin}"], regex: '(\d)'}
+    source: main.x
+    run: ["./main"]
+    test: {source: "x"}
+`
+	for name, extra := range map[string]string{
+		"artifacts without compile": "    artifacts: [main]\n",
+		"flags without compile":     "    compile_flags: {allow: [\"-O2\"]}\n",
+		"bad artifact pattern":      "    compile: [\"{bin}\"]\n    artifacts: [\"[\"]\n",
+		"absolute artifact":         "    compile: [\"{bin}\"]\n    artifacts: [\"/etc/x\"]\n",
+		"empty flag pattern":        "    compile: [\"{bin}\"]\n    compile_flags: {allow: [\"\"]}\n",
+	} {
+		if _, err := Parse(nil, []byte(base+extra), "test"); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	c, err := Parse(nil, []byte(base+"    compile: [\"{bin}\"]\n    artifacts: [main, \"*.class\"]\n    compile_flags: {allow: [\"-O*\"], deny: [\"-Ofast\"], paths: [\"-I\"]}\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := c.Lookup("x"); len(e.Artifacts) != 2 || len(e.CompileFlags.Deny) != 1 {
+		t.Errorf("entry %+v", e)
+	}
+}

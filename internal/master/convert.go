@@ -41,6 +41,7 @@ func buildSpec(v *validated, req *api.JobRequest) *clusterpb.JobSpec {
 		Limits: &clusterpb.Limits{
 			CpuMs: v.limits.CPUMs, WallMs: v.limits.WallMs, MemoryMb: v.limits.MemoryMB,
 			Processes: v.limits.Processes, OutputKb: v.limits.OutputKB,
+			TotalOutputKb: v.limits.TotalOutputKB,
 		},
 		HasExpected:    req.ExpectedOutput != nil,
 		ExpectedOutput: v.expected,

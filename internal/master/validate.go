@@ -1,21 +1,21 @@
 package master
 
 import (
+	"cmp"
 	"encoding/base64"
 	"net/http"
-	"path"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/httpapi"
+	"github.com/grappe/grappe/internal/jobspec"
 	"github.com/grappe/grappe/internal/lang"
 )
 
 // Caps on a submission beyond the body size.
 const (
 	maxFiles       = 200
-	maxFileName    = 255
 	maxArgs        = 1000
 	maxArgBytes    = 64 << 10
 	maxTests       = 500
@@ -74,7 +74,7 @@ func (m *Master) validate(req *api.JobRequest) (*validated, error) {
 	}
 	seen := map[string]bool{}
 	for i, f := range req.Files {
-		if err := checkFileName(f.Name); err != nil {
+		if err := jobspec.CheckFileName(f.Name); err != nil {
 			return nil, invalid("files[%d].name: %v", i, err)
 		}
 		if seen[f.Name] {
@@ -103,8 +103,8 @@ func (m *Master) validate(req *api.JobRequest) (*validated, error) {
 	if err := checkArgs("compile_args", req.CompileArgs); err != nil {
 		return nil, err
 	}
-	if len(req.CompileArgs) > 0 && entry.SharedCache() {
-		return nil, invalid("compile_args are not accepted for %s: its build cache is shared between jobs, and a flag could make the compiler run the job's own code", entry.Name)
+	if err := jobspec.CheckCompileArgs(entry, req.CompileArgs); err != nil {
+		return nil, invalid("%v", err)
 	}
 	if len(req.Tests) > maxTests {
 		return nil, invalid("at most %d tests", maxTests)
@@ -144,6 +144,11 @@ func (m *Master) validate(req *api.JobRequest) (*validated, error) {
 // or over the maxima.
 func (m *Master) limits(l api.Limits) (api.Limits, error) {
 	d, mx := m.cfg.DefaultLimits, m.cfg.MaxLimits
+	// The output budget has a ceiling of its own (a result must stay far
+	// below the transport's message size), and defaults when the operator
+	// set other limits but not this one.
+	maxTotal := min(cmp.Or(mx.TotalOutputKB, jobspec.MaxTotalOutputKB), jobspec.MaxTotalOutputKB)
+	defTotal := min(cmp.Or(d.TotalOutputKB, jobspec.DefaultTotalOutputKB), maxTotal)
 	fields := []struct {
 		name     string
 		v        *int64
@@ -154,6 +159,7 @@ func (m *Master) limits(l api.Limits) (api.Limits, error) {
 		{"memory_mb", &l.MemoryMB, d.MemoryMB, mx.MemoryMB},
 		{"processes", &l.Processes, d.Processes, mx.Processes},
 		{"output_kb", &l.OutputKB, d.OutputKB, mx.OutputKB},
+		{"total_output_kb", &l.TotalOutputKB, defTotal, maxTotal},
 	}
 	for _, f := range fields {
 		switch {
@@ -166,37 +172,6 @@ func (m *Master) limits(l api.Limits) (api.Limits, error) {
 		}
 	}
 	return l, nil
-}
-
-// checkFileName refuses names that could leave the work directory or
-// confuse a tool: absolute, "..", empty components, control characters.
-func checkFileName(name string) error {
-	switch {
-	case name == "":
-		return errString("must not be empty")
-	case len(name) > maxFileName:
-		return errString("too long")
-	case !utf8.ValidString(name):
-		return errString("must be UTF-8")
-	case strings.HasPrefix(name, "/"):
-		return errString("must be relative")
-	case strings.ContainsAny(name, "\\"):
-		return errString("must use / as separator")
-	}
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return errString("must not contain control characters")
-		}
-	}
-	for _, part := range strings.Split(name, "/") {
-		if part == "" || part == "." || part == ".." {
-			return errString("must not contain empty, . or .. components")
-		}
-	}
-	if path.Clean(name) != name {
-		return errString("must be a clean path")
-	}
-	return nil
 }
 
 type errString string

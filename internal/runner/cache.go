@@ -23,23 +23,35 @@ import (
 //	.tmp/             entries being written, or evicted and being deleted
 //
 // An entry appears by renaming a complete directory from .tmp, so a reader
-// never sees half of one. Least recently used entries are evicted when the
-// total size passes max; entries being copied out are pinned and never
-// evicted under a reader. The last use is the directory's mtime, so the
-// order survives a restart.
+// never sees half of one. An entry holds only the language's declared
+// artifacts (lang.Entry.Artifacts), at most maxEntryFiles of them, and is
+// bounded in bytes too: a compile that makes 100,000 files costs the cache
+// nothing. Least recently used entries are evicted when the total size
+// passes max or the total number of files (inodes) passes maxFiles;
+// entries being copied out are pinned and never evicted under a reader.
+// The last use is the directory's mtime, so the order survives a restart.
 type cache struct {
-	dir string
-	max int64
-	log *slog.Logger
+	dir      string
+	max      int64
+	maxFiles int64
+	log      *slog.Logger
 
-	mu      sync.Mutex
-	entries map[string]*cacheEntry
-	total   int64
-	flights map[string]chan struct{}
+	mu         sync.Mutex
+	entries    map[string]*cacheEntry
+	total      int64
+	totalFiles int64
+	flights    map[string]chan struct{}
 }
+
+// Per-entry caps: an entry over either is not stored.
+const (
+	maxEntryFiles = 1000
+	maxEntryBytes = 256 << 20
+)
 
 type cacheEntry struct {
 	size    int64
+	files   int64 // inodes on disk
 	lastUse time.Time
 	pins    int
 	// meta is read from disk on the first hit and kept when small (a hit
@@ -60,13 +72,16 @@ type cacheMeta struct {
 	Stderr []byte     `json:"stderr,omitempty"`
 }
 
-func openCache(dir string, max int64, log *slog.Logger) (*cache, error) {
+// openCache opens the cache in dir, bounded to max bytes and maxFiles
+// files in all.
+func openCache(dir string, max, maxFiles int64, log *slog.Logger) (*cache, error) {
 	c := &cache{
-		dir:     dir,
-		max:     max,
-		log:     log,
-		entries: make(map[string]*cacheEntry),
-		flights: make(map[string]chan struct{}),
+		dir:      dir,
+		max:      max,
+		maxFiles: maxFiles,
+		log:      log,
+		entries:  make(map[string]*cacheEntry),
+		flights:  make(map[string]chan struct{}),
 	}
 	// Leftovers of a crash: half-written or half-deleted entries.
 	if err := os.RemoveAll(c.tmp()); err != nil {
@@ -91,9 +106,10 @@ func openCache(dir string, max int64, log *slog.Logger) (*cache, error) {
 			os.RemoveAll(filepath.Join(dir, key))
 			continue
 		}
-		e := &cacheEntry{size: meta.size(), lastUse: info.ModTime()}
+		e := &cacheEntry{size: meta.size(), files: meta.inodes(), lastUse: info.ModTime()}
 		c.entries[key] = e
 		c.total += e.size
+		c.totalFiles += e.files
 	}
 	c.mu.Lock()
 	victims := c.evictLocked()
@@ -118,12 +134,27 @@ func (c *cache) readMeta(key string) (*cacheMeta, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, err
 	}
+	if len(m.Files) > maxEntryFiles {
+		return nil, fmt.Errorf("%d files, over %d", len(m.Files), maxEntryFiles)
+	}
 	for _, a := range m.Files {
-		if err := CheckName(a.Name); err != nil {
+		if err := checkName(a.Name); err != nil {
 			return nil, err
 		}
 	}
 	return &m, nil
+}
+
+// inodes is what an entry takes of the disk's inodes: its directory, the
+// metadata, the files directory, and each artifact with a directory of its
+// own at most.
+func (m *cacheMeta) inodes() int64 {
+	return 3 + 2*int64(len(m.Files))
+}
+
+// fits reports whether an entry may be stored at all.
+func (c *cache) fits(m *cacheMeta) bool {
+	return len(m.Files) <= maxEntryFiles && m.size() <= min(c.max, maxEntryBytes) && m.inodes() <= c.maxFiles
 }
 
 // size is what an entry counts for: its artifacts and compiler output.
@@ -181,7 +212,7 @@ func (c *cache) get(key string) (meta *cacheMeta, release func(), ok bool) {
 // put stores the artifacts by copying them out of copyOut(name, dst),
 // unless the entry exists already or would be larger than the whole cache.
 func (c *cache) put(key string, meta *cacheMeta, copyOut func(name, dst string, a artifact) (int64, error)) error {
-	if meta.size() > c.max {
+	if !c.fits(meta) {
 		return nil
 	}
 	c.mu.Lock()
@@ -206,7 +237,7 @@ func (c *cache) put(key string, meta *cacheMeta, copyOut func(name, dst string, 
 		}
 		meta.Files[i].Size = n // what was copied, whatever the listing said
 	}
-	if meta.size() > c.max {
+	if !c.fits(meta) {
 		return nil
 	}
 	data, err := json.Marshal(meta)
@@ -226,9 +257,10 @@ func (c *cache) put(key string, meta *cacheMeta, copyOut func(name, dst string, 
 		c.mu.Unlock()
 		return err
 	}
-	e := &cacheEntry{size: meta.size(), lastUse: time.Now()}
+	e := &cacheEntry{size: meta.size(), files: meta.inodes(), lastUse: time.Now()}
 	c.entries[key] = e
 	c.total += e.size
+	c.totalFiles += e.files
 	victims := c.evictLocked()
 	c.mu.Unlock()
 	c.remove(victims)
@@ -236,11 +268,11 @@ func (c *cache) put(key string, meta *cacheMeta, copyOut func(name, dst string, 
 }
 
 // evictLocked takes least recently used unpinned entries out of the index
-// until the total fits, and moves their directories aside; the caller
-// deletes them (slow) after unlocking.
+// until the totals (bytes and files) fit, and moves their directories
+// aside; the caller deletes them (slow) after unlocking.
 func (c *cache) evictLocked() []string {
 	var victims []string
-	for c.total > c.max {
+	for c.total > c.max || c.totalFiles > c.maxFiles {
 		var oldest string
 		for k, e := range c.entries {
 			if e.pins == 0 && (oldest == "" || e.lastUse.Before(c.entries[oldest].lastUse)) {
@@ -264,6 +296,7 @@ func (c *cache) detachLocked(key string) string {
 	e := c.entries[key]
 	delete(c.entries, key)
 	c.total -= e.size
+	c.totalFiles -= e.files
 	dst := filepath.Join(c.tmp(), "evict-"+key+"-"+randomHex())
 	if err := os.Rename(filepath.Join(c.dir, key), dst); err != nil {
 		c.log.Warn("compile cache: cannot evict", "key", key, "err", err)
@@ -315,6 +348,13 @@ func (c *cache) usage() (entries int, bytes int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries), c.total
+}
+
+// files reports the inodes the entries take.
+func (c *cache) files() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.totalFiles
 }
 
 func randomHex() string {

@@ -36,7 +36,7 @@ func TestCacheEviction(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	// Each entry counts its 1000 bytes plus 512 of overhead: three fit.
-	c, err := openCache(dir, 3*1512+100, log)
+	c, err := openCache(dir, 3*1512+100, DefaultCacheMaxFiles, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestCacheEviction(t *testing.T) {
 
 	// A restart finds the entries, and the artifact contents.
 	n, size := c.usage()
-	c2, err := openCache(dir, 3*1512+100, log)
+	c2, err := openCache(dir, 3*1512+100, DefaultCacheMaxFiles, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestCacheEviction(t *testing.T) {
 		t.Errorf("artifact: %d bytes, %v", len(data), err)
 	}
 	// And a smaller limit evicts down to it at once.
-	c3, err := openCache(dir, 1600, log)
+	c3, err := openCache(dir, 1600, DefaultCacheMaxFiles, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestCacheCorruptEntryDropped(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "broken"), 0o700)
 	os.WriteFile(filepath.Join(dir, "broken", "meta.json"), []byte("{not json"), 0o600)
 	os.MkdirAll(filepath.Join(dir, ".tmp", "put-123"), 0o700)
-	c, err := openCache(dir, 1<<20, slog.New(slog.DiscardHandler))
+	c, err := openCache(dir, 1<<20, DefaultCacheMaxFiles, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestCacheCorruptEntryDropped(t *testing.T) {
 
 func TestCacheConcurrentPut(t *testing.T) {
 	t.Parallel()
-	c, err := openCache(t.TempDir(), 1<<20, slog.New(slog.DiscardHandler))
+	c, err := openCache(t.TempDir(), 1<<20, DefaultCacheMaxFiles, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,10 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -20,9 +19,9 @@ import (
 // compile runs the compile step, or takes its artifacts from the cache.
 // ok is false for a compile error (which is not cached: a retry may find a
 // fixed toolchain, and errors are cheap to reproduce).
-func (j *job) compile(ctx context.Context, useCache bool) (res *Compile, ok bool, err error) {
+func (j *job) compile(ctx context.Context) (res *Compile, ok bool, err error) {
 	c := j.r.cache
-	if !useCache {
+	if j.selfTest {
 		c = nil
 	}
 	var key string
@@ -47,23 +46,28 @@ func (j *job) compile(ctx context.Context, useCache bool) (res *Compile, ok bool
 		}
 	}
 
-	tools := filepath.Join(j.r.toolDir, j.entry.Name)
-	if err := os.MkdirAll(tools, 0o700); err != nil {
-		return nil, false, fmt.Errorf("runner: tool cache: %w", err)
-	}
 	v := j.vars
-	v.Cache = tools
 	v.MemoryMB = memoryMB(j.r.compile)
+	var layers []sandbox.Layer
+	if j.entry.UsesCache() {
+		layer, err := j.toolCache()
+		if err != nil {
+			return nil, false, err
+		}
+		v.Cache = layer.Seed
+		layers = []sandbox.Layer{*layer}
+	}
 	argv := lang.Expand(j.entry.Compile, &v)
 	o, err := j.r.cfg.Sandbox.Exec(ctx, &sandbox.Cmd{
 		Args:   j.absProgram(argv),
 		Env:    environ(&v, baseEnv(), j.entry.Env, j.entry.CompileEnv),
 		Dir:    j.work,
 		Limits: j.r.compile.sandbox(),
+		Budget: j.budget,
 		// The toolchain's own directories (a JDK, a rustup toolchain under
-		// /root) and its shared cache (Go's GOCACHE).
+		// /root), and its cache (Go's GOCACHE) under a layer of the job's.
 		ReadOnlyPaths: j.tc.Dirs,
-		WritablePaths: []string{tools},
+		Layers:        layers,
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("runner: compile %s: %w", j.entry.Name, err)
@@ -80,6 +84,11 @@ func (j *job) compile(ctx context.Context, useCache bool) (res *Compile, ok bool
 		return res, false, nil
 	}
 	j.r.log.Debug("compiled", "language", j.entry.Name, "wall", o.Wall)
+	if j.selfTest && len(layers) > 0 {
+		if err := j.r.fillSeed(j.entry, j.tc, layers[0].Upper); err != nil {
+			j.r.log.Warn("toolchain cache: cannot fill the seed", "language", j.entry.Name, "err", err)
+		}
+	}
 	if c != nil {
 		if err := j.store(key, res); err != nil {
 			j.r.log.Warn("compile cache: cannot store", "language", j.entry.Name, "err", err)
@@ -121,12 +130,26 @@ func (j *job) fromCache(key string) (*Compile, bool) {
 		}
 	}
 	j.r.log.Debug("compile cache hit", "language", j.entry.Name, "key", key[:12])
-	return &Compile{Stdout: meta.Stdout, Stderr: meta.Stderr, Wall: time.Since(start), Cached: true}, true
+	// The compiler's output counts against the job's budget as if it had
+	// just run.
+	return &Compile{
+		Stdout: j.charge(meta.Stdout), Stderr: j.charge(meta.Stderr),
+		Wall: time.Since(start), Cached: true,
+	}, true
+}
+
+// charge takes b from the job's output budget and returns what of it fits.
+func (j *job) charge(b []byte) []byte {
+	return b[:j.budget.Take(int64(len(b)))]
 }
 
 // store puts what the compile produced into the cache.
 func (j *job) store(key string, res *Compile) error {
-	arts, err := listArtifacts(j.root, j.files)
+	arts, err := listArtifacts(j.root, j.entry.Artifacts, j.files)
+	if errors.Is(err, errTooManyArtifacts) {
+		j.r.log.Debug("compile cache: too many artifacts, not stored", "language", j.entry.Name)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -10,25 +10,38 @@
 // prefix ending at a dot: "3.11" matches "3.11.2"); otherwise it fails with
 // ErrNoToolchain. It writes the files into a fresh 0700 directory under
 // Config.WorkRoot, refusing names that could leave it (ErrBadSpec, see
-// CheckName); an unnamed file gets the language's default name (Java: named
+// jobspec.CheckFileName); an unnamed file gets the language's default name (Java: named
 // after its public class). The directory is removed when Run returns.
 //
 // A compiled language is compiled once, under Config.Compile limits, with
-// Spec.CompileArgs where the catalogue's {compile_args} stands. A failing
-// compile is the verdict compile_error, with the compiler's output in
-// Result.Compile, and nothing runs.
+// Spec.CompileArgs where the catalogue's {compile_args} stands (each on the
+// language's allow-list, jobspec.CheckCompileArgs, else ErrBadSpec). A
+// failing compile is the verdict compile_error, with the compiler's output
+// in Result.Compile, and nothing runs. A toolchain cache ({cache}) is a
+// seed only self-tests fill, seen by each compile under a private layer
+// (toolcache.go): no compile writes anything another job sees.
 //
 // # Compile cache
 //
-// The files a successful compile produced are stored under
+// The language's declared artifacts (lang.Entry.Artifacts) that a
+// successful compile produced are stored under
 // CacheDir/compile/<key>, where key is a SHA-256 over the language, the
 // toolchain's binary and version, the compile command and environment
 // templates, the compile arguments and every file's name and content. A
 // later identical job copies them in instead of compiling
 // (Compile.Cached). Entries appear atomically (rename of a complete
 // directory), identical jobs arriving together compile once, and the least
-// recently used entries are evicted past Config.CacheMaxBytes. Compile
+// recently used entries are evicted past Config.CacheMaxBytes or
+// Config.CacheMaxFiles; an entry has at most maxEntryFiles files. Compile
 // errors are not cached.
+//
+// # Output budget
+//
+// Limits.TotalOutputBytes bounds the whole job's output: the compiler's
+// (also when it comes from the cache) and both streams of every run. It is
+// a sandbox.OutputBudget shared by every command of the job, enforced as
+// the pipes are read; once it is exceeded the job stops, with the verdict
+// output_limit.
 //
 // # Verdicts
 //

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/grappe/grappe/internal/jobspec"
 	"github.com/grappe/grappe/internal/lang"
 )
 
@@ -30,7 +32,7 @@ func prepareFiles(e *lang.Entry, in []File) ([]File, int, error) {
 		if f.Name == "" {
 			f.Name = e.DefaultSourceName(f.Content)
 		}
-		if err := CheckName(f.Name); err != nil {
+		if err := checkName(f.Name); err != nil {
 			return nil, 0, err
 		}
 		if seen[f.Name] {
@@ -56,42 +58,11 @@ func prepareFiles(e *lang.Entry, in []File) ([]File, int, error) {
 	return files, main, nil
 }
 
-// CheckName checks a job's file name: a relative slash-separated path that
-// stays inside the work directory. Sub-directories ("pkg/util.c") are
-// fine; empty, absolute and ".." names, empty, "." and ".." components,
-// NUL and control characters are not, nor a component starting with "-"
-// (it would be read as an option where {src} hands it to a compiler).
-func CheckName(name string) error {
-	bad := func(why string) error {
-		return fmt.Errorf("%w: file name %q: %s", ErrBadSpec, name, why)
-	}
-	switch {
-	case name == "":
-		return bad("empty")
-	case len(name) > 1024:
-		return bad("too long")
-	case strings.HasPrefix(name, "/"):
-		return bad("absolute")
-	}
-	for _, c := range name {
-		if c < 0x20 || c == 0x7f {
-			return bad("control character")
-		}
-	}
-	for _, part := range strings.Split(name, "/") {
-		switch {
-		case part == "":
-			return bad("empty component")
-		case part == "." || part == "..":
-			return bad("dot component")
-		case len(part) > 255:
-			return bad("component too long")
-		case strings.HasPrefix(part, "-"):
-			return bad("starts with '-'")
-		}
-	}
-	if path.Clean(name) != name || !fs.ValidPath(name) {
-		return bad("not a clean relative path")
+// checkName applies the one file-name rule, jobspec.CheckFileName, the
+// master's own.
+func checkName(name string) error {
+	if err := jobspec.CheckFileName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSpec, err)
 	}
 	return nil
 }
@@ -128,27 +99,63 @@ type artifact struct {
 	Size int64       `json:"size"`
 }
 
-// listArtifacts lists the regular files under root that are not sources:
-// what the compiler produced. Hidden paths (a HOME cache like .config/go)
-// and symlinks are not artifacts.
-func listArtifacts(root *os.Root, sources []File) ([]artifact, error) {
+// errTooManyArtifacts: a compile left more files than a cache entry may
+// hold; it is not cached.
+var errTooManyArtifacts = errors.New("runner: too many artifacts to cache")
+
+// listArtifacts lists what a compile produced that the run needs: the
+// regular files under root matching one of the language's artifact
+// patterns (path.Match), sources excepted. Without patterns (an
+// operator's entry that declares none), every regular file that is not a
+// source and not under a hidden path is one. Symbolic links never are.
+// The walk stops at the depth of the deepest pattern, and at
+// errTooManyArtifacts once it has seen more than a few times
+// maxEntryFiles entries, so a compile that made 100,000 files costs
+// little.
+func listArtifacts(root *os.Root, patterns []string, sources []File) ([]artifact, error) {
 	src := make(map[string]bool, len(sources))
 	for _, f := range sources {
 		src[f.Name] = true
 	}
+	depth := 0 // deepest pattern, in components; 0: no limit
+	for _, p := range patterns {
+		depth = max(depth, strings.Count(p, "/")+1)
+	}
+	matches := func(p string) bool {
+		if len(patterns) == 0 {
+			return true
+		}
+		return slices.ContainsFunc(patterns, func(pat string) bool {
+			ok, _ := path.Match(pat, p)
+			return ok
+		})
+	}
+	if len(patterns) > 0 && !slices.ContainsFunc(patterns, hasMeta) {
+		return literalArtifacts(root, patterns, src)
+	}
 	var out []artifact
+	seen := 0
 	err := fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if p != "." && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
+		if p == "." {
+			return nil
+		}
+		if seen++; seen > 4*maxEntryFiles {
+			return errTooManyArtifacts
+		}
+		if d.IsDir() {
+			if len(patterns) == 0 && strings.HasPrefix(d.Name(), ".") || depth > 0 && strings.Count(p, "/")+1 >= depth {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || src[p] {
+		if !d.Type().IsRegular() || src[p] || !matches(p) || len(patterns) == 0 && strings.HasPrefix(d.Name(), ".") {
 			return nil
+		}
+		if len(out) == maxEntryFiles {
+			return errTooManyArtifacts
 		}
 		info, err := d.Info()
 		if err != nil {
@@ -159,6 +166,27 @@ func listArtifacts(root *os.Root, sources []File) ([]artifact, error) {
 	})
 	slices.SortFunc(out, func(a, b artifact) int { return strings.Compare(a.Name, b.Name) })
 	return out, err
+}
+
+func hasMeta(pattern string) bool { return strings.ContainsAny(pattern, `*?[\\`) }
+
+// literalArtifacts looks up artifacts named in full ("main"): no walk.
+func literalArtifacts(root *os.Root, names []string, src map[string]bool) ([]artifact, error) {
+	var out []artifact
+	for _, name := range names {
+		info, err := root.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if info.Mode().IsRegular() && !src[name] {
+			out = append(out, artifact{Name: name, Mode: info.Mode().Perm(), Size: info.Size()})
+		}
+	}
+	slices.SortFunc(out, func(a, b artifact) int { return strings.Compare(a.Name, b.Name) })
+	return slices.CompactFunc(out, func(a, b artifact) bool { return a.Name == b.Name }), nil
 }
 
 // copyOut copies the artifact name from root to dst, refusing anything

@@ -42,12 +42,12 @@ func TestCheckName(t *testing.T) {
 		{strings.Repeat("x", 256), false},
 		{strings.Repeat("a/", 600) + "x", false},
 	} {
-		err := CheckName(tt.name)
+		err := checkName(tt.name)
 		if (err == nil) != tt.ok {
-			t.Errorf("CheckName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+			t.Errorf("checkName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
 		}
 		if err != nil && !errors.Is(err, ErrBadSpec) {
-			t.Errorf("CheckName(%q) = %v, not ErrBadSpec", tt.name, err)
+			t.Errorf("checkName(%q) = %v, not ErrBadSpec", tt.name, err)
 		}
 	}
 }
@@ -149,16 +149,27 @@ func TestArtifactsIgnoreSymlinks(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, ".cache", "go", "x"), []byte("junk"), 0o644)
 	os.Symlink("/etc/passwd", filepath.Join(dir, "passwd"))
 	os.Symlink("/etc", filepath.Join(dir, "etc"))
-	arts, err := listArtifacts(root, srcs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, a := range arts {
-		names = append(names, a.Name)
-	}
-	if got := strings.Join(names, ","); got != "main,pkg/A.class" {
-		t.Errorf("artifacts %s", got)
+	os.Symlink("/bin/sh", filepath.Join(dir, "link.class"))
+	for _, tt := range []struct {
+		patterns []string
+		want     string
+	}{
+		{nil, "main,pkg/A.class"},
+		{[]string{"main"}, "main"},
+		{[]string{"passwd"}, ""},
+		{[]string{"*.class", "*/*.class"}, "pkg/A.class"},
+	} {
+		arts, err := listArtifacts(root, tt.patterns, srcs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, a := range arts {
+			names = append(names, a.Name)
+		}
+		if got := strings.Join(names, ","); got != tt.want {
+			t.Errorf("artifacts %q: %s, want %s", tt.patterns, got, tt.want)
+		}
 	}
 	if _, err := copyOut(root, "passwd", filepath.Join(t.TempDir(), "x"), 0o644); err == nil {
 		t.Error("copyOut followed a symlink out of the work dir")

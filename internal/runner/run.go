@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/grappe/grappe/internal/jobspec"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/sandbox"
 )
@@ -25,7 +27,11 @@ func (r *Runner) Run(ctx context.Context, spec *Spec, out OutputFunc) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	return r.run(ctx, e, tc, spec, out, true)
+	res, err := r.run(ctx, e, tc, spec, out, false)
+	if err != nil {
+		return nil, r.hidePaths(err)
+	}
+	return res, nil
 }
 
 // job is one Run in progress.
@@ -35,26 +41,40 @@ type job struct {
 	tc    lang.Toolchain
 	spec  *Spec
 	files []File
-	work  string
-	root  *os.Root // the work directory, for host-side file access
-	vars  lang.Vars
+	// dir holds everything of the job on the worker: work, and the
+	// private layers of the toolchain caches.
+	dir  string
+	work string
+	root *os.Root // the work directory, for host-side file access
+	vars lang.Vars
+	// selfTest: the job is the catalogue's self-test, trusted to fill
+	// the toolchain cache's seed.
+	selfTest bool
+	// budget is the job's whole output allowance, shared by every step.
+	budget *sandbox.OutputBudget
 }
 
-func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec *Spec, out OutputFunc, useCache bool) (*Result, error) {
+// run runs a job; selfTest marks the catalogue's own self-test, which
+// bypasses the compile cache and may fill the toolchain cache's seed.
+func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec *Spec, out OutputFunc, selfTest bool) (*Result, error) {
 	files, main, err := prepareFiles(e, spec.Files)
 	if err != nil {
 		return nil, err
 	}
-	if len(spec.CompileArgs) > 0 && e.SharedCache() {
-		return nil, fmt.Errorf("%w: no compile_args for %s, whose build cache is shared between jobs", ErrBadSpec, e.Name)
+	if err := jobspec.CheckCompileArgs(e, spec.CompileArgs); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
 	}
-	work, err := os.MkdirTemp(r.cfg.WorkRoot, "job-") // mode 0700, random name
+	dir, err := os.MkdirTemp(r.cfg.WorkRoot, "job-") // mode 0700, random name
 	if err != nil {
 		return nil, fmt.Errorf("runner: work dir: %w", err)
 	}
 	// Removed after the result is out: nothing of the job runs any more,
 	// and the caller need not wait for it.
-	defer r.bg.Go(func() { r.removeWork(work) })
+	defer r.bg.Go(func() { r.removeWork(dir) })
+	work := filepath.Join(dir, "box")
+	if err := os.Mkdir(work, 0o700); err != nil {
+		return nil, fmt.Errorf("runner: work dir: %w", err)
+	}
 	root, err := os.OpenRoot(work)
 	if err != nil {
 		return nil, fmt.Errorf("runner: work dir: %w", err)
@@ -64,7 +84,11 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 		return nil, err
 	}
 
-	j := &job{r: r, entry: e, tc: tc, spec: spec, files: files, work: work, root: root}
+	j := &job{
+		r: r, entry: e, tc: tc, spec: spec, files: files, dir: dir, work: work, root: root,
+		selfTest: selfTest,
+		budget:   sandbox.NewOutputBudget(r.RunLimits(spec.Limits).TotalOutputBytes),
+	}
 	j.vars = lang.Vars{
 		Bin:         tc.Bin,
 		BinDir:      filepath.Dir(tc.Bin),
@@ -82,11 +106,15 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 
 	res := &Result{Version: tc.Version}
 	if e.Compiled() {
-		c, ok, err := j.compile(ctx, useCache)
+		c, ok, err := j.compile(ctx)
 		if err != nil {
 			return nil, err
 		}
 		res.Compile = c
+		if j.budget.Exceeded() {
+			res.Verdict = VerdictOutputLimit
+			return res, nil
+		}
 		if !ok {
 			res.Verdict = VerdictCompileError
 			r.log.Debug("compile error", "language", e.Name, "exit", c.ExitCode)
@@ -113,6 +141,12 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 			return nil, err
 		}
 		res.Tests = append(res.Tests, *ex)
+		if j.budget.Exceeded() {
+			// The whole job's output is spent: it stops here, whatever
+			// failed before.
+			failed = i
+			break
+		}
 		if ex.Verdict != VerdictOK && failed < 0 {
 			failed = i
 			if spec.StopOnFailure {
@@ -140,6 +174,7 @@ func (j *job) exec(ctx context.Context, test int, stdin, expected []byte, hasExp
 		Dir:           j.work,
 		Stdin:         stdin,
 		Limits:        limits.sandbox(),
+		Budget:        j.budget,
 		ReadOnlyPaths: j.tc.Dirs,
 	}
 	if out != nil {
@@ -209,3 +244,31 @@ func (r *Runner) removeWork(dir string) {
 		r.log.Warn("cannot remove work dir", "dir", dir, "err", err)
 	}
 }
+
+// hidePaths keeps the worker's own paths (work and cache directories) out
+// of an error a job's owner will read; errors.Is and As still see the
+// original. The worker's log has the original.
+func (r *Runner) hidePaths(err error) error {
+	msg := err.Error()
+	hidden := msg
+	for _, p := range []struct{ path, name string }{
+		{r.toolDir, "<toolcache>"},
+		{r.cfg.CacheDir, "<cache>"},
+		{r.cfg.WorkRoot, "<work>"},
+	} {
+		hidden = strings.ReplaceAll(hidden, p.path, p.name)
+	}
+	if hidden == msg {
+		return err
+	}
+	r.log.Debug("job error", "err", msg)
+	return &hiddenPathsError{err: err, msg: hidden}
+}
+
+type hiddenPathsError struct {
+	err error
+	msg string
+}
+
+func (e *hiddenPathsError) Error() string { return e.msg }
+func (e *hiddenPathsError) Unwrap() error { return e.err }

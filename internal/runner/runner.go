@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grappe/grappe/internal/jobspec"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/sandbox"
 )
@@ -44,6 +46,9 @@ const (
 	DefaultMemoryBytes = 256 << 20
 	DefaultProcesses   = 64
 	DefaultOutputBytes = 1 << 20
+	// DefaultTotalOutputBytes is a job's whole output budget, as the API's
+	// default limits.total_output_kb.
+	DefaultTotalOutputBytes = jobspec.DefaultTotalOutputKB << 10
 
 	// Compiles get more: javac and rustc are slow and big, and the first Go
 	// build on a worker compiles the standard library.
@@ -55,6 +60,9 @@ const (
 
 	// DefaultCacheMaxBytes bounds the compile cache when Config leaves it 0.
 	DefaultCacheMaxBytes = 1 << 30
+	// DefaultCacheMaxFiles bounds the compile cache's files (inodes) when
+	// Config leaves it 0.
+	DefaultCacheMaxFiles = 20000
 )
 
 // maxFiles bounds the number of files of one job.
@@ -76,9 +84,13 @@ type Config struct {
 	// are evicted past it); 0 means DefaultCacheMaxBytes, negative
 	// disables the cache.
 	CacheMaxBytes int64
-	// ToolCacheDir holds the toolchains' own caches ({cache} in the
-	// catalogue, e.g. Go's GOCACHE), one directory per language; empty
-	// means CacheDir/tools.
+	// CacheMaxFiles bounds the files (inodes) of the compile cache; 0
+	// means DefaultCacheMaxFiles.
+	CacheMaxFiles int64
+	// ToolCacheDir holds the seeds of the toolchains' own caches ({cache}
+	// in the catalogue, e.g. Go's GOCACHE), which only self-tests fill and
+	// jobs see under a private layer (see toolcache.go); empty means
+	// CacheDir/tools.
 	ToolCacheDir string
 	// Defaults fill the zero limits of a spec; Max clamps them (a zero Max
 	// field means no maximum). Compile bounds each compile step. Zero
@@ -130,6 +142,7 @@ func New(cfg Config) (*Runner, error) {
 		defaults: fill(cfg.Defaults, Limits{
 			CPU: DefaultCPU, Wall: DefaultWall, MemoryBytes: DefaultMemoryBytes,
 			Processes: DefaultProcesses, OutputBytes: DefaultOutputBytes,
+			TotalOutputBytes: DefaultTotalOutputBytes,
 		}),
 		compile: fill(cfg.Compile, Limits{
 			CPU: DefaultCompileCPU, Wall: DefaultCompileWall, MemoryBytes: DefaultCompileMemoryBytes,
@@ -139,12 +152,17 @@ func New(cfg Config) (*Runner, error) {
 	for _, t := range cfg.Toolchains {
 		r.tools[t.Name()] = append(r.tools[t.Name()], t)
 	}
+	if err := os.MkdirAll(r.toolDir, 0o700); err != nil {
+		return nil, fmt.Errorf("runner: tool cache: %w", err)
+	}
+	r.removeLegacyToolCache()
 	if cfg.CacheMaxBytes >= 0 {
 		limit := cfg.CacheMaxBytes
 		if limit == 0 {
 			limit = DefaultCacheMaxBytes
 		}
-		if r.cache, err = openCache(filepath.Join(cfg.CacheDir, "compile"), limit, log); err != nil {
+		files := cmp.Or(cfg.CacheMaxFiles, DefaultCacheMaxFiles)
+		if r.cache, err = openCache(filepath.Join(cfg.CacheDir, "compile"), limit, files, log); err != nil {
 			return nil, err
 		}
 	}
@@ -204,6 +222,9 @@ func fill(l, def Limits) Limits {
 	if l.OutputBytes <= 0 {
 		l.OutputBytes = def.OutputBytes
 	}
+	if l.TotalOutputBytes <= 0 {
+		l.TotalOutputBytes = def.TotalOutputBytes
+	}
 	return l
 }
 
@@ -224,14 +245,24 @@ func clamp(l, top Limits) Limits {
 	if top.OutputBytes > 0 && l.OutputBytes > top.OutputBytes {
 		l.OutputBytes = top.OutputBytes
 	}
+	if top.TotalOutputBytes > 0 && l.TotalOutputBytes > top.TotalOutputBytes {
+		l.TotalOutputBytes = top.TotalOutputBytes
+	}
 	return l
 }
 
 // RunLimits are the limits a spec's runs get: its own, defaults for the
-// zero ones, clamped to the maximum.
+// zero ones, clamped to the maximum (and the output budget to
+// jobspec.MaxTotalOutputKB).
 func (r *Runner) RunLimits(l Limits) Limits {
-	return clamp(fill(l, r.defaults), r.cfg.Max)
+	l = clamp(fill(l, r.defaults), r.cfg.Max)
+	// Whatever the master said: a result must stay deliverable.
+	l.TotalOutputBytes = min(l.TotalOutputBytes, maxTotalOutputBytes)
+	return l
 }
+
+// maxTotalOutputBytes is the largest output budget a job can have.
+const maxTotalOutputBytes = jobspec.MaxTotalOutputKB << 10
 
 // memoryMB is the {memory_mb} of a step: its memory limit in MiB.
 func memoryMB(l Limits) string {

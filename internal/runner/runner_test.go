@@ -478,7 +478,7 @@ func TestRunLimits(t *testing.T) {
 		c.Max = Limits{CPU: 3 * time.Second, MemoryBytes: 128 << 20}
 	})
 	got := r.RunLimits(Limits{CPU: 10 * time.Second, OutputBytes: 10})
-	want := Limits{CPU: 3 * time.Second, Wall: DefaultWall, MemoryBytes: 128 << 20, Processes: DefaultProcesses, OutputBytes: 10}
+	want := Limits{CPU: 3 * time.Second, Wall: DefaultWall, MemoryBytes: 128 << 20, Processes: DefaultProcesses, OutputBytes: 10, TotalOutputBytes: DefaultTotalOutputBytes}
 	if got != want {
 		t.Errorf("RunLimits = %+v, want %+v", got, want)
 	}

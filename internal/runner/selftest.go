@@ -12,7 +12,8 @@ import (
 // catalogue) concurrently and returns the toolchains that passed, in
 // configuration order, and why the others failed, by language name. The
 // self-tests bypass the compile cache, so the compiler itself is tested;
-// they do warm the toolchains' own caches (Go's standard library).
+// they fill the toolchains' own cache seeds (Go's standard library), which
+// jobs then see read-only (see toolcache.go).
 //
 // A worker announces only the working toolchains; to also refuse jobs for
 // the others, build its Runner with them.
@@ -44,7 +45,7 @@ func (r *Runner) selfTest(ctx context.Context, t lang.Toolchain) error {
 		Expected:    []byte(test.Stdout),
 		HasExpected: true,
 	}
-	res, err := r.run(ctx, t.Entry, t, spec, nil, false)
+	res, err := r.run(ctx, t.Entry, t, spec, nil, true)
 	if err != nil {
 		return err
 	}

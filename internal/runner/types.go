@@ -16,7 +16,11 @@ type Limits struct {
 	Wall        time.Duration
 	MemoryBytes int64
 	Processes   int64
-	OutputBytes int64
+	OutputBytes int64 // each stream of each run
+	// TotalOutputBytes is the whole job's output budget: the compile's
+	// output and both streams of every run together. Past it the job
+	// stops with the verdict output_limit. Compile limits ignore it.
+	TotalOutputBytes int64
 }
 
 // Test is one test case: its own stdin, optionally an expected output.

@@ -106,12 +106,21 @@ func (l *Linux) request(c *Cmd) (*runMsg, error) {
 	}
 	// Each extra path is a descriptor passed to the init, with stdio and
 	// the cgroup's.
-	if n := len(c.ReadOnlyPaths) + len(c.WritablePaths); n > maxFDs-16 {
+	if n := len(c.ReadOnlyPaths) + len(c.Layers); n > maxFDs-16 {
 		return nil, fmt.Errorf("%w: %d extra paths", ErrInvalidCmd, n)
 	}
-	for _, p := range append(append([]string{}, c.ReadOnlyPaths...), c.WritablePaths...) {
+	for _, p := range c.ReadOnlyPaths {
 		if !filepath.IsAbs(p) || filepath.Clean(p) == "/" {
 			return nil, fmt.Errorf("%w: extra path %q", ErrInvalidCmd, p)
+		}
+	}
+	for _, ly := range c.Layers {
+		for _, p := range []string{ly.Seed, ly.Upper, ly.Work} {
+			// Overlay options are a comma-separated list, lowerdir a
+			// colon-separated one.
+			if !filepath.IsAbs(p) || filepath.Clean(p) == "/" || strings.ContainsAny(p, ",:\\") {
+				return nil, fmt.Errorf("%w: layer path %q", ErrInvalidCmd, p)
+			}
 		}
 	}
 	m := &runMsg{
@@ -128,11 +137,6 @@ func (l *Linux) request(c *Cmd) (*runMsg, error) {
 	m.Args[0] = m.Path
 	for i, e := range c.Env {
 		m.Env[i] = rewritePaths(e, dir)
-	}
-	if len(c.WritablePaths) > 0 {
-		// Files made in a shared directory must stay usable by the next
-		// command, which has another uid.
-		m.Umask = 0
 	}
 	return m, nil
 }

@@ -414,31 +414,77 @@ func TestLinuxExtraPaths(t *testing.T) {
 	l := newTestLinux(t, Config{})
 	ro := t.TempDir()
 	os.WriteFile(filepath.Join(ro, "tool"), []byte("#!/bin/sh\necho tool\n"), 0o755)
-	cache := t.TempDir()
-	os.MkdirAll(filepath.Join(cache, "old"), 0o700)
 	c := &Cmd{
-		Args:          sh(fmt.Sprintf("%s/tool && echo one > %s/a && mkdir %s/d && echo x > %s/d/f && ! touch %s/no 2>/dev/null", ro, cache, cache, cache, ro)),
+		Args:          sh(fmt.Sprintf("%s/tool && ! touch %s/no 2>/dev/null", ro, ro)),
 		ReadOnlyPaths: []string{ro},
-		WritablePaths: []string{cache},
 		Limits:        limits,
 	}
 	o := execOK(t, l, c)
 	if o.ExitCode != 0 || string(o.Stdout) != "tool\n" {
 		t.Fatalf("outcome %+v %q", o, o.Stderr)
 	}
-	// A later command, with another uid, may change what the first made.
-	c.Args = sh(fmt.Sprintf("echo two >> %s/a && echo y > %s/d/f && cat %s/a", cache, cache, cache))
-	o = execOK(t, l, c)
-	if o.ExitCode != 0 || string(o.Stdout) != "one\ntwo\n" {
-		t.Errorf("outcome %+v %q", o, o.Stderr)
-	}
-	if b, _ := os.ReadFile(filepath.Join(cache, "d", "f")); string(b) != "y\n" {
-		t.Errorf("d/f %q", b)
-	}
-	// Without them, neither is there.
-	o = execOK(t, l, &Cmd{Args: sh(fmt.Sprintf("ls %s %s", ro, cache)), Limits: limits})
+	// Without it, it is not there.
+	o = execOK(t, l, &Cmd{Args: sh(fmt.Sprintf("ls %s", ro)), Limits: limits})
 	if o.ExitCode == 0 {
-		t.Errorf("extra paths visible to another command: %q", o.Stdout)
+		t.Errorf("extra path visible to another command: %q", o.Stdout)
+	}
+}
+
+// newLayer is a Layer over seed with fresh upper and work directories.
+func newLayer(t *testing.T, seed string) Layer {
+	dir := t.TempDir()
+	ly := Layer{Seed: seed, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work")}
+	for _, d := range []string{ly.Upper, ly.Work} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ly
+}
+
+// TestLinuxLayers: a command sees the seed and may add to it and change
+// it, but what it writes stays in its own layer: the seed and the next
+// command (another job) never see it. Issue 11: one job's compile planted
+// a file in the shared tool cache that another job's compile read.
+func TestLinuxLayers(t *testing.T) {
+	for _, binds := range []bool{false, true} {
+		t.Run(fmt.Sprintf("binds=%v", binds), func(t *testing.T) {
+			l := newTestLinux(t, Config{forceBinds: binds})
+			seed := t.TempDir()
+			// Writable by anyone: only the layer protects the seed.
+			os.MkdirAll(filepath.Join(seed, "00"), 0o777)
+			os.WriteFile(filepath.Join(seed, "00", "entry"), []byte("seed\n"), 0o666)
+			os.Chmod(filepath.Join(seed, "00"), 0o777)
+			os.Chmod(filepath.Join(seed, "00", "entry"), 0o666)
+			first := newLayer(t, seed)
+			script := fmt.Sprintf("echo planted > %[1]s/planted && mkdir %[1]s/d && echo x > %[1]s/d/f && ls %[1]s", seed)
+			if !binds {
+				// Over the seed: its entries are there, and may be replaced.
+				script += fmt.Sprintf(" && cat %[1]s/00/entry && echo changed > %[1]s/00/entry && rm -f %[1]s/00/entry", seed)
+			}
+			o := execOK(t, l, &Cmd{Args: sh(script), Layers: []Layer{first}, Limits: limits})
+			if o.ExitCode != 0 {
+				t.Fatalf("first: %+v %q", o, o.Stderr)
+			}
+			if !binds && !strings.Contains(string(o.Stdout), "seed") {
+				t.Errorf("the seed was not visible: %q", o.Stdout)
+			}
+			if _, err := os.Stat(filepath.Join(first.Upper, "planted")); err != nil {
+				t.Errorf("the command's write is not in its layer: %v", err)
+			}
+			if b, err := os.ReadFile(filepath.Join(seed, "00", "entry")); err != nil || string(b) != "seed\n" {
+				t.Errorf("the seed changed: %q %v", b, err)
+			}
+			des, _ := os.ReadDir(seed)
+			if len(des) != 1 {
+				t.Errorf("the seed holds %d entries, want only 00", len(des))
+			}
+			// The next command, with its own layer, sees none of it.
+			o = execOK(t, l, &Cmd{Args: sh(fmt.Sprintf("cat %[1]s/planted; ls %[1]s", seed)), Layers: []Layer{newLayer(t, seed)}, Limits: limits})
+			if strings.Contains(string(o.Stdout), "planted") || strings.Contains(string(o.Stdout), "d\n") {
+				t.Errorf("the second command saw the first one's files: %q", o.Stdout)
+			}
+		})
 	}
 }
 

@@ -305,3 +305,26 @@ func openTree(dirfd int) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), "tree"), nil
 }
+
+// overlay makes a detached overlay mount of a layer: the seed read-only
+// below, the command's writes in ly.Upper. It is attached by attachMount.
+func overlay(ly Layer) (*os.File, error) {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("fsopen overlay: %w", err)
+	}
+	defer unix.Close(fsfd)
+	for _, o := range [][2]string{{"lowerdir", ly.Seed}, {"upperdir", ly.Upper}, {"workdir", ly.Work}} {
+		if err := unix.FsconfigSetString(fsfd, o[0], o[1]); err != nil {
+			return nil, fmt.Errorf("overlay %s: %w", o[0], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return nil, fmt.Errorf("create overlay: %w", err)
+	}
+	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return nil, fmt.Errorf("fsmount overlay: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "overlay"), nil
+}

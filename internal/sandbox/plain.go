@@ -288,11 +288,10 @@ func stdinFile(data []byte) (*os.File, error) {
 	return f, nil
 }
 
-// capture collects one output stream up to max bytes (0: no limit).
 // startCapture reads a command's stdout and stderr, one goroutine per
-// stream, each capped at the output limit (a hit is signalled on capHit);
-// OnOutput is called by one reader at a time. readers.Wait returns once
-// both pipes are at EOF.
+// stream, each capped at the output limit and both at the shared budget
+// (a hit is signalled on capHit); OnOutput is called by one reader at a
+// time. readers.Wait returns once both pipes are at EOF.
 func startCapture(c *Cmd, outR, errR *os.File) (stdout, stderr *capture, capHit chan struct{}, readers *sync.WaitGroup) {
 	var mu sync.Mutex
 	onOutput := c.OnOutput
@@ -304,37 +303,37 @@ func startCapture(c *Cmd, outR, errR *os.File) (stdout, stderr *capture, capHit 
 		}
 	}
 	capHit = make(chan struct{}, 2)
-	stdout = &capture{stream: "stdout", max: c.Limits.OutputBytes, onOutput: onOutput, capHit: capHit}
-	stderr = &capture{stream: "stderr", max: c.Limits.OutputBytes, onOutput: onOutput, capHit: capHit}
+	stdout = &capture{stream: "stdout", max: c.Limits.OutputBytes, budget: c.Budget, onOutput: onOutput, capHit: capHit}
+	stderr = &capture{stream: "stderr", max: c.Limits.OutputBytes, budget: c.Budget, onOutput: onOutput, capHit: capHit}
 	readers = &sync.WaitGroup{}
 	readers.Go(func() { stdout.read(outR) })
 	readers.Go(func() { stderr.read(errR) })
 	return stdout, stderr, capHit, readers
 }
 
+// capture collects one output stream up to max bytes (0: no limit) and
+// what its budget grants.
 type capture struct {
 	stream    string
 	max       int64
+	budget    *OutputBudget // nil: none
 	onOutput  func(stream string, data []byte)
 	capHit    chan<- struct{}
 	buf       []byte
 	truncated bool
 }
 
-// read copies the stream until EOF, the read deadline, or the cap. At the
-// cap it asks for the command to be killed and stops reading; the writers
-// then get EPIPE or die first.
+// read copies the stream until EOF, the read deadline, or a cap. At a cap
+// it asks for the command to be killed and stops reading; the writers
+// then get EPIPE or die first. Nothing past a cap is kept, and the buffer
+// never grows past what may still be kept.
 func (c *capture) read(r *os.File) {
 	chunk := make([]byte, 32*1024)
 	for {
 		n, err := r.Read(chunk)
 		if n > 0 {
-			data := chunk[:n]
-			if c.max > 0 && int64(len(c.buf)+n) > c.max {
-				data = data[:c.max-int64(len(c.buf))]
-				c.truncated = true
-			}
-			c.buf = append(c.buf, data...)
+			data := c.grant(chunk[:n])
+			c.append(data)
 			if c.onOutput != nil && len(data) > 0 {
 				c.onOutput(c.stream, data)
 			}
@@ -347,6 +346,41 @@ func (c *capture) read(r *os.File) {
 			return
 		}
 	}
+}
+
+// grant cuts data to what the stream's limit and the budget allow.
+func (c *capture) grant(data []byte) []byte {
+	if c.max > 0 && int64(len(c.buf)+len(data)) > c.max {
+		data = data[:c.max-int64(len(c.buf))]
+		c.truncated = true
+	}
+	if c.budget != nil {
+		if n := c.budget.Take(int64(len(data))); n < int64(len(data)) {
+			data = data[:n]
+			c.truncated = true
+		}
+	}
+	return data
+}
+
+// append keeps data, growing the buffer by doubling but never beyond what
+// the stream may still keep: a command near its budget must not make the
+// worker allocate twice the budget.
+func (c *capture) append(data []byte) {
+	need := len(c.buf) + len(data)
+	if need > cap(c.buf) {
+		size := max(2*cap(c.buf), need, 4096)
+		if c.max > 0 {
+			size = min(size, int(c.max))
+		}
+		if c.budget != nil {
+			size = min(size, len(c.buf)+len(data)+int(c.budget.Left()))
+		}
+		buf := make([]byte, len(c.buf), max(size, need))
+		copy(buf, c.buf)
+		c.buf = buf
+	}
+	c.buf = append(c.buf, data...)
 }
 
 func hasDir(p string) bool { return filepath.Base(p) != p }

@@ -164,19 +164,6 @@ func (x *execution) mounts(dirfd int) error {
 			list = append(list, mnt{src: p, target: p, fd: -1})
 		}
 	}
-	for _, p := range x.c.WritablePaths {
-		p = filepath.Clean(p)
-		list = append(list, mnt{src: p, target: p, writable: true, fd: -1})
-		// Every command's uid must be able to write there.
-		fd, err := openDirNoFollow(p)
-		if err == nil {
-			err = unix.Fchmod(fd, 0o777)
-			unix.Close(fd)
-		}
-		if err != nil {
-			return fmt.Errorf("sandbox: writable path %s: %w", p, err)
-		}
-	}
 	for _, m := range list {
 		if !x.l.mountAPI {
 			x.binds = append(x.binds, bindSpec{Source: m.src, Target: m.target, Writable: m.writable})
@@ -198,6 +185,31 @@ func (x *execution) mounts(dirfd int) error {
 		}
 		x.files = append(x.files, f)
 		x.msg.Mounts = append(x.msg.Mounts, mountSpec{Target: m.target, Writable: m.writable})
+	}
+	return x.layers()
+}
+
+// layers prepares each Layer: an overlay made here, detached (fsmount),
+// and attached in the sandbox like the other mounts. The worker builds it
+// as real root, so the command's uid needs no privilege for it, and the
+// overlay's copy-ups never touch the seed.
+func (x *execution) layers() error {
+	for _, ly := range x.c.Layers {
+		// The merged root takes the upper directory's owner and mode: the
+		// command must be able to add to it.
+		if err := os.Chown(ly.Upper, x.uid, x.uid); err != nil {
+			return fmt.Errorf("sandbox: layer: %w", err)
+		}
+		if !x.l.mountAPI {
+			x.binds = append(x.binds, bindSpec{Source: ly.Upper, Target: ly.Seed, Writable: true})
+			continue
+		}
+		f, err := overlay(ly)
+		if err != nil {
+			return fmt.Errorf("sandbox: layer: %w", err)
+		}
+		x.files = append(x.files, f)
+		x.msg.Mounts = append(x.msg.Mounts, mountSpec{Target: ly.Seed, Writable: true})
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -56,20 +57,74 @@ type Cmd struct {
 	Limits Limits
 	// OnOutput, if set, receives output as it is produced ("stdout" or
 	// "stderr"); it must not block for long. The data is only valid during
-	// the call.
+	// the call. It sees exactly what Outcome keeps: nothing past a limit.
 	OnOutput func(stream string, data []byte)
+	// Budget, if set, is an output allowance shared with other commands
+	// (every step of one job): each byte kept from stdout or stderr takes
+	// one from it, and once it is spent the output is truncated and the
+	// command killed as at Limits.OutputBytes.
+	Budget *OutputBudget
 	// ReadOnlyPaths are host directories the command needs to read beyond
 	// the sandbox's standard view (a toolchain outside /usr, such as
 	// /root/.rustup/toolchains/<name>): shown read-only at the same path.
 	// Plain ignores them.
 	ReadOnlyPaths []string
-	// WritablePaths are host directories the command may write, at the
-	// same path: a toolchain's cache kept between jobs (Go's GOCACHE).
-	// They are shared with every command given them, whatever its job, so
-	// they must only hold what the toolchain itself writes. The sandbox
-	// makes each one writable by every sandbox uid (mode 0777) and runs
-	// the command with umask 0. Plain ignores them.
-	WritablePaths []string
+	// Layers are host directories shown at their own path with a writable
+	// layer private to the command (a toolchain cache that grappe fills
+	// and jobs only add to, as Go's GOCACHE). Nothing is ever writable by
+	// two commands: that is how one job planted files for another.
+	Layers []Layer
+}
+
+// Layer is a directory seen through a private writable layer: an overlay
+// mount whose read-only lower layer is Seed, a host directory that the
+// command can never change, shown at Seed's own path. What the command
+// writes there lands in Upper; Work is the overlay's scratch directory.
+// Upper and Work are empty host directories the caller makes on one file
+// system (the job's, so that the writes are charged to it) outside Dir,
+// and removes afterwards. Without the mount API the command gets Upper
+// alone at Seed's path, an empty cache. Plain has no layers: the command
+// uses Seed itself, which is acceptable only because Plain runs trusted
+// code.
+type Layer struct {
+	Seed, Upper, Work string
+}
+
+// OutputBudget is a number of output bytes shared by several commands. It
+// is safe for concurrent use.
+type OutputBudget struct {
+	mu   sync.Mutex
+	left int64
+	over bool
+}
+
+// NewOutputBudget returns a budget of n bytes.
+func NewOutputBudget(n int64) *OutputBudget { return &OutputBudget{left: max(n, 0)} }
+
+// Take grants up to n bytes and returns how many; granting fewer than
+// asked marks the budget exceeded.
+func (b *OutputBudget) Take(n int64) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n > b.left {
+		n, b.over = b.left, true
+	}
+	b.left -= n
+	return n
+}
+
+// Left is what remains.
+func (b *OutputBudget) Left() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.left
+}
+
+// Exceeded reports whether some output was refused.
+func (b *OutputBudget) Exceeded() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.over
 }
 
 // Outcome is what a command did.

@@ -100,7 +100,7 @@ func specFromProto(p *clusterpb.JobSpec) *runner.Spec {
 	if l := p.Limits; l != nil {
 		s.Limits = runner.Limits{
 			CPU: msDuration(l.CpuMs), Wall: msDuration(l.WallMs),
-			MemoryBytes: l.MemoryMb << 20, Processes: l.Processes, OutputBytes: l.OutputKb << 10,
+			MemoryBytes: l.MemoryMb << 20, Processes: l.Processes, OutputBytes: l.OutputKb << 10, TotalOutputBytes: l.TotalOutputKb << 10,
 		}
 	}
 	for _, t := range p.Tests {
