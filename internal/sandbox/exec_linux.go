@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,9 +39,11 @@ const (
 
 // Exec runs c in a sandbox; see Sandbox.
 //
-// The program sees c.Dir at /box, its working directory; paths under c.Dir
-// in c.Args and c.Env (a HOME, a GOPATH) are rewritten to /box. The work
-// directory and its contents are given to the command's uid first.
+// The program sees c.Dir at /box, its working directory, and each layer
+// at /cache (then /cache1, …); paths under them in c.Args and c.Env (a
+// HOME, a GOPATH, a GOCACHE) are rewritten, so that a job never learns
+// the worker's own paths. The work directory and its contents are given
+// to the command's uid first.
 func (l *Linux) Exec(ctx context.Context, c *Cmd) (*Outcome, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
@@ -131,14 +134,29 @@ func (l *Linux) request(c *Cmd) (*runMsg, error) {
 		Umask:   0o022,
 		Rlimits: l.rlimits(&c.Limits),
 	}
+	rewrite := func(s string) string {
+		s = rewritePaths(s, dir, boxDir)
+		for i, ly := range c.Layers {
+			s = rewritePaths(s, filepath.Clean(ly.Seed), layerTarget(i))
+		}
+		return s
+	}
 	for i, a := range c.Args {
-		m.Args[i] = rewritePaths(a, dir)
+		m.Args[i] = rewrite(a)
 	}
 	m.Args[0] = m.Path
 	for i, e := range c.Env {
-		m.Env[i] = rewritePaths(e, dir)
+		m.Env[i] = rewrite(e)
 	}
 	return m, nil
+}
+
+// layerTarget is where the command sees layer i.
+func layerTarget(i int) string {
+	if i == 0 {
+		return "/cache"
+	}
+	return "/cache" + strconv.Itoa(i)
 }
 
 // boxPath is where host path p, under the work directory dir, appears.
@@ -150,9 +168,10 @@ func boxPath(p, dir string) string {
 	return p
 }
 
-// rewritePaths replaces dir with /box where it appears as a path: followed
-// by a slash, a colon (PATH-like lists) or the end.
-func rewritePaths(s, dir string) string {
+// rewritePaths replaces dir with to where it appears as a path: followed
+// by a slash, a colon (PATH-like lists), the end, or what ends a word in
+// a shell command (a space, a quote, ;, &, |, ')').
+func rewritePaths(s, dir, to string) string {
 	if !strings.Contains(s, dir) {
 		return s
 	}
@@ -165,8 +184,8 @@ func rewritePaths(s, dir string) string {
 		}
 		end := i + len(dir)
 		b.WriteString(s[:i])
-		if end == len(s) || s[end] == '/' || s[end] == ':' {
-			b.WriteString(boxDir)
+		if end == len(s) || strings.IndexByte("/: \t\n\"';&|)", s[end]) >= 0 {
+			b.WriteString(to)
 		} else {
 			b.WriteString(dir)
 		}

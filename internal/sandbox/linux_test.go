@@ -488,6 +488,47 @@ func TestLinuxLayers(t *testing.T) {
 	}
 }
 
+// TestLinuxHidesHostPaths: a command learns none of the worker's paths
+// from its arguments and environment (its work directory is /box, a layer
+// /cache), and a layer's seed, upper and work directories do not appear
+// in its mount table (issue 11: a compile showed the worker's tool cache
+// path). A bind mount's line shows its source's path inside its own file
+// system: for the work directory, on the worker's private tmpfs, that is
+// the job's own directory name; in the fallback without the mount API,
+// the layer's upper directory too, which is why only the overlay case
+// checks the mount table.
+func TestLinuxHidesHostPaths(t *testing.T) {
+	for _, binds := range []bool{false, true} {
+		t.Run(fmt.Sprintf("binds=%v", binds), func(t *testing.T) {
+			l := newTestLinux(t, Config{forceBinds: binds})
+			seed := t.TempDir()
+			ly := newLayer(t, seed)
+			dir := t.TempDir()
+			script := `echo "$0 $1 $CACHE $HOME"; cat /proc/self/mountinfo; ls -d "$CACHE"`
+			o := execOK(t, l, &Cmd{
+				Args: []string{"/bin/sh", "-c", script, seed, dir + "/x"},
+				Env:  []string{"CACHE=" + seed, "HOME=" + dir, "PATH=/usr/bin:/bin"},
+				Dir:  dir, Layers: []Layer{ly}, Limits: limits,
+			})
+			if o.ExitCode != 0 {
+				t.Fatalf("exit %d: %s", o.ExitCode, o.Stderr)
+			}
+			out := string(o.Stdout)
+			if !strings.HasPrefix(out, "/cache /box/x /cache /box\n") {
+				t.Errorf("paths not rewritten: %q", strings.SplitN(out, "\n", 2)[0])
+			}
+			if binds {
+				return
+			}
+			for _, p := range []string{seed, ly.Upper, ly.Work, filepath.Dir(ly.Upper)} {
+				if strings.Contains(out, p) {
+					t.Errorf("the command saw the host path %s:\n%s", p, out)
+				}
+			}
+		})
+	}
+}
+
 // Toolchains of this machine that live under /root.
 const (
 	rustSysroot = "/root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu"
@@ -681,5 +722,20 @@ func TestLinuxStackedFilter(t *testing.T) {
 	want := fmt.Sprintf("%d\n%d\nSeccomp_filters:\t2\n", unix.ENOSYS, unix.EPERM)
 	if string(o.Stdout) != want {
 		t.Errorf("stdout %q, want %q (stderr %q)", o.Stdout, want, o.Stderr)
+	}
+}
+
+func TestRewritePaths(t *testing.T) {
+	const dir = "/w/job-1/box"
+	for _, c := range []struct{ in, want string }{
+		{dir, "/box"},
+		{dir + "/main", "/box/main"},
+		{"PATH=" + dir + "/bin:/usr/bin", "PATH=/box/bin:/usr/bin"},
+		{"ls " + dir + " && cat '" + dir + "'", "ls /box && cat '/box'"},
+		{dir + "2/main", dir + "2/main"}, // another directory
+	} {
+		if got := rewritePaths(c.in, dir, "/box"); got != c.want {
+			t.Errorf("rewritePaths(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

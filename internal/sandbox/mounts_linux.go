@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -308,6 +309,12 @@ func openTree(dirfd int) (*os.File, error) {
 
 // overlay makes a detached overlay mount of a layer: the seed read-only
 // below, the command's writes in ly.Upper. It is attached by attachMount.
+//
+// The overlay's options name its directories by descriptor
+// (/proc/self/fd/N, resolved when the overlay is created): they are shown
+// as given in the command's /proc/self/mountinfo, and the worker's own
+// paths are not the job's to see. Opening them O_NOFOLLOW also keeps a
+// symbolic link from redirecting the overlay.
 func overlay(ly Layer) (*os.File, error) {
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
@@ -315,7 +322,13 @@ func overlay(ly Layer) (*os.File, error) {
 	}
 	defer unix.Close(fsfd)
 	for _, o := range [][2]string{{"lowerdir", ly.Seed}, {"upperdir", ly.Upper}, {"workdir", ly.Work}} {
-		if err := unix.FsconfigSetString(fsfd, o[0], o[1]); err != nil {
+		dfd, err := unix.Open(o[1], unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("overlay %s: %w", o[0], err)
+		}
+		err = unix.FsconfigSetString(fsfd, o[0], "/proc/self/fd/"+strconv.Itoa(dfd))
+		unix.Close(dfd)
+		if err != nil {
 			return nil, fmt.Errorf("overlay %s: %w", o[0], err)
 		}
 	}

@@ -194,14 +194,14 @@ func (x *execution) mounts(dirfd int) error {
 // as real root, so the command's uid needs no privilege for it, and the
 // overlay's copy-ups never touch the seed.
 func (x *execution) layers() error {
-	for _, ly := range x.c.Layers {
+	for i, ly := range x.c.Layers {
 		// The merged root takes the upper directory's owner and mode: the
 		// command must be able to add to it.
 		if err := os.Chown(ly.Upper, x.uid, x.uid); err != nil {
 			return fmt.Errorf("sandbox: layer: %w", err)
 		}
 		if !x.l.mountAPI {
-			x.binds = append(x.binds, bindSpec{Source: ly.Upper, Target: ly.Seed, Writable: true})
+			x.binds = append(x.binds, bindSpec{Source: ly.Upper, Target: layerTarget(i), Writable: true})
 			continue
 		}
 		f, err := overlay(ly)
@@ -209,7 +209,7 @@ func (x *execution) layers() error {
 			return fmt.Errorf("sandbox: layer: %w", err)
 		}
 		x.files = append(x.files, f)
-		x.msg.Mounts = append(x.msg.Mounts, mountSpec{Target: ly.Seed, Writable: true})
+		x.msg.Mounts = append(x.msg.Mounts, mountSpec{Target: layerTarget(i), Writable: true})
 	}
 	return nil
 }

@@ -69,8 +69,9 @@ type Cmd struct {
 	// /root/.rustup/toolchains/<name>): shown read-only at the same path.
 	// Plain ignores them.
 	ReadOnlyPaths []string
-	// Layers are host directories shown at their own path with a writable
-	// layer private to the command (a toolchain cache that grappe fills
+	// Layers are host directories shown (at /cache, /cache1, …, with
+	// their paths in Args and Env rewritten) with a writable layer
+	// private to the command (a toolchain cache that grappe fills
 	// and jobs only add to, as Go's GOCACHE). Nothing is ever writable by
 	// two commands: that is how one job planted files for another.
 	Layers []Layer
@@ -78,12 +79,12 @@ type Cmd struct {
 
 // Layer is a directory seen through a private writable layer: an overlay
 // mount whose read-only lower layer is Seed, a host directory that the
-// command can never change, shown at Seed's own path. What the command
+// command can never change. What the command
 // writes there lands in Upper; Work is the overlay's scratch directory.
 // Upper and Work are empty host directories the caller makes on one file
 // system (the job's, so that the writes are charged to it) outside Dir,
 // and removes afterwards. Without the mount API the command gets Upper
-// alone at Seed's path, an empty cache. Plain has no layers: the command
+// alone, an empty cache. Plain has no layers: the command
 // uses Seed itself, which is acceptable only because Plain runs trusted
 // code.
 type Layer struct {
