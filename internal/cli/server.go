@@ -228,7 +228,7 @@ func newUpCmd() *cobra.Command {
 					DataDir: filepath.Join(f.data, "workers", name), Name: name, Slots: maxJobs,
 					Languages: tb, Sandbox: tb.Sandbox, Runner: tb.Runner,
 					DrainTimeout: 5 * time.Second, Version: version,
-					Logger: log, Repair: repairWorker(sb, tb),
+					Logger: log, Repair: tb.Repair,
 				})
 				if err != nil {
 					return err
@@ -336,7 +336,7 @@ func newWorkerCmd() *cobra.Command {
 				Master: masterAddr, JoinToken: joinToken, CAPEM: caPEM, DataDir: data, Name: name, Slots: maxJobs,
 				Labels: lbls, Languages: tb, Sandbox: tb.Sandbox, Runner: tb.Runner,
 				DrainTimeout: drain, Version: version, Logger: log,
-				Repair: repairWorker(sb, tb),
+				Repair: tb.Repair,
 			})
 			if err != nil {
 				return err
@@ -424,25 +424,6 @@ func waitSelfTests(tb *worker.Toolbox) {
 	select {
 	case <-tb.Tested():
 	case <-time.After(30 * time.Second):
-	}
-}
-
-// repairer is a sandbox that can rebuild its own machinery (its cgroups)
-// after something removed it.
-type repairer interface {
-	Repair(ctx context.Context) error
-}
-
-// repairWorker is how an unhealthy worker repairs itself: the sandbox
-// rebuilds what it can, then the self-tests must pass again.
-func repairWorker(sb sandbox.Sandbox, tb *worker.Toolbox) func(context.Context) error {
-	return func(ctx context.Context) error {
-		if r, ok := sb.(repairer); ok && sb != nil {
-			if err := r.Repair(ctx); err != nil {
-				return fmt.Errorf("repair the sandbox: %w", err)
-			}
-		}
-		return tb.Recheck(ctx)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/grappe/grappe/client"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/master"
+	"github.com/grappe/grappe/internal/sandbox"
 	"github.com/grappe/grappe/internal/worker"
 )
 
@@ -38,10 +40,17 @@ type WorkerOptions struct {
 	// can partition it (Partition) or make it vanish (KillWorker).
 	Proxied bool
 	// UnhealthyAfter, Repair and RepairBackoff are the worker's own
-	// (worker.Config); zero values take its defaults.
+	// (worker.Config); zero values take its defaults. A worker on a
+	// toolbox (no Runner) repairs itself with the toolbox's Repair unless
+	// Repair is set, as grappe worker does.
 	UnhealthyAfter int
 	Repair         func(context.Context) error
 	RepairBackoff  time.Duration
+	// OwnSandbox gives the worker a Linux sandbox and a toolbox of its
+	// own, with only Languages (default bash), instead of the process's
+	// shared ones: a test can break them (Worker.Sandbox) without
+	// touching the other workers. Root only; the test fails otherwise.
+	OwnSandbox bool
 }
 
 // Options describe a cluster.
@@ -72,11 +81,18 @@ type Cluster struct {
 
 // Worker is a running worker of the cluster.
 type Worker struct {
-	Name   string
-	proxy  *Proxy
-	cancel context.CancelFunc
-	done   chan struct{}
+	Name    string
+	proxy   *Proxy
+	cancel  context.CancelFunc
+	done    chan struct{}
+	sandbox *sandbox.Linux
+	// closeToolbox closes an OwnSandbox worker's toolbox and sandbox once
+	// it has stopped.
+	closeToolbox func()
 }
+
+// Sandbox is the worker's own sandbox (WorkerOptions.OwnSandbox), else nil.
+func (w *Worker) Sandbox() *sandbox.Linux { return w.sandbox }
 
 // Start starts a master and the workers and stops them when the test ends.
 func Start(t testing.TB, opts Options) *Cluster {
@@ -171,24 +187,36 @@ func (c *Cluster) AddWorker(o WorkerOptions) *Worker {
 		}
 		target = proxy.Addr()
 	}
-	runner, langs, kind := o.Runner, o.LanguageSource, "none"
+	h := &Worker{Name: o.Name, proxy: proxy, done: make(chan struct{})}
+	runner, langs, kind, repair := o.Runner, o.LanguageSource, "none", o.Repair
 	if runner == nil {
-		tb := SharedToolbox(c.t)
+		var tb *worker.Toolbox
+		if o.OwnSandbox {
+			tb = c.ownToolbox(h, o)
+		} else {
+			tb = SharedToolbox(c.t)
+		}
 		runner, langs, kind = tb.Runner, filtered{tb, o.Languages}, tb.Sandbox
+		if repair == nil {
+			repair = tb.Repair
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
 	w, err := worker.New(worker.Config{
 		Master: target, JoinToken: c.Master.JoinToken(), CAPEM: c.Master.CAPEM(),
 		DataDir: filepath.Join(c.dir, "workers", o.Name),
 		Name:    o.Name, Slots: o.Slots, Labels: o.Labels, Languages: langs, Sandbox: kind,
 		Runner: runner, DrainTimeout: 2 * time.Second, Logger: c.log,
-		UnhealthyAfter: o.UnhealthyAfter, Repair: o.Repair, RepairBackoff: o.RepairBackoff,
+		UnhealthyAfter: o.UnhealthyAfter, Repair: repair, RepairBackoff: o.RepairBackoff,
 	})
 	if err != nil {
 		cancel()
+		if h.closeToolbox != nil {
+			h.closeToolbox()
+		}
 		c.t.Fatalf("clustertest: worker %s: %v", o.Name, err)
 	}
-	h := &Worker{Name: o.Name, proxy: proxy, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		_ = w.Run(ctx)
@@ -250,6 +278,48 @@ func (w *Worker) stop() {
 	if w.proxy != nil {
 		w.proxy.Close()
 	}
+	if w.closeToolbox != nil {
+		w.closeToolbox()
+	}
+}
+
+// ownToolbox makes an OwnSandbox worker's sandbox and toolbox, in the
+// cluster's directory, as grappe worker makes them in its data directory
+// (the sandbox's id and lock beside it), and waits for the self-tests of
+// its interpreters.
+func (c *Cluster) ownToolbox(h *Worker, o WorkerOptions) *worker.Toolbox {
+	c.t.Helper()
+	if os.Geteuid() != 0 || runtime.GOOS != "linux" {
+		c.t.Fatalf("clustertest: worker %s: OwnSandbox needs root on Linux", o.Name)
+	}
+	only := o.Languages
+	if only == nil {
+		only = []string{"bash"}
+	}
+	sbDir := filepath.Join(c.dir, "sandbox-"+o.Name)
+	sb, err := sandbox.New(sandbox.Config{Root: sbDir, StateDir: sbDir, UIDCount: 100, PoolSize: 2, Logger: c.log})
+	if err != nil {
+		c.t.Fatalf("clustertest: worker %s: sandbox: %v", o.Name, err)
+	}
+	tb, err := worker.PrepareToolbox(context.Background(), worker.ToolboxConfig{
+		DataDir: filepath.Join(c.dir, "toolbox-"+o.Name), Sandbox: sb, Logger: c.log, Only: only,
+	})
+	if err != nil {
+		sb.Close()
+		c.t.Fatalf("clustertest: worker %s: toolbox: %v", o.Name, err)
+	}
+	h.sandbox = sb
+	h.closeToolbox = func() {
+		// The self-tests use the sandbox: they end before it closes.
+		<-tb.Tested()
+		tb.Close()
+		sb.Close()
+	}
+	select {
+	case <-tb.Quick():
+	case <-time.After(time.Minute):
+	}
+	return tb
 }
 
 // WaitLanguage waits until some worker announces lang, and skips the test

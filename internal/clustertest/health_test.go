@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -158,5 +160,139 @@ func TestBrokenSandboxMakesTheWorkerUnhealthyAndTheJobRunsElsewhere(t *testing.T
 	again := submitWait(t, c, api.JobRequest{Language: "bash", Source: "echo again"})
 	if again.Status != api.StatusDone || again.Worker != "bad" || again.Run.Stdout != "again\n" {
 		t.Fatalf("a job on the repaired worker: %+v", again)
+	}
+}
+
+// removeCgroupTree kills the processes in the cgroup dir and below and
+// removes it, deepest first: what an operator's rm, or a neighbour running
+// an older grappe, did to a worker's base cgroup in issue 11.
+func removeCgroupTree(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			removeCgroupTree(t, filepath.Join(dir, e.Name()))
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	// The kernel counts a killed process until it is reaped.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		err := syscall.Rmdir(dir)
+		if err == nil || errors.Is(err, syscall.ENOENT) {
+			return
+		}
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			t.Fatalf("remove cgroup %s: %v", dir, err)
+		}
+	}
+}
+
+// The same attack as above on a real sandbox: a worker's base cgroup (in
+// every hierarchy, with cgroup v1) is removed from under it. The jobs it
+// gets fail to start; it gives them back, so each finishes on the other
+// worker with nothing of the worker's internals; it reports itself
+// unhealthy with its infrastructure failures; and it repairs itself as
+// grappe worker does (the sandbox's Repair, then the quick self-tests)
+// and runs jobs again.
+func TestRemovedCgroupMakesTheWorkerUnhealthyUntilItRepairsItself(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the test breaks a real sandbox's cgroups")
+	}
+	if kind := clustertest.SharedToolbox(t).Sandbox; kind == "none" {
+		t.Skipf("the jobs here run without a sandbox (kind %q): no cgroup to remove", kind)
+	}
+	c := clustertest.Start(t, clustertest.Options{})
+	bad := c.AddWorker(clustertest.WorkerOptions{Name: "bad", Slots: 1, Languages: []string{"bash"},
+		OwnSandbox: true, RepairBackoff: 2 * time.Second})
+	c.AddWorker(clustertest.WorkerOptions{Name: "good", Slots: 1, Languages: []string{"bash"}})
+	c.WaitLanguage("bash")
+	c.Eventually(time.Minute, "bash on bad", func() bool { return len(workerNamed(t, c, "bad").Languages) > 0 })
+
+	bases := bad.Sandbox().BaseCgroups()
+	if len(bases) == 0 {
+		t.Fatal("the worker's sandbox has no base cgroup")
+	}
+	for _, d := range bases {
+		removeCgroupTree(t, d)
+	}
+
+	// What operators see, through GET /api/v1/workers, while it lasts:
+	// the worker repairs itself RepairBackoff after its first failure.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sawUnhealthy := make(chan api.Worker, 1)
+	go func() {
+		for ctx.Err() == nil {
+			ws, _ := c.Client.Workers(ctx)
+			for _, w := range ws {
+				if w.Name == "bad" && w.Status == api.WorkerUnhealthy && w.InfraFailures > 0 {
+					sawUnhealthy <- w
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	// Jobs in pairs, one per worker's slot, until the broken worker has
+	// had (and given back) one; every job finishes on the good worker.
+	givenBack := 0
+	for round := 0; round < 4 && givenBack == 0; round++ {
+		var ids []string
+		for i := range 2 {
+			j, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: fmt.Sprintf("echo job %d", i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, j.ID)
+		}
+		for i, id := range ids {
+			final, err := c.Client.Wait(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if final.Status != api.StatusDone || final.Worker != "good" || final.Run == nil || final.Run.Stdout != fmt.Sprintf("job %d\n", i) {
+				t.Fatalf("a job while bad's cgroup is gone: %+v", final)
+			}
+			if final.Attempts > 1 {
+				givenBack++
+			}
+			b, _ := json.Marshal(final)
+			for _, internal := range []string{"cgroup", "sandbox:", "runner:", "no such"} {
+				if strings.Contains(string(b), internal) {
+					t.Errorf("the job's owner sees %q: %s", internal, b)
+				}
+			}
+		}
+	}
+	if givenBack == 0 {
+		t.Fatal("no job was placed on the broken worker")
+	}
+	select {
+	case w := <-sawUnhealthy:
+		t.Logf("bad while broken: status %s, infra_failures %d, health %q", w.Status, w.InfraFailures, w.Health)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("bad never unhealthy with infra_failures > 0 in GET /api/v1/workers: %+v", workerNamed(t, c, "bad"))
+	}
+
+	// It repairs itself: its cgroups are back, and it runs a job.
+	c.Eventually(30*time.Second, "bad up again", func() bool { return workerStatus(c, "bad") == api.WorkerUp })
+	for _, d := range bases {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("base cgroup after repair: %v", err)
+		}
+	}
+	c.StopWorker("good")
+	again := submitWait(t, c, api.JobRequest{Language: "bash", Source: "echo again"})
+	if again.Status != api.StatusDone || again.Worker != "bad" || again.Run == nil || again.Run.Stdout != "again\n" {
+		t.Fatalf("a job on the repaired worker: %+v", again)
+	}
+	if w := workerNamed(t, c, "bad"); w.Status != api.WorkerUp || w.InfraFailures < 1 {
+		t.Errorf("the repaired worker: %+v", w)
 	}
 }

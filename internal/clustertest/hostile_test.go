@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,4 +127,146 @@ func TestHostilePrograms(t *testing.T) {
 		conn.Close()
 		t.Fatal("a program connected to the host's loopback")
 	}
+}
+
+// TestHostileProgramsOfIssue11 adds issue 11's attacks on the sandbox to
+// the suite, through a real cluster: each ends with the right verdict,
+// the worker stays up and its next job runs. (Its attack on the transport,
+// many tests that each print megabytes, is TestHostileHugeResult.)
+func TestHostileProgramsOfIssue11(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root: these programs are only run inside it")
+	}
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 2}}})
+	if kind := clustertest.SharedToolbox(t).Sandbox; kind == "none" {
+		t.Fatalf("running as root but the sandbox is %q", kind)
+	}
+	c.WaitLanguage("bash")
+	c.WaitLanguage("c")
+	workRoot := clustertest.WorkRoot(t)
+
+	for _, tc := range []struct {
+		name, src string // C
+		limits    api.Limits
+		check     func(t *testing.T, j *api.Job)
+	}{
+		// Socket families outside the allow-list (AF_UNIX, AF_INET,
+		// AF_INET6) fail as on a kernel without them: AF_VSOCK is not
+		// network-namespaced (a job held a port of the virtual
+		// machine's vsock space), AF_NETLINK and AF_PACKET expose the
+		// kernel's interfaces. The program goes on and says what it got.
+		{"sockets of refused families", socketFamiliesProgram,
+			api.Limits{CPUMs: 2000, WallMs: 4000, MemoryMB: 64, Processes: 32, OutputKB: 64},
+			func(t *testing.T, j *api.Job) {
+				for _, want := range []string{"AF_VSOCK errno 97", "AF_NETLINK errno 97", "AF_PACKET errno 97", "AF_INET ok"} {
+					if !strings.Contains(j.Run.Stdout, want+"\n") {
+						t.Errorf("want %q (97: EAFNOSUPPORT) in %q", want, j.Run.Stdout)
+					}
+				}
+			}},
+		// 100,000 files in the work directory (a compile doing this
+		// filled the compile cache with 100,000 inodes): the job
+		// finishes, and its files all go with it. Memory enough for
+		// their inodes, which the tmpfs charges to the job.
+		{"100,000 files in the work directory", manyFilesProgram,
+			api.Limits{CPUMs: 10000, WallMs: 20000, MemoryMB: 512, Processes: 32, OutputKB: 64},
+			func(t *testing.T, j *api.Job) {
+				if j.Run.Stdout != "made 100000\n" {
+					t.Fatalf("stdout %q stderr %.300q", j.Run.Stdout, j.Run.Stderr)
+				}
+				// The job's directory, found by the marker it wrote,
+				// is gone a moment later.
+				c.Eventually(20*time.Second, "the job's 100,000 files removed", func() bool {
+					for _, pattern := range []string{"*/", "*/*/", "*/*/*/"} {
+						if m, _ := filepath.Glob(filepath.Join(workRoot, pattern+manyFilesMarker)); len(m) > 0 {
+							return false
+						}
+					}
+					return true
+				})
+				if n, err := usedInodes(workRoot); err == nil && n > 10_000 {
+					t.Errorf("%d inodes still used on the work directories' file system", n)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			j := clustertest.Must(t).Finished(c.Client.SubmitWait(ctx, &api.JobRequest{Language: "c", Source: tc.src, Limits: tc.limits}, 2*time.Minute))
+			if j.Status != api.StatusDone || j.Verdict != api.VerdictOK {
+				t.Fatalf("status %q verdict %q error %q", j.Status, j.Verdict, j.Error)
+			}
+			clustertest.RunOf(t, j)
+			tc.check(t, j)
+			if s := workerStatus(c, "w"); s != api.WorkerUp {
+				t.Fatalf("worker %s after %q", s, tc.name)
+			}
+			next := clustertest.Must(t).Finished(c.Client.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo fine"}, time.Minute))
+			if next.Verdict != api.VerdictOK || clustertest.RunOf(t, next).Stdout != "fine\n" {
+				t.Fatalf("the next job after %q: %+v", tc.name, next)
+			}
+		})
+	}
+}
+
+// socketFamiliesProgram tries a socket of each family the sandbox refuses,
+// with a type the family accepts, and one it allows.
+const socketFamiliesProgram = `#include <errno.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+static void try(const char *name, int family, int type) {
+	int s = socket(family, type, 0);
+	if (s >= 0) {
+		printf("%s ok\n", name);
+		close(s);
+	} else {
+		printf("%s errno %d\n", name, errno);
+	}
+}
+int main(void) {
+	try("AF_VSOCK", AF_VSOCK, SOCK_STREAM);
+	try("AF_NETLINK", AF_NETLINK, SOCK_RAW);
+	try("AF_PACKET", AF_PACKET, SOCK_DGRAM);
+	try("AF_INET", AF_INET, SOCK_STREAM);
+	return 0;
+}
+`
+
+// manyFilesMarker names the file manyFilesProgram leaves beside its
+// 100,000, for the test to find its work directory.
+const manyFilesMarker = "grappe-hostile-many-files"
+
+var manyFilesProgram = `#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+	char name[32];
+	int made = 0;
+	close(open("` + manyFilesMarker + `", O_CREAT | O_WRONLY, 0600));
+	for (int i = 0; i < 100000; i++) {
+		snprintf(name, sizeof name, "f%d", i);
+		int fd = open(name, O_CREAT | O_EXCL | O_WRONLY, 0600);
+		if (fd < 0) {
+			perror(name);
+			break;
+		}
+		close(fd);
+		made++;
+	}
+	printf("made %d\n", made);
+	return 0;
+}
+`
+
+// usedInodes is the number of inodes in use on dir's file system.
+func usedInodes(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Files - st.Ffree, nil
 }

@@ -24,7 +24,10 @@ var (
 	toolbox     *worker.Toolbox
 	toolboxSB   *sandbox.Linux
 	toolboxWork string // the tmpfs of the work directories, as root
-	toolboxErr  error
+	// toolboxWorkRoot is where the runner makes the jobs' work
+	// directories (toolboxWork as root).
+	toolboxWorkRoot string
+	toolboxErr      error
 )
 
 // Main is TestMain for a package whose tests start clusters: it lets the
@@ -90,6 +93,10 @@ func SharedToolbox(t testing.TB) *worker.Toolbox {
 			}
 			sb = toolboxSB
 		}
+		toolboxWorkRoot = work
+		if work == "" {
+			toolboxWorkRoot = filepath.Join(dir, "work") // the toolbox's default
+		}
 		toolbox, toolboxErr = worker.PrepareToolbox(context.Background(), worker.ToolboxConfig{
 			DataDir: dir, WorkDir: work, ScratchBytes: scratch, Sandbox: sb, Logger: log,
 		})
@@ -98,4 +105,13 @@ func SharedToolbox(t testing.TB) *worker.Toolbox {
 		t.Fatalf("clustertest: toolbox: %v", toolboxErr)
 	}
 	return toolbox
+}
+
+// WorkRoot is the directory under which the workers on the shared toolbox
+// make the jobs' work directories (a tmpfs of the test process's own, as
+// root): tests check what a job leaves there.
+func WorkRoot(t testing.TB) string {
+	t.Helper()
+	SharedToolbox(t)
+	return toolboxWorkRoot
 }

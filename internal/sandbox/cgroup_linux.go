@@ -37,6 +37,8 @@ type cgroupDriver interface {
 	ensure() error
 	// close removes the base cgroup; every run cgroup must be gone.
 	close() error
+	// bases lists the base cgroup's directories, one per hierarchy.
+	bases() []string
 }
 
 // runCgroup is the cgroup of one run.

@@ -43,6 +43,9 @@ func newCgroupV1(dirs map[string]string, own *owner) (*cgroupV1, error) {
 			*p.dst = filepath.Join(parent, own.name())
 		}
 	}
+	if err := own.claimOwnBases(g.bases(), "cgroup.procs"); err != nil {
+		return nil, err
+	}
 	for _, base := range g.bases() {
 		own.sweep(filepath.Dir(base), "cgroup.procs")
 	}
@@ -57,6 +60,11 @@ func newCgroupV1(dirs map[string]string, own *owner) (*cgroupV1, error) {
 func (g *cgroupV1) ensure() error {
 	for _, dir := range g.bases() {
 		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("cgroup v1: %w", err)
+		}
+		// Locked before it is marked: a copy's is neither marked
+		// nor used.
+		if err := g.own.lockCgroup(dir); err != nil {
 			return fmt.Errorf("cgroup v1: %w", err)
 		}
 		if err := g.own.mark(dir); err != nil {
@@ -139,6 +147,9 @@ func (g *cgroupV1) create(name string) (runCgroup, error) {
 func (g *cgroupV1) close() error {
 	var errs []error
 	for _, d := range g.bases() {
+		if !g.own.holdsCgroup(d) {
+			continue // never ours, or a copy's (ensure failed on it)
+		}
 		if err := cgRmdir(d); err != nil {
 			errs = append(errs, err)
 		}

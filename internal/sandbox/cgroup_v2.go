@@ -73,9 +73,12 @@ func newCgroupV2FS(self string, own *owner, isRoot bool, fs cgroupFS) (*cgroupV2
 	if err := enableControllers(self, !isRoot, own.prefix+workerLeaf, fs); err != nil {
 		return nil, err
 	}
+	if err := own.claimOwnBases([]string{g.base}, "cgroup.procs"); err != nil {
+		return nil, err
+	}
 	own.sweep(self, "cgroup.procs")
 	if err := g.ensure(); err != nil {
-		fs.rmdir(g.base)
+		g.close()
 		return nil, err
 	}
 	return g, nil
@@ -89,6 +92,10 @@ func (g *cgroupV2) ensure() error {
 		return err
 	}
 	if err := g.fs.mkdir(g.base); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("cgroup v2: %w", err)
+	}
+	// Locked before it is marked: a copy's is neither marked nor used.
+	if err := g.own.lockCgroup(g.base); err != nil {
 		return fmt.Errorf("cgroup v2: %w", err)
 	}
 	if err := g.fs.mark(g.own, g.base); err != nil {
@@ -141,6 +148,8 @@ func enableControllers(dir string, evacuate bool, leaf string, fs cgroupFS) erro
 
 func (*cgroupV2) kind() string { return "cgroup-v2" }
 
+func (g *cgroupV2) bases() []string { return []string{g.base} }
+
 func (g *cgroupV2) create(name string) (runCgroup, error) {
 	dir := filepath.Join(g.base, name)
 	if err := g.fs.mkdir(dir); err != nil {
@@ -154,7 +163,14 @@ func (g *cgroupV2) create(name string) (runCgroup, error) {
 	return &runCgroupV2{dir: dir, dirFile: os.NewFile(uintptr(fd), dir), rmdir: g.fs.rmdir}, nil
 }
 
-func (g *cgroupV2) close() error { return g.fs.rmdir(g.base) }
+// close removes the base cgroup, if it is the one this sandbox locked
+// (never a copy's, on which ensure failed).
+func (g *cgroupV2) close() error {
+	if !g.own.holdsCgroup(g.base) {
+		return nil
+	}
+	return g.fs.rmdir(g.base)
+}
 
 type runCgroupV2 struct {
 	dir     string

@@ -152,18 +152,27 @@ func newLinux(cfg Config) (*Linux, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The cgroups first: they may show that the id is a copy's too, and
+	// the automatic uid range is derived from the id.
+	cg, err := newCgroupDriver(cfg.CgroupRoot, own)
+	if errors.Is(err, errIDInUse) {
+		// A live copy of this state directory (owner_linux.go): its
+		// cgroups were left untouched; this sandbox becomes another.
+		if err = own.renewID(); err == nil {
+			cg, err = newCgroupDriver(cfg.CgroupRoot, own)
+		}
+	}
+	if err != nil {
+		own.release()
+		return nil, err
+	}
 	uids, err := claimUIDs(&cfg, own.id)
 	if err != nil {
+		cg.close()
 		own.release()
 		return nil, err
 	}
 	cfg.Logger.Info("sandbox: uids", "first", uids.base, "last", uids.base+uids.count-1)
-	cg, err := newCgroupDriver(cfg.CgroupRoot, own)
-	if err != nil {
-		uids.release()
-		own.release()
-		return nil, err
-	}
 	l := &Linux{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -259,6 +268,12 @@ func etcFiles(base, count int) []genFile {
 
 // Kind is "cgroup-v1" or "cgroup-v2".
 func (l *Linux) Kind() string { return l.cg.kind() }
+
+// BaseCgroups lists the directories of the sandbox's base cgroup, under
+// which every command's cgroup is made: one per controller hierarchy with
+// cgroup v1, one with v2. For operators' tools and for tests that break
+// the sandbox on purpose; the sandbox re-creates them in Repair.
+func (l *Linux) BaseCgroups() []string { return l.cg.bases() }
 
 // newCgroup creates a command's cgroup.
 func (l *Linux) newCgroup() (runCgroup, error) {

@@ -39,6 +39,9 @@ func (*Linux) Exec(context.Context, *Cmd) (*Outcome, error) { return nil, errors
 // Close does nothing.
 func (*Linux) Close() error { return nil }
 
+// BaseCgroups is empty: there are none.
+func (*Linux) BaseCgroups() []string { return nil }
+
 // InitMain returns at once: there is no sandbox init on this system.
 func InitMain() {}
 

@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,6 +27,12 @@ import (
 // neighbouring worker: it starts a sandbox there (which cleans up at
 // start), runs one command, closes it and exits.
 const neighbourEnv = "GRAPPE_SANDBOX_TEST_NEIGHBOUR"
+
+// neighbourBindEnv, with a new mount namespace, names a directory the
+// neighbour binds over its state directory first: a copy of another
+// sandbox's state directory at the very same path, as two containers made
+// from one image have it.
+const neighbourBindEnv = "GRAPPE_SANDBOX_TEST_NEIGHBOUR_BIND"
 
 func neighbourMain() {
 	dir := os.Getenv(neighbourEnv)
@@ -51,6 +58,11 @@ func runNeighbour(dir string) error {
 		if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 			return err
 		}
+		if src := os.Getenv(neighbourBindEnv); src != "" {
+			if err := unix.Mount(src, dir, "", unix.MS_BIND, ""); err != nil {
+				return err
+			}
+		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	l, err := New(Config{Root: dir, UIDCount: 100, PoolSize: 2, Logger: log})
@@ -74,10 +86,10 @@ func runNeighbour(dir string) error {
 
 // startNeighbour runs the test binary as a neighbour with state directory
 // dir, in a new pid and mount namespace if newPID.
-func startNeighbour(t *testing.T, dir string, newPID bool) {
+func startNeighbour(t *testing.T, dir string, newPID bool, env ...string) {
 	t.Helper()
 	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
-	cmd.Env = append(os.Environ(), neighbourEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), neighbourEnv+"="+dir), env...)
 	if newPID {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS}
 	}
@@ -89,15 +101,7 @@ func startNeighbour(t *testing.T, dir string, newPID bool) {
 }
 
 // baseDirs lists a sandbox's base cgroups.
-func baseDirs(l *Linux) []string {
-	switch g := l.cg.(type) {
-	case *cgroupV1:
-		return g.bases()
-	case *cgroupV2:
-		return []string{g.base}
-	}
-	return nil
-}
+func baseDirs(l *Linux) []string { return l.BaseCgroups() }
 
 func TestNeighbours(t *testing.T) {
 	for _, tt := range []struct {
@@ -228,5 +232,111 @@ func TestStateDirInUse(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(state, idFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("id file: %v %v", fi.Mode(), err)
+	}
+}
+
+// TestCopiedStateDir: a state directory copied with its id (a cloned
+// machine image, cp -a of a data directory) gives two live sandboxes one
+// id. The second to start must leave the first's cgroups and jobs alone
+// and take an id of its own; both then work. The copy may be at another
+// path, or at the same path in another mount namespace (containers made
+// from one image), where the lock file's path says nothing.
+func TestCopiedStateDir(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		samePath bool
+	}{{"at another path", false}, {"at the same path in another mount namespace", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			state := t.TempDir()
+			a := newTestLinux(t, Config{StateDir: state})
+			done := make(chan error, 1)
+			go func() {
+				o, err := a.Exec(context.Background(), &Cmd{Args: sh("sleep 2; echo survived"), Dir: t.TempDir(), Limits: limits})
+				if err == nil && (o.ExitCode != 0 || string(o.Stdout) != "survived\n") {
+					err = fmt.Errorf("%+v %q", o, o.Stdout)
+				}
+				done <- err
+			}()
+			time.Sleep(300 * time.Millisecond) // the job is in its cgroup
+
+			// The copy, as cp -a makes it: the id and the lock file.
+			cp := t.TempDir()
+			for _, name := range []string{idFile, lockFile} {
+				b, err := os.ReadFile(filepath.Join(state, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(cp, name), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.samePath {
+				startNeighbour(t, state, true, neighbourBindEnv+"="+cp)
+			} else {
+				b := newTestLinux(t, Config{StateDir: cp})
+				assertHealthy(t, b)
+				if b.own.id == a.own.id {
+					t.Errorf("the copy kept the id %s", a.own.id)
+				}
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("the first sandbox's job while its copy started: %v", err)
+			}
+			for _, d := range baseDirs(a) {
+				if _, err := os.Stat(d); err != nil {
+					t.Errorf("the first sandbox's base cgroup: %v", err)
+				}
+			}
+			assertHealthy(t, a)
+			// The copy's id was replaced on disk, the original's kept.
+			orig, _ := os.ReadFile(filepath.Join(state, idFile))
+			copied, _ := os.ReadFile(filepath.Join(cp, idFile))
+			if strings.TrimSpace(string(orig)) != a.own.id || string(orig) == string(copied) || !validID(strings.TrimSpace(string(copied))) {
+				t.Errorf("ids on disk: original %q (in use %s), copy %q", orig, a.own.id, copied)
+			}
+		})
+	}
+}
+
+// TestCopyMarkedItsCgroup: the base cgroup of a copy that runs a grappe
+// from before cgroup locks is known only by its marker, which names the
+// copy's lock file: held, the cgroup is left alone; free, the copy is
+// gone and its leftover may go.
+func TestCopyMarkedItsCgroup(t *testing.T) {
+	needRoot(t)
+	discard := slog.New(slog.DiscardHandler)
+	orig, err := claimOwner(t.TempDir(), cgroupPrefix, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.release()
+	cp := t.TempDir()
+	writeFile(t, filepath.Join(cp, idFile), orig.id+"\n")
+	dup, err := claimOwner(cp, cgroupPrefix, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dup.release()
+	// A plain directory stands for the cgroup: tmpfs keeps trusted.*
+	// attributes as cgroupfs does.
+	cg := filepath.Join(t.TempDir(), dup.name())
+	if err := os.Mkdir(cg, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(cg, ownerXattr, []byte(orig.lockPath), 0); err != nil {
+		t.Skipf("no trusted attributes here: %v", err)
+	}
+	if err := dup.claimOwnBases([]string{cg}, "cgroup.procs"); !errors.Is(err, errIDInUse) {
+		t.Fatalf("claiming a live copy's cgroup: %v", err)
+	}
+	if _, err := os.Stat(cg); err != nil || len(dup.cgLocks) != 0 {
+		t.Fatalf("the live copy's cgroup: %v, locks kept %v", err, dup.cgLocks)
+	}
+	orig.release()
+	if err := dup.claimOwnBases([]string{cg}, "cgroup.procs"); err != nil {
+		t.Fatalf("claiming a stopped copy's cgroup: %v", err)
+	}
+	if _, err := os.Stat(cg); !os.IsNotExist(err) {
+		t.Errorf("the stopped copy's leftover: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -33,6 +34,10 @@ type ToolboxConfig struct {
 	// isolation (--insecure-no-sandbox).
 	Sandbox sandbox.Sandbox
 	Logger  *slog.Logger
+	// Only, when not nil, limits the toolbox to these languages of the
+	// catalogue: tests that need one interpreter skip the seconds the
+	// compilers' self-tests take.
+	Only []string
 }
 
 // Toolbox is what a worker machine can run: a runner over the detected
@@ -51,6 +56,7 @@ type Toolbox struct {
 	// base and detected let Recheck run the self-tests again.
 	base     runner.Config
 	detected []lang.Toolchain
+	sandbox  sandbox.Sandbox // for Repair
 }
 
 // Close waits for the runner's clean-up and unmounts the work directories'
@@ -121,6 +127,9 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 		}
 	}
 	detected := lang.Detect(ctx, cfg.Catalogue)
+	if cfg.Only != nil {
+		detected = slices.DeleteFunc(detected, func(t lang.Toolchain) bool { return !slices.Contains(cfg.Only, t.Name()) })
+	}
 	base := runner.Config{
 		Catalogue: cfg.Catalogue, Sandbox: sb, Logger: cfg.Logger,
 		WorkRoot:     cfg.WorkDir,
@@ -139,7 +148,7 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 	}
 	tb := &Toolbox{
 		Runner: r, Sandbox: sb.Kind(), tested: make(chan struct{}), quick: make(chan struct{}), scratch: scratch,
-		base: base, detected: detected,
+		base: base, detected: detected, sandbox: sb,
 	}
 	// Interpreters first, on their own: their self-tests take milliseconds
 	// but would take seconds if they shared the CPU with javac and rustc.
@@ -238,4 +247,16 @@ func (tb *Toolbox) Recheck(ctx context.Context) error {
 		return fmt.Errorf("%w: %s: %w", ErrSelfTest, name, err)
 	}
 	return nil
+}
+
+// Repair is how an unhealthy worker repairs itself (Config.Repair): the
+// sandbox rebuilds what it can (sandbox.Repairer: its cgroups, its
+// prepared sandboxes), then the quick self-tests must pass again (Recheck).
+func (tb *Toolbox) Repair(ctx context.Context) error {
+	if r, ok := tb.sandbox.(sandbox.Repairer); ok {
+		if err := r.Repair(ctx); err != nil {
+			return fmt.Errorf("repair the sandbox: %w", err)
+		}
+	}
+	return tb.Recheck(ctx)
 }
