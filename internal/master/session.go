@@ -189,7 +189,7 @@ func (m *Master) receive(ctx context.Context, ref store.WorkerRef, sess *session
 // whole; a result too large to keep fails its job, and is acknowledged so
 // that the worker forgets it rather than send it on every reconnection.
 func (m *Master) resultPart(ctx context.Context, ref store.WorkerRef, sess *session, asm *assembler, p *clusterpb.ResultPart) {
-	m.resultProgress(p.Attempt)
+	m.resultProgress(ref.Name, sess, p.Attempt)
 	done, err := asm.add(p)
 	if err != nil {
 		m.log.Warn("result piece refused", "worker", ref.Name, "job", p.Attempt.GetJobId(), "attempt", p.Attempt.GetAttempt(), "err", err)
@@ -209,16 +209,22 @@ func (m *Master) resultPart(ctx context.Context, ref store.WorkerRef, sess *sess
 	}
 }
 
-// resultProgress pushes back the deadline of a result announced in a
-// hello (finished) while its pieces keep coming.
-func (m *Master) resultProgress(a *clusterpb.AttemptRef) {
+// resultProgress notes that a result is coming: the worker is alive
+// (its heartbeats wait in the stream behind the pieces, so a big result
+// must not get it declared lost), and a result announced in a hello
+// (finished) gets more time while its pieces keep coming.
+func (m *Master) resultProgress(name string, sess *session, a *clusterpb.AttemptRef) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if w := m.workers[name]; w != nil && w.session == sess {
+		w.lastBeat = now
+	}
 	if a == nil {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if lj := m.jobs[a.JobId]; lj != nil && lj.attempt == int(a.Attempt) && !lj.resultBy.IsZero() {
-		lj.resultBy = time.Now().Add(m.cfg.ResultGrace)
+		lj.resultBy = now.Add(m.cfg.ResultGrace)
 	}
 }
 
