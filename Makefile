@@ -31,7 +31,7 @@ web-test:
 proto:
 	protoc --go_out=. --go_opt=paths=source_relative \
 	       --go-grpc_out=. --go-grpc_opt=paths=source_relative \
-	       api/clusterpb/cluster.proto
+	       internal/clusterpb/cluster.proto
 
 vet:
 	$(GO) vet ./...

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/client"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/master"

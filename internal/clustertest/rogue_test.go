@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/clustertest"
 	"github.com/grappe/grappe/internal/master"
 	"github.com/grappe/grappe/internal/pki"

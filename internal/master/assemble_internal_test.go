@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 )
 
 // pieces cuts a result's encoding as a worker does.

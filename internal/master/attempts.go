@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/store"
 )
 

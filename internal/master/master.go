@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/autoscale"
 	"github.com/grappe/grappe/internal/connlimit"

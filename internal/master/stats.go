@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/httpapi"
 	"github.com/grappe/grappe/internal/store"
 )

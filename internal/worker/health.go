@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 )
 
 // Health defaults; see Config.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/runner"
 )
 

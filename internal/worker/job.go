@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/runner"
 )
 

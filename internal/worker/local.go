@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/datadir"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/runner"

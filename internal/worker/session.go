@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/grappe/grappe/api/clusterpb"
+	"github.com/grappe/grappe/internal/clusterpb"
 )
 
 // session is one Connect stream: hello, welcome, then heartbeats and

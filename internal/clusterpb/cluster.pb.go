@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: api/clusterpb/cluster.proto
+// source: internal/clusterpb/cluster.proto
 
 package clusterpb
 
@@ -35,7 +35,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[0]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +47,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[0]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +60,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{0}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *JoinRequest) GetJoinToken() string {
@@ -94,7 +94,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[1]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +106,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[1]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +119,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{1}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *JoinResponse) GetCertificateDer() []byte {
@@ -154,7 +154,7 @@ type WorkerMessage struct {
 
 func (x *WorkerMessage) Reset() {
 	*x = WorkerMessage{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[2]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -166,7 +166,7 @@ func (x *WorkerMessage) String() string {
 func (*WorkerMessage) ProtoMessage() {}
 
 func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[2]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -179,7 +179,7 @@ func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerMessage.ProtoReflect.Descriptor instead.
 func (*WorkerMessage) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{2}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WorkerMessage) GetMsg() isWorkerMessage_Msg {
@@ -314,7 +314,7 @@ type MasterMessage struct {
 
 func (x *MasterMessage) Reset() {
 	*x = MasterMessage{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[3]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +326,7 @@ func (x *MasterMessage) String() string {
 func (*MasterMessage) ProtoMessage() {}
 
 func (x *MasterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[3]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +339,7 @@ func (x *MasterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterMessage.ProtoReflect.Descriptor instead.
 func (*MasterMessage) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{3}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *MasterMessage) GetMsg() isMasterMessage_Msg {
@@ -452,7 +452,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[4]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +464,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[4]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +477,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{4}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Hello) GetName() string {
@@ -570,7 +570,7 @@ type Health struct {
 
 func (x *Health) Reset() {
 	*x = Health{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[5]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +582,7 @@ func (x *Health) String() string {
 func (*Health) ProtoMessage() {}
 
 func (x *Health) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[5]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +595,7 @@ func (x *Health) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Health.ProtoReflect.Descriptor instead.
 func (*Health) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{5}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Health) GetUnhealthy() bool {
@@ -629,7 +629,7 @@ type Language struct {
 
 func (x *Language) Reset() {
 	*x = Language{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +641,7 @@ func (x *Language) String() string {
 func (*Language) ProtoMessage() {}
 
 func (x *Language) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[6]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +654,7 @@ func (x *Language) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Language.ProtoReflect.Descriptor instead.
 func (*Language) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{6}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Language) GetName() string {
@@ -681,7 +681,7 @@ type AttemptRef struct {
 
 func (x *AttemptRef) Reset() {
 	*x = AttemptRef{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +693,7 @@ func (x *AttemptRef) String() string {
 func (*AttemptRef) ProtoMessage() {}
 
 func (x *AttemptRef) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[7]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +706,7 @@ func (x *AttemptRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttemptRef.ProtoReflect.Descriptor instead.
 func (*AttemptRef) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{7}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AttemptRef) GetJobId() string {
@@ -740,7 +740,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +752,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[8]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +765,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{8}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Heartbeat) GetCpuPercent() float64 {
@@ -832,7 +832,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +844,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[9]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +857,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{9}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Release) GetAttempt() *AttemptRef {
@@ -896,7 +896,7 @@ type ResultPart struct {
 
 func (x *ResultPart) Reset() {
 	*x = ResultPart{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +908,7 @@ func (x *ResultPart) String() string {
 func (*ResultPart) ProtoMessage() {}
 
 func (x *ResultPart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[10]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +921,7 @@ func (x *ResultPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultPart.ProtoReflect.Descriptor instead.
 func (*ResultPart) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{10}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ResultPart) GetAttempt() *AttemptRef {
@@ -962,7 +962,7 @@ type Accepted struct {
 
 func (x *Accepted) Reset() {
 	*x = Accepted{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +974,7 @@ func (x *Accepted) String() string {
 func (*Accepted) ProtoMessage() {}
 
 func (x *Accepted) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[11]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +987,7 @@ func (x *Accepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accepted.ProtoReflect.Descriptor instead.
 func (*Accepted) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{11}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Accepted) GetAttempt() *AttemptRef {
@@ -1009,7 +1009,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1021,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[12]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1034,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{12}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Output) GetAttempt() *AttemptRef {
@@ -1079,7 +1079,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1091,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[13]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1104,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{13}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Welcome) GetWorkerId() string {
@@ -1145,7 +1145,7 @@ type Assign struct {
 
 func (x *Assign) Reset() {
 	*x = Assign{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1157,7 @@ func (x *Assign) String() string {
 func (*Assign) ProtoMessage() {}
 
 func (x *Assign) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[14]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1170,7 @@ func (x *Assign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assign.ProtoReflect.Descriptor instead.
 func (*Assign) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{14}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Assign) GetAttempt() *AttemptRef {
@@ -1197,7 +1197,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1209,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[15]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1222,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{15}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Cancel) GetAttempt() *AttemptRef {
@@ -1249,7 +1249,7 @@ type Drain struct {
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1261,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[16]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1274,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{16}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Drain) GetDrain() bool {
@@ -1300,7 +1300,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1312,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[17]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1325,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{17}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ResultAck) GetAttempt() *AttemptRef {
@@ -1345,7 +1345,7 @@ type File struct {
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1357,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[18]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1370,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{18}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *File) GetName() string {
@@ -1401,7 +1401,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1413,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[19]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1426,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{19}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Limits) GetCpuMs() int64 {
@@ -1482,7 +1482,7 @@ type TestCase struct {
 
 func (x *TestCase) Reset() {
 	*x = TestCase{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1494,7 @@ func (x *TestCase) String() string {
 func (*TestCase) ProtoMessage() {}
 
 func (x *TestCase) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[20]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1507,7 @@ func (x *TestCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestCase.ProtoReflect.Descriptor instead.
 func (*TestCase) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{20}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TestCase) GetStdin() []byte {
@@ -1550,7 +1550,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[21]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1562,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[21]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1575,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{21}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JobSpec) GetLanguage() string {
@@ -1669,7 +1669,7 @@ type Compile struct {
 
 func (x *Compile) Reset() {
 	*x = Compile{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[22]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1681,7 @@ func (x *Compile) String() string {
 func (*Compile) ProtoMessage() {}
 
 func (x *Compile) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[22]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1694,7 @@ func (x *Compile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compile.ProtoReflect.Descriptor instead.
 func (*Compile) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{22}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Compile) GetExitCode() int32 {
@@ -1756,7 +1756,7 @@ type RunResult struct {
 
 func (x *RunResult) Reset() {
 	*x = RunResult{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[23]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1768,7 @@ func (x *RunResult) String() string {
 func (*RunResult) ProtoMessage() {}
 
 func (x *RunResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[23]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1781,7 @@ func (x *RunResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunResult.ProtoReflect.Descriptor instead.
 func (*RunResult) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{23}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RunResult) GetExitCode() int32 {
@@ -1862,7 +1862,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[24]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +1874,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_api_clusterpb_cluster_proto_msgTypes[24]
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +1887,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_api_clusterpb_cluster_proto_rawDescGZIP(), []int{24}
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Result) GetAttempt() *AttemptRef {
@@ -1939,11 +1939,11 @@ func (x *Result) GetError() string {
 	return ""
 }
 
-var File_api_clusterpb_cluster_proto protoreflect.FileDescriptor
+var File_internal_clusterpb_cluster_proto protoreflect.FileDescriptor
 
-const file_api_clusterpb_cluster_proto_rawDesc = "" +
+const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1bapi/clusterpb/cluster.proto\x12\x11grappe.cluster.v1\"Y\n" +
+	" internal/clusterpb/cluster.proto\x12\x11grappe.cluster.v1\"Y\n" +
 	"\vJoinRequest\x12\x1d\n" +
 	"\n" +
 	"join_token\x18\x01 \x01(\tR\tjoinToken\x12\x12\n" +
@@ -2093,22 +2093,22 @@ const file_api_clusterpb_cluster_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error2\xa5\x01\n" +
 	"\aCluster\x12G\n" +
 	"\x04Join\x12\x1e.grappe.cluster.v1.JoinRequest\x1a\x1f.grappe.cluster.v1.JoinResponse\x12Q\n" +
-	"\aConnect\x12 .grappe.cluster.v1.WorkerMessage\x1a .grappe.cluster.v1.MasterMessage(\x010\x01B(Z&github.com/grappe/grappe/api/clusterpbb\x06proto3"
+	"\aConnect\x12 .grappe.cluster.v1.WorkerMessage\x1a .grappe.cluster.v1.MasterMessage(\x010\x01B-Z+github.com/grappe/grappe/internal/clusterpbb\x06proto3"
 
 var (
-	file_api_clusterpb_cluster_proto_rawDescOnce sync.Once
-	file_api_clusterpb_cluster_proto_rawDescData []byte
+	file_internal_clusterpb_cluster_proto_rawDescOnce sync.Once
+	file_internal_clusterpb_cluster_proto_rawDescData []byte
 )
 
-func file_api_clusterpb_cluster_proto_rawDescGZIP() []byte {
-	file_api_clusterpb_cluster_proto_rawDescOnce.Do(func() {
-		file_api_clusterpb_cluster_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_clusterpb_cluster_proto_rawDesc), len(file_api_clusterpb_cluster_proto_rawDesc)))
+func file_internal_clusterpb_cluster_proto_rawDescGZIP() []byte {
+	file_internal_clusterpb_cluster_proto_rawDescOnce.Do(func() {
+		file_internal_clusterpb_cluster_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_internal_clusterpb_cluster_proto_rawDesc), len(file_internal_clusterpb_cluster_proto_rawDesc)))
 	})
-	return file_api_clusterpb_cluster_proto_rawDescData
+	return file_internal_clusterpb_cluster_proto_rawDescData
 }
 
-var file_api_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
-var file_api_clusterpb_cluster_proto_goTypes = []any{
+var file_internal_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_internal_clusterpb_cluster_proto_goTypes = []any{
 	(*JoinRequest)(nil),   // 0: grappe.cluster.v1.JoinRequest
 	(*JoinResponse)(nil),  // 1: grappe.cluster.v1.JoinResponse
 	(*WorkerMessage)(nil), // 2: grappe.cluster.v1.WorkerMessage
@@ -2136,7 +2136,7 @@ var file_api_clusterpb_cluster_proto_goTypes = []any{
 	(*Result)(nil),        // 24: grappe.cluster.v1.Result
 	nil,                   // 25: grappe.cluster.v1.Hello.LabelsEntry
 }
-var file_api_clusterpb_cluster_proto_depIdxs = []int32{
+var file_internal_clusterpb_cluster_proto_depIdxs = []int32{
 	4,  // 0: grappe.cluster.v1.WorkerMessage.hello:type_name -> grappe.cluster.v1.Hello
 	8,  // 1: grappe.cluster.v1.WorkerMessage.heartbeat:type_name -> grappe.cluster.v1.Heartbeat
 	12, // 2: grappe.cluster.v1.WorkerMessage.output:type_name -> grappe.cluster.v1.Output
@@ -2185,12 +2185,12 @@ var file_api_clusterpb_cluster_proto_depIdxs = []int32{
 	0,  // [0:37] is the sub-list for field type_name
 }
 
-func init() { file_api_clusterpb_cluster_proto_init() }
-func file_api_clusterpb_cluster_proto_init() {
-	if File_api_clusterpb_cluster_proto != nil {
+func init() { file_internal_clusterpb_cluster_proto_init() }
+func file_internal_clusterpb_cluster_proto_init() {
+	if File_internal_clusterpb_cluster_proto != nil {
 		return
 	}
-	file_api_clusterpb_cluster_proto_msgTypes[2].OneofWrappers = []any{
+	file_internal_clusterpb_cluster_proto_msgTypes[2].OneofWrappers = []any{
 		(*WorkerMessage_Hello)(nil),
 		(*WorkerMessage_Heartbeat)(nil),
 		(*WorkerMessage_Output)(nil),
@@ -2199,7 +2199,7 @@ func file_api_clusterpb_cluster_proto_init() {
 		(*WorkerMessage_Release)(nil),
 		(*WorkerMessage_ResultPart)(nil),
 	}
-	file_api_clusterpb_cluster_proto_msgTypes[3].OneofWrappers = []any{
+	file_internal_clusterpb_cluster_proto_msgTypes[3].OneofWrappers = []any{
 		(*MasterMessage_Welcome)(nil),
 		(*MasterMessage_Assign)(nil),
 		(*MasterMessage_Cancel)(nil),
@@ -2210,17 +2210,17 @@ func file_api_clusterpb_cluster_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_clusterpb_cluster_proto_rawDesc), len(file_api_clusterpb_cluster_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_clusterpb_cluster_proto_rawDesc), len(file_internal_clusterpb_cluster_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_api_clusterpb_cluster_proto_goTypes,
-		DependencyIndexes: file_api_clusterpb_cluster_proto_depIdxs,
-		MessageInfos:      file_api_clusterpb_cluster_proto_msgTypes,
+		GoTypes:           file_internal_clusterpb_cluster_proto_goTypes,
+		DependencyIndexes: file_internal_clusterpb_cluster_proto_depIdxs,
+		MessageInfos:      file_internal_clusterpb_cluster_proto_msgTypes,
 	}.Build()
-	File_api_clusterpb_cluster_proto = out.File
-	file_api_clusterpb_cluster_proto_goTypes = nil
-	file_api_clusterpb_cluster_proto_depIdxs = nil
+	File_internal_clusterpb_cluster_proto = out.File
+	file_internal_clusterpb_cluster_proto_goTypes = nil
+	file_internal_clusterpb_cluster_proto_depIdxs = nil
 }

@@ -5,7 +5,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: api/clusterpb/cluster.proto
+// source: internal/clusterpb/cluster.proto
 
 package clusterpb
 
@@ -167,5 +167,5 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "api/clusterpb/cluster.proto",
+	Metadata: "internal/clusterpb/cluster.proto",
 }
