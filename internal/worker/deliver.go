@@ -125,3 +125,49 @@ func (w *Worker) sendPiece(stream clusterpb.Cluster_ConnectClient, d *delivery) 
 	}
 	return last, nil
 }
+
+// results is what one session has sent of the pending results: the one
+// going out in pieces, and those sent whole (awaiting their ack).
+type results struct {
+	cur  *delivery
+	sent map[attemptKey]bool
+}
+
+// step sends the next message of a pending result not yet sent on this
+// session. busy is false when there was none.
+func (rs *results) step(w *Worker, stream clusterpb.Cluster_ConnectClient) (busy bool, err error) {
+	if rs.sent == nil {
+		rs.sent = map[attemptKey]bool{}
+	}
+	if rs.cur != nil && !w.stillPending(rs.cur.key) {
+		rs.cur = nil // acknowledged (refused) before it was all sent
+	}
+	if rs.cur == nil {
+		if rs.cur = w.nextDelivery(rs.sent); rs.cur == nil {
+			return false, nil
+		}
+	}
+	done, err := w.sendPiece(stream, rs.cur)
+	if err != nil {
+		return true, err
+	}
+	if done {
+		rs.sent[rs.cur.key] = true
+		rs.cur = nil
+		w.forgetAcknowledged(rs.sent)
+	}
+	return true, nil
+}
+
+// forgetAcknowledged drops from sent the results the master has
+// acknowledged, so that a long session's bookkeeping stays as small as
+// what is in flight.
+func (w *Worker) forgetAcknowledged(sent map[attemptKey]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k := range sent {
+		if _, ok := w.pending[k]; !ok {
+			delete(sent, k)
+		}
+	}
+}

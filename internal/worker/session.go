@@ -106,8 +106,7 @@ func (w *Worker) hello() (*clusterpb.Hello, uint64) {
 func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectClient, out chan *clusterpb.WorkerMessage, interval time.Duration, langGen uint64) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	sent := map[attemptKey]bool{} // results sent whole on this session
-	var cur *delivery
+	var res results
 	for {
 		// What is due now, without waiting.
 		var msg *clusterpb.WorkerMessage
@@ -115,7 +114,7 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-w.finishing:
-			return w.goodbye(stream, out, sent, cur)
+			return w.goodbye(stream, out, &res)
 		case <-t.C:
 			msg = &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
 		case msg = <-out:
@@ -128,20 +127,9 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 		}
 		// Then a piece of a result, if one waits: one message of each in
 		// turn, so busy output cannot starve a result either.
-		if cur != nil && !w.stillPending(cur.key) {
-			cur = nil // acknowledged (refused) before it was all sent
-		}
-		if cur == nil {
-			cur = w.nextDelivery(sent)
-		}
-		if cur != nil {
-			done, err := w.sendPiece(stream, cur)
+		if busy, err := res.step(w, stream); busy || err != nil {
 			if err != nil {
 				return err
-			}
-			if done {
-				sent[cur.key] = true
-				cur = nil
 			}
 			continue
 		}
@@ -149,7 +137,7 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-w.finishing:
-			return w.goodbye(stream, out, sent, cur)
+			return w.goodbye(stream, out, &res)
 		case <-t.C:
 			msg = &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
 		case msg = <-out:
@@ -164,7 +152,7 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 
 // goodbye flushes the outbox and the results not sent yet, then closes
 // the worker's side of the stream.
-func (w *Worker) goodbye(stream clusterpb.Cluster_ConnectClient, out chan *clusterpb.WorkerMessage, sent map[attemptKey]bool, cur *delivery) error {
+func (w *Worker) goodbye(stream clusterpb.Cluster_ConnectClient, out chan *clusterpb.WorkerMessage, res *results) error {
 	for {
 		select {
 		case msg := <-out:
@@ -174,19 +162,12 @@ func (w *Worker) goodbye(stream clusterpb.Cluster_ConnectClient, out chan *clust
 			continue
 		default:
 		}
-		if cur == nil {
-			cur = w.nextDelivery(sent)
-		}
-		if cur == nil {
-			return stream.CloseSend()
-		}
-		done, err := w.sendPiece(stream, cur)
+		busy, err := res.step(w, stream)
 		if err != nil {
 			return err
 		}
-		if done {
-			sent[cur.key] = true
-			cur = nil
+		if !busy {
+			return stream.CloseSend()
 		}
 	}
 }
