@@ -25,13 +25,6 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	queued := m.queue.OwnerLen(p.User)
-	m.mu.Unlock()
-	if queued >= m.cfg.MaxQueuedPerUser {
-		return nil, &httpapi.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, RetryAfter: 5,
-			Message: fmt.Sprintf("%d jobs of yours are already waiting (the limit); retry when some have run", queued)}
-	}
 	req.Language = v.lang.Name
 	req.Limits = v.limits
 	if req.MaxAttempts == 0 {
@@ -46,7 +39,14 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 		Status: store.StatusQueued, MaxAttempts: req.MaxAttempts, Priority: req.Priority,
 		Labels: req.Labels, CreatedAt: time.Now().UTC(), Request: body, IdempotencyKey: key,
 	}
-	if err := m.store.CreateJob(ctx, sj); err != nil {
+	// The quota is the store's: checked and taken in the write that
+	// inserts the job, so it holds across masters and concurrent
+	// submissions.
+	if err := m.store.CreateJob(ctx, sj, m.cfg.MaxQueuedPerUser); err != nil {
+		if errors.Is(err, store.ErrQuota) {
+			return nil, &httpapi.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, RetryAfter: 5,
+				Message: fmt.Sprintf("%d jobs of yours are already waiting (the limit); retry when some have run", m.cfg.MaxQueuedPerUser)}
+		}
 		if key != "" && errors.Is(err, store.ErrConflict) {
 			// A retry of a submission already accepted (the unique key
 			// refused the second row): answer with the first job. Trying

@@ -12,17 +12,27 @@ import (
 	"github.com/grappe/grappe/internal/store"
 )
 
-// jobColumns is the column list every job query reads and CreateJob
-// writes, in the order scanJob expects.
-const jobColumns = `id, owner, language, version, status, verdict, error,
+// insertColumns is the column list CreateJob writes; jobColumns, what
+// every job query reads, in the order scanJob expects, is the same with
+// the store's own seq first.
+const (
+	insertColumns = `id, owner, language, version, status, verdict, error,
 	attempts, max_attempts, worker, priority, labels,
 	created_at, started_at, finished_at, request, result, idem_key,
-	worker_identity, released`
+	worker_identity, released, master, lease_until`
+	jobColumns = `seq, ` + insertColumns
+)
 
 const (
-	sqlCreateJob = `INSERT INTO jobs (` + jobColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlGetJob = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
+	// ?1…?22 the columns, ?23 the quota (0: none). The quota is a
+	// compare-and-set like the transitions: the count read and the row
+	// inserted in one statement under the write lock, so concurrent
+	// submissions, from any number of handles, cannot overshoot it.
+	sqlCreateJob = `INSERT INTO jobs (` + insertColumns + `)
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22
+	WHERE ?23 = 0 OR COALESCE((SELECT n FROM queued_counts WHERE owner = ?2), 0) < ?23`
+	sqlQueuedByOwner = `SELECT n FROM queued_counts WHERE owner = ?`
+	sqlGetJob        = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
 	// "idem_key != ''" repeats the partial index's condition: without it
 	// SQLite cannot prove a bound key is not '' and scans the owner's jobs.
 	sqlJobByKey  = `SELECT ` + jobColumns + ` FROM jobs WHERE owner = ? AND idem_key = ? AND idem_key != ''`
@@ -35,13 +45,16 @@ const (
 
 	// ?1 attempt, ?2 worker, ?3 identity, ?4 at, ?5 id. StartedAt keeps
 	// the first attempt's start so the job's latency counts from then.
+	// The attempt has no master and no lease: it is held by the caller
+	// until it finishes or requeues it (ClaimJobs starts leased ones).
 	sqlStartAttempt = `UPDATE jobs SET status = 'running', attempts = ?1, worker = ?2, worker_identity = ?3,
+		master = '', lease_until = 0,
 		started_at = CASE WHEN started_at = 0 THEN ?4 ELSE started_at END
 	WHERE id = ?5 AND status = 'queued' AND attempts = ?1 - 1`
 	// ?1 reason, ?2 released (0 or 1), ?3 id, ?4 attempt, ?5 worker,
 	// ?6 identity. The worker stays: it is the worker of the last attempt
 	// until the next one starts.
-	sqlRequeueAttempt = `UPDATE jobs SET status = 'queued', error = ?1, released = released + ?2
+	sqlRequeueAttempt = `UPDATE jobs SET status = 'queued', error = ?1, released = released + ?2, lease_until = 0
 	WHERE id = ?3 AND status = 'running' AND attempts = ?4 AND worker = ?5 AND worker_identity = ?6`
 	// ?1 status, ?2 verdict, ?3 error, ?4 version ('' keeps the requested
 	// one), ?5 result, ?6 at, ?7 id, ?8 attempt, ?9 worker, ?10 identity.
@@ -63,7 +76,7 @@ const (
 
 // CreateJob implements store.Store. The job must be new: Status empty (taken
 // as queued) or queued; every other field is stored as given.
-func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
+func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) error {
 	if j.ID == "" {
 		return errors.New("sqlite: CreateJob: empty id")
 	}
@@ -84,12 +97,28 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
 		nanos(j.CreatedAt), nanos(j.StartedAt), nanos(j.FinishedAt),
 		blob(j.Request), blob(j.Result), j.IdempotencyKey,
-		j.WorkerIdentity, j.Released}
-	_, err = s.writes.exec(ctx, s.createJob, args...)
+		j.WorkerIdentity, j.Released, j.Master, nanos(j.LeaseUntil), max(maxQueued, 0)}
+	n, err := s.writes.exec(ctx, s.createJob, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, constraintErr(err))
 	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: CreateJob %q: %d queued jobs of %s: %w", j.ID, maxQueued, j.Owner, store.ErrQuota)
+	}
 	return nil
+}
+
+// QueuedByOwner implements store.Store.
+func (s *Store) QueuedByOwner(ctx context.Context, owner string) (int, error) {
+	var n int
+	err := s.queuedByOwner.QueryRowContext(ctx, owner).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: QueuedByOwner %q: %w", owner, err)
+	}
+	return n, nil
 }
 
 // JobByIdempotencyKey implements store.Store.
@@ -336,14 +365,16 @@ func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
 		j                          store.Job
 		labels                     string
 		created, started, finished int64
+		lease                      int64
 	)
-	err := row.Scan(&j.ID, &j.Owner, &j.Language, &j.Version, &j.Status, &j.Verdict, &j.Error,
+	err := row.Scan(&j.Seq, &j.ID, &j.Owner, &j.Language, &j.Version, &j.Status, &j.Verdict, &j.Error,
 		&j.Attempts, &j.MaxAttempts, &j.Worker, &j.Priority, &labels,
 		&created, &started, &finished, &j.Request, &j.Result, &j.IdempotencyKey,
-		&j.WorkerIdentity, &j.Released)
+		&j.WorkerIdentity, &j.Released, &j.Master, &lease)
 	if err != nil {
 		return nil, err
 	}
+	j.LeaseUntil = fromNanos(lease)
 	if j.Labels, err = decodeLabels(labels); err != nil {
 		return nil, fmt.Errorf("job %q: %w", j.ID, err)
 	}
