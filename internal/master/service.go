@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/httpapi"
 	"github.com/grappe/grappe/internal/store"
 )

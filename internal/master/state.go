@@ -220,7 +220,7 @@ func (m *Master) startAttempt(ctx context.Context, s start) {
 // count, up to maxReleasedAttempts of them per job: past that a job
 // bouncing between workers that never run it must end.
 func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRef, cause requeueCause) {
-	rq := store.Requeue{Reason: cause.reason, Released: cause.released}
+	rq := store.Requeue{Reason: cause.reason, Released: cause.released, At: time.Now().UTC()}
 	m.mu.Lock()
 	lj := m.jobs[id]
 	released := 0

@@ -84,6 +84,10 @@ type Job struct {
 	// one (ClaimJobs, RenewLeases): past it RescueExpired gives the
 	// attempt back. Zero: no lease, the attempt never expires by itself.
 	LeaseUntil time.Time
+	// QueuedAt is when the job last entered the queue: its creation, or
+	// the requeue or rescue of its last attempt. Its placement timeout
+	// counts from then. Set by the store.
+	QueuedAt time.Time
 }
 
 // Finish is the terminal outcome written by FinishAttempt and FinishQueued.
@@ -113,6 +117,8 @@ type Requeue struct {
 	// shutting down): Job.Released is incremented, so the attempt does not
 	// count against MaxAttempts.
 	Released bool
+	// At is when the job goes back to the queue (Job.QueuedAt).
+	At time.Time
 }
 
 // ListFilter selects jobs for ListJobs. Zero fields do not filter.
@@ -184,6 +190,10 @@ type Store interface {
 	// Unfinished returns every queued or running job, oldest first: the
 	// master rebuilds its queue from it on start.
 	Unfinished(ctx context.Context) ([]*Job, error)
+	// QueuedBefore returns at most limit queued jobs whose QueuedAt is
+	// before before, in creation order: the candidates of the placement
+	// timeout.
+	QueuedBefore(ctx context.Context, before time.Time, limit int) ([]*Job, error)
 	// CountJobs returns the number of jobs per status; every status above
 	// is present, zero included, so a gauge built on it drops back to 0.
 	CountJobs(ctx context.Context) (map[string]int, error)

@@ -38,6 +38,7 @@ const (
 		error = CASE WHEN attempts - released >= max_attempts
 			THEN ?1 || '; gave up after ' || attempts || ' attempts' ELSE ?1 END,
 		finished_at = CASE WHEN attempts - released >= max_attempts THEN ?2 ELSE finished_at END,
+		queued_at = CASE WHEN attempts - released >= max_attempts THEN queued_at ELSE ?2 END,
 		lease_until = 0
 	WHERE status = 'running' AND id IN (
 		SELECT id FROM jobs WHERE status = 'running' AND lease_until != 0 AND lease_until < ?2

@@ -20,16 +20,17 @@ const (
 	attempts, max_attempts, worker, priority, labels,
 	created_at, started_at, finished_at, request, result, idem_key,
 	worker_identity, released, master, lease_until`
-	jobColumns = `seq, ` + insertColumns
+	jobColumns = `seq, ` + insertColumns + `, queued_at`
 )
 
 const (
-	// ?1…?22 the columns, ?23 the quota (0: none). The quota is a
+	// ?1…?22 the columns, ?23 the quota (0: none); queued_at is
+	// created_at. The quota is a
 	// compare-and-set like the transitions: the count read and the row
 	// inserted in one statement under the write lock, so concurrent
 	// submissions, from any number of handles, cannot overshoot it.
-	sqlCreateJob = `INSERT INTO jobs (` + insertColumns + `)
-	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22
+	sqlCreateJob = `INSERT INTO jobs (` + insertColumns + `, queued_at)
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?13
 	WHERE ?23 = 0 OR COALESCE((SELECT n FROM queued_counts WHERE owner = ?2), 0) < ?23`
 	sqlQueuedByOwner = `SELECT n FROM queued_counts WHERE owner = ?`
 	sqlGetJob        = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
@@ -54,7 +55,9 @@ const (
 	// ?1 reason, ?2 released (0 or 1), ?3 id, ?4 attempt, ?5 worker,
 	// ?6 identity. The worker stays: it is the worker of the last attempt
 	// until the next one starts.
-	sqlRequeueAttempt = `UPDATE jobs SET status = 'queued', error = ?1, released = released + ?2, lease_until = 0
+	// ?7 the time it goes back to the queue.
+	sqlRequeueAttempt = `UPDATE jobs SET status = 'queued', error = ?1, released = released + ?2, lease_until = 0,
+		queued_at = ?7
 	WHERE id = ?3 AND status = 'running' AND attempts = ?4 AND worker = ?5 AND worker_identity = ?6`
 	// ?1 status, ?2 verdict, ?3 error, ?4 version ('' keeps the requested
 	// one), ?5 result, ?6 at, ?7 id, ?8 attempt, ?9 worker, ?10 identity.
@@ -205,6 +208,21 @@ func (s *Store) Unfinished(ctx context.Context) ([]*store.Job, error) {
 	return jobs, nil
 }
 
+// QueuedBefore implements store.Store. It walks the queue in creation
+// order on the (status, seq) index and stops at limit matches, so a sweep
+// costs at most the length of the queue and usually much less.
+func (s *Store) QueuedBefore(ctx context.Context, before time.Time, limit int) ([]*store.Job, error) {
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs INDEXED BY jobs_status_seq
+	WHERE status = 'queued' AND queued_at < ? ORDER BY seq LIMIT ?`, nanos(before), min(limit, maxListLimit))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: QueuedBefore: %w", err)
+	}
+	return jobs, nil
+}
+
 // CountJobs implements store.Store. Every known status is in the map, with 0
 // when no job has it, so a metrics gauge drops back to zero.
 func (s *Store) CountJobs(ctx context.Context) (map[string]int, error) {
@@ -253,7 +271,7 @@ func (s *Store) RequeueAttempt(ctx context.Context, id string, attempt int, w st
 	if r.Released {
 		released = 1
 	}
-	return s.transition(ctx, op, id, s.requeueAttempt, r.Reason, released, id, attempt, w.Name, w.Identity)
+	return s.transition(ctx, op, id, s.requeueAttempt, r.Reason, released, id, attempt, w.Name, w.Identity, nanos(r.At))
 }
 
 // FinishAttempt implements store.Store.
@@ -365,16 +383,16 @@ func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
 		j                          store.Job
 		labels                     string
 		created, started, finished int64
-		lease                      int64
+		lease, queued              int64
 	)
 	err := row.Scan(&j.Seq, &j.ID, &j.Owner, &j.Language, &j.Version, &j.Status, &j.Verdict, &j.Error,
 		&j.Attempts, &j.MaxAttempts, &j.Worker, &j.Priority, &labels,
 		&created, &started, &finished, &j.Request, &j.Result, &j.IdempotencyKey,
-		&j.WorkerIdentity, &j.Released, &j.Master, &lease)
+		&j.WorkerIdentity, &j.Released, &j.Master, &lease, &queued)
 	if err != nil {
 		return nil, err
 	}
-	j.LeaseUntil = fromNanos(lease)
+	j.LeaseUntil, j.QueuedAt = fromNanos(lease), fromNanos(queued)
 	if j.Labels, err = decodeLabels(labels); err != nil {
 		return nil, fmt.Errorf("job %q: %w", j.ID, err)
 	}

@@ -123,8 +123,9 @@ UPDATE tokens SET kind = 'login', expires_at = created_at + 30 * 86400 * 1000000
 `,
 		// 6: a store for many masters (claims, leases, workers).
 		//
-		// A running attempt records the master holding its worker's link
-		// and a lease (0: none, the attempt of a single master that does
+		// A job records when it last entered the queue (queued_at: its
+		// placement timeout counts from then). A running attempt records
+		// the master holding its worker's link and a lease (0: none, the attempt of a single master that does
 		// not renew). jobs_queue serves the claims (each owner's queued
 		// jobs in priority then age order) and jobs_held the lease
 		// renewals (a worker's running attempts); both are partial, so a
@@ -140,6 +141,8 @@ UPDATE tokens SET kind = 'login', expires_at = created_at + 30 * 86400 * 1000000
 		`
 ALTER TABLE jobs ADD COLUMN master TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET queued_at = created_at WHERE status = 'queued';
 CREATE INDEX jobs_queue ON jobs (owner, priority DESC, seq) WHERE status = 'queued';
 CREATE INDEX jobs_held ON jobs (worker, worker_identity) WHERE status = 'running';
 

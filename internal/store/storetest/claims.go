@@ -216,6 +216,7 @@ func testLeases(t *testing.T, s store.Store) {
 		t.Errorf("rescued job: status %q error %q attempts %d lease %v; want queued, the reason, 1, none",
 			r.Status, r.Error, r.Attempts, r.LeaseUntil)
 	}
+	checkTime(t, "QueuedAt of the rescued job", r.QueuedAt, at(50))
 	checkJob(t, mustGet(t, s, r.ID), r)
 	if again, err := s.RescueExpired(t.Context(), at(50), "worker lost", 10); err != nil || len(again) != 0 {
 		t.Errorf("second RescueExpired: %v, %v; want nothing", ids(again), err)
@@ -393,5 +394,30 @@ func testWorkers(t *testing.T, s store.Store) {
 	}
 	if got := list(); len(got) != 1 || got["w2"] == nil {
 		t.Errorf("after DeleteWorkers: %v, want w2 alone", got)
+	}
+}
+
+func testQueuedBefore(t *testing.T, s store.Store) {
+	queued := queue(t, s, "alice", 3, 0) // queued at 0, 1, 2
+	got, err := s.QueuedBefore(t.Context(), at(2), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(got), queued[:2]) {
+		t.Errorf("QueuedBefore(2) = %v, want %v", ids(got), queued[:2])
+	}
+	checkTime(t, "QueuedAt", got[0].QueuedAt, at(0))
+	// A job back in the queue waits from its requeue; a running one is
+	// not waiting.
+	mustStart(t, s, queued[0], 1, "w1", at(3))
+	if err := s.RequeueAttempt(t.Context(), queued[0], 1, ref("w1"), store.Requeue{Reason: "lost", At: at(10)}); err != nil {
+		t.Fatal(err)
+	}
+	mustStart(t, s, queued[1], 1, "w1", at(3))
+	if got, err := s.QueuedBefore(t.Context(), at(5), 10); err != nil || !slices.Equal(ids(got), queued[2:]) {
+		t.Errorf("QueuedBefore(5) = %v, %v; want %v", ids(got), err, queued[2:])
+	}
+	if got, err := s.QueuedBefore(t.Context(), at(11), 1); err != nil || !slices.Equal(ids(got), queued[:1]) {
+		t.Errorf("QueuedBefore(11, limit 1) = %v, %v; want %v", ids(got), err, queued[:1])
 	}
 }

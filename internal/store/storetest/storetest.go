@@ -86,6 +86,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Leases", testLeases},
 		{"RescueGivesUp", testRescueGivesUp},
 		{"Quota", testQuota},
+		{"QueuedBefore", testQueuedBefore},
 		{"Seq", testSeq},
 		{"Workers", testWorkers},
 		{"Users", testUsers},
