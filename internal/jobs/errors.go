@@ -10,11 +10,13 @@ import (
 // Error codes: the API's (api.Code*), so that the HTTP adapter maps a
 // code to a status and passes the code on unchanged.
 const (
-	CodeInvalid     = api.CodeInvalid
-	CodeNotFound    = api.CodeNotFound
-	CodeConflict    = api.CodeConflict
-	CodeRateLimited = api.CodeRateLimited
-	CodeUnavailable = api.CodeUnavailable
+	CodeInvalid         = api.CodeInvalid
+	CodeUnknownLanguage = api.CodeUnknownLanguage
+	CodeForbidden       = api.CodeForbidden
+	CodeNotFound        = api.CodeNotFound
+	CodeConflict        = api.CodeConflict
+	CodeRateLimited     = api.CodeRateLimited
+	CodeUnavailable     = api.CodeUnavailable
 )
 
 // Error is a domain error: what the caller did wrong or what the cluster
@@ -46,7 +48,8 @@ func (e *Error) Is(target error) bool {
 }
 
 // Sentinels callers branch on (errors.Is); each matches every *Error of
-// its code.
+// its code. Their messages are empty: return a NotFound, not ErrNotFound,
+// for a person to read.
 var (
 	ErrInvalid     = &Error{Code: CodeInvalid}
 	ErrNotFound    = &Error{Code: CodeNotFound}
@@ -54,6 +57,10 @@ var (
 	ErrRateLimited = &Error{Code: CodeRateLimited}
 	ErrUnavailable = &Error{Code: CodeUnavailable}
 )
+
+// NotFound is the not_found answer: the same for a job that does not
+// exist and for one the caller may not see, so that ids leak nothing.
+var NotFound = &Error{Code: CodeNotFound, Message: "not found"}
 
 // ErrStale is what a worker's report on an attempt it no longer holds gets
 // (a late result, a release of a rescued attempt): the report is dropped.

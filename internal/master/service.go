@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/httpapi"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/store"
 )
 
@@ -44,7 +44,7 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	// submissions.
 	if err := m.store.CreateJob(ctx, sj, m.cfg.MaxQueuedPerUser); err != nil {
 		if errors.Is(err, store.ErrQuota) {
-			return nil, &httpapi.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, RetryAfter: 5,
+			return nil, &jobs.Error{Code: jobs.CodeRateLimited, RetryAfter: 5,
 				Message: fmt.Sprintf("%d jobs of yours are already waiting (the limit); retry when some have run", m.cfg.MaxQueuedPerUser)}
 		}
 		if key != "" && errors.Is(err, store.ErrConflict) {
@@ -72,17 +72,17 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 // not found, not forbidden, so ids leak nothing.
 func (m *Master) visible(ctx context.Context, p *auth.Principal, id string) (*store.Job, error) {
 	if id == "" || len(id) > 64 {
-		return nil, httpapi.ErrNotFound
+		return nil, jobs.NotFound
 	}
 	sj, err := m.store.GetJob(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, httpapi.ErrNotFound
+		return nil, jobs.NotFound
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !p.IsAdmin() && sj.Owner != p.User {
-		return nil, httpapi.ErrNotFound
+		return nil, jobs.NotFound
 	}
 	return sj, nil
 }
@@ -180,7 +180,7 @@ func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api
 		m.finishedEvent(ctx, id, lj.language, f)
 		return m.Job(ctx, p, id)
 	}
-	return nil, httpapi.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "the job is changing state; try again")
+	return nil, &jobs.Error{Code: jobs.CodeUnavailable, RetryAfter: 1, Message: "the job is changing state; try again"}
 }
 
 func (m *Master) finishedEvent(ctx context.Context, id, language string, f store.Finish) {
@@ -338,7 +338,7 @@ func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worke
 	w := m.workers[name]
 	if w == nil || w.status == api.WorkerLost {
 		m.mu.Unlock()
-		return nil, httpapi.ErrNotFound
+		return nil, jobs.NotFound
 	}
 	w.adminDrain = drain
 	w.setStatus()
@@ -354,5 +354,5 @@ func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worke
 			return &wk, nil
 		}
 	}
-	return nil, httpapi.ErrNotFound
+	return nil, jobs.NotFound
 }

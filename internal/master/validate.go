@@ -3,12 +3,11 @@ package master
 import (
 	"cmp"
 	"encoding/base64"
-	"net/http"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/internal/httpapi"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/jobspec"
 	"github.com/grappe/grappe/internal/lang"
 )
@@ -26,7 +25,7 @@ const (
 )
 
 func invalid(format string, args ...any) error {
-	return httpapi.Errorf(http.StatusUnprocessableEntity, api.CodeInvalid, format, args...)
+	return jobs.Errorf(jobs.CodeInvalid, format, args...)
 }
 
 // validated is a submission checked and decoded: sources and inputs as
@@ -59,7 +58,7 @@ func (m *Master) validate(req *api.JobRequest) (*validated, error) {
 	}
 	entry, ok := m.catalogue.Lookup(req.Language)
 	if !ok {
-		return nil, httpapi.Errorf(http.StatusUnprocessableEntity, api.CodeUnknownLanguage,
+		return nil, jobs.Errorf(jobs.CodeUnknownLanguage,
 			"unknown language %q; known: %s", req.Language, strings.Join(m.catalogue.Names(), ", "))
 	}
 	v := &validated{lang: entry}
