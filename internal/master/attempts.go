@@ -109,6 +109,7 @@ func (m *Master) noteRelease(w store.WorkerRef) {
 	if drain {
 		we.adminDrain = true
 		we.setStatus()
+		m.markRow(we.name)
 		sess = we.session
 	}
 	m.mu.Unlock()

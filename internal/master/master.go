@@ -121,6 +121,11 @@ type Config struct {
 	// Autoscale lets the master start and stop workers with the load.
 	Autoscale AutoscaleConfig
 
+	// MasterID names this master in the store (the workers table, the
+	// attempts it holds); unique among the masters sharing a database.
+	// Default: the host name and the data directory.
+	MasterID string
+
 	Logger *slog.Logger
 }
 
@@ -181,6 +186,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.MasterID == "" {
+		c.MasterID = defaultMasterID(c.DataDir)
+	}
 }
 
 // Master is a running master. Create it with New, start it with Run.
@@ -225,6 +233,9 @@ type Master struct {
 	workers map[string]*workerEntry
 	seq     int64
 	wsBuf   []*scheduler.Worker
+	// dirtyRows are the workers whose row the next flush writes
+	// (workertable.go).
+	dirtyRows map[string]struct{}
 
 	closeOnce sync.Once
 }
@@ -255,6 +266,7 @@ func New(cfg Config) (*Master, error) {
 		cfg: cfg, log: cfg.Logger, audit: cfg.Logger.With("audit", true), catalogue: cfg.Catalogue,
 		broker: newBroker(), kickc: make(chan struct{}, 1),
 		queue: scheduler.NewQueue(), jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{},
+		dirtyRows: map[string]struct{}{},
 		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
 	}
 	if m.catalogue == nil {
@@ -472,6 +484,7 @@ func (m *Master) Run(ctx context.Context) error {
 	g.Go(func() error { m.dispatchLoop(gctx); return nil })
 	g.Go(func() error { m.sweepLoop(gctx); return nil })
 	g.Go(func() error { m.statsLoop(gctx); return nil })
+	g.Go(func() error { m.workerRowsLoop(gctx); return nil })
 	if m.autoscaler != nil {
 		g.Go(func() error { return m.autoscaler.Run(gctx) })
 	}

@@ -283,11 +283,21 @@ func (m *Master) Languages(ctx context.Context) []api.Language {
 	return out
 }
 
-// Workers lists every known worker with its live load.
+// Workers lists every known worker of the cluster with its live load:
+// this master's own from memory, the other masters' from the workers
+// table (workertable.go).
 func (m *Master) Workers(ctx context.Context) []api.Worker {
+	others := m.otherWorkers(ctx, m.holds)
+	elsewhere := map[string]bool{}
+	for _, w := range others {
+		elsewhere[w.Name] = true
+	}
 	m.mu.Lock()
 	out := make([]api.Worker, 0, len(m.workers))
 	for _, w := range m.workers {
+		if elsewhere[w.name] {
+			continue // lost here, held by another master now
+		}
 		labels := w.labels
 		if labels == nil {
 			labels = map[string]string{}
@@ -303,6 +313,7 @@ func (m *Master) Workers(ctx context.Context) []api.Worker {
 		})
 	}
 	m.mu.Unlock()
+	out = append(out, others...)
 	m.annotateOrigins(out)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -318,8 +329,20 @@ func (m *Master) Cluster(ctx context.Context) (*api.Cluster, error) {
 	for _, s := range []string{api.StatusQueued, api.StatusRunning, api.StatusDone, api.StatusCancelled, api.StatusFailed} {
 		c.Jobs[s] = counts[s]
 	}
+	elsewhere := map[string]bool{}
+	for _, w := range m.otherWorkers(ctx, m.holds) {
+		elsewhere[w.Name] = true
+		c.Workers[w.Status]++
+		if w.Status != api.WorkerLost {
+			c.Slots += w.Slots
+			c.SlotsInUse += w.Running
+		}
+	}
 	m.mu.Lock()
 	for _, w := range m.workers {
+		if elsewhere[w.name] {
+			continue
+		}
 		c.Workers[w.status]++
 		if w.status != api.WorkerLost {
 			c.Slots += w.sched.Slots
@@ -342,6 +365,7 @@ func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worke
 	}
 	w.adminDrain = drain
 	w.setStatus()
+	m.markRow(name)
 	sess := w.session
 	m.mu.Unlock()
 	if sess != nil {

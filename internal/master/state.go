@@ -335,8 +335,10 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 				delete(w.attempts, id)
 			}
 			lostNames = append(lostNames, w.name)
+			m.markRow(w.name)
 		case w.status == api.WorkerLost && now.Sub(w.lostAt) > m.cfg.ForgetLostAfter:
 			delete(m.workers, w.name)
+			m.markRow(w.name) // deleted from the table too
 		}
 	}
 	var undelivered []attemptRef

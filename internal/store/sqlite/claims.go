@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,10 @@ import (
 // compare-and-set on status, as they must on PostgreSQL (where the
 // candidates are read FOR UPDATE SKIP LOCKED instead).
 
+// renewChunk bounds the workers of one renewal statement (two parameters
+// each, well under SQLite's limit).
+const renewChunk = 500
+
 const (
 	// ?1 worker, ?2 identity, ?3 master, ?4 lease, ?5 at, ?6 id.
 	sqlClaim = `UPDATE jobs SET status = 'running', attempts = attempts + 1,
@@ -27,9 +32,12 @@ const (
 		started_at = CASE WHEN started_at = 0 THEN ?5 ELSE started_at END
 	WHERE id = ?6 AND status = 'queued'
 	RETURNING ` + jobColumns
-	// ?1 until, ?2 master, ?3 worker, ?4 identity. Served by jobs_held.
+	// ?1 until, ?2 master, then the (worker, identity) pairs. One
+	// statement per batch of workers: it walks the running jobs once on
+	// the (status, seq) index (they are bounded by the fleet's slots), so
+	// no index of its own costs every job a write at start and finish.
 	sqlRenew = `UPDATE jobs SET lease_until = ?1, master = ?2
-	WHERE status = 'running' AND worker = ?3 AND worker_identity = ?4`
+	WHERE status = 'running' AND (worker, worker_identity) IN (VALUES `
 	// ?1 reason, ?2 now, ?3 limit. One statement: the attempts it
 	// selects are those it changes, under the write lock, so a rescue
 	// racing another (on another handle) finds them no longer running.
@@ -230,14 +238,15 @@ func (s *Store) RenewLeases(ctx context.Context, master string, workers []store.
 		return 0, nil
 	}
 	n, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
-		st, err := tx.Prepare(sqlRenew)
-		if err != nil {
-			return 0, err
-		}
-		defer st.Close()
 		var total int64
-		for _, w := range workers {
-			res, err := st.Exec(nanos(until), master, w.Name, w.Identity)
+		for chunk := range slices.Chunk(workers, renewChunk) {
+			args := make([]any, 0, 2+2*len(chunk))
+			args = append(args, nanos(until), master)
+			for _, w := range chunk {
+				args = append(args, w.Name, w.Identity)
+			}
+			q := sqlRenew + strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", ") + ")"
+			res, err := tx.Exec(q, args...)
 			if err != nil {
 				return 0, err
 			}

@@ -127,9 +127,12 @@ UPDATE tokens SET kind = 'login', expires_at = created_at + 30 * 86400 * 1000000
 		// placement timeout counts from then). A running attempt records
 		// the master holding its worker's link and a lease (0: none, the attempt of a single master that does
 		// not renew). jobs_queue serves the claims (each owner's queued
-		// jobs in priority then age order) and jobs_held the lease
-		// renewals (a worker's running attempts); both are partial, so a
-		// finished job costs them nothing.
+		// jobs in priority then age order); it is partial, so a job costs
+		// it a write when it enters the queue and one when it leaves.
+		// Lease renewals and rescues walk the running jobs on the
+		// (status, seq) index instead of an index of their own: they are
+		// bounded by the fleet's slots, and every index is paid by every
+		// job.
 		//
 		// queued_counts is each owner's number of queued jobs, kept by
 		// triggers on every transition into or out of 'queued', so that
@@ -144,7 +147,6 @@ ALTER TABLE jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;
 UPDATE jobs SET queued_at = created_at WHERE status = 'queued';
 CREATE INDEX jobs_queue ON jobs (owner, priority DESC, seq) WHERE status = 'queued';
-CREATE INDEX jobs_held ON jobs (worker, worker_identity) WHERE status = 'running';
 
 CREATE TABLE queued_counts (
 	owner TEXT    PRIMARY KEY,
