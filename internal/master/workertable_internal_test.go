@@ -2,6 +2,8 @@ package master
 
 import (
 	"log/slog"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +55,15 @@ func TestWorkersTableViews(t *testing.T) {
 	}
 	if c.Workers[api.WorkerUp] != 1 || c.Workers[api.WorkerLost] != 1 || c.Workers[api.WorkerDraining] != 1 || c.Slots != 6 || c.SlotsInUse != 3 {
 		t.Errorf("cluster %+v", c)
+	}
+
+	// So do the metrics.
+	rec := httptest.NewRecorder()
+	m.metrics.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`grappe_worker_slots{worker="far"} 4`, `grappe_workers{status="lost"} 1`, `grappe_workers{status="draining"} 1`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 
 	// The flush writes this master's rows under its id.
