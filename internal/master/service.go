@@ -25,8 +25,7 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	if err != nil {
 		return nil, err
 	}
-	req.Language = v.lang.Name
-	req.Limits = v.limits
+	v.Normalize(req)
 	if req.MaxAttempts == 0 {
 		req.MaxAttempts = m.cfg.MaxAttempts
 	}
@@ -35,7 +34,7 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
 	sj := &store.Job{
-		ID: newJobID(), Owner: p.User, Language: v.lang.Name, Version: req.Version,
+		ID: newJobID(), Owner: p.User, Language: v.Lang.Name, Version: req.Version,
 		Status: store.StatusQueued, MaxAttempts: req.MaxAttempts, Priority: req.Priority,
 		Labels: req.Labels, CreatedAt: time.Now().UTC(), Request: body, IdempotencyKey: key,
 	}
@@ -63,7 +62,7 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	m.queue.Push(lj.sched)
 	m.mu.Unlock()
 	m.kick()
-	m.metrics.submitted(v.lang.Name)
+	m.metrics.submitted(v.Lang.Name)
 	m.stats.submitted()
 	return toAPI(sj, false)
 }
