@@ -60,13 +60,9 @@ func (c *Core) Submit(ctx context.Context, s Submission) (*store.Job, error) {
 	case err != nil:
 		return nil, fmt.Errorf("jobs: submit: %w", err)
 	}
-	stored, err := c.store.GetJob(ctx, j.ID)
-	if err != nil {
-		stored = j // the store's own fields (Seq, QueuedAt) are missing, nothing else
-	}
-	c.publish(stored)
+	c.publish(j)
 	c.Kick()
-	return stored, nil
+	return j, nil
 }
 
 // Cancel cancels a queued or running job on behalf of by (recorded in the

@@ -67,18 +67,20 @@ func (m *Master) liveFromStore(sj *store.Job) (*liveJob, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revalidate request: %w", err)
 	}
-	return m.newLiveJob(sj.ID, sj.Owner, sj.Priority, v, &req, sj.MaxAttempts, sj.Attempts), nil
+	return newLiveJob(sj, v, &req), nil
 }
 
-func (m *Master) newLiveJob(id, owner string, priority int, v *jobspec.Job, req *api.JobRequest, maxAttempts, attempts int) *liveJob {
-	m.seq++
+// newLiveJob is the working copy of stored job sj. Its place in its
+// owner's queue is the store's sequence number, the same on every master
+// and across restarts.
+func newLiveJob(sj *store.Job, v *jobspec.Job, req *api.JobRequest) *liveJob {
 	return &liveJob{
-		id: id, owner: owner, language: v.Lang.Name, version: req.Version,
+		id: sj.ID, owner: sj.Owner, language: v.Lang.Name, version: req.Version,
 		spec:        buildSpec(v, req),
-		maxAttempts: maxAttempts,
-		attempt:     attempts,
+		maxAttempts: sj.MaxAttempts,
+		attempt:     sj.Attempts,
 		sched: &scheduler.Job{
-			ID: id, Owner: owner, Priority: priority, Seq: m.seq, Since: time.Now(),
+			ID: sj.ID, Owner: sj.Owner, Priority: sj.Priority, Seq: sj.Seq, Since: time.Now(),
 			Req: scheduler.Requirements{Language: v.Lang.Name, Version: req.Version, Labels: req.Labels},
 		},
 	}

@@ -23,9 +23,9 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/autoscale"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/connlimit"
 	"github.com/grappe/grappe/internal/datadir"
 	"github.com/grappe/grappe/internal/httpapi"
@@ -231,7 +231,6 @@ type Master struct {
 	queue   *scheduler.Queue
 	jobs    map[string]*liveJob
 	workers map[string]*workerEntry
-	seq     int64
 	wsBuf   []*scheduler.Worker
 	// dirtyRows are the workers whose row the next flush writes
 	// (workertable.go).

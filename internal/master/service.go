@@ -56,8 +56,8 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 		}
 		return nil, fmt.Errorf("store job: %w", err)
 	}
+	lj := newLiveJob(sj, v, req) // outside the lock: it builds the worker's spec
 	m.mu.Lock()
-	lj := m.newLiveJob(sj.ID, sj.Owner, sj.Priority, v, req, sj.MaxAttempts, 0)
 	m.jobs[sj.ID] = lj
 	m.queue.Push(lj.sched)
 	m.mu.Unlock()
@@ -138,8 +138,17 @@ func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api
 		m.mu.Lock()
 		lj := m.jobs[id]
 		switch {
-		case lj == nil: // already terminal
+		case lj == nil:
+			// Not in this master's memory: finished, or unfinished in
+			// the store only (submitted through another master sharing
+			// it). The store decides.
 			m.mu.Unlock()
+			switch err := m.cancelStored(ctx, id, f); {
+			case errors.Is(err, store.ErrConflict):
+				continue // it moved meanwhile: look again
+			case err != nil:
+				return nil, err
+			}
 			return m.Job(ctx, p, id)
 		case m.queue.Remove(id):
 			delete(m.jobs, id)
@@ -180,6 +189,42 @@ func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api
 		return m.Job(ctx, p, id)
 	}
 	return nil, &jobs.Error{Code: jobs.CodeUnavailable, RetryAfter: 1, Message: "the job is changing state; try again"}
+}
+
+// cancelStored cancels a job this master does not hold in memory, by
+// compare-and-set on the state the store has: nothing for a finished job,
+// ErrConflict when the job moved between the read and the write. A worker
+// of this master still running it is told to stop.
+func (m *Master) cancelStored(ctx context.Context, id string, f store.Finish) error {
+	sj, err := m.store.GetJob(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch sj.Status {
+	case store.StatusQueued:
+		err = m.store.FinishQueued(ctx, id, f)
+	case store.StatusRunning:
+		_, err = m.store.FinishAttempt(ctx, id, sj.Attempts, store.WorkerRef{Name: sj.Worker, Identity: sj.WorkerIdentity}, f)
+	default:
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if sj.Status == store.StatusRunning {
+		m.mu.Lock()
+		var sess *session
+		if w := m.workers[sj.Worker]; w != nil && w.identity == sj.WorkerIdentity && w.attempts[id] == sj.Attempts {
+			delete(w.attempts, id)
+			sess = w.session
+		}
+		m.mu.Unlock()
+		if sess != nil {
+			sess.sendMsg(cancelMsg(id, sj.Attempts, f.Error))
+		}
+	}
+	m.finishedEvent(ctx, id, sj.Language, f)
+	return nil
 }
 
 func (m *Master) finishedEvent(ctx context.Context, id, language string, f store.Finish) {

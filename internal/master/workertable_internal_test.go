@@ -1,6 +1,7 @@
 package master
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/store"
 )
 
@@ -96,6 +98,35 @@ func TestWorkersTableViews(t *testing.T) {
 	for _, r := range rows {
 		if r.Name == "near" {
 			t.Errorf("forgotten worker's row kept: %+v", r)
+		}
+	}
+}
+
+// A job this master does not hold in memory (submitted through another
+// master on the same database) is cancelled through the store, queued or
+// running.
+func TestCancelJobOnlyInTheStore(t *testing.T) {
+	m, err := New(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := t.Context()
+	alice := &auth.Principal{User: "alice", Role: auth.RoleUser}
+	for _, running := range []bool{false, true} {
+		j := &store.Job{ID: fmt.Sprintf("elsewhere-%v", running), Owner: "alice", Language: "python", MaxAttempts: 3,
+			Request: []byte(`{"language":"python","source":"print(1)"}`), CreatedAt: time.Now()}
+		if err := m.store.CreateJob(ctx, j, 0); err != nil {
+			t.Fatal(err)
+		}
+		if running {
+			if err := m.store.StartAttempt(ctx, j.ID, 1, store.WorkerRef{Name: "far", Identity: "x"}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := m.Cancel(ctx, alice, j.ID)
+		if err != nil || got.Status != api.StatusCancelled || got.Error != "cancelled by alice" {
+			t.Errorf("running %v: Cancel = %+v, %v; want cancelled", running, got, err)
 		}
 	}
 }

@@ -171,7 +171,8 @@ func (t *Token) Expired(now time.Time) bool {
 type Store interface {
 	// CreateJob inserts a queued job: j.Status must be StatusQueued or
 	// empty (taken as queued); the other fields are stored as given.
-	// ErrConflict if the id exists (or the owner's idempotency key).
+	// ErrConflict if the id exists (or the owner's idempotency key). On
+	// success it sets the store's own fields of j (Seq, QueuedAt).
 	// With maxQueued > 0 it is also the owner's queued-job quota,
 	// checked and taken in the same write: ErrQuota if the owner already
 	// has maxQueued queued jobs, however many masters submit at once.

@@ -31,7 +31,8 @@ const (
 	// submissions, from any number of handles, cannot overshoot it.
 	sqlCreateJob = `INSERT INTO jobs (` + insertColumns + `, queued_at)
 	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?13
-	WHERE ?23 = 0 OR COALESCE((SELECT n FROM queued_counts WHERE owner = ?2), 0) < ?23`
+	WHERE ?23 = 0 OR COALESCE((SELECT n FROM queued_counts WHERE owner = ?2), 0) < ?23
+	RETURNING seq, queued_at`
 	sqlQueuedByOwner = `SELECT n FROM queued_counts WHERE owner = ?`
 	sqlGetJob        = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
 	// "idem_key != ''" repeats the partial index's condition: without it
@@ -78,7 +79,8 @@ const (
 )
 
 // CreateJob implements store.Store. The job must be new: Status empty (taken
-// as queued) or queued; every other field is stored as given.
+// as queued) or queued; every other field is stored as given, and the
+// store's own (Seq, QueuedAt) are set in j.
 func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) error {
 	if j.ID == "" {
 		return errors.New("sqlite: CreateJob: empty id")
@@ -101,13 +103,16 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) erro
 		nanos(j.CreatedAt), nanos(j.StartedAt), nanos(j.FinishedAt),
 		blob(j.Request), blob(j.Result), j.IdempotencyKey,
 		j.WorkerIdentity, j.Released, j.Master, nanos(j.LeaseUntil), max(maxQueued, 0)}
-	n, err := s.writes.exec(ctx, s.createJob, args...)
+	var seq, queued int64
+	scan := func(row *sql.Row) error { return row.Scan(&seq, &queued) }
+	n, err := s.writes.query(ctx, scan, s.createJob, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, constraintErr(err))
 	}
 	if n == 0 {
 		return fmt.Errorf("sqlite: CreateJob %q: %d queued jobs of %s: %w", j.ID, maxQueued, j.Owner, store.ErrQuota)
 	}
+	j.Seq, j.QueuedAt = seq, fromNanos(queued)
 	return nil
 }
 

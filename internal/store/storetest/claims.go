@@ -311,10 +311,14 @@ func testQuota(t *testing.T, s store.Store) {
 func testSeq(t *testing.T, s store.Store) {
 	var last int64
 	for i := range 5 {
-		mustCreate(t, s, newJob(jobID(i), "alice", at(0)))
+		created := newJob(jobID(i), "alice", at(i))
+		mustCreate(t, s, created)
 		j := mustGet(t, s, jobID(i))
 		if j.Seq <= last {
 			t.Errorf("job %d: Seq %d after %d, want increasing", i, j.Seq, last)
+		}
+		if created.Seq != j.Seq || !created.QueuedAt.Equal(at(i)) {
+			t.Errorf("job %d: CreateJob set Seq %d QueuedAt %v, stored %d %v", i, created.Seq, created.QueuedAt, j.Seq, j.QueuedAt)
 		}
 		last = j.Seq
 	}
