@@ -129,6 +129,46 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Validate fills in the defaults and checks the configuration, so that a
+// mistake is reported before anything is opened or bound. New calls it.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.DataDir == "":
+		return errors.New("master: DataDir is required")
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		return errors.New("master: --tls-cert and --tls-key go together")
+	case c.InsecureHTTP && !loopback(c.Listen):
+		return fmt.Errorf("master: --insecure-http is only allowed on a loopback address, not %q", c.Listen)
+	case c.HeartbeatInterval < 0 || c.WorkerTimeout < 0 || c.PlacementTimeout < 0 || c.RecoveryGrace < 0 ||
+		c.ForgetLostAfter < 0 || c.ResultGrace < 0 || c.LoginTTL < 0:
+		return errors.New("master: durations must not be negative")
+	case c.WorkerTimeout <= c.HeartbeatInterval:
+		return fmt.Errorf("master: the worker timeout (%s) must be longer than the heartbeat interval (%s)", c.WorkerTimeout, c.HeartbeatInterval)
+	case c.MaxAttempts < 0 || c.MaxQueuedPerUser < 0 || c.MaxConnsPerAddr < 0 || c.MaxConns < 0:
+		return errors.New("master: counts must not be negative")
+	}
+	for _, addr := range []string{c.Listen, c.ClusterListen, c.MetricsListen} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("master: listen address %q: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+// loopback reports whether addr's host is a loopback name or address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
 func (c *Config) setDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -254,9 +294,8 @@ const (
 // the queue and binds both listeners, so Addr and ClusterAddr are known
 // before Run.
 func New(cfg Config) (*Master, error) {
-	cfg.setDefaults()
-	if cfg.DataDir == "" {
-		return nil, errors.New("master: DataDir is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if err := datadir.Ensure(cfg.DataDir, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("master: data dir: %w", err)
@@ -413,11 +452,7 @@ func (m *Master) limitConns(ln net.Listener, name string) net.Listener {
 // if given, else the cluster one; nil for --insecure-http on loopback.
 func (m *Master) apiTLS(cluster *tls.Config) (*tls.Config, error) {
 	if m.cfg.InsecureHTTP {
-		host, _, err := net.SplitHostPort(m.cfg.Listen)
-		ip := net.ParseIP(host)
-		if err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
-			return nil, fmt.Errorf("master: --insecure-http is only allowed on a loopback address, not %q", m.cfg.Listen)
-		}
+		// Validate refused it anywhere but on loopback.
 		m.log.Warn("REST API served WITHOUT TLS on loopback", "listen", m.cfg.Listen)
 		return nil, nil
 	}
