@@ -60,17 +60,9 @@ func (c *Core) Release(ctx context.Context, w store.WorkerRef, id string, n int,
 	if err != nil || !holds(j, w, n) {
 		return ErrStale
 	}
-	released := !r.Counted && !r.Infrastructure && j.Released < MaxReleasedAttempts
-	counted := n - j.Released // the attempts that count, this one included
-	if released {
-		counted--
-	}
+	released, msg := GiveBack(n, j.Released, j.MaxAttempts, r)
 	now := c.now()
-	if counted >= j.MaxAttempts {
-		msg := fmt.Sprintf("%s; gave up after %d attempts", r.Reason, n)
-		if r.Infrastructure {
-			msg = InfrastructureGaveUp(counted)
-		}
+	if msg != "" {
 		done, err := c.store.FinishAttempt(ctx, id, n, w, store.Finish{Status: store.StatusFailed, Error: msg, At: now})
 		switch {
 		case errors.Is(err, store.ErrConflict):
@@ -93,6 +85,27 @@ func (c *Core) Release(ctx context.Context, w store.WorkerRef, id string, n int,
 	}
 	c.Kick()
 	return nil
+}
+
+// GiveBack is the rule for attempt n given back (r), of a job that had
+// released attempts given back uncounted and may use maxAttempts counted
+// ones: whether this one goes uncounted (a plain release, up to
+// MaxReleasedAttempts per job), and, when it was the job's last counted
+// attempt, the error the job fails with (empty: it goes back to the
+// queue). The master's worker links and the core apply this one rule.
+func GiveBack(n, released, maxAttempts int, r Release) (uncounted bool, fail string) {
+	uncounted = !r.Counted && !r.Infrastructure && released < MaxReleasedAttempts
+	counted := n - released // the attempts that count, this one included
+	if uncounted {
+		counted--
+	}
+	if counted < maxAttempts {
+		return uncounted, ""
+	}
+	if r.Infrastructure {
+		return false, InfrastructureGaveUp(counted)
+	}
+	return false, fmt.Sprintf("%s; gave up after %d attempts", r.Reason, n)
 }
 
 // InfrastructureGaveUp is the error of a job whose attempts all met a

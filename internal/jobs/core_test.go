@@ -467,3 +467,28 @@ func TestTwoMastersRunEachJobOnce(t *testing.T) {
 		}
 	}
 }
+
+// The give-back rule, as the master's worker links and the core apply it.
+func TestGiveBack(t *testing.T) {
+	plain := "grappe could not run this job: the workers' sandbox failed on 3 attempts"
+	for _, tc := range []struct {
+		name             string
+		n, released, max int
+		r                jobs.Release
+		wantUncounted    bool
+		wantFail         string
+	}{
+		{"release, first", 1, 0, 3, jobs.Release{Reason: "shutting down"}, true, ""},
+		{"release, past five", 6, 5, 1, jobs.Release{Reason: "shutting down"}, false, "shutting down; gave up after 6 attempts"},
+		{"lost, attempts left", 2, 0, 3, jobs.Release{Reason: "worker lost", Counted: true}, false, ""},
+		{"lost, last", 3, 0, 3, jobs.Release{Reason: "worker lost", Counted: true}, false, "worker lost; gave up after 3 attempts"},
+		{"lost after releases", 4, 2, 2, jobs.Release{Reason: "worker lost", Counted: true}, false, "worker lost; gave up after 4 attempts"},
+		{"broken sandbox, last", 3, 0, 3, jobs.Release{Reason: "sandbox", Infrastructure: true}, false, plain},
+		{"broken sandbox, left", 2, 0, 3, jobs.Release{Reason: "sandbox", Infrastructure: true}, false, ""},
+	} {
+		uncounted, fail := jobs.GiveBack(tc.n, tc.released, tc.max, tc.r)
+		if uncounted != tc.wantUncounted || fail != tc.wantFail {
+			t.Errorf("%s: %v %q, want %v %q", tc.name, uncounted, fail, tc.wantUncounted, tc.wantFail)
+		}
+	}
+}
