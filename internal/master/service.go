@@ -292,17 +292,13 @@ func (m *Master) publishEnd(id string, final *store.Job) {
 
 // Languages lists what the connected workers can run.
 func (m *Master) Languages(ctx context.Context) []api.Language {
-	m.mu.Lock()
 	type agg struct {
 		versions map[string]bool
 		workers  int
 	}
 	byName := map[string]*agg{}
-	for _, w := range m.workers {
-		if w.session == nil || w.status == api.WorkerLost {
-			continue
-		}
-		for _, l := range w.languages {
+	add := func(langs []api.WorkerLanguage) {
+		for _, l := range langs {
 			a := byName[l.Name]
 			if a == nil {
 				a = &agg{versions: map[string]bool{}}
@@ -311,6 +307,20 @@ func (m *Master) Languages(ctx context.Context) []api.Language {
 			a.versions[l.Version] = true
 			a.workers++
 		}
+	}
+	// The other masters' workers too (workers table): any master serves
+	// any client, and places on the workers of the whole cluster.
+	for _, w := range m.otherWorkers(ctx, m.holds) {
+		if w.Status != api.WorkerLost {
+			add(w.Languages)
+		}
+	}
+	m.mu.Lock()
+	for _, w := range m.workers {
+		if w.session == nil || w.status == api.WorkerLost {
+			continue
+		}
+		add(w.languages)
 	}
 	m.mu.Unlock()
 	out := make([]api.Language, 0, len(byName))

@@ -51,6 +51,9 @@ func TestWorkersTableViews(t *testing.T) {
 	if w := byName["near"]; w.Status != api.WorkerDraining {
 		t.Errorf("near: %+v", w)
 	}
+	if ls := m.Languages(ctx); len(ls) != 1 || ls[0].Name != "python" || ls[0].Version != "3.11.2" {
+		t.Errorf("languages %+v, want the far worker's python", ls)
+	}
 	c, err := m.Cluster(ctx)
 	if err != nil {
 		t.Fatal(err)
