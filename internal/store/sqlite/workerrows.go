@@ -53,11 +53,7 @@ func (s *Store) UpsertWorkers(ctx context.Context, ws []*store.Worker) error {
 			w.HealthReason, w.Sandbox, w.Version, nanos(w.ConnectedAt), nanos(w.LastHeartbeat), nanos(w.LostAt)}
 	}
 	_, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
-		st, err := tx.Prepare(sqlUpsertWorker)
-		if err != nil {
-			return 0, err
-		}
-		defer st.Close()
+		st := tx.Stmt(s.upsertWorker) // prepared once: a flush runs twice a heartbeat interval
 		for _, a := range args {
 			if _, err := st.Exec(a...); err != nil {
 				return 0, err
