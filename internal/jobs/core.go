@@ -82,6 +82,7 @@ const (
 	DefaultMaxAttempts      = 3
 	DefaultMaxQueuedPerUser = 10000
 	DefaultClaimBatch       = 128
+	DefaultTick             = time.Second
 	// MaxReleasedAttempts bounds the attempts of one job given back unrun
 	// that do not count against its attempts (issue 11): past it, a
 	// release counts like a failure, so that a worker taking and giving
@@ -108,6 +109,9 @@ type Config struct {
 	MaxAttempts      int // attempts of a job that does not say (DefaultMaxAttempts)
 	MaxQueuedPerUser int // queued jobs per owner (DefaultMaxQueuedPerUser)
 	ClaimBatch       int // jobs claimed per store transaction (DefaultClaimBatch)
+	// Tick is Run's period: it flushes heartbeats and dispatches at least
+	// this often, and sweeps every fourth tick (DefaultTick).
+	Tick time.Duration
 	// NewID makes job ids (nil: NewJobID).
 	NewID func() string
 }
@@ -121,7 +125,7 @@ func (c *Config) Validate() error {
 		return errors.New("jobs: Config.Store is required")
 	case c.Links == nil:
 		return errors.New("jobs: Config.Links is required")
-	case c.LeaseTTL < 0 || c.PlacementTimeout < 0 || c.MaxAttempts < 0 || c.MaxQueuedPerUser < 0 || c.ClaimBatch < 0:
+	case c.LeaseTTL < 0 || c.PlacementTimeout < 0 || c.Tick < 0 || c.MaxAttempts < 0 || c.MaxQueuedPerUser < 0 || c.ClaimBatch < 0:
 		return errors.New("jobs: Config: negative durations or counts")
 	}
 	if c.Clock == nil {
@@ -143,6 +147,7 @@ func (c *Config) Validate() error {
 	}
 	def(&c.LeaseTTL, DefaultLeaseTTL)
 	def(&c.PlacementTimeout, DefaultPlacementTimeout)
+	def(&c.Tick, DefaultTick)
 	defInt := func(n *int, v int) {
 		if *n == 0 {
 			*n = v
@@ -197,10 +202,10 @@ func (c *Core) Kick() {
 	}
 }
 
-// Run dispatches whenever kicked and at least every tick, flushes the
-// heartbeats every tick and sweeps every few ticks, until ctx ends.
-func (c *Core) Run(ctx context.Context, tick time.Duration) error {
-	t := time.NewTicker(tick)
+// Run dispatches whenever kicked and at least every Config.Tick, flushes
+// the heartbeats every tick and sweeps every fourth, until ctx ends.
+func (c *Core) Run(ctx context.Context) error {
+	t := time.NewTicker(c.cfg.Tick)
 	defer t.Stop()
 	for n := 0; ; n++ {
 		select {

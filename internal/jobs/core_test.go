@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -490,5 +491,34 @@ func TestGiveBack(t *testing.T) {
 		if uncounted != tc.wantUncounted || fail != tc.wantFail {
 			t.Errorf("%s: %v %q, want %v %q", tc.name, uncounted, fail, tc.wantUncounted, tc.wantFail)
 		}
+	}
+}
+
+// Run drives the core on its own: a submitted job is dispatched without a
+// call to Dispatch, and Run ends with its context.
+func TestRun(t *testing.T) {
+	h := newHarness(t, func(c *jobs.Config) { c.Tick = 10 * time.Millisecond })
+	w1 := h.connect("w1", 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.core.Run(ctx) }()
+	j := h.submit("alice")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.links.mu.Lock()
+		n := len(w1.running)
+		h.links.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run never dispatched the job")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.want(j.ID, store.StatusRunning, 1, "w1")
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v, want context.Canceled", err)
 	}
 }
