@@ -16,10 +16,19 @@ import (
 // bigRunner pretends to run a job whose program writes as many MiB to
 // stdout as its source says ("70" → 70 MiB), as a job with many test
 // cases and large output limits can. gate, if not nil, holds each run
-// until it is closed.
-type bigRunner struct{ gate chan struct{} }
+// until it is closed; started, if not nil, hears of each run as it begins.
+type bigRunner struct {
+	gate    chan struct{}
+	started chan struct{}
+}
 
 func (b bigRunner) Run(ctx context.Context, spec *runner.Spec, _ runner.OutputFunc) (*runner.Result, error) {
+	if b.started != nil {
+		select {
+		case b.started <- struct{}{}:
+		default:
+		}
+	}
 	if b.gate != nil {
 		select {
 		case <-b.gate:
@@ -69,18 +78,26 @@ func TestHugeResultFailsItsJobAndTheWorkerStaysUp(t *testing.T) {
 // and follows in pieces; the master must not re-queue the attempt
 // meanwhile, nor take a hello bigger than a message.
 func TestResultFinishedWhileDisconnectedIsDeliveredOnce(t *testing.T) {
-	gate := make(chan struct{})
+	gate, started := make(chan struct{}), make(chan struct{}, 1)
 	// The cut stalls the result's stream (its flow-control window runs
 	// out), so the worker notices only by its keepalive (10s + 5s): the
 	// master must wait longer before it declares it lost.
 	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) { cfg.WorkerTimeout = 30 * time.Second }})
-	c.AddWorker(clustertest.WorkerOptions{Name: "cut", Slots: 1, Runner: bigRunner{gate: gate}, LanguageSource: fakePython, Proxied: true})
+	c.AddWorker(clustertest.WorkerOptions{Name: "cut", Slots: 1, Runner: bigRunner{gate: gate, started: started}, LanguageSource: fakePython, Proxied: true})
 	ctx := context.Background()
 	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "python", Source: "20"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitRunning(t, c, job.ID)
+	// Running in the store is not yet running on the worker: the
+	// assignment is sent after the commit. Cut the link only once the
+	// worker has the job, or the cut may drop the assignment itself.
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the worker never started the job")
+	}
 	c.Partition("cut", true)
 	close(gate) // the result is ready while the link is down
 	time.Sleep(500 * time.Millisecond)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/jobs"
 )
 
 // Error is an error with the HTTP status and code the client sees. The
@@ -46,9 +47,48 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
+// statusOf maps a domain error's code to its HTTP status: the one place
+// the job core's errors meet HTTP.
+func statusOf(code string) int {
+	switch code {
+	case api.CodeInvalid, api.CodeUnknownLanguage:
+		return http.StatusUnprocessableEntity
+	case api.CodeBadRequest, api.CodeInvalidJSON:
+		return http.StatusBadRequest
+	case api.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case api.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case api.CodeForbidden:
+		return http.StatusForbidden
+	case api.CodeNotFound:
+		return http.StatusNotFound
+	case api.CodeConflict:
+		return http.StatusConflict
+	case api.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case api.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// fromDomain turns a domain error (*jobs.Error) into the HTTP one.
+func fromDomain(err error) (*Error, bool) {
+	var je *jobs.Error
+	if !errors.As(err, &je) {
+		return nil, false
+	}
+	msg := je.Message
+	if je.Field != "" {
+		msg = je.Field + ": " + msg
+	}
+	return &Error{Status: statusOf(je.Code), Code: je.Code, Message: msg, RetryAfter: je.RetryAfter}, true
+}
+
 func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
+	e, ok := fromDomain(err)
+	if !ok && !errors.As(err, &e) {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = &Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: "internal error"}
 	}

@@ -4,7 +4,11 @@
 // once accepted a file named "-x.c" that the worker then refused), so every
 // rule about what a job may contain lives here.
 //
-// Today it holds the file-name rule, the compile-flag allow-list check and
-// the whole-job output budget; issue 12 grows it into the one job shape
-// that is stored, dispatched and turned into sandbox commands.
+// It holds the file-name rule, the compile-flag allow-list check, the
+// whole-job output budget, and Validate: every rule of a submission
+// (names, encodings, limits, per-language flags, caps), applied once at
+// submission; Normalize makes the stored request canonical (the
+// catalogue's language name, every limit filled). Still to come (issue
+// 12): the stored request in jobspec's own form, dispatched from the store
+// and turned into the sandbox command without another set of rules.
 package jobspec

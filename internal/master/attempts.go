@@ -22,9 +22,9 @@ import (
 // counted. A rogue worker could then hold jobs hostage by taking and
 // giving back everything it is given, so:
 const (
-	// maxReleasedAttempts bounds the uncounted releases of one job: past
-	// it, a release counts against the job's attempts like a failure.
-	maxReleasedAttempts = 5
+	// The uncounted releases of one job are bounded by
+	// jobs.MaxReleasedAttempts (jobs.GiveBack): past it, a release
+	// counts against the job's attempts like a failure.
 	// A worker that gives back more than its slots plus releaseAllowance
 	// attempts within releaseWindow, without finishing one in between, is
 	// drained as an admin would (a shutdown gives back at most its slots).
@@ -109,6 +109,7 @@ func (m *Master) noteRelease(w store.WorkerRef) {
 	if drain {
 		we.adminDrain = true
 		we.setStatus()
+		m.markRow(we.name)
 		sess = we.session
 	}
 	m.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clusterpb"
+	"github.com/grappe/grappe/internal/jobspec"
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
 )
@@ -31,27 +32,27 @@ func newJobID() string {
 }
 
 // buildSpec turns a validated submission into what the worker receives.
-func buildSpec(v *validated, req *api.JobRequest) *clusterpb.JobSpec {
+func buildSpec(v *jobspec.Job, req *api.JobRequest) *clusterpb.JobSpec {
 	spec := &clusterpb.JobSpec{
-		Language:    v.lang.Name,
+		Language:    v.Lang.Name,
 		Version:     req.Version,
-		Stdin:       v.stdin,
+		Stdin:       v.Stdin,
 		Args:        req.Args,
 		CompileArgs: req.CompileArgs,
 		Limits: &clusterpb.Limits{
-			CpuMs: v.limits.CPUMs, WallMs: v.limits.WallMs, MemoryMb: v.limits.MemoryMB,
-			Processes: v.limits.Processes, OutputKb: v.limits.OutputKB,
-			TotalOutputKb: v.limits.TotalOutputKB,
+			CpuMs: v.Limits.CPUMs, WallMs: v.Limits.WallMs, MemoryMb: v.Limits.MemoryMB,
+			Processes: v.Limits.Processes, OutputKb: v.Limits.OutputKB,
+			TotalOutputKb: v.Limits.TotalOutputKB,
 		},
 		HasExpected:    req.ExpectedOutput != nil,
-		ExpectedOutput: v.expected,
+		ExpectedOutput: v.Expected,
 		StopOnFailure:  req.StopOnFailure,
 	}
-	for _, f := range v.files {
-		spec.Files = append(spec.Files, &clusterpb.File{Name: f.name, Content: f.content})
+	for _, f := range v.Files {
+		spec.Files = append(spec.Files, &clusterpb.File{Name: f.Name, Content: f.Content})
 	}
-	for _, t := range v.tests {
-		spec.Tests = append(spec.Tests, &clusterpb.TestCase{Stdin: t.stdin, HasExpected: t.hasExpected, ExpectedOutput: t.expected})
+	for _, t := range v.Tests {
+		spec.Tests = append(spec.Tests, &clusterpb.TestCase{Stdin: t.Stdin, HasExpected: t.HasExpected, ExpectedOutput: t.Expected})
 	}
 	return spec
 }
@@ -66,19 +67,21 @@ func (m *Master) liveFromStore(sj *store.Job) (*liveJob, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revalidate request: %w", err)
 	}
-	return m.newLiveJob(sj.ID, sj.Owner, sj.Priority, v, &req, sj.MaxAttempts, sj.Attempts), nil
+	return newLiveJob(sj, v, &req), nil
 }
 
-func (m *Master) newLiveJob(id, owner string, priority int, v *validated, req *api.JobRequest, maxAttempts, attempts int) *liveJob {
-	m.seq++
+// newLiveJob is the working copy of stored job sj. Its place in its
+// owner's queue is the store's sequence number, the same on every master
+// and across restarts.
+func newLiveJob(sj *store.Job, v *jobspec.Job, req *api.JobRequest) *liveJob {
 	return &liveJob{
-		id: id, owner: owner, language: v.lang.Name, version: req.Version,
+		id: sj.ID, owner: sj.Owner, language: v.Lang.Name, version: req.Version,
 		spec:        buildSpec(v, req),
-		maxAttempts: maxAttempts,
-		attempt:     attempts,
+		maxAttempts: sj.MaxAttempts,
+		attempt:     sj.Attempts,
 		sched: &scheduler.Job{
-			ID: id, Owner: owner, Priority: priority, Seq: m.seq, Since: time.Now(),
-			Req: scheduler.Requirements{Language: v.lang.Name, Version: req.Version, Labels: req.Labels},
+			ID: sj.ID, Owner: sj.Owner, Priority: sj.Priority, Seq: sj.Seq, Since: time.Now(),
+			Req: scheduler.Requirements{Language: v.Lang.Name, Version: req.Version, Labels: req.Labels},
 		},
 	}
 }

@@ -54,34 +54,34 @@ func FuzzValidate(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(v.files) == 0 {
+		if len(v.Files) == 0 {
 			t.Fatal("accepted a job without files")
 		}
-		for _, f := range v.files {
-			if f.name == "" {
+		for _, f := range v.Files {
+			if f.Name == "" {
 				continue
 			}
-			hostile := jobspec.CheckFileName(f.name) != nil || strings.HasPrefix(path.Base(f.name), "-") || strings.HasPrefix(f.name, "/") || strings.ContainsAny(f.name, "\\\x00")
-			for _, part := range strings.Split(f.name, "/") {
+			hostile := jobspec.CheckFileName(f.Name) != nil || strings.HasPrefix(path.Base(f.Name), "-") || strings.HasPrefix(f.Name, "/") || strings.ContainsAny(f.Name, "\\\x00")
+			for _, part := range strings.Split(f.Name, "/") {
 				hostile = hostile || part == "" || part == "." || part == ".."
 			}
 			if hostile {
-				t.Fatalf("accepted a hostile file name %q", f.name)
+				t.Fatalf("accepted a hostile file name %q", f.Name)
 			}
 		}
-		l, mx := v.limits, m.cfg.MaxLimits
+		l, mx := v.Limits, m.cfg.MaxLimits
 		if l.CPUMs <= 0 || l.CPUMs > mx.CPUMs || l.WallMs <= 0 || l.WallMs > mx.WallMs ||
 			l.MemoryMB <= 0 || l.MemoryMB > mx.MemoryMB || l.OutputKB <= 0 || l.OutputKB > mx.OutputKB ||
 			l.TotalOutputKB <= 0 || l.TotalOutputKB > jobspec.MaxTotalOutputKB {
 			t.Fatalf("accepted limits %+v outside (0, %+v]", l, mx)
 		}
 		spec := buildSpec(v, &req)
-		if spec.Language != v.lang.Name || len(spec.Files) != len(v.files) {
+		if spec.Language != v.Lang.Name || len(spec.Files) != len(v.Files) {
 			t.Fatalf("spec %+v does not match the submission", spec)
 		}
 		// The stored form must decode back and validate again (recovery
 		// after a restart depends on it).
-		req.Language, req.Limits = v.lang.Name, v.limits
+		v.Normalize(&req)
 		b, err := json.Marshal(&req)
 		if err != nil {
 			t.Fatal(err)
@@ -133,8 +133,8 @@ func TestValidateOneRule(t *testing.T) {
 	if err != nil {
 		t.Fatalf("usual flags refused: %v", err)
 	}
-	if v.limits.TotalOutputKB != jobspec.DefaultTotalOutputKB {
-		t.Errorf("total_output_kb defaults to %d, want %d", v.limits.TotalOutputKB, jobspec.DefaultTotalOutputKB)
+	if v.Limits.TotalOutputKB != jobspec.DefaultTotalOutputKB {
+		t.Errorf("total_output_kb defaults to %d, want %d", v.Limits.TotalOutputKB, jobspec.DefaultTotalOutputKB)
 	}
 	if got := buildSpec(v, &req).Limits.TotalOutputKb; got != jobspec.DefaultTotalOutputKB {
 		t.Errorf("the worker's spec has total_output_kb %d", got)

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/auth"
-	"github.com/grappe/grappe/internal/httpapi"
+	"github.com/grappe/grappe/internal/clusterpb"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/pki"
 	"github.com/grappe/grappe/internal/store"
 )
@@ -191,7 +191,7 @@ func (m *Master) RotateJoinToken(ctx context.Context, p *auth.Principal) (string
 func (m *Master) RevokeWorker(ctx context.Context, p *auth.Principal, name string) error {
 	err := m.store.RevokeWorkerIdentity(ctx, name, time.Now().UTC())
 	if errors.Is(err, store.ErrNotFound) {
-		return httpapi.ErrNotFound
+		return jobs.NotFound
 	}
 	if err != nil {
 		return err

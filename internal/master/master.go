@@ -23,9 +23,9 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/autoscale"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/connlimit"
 	"github.com/grappe/grappe/internal/datadir"
 	"github.com/grappe/grappe/internal/httpapi"
@@ -121,7 +121,52 @@ type Config struct {
 	// Autoscale lets the master start and stop workers with the load.
 	Autoscale AutoscaleConfig
 
+	// MasterID names this master in the store (the workers table, the
+	// attempts it holds); unique among the masters sharing a database.
+	// Default: the host name and the data directory.
+	MasterID string
+
 	Logger *slog.Logger
+}
+
+// Validate fills in the defaults and checks the configuration, so that a
+// mistake is reported before anything is opened or bound. New calls it.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.DataDir == "":
+		return errors.New("master: DataDir is required")
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		return errors.New("master: --tls-cert and --tls-key go together")
+	case c.InsecureHTTP && !loopback(c.Listen):
+		return fmt.Errorf("master: --insecure-http is only allowed on a loopback address, not %q", c.Listen)
+	case c.HeartbeatInterval < 0 || c.WorkerTimeout < 0 || c.PlacementTimeout < 0 || c.RecoveryGrace < 0 ||
+		c.ForgetLostAfter < 0 || c.ResultGrace < 0 || c.LoginTTL < 0:
+		return errors.New("master: durations must not be negative")
+	case c.WorkerTimeout <= c.HeartbeatInterval:
+		return fmt.Errorf("master: the worker timeout (%s) must be longer than the heartbeat interval (%s)", c.WorkerTimeout, c.HeartbeatInterval)
+	case c.MaxAttempts < 0 || c.MaxQueuedPerUser < 0 || c.MaxConnsPerAddr < 0 || c.MaxConns < 0:
+		return errors.New("master: counts must not be negative")
+	}
+	for _, addr := range []string{c.Listen, c.ClusterListen, c.MetricsListen} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("master: listen address %q: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+// loopback reports whether addr's host is a loopback name or address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 func (c *Config) setDefaults() {
@@ -181,6 +226,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.MasterID == "" {
+		c.MasterID = defaultMasterID(c.DataDir)
+	}
 }
 
 // Master is a running master. Create it with New, start it with Run.
@@ -223,8 +271,10 @@ type Master struct {
 	queue   *scheduler.Queue
 	jobs    map[string]*liveJob
 	workers map[string]*workerEntry
-	seq     int64
 	wsBuf   []*scheduler.Worker
+	// dirtyRows are the workers whose row the next flush writes
+	// (workertable.go).
+	dirtyRows map[string]struct{}
 
 	closeOnce sync.Once
 }
@@ -244,9 +294,8 @@ const (
 // the queue and binds both listeners, so Addr and ClusterAddr are known
 // before Run.
 func New(cfg Config) (*Master, error) {
-	cfg.setDefaults()
-	if cfg.DataDir == "" {
-		return nil, errors.New("master: DataDir is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if err := datadir.Ensure(cfg.DataDir, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("master: data dir: %w", err)
@@ -255,6 +304,7 @@ func New(cfg Config) (*Master, error) {
 		cfg: cfg, log: cfg.Logger, audit: cfg.Logger.With("audit", true), catalogue: cfg.Catalogue,
 		broker: newBroker(), kickc: make(chan struct{}, 1),
 		queue: scheduler.NewQueue(), jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{},
+		dirtyRows: map[string]struct{}{},
 		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
 	}
 	if m.catalogue == nil {
@@ -402,11 +452,7 @@ func (m *Master) limitConns(ln net.Listener, name string) net.Listener {
 // if given, else the cluster one; nil for --insecure-http on loopback.
 func (m *Master) apiTLS(cluster *tls.Config) (*tls.Config, error) {
 	if m.cfg.InsecureHTTP {
-		host, _, err := net.SplitHostPort(m.cfg.Listen)
-		ip := net.ParseIP(host)
-		if err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
-			return nil, fmt.Errorf("master: --insecure-http is only allowed on a loopback address, not %q", m.cfg.Listen)
-		}
+		// Validate refused it anywhere but on loopback.
 		m.log.Warn("REST API served WITHOUT TLS on loopback", "listen", m.cfg.Listen)
 		return nil, nil
 	}
@@ -472,6 +518,7 @@ func (m *Master) Run(ctx context.Context) error {
 	g.Go(func() error { m.dispatchLoop(gctx); return nil })
 	g.Go(func() error { m.sweepLoop(gctx); return nil })
 	g.Go(func() error { m.statsLoop(gctx); return nil })
+	g.Go(func() error { m.workerRowsLoop(gctx); return nil })
 	if m.autoscaler != nil {
 		g.Go(func() error { return m.autoscaler.Run(gctx) })
 	}

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -149,14 +150,31 @@ type workerRow struct {
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
+	// The workers other masters hold, from the workers table: the
+	// metrics of one master describe the whole cluster's workers.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	others := m.otherWorkers(ctx, m.holds)
+	cancel()
+	elsewhere := make(map[string]bool, len(others))
+	rows := make([]workerRow, 0, len(others))
+	for _, w := range others {
+		elsewhere[w.Name] = true
+		rows = append(rows, workerRow{
+			name: w.Name, status: w.Status, sandbox: w.Sandbox, version: w.Version,
+			cpu: w.CPUPercent, memory: w.MemoryPercent, slots: w.Slots, used: w.Running,
+			done: w.JobsDone, lastBeat: w.LastHeartbeat, infraFailures: w.InfraFailures,
+		})
+	}
 	m.mu.Lock()
 	queued := m.queue.Len()
 	// As the stats ring counts it: every live job not in the queue is
 	// running, including one waiting for its worker to re-adopt it after a
 	// master restart.
 	running := len(m.jobs) - queued
-	rows := make([]workerRow, 0, len(m.workers))
 	for _, w := range m.workers {
+		if elsewhere[w.name] {
+			continue // lost here, held by another master now
+		}
 		rows = append(rows, workerRow{
 			name: w.name, status: w.status, sandbox: w.sandbox, version: w.version,
 			cpu: w.sched.CPUPercent, memory: w.sched.MemoryPercent,

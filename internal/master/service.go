@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"time"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/httpapi"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/store"
 )
 
@@ -25,15 +25,7 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	queued := m.queue.OwnerLen(p.User)
-	m.mu.Unlock()
-	if queued >= m.cfg.MaxQueuedPerUser {
-		return nil, &httpapi.Error{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited, RetryAfter: 5,
-			Message: fmt.Sprintf("%d jobs of yours are already waiting (the limit); retry when some have run", queued)}
-	}
-	req.Language = v.lang.Name
-	req.Limits = v.limits
+	v.Normalize(req)
 	if req.MaxAttempts == 0 {
 		req.MaxAttempts = m.cfg.MaxAttempts
 	}
@@ -42,11 +34,18 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
 	sj := &store.Job{
-		ID: newJobID(), Owner: p.User, Language: v.lang.Name, Version: req.Version,
+		ID: newJobID(), Owner: p.User, Language: v.Lang.Name, Version: req.Version,
 		Status: store.StatusQueued, MaxAttempts: req.MaxAttempts, Priority: req.Priority,
 		Labels: req.Labels, CreatedAt: time.Now().UTC(), Request: body, IdempotencyKey: key,
 	}
-	if err := m.store.CreateJob(ctx, sj); err != nil {
+	// The quota is the store's: checked and taken in the write that
+	// inserts the job, so it holds across masters and concurrent
+	// submissions.
+	if err := m.store.CreateJob(ctx, sj, m.cfg.MaxQueuedPerUser); err != nil {
+		if errors.Is(err, store.ErrQuota) {
+			return nil, &jobs.Error{Code: jobs.CodeRateLimited, RetryAfter: 5,
+				Message: fmt.Sprintf("%d jobs of yours are already waiting (the limit); retry when some have run", m.cfg.MaxQueuedPerUser)}
+		}
 		if key != "" && errors.Is(err, store.ErrConflict) {
 			// A retry of a submission already accepted (the unique key
 			// refused the second row): answer with the first job. Trying
@@ -57,13 +56,13 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 		}
 		return nil, fmt.Errorf("store job: %w", err)
 	}
+	lj := newLiveJob(sj, v, req) // outside the lock: it builds the worker's spec
 	m.mu.Lock()
-	lj := m.newLiveJob(sj.ID, sj.Owner, sj.Priority, v, req, sj.MaxAttempts, 0)
 	m.jobs[sj.ID] = lj
 	m.queue.Push(lj.sched)
 	m.mu.Unlock()
 	m.kick()
-	m.metrics.submitted(v.lang.Name)
+	m.metrics.submitted(v.Lang.Name)
 	m.stats.submitted()
 	return toAPI(sj, false)
 }
@@ -72,17 +71,17 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 // not found, not forbidden, so ids leak nothing.
 func (m *Master) visible(ctx context.Context, p *auth.Principal, id string) (*store.Job, error) {
 	if id == "" || len(id) > 64 {
-		return nil, httpapi.ErrNotFound
+		return nil, jobs.NotFound
 	}
 	sj, err := m.store.GetJob(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, httpapi.ErrNotFound
+		return nil, jobs.NotFound
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !p.IsAdmin() && sj.Owner != p.User {
-		return nil, httpapi.ErrNotFound
+		return nil, jobs.NotFound
 	}
 	return sj, nil
 }
@@ -139,8 +138,17 @@ func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api
 		m.mu.Lock()
 		lj := m.jobs[id]
 		switch {
-		case lj == nil: // already terminal
+		case lj == nil:
+			// Not in this master's memory: finished, or unfinished in
+			// the store only (submitted through another master sharing
+			// it). The store decides.
 			m.mu.Unlock()
+			switch err := m.cancelStored(ctx, id, f); {
+			case errors.Is(err, store.ErrConflict):
+				continue // it moved meanwhile: look again
+			case err != nil:
+				return nil, err
+			}
 			return m.Job(ctx, p, id)
 		case m.queue.Remove(id):
 			delete(m.jobs, id)
@@ -180,7 +188,43 @@ func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api
 		m.finishedEvent(ctx, id, lj.language, f)
 		return m.Job(ctx, p, id)
 	}
-	return nil, httpapi.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "the job is changing state; try again")
+	return nil, &jobs.Error{Code: jobs.CodeUnavailable, RetryAfter: 1, Message: "the job is changing state; try again"}
+}
+
+// cancelStored cancels a job this master does not hold in memory, by
+// compare-and-set on the state the store has: nothing for a finished job,
+// ErrConflict when the job moved between the read and the write. A worker
+// of this master still running it is told to stop.
+func (m *Master) cancelStored(ctx context.Context, id string, f store.Finish) error {
+	sj, err := m.store.GetJob(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch sj.Status {
+	case store.StatusQueued:
+		err = m.store.FinishQueued(ctx, id, f)
+	case store.StatusRunning:
+		_, err = m.store.FinishAttempt(ctx, id, sj.Attempts, store.WorkerRef{Name: sj.Worker, Identity: sj.WorkerIdentity}, f)
+	default:
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if sj.Status == store.StatusRunning {
+		m.mu.Lock()
+		var sess *session
+		if w := m.workers[sj.Worker]; w != nil && w.identity == sj.WorkerIdentity && w.attempts[id] == sj.Attempts {
+			delete(w.attempts, id)
+			sess = w.session
+		}
+		m.mu.Unlock()
+		if sess != nil {
+			sess.sendMsg(cancelMsg(id, sj.Attempts, f.Error))
+		}
+	}
+	m.finishedEvent(ctx, id, sj.Language, f)
+	return nil
 }
 
 func (m *Master) finishedEvent(ctx context.Context, id, language string, f store.Finish) {
@@ -248,17 +292,13 @@ func (m *Master) publishEnd(id string, final *store.Job) {
 
 // Languages lists what the connected workers can run.
 func (m *Master) Languages(ctx context.Context) []api.Language {
-	m.mu.Lock()
 	type agg struct {
 		versions map[string]bool
 		workers  int
 	}
 	byName := map[string]*agg{}
-	for _, w := range m.workers {
-		if w.session == nil || w.status == api.WorkerLost {
-			continue
-		}
-		for _, l := range w.languages {
+	add := func(langs []api.WorkerLanguage) {
+		for _, l := range langs {
 			a := byName[l.Name]
 			if a == nil {
 				a = &agg{versions: map[string]bool{}}
@@ -267,6 +307,20 @@ func (m *Master) Languages(ctx context.Context) []api.Language {
 			a.versions[l.Version] = true
 			a.workers++
 		}
+	}
+	// The other masters' workers too (workers table): any master serves
+	// any client, and places on the workers of the whole cluster.
+	for _, w := range m.otherWorkers(ctx, m.holds) {
+		if w.Status != api.WorkerLost {
+			add(w.Languages)
+		}
+	}
+	m.mu.Lock()
+	for _, w := range m.workers {
+		if w.session == nil || w.status == api.WorkerLost {
+			continue
+		}
+		add(w.languages)
 	}
 	m.mu.Unlock()
 	out := make([]api.Language, 0, len(byName))
@@ -283,11 +337,21 @@ func (m *Master) Languages(ctx context.Context) []api.Language {
 	return out
 }
 
-// Workers lists every known worker with its live load.
+// Workers lists every known worker of the cluster with its live load:
+// this master's own from memory, the other masters' from the workers
+// table (workertable.go).
 func (m *Master) Workers(ctx context.Context) []api.Worker {
+	others := m.otherWorkers(ctx, m.holds)
+	elsewhere := map[string]bool{}
+	for _, w := range others {
+		elsewhere[w.Name] = true
+	}
 	m.mu.Lock()
 	out := make([]api.Worker, 0, len(m.workers))
 	for _, w := range m.workers {
+		if elsewhere[w.name] {
+			continue // lost here, held by another master now
+		}
 		labels := w.labels
 		if labels == nil {
 			labels = map[string]string{}
@@ -303,6 +367,7 @@ func (m *Master) Workers(ctx context.Context) []api.Worker {
 		})
 	}
 	m.mu.Unlock()
+	out = append(out, others...)
 	m.annotateOrigins(out)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -318,8 +383,20 @@ func (m *Master) Cluster(ctx context.Context) (*api.Cluster, error) {
 	for _, s := range []string{api.StatusQueued, api.StatusRunning, api.StatusDone, api.StatusCancelled, api.StatusFailed} {
 		c.Jobs[s] = counts[s]
 	}
+	elsewhere := map[string]bool{}
+	for _, w := range m.otherWorkers(ctx, m.holds) {
+		elsewhere[w.Name] = true
+		c.Workers[w.Status]++
+		if w.Status != api.WorkerLost {
+			c.Slots += w.Slots
+			c.SlotsInUse += w.Running
+		}
+	}
 	m.mu.Lock()
 	for _, w := range m.workers {
+		if elsewhere[w.name] {
+			continue
+		}
 		c.Workers[w.status]++
 		if w.status != api.WorkerLost {
 			c.Slots += w.sched.Slots
@@ -338,10 +415,11 @@ func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worke
 	w := m.workers[name]
 	if w == nil || w.status == api.WorkerLost {
 		m.mu.Unlock()
-		return nil, httpapi.ErrNotFound
+		return nil, jobs.NotFound
 	}
 	w.adminDrain = drain
 	w.setStatus()
+	m.markRow(name)
 	sess := w.session
 	m.mu.Unlock()
 	if sess != nil {
@@ -354,5 +432,5 @@ func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worke
 			return &wk, nil
 		}
 	}
-	return nil, httpapi.ErrNotFound
+	return nil, jobs.NotFound
 }

@@ -271,6 +271,7 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.Wor
 	w.setStatus()
 	w.sched = scheduler.Worker{ID: h.Name, Languages: byName, Labels: h.Labels, Slots: int(h.Slots)}
 	w.sched.CPUPercent, w.sched.MemoryPercent = 0, 0
+	m.markRow(h.Name)
 
 	announced := map[string]int{}
 	for _, a := range h.Running {
@@ -318,6 +319,7 @@ func (m *Master) unregister(name string, sess *session) {
 	defer m.mu.Unlock()
 	if w := m.workers[name]; w != nil && w.session == sess {
 		w.session = nil
+		m.markRow(name)
 	}
 	sess.close()
 }
@@ -339,6 +341,7 @@ func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) 
 	if hb.LanguagesChanged {
 		w.languages, w.sched.Languages = languageSets(hb.Languages)
 	}
+	m.markRow(name)
 	queued := m.queue.Len() > 0
 	m.mu.Unlock()
 	if healthChanged {

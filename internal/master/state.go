@@ -9,6 +9,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clusterpb"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
 )
@@ -217,10 +218,10 @@ func (m *Master) startAttempt(ctx context.Context, s start) {
 // when it has used all its attempts. The store's compare-and-set decides
 // races with a result arriving at the same moment: whichever commits
 // first wins. An attempt given back unrun (cause.released) does not
-// count, up to maxReleasedAttempts of them per job: past that a job
+// count, up to jobs.MaxReleasedAttempts of them per job: past that a job
 // bouncing between workers that never run it must end.
 func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRef, cause requeueCause) {
-	rq := store.Requeue{Reason: cause.reason, Released: cause.released}
+	rq := store.Requeue{Reason: cause.reason, Released: cause.released, At: time.Now().UTC()}
 	m.mu.Lock()
 	lj := m.jobs[id]
 	released := 0
@@ -231,19 +232,12 @@ func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRe
 	if lj == nil {
 		return
 	}
-	if rq.Released && released >= maxReleasedAttempts {
-		rq.Released = false
-	}
-	counted := n - released // the attempts that count, this one included
-	if rq.Released {
-		counted--
-	}
-	if counted >= lj.maxAttempts {
-		msg := fmt.Sprintf("%s; gave up after %d attempts", rq.Reason, n)
-		if cause.infrastructure {
-			msg = infrastructureGaveUp(counted)
-		}
-		f := store.Finish{Status: store.StatusFailed, Error: msg, At: time.Now().UTC()}
+	uncounted, fail := jobs.GiveBack(n, released, lj.maxAttempts, jobs.Release{
+		Reason: cause.reason, Infrastructure: cause.infrastructure, Counted: !cause.released,
+	})
+	rq.Released = uncounted
+	if fail != "" {
+		f := store.Finish{Status: store.StatusFailed, Error: fail, At: time.Now().UTC()}
 		if _, err := m.store.FinishAttempt(ctx, id, n, w, f); err != nil {
 			if !errors.Is(err, store.ErrConflict) {
 				m.log.Error("fail job", "job", id, "err", err)
@@ -335,8 +329,10 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 				delete(w.attempts, id)
 			}
 			lostNames = append(lostNames, w.name)
+			m.markRow(w.name)
 		case w.status == api.WorkerLost && now.Sub(w.lostAt) > m.cfg.ForgetLostAfter:
 			delete(m.workers, w.name)
+			m.markRow(w.name) // deleted from the table too
 		}
 	}
 	var undelivered []attemptRef

@@ -27,6 +27,9 @@ var (
 	// ErrConflict: the record is not in the state the transition expects
 	// (already finished, another attempt, already exists).
 	ErrConflict = errors.New("store: conflict")
+	// ErrQuota: CreateJob refused a job because its owner already has
+	// the maximum number of queued jobs.
+	ErrQuota = errors.New("store: queued-job quota reached")
 )
 
 // Job statuses as stored; they equal the API's.
@@ -41,6 +44,9 @@ const (
 // Job is one job row. Request and Result are opaque JSON documents owned by
 // the master (the submission and the outcome); the store never parses them.
 type Job struct {
+	// Seq is the store's creation order, assigned by CreateJob: a later
+	// job has a greater Seq. It is read-only.
+	Seq         int64
 	ID          string
 	Owner       string
 	Language    string
@@ -69,6 +75,19 @@ type Job struct {
 	// submission retried with the same key finds the job instead of
 	// creating a second one.
 	IdempotencyKey string
+	// Master is the id of the master holding the link to the worker of
+	// the running attempt (ClaimJobs, RenewLeases); empty for an attempt
+	// started by StartAttempt. It stays after the attempt ends, like
+	// Worker.
+	Master string
+	// LeaseUntil is when the running attempt's lease expires, if it has
+	// one (ClaimJobs, RenewLeases): past it RescueExpired gives the
+	// attempt back. Zero: no lease, the attempt never expires by itself.
+	LeaseUntil time.Time
+	// QueuedAt is when the job last entered the queue: its creation, or
+	// the requeue or rescue of its last attempt. Its placement timeout
+	// counts from then. Set by the store.
+	QueuedAt time.Time
 }
 
 // Finish is the terminal outcome written by FinishAttempt and FinishQueued.
@@ -98,6 +117,8 @@ type Requeue struct {
 	// shutting down): Job.Released is incremented, so the attempt does not
 	// count against MaxAttempts.
 	Released bool
+	// At is when the job goes back to the queue (Job.QueuedAt).
+	At time.Time
 }
 
 // ListFilter selects jobs for ListJobs. Zero fields do not filter.
@@ -150,8 +171,15 @@ func (t *Token) Expired(now time.Time) bool {
 type Store interface {
 	// CreateJob inserts a queued job: j.Status must be StatusQueued or
 	// empty (taken as queued); the other fields are stored as given.
-	// ErrConflict if the id exists.
-	CreateJob(ctx context.Context, j *Job) error
+	// ErrConflict if the id exists (or the owner's idempotency key). On
+	// success it sets the store's own fields of j (Seq, QueuedAt).
+	// With maxQueued > 0 it is also the owner's queued-job quota,
+	// checked and taken in the same write: ErrQuota if the owner already
+	// has maxQueued queued jobs, however many masters submit at once.
+	CreateJob(ctx context.Context, j *Job, maxQueued int) error
+	// QueuedByOwner returns how many queued jobs owner has (0 for an
+	// unknown owner); it is the count CreateJob's quota checks.
+	QueuedByOwner(ctx context.Context, owner string) (int, error)
 	// JobByIdempotencyKey returns the owner's job created with key, or
 	// ErrNotFound.
 	JobByIdempotencyKey(ctx context.Context, owner, key string) (*Job, error)
@@ -163,6 +191,10 @@ type Store interface {
 	// Unfinished returns every queued or running job, oldest first: the
 	// master rebuilds its queue from it on start.
 	Unfinished(ctx context.Context) ([]*Job, error)
+	// QueuedBefore returns at most limit queued jobs whose QueuedAt is
+	// before before, in creation order: the candidates of the placement
+	// timeout.
+	QueuedBefore(ctx context.Context, before time.Time, limit int) ([]*Job, error)
 	// CountJobs returns the number of jobs per status; every status above
 	// is present, zero included, so a gauge built on it drops back to 0.
 	CountJobs(ctx context.Context) (map[string]int, error)
@@ -193,6 +225,44 @@ type Store interface {
 	// FinishQueued records a terminal outcome for a job still queued (a
 	// cancel, a placement timeout). ErrConflict if it is not queued.
 	FinishQueued(ctx context.Context, id string, f Finish) error
+
+	// Claims and leases: what lets several masters share one database
+	// (claims.go).
+
+	// ClaimJobs claims queued jobs for the workers a master holds and
+	// starts them, in one transaction: see ClaimRequest for the order
+	// and the placement. Each returned job is running (Attempts one
+	// more than before, Worker and WorkerIdentity the offer's worker,
+	// Master and LeaseUntil from the request). A job is never claimed
+	// twice, whatever other handles on the same database claim at once.
+	ClaimJobs(ctx context.Context, r ClaimRequest) ([]Claim, error)
+	// RenewLeases extends to until the lease of every running attempt
+	// held by one of workers (name and identity), and records master as
+	// the master holding their links: a worker that reconnected to
+	// another master keeps its attempts. It returns how many attempts
+	// it renewed.
+	RenewLeases(ctx context.Context, master string, workers []WorkerRef, until time.Time) (int, error)
+	// RescueExpired gives back at most limit running attempts whose lease
+	// expired before now: each goes back to the queue with reason in
+	// Error, or fails ("reason; gave up after N attempts") when it has
+	// used all its counted attempts (Attempts - Released >= MaxAttempts).
+	// Each expired attempt is rescued exactly once, whatever other
+	// handles rescue at once. It returns the jobs as stored after.
+	RescueExpired(ctx context.Context, now time.Time, reason string, limit int) ([]*Job, error)
+
+	// Workers: the cluster's view of its workers, written by the masters
+	// that hold their links (workers.go).
+
+	// UpsertWorkers inserts or replaces each worker's row by name, in one
+	// write. A row held by another master is replaced only by a live
+	// status: a master may mark lost only a worker it holds.
+	UpsertWorkers(ctx context.Context, ws []*Worker) error
+	// ListWorkers returns every worker row, by name.
+	ListWorkers(ctx context.Context) ([]*Worker, error)
+	// DeleteWorkers deletes the rows of the named workers that are lost
+	// (status "lost"): a worker that came back meanwhile stays. It
+	// returns how many it deleted.
+	DeleteWorkers(ctx context.Context, names []string) (int, error)
 
 	// Users and tokens. Lookups and deletes of a missing user or token are
 	// ErrNotFound.

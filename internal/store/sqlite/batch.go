@@ -31,11 +31,15 @@ var errClosed = errors.New("sqlite: store closed")
 
 // write is one transition waiting for the committer: a statement
 // prepared on the write pool and its arguments, and for a statement with
-// a RETURNING clause, what reads the row it returns.
+// a RETURNING clause, what reads the row it returns; or a function of
+// several statements (a claim, a rescue), which runs in a transaction of
+// its own or under a savepoint of the batch's, so that it is all or
+// nothing whatever the others do.
 type write struct {
 	st   *sql.Stmt
 	args []any
 	scan func(*sql.Row) error
+	fn   func(*sql.Tx) (int64, error)
 	done chan writeResult
 }
 
@@ -71,6 +75,14 @@ func (c *committer) exec(ctx context.Context, st *sql.Stmt, args ...any) (int64,
 // scan reads it, and the count is 1 when there was one.
 func (c *committer) query(ctx context.Context, scan func(*sql.Row) error, st *sql.Stmt, args ...any) (int64, error) {
 	return c.do(ctx, &write{st: st, args: args, scan: scan})
+}
+
+// tx queues fn, which runs its statements on the transaction it is given
+// and returns a count for the caller; like exec, it returns after the
+// commit. What fn computes must be read by the caller only after tx
+// returns nil: until the commit it may yet be rolled back.
+func (c *committer) tx(ctx context.Context, fn func(*sql.Tx) (int64, error)) (int64, error) {
+	return c.do(ctx, &write{fn: fn})
 }
 
 func (c *committer) do(ctx context.Context, w *write) (int64, error) {
@@ -127,7 +139,7 @@ func (c *committer) run() {
 // for less. The transaction does not take any writer's context: one
 // caller giving up must not roll back the others' writes.
 func (c *committer) commit(batch []*write) {
-	if len(batch) == 1 {
+	if len(batch) == 1 && batch[0].fn == nil {
 		w := batch[0]
 		rows, err := w.run(w.st)
 		w.done <- writeResult{rows, err}
@@ -140,6 +152,10 @@ func (c *committer) commit(batch []*write) {
 			return err
 		}
 		for i, w := range batch {
+			if w.fn != nil {
+				results[i].rows, results[i].err = runFn(tx, w.fn)
+				continue
+			}
 			results[i].rows, results[i].err = w.run(tx.Stmt(w.st))
 		}
 		return tx.Commit()
@@ -187,4 +203,23 @@ func (w *write) run(st *sql.Stmt) (int64, error) {
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// runFn runs a function write under a savepoint of the batch's
+// transaction: if it fails, its own statements are undone and the rest of
+// the batch goes on.
+func runFn(tx *sql.Tx, fn func(*sql.Tx) (int64, error)) (int64, error) {
+	if _, err := tx.Exec("SAVEPOINT fn"); err != nil {
+		return 0, err
+	}
+	n, err := fn(tx)
+	if err != nil {
+		if _, rerr := tx.Exec("ROLLBACK TO fn"); rerr != nil {
+			return 0, errors.Join(err, rerr)
+		}
+	}
+	if _, rerr := tx.Exec("RELEASE fn"); rerr != nil {
+		return 0, errors.Join(err, rerr)
+	}
+	return n, err
 }

@@ -28,7 +28,7 @@ func TestGroupCommitRaces(t *testing.T) {
 		for r := range racers {
 			racer := store.WorkerRef{Name: fmt.Sprintf("w%d", r), Identity: fmt.Sprintf("lineage-%d", r)}
 			wg.Go(func() {
-				err := s.CreateJob(ctx, &store.Job{ID: id, Owner: "u", Language: "c", MaxAttempts: 1, CreatedAt: time.Now()})
+				err := s.CreateJob(ctx, &store.Job{ID: id, Owner: "u", Language: "c", MaxAttempts: 1, CreatedAt: time.Now()}, 0)
 				switch {
 				case err == nil:
 					created.Add(1)
@@ -79,7 +79,7 @@ func TestWriteAfterClose(t *testing.T) {
 	s.Close()
 	done := make(chan error, 1)
 	go func() {
-		done <- s.CreateJob(t.Context(), &store.Job{ID: "late", Owner: "u", Language: "c", MaxAttempts: 1})
+		done <- s.CreateJob(t.Context(), &store.Job{ID: "late", Owner: "u", Language: "c", MaxAttempts: 1}, 0)
 	}()
 	select {
 	case err := <-done:

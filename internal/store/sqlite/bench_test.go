@@ -29,7 +29,7 @@ func BenchmarkJobLifecycle(b *testing.B) {
 		err := s.CreateJob(ctx, &store.Job{
 			ID: id, Owner: "bench", Language: "python", Status: store.StatusQueued,
 			MaxAttempts: 3, CreatedAt: now, Request: request,
-		})
+		}, 10000)
 		if err == nil {
 			err = s.StartAttempt(ctx, id, 1, w1, now)
 		}

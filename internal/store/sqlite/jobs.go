@@ -12,17 +12,29 @@ import (
 	"github.com/grappe/grappe/internal/store"
 )
 
-// jobColumns is the column list every job query reads and CreateJob
-// writes, in the order scanJob expects.
-const jobColumns = `id, owner, language, version, status, verdict, error,
+// insertColumns is the column list CreateJob writes; jobColumns, what
+// every job query reads, in the order scanJob expects, is the same with
+// the store's own seq first.
+const (
+	insertColumns = `id, owner, language, version, status, verdict, error,
 	attempts, max_attempts, worker, priority, labels,
 	created_at, started_at, finished_at, request, result, idem_key,
-	worker_identity, released`
+	worker_identity, released, master, lease_until`
+	jobColumns = `seq, ` + insertColumns + `, queued_at`
+)
 
 const (
-	sqlCreateJob = `INSERT INTO jobs (` + jobColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlGetJob = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
+	// ?1…?22 the columns, ?23 the quota (0: none); queued_at is
+	// created_at. The quota is a
+	// compare-and-set like the transitions: the count read and the row
+	// inserted in one statement under the write lock, so concurrent
+	// submissions, from any number of handles, cannot overshoot it.
+	sqlCreateJob = `INSERT INTO jobs (` + insertColumns + `, queued_at)
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?13
+	WHERE ?23 = 0 OR COALESCE((SELECT n FROM queued_counts WHERE owner = ?2), 0) < ?23
+	RETURNING seq, queued_at`
+	sqlQueuedByOwner = `SELECT n FROM queued_counts WHERE owner = ?`
+	sqlGetJob        = `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
 	// "idem_key != ''" repeats the partial index's condition: without it
 	// SQLite cannot prove a bound key is not '' and scans the owner's jobs.
 	sqlJobByKey  = `SELECT ` + jobColumns + ` FROM jobs WHERE owner = ? AND idem_key = ? AND idem_key != ''`
@@ -35,13 +47,18 @@ const (
 
 	// ?1 attempt, ?2 worker, ?3 identity, ?4 at, ?5 id. StartedAt keeps
 	// the first attempt's start so the job's latency counts from then.
+	// The attempt has no master and no lease: it is held by the caller
+	// until it finishes or requeues it (ClaimJobs starts leased ones).
 	sqlStartAttempt = `UPDATE jobs SET status = 'running', attempts = ?1, worker = ?2, worker_identity = ?3,
+		master = '', lease_until = 0,
 		started_at = CASE WHEN started_at = 0 THEN ?4 ELSE started_at END
 	WHERE id = ?5 AND status = 'queued' AND attempts = ?1 - 1`
 	// ?1 reason, ?2 released (0 or 1), ?3 id, ?4 attempt, ?5 worker,
 	// ?6 identity. The worker stays: it is the worker of the last attempt
 	// until the next one starts.
-	sqlRequeueAttempt = `UPDATE jobs SET status = 'queued', error = ?1, released = released + ?2
+	// ?7 the time it goes back to the queue.
+	sqlRequeueAttempt = `UPDATE jobs SET status = 'queued', error = ?1, released = released + ?2, lease_until = 0,
+		queued_at = ?7
 	WHERE id = ?3 AND status = 'running' AND attempts = ?4 AND worker = ?5 AND worker_identity = ?6`
 	// ?1 status, ?2 verdict, ?3 error, ?4 version ('' keeps the requested
 	// one), ?5 result, ?6 at, ?7 id, ?8 attempt, ?9 worker, ?10 identity.
@@ -62,8 +79,9 @@ const (
 )
 
 // CreateJob implements store.Store. The job must be new: Status empty (taken
-// as queued) or queued; every other field is stored as given.
-func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
+// as queued) or queued; every other field is stored as given, and the
+// store's own (Seq, QueuedAt) are set in j.
+func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) error {
 	if j.ID == "" {
 		return errors.New("sqlite: CreateJob: empty id")
 	}
@@ -84,12 +102,31 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
 		nanos(j.CreatedAt), nanos(j.StartedAt), nanos(j.FinishedAt),
 		blob(j.Request), blob(j.Result), j.IdempotencyKey,
-		j.WorkerIdentity, j.Released}
-	_, err = s.writes.exec(ctx, s.createJob, args...)
+		j.WorkerIdentity, j.Released, j.Master, nanos(j.LeaseUntil), max(maxQueued, 0)}
+	var seq, queued int64
+	scan := func(row *sql.Row) error { return row.Scan(&seq, &queued) }
+	n, err := s.writes.query(ctx, scan, s.createJob, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, constraintErr(err))
 	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: CreateJob %q: %d queued jobs of %s: %w", j.ID, maxQueued, j.Owner, store.ErrQuota)
+	}
+	j.Seq, j.QueuedAt = seq, fromNanos(queued)
 	return nil
+}
+
+// QueuedByOwner implements store.Store.
+func (s *Store) QueuedByOwner(ctx context.Context, owner string) (int, error) {
+	var n int
+	err := s.queuedByOwner.QueryRowContext(ctx, owner).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: QueuedByOwner %q: %w", owner, err)
+	}
+	return n, nil
 }
 
 // JobByIdempotencyKey implements store.Store.
@@ -176,6 +213,21 @@ func (s *Store) Unfinished(ctx context.Context) ([]*store.Job, error) {
 	return jobs, nil
 }
 
+// QueuedBefore implements store.Store. It walks the queue in creation
+// order on the (status, seq) index and stops at limit matches, so a sweep
+// costs at most the length of the queue and usually much less.
+func (s *Store) QueuedBefore(ctx context.Context, before time.Time, limit int) ([]*store.Job, error) {
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs INDEXED BY jobs_status_seq
+	WHERE status = 'queued' AND queued_at < ? ORDER BY seq LIMIT ?`, nanos(before), min(limit, maxListLimit))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: QueuedBefore: %w", err)
+	}
+	return jobs, nil
+}
+
 // CountJobs implements store.Store. Every known status is in the map, with 0
 // when no job has it, so a metrics gauge drops back to zero.
 func (s *Store) CountJobs(ctx context.Context) (map[string]int, error) {
@@ -224,7 +276,7 @@ func (s *Store) RequeueAttempt(ctx context.Context, id string, attempt int, w st
 	if r.Released {
 		released = 1
 	}
-	return s.transition(ctx, op, id, s.requeueAttempt, r.Reason, released, id, attempt, w.Name, w.Identity)
+	return s.transition(ctx, op, id, s.requeueAttempt, r.Reason, released, id, attempt, w.Name, w.Identity, nanos(r.At))
 }
 
 // FinishAttempt implements store.Store.
@@ -336,14 +388,16 @@ func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
 		j                          store.Job
 		labels                     string
 		created, started, finished int64
+		lease, queued              int64
 	)
-	err := row.Scan(&j.ID, &j.Owner, &j.Language, &j.Version, &j.Status, &j.Verdict, &j.Error,
+	err := row.Scan(&j.Seq, &j.ID, &j.Owner, &j.Language, &j.Version, &j.Status, &j.Verdict, &j.Error,
 		&j.Attempts, &j.MaxAttempts, &j.Worker, &j.Priority, &labels,
 		&created, &started, &finished, &j.Request, &j.Result, &j.IdempotencyKey,
-		&j.WorkerIdentity, &j.Released)
+		&j.WorkerIdentity, &j.Released, &j.Master, &lease, &queued)
 	if err != nil {
 		return nil, err
 	}
+	j.LeaseUntil, j.QueuedAt = fromNanos(lease), fromNanos(queued)
 	if j.Labels, err = decodeLabels(labels); err != nil {
 		return nil, fmt.Errorf("job %q: %w", j.ID, err)
 	}

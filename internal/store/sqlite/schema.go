@@ -121,6 +121,78 @@ ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api'
 ALTER TABLE tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
 UPDATE tokens SET kind = 'login', expires_at = created_at + 30 * 86400 * 1000000000 WHERE name = 'login';
 `,
+		// 6: a store for many masters (claims, leases, workers).
+		//
+		// A job records when it last entered the queue (queued_at: its
+		// placement timeout counts from then). A running attempt records
+		// the master holding its worker's link and a lease (0: none, the attempt of a single master that does
+		// not renew). jobs_queue serves the claims (each owner's queued
+		// jobs in priority then age order); it is partial, so a job costs
+		// it a write when it enters the queue and one when it leaves.
+		// Lease renewals and rescues walk the running jobs on the
+		// (status, seq) index instead of an index of their own: they are
+		// bounded by the fleet's slots, and every index is paid by every
+		// job.
+		//
+		// queued_counts is each owner's number of queued jobs, kept by
+		// triggers on every transition into or out of 'queued', so that
+		// the quota check of a submission reads one row instead of
+		// counting the owner's queue.
+		//
+		// workers is the cluster's view of its workers, written by the
+		// master holding each link.
+		`
+ALTER TABLE jobs ADD COLUMN master TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET queued_at = created_at WHERE status = 'queued';
+CREATE INDEX jobs_queue ON jobs (owner, priority DESC, seq) WHERE status = 'queued';
+
+CREATE TABLE queued_counts (
+	owner TEXT    PRIMARY KEY,
+	n     INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO queued_counts (owner, n)
+	SELECT owner, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY owner;
+CREATE TRIGGER jobs_queued_insert AFTER INSERT ON jobs WHEN new.status = 'queued'
+BEGIN
+	INSERT INTO queued_counts (owner, n) VALUES (new.owner, 1)
+		ON CONFLICT (owner) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER jobs_queued_enter AFTER UPDATE OF status ON jobs
+	WHEN new.status = 'queued' AND old.status != 'queued'
+BEGIN
+	INSERT INTO queued_counts (owner, n) VALUES (new.owner, 1)
+		ON CONFLICT (owner) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER jobs_queued_leave AFTER UPDATE OF status ON jobs
+	WHEN old.status = 'queued' AND new.status != 'queued'
+BEGIN
+	UPDATE queued_counts SET n = n - 1 WHERE owner = old.owner;
+END;
+
+CREATE TABLE workers (
+	name           TEXT    PRIMARY KEY,
+	identity       TEXT    NOT NULL DEFAULT '',
+	master         TEXT    NOT NULL DEFAULT '',
+	address        TEXT    NOT NULL DEFAULT '',
+	status         TEXT    NOT NULL,
+	languages      TEXT    NOT NULL DEFAULT '{}', -- JSON: name → versions
+	labels         TEXT    NOT NULL DEFAULT '{}', -- JSON object
+	slots          INTEGER NOT NULL DEFAULT 0,
+	running        INTEGER NOT NULL DEFAULT 0,
+	cpu_percent    REAL    NOT NULL DEFAULT 0,
+	memory_percent REAL    NOT NULL DEFAULT 0,
+	jobs_done      INTEGER NOT NULL DEFAULT 0,
+	infra_failures INTEGER NOT NULL DEFAULT 0,
+	health_reason  TEXT    NOT NULL DEFAULT '',
+	sandbox        TEXT    NOT NULL DEFAULT '',
+	version        TEXT    NOT NULL DEFAULT '',
+	connected_at   INTEGER NOT NULL DEFAULT 0,
+	last_heartbeat INTEGER NOT NULL DEFAULT 0,
+	lost_at        INTEGER NOT NULL DEFAULT 0
+);
+`,
 	}
 }
 

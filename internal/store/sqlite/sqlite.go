@@ -79,6 +79,8 @@ type Store struct {
 	requeueAttempt *sql.Stmt
 	finishAttempt  *sql.Stmt
 	finishQueued   *sql.Stmt
+	upsertWorker   *sql.Stmt
+	queuedByOwner  *sql.Stmt // on r
 	getJob         *sql.Stmt // on r
 	jobExists      *sql.Stmt // on r
 	tokenByHash    *sql.Stmt // on r
@@ -240,6 +242,8 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.requeueAttempt, sqlRequeueAttempt},
 		{s.w, &s.finishAttempt, sqlFinishAttempt},
 		{s.w, &s.finishQueued, sqlFinishQueued},
+		{s.w, &s.upsertWorker, sqlUpsertWorker},
+		{s.r, &s.queuedByOwner, sqlQueuedByOwner},
 		{s.r, &s.getJob, sqlGetJob},
 		{s.r, &s.jobExists, sqlJobExists},
 		{s.r, &s.tokenByHash, sqlTokenByHash},
@@ -262,7 +266,7 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
 		s.createJob, s.jobByKey, s.startAttempt, s.requeueAttempt, s.finishAttempt,
-		s.finishQueued, s.getJob, s.jobExists, s.tokenByHash,
+		s.finishQueued, s.upsertWorker, s.queuedByOwner, s.getJob, s.jobExists, s.tokenByHash,
 	} {
 		if st != nil {
 			errs = append(errs, st.Close())

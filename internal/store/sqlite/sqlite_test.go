@@ -182,7 +182,7 @@ func TestReadsDoNotBlockOnWrites(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "grappe.db"), "")
 	defer s.Close()
 	ctx := t.Context()
-	if err := s.CreateJob(ctx, &store.Job{ID: "j", Owner: "alice", Language: "c"}); err != nil {
+	if err := s.CreateJob(ctx, &store.Job{ID: "j", Owner: "alice", Language: "c"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: holds the write lock
@@ -216,7 +216,7 @@ func TestTimesStoredAsUTCNanos(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "grappe.db"), "")
 	defer s.Close()
 	created := time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.FixedZone("X", -7*3600))
-	if err := s.CreateJob(t.Context(), &store.Job{ID: "j", Owner: "a", Language: "c", CreatedAt: created}); err != nil {
+	if err := s.CreateJob(t.Context(), &store.Job{ID: "j", Owner: "a", Language: "c", CreatedAt: created}, 0); err != nil {
 		t.Fatal(err)
 	}
 	var createdN, startedN int64
@@ -257,4 +257,13 @@ func TestIdempotencyLookupUsesIndex(t *testing.T) {
 	if !strings.Contains(joined, "jobs_owner_idem") {
 		t.Fatalf("the key lookup does not use the idempotency index: %s", joined)
 	}
+}
+
+// Two handles on one file, as two masters (or a master and a restarted
+// one) would share it.
+func TestConformanceShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		path := filepath.Join(t.TempDir(), "grappe.db")
+		return openTest(t, path, ""), openTest(t, path, "")
+	})
 }

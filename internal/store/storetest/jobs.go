@@ -64,7 +64,7 @@ func testCreateNotQueued(t *testing.T, s store.Store) {
 	for _, status := range []string{store.StatusRunning, store.StatusDone, store.StatusCancelled, store.StatusFailed, "bogus"} {
 		j := newJob("job-"+status, "alice", at(0))
 		j.Status = status
-		if err := s.CreateJob(t.Context(), j); err == nil {
+		if err := s.CreateJob(t.Context(), j, 0); err == nil {
 			t.Errorf("CreateJob with status %q: no error, want one (a new job is queued)", status)
 			continue
 		}
@@ -78,7 +78,7 @@ func testCreateDuplicate(t *testing.T, s store.Store) {
 	mustCreate(t, s, first)
 	second := newJob(jobID(1), "mallory", at(1))
 	second.Request = []byte(`{"evil":true}`)
-	wantErr(t, "CreateJob duplicate", s.CreateJob(t.Context(), second), store.ErrConflict)
+	wantErr(t, "CreateJob duplicate", s.CreateJob(t.Context(), second, 0), store.ErrConflict)
 	checkJob(t, mustGet(t, s, first.ID), first)
 }
 
@@ -90,7 +90,7 @@ func testIdempotencyKey(t *testing.T, s store.Store) {
 	// first job.
 	retry := newJob(jobID(2), "alice", at(1))
 	retry.IdempotencyKey = "key-1"
-	wantErr(t, "CreateJob with a used key", s.CreateJob(t.Context(), retry), store.ErrConflict)
+	wantErr(t, "CreateJob with a used key", s.CreateJob(t.Context(), retry, 0), store.ErrConflict)
 	got, err := s.JobByIdempotencyKey(t.Context(), "alice", "key-1")
 	if err != nil || got.ID != first.ID || got.IdempotencyKey != "key-1" {
 		t.Fatalf("JobByIdempotencyKey = %+v, %v; want %s", got, err, first.ID)

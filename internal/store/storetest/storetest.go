@@ -80,6 +80,15 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FinishQueuedConflicts", testFinishQueuedConflicts},
 		{"ConcurrentFinish", testConcurrentFinish},
 		{"ConcurrentStart", testConcurrentStart},
+		{"ClaimStartsJobs", testClaimStartsJobs},
+		{"ClaimPlacement", testClaimPlacement},
+		{"ClaimFairOrder", testClaimFairOrder},
+		{"Leases", testLeases},
+		{"RescueGivesUp", testRescueGivesUp},
+		{"Quota", testQuota},
+		{"QueuedBefore", testQueuedBefore},
+		{"Seq", testSeq},
+		{"Workers", testWorkers},
 		{"Users", testUsers},
 		{"PutUserKeepsTokens", testPutUserKeepsTokens},
 		{"DeleteUserCascades", testDeleteUserCascades},
@@ -132,7 +141,7 @@ func newJob(id, owner string, created time.Time) *store.Job {
 
 func mustCreate(t *testing.T, s store.Store, j *store.Job) {
 	t.Helper()
-	if err := s.CreateJob(t.Context(), j); err != nil {
+	if err := s.CreateJob(t.Context(), j, 0); err != nil {
 		t.Fatalf("CreateJob(%q): %v", j.ID, err)
 	}
 }
@@ -219,6 +228,8 @@ func diffJob(got, want *store.Job) []string {
 	if !maps.Equal(got.Labels, want.Labels) {
 		d = append(d, fmt.Sprintf("Labels = %v, want %v", got.Labels, want.Labels))
 	}
+	str("Master", got.Master, want.Master)
+	d = append(d, diffTime("LeaseUntil", got.LeaseUntil, want.LeaseUntil)...)
 	d = append(d, diffTime("CreatedAt", got.CreatedAt, want.CreatedAt)...)
 	d = append(d, diffTime("StartedAt", got.StartedAt, want.StartedAt)...)
 	d = append(d, diffTime("FinishedAt", got.FinishedAt, want.FinishedAt)...)

@@ -1,0 +1,169 @@
+package store
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Claims. A master does not keep the queue: it offers the capacity of the
+// workers it holds, and the store picks the jobs and starts them in the
+// same transaction, so two masters on one database never start one job
+// twice and each sees the jobs submitted through the other. The order and
+// the placement rules are here, in plain Go, so that every backend applies
+// the same ones: a backend only finds the candidates (FairOrder's input)
+// and commits the placements (Place's output) under its own locking.
+
+// Offer is the free capacity of one worker a master holds.
+type Offer struct {
+	Worker WorkerRef
+	// Languages maps a language name to the versions the worker runs.
+	Languages map[string][]string
+	Labels    map[string]string
+	// Free is how many more attempts the worker takes now.
+	Free int
+}
+
+// Fits reports whether the offer's worker can run j at all: it runs j's
+// language, a version that matches j's (VersionMatches), and has every
+// label j asks for.
+func (o *Offer) Fits(j *Job) bool {
+	versions, ok := o.Languages[j.Language]
+	if !ok {
+		return false
+	}
+	if j.Version != "" && !slices.ContainsFunc(versions, func(v string) bool { return VersionMatches(v, j.Version) }) {
+		return false
+	}
+	for k, v := range j.Labels {
+		if o.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// VersionMatches reports whether an installed version satisfies a requested
+// one: equal, or the request is a prefix ending at a dot ("3.11" matches
+// "3.11.2", not "3.110"). The scheduler applies the same rule.
+func VersionMatches(installed, requested string) bool {
+	if requested == "" || installed == requested {
+		return true
+	}
+	return len(installed) > len(requested) && installed[:len(requested)] == requested && installed[len(requested)] == '.'
+}
+
+// ClaimRequest asks ClaimJobs for work for the workers a master holds.
+//
+// Order: fair across owners, then by priority and age inside an owner
+// (FairOrder). Placement: each job in that order goes to the first offer
+// that fits it and has a free slot (Place), so the master lists its offers
+// best first (least loaded). A job no offer fits is left queued and does
+// not stop the jobs behind it (a backend reads a bounded number of such
+// jobs past; those nobody runs fail at their placement timeout).
+type ClaimRequest struct {
+	// Master is the claiming master's id, recorded in Job.Master.
+	Master string
+	Offers []Offer
+	// Limit bounds the claims (0: as many as the offers' free slots).
+	Limit int
+	// At is the attempt's start time (Job.StartedAt on a first attempt).
+	At time.Time
+	// LeaseUntil is the new attempts' lease (Job.LeaseUntil); required.
+	LeaseUntil time.Time
+}
+
+// Claim is one job ClaimJobs started.
+type Claim struct {
+	Job   *Job // as stored after the claim: running
+	Offer int  // index in ClaimRequest.Offers of the worker it was given
+}
+
+// Languages returns the languages some offer with a free slot runs: the
+// only ones worth reading candidates for.
+func (r *ClaimRequest) Languages() []string {
+	var out []string
+	for _, o := range r.Offers {
+		if o.Free <= 0 {
+			continue
+		}
+		for l := range o.Languages {
+			if !slices.Contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Capacity is the most jobs the request can take: its Limit, bounded by
+// the offers' free slots.
+func (r *ClaimRequest) Capacity() int {
+	free := 0
+	for _, o := range r.Offers {
+		free += max(o.Free, 0)
+	}
+	if r.Limit > 0 {
+		return min(r.Limit, free)
+	}
+	return free
+}
+
+// FairOrder merges each owner's candidates (already in that owner's order:
+// priority, then age) into one order fair across owners: an owner with r
+// running attempts has its k-th candidate (from 0) at rank r+k, and lower
+// ranks come first, ties by age (Seq). An owner with 10,000 queued jobs
+// therefore gets one slot in turn with an owner who has one, and an owner
+// who already runs much waits for the others to catch up.
+func FairOrder(candidates map[string][]*Job, running map[string]int) []*Job {
+	type ranked struct {
+		job  *Job
+		rank int
+	}
+	var all []ranked
+	for owner, jobs := range candidates {
+		r := running[owner]
+		for k, j := range jobs {
+			all = append(all, ranked{j, r + k})
+		}
+	}
+	slices.SortFunc(all, func(a, b ranked) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.job.Seq, b.job.Seq))
+	})
+	out := make([]*Job, len(all))
+	for i, r := range all {
+		out[i] = r.job
+	}
+	return out
+}
+
+// Placement is one job of FairOrder's output given to one offer.
+type Placement struct {
+	Job   *Job
+	Offer int
+}
+
+// Place gives each job, in order, to the first offer that fits it and has
+// a free slot, up to r.Capacity() placements. It does not change r.
+func Place(r *ClaimRequest, order []*Job) []Placement {
+	capacity := r.Capacity()
+	free := make([]int, len(r.Offers))
+	for i, o := range r.Offers {
+		free[i] = o.Free
+	}
+	var out []Placement
+	for _, j := range order {
+		if len(out) >= capacity {
+			break
+		}
+		for i := range r.Offers {
+			if free[i] > 0 && r.Offers[i].Fits(j) {
+				free[i]--
+				out = append(out, Placement{j, i})
+				break
+			}
+		}
+	}
+	return out
+}

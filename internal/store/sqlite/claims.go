@@ -1,0 +1,299 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/grappe/grappe/internal/store"
+)
+
+// Claims, leases and rescues. Each runs as one function write of the
+// committer (batch.go): a transaction of its own, or a savepoint of the
+// batch's, on the one write connection. On SQLite the write lock is the
+// claim's exclusion: between two handles on one file (two masters) the
+// BEGIN IMMEDIATE of one waits for the other's commit, so the candidates a
+// claim reads are still queued when it starts them. The UPDATEs still
+// compare-and-set on status, as they must on PostgreSQL (where the
+// candidates are read FOR UPDATE SKIP LOCKED instead).
+
+// renewChunk bounds the workers of one renewal statement (two parameters
+// each, well under SQLite's limit).
+const renewChunk = 500
+
+const (
+	// ?1 worker, ?2 identity, ?3 master, ?4 lease, ?5 at, ?6 id.
+	sqlClaim = `UPDATE jobs SET status = 'running', attempts = attempts + 1,
+		worker = ?1, worker_identity = ?2, master = ?3, lease_until = ?4,
+		started_at = CASE WHEN started_at = 0 THEN ?5 ELSE started_at END
+	WHERE id = ?6 AND status = 'queued'
+	RETURNING ` + jobColumns
+	// ?1 until, ?2 master, then the (worker, identity) pairs. One
+	// statement per batch of workers: it walks the running jobs once on
+	// the (status, seq) index (they are bounded by the fleet's slots), so
+	// no index of its own costs every job a write at start and finish.
+	sqlRenew = `UPDATE jobs SET lease_until = ?1, master = ?2
+	WHERE status = 'running' AND (worker, worker_identity) IN (VALUES `
+	// ?1 reason, ?2 now, ?3 limit. One statement: the attempts it
+	// selects are those it changes, under the write lock, so a rescue
+	// racing another (on another handle) finds them no longer running.
+	sqlRescue = `UPDATE jobs SET
+		status = CASE WHEN attempts - released >= max_attempts THEN 'failed' ELSE 'queued' END,
+		error = CASE WHEN attempts - released >= max_attempts
+			THEN ?1 || '; gave up after ' || attempts || ' attempts' ELSE ?1 END,
+		finished_at = CASE WHEN attempts - released >= max_attempts THEN ?2 ELSE finished_at END,
+		queued_at = CASE WHEN attempts - released >= max_attempts THEN queued_at ELSE ?2 END,
+		lease_until = 0
+	WHERE status = 'running' AND id IN (
+		SELECT id FROM jobs WHERE status = 'running' AND lease_until != 0 AND lease_until < ?2
+		ORDER BY lease_until LIMIT ?3)
+	RETURNING ` + jobColumns
+)
+
+// ClaimJobs implements store.Store.
+func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Claim, error) {
+	if r.Master == "" || r.LeaseUntil.IsZero() {
+		return nil, errors.New("sqlite: ClaimJobs: Master and LeaseUntil are required")
+	}
+	for _, o := range r.Offers {
+		if err := checkWorker(o.Worker); err != nil {
+			return nil, fmt.Errorf("sqlite: ClaimJobs: offer: %w", err)
+		}
+	}
+	capacity, langs := r.Capacity(), r.Languages()
+	if capacity == 0 || len(langs) == 0 {
+		return nil, nil
+	}
+	var claims []store.Claim
+	_, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
+		claims = claims[:0]
+		running, err := runningByOwner(tx)
+		if err != nil {
+			return 0, err
+		}
+		candidates, err := queuedCandidates(tx, &r, langs, capacity)
+		if err != nil {
+			return 0, err
+		}
+		claim, err := tx.Prepare(sqlClaim)
+		if err != nil {
+			return 0, err
+		}
+		defer claim.Close()
+		for _, p := range store.Place(&r, store.FairOrder(candidates, running)) {
+			w := r.Offers[p.Offer].Worker
+			j, err := scanJob(claim.QueryRow(w.Name, w.Identity, r.Master, nanos(r.LeaseUntil), nanos(r.At), p.Job.ID))
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // cannot happen under the write lock; a CAS all the same
+			}
+			if err != nil {
+				return 0, err
+			}
+			claims = append(claims, store.Claim{Job: j, Offer: p.Offer})
+		}
+		return int64(len(claims)), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ClaimJobs: %w", err)
+	}
+	return claims, nil
+}
+
+// runningByOwner counts the running attempts of each owner (bounded by
+// the fleet's slots, not by the queue).
+func runningByOwner(tx *sql.Tx) (map[string]int, error) {
+	rows, err := tx.Query(`SELECT owner, COUNT(*) FROM jobs WHERE status = 'running' GROUP BY owner`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var owner string
+		var n int
+		if err := rows.Scan(&owner, &n); err != nil {
+			return nil, err
+		}
+		out[owner] = n
+	}
+	return out, rows.Err()
+}
+
+// claimScanAhead is how many queued jobs of an owner that no offer fits a
+// claim reads past (a version or a label no connected worker has), so that
+// they do not hide the owner's jobs behind them. Jobs nobody can run fail
+// at their placement timeout and leave the queue.
+const claimScanAhead = 64
+
+// queuedCandidates reads, for every owner with queued jobs, the first ones
+// (priority, then age) in one of r's languages, on the jobs_queue index:
+// the work is by owners and claims, not by the length of the queue. Only
+// the columns placement needs are read; the claim's UPDATE returns the
+// whole row of the jobs it takes.
+func queuedCandidates(tx *sql.Tx, r *store.ClaimRequest, langs []string, capacity int) (map[string][]*store.Job, error) {
+	owners, err := queuedOwners(tx)
+	if err != nil {
+		return nil, err
+	}
+	in := strings.TrimSuffix(strings.Repeat("?, ", len(langs)), ", ")
+	st, err := tx.Prepare(`SELECT seq, id, language, version, labels FROM jobs INDEXED BY jobs_queue
+	WHERE status = 'queued' AND owner = ? AND language IN (` + in + `)
+	ORDER BY priority DESC, seq LIMIT ?`)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	out := make(map[string][]*store.Job, len(owners))
+	args := make([]any, 0, len(langs)+2)
+	for _, owner := range owners {
+		args = append(args[:0], owner)
+		for _, l := range langs {
+			args = append(args, l)
+		}
+		args = append(args, capacity+claimScanAhead)
+		jobs, err := scanCandidates(st.Query(args...))
+		if err != nil {
+			return nil, err
+		}
+		fit := jobs[:0]
+		for _, j := range jobs {
+			if len(fit) < capacity && fitsSome(r, j) {
+				j.Owner = owner
+				fit = append(fit, j)
+			}
+		}
+		if len(fit) > 0 {
+			out[owner] = fit
+		}
+	}
+	return out, nil
+}
+
+// fitsSome reports whether some offer with a free slot fits j.
+func fitsSome(r *store.ClaimRequest, j *store.Job) bool {
+	for i := range r.Offers {
+		if r.Offers[i].Free > 0 && r.Offers[i].Fits(j) {
+			return true
+		}
+	}
+	return false
+}
+
+func scanCandidates(rows *sql.Rows, err error) ([]*store.Job, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var jobs []*store.Job
+	for rows.Next() {
+		var (
+			j      store.Job
+			labels string
+		)
+		if err := rows.Scan(&j.Seq, &j.ID, &j.Language, &j.Version, &labels); err != nil {
+			return nil, err
+		}
+		if j.Labels, err = decodeLabels(labels); err != nil {
+			return nil, fmt.Errorf("job %q: %w", j.ID, err)
+		}
+		jobs = append(jobs, &j)
+	}
+	return jobs, rows.Err()
+}
+
+// queuedOwners lists the owners with queued jobs, from queued_counts
+// (one row per owner) rather than from the queue.
+func queuedOwners(tx *sql.Tx) ([]string, error) {
+	rows, err := tx.Query(`SELECT owner FROM queued_counts WHERE n > 0`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// RenewLeases implements store.Store.
+func (s *Store) RenewLeases(ctx context.Context, master string, workers []store.WorkerRef, until time.Time) (int, error) {
+	if master == "" || until.IsZero() {
+		return 0, errors.New("sqlite: RenewLeases: master and until are required")
+	}
+	for _, w := range workers {
+		if err := checkWorker(w); err != nil {
+			return 0, fmt.Errorf("sqlite: RenewLeases: %w", err)
+		}
+	}
+	if len(workers) == 0 {
+		return 0, nil
+	}
+	n, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
+		var total int64
+		for chunk := range slices.Chunk(workers, renewChunk) {
+			args := make([]any, 0, 2+2*len(chunk))
+			args = append(args, nanos(until), master)
+			for _, w := range chunk {
+				args = append(args, w.Name, w.Identity)
+			}
+			q := sqlRenew + strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", ") + ")"
+			res, err := tx.Exec(q, args...)
+			if err != nil {
+				return 0, err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return 0, err
+			}
+			total += n
+		}
+		return total, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: RenewLeases: %w", err)
+	}
+	return int(n), nil
+}
+
+// RescueExpired implements store.Store.
+func (s *Store) RescueExpired(ctx context.Context, now time.Time, reason string, limit int) ([]*store.Job, error) {
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	var jobs []*store.Job
+	_, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
+		var err error
+		jobs, err = scanJobs(tx.Query(sqlRescue, reason, nanos(now), limit))
+		return int64(len(jobs)), err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: RescueExpired: %w", err)
+	}
+	return jobs, nil
+}
+
+// scanJobs reads every row of a query of jobColumns.
+func scanJobs(rows *sql.Rows, err error) ([]*store.Job, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var jobs []*store.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
+}
