@@ -193,6 +193,13 @@ func decide(in Input) Plan {
 		default: // PhaseUp
 			counted++
 			up = append(up, m)
+			// Connected but announcing nothing yet (its first self-tests
+			// run): its slots are on their way, as a starting worker's.
+			// From its first announcement on, its free slots count for
+			// the languages it announced.
+			if connected && len(m.Worker.Languages) == 0 {
+				starting++
+			}
 		}
 	}
 
