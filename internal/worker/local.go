@@ -58,9 +58,9 @@ type Toolbox struct {
 	mu         sync.Mutex
 	languages  []*clusterpb.Language
 	generation uint64
-	testing    map[string]bool // languages whose self-test has not ended
-	tested     chan struct{}   // closed when every self-test has ended
-	quick      chan struct{}   // closed when the interpreters' self-tests have ended
+	testing    map[string]string // version by language, of the self-tests not ended
+	tested     chan struct{}     // closed when every self-test has ended
+	quick      chan struct{}     // closed when the interpreters' self-tests have ended
 	scratch    *sandbox.Scratch
 	// base and detected let Recheck run the self-tests again.
 	base     runner.Config

@@ -47,9 +47,9 @@ func (tb *Toolbox) startSelfTests(ctx context.Context) {
 	// Unknown costs (0) keep the catalogue's order, C first.
 	slices.SortStableFunc(slow, func(a, b todo) int { return cmp.Compare(a.cost, b.cost) })
 	tb.mu.Lock()
-	tb.testing = map[string]bool{}
+	tb.testing = map[string]string{}
 	for _, td := range append(slices.Clone(quick), slow...) {
-		tb.testing[td.t.Name()] = true
+		tb.testing[td.t.Name()] = td.t.Version
 	}
 	tb.mu.Unlock()
 	if len(cached) > 0 {
@@ -102,6 +102,7 @@ func (tb *Toolbox) selfTest(ctx context.Context, t lang.Toolchain) {
 	defer func() {
 		tb.mu.Lock()
 		delete(tb.testing, t.Name())
+		tb.generation++ // the master learns that its jobs need not wait
 		tb.mu.Unlock()
 	}()
 	cfg := tb.base
@@ -130,14 +131,14 @@ func (tb *Toolbox) selfTest(ctx context.Context, t lang.Toolchain) {
 }
 
 // Testing returns the languages whose self-test is still running.
-func (tb *Toolbox) Testing() []string {
+func (tb *Toolbox) Testing() []*clusterpb.Language {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	out := make([]string, 0, len(tb.testing))
-	for name := range tb.testing {
-		out = append(out, name)
+	out := make([]*clusterpb.Language, 0, len(tb.testing))
+	for name, version := range tb.testing {
+		out = append(out, &clusterpb.Language{Name: name, Version: version})
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 

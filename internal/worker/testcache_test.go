@@ -306,7 +306,7 @@ func TestSelfTestsAnnounceAsTheyPass(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := tb.Testing(); !slices.Equal(got, []string{"slowc"}) {
+	if got := tb.Testing(); len(got) != 1 || got[0].Name != "slowc" {
 		t.Fatalf("still testing %v, want [slowc]", got)
 	}
 	// The interpreters' runs all came before the compile.
@@ -320,8 +320,8 @@ func TestSelfTestsAnnounceAsTheyPass(t *testing.T) {
 	sb.mu.Unlock()
 	close(release)
 	<-tb.Tested()
-	if got := names(tb); !slices.Equal(got, []string{"sh1", "sh2", "slowc"}) {
-		t.Fatalf("in the end %v", got)
+	if got := names(tb); !slices.Equal(got, []string{"sh1", "sh2", "slowc"}) || len(tb.Testing()) != 0 {
+		t.Fatalf("in the end %v, still testing %v", got, tb.Testing())
 	}
 }
 
