@@ -401,6 +401,8 @@ func (f filtered) Languages() ([]*clusterpb.Language, uint64) {
 	return out, gen
 }
 
+func (f filtered) Changed() <-chan struct{} { return f.tb.Changed() }
+
 func (f filtered) Testing() []*clusterpb.Language {
 	var out []*clusterpb.Language
 	for _, l := range f.tb.Testing() {

@@ -15,9 +15,19 @@ import (
 // stillTesting is a worker's languages while its python self-test runs,
 // until pass is called.
 type stillTesting struct {
-	mu     sync.Mutex
-	passed bool
-	gen    uint64
+	mu      sync.Mutex
+	passed  bool
+	gen     uint64
+	changed chan struct{}
+}
+
+func (s *stillTesting) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
 }
 
 var python3 = []*clusterpb.Language{{Name: "python", Version: "3"}}
@@ -44,14 +54,21 @@ func (s *stillTesting) pass() {
 	s.mu.Lock()
 	s.passed = true
 	s.gen++
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	s.mu.Unlock()
 }
 
 // A job for a language that the only worker is still self-testing waits
-// for it, past its placement timeout, and runs once the language is
-// announced.
+// for it, past its placement timeout, and runs as soon as the language is
+// announced: the worker does not wait for its next heartbeat to say so.
 func TestJobWaitsForALanguageStillSelfTesting(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) { cfg.PlacementTimeout = time.Second }})
+	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) {
+		cfg.PlacementTimeout = time.Second
+		cfg.HeartbeatInterval, cfg.WorkerTimeout = 10*time.Second, time.Minute
+	}})
 	langs := &stillTesting{}
 	c.AddWorker(clustertest.WorkerOptions{Name: "young", Slots: 1, Runner: bigRunner{}, LanguageSource: langs})
 	ctx := context.Background()
@@ -64,7 +81,7 @@ func TestJobWaitsForALanguageStillSelfTesting(t *testing.T) {
 		t.Fatalf("while python is being tested: %+v, %v; want it queued", j, err)
 	}
 	langs.pass()
-	c.Eventually(10*time.Second, "the job to run", func() bool {
+	c.Eventually(3*time.Second, "the job to run well before the next heartbeat", func() bool {
 		j, err := c.Client.Job(ctx, job.ID)
 		return err == nil && j.Status == api.StatusDone && j.Worker == "young"
 	})

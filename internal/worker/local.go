@@ -59,6 +59,7 @@ type Toolbox struct {
 	languages  []*clusterpb.Language
 	generation uint64
 	testing    map[string]string // version by language, of the self-tests not ended
+	changed    chan struct{}     // closed at the next generation (Changed)
 	tested     chan struct{}     // closed when every self-test has ended
 	quick      chan struct{}     // closed when the interpreters' self-tests have ended
 	scratch    *sandbox.Scratch

@@ -102,7 +102,7 @@ func (tb *Toolbox) selfTest(ctx context.Context, t lang.Toolchain) {
 	defer func() {
 		tb.mu.Lock()
 		delete(tb.testing, t.Name())
-		tb.generation++ // the master learns that its jobs need not wait
+		tb.changedLocked() // the master learns that its jobs need not wait
 		tb.mu.Unlock()
 	}()
 	cfg := tb.base
@@ -142,6 +142,27 @@ func (tb *Toolbox) Testing() []*clusterpb.Language {
 	return out
 }
 
+// Changed returns a channel closed at the next change of the languages or
+// of those still tested: a worker tells the master at once, rather than at
+// its next heartbeat.
+func (tb *Toolbox) Changed() <-chan struct{} {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.changed == nil {
+		tb.changed = make(chan struct{})
+	}
+	return tb.changed
+}
+
+// changedLocked starts a new generation. Called with tb.mu held.
+func (tb *Toolbox) changedLocked() {
+	tb.generation++
+	if tb.changed != nil {
+		close(tb.changed)
+		tb.changed = nil
+	}
+}
+
 // add announces languages.
 func (tb *Toolbox) add(ls ...*clusterpb.Language) {
 	tb.mu.Lock()
@@ -152,7 +173,7 @@ func (tb *Toolbox) add(ls ...*clusterpb.Language) {
 	langs = append(langs, ls...)
 	sort.Slice(langs, func(i, j int) bool { return langs[i].Name < langs[j].Name })
 	tb.languages = langs
-	tb.generation++
+	tb.changedLocked()
 }
 
 // withdraw stops announcing a language whose self-test failed, and
@@ -166,6 +187,6 @@ func (tb *Toolbox) withdraw(name string, err error) {
 	langs := slices.DeleteFunc(slices.Clone(tb.languages), func(l *clusterpb.Language) bool { return l.Name == name })
 	if len(langs) != n {
 		tb.languages = langs
-		tb.generation++
+		tb.changedLocked()
 	}
 }

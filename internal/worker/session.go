@@ -108,6 +108,13 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var res results
+	// A language announced (or withdrawn) goes out at once, in a
+	// heartbeat of its own: its jobs need not wait for the next beat.
+	changed := languagesChanged(w.cfg.Languages)
+	beat := func() *clusterpb.WorkerMessage {
+		changed = languagesChanged(w.cfg.Languages) // before reading the set
+		return &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
+	}
 	for {
 		// What is due now, without waiting.
 		var msg *clusterpb.WorkerMessage
@@ -117,7 +124,9 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 		case <-w.finishing:
 			return w.goodbye(stream, out, &res)
 		case <-t.C:
-			msg = &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
+			msg = beat()
+		case <-changed:
+			msg = beat()
 		case msg = <-out:
 		default:
 		}
@@ -140,7 +149,9 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 		case <-w.finishing:
 			return w.goodbye(stream, out, &res)
 		case <-t.C:
-			msg = &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
+			msg = beat()
+		case <-changed:
+			msg = beat()
 		case msg = <-out:
 		case <-w.resultReady:
 			continue

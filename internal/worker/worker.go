@@ -95,6 +95,23 @@ type TestingSource interface {
 
 var _ TestingSource = (*Toolbox)(nil)
 
+// ChangeNotifier is a LanguageSource that says when its set changes
+// (*Toolbox): the worker then sends a heartbeat at once.
+type ChangeNotifier interface {
+	Changed() <-chan struct{}
+}
+
+var _ ChangeNotifier = (*Toolbox)(nil)
+
+// languagesChanged returns the source's change channel, or nil (never
+// ready) when it has none.
+func languagesChanged(src LanguageSource) <-chan struct{} {
+	if n, ok := src.(ChangeNotifier); ok {
+		return n.Changed()
+	}
+	return nil
+}
+
 // stillTesting returns what the language source still tests, if it says.
 func stillTesting(src LanguageSource) []*clusterpb.Language {
 	if ts, ok := src.(TestingSource); ok {
