@@ -49,8 +49,10 @@ type ToolboxConfig struct {
 }
 
 // Toolbox is what a worker machine can run: a runner over the detected
-// toolchains, and the languages to announce, which grow as self-tests pass.
-// A worker announces only what it has actually seen run.
+// toolchains, and the languages to announce, which grow as self-tests pass
+// (and shrink if a later check fails). A worker announces only what it has
+// actually seen run, on this start or on an earlier one with the very same
+// toolchains.
 type Toolbox struct {
 	Runner  *runner.Runner
 	Sandbox string
@@ -98,9 +100,12 @@ func (tb *Toolbox) Languages() ([]*clusterpb.Language, uint64) {
 // Tested is closed once every self-test has finished.
 func (tb *Toolbox) Tested() <-chan struct{} { return tb.tested }
 
-// PrepareToolbox detects the catalogue's toolchains and starts their
-// self-tests in the background (compiling Go or Rust the first time takes
-// seconds; a worker need not wait for that to take Python jobs).
+// PrepareToolbox detects the catalogue's toolchains, announces at once
+// those whose self-test passed on an earlier start and that have not
+// changed since (the self-test cache, testcache.go), and tests the others
+// in the background, cheapest first (selftest.go): compiling Go or Rust
+// the first time takes seconds, and a worker need not wait for that to
+// take Python jobs.
 func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -10,15 +10,15 @@ import (
 	"syscall"
 )
 
-// statIdentity is a file's device, inode and change time: a binary
-// replaced in place (same size and modification time) still changes them.
+// statIdentity is a file's device, inode and (on Linux) change time: a
+// binary replaced or rewritten with the same size and modification time
+// still changes them.
 func statIdentity(fi fs.FileInfo) string {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return ""
 	}
-	return strconv.FormatUint(uint64(st.Dev), 10) + ":" + strconv.FormatUint(st.Ino, 10) + ":" +
-		strconv.FormatInt(int64(st.Ctim.Sec), 10) + "." + strconv.FormatInt(int64(st.Ctim.Nsec), 10)
+	return strconv.FormatUint(uint64(st.Dev), 10) + ":" + strconv.FormatUint(uint64(st.Ino), 10) + ":" + changeTime(st)
 }
 
 // checkPrivate refuses a cache directory or entry that another user could
