@@ -68,6 +68,9 @@ type WorkerState struct {
 	Running    int
 	Languages  map[string][]string
 	Labels     map[string]string
+	// Testing are the languages whose self-test it still runs: its free
+	// slots count for their jobs as capacity on its way.
+	Testing map[string][]string
 }
 
 // Managed is a worker the autoscaler started, with what it has observed
@@ -193,6 +196,13 @@ func decide(in Input) Plan {
 		default: // PhaseUp
 			counted++
 			up = append(up, m)
+			// Connected but announcing nothing yet (its first self-tests
+			// run): its slots are on their way, as a starting worker's.
+			// From its first announcement on, its free slots count for
+			// the languages it announced.
+			if connected && len(m.Worker.Languages) == 0 {
+				starting++
+			}
 		}
 	}
 
@@ -394,7 +404,8 @@ func canRun(p Policy, profiles []Profile, r scheduler.Requirements) bool {
 
 // freeSlots counts the free slots of the workers taking jobs, each worker
 // counting only up to the queued jobs it could run: a C worker's free slots
-// do not absorb a Python backlog.
+// do not absorb a Python backlog. A worker counts from its first
+// announcement: the languages it still self-tests count as its own.
 func freeSlots(ws []WorkerState, groups []*queueGroup) int {
 	free := 0
 	for i := range ws {
@@ -403,9 +414,10 @@ func freeSlots(ws []WorkerState, groups []*queueGroup) int {
 			continue
 		}
 		sw := scheduler.Worker{Languages: w.Languages, Labels: w.Labels}
+		soon := scheduler.Worker{Languages: w.Testing, Labels: w.Labels}
 		runnable := 0
 		for _, g := range groups {
-			if sw.Capable(g.req) {
+			if sw.Capable(g.req) || soon.Capable(g.req) {
 				runnable += g.n
 			}
 		}

@@ -118,6 +118,22 @@ func TestDecide(t *testing.T) {
 		{name: "slots of starting workers count as coming", in: input(pol, jobs(2, "bash", time.Minute),
 			[]Managed{up("auto-1", 1, 0), starting("auto-2", time.Second), starting("auto-3", time.Second)}),
 			desired: 3, actual: 1},
+		{name: "slots of joined workers still self-testing count as coming", in: func() Input {
+			in := input(pol, jobs(2, "bash", time.Minute), []Managed{up("auto-1", 1, 0), up("auto-2", 0, time.Second), up("auto-3", 0, time.Second)})
+			for i := 1; i < 3; i++ {
+				in.Managed[i].Worker.Languages = nil
+				in.Workers[i].Languages = nil
+			}
+			return in
+		}(), desired: 3, actual: 3},
+		{name: "free slots of a worker still self-testing the language count", in: func() Input {
+			in := input(pol, jobs(2, "go", time.Minute), []Managed{up("auto-1", 1, 0), up("auto-2", 0, time.Second)},
+				worker("manual", 1, 0, bash))
+			in.Workers[1].Testing = map[string][]string{"go": {"1.26"}}
+			in.Workers[2].Testing = map[string][]string{"go": {"1.26"}}
+			in.Profiles = []Profile{{Languages: map[string][]string{"go": {"1.26"}}}}
+			return in
+		}(), want: "", desired: 2, actual: 2},
 		{name: "maximum caps the scale-up", in: input(pol, jobs(20, "bash", time.Minute), []Managed{up("auto-1", 1, 0), up("auto-2", 1, 0), up("auto-3", 1, 0)}),
 			want: "start auto-4", held: "the load asks for more workers than the maximum of 4", desired: 4, actual: 3},
 		{name: "at the maximum: held", in: input(pol, jobs(20, "bash", time.Minute), []Managed{up("auto-1", 1, 0), up("auto-2", 1, 0), up("auto-3", 1, 0), up("auto-4", 1, 0)}),

@@ -47,8 +47,8 @@ func (f *autoscaleFlags) register(fl *pflag.FlagSet) {
 }
 
 // config is the master's autoscale section; catalogue and logLevel are
-// the master's, which local workers share.
-func (f *autoscaleFlags) config(catalogue, logLevel string) master.AutoscaleConfig {
+// the master's, which local workers share, and data its data directory.
+func (f *autoscaleFlags) config(catalogue, logLevel, data string) master.AutoscaleConfig {
 	if f.mode == "" {
 		return master.AutoscaleConfig{}
 	}
@@ -67,6 +67,9 @@ func (f *autoscaleFlags) config(catalogue, logLevel string) master.AutoscaleConf
 		if f.noSandbox {
 			args = append(args, "--insecure-no-sandbox")
 		}
+		// One toolchain cache for the machine's workers: a worker started
+		// for load announces at once what the first one tested.
+		args = append(args, "--toolchain-cache", toolchainCacheDir(data))
 		args = append(args, f.workerArgs...)
 	}
 	var langs []string
@@ -87,4 +90,15 @@ func (f *autoscaleFlags) config(catalogue, logLevel string) master.AutoscaleConf
 		StartCmd: f.startCmd, StopCmd: f.stopCmd,
 		MasterAddr: f.masterAddr, StopTimeout: f.stopped,
 	}
+}
+
+// toolchainCacheDir is where the workers `grappe up` and the local
+// autoscaler start keep their self-test results and toolchain cache seeds
+// (worker --toolchain-cache): one directory for the machine, under the
+// master's data directory.
+func toolchainCacheDir(data string) string {
+	if abs, err := filepath.Abs(data); err == nil {
+		data = abs
+	}
+	return filepath.Join(data, "toolchains")
 }

@@ -22,17 +22,17 @@ func TestAutoscaleFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.noSandbox = true
-	cfg := f.config("cat.yaml", "debug")
+	cfg := f.config("cat.yaml", "debug", "/srv/grappe")
 	p := cfg.Policy
 	if cfg.Provisioner != "local" || p.Min != 2 || p.Max != 6 || p.Idle != 90*time.Second || p.SlotsPerWorker != 3 ||
 		!slices.Equal(p.Languages, []string{"python", "c"}) || p.Wait != 10*time.Second {
 		t.Fatalf("config %+v", cfg)
 	}
 	args := strings.Join(cfg.WorkerArgs, " ")
-	if !strings.Contains(args, "/cat.yaml --log-level debug --insecure-no-sandbox --labels=zone=a") || !strings.HasPrefix(args, "--catalogue /") {
+	if !strings.Contains(args, "/cat.yaml --log-level debug --insecure-no-sandbox --toolchain-cache /srv/grappe/toolchains --labels=zone=a") || !strings.HasPrefix(args, "--catalogue /") {
 		t.Fatalf("worker args %q", args)
 	}
-	if off := (&autoscaleFlags{}).config("", ""); off.Provisioner != "" {
+	if off := (&autoscaleFlags{}).config("", "", ""); off.Provisioner != "" {
 		t.Fatalf("no --autoscale: %+v", off)
 	}
 }

@@ -88,7 +88,7 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		MaxConnsPerAddr: f.maxConnsPerIP, MaxConns: f.maxConns,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,
-		Autoscale: f.autoscale.config(f.catalogue, f.logLevel),
+		Autoscale: f.autoscale.config(f.catalogue, f.logLevel, f.data),
 	}
 }
 
@@ -208,19 +208,25 @@ func newUpCmd() *cobra.Command {
 			defer m.Close()
 			g, gctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return m.Run(gctx) })
-			// One sandbox for all the local workers: they share its pool
-			// and its range of uids.
-			sb, err := openSandbox(insecure, filepath.Join(f.data, "workers", "sandbox"), 0, workers*maxJobs, log)
-			if err != nil {
-				return err
+			// One sandbox and one toolbox for all the local workers: they
+			// share its pool and its range of uids. None without local
+			// workers: autoscaled ones have their own, and self-tests
+			// nobody uses would take the CPU from the jobs.
+			var tb *worker.Toolbox
+			if workers > 0 {
+				sb, err := openSandbox(insecure, filepath.Join(f.data, "workers", "sandbox"), 0, workers*maxJobs, log)
+				if err != nil {
+					return err
+				}
+				defer closeSandbox(sb)
+				var closeToolbox func()
+				tb, closeToolbox, err = openToolbox(gctx, filepath.Join(f.data, "workers"), toolchainCacheDir(f.data), cat, sb, workTmpfsMB, log)
+				if err != nil {
+					return err
+				}
+				defer closeToolbox()
+				waitQuick(gctx, tb)
 			}
-			defer closeSandbox(sb)
-			tb, closeToolbox, err := openToolbox(gctx, filepath.Join(f.data, "workers"), cat, sb, workTmpfsMB, log)
-			if err != nil {
-				return err
-			}
-			defer closeToolbox()
-			waitQuick(gctx, tb)
 			for i := 1; i <= workers; i++ {
 				name := fmt.Sprintf("worker-%d", i)
 				w, err := worker.New(worker.Config{
@@ -246,20 +252,13 @@ func newUpCmd() *cobra.Command {
 				m.URL(), filepath.Join(data, master.CAFile), filepath.Join(data, master.AdminTokenFile))
 			fmt.Fprintf(out, "web UI: %s (log in as a user; create one with: grappe user add NAME --role admin)\n", m.URL())
 			printMetrics(out, m, data)
-			if tb.Sandbox == "none" {
+			if tb != nil && tb.Sandbox == "none" {
 				fmt.Fprintln(out, "WARNING: workers run programs WITHOUT a sandbox (insecure)")
 			}
 			fmt.Fprintln(out, "grappe is ready; Ctrl-C stops it")
-			go func() {
-				// Compiled languages are announced as their self-tests
-				// pass, seconds later; benchmarks should start after.
-				select {
-				case <-tb.Tested():
-					langs, _ := tb.Languages()
-					fmt.Fprintf(out, "self-tests done: %d languages ready\n", len(langs))
-				case <-gctx.Done():
-				}
-			}()
+			if tb != nil {
+				go reportSelfTests(gctx, out, tb)
+			}
 			err = g.Wait()
 			fmt.Fprintln(out, "grappe stopped")
 			return err
@@ -274,7 +273,7 @@ func newUpCmd() *cobra.Command {
 }
 
 func newWorkerCmd() *cobra.Command {
-	var masterAddr, joinToken, joinTokenFile, name, data, labels, caFile, catalogue, logLevel string
+	var masterAddr, joinToken, joinTokenFile, name, data, labels, caFile, catalogue, logLevel, toolchainCache string
 	var maxJobs, uidBase, workTmpfsMB int
 	var drain time.Duration
 	var insecure bool
@@ -326,7 +325,7 @@ func newWorkerCmd() *cobra.Command {
 				return err
 			}
 			defer closeSandbox(sb)
-			tb, closeToolbox, err := openToolbox(ctx, data, cat, sb, workTmpfsMB, log)
+			tb, closeToolbox, err := openToolbox(ctx, data, toolchainCache, cat, sb, workTmpfsMB, log)
 			if err != nil {
 				return err
 			}
@@ -354,6 +353,7 @@ func newWorkerCmd() *cobra.Command {
 	fl.StringVar(&labels, "labels", "", "labels k=v,k=v that jobs can require")
 	fl.StringVar(&caFile, "ca", "", "CA certificate to trust instead of the token's fingerprint")
 	fl.StringVar(&catalogue, "catalogue", "", "YAML file of extra or overriding language entries")
+	fl.StringVar(&toolchainCache, "toolchain-cache", "", "directory of the self-test results and toolchain cache seeds, which the workers of one machine may share (default: --data); remove it to run every self-test again")
 	fl.IntVar(&maxJobs, "max-jobs", runtime.NumCPU(), "jobs run at once")
 	fl.DurationVar(&drain, "drain-timeout", 30*time.Second, "on SIGTERM, wait this long for running jobs before handing them back")
 	fl.BoolVar(&insecure, "insecure-no-sandbox", false, "run programs without isolation (development only)")
@@ -399,11 +399,19 @@ func workTmpfsFlag(fl *pflag.FlagSet, mb *int) {
 
 // openToolbox prepares a worker machine's toolbox in dir, its work
 // directories on a tmpfs of workTmpfsMB when there is a sandbox (whose
-// absence also means no root to mount it). The returned close waits for
-// the self-tests, which use the sandbox, then unmounts: defer it after the
-// sandbox's own close, so that it runs first.
-func openToolbox(ctx context.Context, dir string, cat *lang.Catalogue, sb sandbox.Sandbox, workTmpfsMB int, log *slog.Logger) (*worker.Toolbox, func(), error) {
+// absence also means no root to mount it), its self-test results and
+// toolchain cache seeds in shared (empty: in dir). The returned close
+// waits for the self-tests, which use the sandbox, then unmounts: defer
+// it after the sandbox's own close, so that it runs first.
+func openToolbox(ctx context.Context, dir, shared string, cat *lang.Catalogue, sb sandbox.Sandbox, workTmpfsMB int, log *slog.Logger) (*worker.Toolbox, func(), error) {
 	cfg := worker.ToolboxConfig{DataDir: dir, Catalogue: cat, Sandbox: sb, Logger: log}
+	if shared != "" {
+		abs, err := filepath.Abs(shared)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.TestCacheDir, cfg.ToolCacheDir = filepath.Join(abs, "selftest"), filepath.Join(abs, "toolcache")
+	}
 	if sb != nil && workTmpfsMB > 0 {
 		cfg.ScratchBytes = int64(workTmpfsMB) << 20
 	}
@@ -415,6 +423,19 @@ func openToolbox(ctx context.Context, dir string, cat *lang.Catalogue, sb sandbo
 		waitSelfTests(tb)
 		tb.Close()
 	}, nil
+}
+
+// reportSelfTests says when the last language of the local workers is
+// ready: compiled languages are announced as their self-tests pass (at
+// once when the self-test cache knows them), and benchmarks should start
+// after this line.
+func reportSelfTests(ctx context.Context, out io.Writer, tb *worker.Toolbox) {
+	select {
+	case <-tb.Tested():
+		langs, _ := tb.Languages()
+		fmt.Fprintf(out, "self-tests done: %d languages ready\n", len(langs))
+	case <-ctx.Done():
+	}
 }
 
 // waitSelfTests waits for the toolbox's self-tests, which stop early once

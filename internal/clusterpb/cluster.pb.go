@@ -446,8 +446,12 @@ type Hello struct {
 	Draining       bool          `protobuf:"varint,10,opt,name=draining,proto3" json:"draining,omitempty"`
 	Finished       []*AttemptRef `protobuf:"bytes,11,rep,name=finished,proto3" json:"finished,omitempty"` // results that follow the welcome
 	Health         *Health       `protobuf:"bytes,12,opt,name=health,proto3" json:"health,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Languages whose self-test is still running: the worker will announce
+	// them if it passes. A job for one of them waits in the queue for it
+	// instead of failing at its placement timeout.
+	Testing       []*Language `protobuf:"bytes,13,rep,name=testing,proto3" json:"testing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -553,6 +557,13 @@ func (x *Hello) GetFinished() []*AttemptRef {
 func (x *Hello) GetHealth() *Health {
 	if x != nil {
 		return x.Health
+	}
+	return nil
+}
+
+func (x *Hello) GetTesting() []*Language {
+	if x != nil {
+		return x.Testing
 	}
 	return nil
 }
@@ -734,8 +745,10 @@ type Heartbeat struct {
 	LanguagesChanged bool        `protobuf:"varint,5,opt,name=languages_changed,json=languagesChanged,proto3" json:"languages_changed,omitempty"`
 	Languages        []*Language `protobuf:"bytes,6,rep,name=languages,proto3" json:"languages,omitempty"`
 	Health           *Health     `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// With languages_changed: the languages still self-testing (see Hello).
+	Testing       []*Language `protobuf:"bytes,8,rep,name=testing,proto3" json:"testing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
@@ -813,6 +826,13 @@ func (x *Heartbeat) GetLanguages() []*Language {
 func (x *Heartbeat) GetHealth() *Health {
 	if x != nil {
 		return x.Health
+	}
+	return nil
+}
+
+func (x *Heartbeat) GetTesting() []*Language {
+	if x != nil {
+		return x.Testing
 	}
 	return nil
 }
@@ -1969,7 +1989,7 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\x05drain\x18\x04 \x01(\v2\x18.grappe.cluster.v1.DrainH\x00R\x05drain\x12=\n" +
 	"\n" +
 	"result_ack\x18\x05 \x01(\v2\x1c.grappe.cluster.v1.ResultAckH\x00R\tresultAckB\x05\n" +
-	"\x03msg\"\xa6\x04\n" +
+	"\x03msg\"\xdd\x04\n" +
 	"\x05Hello\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05slots\x18\x03 \x01(\x05R\x05slots\x12<\n" +
@@ -1982,7 +2002,8 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\bdraining\x18\n" +
 	" \x01(\bR\bdraining\x129\n" +
 	"\bfinished\x18\v \x03(\v2\x1d.grappe.cluster.v1.AttemptRefR\bfinished\x121\n" +
-	"\x06health\x18\f \x01(\v2\x19.grappe.cluster.v1.HealthR\x06health\x1a9\n" +
+	"\x06health\x18\f \x01(\v2\x19.grappe.cluster.v1.HealthR\x06health\x125\n" +
+	"\atesting\x18\r \x03(\v2\x1b.grappe.cluster.v1.LanguageR\atesting\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x02\x10\x03\"e\n" +
@@ -1996,7 +2017,7 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\n" +
 	"AttemptRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x05R\aattempt\"\xc3\x02\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\"\xfa\x02\n" +
 	"\tHeartbeat\x12\x1f\n" +
 	"\vcpu_percent\x18\x01 \x01(\x01R\n" +
 	"cpuPercent\x12%\n" +
@@ -2005,7 +2026,8 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\bdraining\x18\x04 \x01(\bR\bdraining\x12+\n" +
 	"\x11languages_changed\x18\x05 \x01(\bR\x10languagesChanged\x129\n" +
 	"\tlanguages\x18\x06 \x03(\v2\x1b.grappe.cluster.v1.LanguageR\tlanguages\x121\n" +
-	"\x06health\x18\a \x01(\v2\x19.grappe.cluster.v1.HealthR\x06health\"\x82\x01\n" +
+	"\x06health\x18\a \x01(\v2\x19.grappe.cluster.v1.HealthR\x06health\x125\n" +
+	"\atesting\x18\b \x03(\v2\x1b.grappe.cluster.v1.LanguageR\atesting\"\x82\x01\n" +
 	"\aRelease\x127\n" +
 	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12&\n" +
@@ -2155,34 +2177,36 @@ var file_internal_clusterpb_cluster_proto_depIdxs = []int32{
 	24, // 15: grappe.cluster.v1.Hello.pending_results:type_name -> grappe.cluster.v1.Result
 	7,  // 16: grappe.cluster.v1.Hello.finished:type_name -> grappe.cluster.v1.AttemptRef
 	5,  // 17: grappe.cluster.v1.Hello.health:type_name -> grappe.cluster.v1.Health
-	7,  // 18: grappe.cluster.v1.Heartbeat.running:type_name -> grappe.cluster.v1.AttemptRef
-	6,  // 19: grappe.cluster.v1.Heartbeat.languages:type_name -> grappe.cluster.v1.Language
-	5,  // 20: grappe.cluster.v1.Heartbeat.health:type_name -> grappe.cluster.v1.Health
-	7,  // 21: grappe.cluster.v1.Release.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 22: grappe.cluster.v1.ResultPart.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 23: grappe.cluster.v1.Accepted.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 24: grappe.cluster.v1.Output.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 25: grappe.cluster.v1.Welcome.abandon:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 26: grappe.cluster.v1.Assign.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	21, // 27: grappe.cluster.v1.Assign.spec:type_name -> grappe.cluster.v1.JobSpec
-	7,  // 28: grappe.cluster.v1.Cancel.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 29: grappe.cluster.v1.ResultAck.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	18, // 30: grappe.cluster.v1.JobSpec.files:type_name -> grappe.cluster.v1.File
-	19, // 31: grappe.cluster.v1.JobSpec.limits:type_name -> grappe.cluster.v1.Limits
-	20, // 32: grappe.cluster.v1.JobSpec.tests:type_name -> grappe.cluster.v1.TestCase
-	7,  // 33: grappe.cluster.v1.Result.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	22, // 34: grappe.cluster.v1.Result.compile:type_name -> grappe.cluster.v1.Compile
-	23, // 35: grappe.cluster.v1.Result.run:type_name -> grappe.cluster.v1.RunResult
-	23, // 36: grappe.cluster.v1.Result.tests:type_name -> grappe.cluster.v1.RunResult
-	0,  // 37: grappe.cluster.v1.Cluster.Join:input_type -> grappe.cluster.v1.JoinRequest
-	2,  // 38: grappe.cluster.v1.Cluster.Connect:input_type -> grappe.cluster.v1.WorkerMessage
-	1,  // 39: grappe.cluster.v1.Cluster.Join:output_type -> grappe.cluster.v1.JoinResponse
-	3,  // 40: grappe.cluster.v1.Cluster.Connect:output_type -> grappe.cluster.v1.MasterMessage
-	39, // [39:41] is the sub-list for method output_type
-	37, // [37:39] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	6,  // 18: grappe.cluster.v1.Hello.testing:type_name -> grappe.cluster.v1.Language
+	7,  // 19: grappe.cluster.v1.Heartbeat.running:type_name -> grappe.cluster.v1.AttemptRef
+	6,  // 20: grappe.cluster.v1.Heartbeat.languages:type_name -> grappe.cluster.v1.Language
+	5,  // 21: grappe.cluster.v1.Heartbeat.health:type_name -> grappe.cluster.v1.Health
+	6,  // 22: grappe.cluster.v1.Heartbeat.testing:type_name -> grappe.cluster.v1.Language
+	7,  // 23: grappe.cluster.v1.Release.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 24: grappe.cluster.v1.ResultPart.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 25: grappe.cluster.v1.Accepted.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 26: grappe.cluster.v1.Output.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 27: grappe.cluster.v1.Welcome.abandon:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 28: grappe.cluster.v1.Assign.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	21, // 29: grappe.cluster.v1.Assign.spec:type_name -> grappe.cluster.v1.JobSpec
+	7,  // 30: grappe.cluster.v1.Cancel.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 31: grappe.cluster.v1.ResultAck.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	18, // 32: grappe.cluster.v1.JobSpec.files:type_name -> grappe.cluster.v1.File
+	19, // 33: grappe.cluster.v1.JobSpec.limits:type_name -> grappe.cluster.v1.Limits
+	20, // 34: grappe.cluster.v1.JobSpec.tests:type_name -> grappe.cluster.v1.TestCase
+	7,  // 35: grappe.cluster.v1.Result.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	22, // 36: grappe.cluster.v1.Result.compile:type_name -> grappe.cluster.v1.Compile
+	23, // 37: grappe.cluster.v1.Result.run:type_name -> grappe.cluster.v1.RunResult
+	23, // 38: grappe.cluster.v1.Result.tests:type_name -> grappe.cluster.v1.RunResult
+	0,  // 39: grappe.cluster.v1.Cluster.Join:input_type -> grappe.cluster.v1.JoinRequest
+	2,  // 40: grappe.cluster.v1.Cluster.Connect:input_type -> grappe.cluster.v1.WorkerMessage
+	1,  // 41: grappe.cluster.v1.Cluster.Join:output_type -> grappe.cluster.v1.JoinResponse
+	3,  // 42: grappe.cluster.v1.Cluster.Connect:output_type -> grappe.cluster.v1.MasterMessage
+	41, // [41:43] is the sub-list for method output_type
+	39, // [39:41] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_internal_clusterpb_cluster_proto_init() }

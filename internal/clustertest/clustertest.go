@@ -401,6 +401,18 @@ func (f filtered) Languages() ([]*clusterpb.Language, uint64) {
 	return out, gen
 }
 
+func (f filtered) Changed() <-chan struct{} { return f.tb.Changed() }
+
+func (f filtered) Testing() []*clusterpb.Language {
+	var out []*clusterpb.Language
+	for _, l := range f.tb.Testing() {
+		if f.names == nil || slices.Contains(f.names, l.Name) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func hasLanguage(tb *worker.Toolbox, lang string) bool {
 	langs, _ := tb.Languages()
 	for _, l := range langs {

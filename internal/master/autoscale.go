@@ -147,7 +147,7 @@ func (c autoscaleCluster) Snapshot() ([]autoscale.QueuedJob, []autoscale.WorkerS
 		workers = append(workers, autoscale.WorkerState{
 			Name: w.name, Connected: w.session != nil && w.status != api.WorkerLost, Status: w.status,
 			AdminDrain: w.adminDrain, Slots: w.sched.Slots, Running: len(w.attempts),
-			Languages: w.sched.Languages, Labels: w.labels,
+			Languages: w.sched.Languages, Labels: w.labels, Testing: w.sched.Testing,
 		})
 	}
 	return queue, workers

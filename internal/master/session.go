@@ -270,6 +270,7 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.Wor
 	w.setHealth(h.Health)
 	w.setStatus()
 	w.sched = scheduler.Worker{ID: h.Name, Languages: byName, Labels: h.Labels, Slots: int(h.Slots)}
+	_, w.sched.Testing = languageSets(h.Testing)
 	w.sched.CPUPercent, w.sched.MemoryPercent = 0, 0
 	m.markRow(h.Name)
 
@@ -340,6 +341,7 @@ func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) 
 	healthChanged := w.unhealthy != wasUnhealthy
 	if hb.LanguagesChanged {
 		w.languages, w.sched.Languages = languageSets(hb.Languages)
+		_, w.sched.Testing = languageSets(hb.Testing)
 	}
 	m.markRow(name)
 	queued := m.queue.Len() > 0

@@ -152,3 +152,16 @@ func (r *Runner) removeLegacyToolCache() {
 		}
 	}
 }
+
+// SeedReady reports whether a toolchain that keeps a cache ({cache}, Go's
+// GOCACHE) has its seed filled; it is always true for the others. A
+// self-test verdict kept from an earlier start must not be trusted
+// without the seed: the self-test is what fills it, and without it every
+// Go job would build the standard library again.
+func (r *Runner) SeedReady(tc lang.Toolchain) bool {
+	if !tc.Entry.UsesCache() {
+		return true
+	}
+	des, err := os.ReadDir(r.seedDir(tc.Entry, tc))
+	return err == nil && len(des) > 0
+}

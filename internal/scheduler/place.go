@@ -20,6 +20,10 @@ type Worker struct {
 	// Available is false for a worker that is draining, lost or not yet
 	// welcomed: it keeps its running jobs but takes no new ones.
 	Available bool
+	// Testing maps a language name to the versions whose self-test the
+	// worker is still running: no job is placed for them, but a job that
+	// only they could run waits for them past its placement timeout.
+	Testing map[string][]string
 }
 
 // Capable reports whether w can run jobs with these requirements at all,
@@ -216,9 +220,13 @@ func (q *Queue) Unplaceable(workers []*Worker, now time.Time, timeout time.Durat
 	return out
 }
 
+// anyCapable reports whether a worker runs jobs with these requirements,
+// or may soon: one still self-testing their language counts, so that a
+// worker that has just started (or a job that waited for one) does not
+// see its jobs fail a moment before it announces their language.
 func anyCapable(workers []*Worker, r Requirements) bool {
 	for _, w := range workers {
-		if w.Capable(r) {
+		if w.Capable(r) || (&Worker{Languages: w.Testing, Labels: w.Labels}).Capable(r) {
 			return true
 		}
 	}

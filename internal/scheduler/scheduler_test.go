@@ -267,6 +267,28 @@ func TestUnplaceable(t *testing.T) {
 	}
 }
 
+// A job whose language a connected worker is still self-testing waits
+// for it past the timeout, but is not placed there.
+func TestTestingLanguageWaits(t *testing.T) {
+	q := NewQueue()
+	now := time.Unix(100, 0)
+	j := job("go", "a", 0, 1, "go")
+	j.Since = now.Add(-time.Hour)
+	q.Push(j)
+	w := worker("w", 1, "python")
+	w.Testing = map[string][]string{"go": {"1.26.8"}}
+	if p := q.Schedule([]*Worker{w}, Options{}); len(p) != 0 {
+		t.Fatalf("placed %v on a worker still testing go", p)
+	}
+	if got := q.Unplaceable([]*Worker{w}, now, time.Second); len(got) != 0 {
+		t.Fatalf("failed %v while a worker tests go", got)
+	}
+	w.Testing = nil // its self-test failed
+	if got := q.Unplaceable([]*Worker{w}, now, time.Second); len(got) != 1 {
+		t.Fatalf("got %v once nobody tests go, want the job", got)
+	}
+}
+
 func BenchmarkScheduleManyOwners(b *testing.B) {
 	ws := make([]*Worker, 20)
 	for i := range ws {

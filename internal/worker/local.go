@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -34,6 +33,15 @@ type ToolboxConfig struct {
 	// isolation (--insecure-no-sandbox).
 	Sandbox sandbox.Sandbox
 	Logger  *slog.Logger
+	// TestCacheDir keeps the self-tests that passed (see testcache.go);
+	// empty means DataDir/selftest. Workers of one machine may share it.
+	TestCacheDir string
+	// TestCacheMaxAge is how long a passed self-test is trusted (default
+	// DefaultTestCacheMaxAge).
+	TestCacheMaxAge time.Duration
+	// ToolCacheDir keeps the toolchains' cache seeds (runner.Config);
+	// empty means DataDir/toolcache. Workers of one machine may share it.
+	ToolCacheDir string
 	// Only, when not nil, limits the toolbox to these languages of the
 	// catalogue: tests that need one interpreter skip the seconds the
 	// compilers' self-tests take.
@@ -41,8 +49,10 @@ type ToolboxConfig struct {
 }
 
 // Toolbox is what a worker machine can run: a runner over the detected
-// toolchains, and the languages to announce, which grow as self-tests pass.
-// A worker announces only what it has actually seen run.
+// toolchains, and the languages to announce, which grow as self-tests pass
+// (and shrink if a later check fails). A worker announces only what it has
+// actually seen run, on this start or on an earlier one with the very same
+// toolchains.
 type Toolbox struct {
 	Runner  *runner.Runner
 	Sandbox string
@@ -50,13 +60,17 @@ type Toolbox struct {
 	mu         sync.Mutex
 	languages  []*clusterpb.Language
 	generation uint64
-	tested     chan struct{} // closed when every self-test has ended
-	quick      chan struct{} // closed when the interpreters' self-tests have ended
+	testing    map[string]string // version by language, of the self-tests not ended
+	changed    chan struct{}     // closed at the next generation (Changed)
+	tested     chan struct{}     // closed when every self-test has ended
+	quick      chan struct{}     // closed when the interpreters' self-tests have ended
 	scratch    *sandbox.Scratch
 	// base and detected let Recheck run the self-tests again.
 	base     runner.Config
 	detected []lang.Toolchain
 	sandbox  sandbox.Sandbox // for Repair
+	cache    *testCache
+	log      *slog.Logger
 }
 
 // Close waits for the runner's clean-up and unmounts the work directories'
@@ -86,18 +100,12 @@ func (tb *Toolbox) Languages() ([]*clusterpb.Language, uint64) {
 // Tested is closed once every self-test has finished.
 func (tb *Toolbox) Tested() <-chan struct{} { return tb.tested }
 
-func (tb *Toolbox) add(l *clusterpb.Language) {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	langs := append(append([]*clusterpb.Language{}, tb.languages...), l)
-	sort.Slice(langs, func(i, j int) bool { return langs[i].Name < langs[j].Name })
-	tb.languages = langs
-	tb.generation++
-}
-
-// PrepareToolbox detects the catalogue's toolchains and starts their
-// self-tests in the background (compiling Go or Rust the first time takes
-// seconds; a worker need not wait for that to take Python jobs).
+// PrepareToolbox detects the catalogue's toolchains, announces at once
+// those whose self-test passed on an earlier start and that have not
+// changed since (the self-test cache, testcache.go), and tests the others
+// in the background, cheapest first (selftest.go): compiling Go or Rust
+// the first time takes seconds, and a worker need not wait for that to
+// take Python jobs.
 func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -119,6 +127,12 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = filepath.Join(cfg.DataDir, "work")
 	}
+	if cfg.TestCacheDir == "" {
+		cfg.TestCacheDir = filepath.Join(cfg.DataDir, "selftest")
+	}
+	if cfg.ToolCacheDir == "" {
+		cfg.ToolCacheDir = filepath.Join(cfg.DataDir, "toolcache")
+	}
 	var scratch *sandbox.Scratch
 	if cfg.ScratchBytes > 0 {
 		var err error
@@ -134,7 +148,7 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 		Catalogue: cfg.Catalogue, Sandbox: sb, Logger: cfg.Logger,
 		WorkRoot:     cfg.WorkDir,
 		CacheDir:     filepath.Join(cfg.DataDir, "cache"),
-		ToolCacheDir: filepath.Join(cfg.DataDir, "toolcache"),
+		ToolCacheDir: cfg.ToolCacheDir,
 	}
 	runCfg := base
 	runCfg.Toolchains = detected
@@ -148,61 +162,11 @@ func PrepareToolbox(ctx context.Context, cfg ToolboxConfig) (*Toolbox, error) {
 	}
 	tb := &Toolbox{
 		Runner: r, Sandbox: sb.Kind(), tested: make(chan struct{}), quick: make(chan struct{}), scratch: scratch,
-		base: base, detected: detected, sandbox: sb,
+		base: base, detected: detected, sandbox: sb, log: cfg.Logger,
 	}
-	// Interpreters first, on their own: their self-tests take milliseconds
-	// but would take seconds if they shared the CPU with javac and rustc.
-	var interpreted, compiled []lang.Toolchain
-	for _, t := range detected {
-		if t.Entry.Compiled() {
-			compiled = append(compiled, t)
-		} else {
-			interpreted = append(interpreted, t)
-		}
-	}
-	start := time.Now()
-	go func() {
-		defer close(tb.tested)
-		if err := tb.selfTest(ctx, base, interpreted, cfg.Logger); err != nil {
-			cfg.Logger.Error("self-tests", "err", err)
-		}
-		close(tb.quick)
-		if err := tb.selfTest(ctx, base, compiled, cfg.Logger); err != nil {
-			cfg.Logger.Error("self-tests", "err", err)
-		}
-		langs, _ := tb.Languages()
-		cfg.Logger.Info("self-tests done", "languages", len(langs), "of", len(detected), "took", time.Since(start).Round(time.Millisecond))
-	}()
+	tb.cache = openTestCache(cfg.TestCacheDir, sb.Kind(), cfg.TestCacheMaxAge, cfg.Logger)
+	tb.startSelfTests(ctx)
 	return tb, nil
-}
-
-// selfTest runs the toolchains' self-tests concurrently and announces each
-// one that passes as soon as it does.
-func (tb *Toolbox) selfTest(ctx context.Context, base runner.Config, tools []lang.Toolchain, log *slog.Logger) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for _, t := range tools {
-		// One probe runner per toolchain, without the compile cache, so
-		// each self-test really runs its compiler and reports on its own.
-		probeCfg := base
-		probeCfg.Toolchains = []lang.Toolchain{t}
-		probeCfg.CacheMaxBytes = -1
-		probe, err := runner.New(probeCfg)
-		if err != nil {
-			return fmt.Errorf("worker: runner: %w", err)
-		}
-		wg.Go(func() {
-			defer probe.Close()
-			working, failures := probe.SelfTest(ctx)
-			for _, w := range working {
-				tb.add(&clusterpb.Language{Name: w.Name(), Version: w.Version})
-			}
-			for name, err := range failures {
-				log.Warn("toolchain failed its self-test; not announced", "language", name, "err", err)
-			}
-		})
-	}
-	return nil
 }
 
 // ErrSelfTest is returned by Recheck when a toolchain fails its self-test.
@@ -242,11 +206,22 @@ func (tb *Toolbox) Recheck(ctx context.Context) error {
 		return fmt.Errorf("worker: runner: %w", err)
 	}
 	defer probe.Close()
-	_, failures := probe.SelfTest(ctx)
-	for name, err := range failures {
-		return fmt.Errorf("%w: %s: %w", ErrSelfTest, name, err)
+	working, failures := probe.SelfTest(ctx)
+	if len(failures) == 0 {
+		return nil
 	}
-	return nil
+	// Some passed: the machinery works, and those that failed are broken
+	// toolchains, withdrawn (and tested again at the next start). None
+	// passed: the machinery is what failed; the worker stays unhealthy,
+	// taking no job, and keeps its languages for when it is repaired.
+	var errs []error
+	for name, err := range failures {
+		if len(working) > 0 {
+			tb.withdraw(name, err)
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	return fmt.Errorf("%w: %w", ErrSelfTest, errors.Join(errs...))
 }
 
 // Repair is how an unhealthy worker repairs itself (Config.Repair): the

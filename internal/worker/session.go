@@ -85,6 +85,7 @@ func (w *Worker) hello() (*clusterpb.Hello, uint64) {
 		Name: w.cfg.Name, Slots: int32(w.cfg.Slots),
 		Labels: w.cfg.Labels, Languages: langs, Sandbox: w.cfg.Sandbox,
 		Version: w.cfg.Version, Draining: w.draining, Health: w.health.proto(),
+		Testing: stillTesting(w.cfg.Languages),
 	}
 	for k := range w.running {
 		if _, done := w.pending[k]; !done {
@@ -107,6 +108,13 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var res results
+	// A language announced (or withdrawn) goes out at once, in a
+	// heartbeat of its own: its jobs need not wait for the next beat.
+	changed := languagesChanged(w.cfg.Languages)
+	beat := func() *clusterpb.WorkerMessage {
+		changed = languagesChanged(w.cfg.Languages) // before reading the set
+		return &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
+	}
 	for {
 		// What is due now, without waiting.
 		var msg *clusterpb.WorkerMessage
@@ -116,7 +124,9 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 		case <-w.finishing:
 			return w.goodbye(stream, out, &res)
 		case <-t.C:
-			msg = &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
+			msg = beat()
+		case <-changed:
+			msg = beat()
 		case msg = <-out:
 		default:
 		}
@@ -139,7 +149,9 @@ func (w *Worker) sendLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 		case <-w.finishing:
 			return w.goodbye(stream, out, &res)
 		case <-t.C:
-			msg = &clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: w.heartbeat(&langGen)}}
+			msg = beat()
+		case <-changed:
+			msg = beat()
 		case msg = <-out:
 		case <-w.resultReady:
 			continue

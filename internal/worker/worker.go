@@ -84,6 +84,42 @@ type LanguageSource interface {
 	Languages() (langs []*clusterpb.Language, generation uint64)
 }
 
+// TestingSource is a LanguageSource that also says which languages are
+// still being self-tested; their jobs wait in the master's queue for them
+// rather than failing at their placement timeout. *Toolbox is one. The
+// generation changes when this set does too.
+type TestingSource interface {
+	LanguageSource
+	Testing() []*clusterpb.Language
+}
+
+var _ TestingSource = (*Toolbox)(nil)
+
+// ChangeNotifier is a LanguageSource that says when its set changes
+// (*Toolbox): the worker then sends a heartbeat at once.
+type ChangeNotifier interface {
+	Changed() <-chan struct{}
+}
+
+var _ ChangeNotifier = (*Toolbox)(nil)
+
+// languagesChanged returns the source's change channel, or nil (never
+// ready) when it has none.
+func languagesChanged(src LanguageSource) <-chan struct{} {
+	if n, ok := src.(ChangeNotifier); ok {
+		return n.Changed()
+	}
+	return nil
+}
+
+// stillTesting returns what the language source still tests, if it says.
+func stillTesting(src LanguageSource) []*clusterpb.Language {
+	if ts, ok := src.(TestingSource); ok {
+		return ts.Testing()
+	}
+	return nil
+}
+
 // StaticLanguages is a fixed LanguageSource.
 type StaticLanguages []*clusterpb.Language
 
@@ -378,7 +414,7 @@ func (w *Worker) heartbeat(langGen *uint64) *clusterpb.Heartbeat {
 	defer w.mu.Unlock()
 	hb := &clusterpb.Heartbeat{CpuPercent: cpu, MemoryPercent: mem, Draining: w.draining, Health: w.health.proto()}
 	if changed {
-		hb.LanguagesChanged, hb.Languages = true, langs
+		hb.LanguagesChanged, hb.Languages, hb.Testing = true, langs, stillTesting(w.cfg.Languages)
 	}
 	for k := range w.running {
 		hb.Running = append(hb.Running, k.ref())
