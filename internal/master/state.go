@@ -394,6 +394,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 		m.observeFinished(j.Req.Language, store.StatusFailed, "")
 		m.publishEnd(j.ID, nil)
 	}
+	m.rescueExpired(ctx, now)
 }
 
 // connectedWorkers is the scheduler view of workers with a live session.
@@ -417,6 +418,12 @@ func (m *Master) recover(ctx context.Context) error {
 		return fmt.Errorf("master: load unfinished jobs: %w", err)
 	}
 	now := time.Now()
+	if err := m.extendRecovered(ctx, jobs, now); err != nil {
+		return fmt.Errorf("master: extend recovered leases: %w", err)
+	}
+	if err := m.markOldRowsLost(ctx, now); err != nil {
+		return fmt.Errorf("master: mark the workers of the last run lost: %w", err)
+	}
 	queued, running := 0, 0
 	for _, sj := range jobs {
 		lj, err := m.liveFromStore(sj)

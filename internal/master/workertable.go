@@ -60,8 +60,9 @@ func (m *Master) workerRowsLoop(ctx context.Context) {
 	}
 }
 
-// flushWorkerRows writes the marked rows in one batch, and deletes those
-// of the workers the master forgot.
+// flushWorkerRows renews the leases of the attempts its workers hold,
+// writes the marked rows in one batch, and deletes those of the workers
+// the master forgot.
 func (m *Master) flushWorkerRows(ctx context.Context) {
 	m.mu.Lock()
 	var rows []*store.Worker
@@ -75,6 +76,7 @@ func (m *Master) flushWorkerRows(ctx context.Context) {
 	}
 	clear(m.dirtyRows)
 	m.mu.Unlock()
+	m.renewLeases(ctx)
 	if err := m.store.UpsertWorkers(ctx, rows); err != nil && ctx.Err() == nil {
 		m.log.Error("write workers table", "err", err)
 	}
@@ -155,4 +157,27 @@ func (m *Master) holds(name string) bool {
 	defer m.mu.Unlock()
 	w := m.workers[name]
 	return w != nil && (w.session != nil || w.status != api.WorkerLost)
+}
+
+// markOldRowsLost marks lost, at start, the rows this master wrote before
+// it stopped for workers still shown live: their links died with the old
+// process, and a worker that reconnects writes its row again. Without it
+// the other masters would show them live for up to WorkerTimeout, and a
+// worker that never comes back would keep a live row under this id.
+func (m *Master) markOldRowsLost(ctx context.Context, now time.Time) error {
+	rows, err := m.store.ListWorkers(ctx)
+	if err != nil {
+		return err
+	}
+	var lost []*store.Worker
+	for _, r := range rows {
+		if r.Master == m.cfg.MasterID && r.Status != api.WorkerLost {
+			r.Status, r.LostAt, r.Running = api.WorkerLost, now, 0
+			lost = append(lost, r)
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	return m.store.UpsertWorkers(ctx, lost)
 }

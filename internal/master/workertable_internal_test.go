@@ -133,3 +133,39 @@ func TestCancelJobOnlyInTheStore(t *testing.T) {
 		}
 	}
 }
+
+// A master that starts again marks lost the rows it wrote for the workers
+// of its last run; the other masters' rows stay as they are.
+func TestRestartMarksOldRowsLost(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir, Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := m.store.UpsertWorkers(t.Context(), []*store.Worker{
+		{Name: "mine", Master: m.cfg.MasterID, Status: api.WorkerUp, Slots: 2, Running: 1, LastHeartbeat: now},
+		{Name: "theirs", Master: "other", Status: api.WorkerUp, Slots: 2, LastHeartbeat: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+
+	m, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rows, err := m.store.ListWorkers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]string{}
+	for _, r := range rows {
+		status[r.Name] = r.Status
+	}
+	if status["mine"] != api.WorkerLost || status["theirs"] != api.WorkerUp {
+		t.Errorf("after the restart: %v; want mine lost, theirs up", status)
+	}
+}
