@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/client"
 	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/master"
 	"github.com/grappe/grappe/internal/sandbox"
 	"github.com/grappe/grappe/internal/worker"
