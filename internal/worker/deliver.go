@@ -25,12 +25,35 @@ type delivery struct {
 	off  int    // bytes already sent
 }
 
+// encodeIfBig encodes a result too big for one message, or returns nil.
+// An encoding error is left for newDelivery to report.
+func encodeIfBig(r *clusterpb.Result) []byte {
+	if r == nil || proto.Size(r) < PieceSize {
+		return nil
+	}
+	data, err := proto.Marshal(r)
+	if err != nil {
+		return nil
+	}
+	return data
+}
+
+// forgetResult drops an acknowledged or abandoned result. Called with
+// w.mu held.
+func (w *Worker) forgetResult(k attemptKey) {
+	delete(w.pending, k)
+	delete(w.encoded, k)
+}
+
 // newDelivery prepares a pending result. A small one is sent as it is
-// (the common case costs no extra encoding); a big one is encoded here. A
-// result that cannot be encoded (a string that is not UTF-8, say) is
-// replaced by one that says so: the job fails with that error rather than
-// wedge the link.
-func (w *Worker) newDelivery(k attemptKey, r *clusterpb.Result) *delivery {
+// (the common case costs no extra encoding); a big one comes encoded by
+// its job (enc), or is encoded here. A result that cannot be encoded (a
+// string that is not UTF-8, say) is replaced by one that says so: the job
+// fails with that error rather than wedge the link.
+func (w *Worker) newDelivery(k attemptKey, r *clusterpb.Result, enc []byte) *delivery {
+	if enc != nil {
+		return &delivery{key: k, res: r, size: len(enc), data: enc}
+	}
 	d := &delivery{key: k, res: r, size: proto.Size(r)}
 	if d.size < PieceSize {
 		return d
@@ -53,6 +76,7 @@ func (w *Worker) replaceResult(k attemptKey, msg string) *clusterpb.Result {
 	w.mu.Lock()
 	if _, ok := w.pending[k]; ok {
 		w.pending[k] = r
+		delete(w.encoded, k)
 	}
 	w.mu.Unlock()
 	return r
@@ -84,11 +108,12 @@ func (w *Worker) nextDelivery(sent map[attemptKey]bool) *delivery {
 			break
 		}
 	}
+	enc := w.encoded[k]
 	w.mu.Unlock()
 	if r == nil {
 		return nil
 	}
-	return w.newDelivery(k, r)
+	return w.newDelivery(k, r, enc)
 }
 
 // stillPending reports whether the master has not acknowledged k yet: a

@@ -52,7 +52,7 @@ func newTestWorker() *Worker {
 	w := &Worker{
 		cfg: Config{Name: "w", Slots: 1, Languages: StaticLanguages{}},
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), load: newLoadSampler(),
-		running: map[attemptKey]*runningJob{}, pending: map[attemptKey]*clusterpb.Result{},
+		running: map[attemptKey]*runningJob{}, pending: map[attemptKey]*clusterpb.Result{}, encoded: map[attemptKey][]byte{},
 		finishing: make(chan struct{}), resultReady: make(chan struct{}, 1),
 	}
 	w.idle = sync.NewCond(&w.mu)

@@ -37,11 +37,15 @@ func (w *Worker) start(a *clusterpb.Assign) {
 		defer w.wg.Done()
 		defer cancel()
 		res, infraErr := w.run(ctx, k, a.Spec)
+		enc := encodeIfBig(res)
 		w.mu.Lock()
 		delete(w.running, k)
 		handedBack := j.handedBack
 		if !handedBack && infraErr == nil {
 			w.pending[k] = res
+			if enc != nil {
+				w.encoded[k] = enc
+			}
 		}
 		w.idle.Broadcast()
 		w.mu.Unlock()

@@ -200,7 +200,7 @@ func (w *Worker) recvLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 		case *clusterpb.MasterMessage_ResultAck:
 			if a := x.ResultAck.Attempt; a != nil {
 				w.mu.Lock()
-				delete(w.pending, attemptKey{a.JobId, a.Attempt})
+				w.forgetResult(attemptKey{a.JobId, a.Attempt})
 				w.mu.Unlock()
 			}
 		case *clusterpb.MasterMessage_Drain:
@@ -221,7 +221,7 @@ func (w *Worker) abandon(k attemptKey) {
 		j.handedBack = true
 		j.cancel()
 	}
-	delete(w.pending, k)
+	w.forgetResult(k)
 }
 
 // cancelJob kills a cancelled attempt. Its result is still sent: the

@@ -156,6 +156,10 @@ type Worker struct {
 	mu      sync.Mutex
 	running map[attemptKey]*runningJob
 	pending map[attemptKey]*clusterpb.Result // sent or not, not yet acknowledged
+	// encoded holds the encoding of a pending result too big for one
+	// message, made by its job's goroutine: the session's writer, which
+	// also sends the heartbeats, must not spend seconds encoding.
+	encoded map[attemptKey][]byte
 	out     chan *clusterpb.WorkerMessage    // the live session's outbox, nil between sessions
 	// resultReady wakes the session's writer when a result joins pending.
 	resultReady chan struct{}
@@ -202,7 +206,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg: cfg, log: cfg.Logger.With("worker", cfg.Name), load: newLoadSampler(),
 		running: map[attemptKey]*runningJob{}, pending: map[attemptKey]*clusterpb.Result{},
-		finishing: make(chan struct{}), resultReady: make(chan struct{}, 1),
+		encoded: map[attemptKey][]byte{}, finishing: make(chan struct{}), resultReady: make(chan struct{}, 1),
 		repairWake: make(chan struct{}, 1),
 	}
 	w.idle = sync.NewCond(&w.mu)
