@@ -160,7 +160,7 @@ type Worker struct {
 	// message, made by its job's goroutine: the session's writer, which
 	// also sends the heartbeats, must not spend seconds encoding.
 	encoded map[attemptKey][]byte
-	out     chan *clusterpb.WorkerMessage    // the live session's outbox, nil between sessions
+	out     chan *clusterpb.WorkerMessage // the live session's outbox, nil between sessions
 	// resultReady wakes the session's writer when a result joins pending.
 	resultReady chan struct{}
 	draining    bool
