@@ -270,7 +270,7 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.Wor
 	w.setHealth(h.Health)
 	w.setStatus()
 	w.sched = scheduler.Worker{ID: h.Name, Languages: byName, Labels: h.Labels, Slots: int(h.Slots)}
-	_, w.sched.Testing = languageSets(h.Testing)
+	w.setTesting(h.Testing, now)
 	w.sched.CPUPercent, w.sched.MemoryPercent = 0, 0
 	m.markRow(h.Name)
 
@@ -341,7 +341,9 @@ func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) 
 	healthChanged := w.unhealthy != wasUnhealthy
 	if hb.LanguagesChanged {
 		w.languages, w.sched.Languages = languageSets(hb.Languages)
-		_, w.sched.Testing = languageSets(hb.Testing)
+		w.setTesting(hb.Testing, time.Now())
+	} else if w.sched.Testing != nil && time.Since(w.connectedAt) >= maxSelfTesting {
+		w.sched.Testing = nil // it has tested for longer than any self-test takes
 	}
 	m.markRow(name)
 	queued := m.queue.Len() > 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clusterpb"
@@ -81,7 +82,36 @@ type workerEntry struct {
 // setHealth takes the health a worker reported; an older worker reports
 // none, and is healthy.
 func (w *workerEntry) setHealth(h *clusterpb.Health) {
-	w.unhealthy, w.healthReason, w.infraFailures = h.GetUnhealthy(), h.GetReason(), h.GetInfraFailures()
+	w.unhealthy, w.healthReason, w.infraFailures = h.GetUnhealthy(), clip(h.GetReason(), maxHealthReason), h.GetInfraFailures()
+}
+
+// What a worker says of itself is bounded: its health reason is shown in
+// the API and the dashboard, and its languages still self-testing keep
+// jobs waiting past the placement timeout, which a worker cannot claim
+// for ever.
+const (
+	maxHealthReason = 512
+	maxSelfTesting  = 10 * time.Minute
+)
+
+// setTesting takes the languages a worker says it still self-tests, and
+// ignores them once it has been connected longer than any self-test takes.
+func (w *workerEntry) setTesting(ls []*clusterpb.Language, now time.Time) {
+	w.sched.Testing = nil
+	if now.Sub(w.connectedAt) < maxSelfTesting {
+		_, w.sched.Testing = languageSets(ls)
+	}
+}
+
+// clip cuts s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // ref is the worker as its attempts are held.
