@@ -2,6 +2,7 @@ package clustertest_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,24 @@ func waitRunning(t *testing.T, c *clustertest.Cluster, id string) *api.Job {
 		return err == nil && j.Status == api.StatusRunning
 	})
 	return j
+}
+
+// waitOutput waits for the first output of job id, which proves that its
+// worker has the job.
+func waitOutput(t *testing.T, c *clustertest.Cluster, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errOutput := errors.New("output seen")
+	err := c.Client.Events(ctx, id, func(ev api.Event) error {
+		if ev.Type == "output" {
+			return errOutput
+		}
+		return nil
+	})
+	if !errors.Is(err, errOutput) {
+		t.Fatalf("no output from job %s: %v", id, err)
+	}
 }
 
 func TestLostWorkerJobRunsElsewhere(t *testing.T) {
@@ -171,18 +190,21 @@ func TestWorkerReconnectAfterBlipReadopts(t *testing.T) {
 	c.AddWorker(clustertest.WorkerOptions{Name: "blip", Slots: 1, Languages: []string{"bash"}, Proxied: true})
 	c.WaitLanguage("bash")
 	ctx := context.Background()
-	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 2; echo fine"})
+	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo started; sleep 2; echo fine"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitRunning(t, c, job.ID)
+	// Running in the store is not yet running on the worker (the
+	// assignment is sent after the commit, and a cut could drop it): cut
+	// only once the program's first output has come back.
+	waitOutput(t, c, job.ID)
 	// A short cut: the bytes dropped break the TLS session, the worker
 	// reconnects well within the worker timeout and re-announces the job.
 	c.Partition("blip", true)
 	time.Sleep(300 * time.Millisecond)
 	c.Partition("blip", false)
 	final := clustertest.Must(t).Finished(c.Client.Wait(ctx, job.ID))
-	if final.Status != api.StatusDone || final.Attempts != 1 || final.Worker != "blip" || clustertest.RunOf(t, final).Stdout != "fine\n" {
+	if final.Status != api.StatusDone || final.Attempts != 1 || final.Worker != "blip" || clustertest.RunOf(t, final).Stdout != "started\nfine\n" {
 		t.Fatalf("after a blip: %+v", final)
 	}
 }

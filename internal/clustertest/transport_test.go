@@ -52,9 +52,15 @@ var fakePython = worker.StaticLanguages{{Name: "python", Version: "3"}}
 // A result over gRPC's 64 MiB message cap used to fail every send and
 // every hello after it: the worker was lost, and so was the next one.
 func TestHugeResultFailsItsJobAndTheWorkerStaysUp(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{
-		{Name: "big", Slots: 1, Runner: bigRunner{}, LanguageSource: fakePython},
-	}})
+	// The subject is the size, not liveness: a generous worker timeout
+	// keeps a loaded test machine (-race, parallel packages) from losing
+	// the worker while 70 MiB are encoded and cross the link.
+	c := clustertest.Start(t, clustertest.Options{
+		Master: func(cfg *master.Config) { cfg.WorkerTimeout = 15 * time.Second },
+		Workers: []clustertest.WorkerOptions{
+			{Name: "big", Slots: 1, Runner: bigRunner{}, LanguageSource: fakePython},
+		},
+	})
 	huge := submitWait(t, c, api.JobRequest{Language: "python", Source: "70"})
 	if huge.Status != api.StatusFailed || !strings.Contains(huge.Error, "the result was too large to deliver: ") ||
 		!strings.HasSuffix(huge.Error, "the limit is 64 MiB") || huge.Attempts != 1 {
