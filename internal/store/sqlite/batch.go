@@ -198,7 +198,12 @@ func (w *write) run(st *sql.Stmt) (int64, error) {
 		}
 		return 1, nil
 	}
-	res, err := st.Exec(w.args...)
+	return affected(st.Exec(w.args...))
+}
+
+// affected is the number of rows a statement changed, taking Exec's two
+// results as they come.
+func affected(res sql.Result, err error) (int64, error) {
 	if err != nil {
 		return 0, err
 	}

@@ -246,11 +246,7 @@ func (s *Store) RenewLeases(ctx context.Context, master string, workers []store.
 				args = append(args, w.Name, w.Identity)
 			}
 			q := sqlRenew + strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", ") + ")"
-			res, err := tx.Exec(q, args...)
-			if err != nil {
-				return 0, err
-			}
-			n, err := res.RowsAffected()
+			n, err := affected(tx.Exec(q, args...))
 			if err != nil {
 				return 0, err
 			}

@@ -114,11 +114,7 @@ func (s *Store) DeleteWorkers(ctx context.Context, names []string) (int, error) 
 		defer st.Close()
 		var total int64
 		for _, name := range names {
-			res, err := st.Exec(name)
-			if err != nil {
-				return 0, err
-			}
-			n, err := res.RowsAffected()
+			n, err := affected(st.Exec(name))
 			if err != nil {
 				return 0, err
 			}
