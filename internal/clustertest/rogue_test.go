@@ -197,16 +197,25 @@ func withLog(l *auditLog) func(*master.Config) {
 	}
 }
 
+// auditedCluster starts a cluster whose master's log (audit lines
+// included) the test reads, and a context that bounds the test to a
+// minute.
+func auditedCluster(t *testing.T) (*clustertest.Cluster, *auditLog, context.Context) {
+	t.Helper()
+	log := &auditLog{}
+	c := clustertest.Start(t, clustertest.Options{Master: withLog(log)})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c, log, ctx
+}
+
 // TestRogueWorkerCannotForgeAnotherAttempt is the attack of issue 11: a
 // worker that joined with the join token gets a job, gives it back, and
 // once attempt 2 runs elsewhere reports a forged result and output for
 // it. The job keeps the real worker's result and its watchers see only
 // the real output.
 func TestRogueWorkerCannotForgeAnotherAttempt(t *testing.T) {
-	var log auditLog
-	c := clustertest.Start(t, clustertest.Options{Master: withLog(&log)})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	c, log, ctx := auditedCluster(t)
 	r := startRogue(t, c, "rogue")
 	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 1; echo real"})
 	if err != nil {
@@ -271,10 +280,7 @@ func TestRogueWorkerCannotForgeAnotherAttempt(t *testing.T) {
 // back costs the job none of its attempts and is drained; the job then
 // finishes on an honest worker.
 func TestReleasingWorkerIsDrained(t *testing.T) {
-	var log auditLog
-	c := clustertest.Start(t, clustertest.Options{Master: withLog(&log)})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	c, log, ctx := auditedCluster(t)
 	r := startRogue(t, c, "releaser")
 	job, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo ran"})
 	if err != nil {
@@ -323,12 +329,9 @@ func TestReleasingWorkerIsDrained(t *testing.T) {
 // under the name of a live worker is refused, and the worker keeps
 // working; once an admin revokes it, the name can be joined again.
 func TestJoinTokenCannotTakeOverALiveWorker(t *testing.T) {
-	var log auditLog
-	c := clustertest.Start(t, clustertest.Options{Master: withLog(&log)})
+	c, log, ctx := auditedCluster(t)
 	c.AddWorker(clustertest.WorkerOptions{Name: "victim", Slots: 1, Languages: []string{"bash"}})
 	c.WaitLanguage("bash")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 
 	_, err := rogueJoin(t, c, "victim")
 	if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "taken") || !strings.Contains(err.Error(), "revoke") {
