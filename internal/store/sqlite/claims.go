@@ -277,13 +277,14 @@ func (s *Store) RescueExpired(ctx context.Context, now time.Time, reason string,
 	return jobs, nil
 }
 
-// scanJobs reads every row of a query of jobColumns.
+// scanJobs reads every row of a query of jobColumns; no row is an empty
+// list, not nil.
 func scanJobs(rows *sql.Rows, err error) ([]*store.Job, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var jobs []*store.Job
+	jobs := []*store.Job{}
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {

@@ -366,20 +366,7 @@ func (s *Store) mustExist(ctx context.Context, id string) error {
 }
 
 func (s *Store) queryJobs(ctx context.Context, query string, args ...any) ([]*store.Job, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	jobs := []*store.Job{}
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		jobs = append(jobs, j)
-	}
-	return jobs, rows.Err()
+	return scanJobs(s.r.QueryContext(ctx, query, args...))
 }
 
 // scanJob reads one row of jobColumns from a *sql.Row or *sql.Rows.
