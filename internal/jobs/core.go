@@ -35,7 +35,7 @@ type Store interface {
 	ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Claim, error)
 	RenewLeases(ctx context.Context, master string, workers []store.WorkerRef, until time.Time) (int, error)
 	RescueExpired(ctx context.Context, now time.Time, reason string, limit int) ([]*store.Job, error)
-	QueuedBefore(ctx context.Context, before time.Time, limit int) ([]*store.Job, error)
+	QueuedBefore(ctx context.Context, before time.Time, afterSeq int64, limit int) ([]*store.Job, error)
 	RequeueAttempt(ctx context.Context, id string, attempt int, w store.WorkerRef, r store.Requeue) error
 	FinishAttempt(ctx context.Context, id string, attempt int, w store.WorkerRef, f store.Finish) (*store.Job, error)
 	FinishQueued(ctx context.Context, id string, f store.Finish) error
@@ -177,6 +177,11 @@ type Core struct {
 	// and rows it writes in one batch each.
 	mu    sync.Mutex
 	beats map[string]*store.Worker
+
+	// sweepMu makes one Sweep at a time; sweepAfter is the Seq its next
+	// page of waiting jobs starts after.
+	sweepMu    sync.Mutex
+	sweepAfter int64
 }
 
 // New returns a core; cfg is validated (and its defaults set) first.

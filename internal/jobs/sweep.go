@@ -22,6 +22,8 @@ const ReasonLost = "worker lost"
 // no live worker of the cluster can run fail once they have waited
 // PlacementTimeout. Any master may sweep; issue 13 elects one.
 func (c *Core) Sweep(ctx context.Context) error {
+	c.sweepMu.Lock()
+	defer c.sweepMu.Unlock()
 	now := c.now()
 	for {
 		rescued, err := c.store.RescueExpired(ctx, now, ReasonLost, sweepBatch)
@@ -39,9 +41,21 @@ func (c *Core) Sweep(ctx context.Context) error {
 			break
 		}
 	}
-	waiting, err := c.store.QueuedBefore(ctx, now.Add(-c.cfg.PlacementTimeout), sweepBatch)
-	if err != nil || len(waiting) == 0 {
-		return err
+	// One page of the jobs waiting past their timeout per sweep, from
+	// where the last sweep stopped: a long queue of jobs that merely wait
+	// for a slot costs each sweep one bounded read, and a job nobody can
+	// run behind them is still reached.
+	waiting, err := c.store.QueuedBefore(ctx, now.Add(-c.cfg.PlacementTimeout), c.sweepAfter, sweepBatch)
+	if err != nil {
+		return fmt.Errorf("jobs: sweep: %w", err)
+	}
+	if len(waiting) < sweepBatch {
+		c.sweepAfter = 0
+	} else {
+		c.sweepAfter = waiting[len(waiting)-1].Seq
+	}
+	if len(waiting) == 0 {
+		return nil
 	}
 	workers, err := c.store.ListWorkers(ctx)
 	if err != nil {

@@ -22,6 +22,9 @@ type Offer struct {
 	Labels    map[string]string
 	// Free is how many more attempts the worker takes now.
 	Free int
+	// Slots is how many attempts it runs at once (0: as many as Free);
+	// placement spreads jobs by the share of its slots in use.
+	Slots int
 }
 
 // Fits reports whether the offer's worker can run j at all: it runs j's
@@ -144,25 +147,33 @@ type Placement struct {
 	Offer int
 }
 
-// Place gives each job, in order, to the first offer that fits it and has
-// a free slot, up to r.Capacity() placements. It does not change r.
+// Place gives each job, in order, to the offer that fits it, has a free
+// slot and has the smallest share of its slots in use (placements so far
+// included), ties to the earlier offer (the master lists them best first):
+// jobs spread over idle workers before any worker takes a second one. Up
+// to r.Capacity() placements; it does not change r.
 func Place(r *ClaimRequest, order []*Job) []Placement {
 	capacity := r.Capacity()
 	free := make([]int, len(r.Offers))
+	slots := make([]int, len(r.Offers))
 	for i, o := range r.Offers {
-		free[i] = o.Free
+		free[i], slots[i] = o.Free, max(o.Slots, o.Free)
 	}
+	used := func(i int) float64 { return float64(slots[i]-free[i]) / float64(slots[i]) }
 	var out []Placement
 	for _, j := range order {
 		if len(out) >= capacity {
 			break
 		}
+		best := -1
 		for i := range r.Offers {
-			if free[i] > 0 && r.Offers[i].Fits(j) {
-				free[i]--
-				out = append(out, Placement{j, i})
-				break
+			if free[i] > 0 && (best < 0 || used(i) < used(best)) && r.Offers[i].Fits(j) {
+				best = i
 			}
+		}
+		if best >= 0 {
+			free[best]--
+			out = append(out, Placement{j, best})
 		}
 	}
 	return out

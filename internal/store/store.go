@@ -192,9 +192,17 @@ type Store interface {
 	// master rebuilds its queue from it on start.
 	Unfinished(ctx context.Context) ([]*Job, error)
 	// QueuedBefore returns at most limit queued jobs whose QueuedAt is
-	// before before, in creation order: the candidates of the placement
-	// timeout.
-	QueuedBefore(ctx context.Context, before time.Time, limit int) ([]*Job, error)
+	// before before and whose Seq is after afterSeq, in creation order:
+	// the candidates of the placement timeout, read a page at a time
+	// (afterSeq is the last Seq of the page before, 0 for the first).
+	QueuedBefore(ctx context.Context, before time.Time, afterSeq int64, limit int) ([]*Job, error)
+	// QueuePosition returns a queued job's place in its owner's queue (1
+	// runs next among that owner's jobs: higher priority, then older), or
+	// 0 when the job is not queued.
+	QueuePosition(ctx context.Context, id string) (int, error)
+	// CountActive returns how many jobs are queued and running, cheaply
+	// (without counting the finished ones): the gauges sampled often.
+	CountActive(ctx context.Context) (queued, running int, err error)
 	// CountJobs returns the number of jobs per status; every status above
 	// is present, zero included, so a gauge built on it drops back to 0.
 	CountJobs(ctx context.Context) (map[string]int, error)

@@ -214,18 +214,49 @@ func (s *Store) Unfinished(ctx context.Context) ([]*store.Job, error) {
 }
 
 // QueuedBefore implements store.Store. It walks the queue in creation
-// order on the (status, seq) index and stops at limit matches, so a sweep
-// costs at most the length of the queue and usually much less.
-func (s *Store) QueuedBefore(ctx context.Context, before time.Time, limit int) ([]*store.Job, error) {
+// order on the (status, seq) index from afterSeq and stops at limit
+// matches, so a page costs at most the length of the queue and usually
+// much less.
+func (s *Store) QueuedBefore(ctx context.Context, before time.Time, afterSeq int64, limit int) ([]*store.Job, error) {
 	if limit <= 0 {
 		limit = defaultListLimit
 	}
 	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs INDEXED BY jobs_status_seq
-	WHERE status = 'queued' AND queued_at < ? ORDER BY seq LIMIT ?`, nanos(before), min(limit, maxListLimit))
+	WHERE status = 'queued' AND seq > ? AND queued_at < ? ORDER BY seq LIMIT ?`, afterSeq, nanos(before), min(limit, maxListLimit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: QueuedBefore: %w", err)
 	}
 	return jobs, nil
+}
+
+// QueuePosition implements store.Store: a count on the owner's part of
+// the jobs_queue index.
+func (s *Store) QueuePosition(ctx context.Context, id string) (int, error) {
+	var pos int
+	err := s.r.QueryRowContext(ctx, `SELECT CASE WHEN j.status = 'queued' THEN 1 + (
+		SELECT COUNT(*) FROM jobs q INDEXED BY jobs_queue
+		WHERE q.status = 'queued' AND q.owner = j.owner
+		AND (q.priority > j.priority OR (q.priority = j.priority AND q.seq < j.seq))) ELSE 0 END
+	FROM jobs j WHERE j.id = ?`, id).Scan(&pos)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, fmt.Errorf("sqlite: QueuePosition %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return 0, fmt.Errorf("sqlite: QueuePosition %q: %w", id, err)
+	}
+	return pos, nil
+}
+
+// CountActive implements store.Store: the queued from queued_counts (one
+// row per owner), the running on the (status, seq) index.
+func (s *Store) CountActive(ctx context.Context) (queued, running int, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT
+		(SELECT COALESCE(SUM(n), 0) FROM queued_counts),
+		(SELECT COUNT(*) FROM jobs INDEXED BY jobs_status_seq WHERE status = 'running')`).Scan(&queued, &running)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: CountActive: %w", err)
+	}
+	return queued, running, nil
 }
 
 // CountJobs implements store.Store. Every known status is in the map, with 0

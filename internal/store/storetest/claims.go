@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -111,7 +112,9 @@ func testClaimPlacement(t *testing.T, s store.Store) {
 	job("py-any", "python", "", nil, 5)
 
 	// w1 is offered first (the master's preferred, least loaded worker):
-	// each job goes to the first offer that fits it and has a slot.
+	// each job goes to the offer that fits it with the smallest share of
+	// its slots in use, ties to the earlier offer. c-any finds w1 half
+	// used and w2 a third used; py-any then finds w1 the less used.
 	claims := mustClaim(t, s, claimReq(offer("w1", 2, nil), offer("w2", 3, map[string]string{"gpu": "1"})))
 	got := map[string]string{}
 	for _, c := range claims {
@@ -120,7 +123,7 @@ func testClaimPlacement(t *testing.T, s store.Store) {
 			t.Errorf("%s: claim on offer %d but stored on worker %q", c.Job.ID, c.Offer, c.Job.Worker)
 		}
 	}
-	want := map[string]string{"py311": "w1", "c-gpu": "w2", "c-any": "w1", "py-any": "w2"}
+	want := map[string]string{"py311": "w1", "c-gpu": "w2", "c-any": "w2", "py-any": "w1"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("placements %v, want %v", got, want)
 	}
@@ -182,7 +185,8 @@ func testClaimFairOrder(t *testing.T, s store.Store) {
 func testLeases(t *testing.T, s store.Store) {
 	queued := queue(t, s, "alice", 3, 0)
 	// w1 takes two, w2 one; an attempt StartAttempt began has no lease.
-	mustClaim(t, s, claimReq(offer("w1", 2, nil), offer("w2", 1, nil)))
+	mustClaim(t, s, claimReq(offer("w1", 2, nil)))
+	mustClaim(t, s, claimReq(offer("w2", 1, nil)))
 	other := newJob("unleased", "alice", at(5))
 	mustCreate(t, s, other)
 	mustStart(t, s, other.ID, 1, "w1", at(6))
@@ -403,7 +407,7 @@ func testWorkers(t *testing.T, s store.Store) {
 
 func testQueuedBefore(t *testing.T, s store.Store) {
 	queued := queue(t, s, "alice", 3, 0) // queued at 0, 1, 2
-	got, err := s.QueuedBefore(t.Context(), at(2), 10)
+	got, err := s.QueuedBefore(t.Context(), at(2), 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,10 +422,72 @@ func testQueuedBefore(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	mustStart(t, s, queued[1], 1, "w1", at(3))
-	if got, err := s.QueuedBefore(t.Context(), at(5), 10); err != nil || !slices.Equal(ids(got), queued[2:]) {
+	if got, err := s.QueuedBefore(t.Context(), at(5), 0, 10); err != nil || !slices.Equal(ids(got), queued[2:]) {
 		t.Errorf("QueuedBefore(5) = %v, %v; want %v", ids(got), err, queued[2:])
 	}
-	if got, err := s.QueuedBefore(t.Context(), at(11), 1); err != nil || !slices.Equal(ids(got), queued[:1]) {
-		t.Errorf("QueuedBefore(11, limit 1) = %v, %v; want %v", ids(got), err, queued[:1])
+	first, err := s.QueuedBefore(t.Context(), at(11), 0, 1)
+	if err != nil || !slices.Equal(ids(first), queued[:1]) {
+		t.Fatalf("QueuedBefore(11, limit 1) = %v, %v; want %v", ids(first), err, queued[:1])
+	}
+	// The next page starts after the last one's Seq.
+	if got, err := s.QueuedBefore(t.Context(), at(11), first[0].Seq, 10); err != nil || !slices.Equal(ids(got), queued[2:]) {
+		t.Errorf("QueuedBefore(11, after %d) = %v, %v; want %v", first[0].Seq, ids(got), err, queued[2:])
+	}
+}
+
+func testQueuePosition(t *testing.T, s store.Store) {
+	alice := queue(t, s, "alice", 3, 0)
+	bob := queue(t, s, "bob", 1, 3)
+	urgent := newJob("alice-urgent", "alice", at(4))
+	urgent.Priority = 5
+	mustCreate(t, s, urgent)
+	pos := func(id string) int {
+		t.Helper()
+		n, err := s.QueuePosition(t.Context(), id)
+		if err != nil {
+			t.Fatalf("QueuePosition(%q): %v", id, err)
+		}
+		return n
+	}
+	// Inside an owner: priority first, then age; another owner's jobs
+	// do not count.
+	want := map[string]int{"alice-urgent": 1, alice[0]: 2, alice[1]: 3, alice[2]: 4, bob[0]: 1}
+	for id, w := range want {
+		if got := pos(id); got != w {
+			t.Errorf("QueuePosition(%s) = %d, want %d", id, got, w)
+		}
+	}
+	// A job that runs is not queued, and moves the ones behind it up.
+	mustStart(t, s, alice[0], 1, "w1", at(5))
+	if got := pos(alice[0]); got != 0 {
+		t.Errorf("running job: position %d, want 0", got)
+	}
+	if got := pos(alice[1]); got != 2 {
+		t.Errorf("after the start: position %d, want 2", got)
+	}
+	if _, err := s.QueuePosition(t.Context(), "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("QueuePosition(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+func testCountActive(t *testing.T, s store.Store) {
+	count := func() (int, int) {
+		t.Helper()
+		q, r, err := s.CountActive(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q, r
+	}
+	if q, r := count(); q != 0 || r != 0 {
+		t.Errorf("empty store: %d queued, %d running", q, r)
+	}
+	ids := queue(t, s, "alice", 3, 0)
+	queue(t, s, "bob", 2, 3)
+	mustStart(t, s, ids[0], 1, "w1", at(5))
+	mustStart(t, s, ids[1], 1, "w1", at(5))
+	mustFinish(t, s, ids[1], 1, "w1", store.Finish{Status: store.StatusDone, At: at(6)})
+	if q, r := count(); q != 3 || r != 1 {
+		t.Errorf("CountActive = %d queued, %d running; want 3, 1", q, r)
 	}
 }

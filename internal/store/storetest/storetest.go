@@ -87,6 +87,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RescueGivesUp", testRescueGivesUp},
 		{"Quota", testQuota},
 		{"QueuedBefore", testQueuedBefore},
+		{"QueuePosition", testQueuePosition},
+		{"CountActive", testCountActive},
 		{"Seq", testSeq},
 		{"Workers", testWorkers},
 		{"Users", testUsers},
