@@ -130,18 +130,27 @@ type autoscaleCluster struct{ m *Master }
 
 var _ autoscale.Cluster = autoscaleCluster{}
 
-// Snapshot copies the queue and the workers under one hold of m.mu. The
-// language and label maps are shared: the master replaces them, never
-// changes them in place.
+// snapshotQueued bounds the queued jobs the autoscaler sees per
+// decision: the oldest, which are the ones it must start workers for.
+const snapshotQueued = 512
+
+// Snapshot reads the queue from the store (the whole cluster's) and
+// copies the workers under one hold of m.mu. The language and label maps
+// are shared: the master replaces them, never changes them in place.
 func (c autoscaleCluster) Snapshot() ([]autoscale.QueuedJob, []autoscale.WorkerState) {
 	m := c.m
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	waiting, err := m.store.QueuedBefore(ctx, time.Now().Add(time.Second).UTC(), 0, snapshotQueued)
+	if err != nil {
+		m.log.Warn("autoscaler: read the queue", "err", err)
+	}
+	queue := make([]autoscale.QueuedJob, 0, len(waiting))
+	for _, j := range waiting {
+		queue = append(queue, autoscale.QueuedJob{Language: j.Language, Version: j.Version, Labels: j.Labels, Since: j.QueuedAt})
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	jobs := m.queue.Jobs()
-	queue := make([]autoscale.QueuedJob, 0, len(jobs))
-	for _, j := range jobs {
-		queue = append(queue, autoscale.QueuedJob{Language: j.Req.Language, Version: j.Req.Version, Labels: j.Req.Labels, Since: j.Since})
-	}
 	workers := make([]autoscale.WorkerState, 0, len(m.workers))
 	for _, w := range m.workers {
 		workers = append(workers, autoscale.WorkerState{

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store/sqlite"
 )
 
@@ -40,7 +39,7 @@ func TestForgetKeepsWhatTheSweepNeeds(t *testing.T) {
 		"gone":      {name: "gone", attempts: map[string]int{}},
 		"connected": {name: "connected", attempts: map[string]int{}, session: &session{}},
 		"holding":   {name: "holding", attempts: map[string]int{"job": 1}},
-	}, queue: scheduler.NewQueue(), store: st, log: discard, audit: discard}
+	}, store: st, log: discard, audit: discard}
 	c := autoscaleCluster{m}
 	if !c.Forget("gone") || !c.Forget("never-known") || c.Forget("connected") || c.Forget("holding") {
 		t.Fatal("wrong answers")

@@ -11,7 +11,6 @@ import (
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/jobspec"
-	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
 )
 
@@ -70,19 +69,14 @@ func (m *Master) liveFromStore(sj *store.Job) (*liveJob, error) {
 	return newLiveJob(sj, v, &req), nil
 }
 
-// newLiveJob is the working copy of stored job sj. Its place in its
-// owner's queue is the store's sequence number, the same on every master
-// and across restarts.
+// newLiveJob is the working copy of stored job sj.
 func newLiveJob(sj *store.Job, v *jobspec.Job, req *api.JobRequest) *liveJob {
 	return &liveJob{
 		id: sj.ID, owner: sj.Owner, language: v.Lang.Name, version: req.Version,
 		spec:        buildSpec(v, req),
 		maxAttempts: sj.MaxAttempts,
 		attempt:     sj.Attempts,
-		sched: &scheduler.Job{
-			ID: sj.ID, Owner: sj.Owner, Priority: sj.Priority, Seq: sj.Seq, Since: time.Now(),
-			Req: scheduler.Requirements{Language: v.Lang.Name, Version: req.Version, Labels: req.Labels},
-		},
+		queuedAt:    time.Now(),
 	}
 }
 

@@ -90,7 +90,7 @@ func (m *Master) rescueExpired(ctx context.Context, now time.Time) {
 	for _, sj := range rescued {
 		m.mu.Lock()
 		lj := m.jobs[sj.ID]
-		if lj != nil && lj.attempt == sj.Attempts && !lj.starting {
+		if lj != nil && lj.attempt == sj.Attempts {
 			for _, w := range m.workers {
 				if w.attempts[sj.ID] == sj.Attempts {
 					delete(w.attempts, sj.ID)
@@ -99,8 +99,7 @@ func (m *Master) rescueExpired(ctx context.Context, now time.Time) {
 			lj.worker, lj.identity = "", ""
 			lj.adoptBy, lj.resultBy = time.Time{}, time.Time{}
 			if sj.Status == store.StatusQueued {
-				lj.sched.Since = now
-				m.queue.Push(lj.sched)
+				lj.queuedAt = now
 			} else {
 				delete(m.jobs, sj.ID)
 			}
@@ -110,6 +109,7 @@ func (m *Master) rescueExpired(ctx context.Context, now time.Time) {
 		if sj.Status == store.StatusQueued {
 			m.broker.forget(sj.ID)
 			m.publishState(ctx, sj.ID)
+			m.backlog.Store(true)
 			m.kick()
 			continue
 		}

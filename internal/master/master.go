@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -266,9 +267,18 @@ type Master struct {
 	metricsToken string
 
 	kickc chan struct{}
+	// backlog: the last dispatch may have left jobs queued that a worker
+	// could take (a heartbeat then asks for another).
+	backlog atomic.Bool
+	// claimMu is held from a claim's commit until its attempts are in
+	// memory (dispatch.go).
+	claimMu sync.Mutex
+	// started is when New ran; sweepAfter is where the next sweep's page
+	// of waiting jobs starts (waiting.go; the sweep loop alone uses it).
+	started    time.Time
+	sweepAfter int64
 
 	mu      sync.Mutex
-	queue   *scheduler.Queue
 	jobs    map[string]*liveJob
 	workers map[string]*workerEntry
 	wsBuf   []*scheduler.Worker
@@ -303,7 +313,7 @@ func New(cfg Config) (*Master, error) {
 	m := &Master{
 		cfg: cfg, log: cfg.Logger, audit: cfg.Logger.With("audit", true), catalogue: cfg.Catalogue,
 		broker: newBroker(), kickc: make(chan struct{}, 1),
-		queue: scheduler.NewQueue(), jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{},
+		jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{}, started: time.Now(),
 		dirtyRows: map[string]struct{}{},
 		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
 	}

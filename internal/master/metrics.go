@@ -153,8 +153,8 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	// The workers other masters hold, from the workers table: the
 	// metrics of one master describe the whole cluster's workers.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
 	others := m.otherWorkers(ctx, m.holds)
-	cancel()
 	elsewhere := make(map[string]bool, len(others))
 	rows := make([]workerRow, 0, len(others))
 	for _, w := range others {
@@ -165,12 +165,10 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 			done: w.JobsDone, lastBeat: w.LastHeartbeat, infraFailures: w.InfraFailures,
 		})
 	}
+	// The whole cluster's, from the store; on a failure to read, the
+	// gauges are left out rather than reported as 0.
+	queued, running, countErr := m.store.CountActive(ctx)
 	m.mu.Lock()
-	queued := m.queue.Len()
-	// As the stats ring counts it: every live job not in the queue is
-	// running, including one waiting for its worker to re-adopt it after a
-	// master restart.
-	running := len(m.jobs) - queued
 	for _, w := range m.workers {
 		if elsewhere[w.name] {
 			continue // lost here, held by another master now
@@ -187,8 +185,10 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	gauge(c.queueDepth, float64(queued))
-	gauge(c.jobsRunning, float64(running))
+	if countErr == nil {
+		gauge(c.queueDepth, float64(queued))
+		gauge(c.jobsRunning, float64(running))
+	}
 	// Every status is always present, so "no lost workers" is a 0 that
 	// alerts can compare, not a missing series.
 	byStatus := map[string]int{api.WorkerUp: 0, api.WorkerDraining: 0, api.WorkerUnhealthy: 0, api.WorkerLost: 0}

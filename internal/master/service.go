@@ -56,11 +56,13 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 		}
 		return nil, fmt.Errorf("store job: %w", err)
 	}
-	lj := newLiveJob(sj, v, req) // outside the lock: it builds the worker's spec
+	// The job is in the store's queue; its spec is kept ready for the
+	// claim (built outside the lock).
+	lj := newLiveJob(sj, v, req)
 	m.mu.Lock()
 	m.jobs[sj.ID] = lj
-	m.queue.Push(lj.sched)
 	m.mu.Unlock()
+	m.backlog.Store(true)
 	m.kick()
 	m.metrics.submitted(v.Lang.Name)
 	m.stats.submitted()
@@ -97,9 +99,10 @@ func (m *Master) Job(ctx context.Context, p *auth.Principal, id string) (*api.Jo
 		return nil, err
 	}
 	if j.Status == api.StatusQueued {
-		m.mu.Lock()
-		j.QueuePosition = m.queue.Position(id)
-		m.mu.Unlock()
+		// Best effort: the job may start between the two reads.
+		if j.QueuePosition, err = m.store.QueuePosition(ctx, id); err != nil {
+			j.QueuePosition = 0
+		}
 	}
 	return j, nil
 }
@@ -126,75 +129,34 @@ func (m *Master) Jobs(ctx context.Context, p *auth.Principal, status string, lim
 }
 
 // Cancel stops a queued job before it starts, or a running one: the job
-// is recorded cancelled at once and its worker told to kill it.
+// is recorded cancelled at once and its worker told to kill it. The store
+// decides, by compare-and-set on the state it has, whichever master
+// accepted the job.
 func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api.Job, error) {
 	if _, err := m.visible(ctx, p, id); err != nil {
 		return nil, err
 	}
 	f := store.Finish{Status: store.StatusCancelled, Error: "cancelled by " + p.User}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	// A conflict means the job moved between the read and the write
+	// (claimed, requeued, finished): look again. A job moves a bounded
+	// number of times, so this ends.
+	for range 16 {
 		f.At = time.Now().UTC()
-		m.mu.Lock()
-		lj := m.jobs[id]
-		switch {
-		case lj == nil:
-			// Not in this master's memory: finished, or unfinished in
-			// the store only (submitted through another master sharing
-			// it). The store decides.
-			m.mu.Unlock()
-			switch err := m.cancelStored(ctx, id, f); {
-			case errors.Is(err, store.ErrConflict):
-				continue // it moved meanwhile: look again
-			case err != nil:
-				return nil, err
-			}
-			return m.Job(ctx, p, id)
-		case m.queue.Remove(id):
-			delete(m.jobs, id)
-			m.mu.Unlock()
-			if err := m.store.FinishQueued(ctx, id, f); err != nil && !errors.Is(err, store.ErrConflict) {
-				return nil, err
-			}
-			m.finishedEvent(ctx, id, lj.language, f)
-			return m.Job(ctx, p, id)
-		case lj.starting:
-			m.mu.Unlock()
-			time.Sleep(time.Millisecond) // the placement commits in microseconds
+		switch err := m.cancelStored(ctx, id, f); {
+		case errors.Is(err, store.ErrConflict):
 			continue
-		}
-		n, workerName := lj.attempt, lj.worker
-		holder := store.WorkerRef{Name: lj.worker, Identity: lj.identity}
-		m.mu.Unlock()
-		_, err := m.store.FinishAttempt(ctx, id, n, holder, f)
-		if errors.Is(err, store.ErrConflict) {
-			continue // re-queued or finished meanwhile: look again
-		}
-		if err != nil {
+		case err != nil:
 			return nil, err
 		}
-		m.mu.Lock()
-		if m.jobs[id] == lj {
-			delete(m.jobs, id)
-		}
-		var sess *session
-		if w := m.workers[workerName]; w != nil {
-			sess = w.session
-		}
-		m.mu.Unlock()
-		if sess != nil {
-			sess.sendMsg(cancelMsg(id, n, f.Error))
-		}
-		m.finishedEvent(ctx, id, lj.language, f)
 		return m.Job(ctx, p, id)
 	}
 	return nil, &jobs.Error{Code: jobs.CodeUnavailable, RetryAfter: 1, Message: "the job is changing state; try again"}
 }
 
-// cancelStored cancels a job this master does not hold in memory, by
-// compare-and-set on the state the store has: nothing for a finished job,
-// ErrConflict when the job moved between the read and the write. A worker
-// of this master still running it is told to stop.
+// cancelStored cancels a job by compare-and-set on the state the store
+// has: nothing for a finished job, ErrConflict when the job moved between
+// the read and the write. A worker of this master running it is told to
+// stop.
 func (m *Master) cancelStored(ctx context.Context, id string, f store.Finish) error {
 	sj, err := m.store.GetJob(ctx, id)
 	if err != nil {
@@ -211,17 +173,26 @@ func (m *Master) cancelStored(ctx context.Context, id string, f store.Finish) er
 	if err != nil {
 		return err
 	}
+	var sess *session
 	if sj.Status == store.StatusRunning {
-		m.mu.Lock()
-		var sess *session
-		if w := m.workers[sj.Worker]; w != nil && w.identity == sj.WorkerIdentity && w.attempts[id] == sj.Attempts {
-			delete(w.attempts, id)
-			sess = w.session
-		}
-		m.mu.Unlock()
-		if sess != nil {
-			sess.sendMsg(cancelMsg(id, sj.Attempts, f.Error))
-		}
+		// A claim that committed before this cancel enters its attempt
+		// in memory, and queues its Assign, before claimMu is free.
+		m.claimMu.Lock()
+		m.claimMu.Unlock() // nothing to do inside: a barrier
+
+	}
+	m.mu.Lock()
+	if lj := m.jobs[id]; lj != nil && (sj.Status == store.StatusQueued || lj.attempt == sj.Attempts) {
+		delete(m.jobs, id)
+	}
+	if w := m.workers[sj.Worker]; sj.Status == store.StatusRunning && w != nil && w.identity == sj.WorkerIdentity && w.attempts[id] == sj.Attempts {
+		delete(w.attempts, id)
+		sess = w.session
+	}
+	m.mu.Unlock()
+	if sess != nil {
+		sess.sendMsg(cancelMsg(id, sj.Attempts, f.Error))
+		m.kick() // a slot is free
 	}
 	m.finishedEvent(ctx, id, sj.Language, f)
 	return nil
@@ -252,12 +223,17 @@ func (m *Master) Subscribe(ctx context.Context, p *auth.Principal, id string, ev
 	}
 	ch, cancel := m.broker.subscribe(id, events)
 	// A job that finished between the check and the subscription would
-	// never close the channel: look once more.
+	// never close the channel: look once more (in the store for a job
+	// this master does not hold: queued before a restart, or accepted by
+	// another master).
 	m.mu.Lock()
 	_, live := m.jobs[id]
 	m.mu.Unlock()
 	if !live {
-		cancel()
+		sj, err := m.store.GetJob(ctx, id)
+		if err != nil || (sj.Status != store.StatusQueued && sj.Status != store.StatusRunning) {
+			cancel()
+		}
 	}
 	return ch, cancel, nil
 }
@@ -403,8 +379,8 @@ func (m *Master) Cluster(ctx context.Context) (*api.Cluster, error) {
 			c.SlotsInUse += len(w.attempts)
 		}
 	}
-	c.QueueDepth = m.queue.Len()
 	m.mu.Unlock()
+	c.QueueDepth = counts[api.StatusQueued]
 	return c, nil
 }
 

@@ -278,7 +278,7 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.Wor
 	for _, a := range h.Running {
 		announced[a.JobId] = int(a.Attempt)
 		lj := m.jobs[a.JobId]
-		if lj != nil && lj.worker == h.Name && lj.identity == ref.Identity && lj.attempt == int(a.Attempt) && !lj.starting {
+		if lj != nil && lj.worker == h.Name && lj.identity == ref.Identity && lj.attempt == int(a.Attempt) {
 			w.attempts[a.JobId] = int(a.Attempt)
 			lj.adoptBy = time.Time{}
 			continue
@@ -290,7 +290,7 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.Wor
 	// never comes, ResultGrace re-queues it (sweep).
 	for _, a := range h.Finished {
 		lj := m.jobs[a.JobId]
-		if lj != nil && lj.worker == h.Name && lj.identity == ref.Identity && lj.attempt == int(a.Attempt) && !lj.starting {
+		if lj != nil && lj.worker == h.Name && lj.identity == ref.Identity && lj.attempt == int(a.Attempt) {
 			announced[a.JobId] = int(a.Attempt)
 			w.attempts[a.JobId] = int(a.Attempt)
 			lj.adoptBy = time.Time{}
@@ -299,9 +299,6 @@ func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.Wor
 	}
 	for id, n := range w.attempts {
 		if announced[id] != n {
-			if lj := m.jobs[id]; lj != nil && lj.starting {
-				continue // the assignment is on its way
-			}
 			delete(w.attempts, id)
 			vanished = append(vanished, attemptRef{id, n, ref})
 		}
@@ -346,7 +343,7 @@ func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) 
 		w.sched.Testing = nil // it has tested for longer than any self-test takes
 	}
 	m.markRow(name)
-	queued := m.queue.Len() > 0
+	queued := m.backlog.Load()
 	m.mu.Unlock()
 	if healthChanged {
 		m.log.Warn("worker health changed", "worker", name, "unhealthy", hb.Health.GetUnhealthy(),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -15,13 +14,14 @@ import (
 	"github.com/grappe/grappe/internal/store"
 )
 
-// liveJob is a job that is not terminal yet, as the master holds it in
-// memory. The store is the truth; this is the working copy the scheduler
-// and the worker sessions act on, rebuilt from the store at start.
+// liveJob is a job that is not terminal yet, as this master holds it in
+// memory: a running attempt of one of its workers, or a queued job it
+// accepted (its spec ready for the claim). The store is the truth; this
+// is a cache the worker sessions act on, which a job claimed or finished
+// by another master leaves stale until the sweep drops it.
 type liveJob struct {
 	id, owner, language string
 	version             string
-	sched               *scheduler.Job
 	spec                *clusterpb.JobSpec
 	maxAttempts         int
 	// attempt is the number of the current (running) or last attempt.
@@ -33,9 +33,9 @@ type liveJob struct {
 	// released counts the attempts given back unrun (store.Job.Released),
 	// which do not count against maxAttempts.
 	released int
-	// starting is set between placement and the store commit of the
-	// attempt: memory says running, the store still says queued.
-	starting bool
+	// queuedAt is when this master last saw it enter the queue, for the
+	// sweep of stale entries.
+	queuedAt time.Time
 	// adoptBy, after a master restart, is when a running job whose worker
 	// has not reconnected and re-announced it goes back to the queue.
 	adoptBy time.Time
@@ -136,114 +136,6 @@ func (w *workerEntry) setStatus() {
 	}
 }
 
-// schedWorkers refreshes and returns the scheduler's view of the workers.
-// Called with m.mu held.
-func (m *Master) schedWorkers() []*scheduler.Worker {
-	ws := m.wsBuf[:0]
-	for _, w := range m.workers {
-		if w.status == api.WorkerLost {
-			continue
-		}
-		w.sched.Running = len(w.attempts)
-		w.sched.Available = w.available()
-		ws = append(ws, &w.sched)
-	}
-	m.wsBuf = ws
-	return ws
-}
-
-// kick wakes the dispatcher; it never blocks.
-func (m *Master) kick() {
-	select {
-	case m.kickc <- struct{}{}:
-	default:
-	}
-}
-
-// dispatchLoop places queued jobs whenever something changes (a job
-// arrives, a slot frees, a worker joins) and at least every second.
-func (m *Master) dispatchLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.kickc:
-		case <-t.C:
-		}
-		m.dispatch(ctx)
-	}
-}
-
-type start struct {
-	job    *liveJob
-	worker *workerEntry
-	ref    store.WorkerRef // the worker as it was at placement
-	n      int
-}
-
-func (m *Master) dispatch(ctx context.Context) {
-	m.mu.Lock()
-	placements := m.queue.Schedule(m.schedWorkers(), m.schedOpts)
-	starts := make([]start, 0, len(placements))
-	for _, p := range placements {
-		lj := m.jobs[p.Job.ID]
-		w := m.workers[p.Worker.ID]
-		lj.attempt++
-		lj.worker, lj.identity = w.name, w.identity
-		lj.starting = true
-		w.attempts[lj.id] = lj.attempt
-		starts = append(starts, start{lj, w, w.ref(), lj.attempt})
-	}
-	m.mu.Unlock()
-	for _, s := range starts {
-		m.startAttempt(ctx, s)
-	}
-}
-
-// startAttempt commits a placement, then sends it to the worker. Only
-// after the commit may the worker hear of it, so a result can never arrive
-// for an attempt the store does not know.
-func (m *Master) startAttempt(ctx context.Context, s start) {
-	now := time.Now().UTC()
-	err := m.store.StartAttempt(ctx, s.job.id, s.n, s.ref, now)
-	m.mu.Lock()
-	s.job.starting = false
-	if err != nil {
-		// Cancelled while being placed (conflict), or the store failed:
-		// undo the placement; a store failure leaves the job queued.
-		if s.worker.attempts[s.job.id] == s.n {
-			delete(s.worker.attempts, s.job.id)
-		}
-		s.job.attempt--
-		s.job.worker, s.job.identity = "", ""
-		if errors.Is(err, store.ErrConflict) {
-			delete(m.jobs, s.job.id)
-		} else {
-			m.log.Error("start attempt", "job", s.job.id, "err", err)
-			m.queue.Push(s.job.sched)
-		}
-		m.mu.Unlock()
-		m.kick()
-		return
-	}
-	sess := s.worker.session
-	stillThere := s.worker.attempts[s.job.id] == s.n
-	m.mu.Unlock()
-	if !stillThere || sess == nil {
-		// The worker was lost or left between placement and commit.
-		m.requeue(ctx, s.job.id, s.n, s.ref, requeueCause{reason: fmt.Sprintf("worker %s left before the job started", s.worker.name)})
-		return
-	}
-	m.observeStarted(s.job)
-	m.publishState(ctx, s.job.id)
-	sess.sendMsg(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Assign{Assign: &clusterpb.Assign{
-		Attempt: &clusterpb.AttemptRef{JobId: s.job.id, Attempt: int32(s.n)},
-		Spec:    s.job.spec,
-	}}})
-}
-
 // requeue puts attempt n, held by w, back in the queue, or fails the job
 // when it has used all its attempts. The store's compare-and-set decides
 // races with a result arriving at the same moment: whichever commits
@@ -296,13 +188,13 @@ func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRe
 	if cur := m.jobs[id]; cur == lj && lj.attempt == n {
 		lj.worker, lj.identity = "", ""
 		lj.adoptBy, lj.resultBy = time.Time{}, time.Time{}
-		lj.sched.Since = time.Now()
-		m.queue.Push(lj.sched)
+		lj.queuedAt = time.Now()
 	}
 	m.mu.Unlock()
 	m.broker.forget(id)
 	m.log.Info("job requeued", "job", id, "attempt", n, "released", rq.Released, "reason", rq.Reason)
 	m.publishState(ctx, id)
+	m.backlog.Store(true)
 	m.kick()
 }
 
@@ -353,9 +245,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 				w.session = nil
 			}
 			for id, n := range w.attempts {
-				if lj := m.jobs[id]; lj == nil || !lj.starting {
-					lost = append(lost, attemptRef{id, n, w.ref()})
-				}
+				lost = append(lost, attemptRef{id, n, w.ref()})
 				delete(w.attempts, id)
 			}
 			lostNames = append(lostNames, w.name)
@@ -374,10 +264,6 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 			lj.resultBy = time.Time{}
 			undelivered = append(undelivered, attemptRef{lj.id, lj.attempt, store.WorkerRef{Name: lj.worker, Identity: lj.identity}})
 		}
-	}
-	unplaceable := m.queue.Unplaceable(m.connectedWorkers(), now, m.cfg.PlacementTimeout)
-	for _, j := range unplaceable {
-		delete(m.jobs, j.ID)
 	}
 	m.mu.Unlock()
 
@@ -400,48 +286,16 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 		m.mu.Unlock()
 		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: "its worker finished it but did not deliver the result"})
 	}
-	for _, j := range unplaceable {
-		what := j.Req.Language
-		if j.Req.Version != "" {
-			what += " " + j.Req.Version
-		}
-		if len(j.Req.Labels) > 0 {
-			var ls []string
-			for k, v := range j.Req.Labels {
-				ls = append(ls, k+"="+v)
-			}
-			what += " with labels " + strings.Join(ls, ",")
-		}
-		f := store.Finish{
-			Status: store.StatusFailed,
-			Error:  fmt.Sprintf("no connected worker runs %s (waited %s)", what, m.cfg.PlacementTimeout),
-			At:     now.UTC(),
-		}
-		if err := m.store.FinishQueued(ctx, j.ID, f); err != nil {
-			m.log.Error("fail unplaceable job", "job", j.ID, "err", err)
-			continue
-		}
-		m.observeFinished(j.Req.Language, store.StatusFailed, "")
-		m.publishEnd(j.ID, nil)
-	}
+	m.failUnplaceable(ctx, now)
+	m.dropStale(ctx, now)
 	m.rescueExpired(ctx, now)
 }
 
-// connectedWorkers is the scheduler view of workers with a live session.
-// Called with m.mu held.
-func (m *Master) connectedWorkers() []*scheduler.Worker {
-	var out []*scheduler.Worker
-	for _, w := range m.workers {
-		if w.session != nil && w.status != api.WorkerLost {
-			out = append(out, &w.sched)
-		}
-	}
-	return out
-}
-
-// recover rebuilds the in-memory queue from the store after a start.
-// Running jobs wait RecoveryGrace for their worker to reconnect and
-// re-announce them before they are queued again.
+// recover takes back, after a start, the running attempts this master
+// held (or that nobody holds any more): their workers reconnect and
+// re-announce them within RecoveryGrace, or they go back to the queue.
+// Attempts another master holds under a live lease are its own. Queued
+// jobs need nothing: the store is the queue.
 func (m *Master) recover(ctx context.Context) error {
 	jobs, err := m.store.Unfinished(ctx)
 	if err != nil {
@@ -454,33 +308,26 @@ func (m *Master) recover(ctx context.Context) error {
 	if err := m.markOldRowsLost(ctx, now); err != nil {
 		return fmt.Errorf("master: mark the workers of the last run lost: %w", err)
 	}
-	queued, running := 0, 0
+	running := 0
 	for _, sj := range jobs {
+		if sj.Status != store.StatusRunning || (sj.Master != m.cfg.MasterID && sj.LeaseUntil.After(now)) {
+			continue
+		}
 		lj, err := m.liveFromStore(sj)
 		if err != nil {
 			m.log.Error("unreadable job in store; failing it", "job", sj.ID, "err", err)
 			f := store.Finish{Status: store.StatusFailed, Error: "the master could not read the stored job", At: now.UTC()}
-			if sj.Status == store.StatusQueued {
-				_ = m.store.FinishQueued(ctx, sj.ID, f)
-			} else {
-				_, _ = m.store.FinishAttempt(ctx, sj.ID, sj.Attempts, store.WorkerRef{Name: sj.Worker, Identity: sj.WorkerIdentity}, f)
-			}
+			_, _ = m.store.FinishAttempt(ctx, sj.ID, sj.Attempts, store.WorkerRef{Name: sj.Worker, Identity: sj.WorkerIdentity}, f)
 			continue
 		}
-		lj.sched.Since = now // the placement timeout counts from now
 		lj.released = sj.Released
+		lj.worker, lj.identity = sj.Worker, sj.WorkerIdentity
+		lj.adoptBy = now.Add(m.cfg.RecoveryGrace)
 		m.jobs[lj.id] = lj
-		if sj.Status == store.StatusQueued {
-			m.queue.Push(lj.sched)
-			queued++
-		} else {
-			lj.worker, lj.identity = sj.Worker, sj.WorkerIdentity
-			lj.adoptBy = now.Add(m.cfg.RecoveryGrace)
-			running++
-		}
+		running++
 	}
-	if queued+running > 0 {
-		m.log.Info("recovered jobs", "queued", queued, "running", running, "grace", m.cfg.RecoveryGrace)
+	if running > 0 {
+		m.log.Info("recovered running jobs", "running", running, "grace", m.cfg.RecoveryGrace)
 	}
 	return nil
 }

@@ -76,9 +76,10 @@ func (m *Master) statsLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			m.mu.Lock()
-			queued, running := m.queue.Len(), len(m.jobs)-m.queue.Len()
-			m.mu.Unlock()
+			queued, running, err := m.store.CountActive(ctx)
+			if err != nil && ctx.Err() == nil {
+				m.log.Warn("count active jobs", "err", err)
+			}
 			m.stats.close(now, queued, running)
 		}
 	}
@@ -100,29 +101,21 @@ func (m *Master) OwnerJobs(ctx context.Context) (map[string]httpapi.OwnerJobs, e
 	for owner, n := range total {
 		out[owner] = httpapi.OwnerJobs{Total: n}
 	}
-	m.mu.Lock()
-	for _, lj := range m.jobs {
-		o := out[lj.owner]
-		if lj.worker == "" {
-			o.Queued++
-		} else {
-			o.Running++
-		}
-		out[lj.owner] = o
+	queued, running, err := m.store.CountActiveByOwner(ctx)
+	if err != nil {
+		return nil, err
 	}
-	m.mu.Unlock()
+	for owner, n := range queued {
+		o := out[owner]
+		o.Queued = n
+		out[owner] = o
+	}
+	for owner, n := range running {
+		o := out[owner]
+		o.Running = n
+		out[owner] = o
+	}
 	return out, nil
-}
-
-// observeStarted records an attempt placed on a worker and how long it
-// waited in the queue. Since is read under m.mu: a requeue may reset it
-// (the worker lost right after the placement) while this runs.
-func (m *Master) observeStarted(lj *liveJob) {
-	m.mu.Lock()
-	wait := time.Since(lj.sched.Since)
-	m.mu.Unlock()
-	m.metrics.started(lj.language, wait)
-	m.stats.started(wait)
 }
 
 // observeFinished records a job that reached a terminal status.

@@ -1,10 +1,27 @@
+// Package scheduler ranks a master's workers for new work. It is pure
+// logic with no I/O: the master feeds it a snapshot of its workers and
+// offers their free slots to the store's claim in the order it returns
+// (the store orders the jobs, fair between owners, and spreads them over
+// the offers: store.FairOrder, store.Place).
+//
+// A worker is offered when it is up, has a free slot and is under the CPU
+// and memory thresholds; the lowest load score comes first, ties in a
+// random order so that equal workers share the work.
 package scheduler
 
 import (
+	"cmp"
 	"math/rand/v2"
+	"slices"
 	"strings"
-	"time"
 )
+
+// Requirements say what a worker must offer to run a job.
+type Requirements struct {
+	Language string
+	Version  string // empty, an exact version, or a prefix ("3.11" matches "3.11.2")
+	Labels   map[string]string
+}
 
 // Worker is a worker as the scheduler sees it.
 type Worker struct {
@@ -73,13 +90,9 @@ type Options struct {
 	Rand *rand.Rand
 }
 
-// Placement assigns a job to a worker.
-type Placement struct {
-	Job    *Job
-	Worker *Worker
-}
-
-func (o *Options) eligible(w *Worker, r Requirements) bool {
+// offered reports whether w takes new work now: up, with a free slot,
+// under the thresholds.
+func (o *Options) offered(w *Worker) bool {
 	if !w.Available || w.Running >= w.Slots {
 		return false
 	}
@@ -89,7 +102,7 @@ func (o *Options) eligible(w *Worker, r Requirements) bool {
 	if o.MaxMemoryPercent > 0 && w.MemoryPercent > o.MaxMemoryPercent {
 		return false
 	}
-	return w.Capable(r)
+	return true
 }
 
 // score is a worker's load, lower is better: mostly the share of its slots
@@ -99,132 +112,37 @@ func score(w *Worker) float64 {
 	return 0.6*float64(w.Running)/float64(w.Slots) + 0.3*w.CPUPercent/100 + 0.1*w.MemoryPercent/100
 }
 
-// scoreEpsilon makes scores that differ by less than measurement noise a
-// tie, so equal workers share the work instead of the first one winning.
+// scoreEpsilon is the width of the bands of score that count as a tie
+// (measurement noise), so equal workers share the work instead of the
+// first one winning.
 const scoreEpsilon = 0.02
 
-// pick returns the least loaded eligible worker, ties at random.
-func (o *Options) pick(workers []*Worker, r Requirements) *Worker {
-	var best *Worker
-	var bestScore float64
-	ties := 0
+// Rank returns the workers that take new work now, least loaded first;
+// workers whose scores fall in one band of scoreEpsilon come in a random
+// order.
+func Rank(workers []*Worker, opts Options) []*Worker {
+	out := make([]*Worker, 0, len(workers))
 	for _, w := range workers {
-		if !o.eligible(w, r) {
-			continue
-		}
-		s := score(w)
-		switch {
-		case best == nil || s < bestScore-scoreEpsilon:
-			best, bestScore, ties = w, s, 1
-		case s <= bestScore+scoreEpsilon:
-			// Reservoir sampling keeps each tied worker equally likely.
-			ties++
-			if o.intN(ties) == 0 {
-				best = w
-			}
-			if s < bestScore {
-				bestScore = s
-			}
+		if opts.offered(w) {
+			out = append(out, w)
 		}
 	}
-	return best
-}
-
-func (o *Options) intN(n int) int {
-	if o.Rand != nil {
-		return o.Rand.IntN(n)
+	shuffle := rand.Shuffle
+	if opts.Rand != nil {
+		shuffle = opts.Rand.Shuffle
 	}
-	return rand.IntN(n)
-}
-
-// Schedule places as many queued jobs as the workers have room for and
-// removes them from the queue. It updates Running on the workers it uses,
-// so the caller's snapshot stays consistent for the next call.
-func (q *Queue) Schedule(workers []*Worker, opts Options) []Placement {
-	if len(q.jobs) == 0 || !anyFreeSlot(workers) {
-		return nil
-	}
-	var out []Placement
-	idle := 0 // owners in a row that could place nothing
-	for len(q.ring) > 0 && idle < len(q.ring) {
-		if q.next >= len(q.ring) {
-			q.next = 0
-		}
-		o := q.owners[q.ring[q.next]]
-		j, w := q.bestPlaceable(o, workers, &opts)
-		if j == nil {
-			idle++
-			q.next++
-			continue
-		}
-		idle = 0
-		w.Running++
-		// Advance past this owner before unlink, which shifts the cursor
-		// back if the owner leaves the ring.
-		q.next++
-		q.unlink(j)
-		out = append(out, Placement{Job: j, Worker: w})
-		if !anyFreeSlot(workers) {
-			break
-		}
-	}
+	shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	slices.SortStableFunc(out, func(a, b *Worker) int {
+		return cmp.Compare(int(score(a)/scoreEpsilon), int(score(b)/scoreEpsilon))
+	})
 	return out
 }
 
-// bestPlaceable returns the owner's best job that some worker can take now.
-func (q *Queue) bestPlaceable(o *owner, workers []*Worker, opts *Options) (*Job, *Worker) {
-	var bestJob *Job
-	var bestWorker *Worker
-	for _, g := range o.groups {
-		head := g.jobs[0]
-		if bestJob != nil && !before(head, bestJob) {
-			continue
-		}
-		if w := opts.pick(workers, head.Req); w != nil {
-			bestJob, bestWorker = head, w
-		}
-	}
-	return bestJob, bestWorker
-}
-
-func anyFreeSlot(workers []*Worker) bool {
-	for _, w := range workers {
-		if w.Available && w.Running < w.Slots {
-			return true
-		}
-	}
-	return false
-}
-
-// Unplaceable removes and returns the jobs that have waited longer than
-// timeout while no worker at all (busy or not) could run them: their
-// language, version or labels are offered by no connected worker.
-func (q *Queue) Unplaceable(workers []*Worker, now time.Time, timeout time.Duration) []*Job {
-	var out []*Job
-	for _, o := range q.owners {
-		for _, g := range o.groups {
-			head := g.jobs[0]
-			if anyCapable(workers, head.Req) {
-				continue
-			}
-			for _, j := range g.jobs {
-				if now.Sub(j.Since) >= timeout {
-					out = append(out, j)
-				}
-			}
-		}
-	}
-	for _, j := range out {
-		q.unlink(j)
-	}
-	return out
-}
-
-// anyCapable reports whether a worker runs jobs with these requirements,
+// AnyCapable reports whether a worker runs jobs with these requirements,
 // or may soon: one still self-testing their language counts, so that a
 // worker that has just started (or a job that waited for one) does not
 // see its jobs fail a moment before it announces their language.
-func anyCapable(workers []*Worker, r Requirements) bool {
+func AnyCapable(workers []*Worker, r Requirements) bool {
 	for _, w := range workers {
 		if w.Capable(r) || (&Worker{Languages: w.Testing, Labels: w.Labels}).Capable(r) {
 			return true

@@ -116,23 +116,27 @@ func (r *ClaimRequest) Capacity() int {
 // FairOrder merges each owner's candidates (already in that owner's order:
 // priority, then age) into one order fair across owners: an owner with r
 // running attempts has its k-th candidate (from 0) at rank r+k, and lower
-// ranks come first, ties by age (Seq). An owner with 10,000 queued jobs
-// therefore gets one slot in turn with an owner who has one, and an owner
-// who already runs much waits for the others to catch up.
-func FairOrder(candidates map[string][]*Job, running map[string]int) []*Job {
+// ranks come first; at equal ranks the owner served longest ago (the
+// lower lastClaim; 0 for never) comes first, then the older job (Seq).
+// An owner with 10,000 queued jobs therefore gets one slot in turn with
+// an owner who has one, even when every slot frees one at a time (both
+// then run nothing at each claim: the round robin is lastClaim's), and an
+// owner who already runs much waits for the others to catch up.
+func FairOrder(candidates map[string][]*Job, running map[string]int, lastClaim map[string]int64) []*Job {
 	type ranked struct {
 		job  *Job
 		rank int
+		last int64
 	}
 	var all []ranked
 	for owner, jobs := range candidates {
-		r := running[owner]
+		r, last := running[owner], lastClaim[owner]
 		for k, j := range jobs {
-			all = append(all, ranked{j, r + k})
+			all = append(all, ranked{j, r + k, last})
 		}
 	}
 	slices.SortFunc(all, func(a, b ranked) int {
-		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.job.Seq, b.job.Seq))
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.last, b.last), cmp.Compare(a.job.Seq, b.job.Seq))
 	})
 	out := make([]*Job, len(all))
 	for i, r := range all {

@@ -203,6 +203,9 @@ type Store interface {
 	// CountActive returns how many jobs are queued and running, cheaply
 	// (without counting the finished ones): the gauges sampled often.
 	CountActive(ctx context.Context) (queued, running int, err error)
+	// CountActiveByOwner is CountActive per owner; an owner with neither
+	// is absent.
+	CountActiveByOwner(ctx context.Context) (queued, running map[string]int, err error)
 	// CountJobs returns the number of jobs per status; every status above
 	// is present, zero included, so a gauge built on it drops back to 0.
 	CountJobs(ctx context.Context) (map[string]int, error)

@@ -75,7 +75,11 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		if err != nil {
 			return 0, err
 		}
-		candidates, err := queuedCandidates(tx, &r, langs, capacity)
+		owners, err := queuedOwners(tx)
+		if err != nil {
+			return 0, err
+		}
+		candidates, err := queuedCandidates(tx, &r, owners, langs, capacity)
 		if err != nil {
 			return 0, err
 		}
@@ -84,7 +88,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			return 0, err
 		}
 		defer claim.Close()
-		for _, p := range store.Place(&r, store.FairOrder(candidates, running)) {
+		for _, p := range store.Place(&r, store.FairOrder(candidates, running, owners)) {
 			w := r.Offers[p.Offer].Worker
 			j, err := scanJob(claim.QueryRow(w.Name, w.Identity, r.Master, nanos(r.LeaseUntil), nanos(r.At), p.Job.ID))
 			if errors.Is(err, sql.ErrNoRows) {
@@ -95,7 +99,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			}
 			claims = append(claims, store.Claim{Job: j, Offer: p.Offer})
 		}
-		return int64(len(claims)), nil
+		return int64(len(claims)), markServed(tx, claims)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ClaimJobs: %w", err)
@@ -134,11 +138,7 @@ const claimScanAhead = 64
 // the work is by owners and claims, not by the length of the queue. Only
 // the columns placement needs are read; the claim's UPDATE returns the
 // whole row of the jobs it takes.
-func queuedCandidates(tx *sql.Tx, r *store.ClaimRequest, langs []string, capacity int) (map[string][]*store.Job, error) {
-	owners, err := queuedOwners(tx)
-	if err != nil {
-		return nil, err
-	}
+func queuedCandidates(tx *sql.Tx, r *store.ClaimRequest, owners map[string]int64, langs []string, capacity int) (map[string][]*store.Job, error) {
 	in := strings.TrimSuffix(strings.Repeat("?, ", len(langs)), ", ")
 	st, err := tx.Prepare(`SELECT seq, id, language, version, labels FROM jobs INDEXED BY jobs_queue
 	WHERE status = 'queued' AND owner = ? AND language IN (` + in + `)
@@ -149,7 +149,7 @@ func queuedCandidates(tx *sql.Tx, r *store.ClaimRequest, langs []string, capacit
 	defer st.Close()
 	out := make(map[string][]*store.Job, len(owners))
 	args := make([]any, 0, len(langs)+2)
-	for _, owner := range owners {
+	for owner := range owners {
 		args = append(args[:0], owner)
 		for _, l := range langs {
 			args = append(args, l)
@@ -205,23 +205,58 @@ func scanCandidates(rows *sql.Rows, err error) ([]*store.Job, error) {
 	return jobs, rows.Err()
 }
 
-// queuedOwners lists the owners with queued jobs, from queued_counts
-// (one row per owner) rather than from the queue.
-func queuedOwners(tx *sql.Tx) ([]string, error) {
-	rows, err := tx.Query(`SELECT owner FROM queued_counts WHERE n > 0`)
+// queuedOwners returns the owners with queued jobs and when each was
+// last served (store.FairOrder's lastClaim), from queued_counts (one row
+// per owner) rather than from the queue.
+func queuedOwners(tx *sql.Tx) (map[string]int64, error) {
+	rows, err := tx.Query(`SELECT owner, last_claim FROM queued_counts WHERE n > 0`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	out := map[string]int64{}
 	for rows.Next() {
-		var o string
-		if err := rows.Scan(&o); err != nil {
+		var (
+			o    string
+			last int64
+		)
+		if err := rows.Scan(&o, &last); err != nil {
 			return nil, err
 		}
-		out = append(out, o)
+		out[o] = last
 	}
 	return out, rows.Err()
+}
+
+// markServed records the owners of claims as served, in the order of
+// their last claim, after every owner served before: a counter, not a
+// clock, so that masters whose clocks differ agree on the order.
+func markServed(tx *sql.Tx, claims []store.Claim) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	var order []string
+	for i := len(claims) - 1; i >= 0; i-- {
+		if o := claims[i].Job.Owner; !slices.Contains(order, o) {
+			order = append(order, o)
+		}
+	}
+	slices.Reverse(order)
+	var top int64
+	if err := tx.QueryRow(`SELECT COALESCE(MAX(last_claim), 0) FROM queued_counts`).Scan(&top); err != nil {
+		return err
+	}
+	st, err := tx.Prepare(`UPDATE queued_counts SET last_claim = ? WHERE owner = ?`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i, o := range order {
+		if _, err := st.Exec(top+int64(i)+1, o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RenewLeases implements store.Store.

@@ -193,6 +193,12 @@ CREATE TABLE workers (
 	lost_at        INTEGER NOT NULL DEFAULT 0
 );
 `,
+		// 7: when each owner was last served by a claim (a counter that
+		// grows with every claim), so that the fair order is a round
+		// robin even when slots free one at a time.
+		`
+ALTER TABLE queued_counts ADD COLUMN last_claim INTEGER NOT NULL DEFAULT 0;
+`,
 	}
 }
 

@@ -182,6 +182,33 @@ func testClaimFairOrder(t *testing.T, s store.Store) {
 	}
 }
 
+// testClaimRoundRobin: with one slot freeing at a time, nobody runs
+// anything at each claim; the owner served longest ago goes first, so a
+// flood of one owner's jobs cannot starve another's single one.
+func testClaimRoundRobin(t *testing.T, s store.Store) {
+	alice := queue(t, s, "alice", 4, 0)
+	var got []string
+	claimOne := func() {
+		t.Helper()
+		claims := mustClaim(t, s, claimReq(offer("w1", 1, nil)))
+		if len(claims) != 1 {
+			t.Fatalf("claimed %v, want one job", claimedIDs(claims))
+		}
+		j := claims[0].Job
+		got = append(got, j.ID)
+		mustFinish(t, s, j.ID, j.Attempts, "w1", store.Finish{Status: store.StatusDone, At: at(40)})
+	}
+	claimOne() // alice's first, before bob submits
+	bob := queue(t, s, "bob", 2, 10)
+	for range 5 {
+		claimOne()
+	}
+	want := []string{alice[0], bob[0], alice[1], bob[1], alice[2], alice[3]}
+	if !slices.Equal(got, want) {
+		t.Errorf("claims %v, want %v", got, want)
+	}
+}
+
 func testLeases(t *testing.T, s store.Store) {
 	queued := queue(t, s, "alice", 3, 0)
 	// w1 takes two, w2 one; an attempt StartAttempt began has no lease.
@@ -489,5 +516,12 @@ func testCountActive(t *testing.T, s store.Store) {
 	mustFinish(t, s, ids[1], 1, "w1", store.Finish{Status: store.StatusDone, At: at(6)})
 	if q, r := count(); q != 3 || r != 1 {
 		t.Errorf("CountActive = %d queued, %d running; want 3, 1", q, r)
+	}
+	queued, running, err := s.CountActiveByOwner(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(queued) != "map[alice:1 bob:2]" || fmt.Sprint(running) != "map[alice:1]" {
+		t.Errorf("CountActiveByOwner = %v queued, %v running; want alice 1 and bob 2, alice 1", queued, running)
 	}
 }

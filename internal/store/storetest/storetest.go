@@ -83,6 +83,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClaimStartsJobs", testClaimStartsJobs},
 		{"ClaimPlacement", testClaimPlacement},
 		{"ClaimFairOrder", testClaimFairOrder},
+		{"ClaimRoundRobin", testClaimRoundRobin},
 		{"Leases", testLeases},
 		{"RescueGivesUp", testRescueGivesUp},
 		{"Quota", testQuota},

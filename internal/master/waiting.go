@@ -1,0 +1,148 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/scheduler"
+	"github.com/grappe/grappe/internal/store"
+)
+
+// Jobs that wait: the placement timeout, read from the store (the queue is
+// the store's, whichever master accepted the job), and the entries of this
+// master's cache that other masters made stale.
+
+// sweepPage bounds one store read of a sweep.
+const sweepPage = 256
+
+// failUnplaceable fails the queued jobs that have waited longer than the
+// placement timeout while no worker of the cluster can run them (their
+// language, version or labels). A job some worker could run, busy or
+// still self-testing its language, waits on. One page per sweep, from
+// where the last one stopped: a long queue of jobs that merely wait for a
+// slot costs each sweep one bounded read, and a job nobody can run behind
+// them is still reached.
+func (m *Master) failUnplaceable(ctx context.Context, now time.Time) {
+	// After a start the timeout counts from the start: the workers have
+	// not reconnected yet.
+	if now.Sub(m.started) < m.cfg.PlacementTimeout {
+		return
+	}
+	waiting, err := m.store.QueuedBefore(ctx, now.Add(-m.cfg.PlacementTimeout).UTC(), m.sweepAfter, sweepPage)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Error("read waiting jobs", "err", err)
+		}
+		return
+	}
+	if len(waiting) < sweepPage {
+		m.sweepAfter = 0
+	} else {
+		m.sweepAfter = waiting[len(waiting)-1].Seq
+	}
+	if len(waiting) == 0 {
+		return
+	}
+	workers := m.capableWorkers(ctx)
+	for _, j := range waiting {
+		req := scheduler.Requirements{Language: j.Language, Version: j.Version, Labels: j.Labels}
+		if scheduler.AnyCapable(workers, req) {
+			continue
+		}
+		f := store.Finish{
+			Status: store.StatusFailed, At: now.UTC(),
+			Error: fmt.Sprintf("no connected worker runs %s (waited %s)", describe(req), m.cfg.PlacementTimeout),
+		}
+		if err := m.store.FinishQueued(ctx, j.ID, f); err != nil {
+			continue // claimed or cancelled meanwhile
+		}
+		m.mu.Lock()
+		delete(m.jobs, j.ID)
+		m.mu.Unlock()
+		m.observeFinished(j.Language, store.StatusFailed, "")
+		m.publishEnd(j.ID, nil)
+	}
+}
+
+// capableWorkers is every live worker of the cluster as the scheduler
+// sees it: this master's connected ones from memory (with the languages
+// they still self-test), the others' from the workers table.
+func (m *Master) capableWorkers(ctx context.Context) []*scheduler.Worker {
+	var out []*scheduler.Worker
+	for _, w := range m.otherWorkers(ctx, m.holds) {
+		if w.Status == api.WorkerLost {
+			continue
+		}
+		sw := &scheduler.Worker{ID: w.Name, Languages: map[string][]string{}, Labels: w.Labels}
+		for _, l := range w.Languages {
+			sw.Languages[l.Name] = append(sw.Languages[l.Name], l.Version)
+		}
+		out = append(out, sw)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, w := range m.workers {
+		if w.session != nil && w.status != api.WorkerLost {
+			sw := w.sched // a copy: the maps are replaced, never changed in place
+			out = append(out, &sw)
+		}
+	}
+	return out
+}
+
+// describe names what a job asks for: "python 3.11 with labels gpu=1".
+func describe(r scheduler.Requirements) string {
+	what := r.Language
+	if r.Version != "" {
+		what += " " + r.Version
+	}
+	for i, k := range slices.Sorted(maps.Keys(r.Labels)) {
+		if i == 0 {
+			what += " with labels "
+		} else {
+			what += ","
+		}
+		what += k + "=" + r.Labels[k]
+	}
+	return what
+}
+
+// staleAfter is how long a queued entry of this master's cache waits
+// before the sweep checks that the store still has it queued.
+const staleAfter = time.Minute
+
+// dropStale drops the queued entries of this master's cache that another
+// master claimed, cancelled or failed (a bounded number per sweep). With
+// one master nothing is ever stale: every change goes through here.
+func (m *Master) dropStale(ctx context.Context, now time.Time) {
+	var check []string
+	m.mu.Lock()
+	for id, lj := range m.jobs {
+		if lj.worker == "" && now.Sub(lj.queuedAt) > staleAfter {
+			check = append(check, id)
+			lj.queuedAt = now // checked again a minute from now
+			if len(check) == 32 {
+				break
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range check {
+		sj, err := m.store.GetJob(ctx, id)
+		if err != nil || sj.Status == store.StatusQueued {
+			continue
+		}
+		m.mu.Lock()
+		if lj := m.jobs[id]; lj != nil && lj.worker == "" {
+			delete(m.jobs, id)
+		}
+		m.mu.Unlock()
+		if sj.Status != store.StatusRunning {
+			m.publishEnd(id, sj)
+		}
+	}
+}
