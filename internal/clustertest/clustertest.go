@@ -163,6 +163,23 @@ func (c *Cluster) RestartMaster() {
 	c.startMaster()
 }
 
+// AddMaster starts another master on this cluster's data directory (its
+// database, CA and tokens) under its own id, as a second master sharing
+// the database would run, and returns it as a Cluster of its own: its
+// Client talks to it, its AddWorker connects workers to it. It stops when
+// the test ends.
+func (c *Cluster) AddMaster(id string) *Cluster {
+	c.t.Helper()
+	cfg := c.cfg
+	cfg.MasterID = id
+	cfg.Listen, cfg.ClusterListen = "127.0.0.1:0", "127.0.0.1:0"
+	p := &Cluster{t: c.t, cfg: cfg, dir: c.dir, DataDir: c.DataDir, log: c.log, Token: c.Token, workers: map[string]*Worker{}}
+	p.startMaster()
+	p.Client = p.NewClient(p.Token)
+	c.t.Cleanup(p.stop)
+	return p
+}
+
 // NewClient returns an API client that trusts the cluster CA.
 func (c *Cluster) NewClient(token string) *client.Client {
 	cl, err := client.New(client.Config{Addr: c.Master.URL(), Token: token, CAPEM: c.Master.CAPEM()})

@@ -81,6 +81,13 @@ func (m *Master) serveWorker(stream clusterpb.Cluster_ConnectServer) error {
 	for _, r := range hello.PendingResults {
 		m.recordResult(ctx, ref, r)
 	}
+	// The attempts the store has on this worker are held here from now
+	// on, before any is adopted in memory (see dropReleased).
+	if len(hello.Running)+len(hello.Finished) > 0 {
+		if _, err := m.store.RenewLeases(ctx, m.cfg.MasterID, []store.WorkerRef{ref}, time.Now().Add(m.leaseFor()).UTC()); err != nil {
+			m.log.Warn("renew the leases of a reconnecting worker", "worker", hello.Name, "err", err)
+		}
+	}
 	abandon := m.register(ctx, hello, ref, sess, addr)
 	welcome := &clusterpb.Welcome{
 		WorkerId:            hello.Name,

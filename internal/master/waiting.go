@@ -146,3 +146,62 @@ func (m *Master) dropStale(ctx context.Context, now time.Time) {
 		}
 	}
 }
+
+// dropReleased stops the attempts this master's workers run that the
+// store no longer has it hold: cancelled through another master, or
+// rescued there after a lease expired. The worker is told to stop, and
+// its slot is free. Only attempts in memory both before and after the
+// store read count, so that one claimed or adopted meanwhile is never
+// taken for gone (both are recorded in the store before memory).
+func (m *Master) dropReleased(ctx context.Context) {
+	type held struct {
+		worker string
+		n      int
+	}
+	mine := map[string]held{}
+	m.mu.Lock()
+	for _, w := range m.workers {
+		for id, n := range w.attempts {
+			mine[id] = held{w.name, n}
+		}
+	}
+	m.mu.Unlock()
+	if len(mine) == 0 {
+		return
+	}
+	stored, err := m.store.HeldBy(ctx, m.cfg.MasterID)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("read held attempts", "err", err)
+		}
+		return
+	}
+	for id, h := range mine {
+		if stored[id] == h.n {
+			continue
+		}
+		m.mu.Lock()
+		w := m.workers[h.worker]
+		dropped := w != nil && w.attempts[id] == h.n
+		var sess *session
+		if dropped {
+			delete(w.attempts, id)
+			sess = w.session
+			if lj := m.jobs[id]; lj != nil && lj.attempt == h.n {
+				delete(m.jobs, id)
+			}
+		}
+		m.mu.Unlock()
+		if !dropped {
+			continue // it ended here meanwhile
+		}
+		m.log.Info("attempt released elsewhere; stopping it", "job", id, "attempt", h.n, "worker", h.worker)
+		if sess != nil {
+			sess.sendMsg(cancelMsg(id, h.n, "the job was stopped through another master"))
+		}
+		if sj, err := m.store.GetJob(ctx, id); err == nil && sj.Status != store.StatusQueued && sj.Status != store.StatusRunning {
+			m.publishEnd(id, sj)
+		}
+		m.kick() // a slot is free
+	}
+}

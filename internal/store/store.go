@@ -203,6 +203,10 @@ type Store interface {
 	// CountActive returns how many jobs are queued and running, cheaply
 	// (without counting the finished ones): the gauges sampled often.
 	CountActive(ctx context.Context) (queued, running int, err error)
+	// HeldBy returns the running attempts whose lease master holds: job
+	// id → attempt. A master compares it with the attempts its workers
+	// run, to learn of the ones another master cancelled or rescued.
+	HeldBy(ctx context.Context, master string) (map[string]int, error)
 	// CountActiveByOwner is CountActive per owner; an owner with neither
 	// is absent.
 	CountActiveByOwner(ctx context.Context) (queued, running map[string]int, err error)

@@ -67,3 +67,59 @@ func BenchmarkJobLifecycle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClaim measures the dispatch path of a master under load: a
+// queue that stays about depth jobs long, and a claim of one job per
+// freed slot (one offer, one free slot), then its finish. One op is one
+// job: CreateJob, ClaimJobs, FinishAttempt. "start" is the same with
+// StartAttempt naming the job, the cost of a placement made elsewhere.
+func BenchmarkClaim(b *testing.B) {
+	const depth = 32
+	request := bytes.Repeat([]byte("x"), 1024)
+	w1 := store.WorkerRef{Name: "w1", Identity: "lineage-w1"}
+	offer := store.Offer{Worker: w1, Languages: map[string][]string{"python": {"3.12.1"}}, Free: 1, Slots: 4}
+	create := func(b *testing.B, s *Store, i int) string {
+		id := "job-" + strconv.Itoa(i)
+		if err := s.CreateJob(b.Context(), &store.Job{
+			ID: id, Owner: "bench", Language: "python", Status: store.StatusQueued,
+			MaxAttempts: 3, CreatedAt: time.Now(), Request: request,
+		}, 100000); err != nil {
+			b.Fatal(err)
+		}
+		return id
+	}
+	for _, how := range []string{"claim", "start"} {
+		b.Run(how, func(b *testing.B) {
+			s := openTest(b, filepath.Join(b.TempDir(), "bench.db"), SyncNormal)
+			defer s.Close()
+			var queue []string
+			for i := range depth {
+				queue = append(queue, create(b, s, -1-i))
+			}
+			for i := 0; b.Loop(); i++ {
+				queue = append(queue, create(b, s, i))
+				now := time.Now()
+				var id string
+				if how == "claim" {
+					claims, err := s.ClaimJobs(b.Context(), store.ClaimRequest{
+						Master: "m1", Offers: []store.Offer{offer}, At: now, LeaseUntil: now.Add(time.Minute),
+					})
+					if err != nil || len(claims) != 1 {
+						b.Fatalf("claim: %d, %v", len(claims), err)
+					}
+					id = claims[0].Job.ID
+				} else {
+					id = queue[0]
+					if err := s.StartAttempt(b.Context(), id, 1, w1, now); err != nil {
+						b.Fatal(err)
+					}
+				}
+				queue = queue[1:]
+				if _, err := s.FinishAttempt(b.Context(), id, 1, w1, store.Finish{Status: store.StatusDone, At: now}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+		})
+	}
+}

@@ -32,6 +32,14 @@ const (
 		started_at = CASE WHEN started_at = 0 THEN ?5 ELSE started_at END
 	WHERE id = ?6 AND status = 'queued'
 	RETURNING ` + jobColumns
+	sqlClaimRunning = `SELECT owner, COUNT(*) FROM jobs WHERE status = 'running' GROUP BY owner`
+	sqlClaimOwners  = `SELECT owner, last_claim FROM queued_counts WHERE n > 0`
+	// ?1 owner, ?2 limit, ?3 offset. Only the columns placement needs
+	// are read; the claim's UPDATE returns the whole row.
+	sqlClaimCandidates = `SELECT seq, id, language, version, labels FROM jobs INDEXED BY jobs_queue
+	WHERE status = 'queued' AND owner = ?1 ORDER BY priority DESC, seq LIMIT ?2 OFFSET ?3`
+	sqlClaimTop    = `SELECT COALESCE(MAX(last_claim), 0) FROM queued_counts`
+	sqlClaimServed = `UPDATE queued_counts SET last_claim = ? WHERE owner = ?`
 	// ?1 until, ?2 master, then the (worker, identity) pairs. One
 	// statement per batch of workers: it walks the running jobs once on
 	// the (status, seq) index (they are bounded by the fleet's slots), so
@@ -64,30 +72,26 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			return nil, fmt.Errorf("sqlite: ClaimJobs: offer: %w", err)
 		}
 	}
-	capacity, langs := r.Capacity(), r.Languages()
-	if capacity == 0 || len(langs) == 0 {
+	capacity := r.Capacity()
+	if capacity == 0 || len(r.Languages()) == 0 {
 		return nil, nil
 	}
 	var claims []store.Claim
 	_, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
 		claims = claims[:0]
-		running, err := runningByOwner(tx)
+		running, err := byKey[int](tx.Stmt(s.claimRunning).Query())
 		if err != nil {
 			return 0, err
 		}
-		owners, err := queuedOwners(tx)
+		owners, err := byKey[int64](tx.Stmt(s.claimOwners).Query())
 		if err != nil {
 			return 0, err
 		}
-		candidates, err := queuedCandidates(tx, &r, owners, langs, capacity)
+		candidates, err := queuedCandidates(tx.Stmt(s.claimCandidates), &r, owners, capacity)
 		if err != nil {
 			return 0, err
 		}
-		claim, err := tx.Prepare(sqlClaim)
-		if err != nil {
-			return 0, err
-		}
-		defer claim.Close()
+		claim := tx.Stmt(s.claimJob)
 		for _, p := range store.Place(&r, store.FairOrder(candidates, running, owners)) {
 			w := r.Offers[p.Offer].Worker
 			j, err := scanJob(claim.QueryRow(w.Name, w.Identity, r.Master, nanos(r.LeaseUntil), nanos(r.At), p.Job.ID))
@@ -99,7 +103,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			}
 			claims = append(claims, store.Claim{Job: j, Offer: p.Offer})
 		}
-		return int64(len(claims)), markServed(tx, claims)
+		return int64(len(claims)), markServed(tx.Stmt(s.claimTop), tx.Stmt(s.claimServed), claims)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ClaimJobs: %w", err)
@@ -107,18 +111,22 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 	return claims, nil
 }
 
-// runningByOwner counts the running attempts of each owner (bounded by
-// the fleet's slots, not by the queue).
-func runningByOwner(tx *sql.Tx) (map[string]int, error) {
-	rows, err := tx.Query(`SELECT owner, COUNT(*) FROM jobs WHERE status = 'running' GROUP BY owner`)
+// byKey reads (key, number) rows: the running attempts of each
+// owner (bounded by the fleet's slots, not by the queue), the owners with
+// queued jobs and when each was last served (store.FairOrder's lastClaim,
+// from queued_counts: one row per owner, not the queue), or held attempts
+// by job id.
+func byKey[N int | int64](rows *sql.Rows, err error) (map[string]N, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]int{}
+	out := map[string]N{}
 	for rows.Next() {
-		var owner string
-		var n int
+		var (
+			owner string
+			n     N
+		)
 		if err := rows.Scan(&owner, &n); err != nil {
 			return nil, err
 		}
@@ -134,36 +142,27 @@ func runningByOwner(tx *sql.Tx) (map[string]int, error) {
 const claimScanAhead = 64
 
 // queuedCandidates reads, for every owner with queued jobs, the first ones
-// (priority, then age) in one of r's languages, on the jobs_queue index:
-// the work is by owners and claims, not by the length of the queue. Only
-// the columns placement needs are read; the claim's UPDATE returns the
-// whole row of the jobs it takes.
-func queuedCandidates(tx *sql.Tx, r *store.ClaimRequest, owners map[string]int64, langs []string, capacity int) (map[string][]*store.Job, error) {
-	in := strings.TrimSuffix(strings.Repeat("?, ", len(langs)), ", ")
-	st, err := tx.Prepare(`SELECT seq, id, language, version, labels FROM jobs INDEXED BY jobs_queue
-	WHERE status = 'queued' AND owner = ? AND language IN (` + in + `)
-	ORDER BY priority DESC, seq LIMIT ?`)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
+// (priority, then age) that some offer fits, on the jobs_queue index: the
+// work is by owners and claims, not by the length of the queue. It reads
+// capacity jobs, and past them only when some did not fit, up to
+// claimScanAhead more.
+func queuedCandidates(st *sql.Stmt, r *store.ClaimRequest, owners map[string]int64, capacity int) (map[string][]*store.Job, error) {
 	out := make(map[string][]*store.Job, len(owners))
-	args := make([]any, 0, len(langs)+2)
 	for owner := range owners {
-		args = append(args[:0], owner)
-		for _, l := range langs {
-			args = append(args, l)
-		}
-		args = append(args, capacity+claimScanAhead)
-		jobs, err := scanCandidates(st.Query(args...))
-		if err != nil {
-			return nil, err
-		}
-		fit := jobs[:0]
-		for _, j := range jobs {
-			if len(fit) < capacity && fitsSome(r, j) {
-				j.Owner = owner
-				fit = append(fit, j)
+		var fit []*store.Job
+		for offset, limit := 0, capacity; len(fit) < capacity && offset < capacity+claimScanAhead; offset, limit = offset+limit, claimScanAhead {
+			jobs, err := scanCandidates(st.Query(owner, limit, offset))
+			if err != nil {
+				return nil, err
+			}
+			for _, j := range jobs {
+				if len(fit) < capacity && fitsSome(r, j) {
+					j.Owner = owner
+					fit = append(fit, j)
+				}
+			}
+			if len(jobs) < limit {
+				break // the owner's queue is read to its end
 			}
 		}
 		if len(fit) > 0 {
@@ -205,33 +204,10 @@ func scanCandidates(rows *sql.Rows, err error) ([]*store.Job, error) {
 	return jobs, rows.Err()
 }
 
-// queuedOwners returns the owners with queued jobs and when each was
-// last served (store.FairOrder's lastClaim), from queued_counts (one row
-// per owner) rather than from the queue.
-func queuedOwners(tx *sql.Tx) (map[string]int64, error) {
-	rows, err := tx.Query(`SELECT owner, last_claim FROM queued_counts WHERE n > 0`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var (
-			o    string
-			last int64
-		)
-		if err := rows.Scan(&o, &last); err != nil {
-			return nil, err
-		}
-		out[o] = last
-	}
-	return out, rows.Err()
-}
-
 // markServed records the owners of claims as served, in the order of
 // their last claim, after every owner served before: a counter, not a
 // clock, so that masters whose clocks differ agree on the order.
-func markServed(tx *sql.Tx, claims []store.Claim) error {
+func markServed(top, served *sql.Stmt, claims []store.Claim) error {
 	if len(claims) == 0 {
 		return nil
 	}
@@ -242,21 +218,27 @@ func markServed(tx *sql.Tx, claims []store.Claim) error {
 		}
 	}
 	slices.Reverse(order)
-	var top int64
-	if err := tx.QueryRow(`SELECT COALESCE(MAX(last_claim), 0) FROM queued_counts`).Scan(&top); err != nil {
+	var n int64
+	if err := top.QueryRow().Scan(&n); err != nil {
 		return err
 	}
-	st, err := tx.Prepare(`UPDATE queued_counts SET last_claim = ? WHERE owner = ?`)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	for i, o := range order {
-		if _, err := st.Exec(top+int64(i)+1, o); err != nil {
+		if _, err := served.Exec(n+int64(i)+1, o); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// HeldBy implements store.Store. It walks the running jobs on the
+// (status, seq) index: they are bounded by the fleet's slots.
+func (s *Store) HeldBy(ctx context.Context, master string) (map[string]int, error) {
+	held, err := byKey[int](s.r.QueryContext(ctx, `SELECT id, attempts FROM jobs INDEXED BY jobs_status_seq
+	WHERE status = 'running' AND master = ?`, master))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: HeldBy: %w", err)
+	}
+	return held, nil
 }
 
 // RenewLeases implements store.Store.

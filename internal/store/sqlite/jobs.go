@@ -261,39 +261,15 @@ func (s *Store) CountActive(ctx context.Context) (queued, running int, err error
 
 // CountActiveByOwner implements store.Store, as CountActive does.
 func (s *Store) CountActiveByOwner(ctx context.Context) (queued, running map[string]int, err error) {
-	queued, running = map[string]int{}, map[string]int{}
-	for _, q := range []struct {
-		into  map[string]int
-		query string
-	}{
-		{queued, `SELECT owner, n FROM queued_counts WHERE n > 0`},
-		{running, `SELECT owner, COUNT(*) FROM jobs INDEXED BY jobs_status_seq WHERE status = 'running' GROUP BY owner`},
-	} {
-		if err := countInto(ctx, s.r, q.into, q.query); err != nil {
-			return nil, nil, fmt.Errorf("sqlite: CountActiveByOwner: %w", err)
-		}
+	if queued, err = byKey[int](s.r.QueryContext(ctx, `SELECT owner, n FROM queued_counts WHERE n > 0`)); err != nil {
+		return nil, nil, fmt.Errorf("sqlite: CountActiveByOwner: %w", err)
+	}
+	running, err = byKey[int](s.r.QueryContext(ctx, `SELECT owner, COUNT(*) FROM jobs INDEXED BY jobs_status_seq
+	WHERE status = 'running' GROUP BY owner`))
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: CountActiveByOwner: %w", err)
 	}
 	return queued, running, nil
-}
-
-// countInto reads (key, count) rows into m.
-func countInto(ctx context.Context, db *sql.DB, m map[string]int, query string) error {
-	rows, err := db.QueryContext(ctx, query)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			k string
-			n int
-		)
-		if err := rows.Scan(&k, &n); err != nil {
-			return err
-		}
-		m[k] = n
-	}
-	return rows.Err()
 }
 
 // CountJobs implements store.Store. Every known status is in the map, with 0

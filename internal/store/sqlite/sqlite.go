@@ -84,6 +84,9 @@ type Store struct {
 	getJob         *sql.Stmt // on r
 	jobExists      *sql.Stmt // on r
 	tokenByHash    *sql.Stmt // on r
+	// The claim's statements (claims.go), on w: prepared once, as a
+	// claim runs on every freed slot.
+	claimRunning, claimOwners, claimCandidates, claimJob, claimTop, claimServed *sql.Stmt
 }
 
 // New opens (creating if needed) the database at cfg.Path, applies the
@@ -247,6 +250,12 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.r, &s.getJob, sqlGetJob},
 		{s.r, &s.jobExists, sqlJobExists},
 		{s.r, &s.tokenByHash, sqlTokenByHash},
+		{s.w, &s.claimRunning, sqlClaimRunning},
+		{s.w, &s.claimOwners, sqlClaimOwners},
+		{s.w, &s.claimCandidates, sqlClaimCandidates},
+		{s.w, &s.claimJob, sqlClaim},
+		{s.w, &s.claimTop, sqlClaimTop},
+		{s.w, &s.claimServed, sqlClaimServed},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.text)
 		if err != nil {
@@ -267,6 +276,7 @@ func (s *Store) Close() error {
 	for _, st := range []*sql.Stmt{
 		s.createJob, s.jobByKey, s.startAttempt, s.requeueAttempt, s.finishAttempt,
 		s.finishQueued, s.upsertWorker, s.queuedByOwner, s.getJob, s.jobExists, s.tokenByHash,
+		s.claimRunning, s.claimOwners, s.claimCandidates, s.claimJob, s.claimTop, s.claimServed,
 	} {
 		if st != nil {
 			errs = append(errs, st.Close())

@@ -209,6 +209,36 @@ func testClaimRoundRobin(t *testing.T, s store.Store) {
 	}
 }
 
+func testHeldBy(t *testing.T, s store.Store) {
+	queued := queue(t, s, "alice", 3, 0)
+	mustClaim(t, s, claimReq(offer("w1", 2, nil))) // m1 holds the first two
+	held := func(master string) string {
+		t.Helper()
+		h, err := s.HeldBy(t.Context(), master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(h)
+	}
+	if got, want := held("m1"), fmt.Sprintf("map[%s:1 %s:1]", queued[0], queued[1]); got != want {
+		t.Errorf("HeldBy(m1) = %s, want %s", got, want)
+	}
+	// Finished, or moved to another master by a renewal: no longer m1's.
+	mustFinish(t, s, queued[0], 1, "w1", store.Finish{Status: store.StatusCancelled, At: at(11)})
+	if got, want := held("m1"), fmt.Sprintf("map[%s:1]", queued[1]); got != want {
+		t.Errorf("after a cancel: HeldBy(m1) = %s, want %s", got, want)
+	}
+	if _, err := s.RenewLeases(t.Context(), "m2", []store.WorkerRef{ref("w1")}, at(60)); err != nil {
+		t.Fatal(err)
+	}
+	if got := held("m1"); got != "map[]" {
+		t.Errorf("after the move: HeldBy(m1) = %s, want none", got)
+	}
+	if got, want := held("m2"), fmt.Sprintf("map[%s:1]", queued[1]); got != want {
+		t.Errorf("HeldBy(m2) = %s, want %s", got, want)
+	}
+}
+
 func testLeases(t *testing.T, s store.Store) {
 	queued := queue(t, s, "alice", 3, 0)
 	// w1 takes two, w2 one; an attempt StartAttempt began has no lease.

@@ -85,6 +85,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClaimFairOrder", testClaimFairOrder},
 		{"ClaimRoundRobin", testClaimRoundRobin},
 		{"Leases", testLeases},
+		{"HeldBy", testHeldBy},
 		{"RescueGivesUp", testRescueGivesUp},
 		{"Quota", testQuota},
 		{"QueuedBefore", testQueuedBefore},

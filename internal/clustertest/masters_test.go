@@ -1,0 +1,81 @@
+package clustertest_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/clustertest"
+)
+
+// Two masters on one database (issue 12: the database is the truth). A
+// job accepted by one master runs on a worker that only the other holds,
+// and the first sees its result; a cancel through the first stops the
+// attempt on the second's worker. These hold on SQLite now; PostgreSQL
+// (several machines) adds notifications for speed, not for correctness.
+
+// waitJob polls c's API until the job satisfies done.
+func waitJob(t *testing.T, c *clustertest.Cluster, id, what string, done func(*api.Job) bool) *api.Job {
+	t.Helper()
+	var j *api.Job
+	c.Eventually(20*time.Second, what, func() bool {
+		var err error
+		j, err = c.Client.Job(context.Background(), id)
+		return err == nil && done(j)
+	})
+	return j
+}
+
+func TestSecondMasterRunsTheFirstsJobs(t *testing.T) {
+	a := clustertest.Start(t, clustertest.Options{})
+	b := a.AddMaster("b")
+	b.AddWorker(clustertest.WorkerOptions{Name: "wb", Slots: 1, Languages: []string{"bash"}})
+	ctx := context.Background()
+
+	// a shows b's worker (the workers table), and so does not fail a bash
+	// job at its placement timeout.
+	a.Eventually(10*time.Second, "a lists wb", func() bool {
+		for _, w := range a.Master.Workers(ctx) {
+			if w.Name == "wb" && w.Status == api.WorkerUp {
+				return true
+			}
+		}
+		return false
+	})
+	j, err := a.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo from-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitJob(t, a, j.ID, "the job done", func(j *api.Job) bool { return j.Status == api.StatusDone })
+	if done.Worker != "wb" || done.Run == nil || strings.TrimSpace(done.Run.Stdout) != "from-a" || done.Attempts != 1 {
+		t.Fatalf("job through a: worker %q attempts %d run %+v; want it run once on wb", done.Worker, done.Attempts, done.Run)
+	}
+
+	// A cancel through a reaches b's worker: its one slot frees at once
+	// instead of after the 60 s program.
+	long, err := a.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo started; sleep 60",
+		Limits: api.Limits{WallMs: 60000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, a, long.ID, "the long job running", func(j *api.Job) bool { return j.Status == api.StatusRunning })
+	if j, err := a.Client.Cancel(ctx, long.ID); err != nil || j.Status != api.StatusCancelled {
+		t.Fatalf("cancel through a: %+v %v", j, err)
+	}
+	start := time.Now()
+	next, err := a.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo next"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, a, next.ID, "the next job done on the freed slot", func(j *api.Job) bool { return j.Status == api.StatusDone })
+	took := time.Since(start)
+	t.Logf("the next job ran %s after the cancel", took.Round(time.Millisecond))
+	if took > 15*time.Second {
+		t.Fatalf("the slot freed %s after the cancel: the worker was not told", took)
+	}
+	if final, _ := a.Client.Job(ctx, long.ID); final.Status != api.StatusCancelled {
+		t.Fatalf("cancelled job: %s", final.Status)
+	}
+}
