@@ -44,13 +44,18 @@ func TestSecondMasterRunsTheFirstsJobs(t *testing.T) {
 		}
 		return false
 	})
-	j, err := a.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo from-a"})
+	// ?wait on a hears of the end b recorded (within a sweep), not at
+	// the end of its wait.
+	began := time.Now()
+	done, err := a.Client.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo from-a"}, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := waitJob(t, a, j.ID, "the job done", func(j *api.Job) bool { return j.Status == api.StatusDone })
-	if done.Worker != "wb" || done.Run == nil || strings.TrimSpace(done.Run.Stdout) != "from-a" || done.Attempts != 1 {
-		t.Fatalf("job through a: worker %q attempts %d run %+v; want it run once on wb", done.Worker, done.Attempts, done.Run)
+	if took := time.Since(began); took > 15*time.Second {
+		t.Fatalf("?wait on a answered after %s: it did not hear of the end", took)
+	}
+	if done.Status != api.StatusDone || done.Worker != "wb" || done.Run == nil || strings.TrimSpace(done.Run.Stdout) != "from-a" || done.Attempts != 1 {
+		t.Fatalf("job through a: %s on worker %q, attempts %d, run %+v; want done once on wb", done.Status, done.Worker, done.Attempts, done.Run)
 	}
 
 	// A cancel through a reaches b's worker: its one slot frees at once

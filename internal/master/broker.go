@@ -167,3 +167,18 @@ func (b *broker) forget(id string) {
 	delete(b.backlog, id)
 	b.mu.Unlock()
 }
+
+// watched returns the jobs that have subscribers (at most limit), for the
+// sweep to look for the ones another master finished.
+func (b *broker) watched(limit int) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, 0, min(len(b.subs), limit))
+	for id := range b.subs {
+		if len(out) == limit {
+			break
+		}
+		out = append(out, id)
+	}
+	return out
+}

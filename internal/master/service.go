@@ -60,7 +60,11 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	// claim (built outside the lock).
 	lj := newLiveJob(sj, v, req)
 	m.mu.Lock()
-	m.jobs[sj.ID] = lj
+	// A dispatch may have claimed it since the commit, with its own copy
+	// now running: that one is the truth.
+	if _, claimed := m.jobs[sj.ID]; !claimed {
+		m.jobs[sj.ID] = lj
+	}
 	m.mu.Unlock()
 	m.backlog.Store(true)
 	m.kick()

@@ -289,6 +289,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 	m.failUnplaceable(ctx, now)
 	m.dropStale(ctx, now)
 	m.dropReleased(ctx)
+	m.endFinishedElsewhere(ctx)
 	m.rescueExpired(ctx, now)
 }
 

@@ -205,3 +205,30 @@ func (m *Master) dropReleased(ctx context.Context) {
 		m.kick() // a slot is free
 	}
 }
+
+// endFinishedElsewhere ends the subscriptions (SSE streams, ?wait) of the
+// jobs another master finished: this master hears only of the ends it
+// records. A bounded number per sweep, read from the store; the jobs one
+// of this master's workers runs are skipped (it publishes their end
+// itself).
+func (m *Master) endFinishedElsewhere(ctx context.Context) {
+	for _, id := range m.broker.watched(256) {
+		m.mu.Lock()
+		lj := m.jobs[id]
+		mine := lj != nil && lj.worker != ""
+		m.mu.Unlock()
+		if mine {
+			continue
+		}
+		sj, err := m.store.GetJob(ctx, id)
+		if err != nil || sj.Status == store.StatusQueued || sj.Status == store.StatusRunning {
+			continue
+		}
+		m.mu.Lock()
+		if cur := m.jobs[id]; cur != nil && cur.worker == "" {
+			delete(m.jobs, id) // a stale queued entry
+		}
+		m.mu.Unlock()
+		m.publishEnd(id, sj)
+	}
+}

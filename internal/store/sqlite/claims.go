@@ -79,13 +79,16 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 	var claims []store.Claim
 	_, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
 		claims = claims[:0]
-		running, err := byKey[int](tx.Stmt(s.claimRunning).Query())
-		if err != nil {
-			return 0, err
-		}
 		owners, err := byKey[int64](tx.Stmt(s.claimOwners).Query())
 		if err != nil {
 			return 0, err
+		}
+		// With one owner waiting, its running attempts order nothing.
+		var running map[string]int
+		if len(owners) > 1 {
+			if running, err = byKey[int](tx.Stmt(s.claimRunning).Query()); err != nil {
+				return 0, err
+			}
 		}
 		candidates, err := queuedCandidates(tx.Stmt(s.claimCandidates), &r, owners, capacity)
 		if err != nil {
