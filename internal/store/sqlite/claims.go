@@ -38,8 +38,9 @@ const (
 	// are read; the claim's UPDATE returns the whole row.
 	sqlClaimCandidates = `SELECT seq, id, language, version, labels FROM jobs INDEXED BY jobs_queue
 	WHERE status = 'queued' AND owner = ?1 ORDER BY priority DESC, seq LIMIT ?2 OFFSET ?3`
-	sqlClaimTop    = `SELECT COALESCE(MAX(last_claim), 0) FROM queued_counts`
-	sqlClaimServed = `UPDATE queued_counts SET last_claim = ? WHERE owner = ?`
+	// One statement per owner served, in order: each takes the next
+	// number after every owner's.
+	sqlClaimServed = `UPDATE queued_counts SET last_claim = (SELECT MAX(last_claim) FROM queued_counts) + 1 WHERE owner = ?`
 	// ?1 until, ?2 master, then the (worker, identity) pairs. One
 	// statement per batch of workers: it walks the running jobs once on
 	// the (status, seq) index (they are bounded by the fleet's slots), so
@@ -106,7 +107,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			}
 			claims = append(claims, store.Claim{Job: j, Offer: p.Offer})
 		}
-		return int64(len(claims)), markServed(tx.Stmt(s.claimTop), tx.Stmt(s.claimServed), claims)
+		return int64(len(claims)), markServed(tx.Stmt(s.claimServed), claims)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ClaimJobs: %w", err)
@@ -210,10 +211,7 @@ func scanCandidates(rows *sql.Rows, err error) ([]*store.Job, error) {
 // markServed records the owners of claims as served, in the order of
 // their last claim, after every owner served before: a counter, not a
 // clock, so that masters whose clocks differ agree on the order.
-func markServed(top, served *sql.Stmt, claims []store.Claim) error {
-	if len(claims) == 0 {
-		return nil
-	}
+func markServed(served *sql.Stmt, claims []store.Claim) error {
 	var order []string
 	for i := len(claims) - 1; i >= 0; i-- {
 		if o := claims[i].Job.Owner; !slices.Contains(order, o) {
@@ -221,12 +219,8 @@ func markServed(top, served *sql.Stmt, claims []store.Claim) error {
 		}
 	}
 	slices.Reverse(order)
-	var n int64
-	if err := top.QueryRow().Scan(&n); err != nil {
-		return err
-	}
-	for i, o := range order {
-		if _, err := served.Exec(n+int64(i)+1, o); err != nil {
+	for _, o := range order {
+		if _, err := served.Exec(o); err != nil {
 			return err
 		}
 	}

@@ -86,7 +86,7 @@ type Store struct {
 	tokenByHash    *sql.Stmt // on r
 	// The claim's statements (claims.go), on w: prepared once, as a
 	// claim runs on every freed slot.
-	claimRunning, claimOwners, claimCandidates, claimJob, claimTop, claimServed *sql.Stmt
+	claimRunning, claimOwners, claimCandidates, claimJob, claimServed *sql.Stmt
 }
 
 // New opens (creating if needed) the database at cfg.Path, applies the
@@ -254,7 +254,6 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.claimOwners, sqlClaimOwners},
 		{s.w, &s.claimCandidates, sqlClaimCandidates},
 		{s.w, &s.claimJob, sqlClaim},
-		{s.w, &s.claimTop, sqlClaimTop},
 		{s.w, &s.claimServed, sqlClaimServed},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.text)
@@ -276,7 +275,7 @@ func (s *Store) Close() error {
 	for _, st := range []*sql.Stmt{
 		s.createJob, s.jobByKey, s.startAttempt, s.requeueAttempt, s.finishAttempt,
 		s.finishQueued, s.upsertWorker, s.queuedByOwner, s.getJob, s.jobExists, s.tokenByHash,
-		s.claimRunning, s.claimOwners, s.claimCandidates, s.claimJob, s.claimTop, s.claimServed,
+		s.claimRunning, s.claimOwners, s.claimCandidates, s.claimJob, s.claimServed,
 	} {
 		if st != nil {
 			errs = append(errs, st.Close())
