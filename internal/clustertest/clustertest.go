@@ -278,6 +278,18 @@ func (c *Cluster) KillWorker(name string) {
 	h.stop()
 }
 
+// Redirect moves a proxied worker to another master of the same database
+// (AddMaster): its link is cut and it reconnects there.
+func (c *Cluster) Redirect(name string, to *Cluster) {
+	c.mu.Lock()
+	h := c.workers[name]
+	c.mu.Unlock()
+	if h == nil || h.proxy == nil {
+		c.t.Fatalf("clustertest: Redirect(%q) needs a Proxied worker", name)
+	}
+	h.proxy.Retarget(to.Master.ClusterAddr())
+}
+
 // Partition drops (true) or restores (false) a proxied worker's traffic.
 func (c *Cluster) Partition(name string, drop bool) {
 	c.mu.Lock()

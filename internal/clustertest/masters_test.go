@@ -84,3 +84,37 @@ func TestSecondMasterRunsTheFirstsJobs(t *testing.T) {
 		t.Fatalf("cancelled job: %s", final.Status)
 	}
 }
+
+// TestWorkerMovesToAnotherMaster: the master holding a worker dies; the
+// worker reconnects to another master of the same database and
+// re-announces its running attempt, which that master adopts from the
+// store: the job finishes once, on its first attempt, and its result is
+// recorded through the second master.
+func TestWorkerMovesToAnotherMaster(t *testing.T) {
+	a := clustertest.Start(t, clustertest.Options{})
+	b := a.AddMaster("b")
+	b.AddWorker(clustertest.WorkerOptions{Name: "wm", Slots: 1, Languages: []string{"bash"}, Proxied: true})
+	ctx := context.Background()
+	j, err := b.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo started; sleep 2; echo finished"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, b, j.ID) // the worker runs it
+	b.Redirect("wm", a)
+	b.StopMaster()
+	a.Eventually(10*time.Second, "wm up on a", func() bool {
+		for _, w := range a.Master.Workers(ctx) {
+			if w.Name == "wm" && w.Status == api.WorkerUp {
+				return true
+			}
+		}
+		return false
+	})
+	done := waitJob(t, a, j.ID, "the job finished through a", func(j *api.Job) bool {
+		return j.Status != api.StatusQueued && j.Status != api.StatusRunning
+	})
+	if done.Status != api.StatusDone || done.Attempts != 1 || done.Run == nil ||
+		!strings.Contains(done.Run.Stdout, "started") || !strings.Contains(done.Run.Stdout, "finished") {
+		t.Fatalf("job: %s, attempts %d, error %q, run %+v; want done on its first attempt", done.Status, done.Attempts, done.Error, done.Run)
+	}
+}

@@ -12,7 +12,7 @@ import (
 // stay open, nobody is told.
 type Proxy struct {
 	ln      net.Listener
-	target  string
+	target  atomic.Pointer[string]
 	dropped atomic.Bool
 
 	mu    sync.Mutex
@@ -26,7 +26,8 @@ func NewProxy(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target}
+	p := &Proxy{ln: ln}
+	p.target.Store(&target)
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -39,6 +40,18 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 // mid-stream break the TLS sessions that cross it, as a real partition
 // longer than TCP's patience would.
 func (p *Proxy) Drop(drop bool) { p.dropped.Store(drop) }
+
+// Retarget sends new connections to target and cuts the open ones, as a
+// load balancer moving a worker to another master would.
+func (p *Proxy) Retarget(target string) {
+	p.target.Store(&target)
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+}
 
 // Close stops the proxy and closes every connection.
 func (p *Proxy) Close() {
@@ -58,7 +71,7 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
-		up, err := net.Dial("tcp", p.target)
+		up, err := net.Dial("tcp", *p.target.Load())
 		if err != nil {
 			c.Close()
 			continue

@@ -146,7 +146,7 @@ func (m *Master) claim(ctx context.Context, offers []store.Offer) (claimed, capa
 			continue // unreadable: failed by liveJobs
 		}
 		lj.attempt, lj.worker, lj.identity, lj.released = n, ref.Name, ref.Identity, cl.Job.Released
-		lj.adoptBy, lj.resultBy = time.Time{}, time.Time{}
+		lj.resultBy = time.Time{}
 		m.jobs[lj.id] = lj
 		w := m.workers[ref.Name]
 		if w == nil || w.session == nil || w.identity != ref.Identity || w.status == api.WorkerLost {

@@ -8,55 +8,51 @@ import (
 	"github.com/grappe/grappe/internal/store"
 )
 
-// Leases (issue 12, first step of the master on the core). Every running
-// attempt this master's workers hold carries a lease in the store,
-// renewed in one statement per flush of the workers table (twice per
-// heartbeat interval, however many workers and jobs), and the sweep gives
-// back, once, the attempts whose lease expired: those of a master that
-// died and never came back, or of a worker nobody renews.
-//
-// The lease is longer than the worker timeout, so that while this master
-// lives its own loss detection (and, after a restart, the adoption grace)
-// still decides first, with the reasons the API has always shown; the
-// lease is the backstop the store keeps for the cluster. The in-memory
-// paths go once dispatch claims through the store (jobs.Core).
+// Leases. Every running attempt this master's workers hold carries a
+// lease in the store, renewed in one statement per flush of the workers
+// table (twice per heartbeat interval, however many workers and jobs) for
+// the workers heard from since the last one, to WorkerTimeout from the
+// flush. A worker that falls silent is not renewed, and the sweep's rescue
+// gives its attempts back, once, whichever master sweeps; so does the
+// death of the master that held them. A worker that reconnects in time,
+// to any master, keeps them (attach.go).
 
 // rescueLimit bounds the attempts one sweep gives back.
 const rescueLimit = 256
 
-// rescueReason is the error a job rescued from an expired lease records.
-const rescueReason = "its lease expired: no master renewed it"
+// rescueReason is the error a job rescued from an expired lease records:
+// no master heard from its worker in time.
+const rescueReason = "worker lost"
 
-// leaseFor is how long a renewal keeps an attempt: twice the worker
-// timeout, so that a worker that falls silent is declared lost by this
-// master before its lease runs out.
+// leaseFor is how long a renewal keeps an attempt: the worker timeout.
 func (m *Master) leaseFor() time.Duration {
-	return 2 * m.cfg.WorkerTimeout
+	return m.cfg.WorkerTimeout
 }
 
 // renewLeases extends the leases of the attempts held by this master's
-// connected workers. Called by the workers-table flush.
+// workers heard from since the last renewal. Called by the workers-table
+// flush, from one goroutine.
 func (m *Master) renewLeases(ctx context.Context) {
+	now := time.Now()
 	m.mu.Lock()
 	refs := make([]store.WorkerRef, 0, len(m.workers))
 	for _, w := range m.workers {
-		if w.session != nil && w.status != api.WorkerLost && w.identity != "" {
+		if w.session != nil && w.status != api.WorkerLost && w.identity != "" && !w.lastBeat.Before(m.renewedAt) {
 			refs = append(refs, w.ref())
 		}
 	}
 	m.mu.Unlock()
+	m.renewedAt = now
 	if len(refs) == 0 {
 		return
 	}
-	until := time.Now().Add(m.leaseFor()).UTC()
-	if _, err := m.store.RenewLeases(ctx, m.cfg.MasterID, refs, until); err != nil && ctx.Err() == nil {
+	if _, err := m.store.RenewLeases(ctx, m.cfg.MasterID, refs, now.Add(m.leaseFor()).UTC()); err != nil && ctx.Err() == nil {
 		m.log.Error("renew leases", "err", err)
 	}
 }
 
-// extendRecovered gives the running attempts recovered at start the
-// adoption grace plus a lease: their workers reconnect and re-announce
-// them, or the adoption grace requeues them, before the store would.
+// extendRecovered gives the running attempts recovered at start
+// RecoveryGrace for their workers to reconnect and re-announce them.
 func (m *Master) extendRecovered(ctx context.Context, running []*store.Job, now time.Time) error {
 	seen := map[store.WorkerRef]bool{}
 	var refs []store.WorkerRef
@@ -71,7 +67,7 @@ func (m *Master) extendRecovered(ctx context.Context, running []*store.Job, now 
 	if len(refs) == 0 {
 		return nil
 	}
-	until := now.Add(m.cfg.RecoveryGrace + m.leaseFor()).UTC()
+	until := now.Add(m.cfg.RecoveryGrace).UTC()
 	_, err := m.store.RenewLeases(ctx, m.cfg.MasterID, refs, until)
 	return err
 }
@@ -97,7 +93,7 @@ func (m *Master) rescueExpired(ctx context.Context, now time.Time) {
 				}
 			}
 			lj.worker, lj.identity = "", ""
-			lj.adoptBy, lj.resultBy = time.Time{}, time.Time{}
+			lj.resultBy = time.Time{}
 			if sj.Status == store.StatusQueued {
 				lj.queuedAt = now
 			} else {

@@ -277,6 +277,9 @@ type Master struct {
 	// of waiting jobs starts (waiting.go; the sweep loop alone uses it).
 	started    time.Time
 	sweepAfter int64
+	// renewedAt is when the leases were last renewed (leases.go; the
+	// workers-table flush alone uses it).
+	renewedAt time.Time
 
 	mu      sync.Mutex
 	jobs    map[string]*liveJob

@@ -3,7 +3,6 @@ package master
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sort"
 	"sync"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clusterpb"
-	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
 )
 
@@ -81,14 +79,7 @@ func (m *Master) serveWorker(stream clusterpb.Cluster_ConnectServer) error {
 	for _, r := range hello.PendingResults {
 		m.recordResult(ctx, ref, r)
 	}
-	// The attempts the store has on this worker are held here from now
-	// on, before any is adopted in memory (see dropReleased).
-	if len(hello.Running)+len(hello.Finished) > 0 {
-		if _, err := m.store.RenewLeases(ctx, m.cfg.MasterID, []store.WorkerRef{ref}, time.Now().Add(m.leaseFor()).UTC()); err != nil {
-			m.log.Warn("renew the leases of a reconnecting worker", "worker", hello.Name, "err", err)
-		}
-	}
-	abandon := m.register(ctx, hello, ref, sess, addr)
+	abandon := m.attach(ctx, hello, ref, sess, addr)
 	welcome := &clusterpb.Welcome{
 		WorkerId:            hello.Name,
 		HeartbeatIntervalMs: m.cfg.HeartbeatInterval.Milliseconds(),
@@ -237,84 +228,6 @@ func (m *Master) resultProgress(name string, sess *session, a *clusterpb.Attempt
 
 func ackMsg(a *clusterpb.AttemptRef) *clusterpb.MasterMessage {
 	return &clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_ResultAck{ResultAck: &clusterpb.ResultAck{Attempt: a}}}
-}
-
-// register installs a (re)connected worker. Attempts the worker announces
-// (running, or finished with the result to follow) that the master still
-// assigns to it are re-adopted; running ones the master no longer wants
-// are returned for the worker to kill; the ones the master thought it ran
-// but it does not announce are re-queued.
-func (m *Master) register(ctx context.Context, h *clusterpb.Hello, ref store.WorkerRef, sess *session, addr string) []*clusterpb.AttemptRef {
-	now := time.Now()
-	langs, byName := languageSets(h.Languages)
-
-	var abandon []*clusterpb.AttemptRef
-	var vanished []attemptRef
-	m.mu.Lock()
-	w := m.workers[h.Name]
-	if w == nil {
-		w = &workerEntry{name: h.Name, identity: ref.Identity, attempts: map[string]int{}}
-		m.workers[h.Name] = w
-	} else if w.session != nil {
-		w.session.close() // a newer connection of the same worker wins
-	}
-	if w.status == api.WorkerLost {
-		// Its attempts were re-queued when it was declared lost.
-		w.attempts = map[string]int{}
-	}
-	if w.identity != ref.Identity {
-		// The name joined again after a revocation: the old identity's
-		// attempts are not this one's to run or report on.
-		for id, n := range w.attempts {
-			vanished = append(vanished, attemptRef{id, n, w.ref()})
-		}
-		w.attempts = map[string]int{}
-		w.identity, w.releases = ref.Identity, nil
-	}
-	w.address, w.languages, w.labels = addr, langs, h.Labels
-	w.sandbox, w.version, w.selfDrain = h.Sandbox, h.Version, h.Draining
-	w.session, w.connectedAt, w.lastBeat = sess, now, now
-	w.setHealth(h.Health)
-	w.setStatus()
-	w.sched = scheduler.Worker{ID: h.Name, Languages: byName, Labels: h.Labels, Slots: int(h.Slots)}
-	w.setTesting(h.Testing, now)
-	w.sched.CPUPercent, w.sched.MemoryPercent = 0, 0
-	m.markRow(h.Name)
-
-	announced := map[string]int{}
-	for _, a := range h.Running {
-		announced[a.JobId] = int(a.Attempt)
-		lj := m.jobs[a.JobId]
-		if lj != nil && lj.worker == h.Name && lj.identity == ref.Identity && lj.attempt == int(a.Attempt) {
-			w.attempts[a.JobId] = int(a.Attempt)
-			lj.adoptBy = time.Time{}
-			continue
-		}
-		abandon = append(abandon, a)
-	}
-	// A finished attempt is still the worker's: its result follows the
-	// welcome. Re-queueing it would run the job twice; if the result
-	// never comes, ResultGrace re-queues it (sweep).
-	for _, a := range h.Finished {
-		lj := m.jobs[a.JobId]
-		if lj != nil && lj.worker == h.Name && lj.identity == ref.Identity && lj.attempt == int(a.Attempt) {
-			announced[a.JobId] = int(a.Attempt)
-			w.attempts[a.JobId] = int(a.Attempt)
-			lj.adoptBy = time.Time{}
-			lj.resultBy = now.Add(m.cfg.ResultGrace)
-		}
-	}
-	for id, n := range w.attempts {
-		if announced[id] != n {
-			delete(w.attempts, id)
-			vanished = append(vanished, attemptRef{id, n, ref})
-		}
-	}
-	m.mu.Unlock()
-	for _, a := range vanished {
-		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: fmt.Sprintf("worker %s reconnected without it", h.Name)})
-	}
-	return abandon
 }
 
 // unregister detaches a session that ended. The worker keeps its attempts

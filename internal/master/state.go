@@ -36,9 +36,6 @@ type liveJob struct {
 	// queuedAt is when this master last saw it enter the queue, for the
 	// sweep of stale entries.
 	queuedAt time.Time
-	// adoptBy, after a master restart, is when a running job whose worker
-	// has not reconnected and re-announced it goes back to the queue.
-	adoptBy time.Time
 	// resultBy, for an attempt its worker reconnected with as finished, is
 	// when the job goes back to the queue if the result has not arrived.
 	resultBy time.Time
@@ -146,15 +143,22 @@ func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRe
 	rq := store.Requeue{Reason: cause.reason, Released: cause.released, At: time.Now().UTC()}
 	m.mu.Lock()
 	lj := m.jobs[id]
-	released := 0
+	var released, maxAttempts int
+	var language string
 	if lj != nil {
-		released = lj.released
+		released, maxAttempts, language = lj.released, lj.maxAttempts, lj.language
 	}
 	m.mu.Unlock()
-	if lj == nil {
-		return
+	if lj == nil || lj.attempt != n {
+		// An attempt another master gave (a worker that moved here): the
+		// store has what the rule needs.
+		sj, err := m.store.GetJob(ctx, id)
+		if err != nil || sj.Status != store.StatusRunning || sj.Attempts != n {
+			return
+		}
+		released, maxAttempts, language = sj.Released, sj.MaxAttempts, sj.Language
 	}
-	uncounted, fail := jobs.GiveBack(n, released, lj.maxAttempts, jobs.Release{
+	uncounted, fail := jobs.GiveBack(n, released, maxAttempts, jobs.Release{
 		Reason: cause.reason, Infrastructure: cause.infrastructure, Counted: !cause.released,
 	})
 	rq.Released = uncounted
@@ -167,11 +171,11 @@ func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRe
 			return
 		}
 		m.mu.Lock()
-		if cur := m.jobs[id]; cur == lj {
+		if cur := m.jobs[id]; cur != nil && cur == lj {
 			delete(m.jobs, id)
 		}
 		m.mu.Unlock()
-		m.observeFinished(lj.language, store.StatusFailed, "")
+		m.observeFinished(language, store.StatusFailed, "")
 		m.publishEnd(id, nil)
 		return
 	}
@@ -182,12 +186,12 @@ func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRe
 		return
 	}
 	m.mu.Lock()
-	if rq.Released {
-		lj.released++
-	}
-	if cur := m.jobs[id]; cur == lj && lj.attempt == n {
+	if cur := m.jobs[id]; cur != nil && cur == lj && lj.attempt == n {
+		if rq.Released {
+			lj.released++
+		}
 		lj.worker, lj.identity = "", ""
-		lj.adoptBy, lj.resultBy = time.Time{}, time.Time{}
+		lj.resultBy = time.Time{}
 		lj.queuedAt = time.Now()
 	}
 	m.mu.Unlock()
@@ -231,23 +235,21 @@ type attemptRef struct {
 }
 
 func (m *Master) sweep(ctx context.Context, now time.Time) {
-	var lost []attemptRef
 	var lostNames []string
-	var orphans []attemptRef
 	m.mu.Lock()
 	for _, w := range m.workers {
 		switch {
 		case w.status != api.WorkerLost && now.Sub(w.lastBeat) > m.cfg.WorkerTimeout:
+			// Its attempts stay its own until their leases expire (no
+			// renewal from now on): the rescue below gives them back, or
+			// the worker re-announces them in time, to any master.
 			w.status = api.WorkerLost
 			w.lostAt = now
 			if w.session != nil {
 				w.session.close()
 				w.session = nil
 			}
-			for id, n := range w.attempts {
-				lost = append(lost, attemptRef{id, n, w.ref()})
-				delete(w.attempts, id)
-			}
+			clear(w.attempts)
 			lostNames = append(lostNames, w.name)
 			m.markRow(w.name)
 		case w.status == api.WorkerLost && now.Sub(w.lostAt) > m.cfg.ForgetLostAfter:
@@ -257,9 +259,6 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 	}
 	var undelivered []attemptRef
 	for _, lj := range m.jobs {
-		if !lj.adoptBy.IsZero() && now.After(lj.adoptBy) {
-			orphans = append(orphans, attemptRef{lj.id, lj.attempt, store.WorkerRef{Name: lj.worker, Identity: lj.identity}})
-		}
 		if !lj.resultBy.IsZero() && now.After(lj.resultBy) {
 			lj.resultBy = time.Time{}
 			undelivered = append(undelivered, attemptRef{lj.id, lj.attempt, store.WorkerRef{Name: lj.worker, Identity: lj.identity}})
@@ -269,12 +268,6 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 
 	for _, name := range lostNames {
 		m.log.Warn("worker lost", "worker", name, "timeout", m.cfg.WorkerTimeout)
-	}
-	for _, a := range lost {
-		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: "worker lost"})
-	}
-	for _, a := range orphans {
-		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: "its worker did not reconnect after a master restart"})
 	}
 	for _, a := range undelivered {
 		m.mu.Lock()
@@ -286,18 +279,18 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 		m.mu.Unlock()
 		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: "its worker finished it but did not deliver the result"})
 	}
+	m.rescueExpired(ctx, now)
 	m.failUnplaceable(ctx, now)
 	m.dropStale(ctx, now)
 	m.dropReleased(ctx)
 	m.endFinishedElsewhere(ctx)
-	m.rescueExpired(ctx, now)
 }
 
 // recover takes back, after a start, the running attempts this master
-// held (or that nobody holds any more): their workers reconnect and
-// re-announce them within RecoveryGrace, or they go back to the queue.
-// Attempts another master holds under a live lease are its own. Queued
-// jobs need nothing: the store is the queue.
+// held: their leases are extended by RecoveryGrace, for their workers to
+// reconnect and re-announce them (attach), or the rescue gives them back.
+// Attempts other masters hold are theirs; queued jobs need nothing: the
+// store is the queue.
 func (m *Master) recover(ctx context.Context) error {
 	jobs, err := m.store.Unfinished(ctx)
 	if err != nil {
@@ -312,7 +305,7 @@ func (m *Master) recover(ctx context.Context) error {
 	}
 	running := 0
 	for _, sj := range jobs {
-		if sj.Status != store.StatusRunning || (sj.Master != m.cfg.MasterID && sj.LeaseUntil.After(now)) {
+		if sj.Status != store.StatusRunning || sj.Master != m.cfg.MasterID {
 			continue
 		}
 		lj, err := m.liveFromStore(sj)
@@ -324,7 +317,6 @@ func (m *Master) recover(ctx context.Context) error {
 		}
 		lj.released = sj.Released
 		lj.worker, lj.identity = sj.Worker, sj.WorkerIdentity
-		lj.adoptBy = now.Add(m.cfg.RecoveryGrace)
 		m.jobs[lj.id] = lj
 		running++
 	}

@@ -207,6 +207,11 @@ type Store interface {
 	// id → attempt. A master compares it with the attempts its workers
 	// run, to learn of the ones another master cancelled or rescued.
 	HeldBy(ctx context.Context, master string) (map[string]int, error)
+	// RunningOn returns the attempts worker w (name and identity) runs:
+	// job id → attempt. A master reads it when the worker connects, to
+	// adopt what the worker re-announces and requeue what it lost,
+	// whichever master gave them.
+	RunningOn(ctx context.Context, w WorkerRef) (map[string]int, error)
 	// CountActiveByOwner is CountActive per owner; an owner with neither
 	// is absent.
 	CountActiveByOwner(ctx context.Context) (queued, running map[string]int, err error)

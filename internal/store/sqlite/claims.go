@@ -238,6 +238,16 @@ func (s *Store) HeldBy(ctx context.Context, master string) (map[string]int, erro
 	return held, nil
 }
 
+// RunningOn implements store.Store, walking the running jobs as HeldBy.
+func (s *Store) RunningOn(ctx context.Context, w store.WorkerRef) (map[string]int, error) {
+	on, err := byKey[int](s.r.QueryContext(ctx, `SELECT id, attempts FROM jobs INDEXED BY jobs_status_seq
+	WHERE status = 'running' AND worker = ? AND worker_identity = ?`, w.Name, w.Identity))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: RunningOn: %w", err)
+	}
+	return on, nil
+}
+
 // RenewLeases implements store.Store.
 func (s *Store) RenewLeases(ctx context.Context, master string, workers []store.WorkerRef, until time.Time) (int, error) {
 	if master == "" || until.IsZero() {

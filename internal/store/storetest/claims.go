@@ -237,6 +237,21 @@ func testHeldBy(t *testing.T, s store.Store) {
 	if got, want := held("m2"), fmt.Sprintf("map[%s:1]", queued[1]); got != want {
 		t.Errorf("HeldBy(m2) = %s, want %s", got, want)
 	}
+	// RunningOn: by worker and identity, whichever master holds it.
+	on := func(w store.WorkerRef) string {
+		t.Helper()
+		r, err := s.RunningOn(t.Context(), w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(r)
+	}
+	if got, want := on(ref("w1")), fmt.Sprintf("map[%s:1]", queued[1]); got != want {
+		t.Errorf("RunningOn(w1) = %s, want %s", got, want)
+	}
+	if got := on(store.WorkerRef{Name: "w1", Identity: "another lineage"}); got != "map[]" {
+		t.Errorf("RunningOn(w1 under another identity) = %s, want none", got)
+	}
 }
 
 func testLeases(t *testing.T, s store.Store) {
