@@ -449,9 +449,14 @@ type Hello struct {
 	// Languages whose self-test is still running: the worker will announce
 	// them if it passes. A job for one of them waits in the queue for it
 	// instead of failing at its placement timeout.
-	Testing       []*Language `protobuf:"bytes,13,rep,name=testing,proto3" json:"testing,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Testing []*Language `protobuf:"bytes,13,rep,name=testing,proto3" json:"testing,omitempty"`
+	// Its heartbeats list every attempt it holds (Heartbeat.running), so
+	// the master takes back one missing from several in a row: the worker
+	// lost it without reconnecting. An older worker lists only those still
+	// running, and its attempts are left to the leases.
+	HeartbeatListsHeld bool `protobuf:"varint,14,opt,name=heartbeat_lists_held,json=heartbeatListsHeld,proto3" json:"heartbeat_lists_held,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -566,6 +571,13 @@ func (x *Hello) GetTesting() []*Language {
 		return x.Testing
 	}
 	return nil
+}
+
+func (x *Hello) GetHeartbeatListsHeld() bool {
+	if x != nil {
+		return x.HeartbeatListsHeld
+	}
+	return false
 }
 
 // Health is the worker's own verdict on its machinery (sandbox, cgroups,
@@ -738,8 +750,11 @@ type Heartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CpuPercent    float64                `protobuf:"fixed64,1,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
 	MemoryPercent float64                `protobuf:"fixed64,2,opt,name=memory_percent,json=memoryPercent,proto3" json:"memory_percent,omitempty"`
-	Running       []*AttemptRef          `protobuf:"bytes,3,rep,name=running,proto3" json:"running,omitempty"`
-	Draining      bool                   `protobuf:"varint,4,opt,name=draining,proto3" json:"draining,omitempty"`
+	// The attempts the worker holds: running, and (with
+	// Hello.heartbeat_lists_held) finished with the result not yet
+	// acknowledged.
+	Running  []*AttemptRef `protobuf:"bytes,3,rep,name=running,proto3" json:"running,omitempty"`
+	Draining bool          `protobuf:"varint,4,opt,name=draining,proto3" json:"draining,omitempty"`
 	// When languages_changed is set, languages replace the announced set:
 	// a worker announces each toolchain as soon as its self-test passes.
 	LanguagesChanged bool        `protobuf:"varint,5,opt,name=languages_changed,json=languagesChanged,proto3" json:"languages_changed,omitempty"`
@@ -1989,7 +2004,7 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\x05drain\x18\x04 \x01(\v2\x18.grappe.cluster.v1.DrainH\x00R\x05drain\x12=\n" +
 	"\n" +
 	"result_ack\x18\x05 \x01(\v2\x1c.grappe.cluster.v1.ResultAckH\x00R\tresultAckB\x05\n" +
-	"\x03msg\"\xdd\x04\n" +
+	"\x03msg\"\x8f\x05\n" +
 	"\x05Hello\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05slots\x18\x03 \x01(\x05R\x05slots\x12<\n" +
@@ -2003,7 +2018,8 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	" \x01(\bR\bdraining\x129\n" +
 	"\bfinished\x18\v \x03(\v2\x1d.grappe.cluster.v1.AttemptRefR\bfinished\x121\n" +
 	"\x06health\x18\f \x01(\v2\x19.grappe.cluster.v1.HealthR\x06health\x125\n" +
-	"\atesting\x18\r \x03(\v2\x1b.grappe.cluster.v1.LanguageR\atesting\x1a9\n" +
+	"\atesting\x18\r \x03(\v2\x1b.grappe.cluster.v1.LanguageR\atesting\x120\n" +
+	"\x14heartbeat_lists_held\x18\x0e \x01(\bR\x12heartbeatListsHeld\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x02\x10\x03\"e\n" +

@@ -2,6 +2,7 @@ package clustertest_test
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"crypto/tls"
 	"encoding/pem"
@@ -215,4 +216,68 @@ func submitAsync(t *testing.T, c *clustertest.Cluster, src string) string {
 		t.Fatal(err)
 	}
 	return j.ID
+}
+
+// TestForgottenAttemptIsTakenBack: a worker that stays connected but no
+// longer lists an attempt in its heartbeats (it lost it without
+// reconnecting) has it taken back and run again; an older worker, whose
+// heartbeats list only what still runs, keeps it (its lease decides).
+func TestForgottenAttemptIsTakenBack(t *testing.T) {
+	for _, listsHeld := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lists_held=%v", listsHeld), func(t *testing.T) {
+			c := clustertest.Start(t, clustertest.Options{})
+			p := newProtoWorker(t, c, "forgetful")
+			stream, cancel := p.connect(&clusterpb.Hello{HeartbeatListsHeld: listsHeld})
+			defer cancel()
+			ctx := context.Background()
+			j, err := c.Client.Submit(ctx, &api.JobRequest{Language: "python", Source: "print(1)"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := until(t, stream, isAssign).GetAssign()
+			// Heartbeats that list nothing, for three worker timeouts.
+			stop := make(chan struct{})
+			go func() {
+				tick := time.NewTicker(200 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+						_ = stream.Send(&clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: &clusterpb.Heartbeat{}}})
+					}
+				}
+			}()
+			defer close(stop)
+			again := make(chan *clusterpb.Assign, 1)
+			go func() {
+				for {
+					m, err := stream.Recv()
+					if err != nil {
+						return
+					}
+					if a := m.GetAssign(); a != nil {
+						again <- a
+						return
+					}
+				}
+			}()
+			select {
+			case a := <-again:
+				if !listsHeld {
+					t.Fatalf("an older worker's attempt was taken back: %v", a.Attempt)
+				}
+				if a.Attempt.JobId != j.ID || a.Attempt.Attempt != first.Attempt.Attempt+1 {
+					t.Fatalf("second assignment %v, want attempt %d of %s", a.Attempt, first.Attempt.Attempt+1, j.ID)
+				}
+				sj, _ := c.Client.Job(ctx, j.ID)
+				t.Logf("taken back and assigned again: attempt %d, job %s", a.Attempt.Attempt, sj.Status)
+			case <-time.After(6 * time.Second):
+				if listsHeld {
+					t.Fatal("the forgotten attempt was not taken back")
+				}
+			}
+		})
+	}
 }

@@ -36,12 +36,11 @@ func (m *Master) attach(ctx context.Context, h *clusterpb.Hello, ref store.Worke
 	}
 	held, err := m.store.RunningOn(ctx, ref)
 	if err != nil {
-		// Without the store's word, memory decides (what this master
-		// gave the worker); the leases settle the rest.
+		// Without the store's word (held nil), memory decides: what this
+		// master gave the worker. The leases settle the rest.
 		m.log.Warn("read a connecting worker's attempts", "worker", h.Name, "err", err)
-		held = nil
 	}
-	copies := m.adoptedCopies(h, held)
+	copies := m.adoptedCopies(ctx, h, held)
 	abandon, vanished := m.register(h, ref, sess, addr, held, copies)
 	for _, a := range vanished {
 		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: fmt.Sprintf("worker %s reconnected without it", h.Name)})
@@ -52,7 +51,7 @@ func (m *Master) attach(ctx context.Context, h *clusterpb.Hello, ref store.Worke
 // adoptedCopies builds the working copies of the attempts the worker
 // re-announces that the store gives it and this master does not have in
 // memory (given by another master), from their stored requests.
-func (m *Master) adoptedCopies(h *clusterpb.Hello, held map[string]int) map[string]*liveJob {
+func (m *Master) adoptedCopies(ctx context.Context, h *clusterpb.Hello, held map[string]int) map[string]*liveJob {
 	var missing []string
 	m.mu.Lock()
 	for _, a := range append(append([]*clusterpb.AttemptRef{}, h.Running...), h.Finished...) {
@@ -64,7 +63,7 @@ func (m *Master) adoptedCopies(h *clusterpb.Hello, held map[string]int) map[stri
 	m.mu.Unlock()
 	copies := map[string]*liveJob{}
 	for _, id := range missing {
-		sj, err := m.store.GetJob(context.Background(), id)
+		sj, err := m.store.GetJob(ctx, id)
 		if err != nil {
 			continue
 		}
@@ -107,6 +106,7 @@ func (m *Master) register(h *clusterpb.Hello, ref store.WorkerRef, sess *session
 	w.setStatus()
 	w.sched = scheduler.Worker{ID: h.Name, Languages: byName, Labels: h.Labels, Slots: int(h.Slots)}
 	w.setTesting(h.Testing, now)
+	w.listsHeld, w.missing = h.HeartbeatListsHeld, nil
 	m.markRow(h.Name)
 
 	// holds reports whether attempt a is the worker's, and its working copy.
@@ -162,7 +162,7 @@ func (m *Master) register(h *clusterpb.Hello, ref store.WorkerRef, sess *session
 		}
 	}
 	for id, n := range held {
-		if _, inMemory := w.attempts[id]; !inMemory && announced[id] != n && !containsAttempt(vanished, id, n) {
+		if announced[id] != n && !containsAttempt(vanished, id, n) {
 			vanished = append(vanished, attemptRef{id, n, ref})
 		}
 	}

@@ -22,8 +22,8 @@ import (
 //
 // Only after the claim has committed does the worker hear of its attempt,
 // so a result can never arrive for an attempt the store does not know.
-// Between the commit and the attempt's entry in memory, a cancel that
-// commits first waits for that entry (claimMu) so that its Cancel message
+// A cancel that commits between the claim's commit and the attempt's
+// entry in memory waits for that entry (claimMu), so that its Cancel
 // follows the Assign on the worker's stream; a worker that left meanwhile
 // gets nothing, and its attempt goes back to the queue uncounted.
 

@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 	"sync"
@@ -264,10 +265,16 @@ func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) 
 	}
 	m.markRow(name)
 	queued := m.backlog.Load()
+	dropped := w.notListed(hb.Running, w.lastBeat, m.cfg.WorkerTimeout)
+	ref := w.ref()
 	m.mu.Unlock()
 	if healthChanged {
 		m.log.Warn("worker health changed", "worker", name, "unhealthy", hb.Health.GetUnhealthy(),
 			"infra_failures", hb.Health.GetInfraFailures(), "reason", hb.Health.GetReason())
+	}
+	for id, n := range dropped {
+		m.log.Warn("worker no longer holds an attempt; requeueing it", "worker", name, "job", id, "attempt", n)
+		m.requeue(context.Background(), id, n, ref, requeueCause{reason: fmt.Sprintf("worker %s no longer ran it", name)})
 	}
 	if queued || wasDraining != hb.Draining || healthChanged || hb.LanguagesChanged {
 		m.kick()

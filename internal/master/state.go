@@ -68,6 +68,12 @@ type workerEntry struct {
 	// releases are the times of the attempts it gave back since it last
 	// finished one (see noteRelease).
 	releases []time.Time
+	// listsHeld: its heartbeats list every attempt it holds
+	// (Hello.heartbeat_lists_held); missing counts, per attempt, the
+	// heartbeats in a row that did not list it (notListed).
+	listsHeld bool
+	missing   map[string]miss
+
 	// The worker's own verdict on its machinery (Hello and Heartbeat):
 	// an unhealthy worker gets no job until it says it has repaired
 	// itself.
@@ -109,6 +115,64 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// missedBeats is how many heartbeats in a row may leave out an attempt
+// the worker holds, for at least the worker timeout, before the master
+// takes it back: an Assign on its way is listed by the next heartbeat
+// built after it arrives, and a slow link is not a lost attempt.
+const missedBeats = 3
+
+// miss is how long a heartbeat has left out an attempt.
+type miss struct {
+	beats int
+	since time.Time
+}
+
+// notListed takes the attempts a heartbeat lists and returns those the
+// worker holds that missedBeats heartbeats in a row, over at least
+// timeout, left out; they are removed from its attempts: it lost them
+// without reconnecting. Nothing for a worker whose heartbeats do not list
+// every attempt. Called with m.mu held.
+func (w *workerEntry) notListed(listed []*clusterpb.AttemptRef, now time.Time, timeout time.Duration) map[string]int {
+	if !w.listsHeld || len(w.attempts) == 0 {
+		clear(w.missing)
+		return nil
+	}
+	seen := make(map[string]int32, len(listed))
+	for _, a := range listed {
+		seen[a.GetJobId()] = a.GetAttempt()
+	}
+	if w.missing == nil {
+		w.missing = map[string]miss{}
+	}
+	var dropped map[string]int
+	for id, n := range w.attempts {
+		if seen[id] == int32(n) {
+			delete(w.missing, id)
+			continue
+		}
+		m, ok := w.missing[id]
+		if !ok {
+			m.since = now
+		}
+		m.beats++
+		w.missing[id] = m
+		if m.beats >= missedBeats && now.Sub(m.since) >= timeout {
+			if dropped == nil {
+				dropped = map[string]int{}
+			}
+			dropped[id] = n
+			delete(w.attempts, id)
+			delete(w.missing, id)
+		}
+	}
+	for id := range w.missing {
+		if _, held := w.attempts[id]; !held {
+			delete(w.missing, id) // ended meanwhile
+		}
+	}
+	return dropped
 }
 
 // ref is the worker as its attempts are held.

@@ -85,7 +85,7 @@ func (w *Worker) hello() (*clusterpb.Hello, uint64) {
 		Name: w.cfg.Name, Slots: int32(w.cfg.Slots),
 		Labels: w.cfg.Labels, Languages: langs, Sandbox: w.cfg.Sandbox,
 		Version: w.cfg.Version, Draining: w.draining, Health: w.health.proto(),
-		Testing: stillTesting(w.cfg.Languages),
+		Testing: stillTesting(w.cfg.Languages), HeartbeatListsHeld: true,
 	}
 	for k := range w.running {
 		if _, done := w.pending[k]; !done {

@@ -420,7 +420,12 @@ func (w *Worker) heartbeat(langGen *uint64) *clusterpb.Heartbeat {
 	if changed {
 		hb.LanguagesChanged, hb.Languages, hb.Testing = true, langs, stillTesting(w.cfg.Languages)
 	}
+	// Every attempt it holds: the master takes back one missing from
+	// several heartbeats in a row (Hello.heartbeat_lists_held).
 	for k := range w.running {
+		hb.Running = append(hb.Running, k.ref())
+	}
+	for k := range w.pending {
 		hb.Running = append(hb.Running, k.ref())
 	}
 	return hb
