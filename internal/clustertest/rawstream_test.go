@@ -2,10 +2,10 @@ package clustertest_test
 
 import (
 	"bytes"
-	"fmt"
 	"context"
 	"crypto/tls"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
