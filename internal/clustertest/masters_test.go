@@ -118,3 +118,41 @@ func TestWorkerMovesToAnotherMaster(t *testing.T) {
 		t.Fatalf("job: %s, attempts %d, error %q, run %+v; want done on its first attempt", done.Status, done.Attempts, done.Error, done.Run)
 	}
 }
+
+// TestDrainThroughAnotherMaster: an admin drains, through one master, a
+// worker another master holds; it takes no new job until undrained.
+func TestDrainThroughAnotherMaster(t *testing.T) {
+	a := clustertest.Start(t, clustertest.Options{})
+	b := a.AddMaster("b")
+	b.AddWorker(clustertest.WorkerOptions{Name: "wd", Slots: 1, Languages: []string{"bash"}})
+	ctx := context.Background()
+	status := func(c *clustertest.Cluster) string {
+		for _, w := range c.Master.Workers(ctx) {
+			if w.Name == "wd" {
+				return w.Status
+			}
+		}
+		return ""
+	}
+	a.Eventually(10*time.Second, "a lists wd", func() bool { return status(a) == api.WorkerUp })
+	if _, err := a.Client.Drain(ctx, "wd"); err != nil {
+		t.Fatalf("drain through a: %v", err)
+	}
+	b.Eventually(10*time.Second, "wd draining on b", func() bool { return status(b) == api.WorkerDraining })
+	a.Eventually(10*time.Second, "wd draining on a", func() bool { return status(a) == api.WorkerDraining })
+	j, err := a.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo drained"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if got, _ := a.Client.Job(ctx, j.ID); got.Status != api.StatusQueued {
+		t.Fatalf("a job ran on a drained worker: %s", got.Status)
+	}
+	if _, err := a.Client.Undrain(ctx, "wd"); err != nil {
+		t.Fatalf("undrain through a: %v", err)
+	}
+	waitJob(t, a, j.ID, "the job done once wd is undrained", func(j *api.Job) bool { return j.Status == api.StatusDone })
+	if _, err := a.Client.Drain(ctx, "nobody"); err == nil {
+		t.Fatal("drain of an unknown worker succeeded")
+	}
+}

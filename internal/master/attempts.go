@@ -1,6 +1,7 @@
 package master
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -115,6 +116,11 @@ func (m *Master) noteRelease(w store.WorkerRef) {
 	m.mu.Unlock()
 	if !drain {
 		return
+	}
+	if err := m.store.SetWorkerDrain(context.Background(), w.Name, true); err == nil {
+		m.mu.Lock()
+		we.rowDrain = true
+		m.mu.Unlock()
 	}
 	reason := fmt.Sprintf("it gave back %d jobs within %s without finishing one", count, releaseWindow)
 	m.audit.Warn("worker drained", "worker", w.Name, "lineage", w.Identity, "reason", reason)

@@ -274,9 +274,11 @@ type Master struct {
 	// memory (dispatch.go).
 	claimMu sync.Mutex
 	// started is when New ran; sweepAfter is where the next sweep's page
-	// of waiting jobs starts (waiting.go; the sweep loop alone uses it).
+	// of waiting jobs starts (waiting.go), sweeps counts the sweeps (the
+	// sweep loop alone uses both).
 	started    time.Time
 	sweepAfter int64
+	sweeps     int
 	// renewedAt is when the leases were last renewed (leases.go; the
 	// workers-table flush alone uses it).
 	renewedAt time.Time

@@ -390,22 +390,43 @@ func (m *Master) Cluster(ctx context.Context) (*api.Cluster, error) {
 
 // Drain stops (or resumes, with drain false) placing jobs on a worker. Its
 // running jobs finish; the worker is told so it reports itself draining.
+// The drain is recorded in the workers table too: a worker another master
+// holds is drained by that master within a few seconds (applyDrains), and
+// a drain outlives a master's restart.
 func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worker, error) {
 	m.mu.Lock()
 	w := m.workers[name]
-	if w == nil || w.status == api.WorkerLost {
-		m.mu.Unlock()
-		return nil, jobs.NotFound
+	here := w != nil && w.status != api.WorkerLost
+	var sess *session
+	if here {
+		w.adminDrain = drain
+		w.setStatus()
+		m.markRow(name)
+		sess = w.session
 	}
-	w.adminDrain = drain
-	w.setStatus()
-	m.markRow(name)
-	sess := w.session
 	m.mu.Unlock()
+	err := m.store.SetWorkerDrain(ctx, name, drain)
+	switch {
+	case err == nil:
+		if here {
+			m.mu.Lock()
+			w.rowDrain = drain
+			m.mu.Unlock()
+		}
+	case errors.Is(err, store.ErrNotFound) && here:
+		// Not in the table yet (its first row is on its way): memory
+		// holds the drain.
+	case errors.Is(err, store.ErrNotFound):
+		return nil, jobs.NotFound
+	case !here:
+		return nil, err
+	default:
+		m.log.Warn("record a drain in the workers table", "worker", name, "err", err)
+	}
 	if sess != nil {
 		sess.sendMsg(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Drain{Drain: &clusterpb.Drain{Drain: drain}}})
 	}
-	m.log.Info("worker drain set", "worker", name, "drain", drain)
+	m.log.Info("worker drain set", "worker", name, "drain", drain, "held_here", here)
 	m.kick()
 	for _, wk := range m.Workers(ctx) {
 		if wk.Name == name {

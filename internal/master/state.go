@@ -53,14 +53,16 @@ type workerEntry struct {
 	status    string
 	// A worker drains because it said so (it is shutting down) or because
 	// an admin asked; the two are kept apart so a heartbeat cannot undo an
-	// admin's drain.
-	selfDrain, adminDrain bool
-	session               *session
-	attempts              map[string]int // job id → attempt the worker runs
-	connectedAt           time.Time
-	lastBeat              time.Time
-	lostAt                time.Time
-	jobsDone              int64
+	// admin's drain. rowDrain is the admin drain last read from (or
+	// written to) its row in the workers table: a change there, asked
+	// through another master, is applied (applyDrains).
+	selfDrain, adminDrain, rowDrain bool
+	session                         *session
+	attempts                        map[string]int // job id → attempt the worker runs
+	connectedAt                     time.Time
+	lastBeat                        time.Time
+	lostAt                          time.Time
+	jobsDone                        int64
 
 	// identity is the lineage of the identity of its latest connection;
 	// its attempts are held under it.
@@ -348,6 +350,9 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 	m.dropStale(ctx, now)
 	m.dropReleased(ctx)
 	m.endFinishedElsewhere(ctx)
+	if m.sweeps++; m.sweeps%4 == 0 {
+		m.applyDrains(ctx) // a read of the whole table: every fourth sweep
+	}
 }
 
 // recover takes back, after a start, the running attempts this master

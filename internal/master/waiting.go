@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
 )
@@ -230,5 +231,49 @@ func (m *Master) endFinishedElsewhere(ctx context.Context) {
 		}
 		m.mu.Unlock()
 		m.publishEnd(id, sj)
+	}
+}
+
+// applyDrains applies to this master's workers the drains and undrains
+// asked through other masters (their rows' AdminDrain changed since this
+// master last read or wrote it).
+func (m *Master) applyDrains(ctx context.Context) {
+	rows, err := m.store.ListWorkers(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("read the workers table", "err", err)
+		}
+		return
+	}
+	type change struct {
+		name  string
+		sess  *session
+		drain bool
+	}
+	var changes []change
+	m.mu.Lock()
+	for _, r := range rows {
+		w := m.workers[r.Name]
+		if r.Master != m.cfg.MasterID || w == nil || r.AdminDrain == w.rowDrain {
+			continue
+		}
+		w.rowDrain = r.AdminDrain
+		if w.adminDrain == r.AdminDrain {
+			continue
+		}
+		w.adminDrain = r.AdminDrain
+		w.setStatus()
+		m.markRow(w.name)
+		changes = append(changes, change{w.name, w.session, r.AdminDrain})
+	}
+	m.mu.Unlock()
+	for _, c := range changes {
+		m.log.Info("worker drain set through another master", "worker", c.name, "drain", c.drain)
+		if c.sess != nil {
+			c.sess.sendMsg(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Drain{Drain: &clusterpb.Drain{Drain: c.drain}}})
+		}
+	}
+	if len(changes) > 0 {
+		m.kick()
 	}
 }

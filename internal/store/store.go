@@ -279,6 +279,9 @@ type Store interface {
 	UpsertWorkers(ctx context.Context, ws []*Worker) error
 	// ListWorkers returns every worker row, by name.
 	ListWorkers(ctx context.Context) ([]*Worker, error)
+	// SetWorkerDrain records an admin's drain (true) or undrain of the
+	// named worker, whichever master holds it; ErrNotFound without a row.
+	SetWorkerDrain(ctx context.Context, name string, drain bool) error
 	// DeleteWorkers deletes the rows of the named workers that are lost
 	// (status "lost"): a worker that came back meanwhile stays. It
 	// returns how many it deleted.

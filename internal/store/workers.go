@@ -39,4 +39,9 @@ type Worker struct {
 	// heartbeat, by that master's clock.
 	LastHeartbeat time.Time
 	LostAt        time.Time // zero unless lost
+	// AdminDrain is an admin's drain (or the master's, for a worker that
+	// gives back too much), asked through any master: SetWorkerDrain
+	// writes it, the master holding the link applies it. UpsertWorkers
+	// leaves it as it is.
+	AdminDrain bool
 }

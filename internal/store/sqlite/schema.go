@@ -199,6 +199,11 @@ CREATE TABLE workers (
 		`
 ALTER TABLE queued_counts ADD COLUMN last_claim INTEGER NOT NULL DEFAULT 0;
 `,
+		// 8: an admin's drain of a worker, asked through any master and
+		// applied by the one holding its link.
+		`
+ALTER TABLE workers ADD COLUMN admin_drain INTEGER NOT NULL DEFAULT 0;
+`,
 	}
 }
 

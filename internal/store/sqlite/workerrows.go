@@ -69,7 +69,7 @@ func (s *Store) UpsertWorkers(ctx context.Context, ws []*store.Worker) error {
 
 // ListWorkers implements store.Store.
 func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+workerColumns+` FROM workers ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+workerColumns+`, admin_drain FROM workers ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ListWorkers: %w", err)
 	}
@@ -83,7 +83,7 @@ func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
 		)
 		if err := rows.Scan(&w.Name, &w.Identity, &w.Master, &w.Address, &w.Status, &langs, &labels,
 			&w.Slots, &w.Running, &w.CPUPercent, &w.MemoryPercent, &w.JobsDone, &w.InfraFailures,
-			&w.HealthReason, &w.Sandbox, &w.Version, &connected, &beat, &lostAt); err != nil {
+			&w.HealthReason, &w.Sandbox, &w.Version, &connected, &beat, &lostAt, &w.AdminDrain); err != nil {
 			return nil, fmt.Errorf("sqlite: ListWorkers: %w", err)
 		}
 		if err := json.Unmarshal([]byte(langs), &w.Languages); err != nil {
@@ -99,6 +99,20 @@ func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
 		return nil, fmt.Errorf("sqlite: ListWorkers: %w", err)
 	}
 	return out, nil
+}
+
+// SetWorkerDrain implements store.Store.
+func (s *Store) SetWorkerDrain(ctx context.Context, name string, drain bool) error {
+	n, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
+		return affected(tx.Exec(`UPDATE workers SET admin_drain = ? WHERE name = ?`, drain, name))
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("sqlite: SetWorkerDrain %q: %w", name, err)
+	case n == 0:
+		return fmt.Errorf("sqlite: SetWorkerDrain %q: %w", name, store.ErrNotFound)
+	}
+	return nil
 }
 
 // DeleteWorkers implements store.Store.

@@ -209,6 +209,41 @@ func testClaimRoundRobin(t *testing.T, s store.Store) {
 	}
 }
 
+func testWorkerDrain(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := &store.Worker{Name: "w1", Master: "m1", Status: store.WorkerUp, LastHeartbeat: at(1)}
+	if err := s.UpsertWorkers(ctx, []*store.Worker{w}); err != nil {
+		t.Fatal(err)
+	}
+	drained := func() bool {
+		t.Helper()
+		ws, err := s.ListWorkers(ctx)
+		if err != nil || len(ws) != 1 {
+			t.Fatalf("ListWorkers: %v, %v", ws, err)
+		}
+		return ws[0].AdminDrain
+	}
+	if drained() {
+		t.Fatal("a new row is drained")
+	}
+	// Asked through another master: the row keeps it across the holding
+	// master's own writes, until undrained.
+	if err := s.SetWorkerDrain(ctx, "w1", true); err != nil {
+		t.Fatal(err)
+	}
+	w.LastHeartbeat = at(2)
+	if err := s.UpsertWorkers(ctx, []*store.Worker{w}); err != nil {
+		t.Fatal(err)
+	}
+	if !drained() {
+		t.Fatal("the drain did not survive the holding master's write")
+	}
+	if err := s.SetWorkerDrain(ctx, "w1", false); err != nil || drained() {
+		t.Fatalf("undrain: %v, drained %v", err, drained())
+	}
+	wantErr(t, "SetWorkerDrain of an unknown worker", s.SetWorkerDrain(ctx, "nobody", true), store.ErrNotFound)
+}
+
 func testHeldBy(t *testing.T, s store.Store) {
 	queued := queue(t, s, "alice", 3, 0)
 	mustClaim(t, s, claimReq(offer("w1", 2, nil))) // m1 holds the first two

@@ -86,6 +86,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClaimRoundRobin", testClaimRoundRobin},
 		{"Leases", testLeases},
 		{"HeldBy", testHeldBy},
+		{"WorkerDrain", testWorkerDrain},
 		{"RescueGivesUp", testRescueGivesUp},
 		{"Quota", testQuota},
 		{"QueuedBefore", testQueuedBefore},
