@@ -358,9 +358,20 @@ func (m *Master) recordResult(ctx context.Context, w store.WorkerRef, r *cluster
 		m.log.Debug("stale or duplicate result ignored", "job", id, "attempt", n, "worker", w.Name)
 		return true
 	default:
-		m.log.Error("record result", "job", id, "err", err)
+		m.logStoreErr("record result", err, "job", id)
 		return false
 	}
+}
+
+// logStoreErr logs a failed store write at ERROR, except the one a link
+// that ended (a reconnecting worker, a shutdown) cancelled: that is
+// expected, and what it was for is sent or done again.
+func (m *Master) logStoreErr(what string, err error, args ...any) {
+	if errors.Is(err, context.Canceled) {
+		m.log.Info(what+": the link ended first", append(args, "err", err)...)
+		return
+	}
+	m.log.Error(what, append(args, "err", err)...)
 }
 
 // release re-queues an attempt its worker handed back unfinished. A plain

@@ -232,7 +232,7 @@ func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRe
 		f := store.Finish{Status: store.StatusFailed, Error: fail, At: time.Now().UTC()}
 		if _, err := m.store.FinishAttempt(ctx, id, n, w, f); err != nil {
 			if !errors.Is(err, store.ErrConflict) {
-				m.log.Error("fail job", "job", id, "err", err)
+				m.logStoreErr("fail job", err, "job", id)
 			}
 			return
 		}
@@ -247,7 +247,7 @@ func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRe
 	}
 	if err := m.store.RequeueAttempt(ctx, id, n, w, rq); err != nil {
 		if !errors.Is(err, store.ErrConflict) {
-			m.log.Error("requeue job", "job", id, "err", err)
+			m.logStoreErr("requeue job", err, "job", id)
 		}
 		return
 	}
