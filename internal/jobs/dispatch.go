@@ -49,6 +49,15 @@ func (c *Core) Dispatch(ctx context.Context) (int, error) {
 	}
 }
 
+// WithoutDispatch runs fn while no dispatch is between a claim and the
+// Assigns of what it claimed: a link settling a (re)connecting worker's
+// attempts against the store reads them knowing that none is on its way.
+func (c *Core) WithoutDispatch(fn func()) {
+	c.dispatchMu.Lock()
+	defer c.dispatchMu.Unlock()
+	fn()
+}
+
 // Heartbeat records what a worker held here reported (its row, with
 // LastHeartbeat the time it arrived); the next Flush writes it and renews
 // the leases of its attempts. It never waits on the store or on dispatch.

@@ -100,6 +100,11 @@ func (c *Core) Cancel(ctx context.Context, id, by string) (*store.Job, error) {
 			var done *store.Job
 			done, err = c.store.FinishAttempt(ctx, id, j.Attempts, w, f)
 			if err == nil {
+				// A dispatch that claimed the job before this commit
+				// hands it to its worker first (dispatchMu), so that
+				// the Cancel follows the Assign on the worker's link.
+				c.dispatchMu.Lock()
+				c.dispatchMu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
 				c.links.Cancel(w, id, j.Attempts, f.Error)
 				c.publish(done)
 				c.Kick() // a slot is free

@@ -25,12 +25,23 @@ import (
 // expire (the sweep's rescue), however many masters there are.
 
 // attach installs a (re)connected worker and settles its attempts. It
-// returns the attempts the worker must abandon. claimMu is held from the
-// store read to the attempts' entry in memory, so that no claim for this
-// worker is between its commit and memory meanwhile.
+// returns the attempts the worker must abandon. No dispatch is between a
+// claim and its Assigns meanwhile (jobs.Core.WithoutDispatch), so that no
+// attempt claimed for this worker is on its way while they are settled.
 func (m *Master) attach(ctx context.Context, h *clusterpb.Hello, ref store.WorkerRef, sess *session, addr string) []*clusterpb.AttemptRef {
-	m.claimMu.Lock()
-	defer m.claimMu.Unlock()
+	var abandon []*clusterpb.AttemptRef
+	var vanished []attemptRef
+	m.core.WithoutDispatch(func() {
+		abandon, vanished = m.settle(ctx, h, ref, sess, addr)
+	})
+	for _, a := range vanished {
+		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: fmt.Sprintf("worker %s reconnected without it", h.Name)})
+	}
+	return abandon
+}
+
+// settle is attach's part under WithoutDispatch.
+func (m *Master) settle(ctx context.Context, h *clusterpb.Hello, ref store.WorkerRef, sess *session, addr string) ([]*clusterpb.AttemptRef, []attemptRef) {
 	if _, err := m.store.RenewLeases(ctx, m.cfg.MasterID, []store.WorkerRef{ref}, time.Now().Add(m.leaseFor()).UTC()); err != nil {
 		m.log.Warn("renew the leases of a connecting worker", "worker", h.Name, "err", err)
 	}
@@ -40,12 +51,7 @@ func (m *Master) attach(ctx context.Context, h *clusterpb.Hello, ref store.Worke
 		// master gave the worker. The leases settle the rest.
 		m.log.Warn("read a connecting worker's attempts", "worker", h.Name, "err", err)
 	}
-	copies := m.adoptedCopies(ctx, h, held)
-	abandon, vanished := m.register(h, ref, sess, addr, held, copies)
-	for _, a := range vanished {
-		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: fmt.Sprintf("worker %s reconnected without it", h.Name)})
-	}
-	return abandon
+	return m.register(h, ref, sess, addr, held, m.adoptedCopies(ctx, h, held))
 }
 
 // adoptedCopies builds the working copies of the attempts the worker
@@ -68,7 +74,6 @@ func (m *Master) adoptedCopies(ctx context.Context, h *clusterpb.Hello, held map
 			continue
 		}
 		if lj, err := m.liveFromStore(sj); err == nil {
-			lj.released = sj.Released
 			copies[id] = lj
 		}
 	}

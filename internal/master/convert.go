@@ -1,9 +1,6 @@
 package master
 
 import (
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -19,15 +16,6 @@ type resultDoc struct {
 	Compile *api.Compile     `json:"compile,omitempty"`
 	Run     *api.Run         `json:"run,omitempty"`
 	Tests   []api.TestResult `json:"tests,omitempty"`
-}
-
-// newJobID returns a 32-hex-digit id that sorts by creation time: 48 bits
-// of milliseconds, then 80 random bits.
-func newJobID() string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
-	_, _ = rand.Read(b[6:])
-	return hex.EncodeToString(b[:])
 }
 
 // buildSpec turns a validated submission into what the worker receives.
@@ -73,10 +61,9 @@ func (m *Master) liveFromStore(sj *store.Job) (*liveJob, error) {
 func newLiveJob(sj *store.Job, v *jobspec.Job, req *api.JobRequest) *liveJob {
 	return &liveJob{
 		id: sj.ID, owner: sj.Owner, language: v.Lang.Name, version: req.Version,
-		spec:        buildSpec(v, req),
-		maxAttempts: sj.MaxAttempts,
-		attempt:     sj.Attempts,
-		queuedAt:    time.Now(),
+		spec:     buildSpec(v, req),
+		attempt:  sj.Attempts,
+		queuedAt: time.Now(),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/store"
 )
 
@@ -84,32 +85,10 @@ func (m *Master) rescueExpired(ctx context.Context, now time.Time) {
 		return
 	}
 	for _, sj := range rescued {
-		m.mu.Lock()
-		lj := m.jobs[sj.ID]
-		if lj != nil && lj.attempt == sj.Attempts {
-			for _, w := range m.workers {
-				if w.attempts[sj.ID] == sj.Attempts {
-					delete(w.attempts, sj.ID)
-				}
-			}
-			lj.worker, lj.identity = "", ""
-			lj.resultBy = time.Time{}
-			if sj.Status == store.StatusQueued {
-				lj.queuedAt = now
-			} else {
-				delete(m.jobs, sj.ID)
-			}
-		}
-		m.mu.Unlock()
 		m.log.Warn("lease expired", "job", sj.ID, "attempt", sj.Attempts, "worker", sj.Worker, "status", sj.Status)
-		if sj.Status == store.StatusQueued {
-			m.broker.forget(sj.ID)
-			m.publishState(ctx, sj.ID)
-			m.backlog.Store(true)
-			m.kick()
-			continue
+		if sj.Status != store.StatusQueued {
+			m.observeFinished(sj.Language, sj.Status, "")
 		}
-		m.observeFinished(sj.Language, sj.Status, "")
-		m.publishEnd(sj.ID, sj)
+		events{m}.Publish(jobs.Event{Job: sj}) // memory and subscribers in line
 	}
 }

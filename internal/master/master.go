@@ -30,6 +30,7 @@ import (
 	"github.com/grappe/grappe/internal/connlimit"
 	"github.com/grappe/grappe/internal/datadir"
 	"github.com/grappe/grappe/internal/httpapi"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/pki"
 	"github.com/grappe/grappe/internal/scheduler"
@@ -270,9 +271,8 @@ type Master struct {
 	// backlog: the last dispatch may have left jobs queued that a worker
 	// could take (a heartbeat then asks for another).
 	backlog atomic.Bool
-	// claimMu is held from a claim's commit until its attempts are in
-	// memory (dispatch.go).
-	claimMu sync.Mutex
+	// core is the job lifecycle over the store (links.go adapts it).
+	core *jobs.Core
 	// started is when New ran; sweepAfter is where the next sweep's page
 	// of waiting jobs starts (waiting.go), sweeps counts the sweeps (the
 	// sweep loop alone uses both).
@@ -342,6 +342,14 @@ func New(cfg Config) (*Master, error) {
 	}
 	if m.store, err = sqlite.New(sqlite.Config{Path: filepath.Join(cfg.DataDir, dbFile), Synchronous: cfg.Synchronous}); err != nil {
 		return nil, fmt.Errorf("master: store: %w", err)
+	}
+	m.core, err = jobs.New(jobs.Config{
+		MasterID: cfg.MasterID, Store: m.store, Links: links{m}, Events: events{m}, Log: cfg.Logger,
+		LeaseTTL: m.leaseFor(), PlacementTimeout: cfg.PlacementTimeout, MaxAttempts: cfg.MaxAttempts,
+		MaxQueuedPerUser: cfg.MaxQueuedPerUser, ClaimBatch: claimBatch,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("master: job core: %w", err)
 	}
 	m.auth = auth.New(m.store, auth.Config{LoginTTL: cfg.LoginTTL})
 	ctx := context.Background()

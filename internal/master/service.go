@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/auth"
@@ -18,8 +17,10 @@ import (
 
 var _ httpapi.Service = (*Master)(nil)
 
-// Submit validates, persists and queues a job. The job is committed to the
-// store before its id is returned: an accepted job survives a crash.
+// Submit validates, persists and queues a job (jobs.Core.Submit). The
+// job is committed to the store before its id is returned: an accepted
+// job survives a crash. The quota is the store's, so it holds across
+// masters and concurrent submissions.
 func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest, key string) (*api.Job, error) {
 	v, err := m.validate(req)
 	if err != nil {
@@ -33,39 +34,25 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	sj := &store.Job{
-		ID: newJobID(), Owner: p.User, Language: v.Lang.Name, Version: req.Version,
-		Status: store.StatusQueued, MaxAttempts: req.MaxAttempts, Priority: req.Priority,
-		Labels: req.Labels, CreatedAt: time.Now().UTC(), Request: body, IdempotencyKey: key,
+	sj, err := m.core.Submit(ctx, jobs.Submission{
+		Owner: p.User, Language: v.Lang.Name, Version: req.Version, Labels: req.Labels,
+		Priority: req.Priority, MaxAttempts: req.MaxAttempts, Request: body, IdempotencyKey: key,
+	})
+	if err != nil {
+		return nil, err
 	}
-	// The quota is the store's: checked and taken in the write that
-	// inserts the job, so it holds across masters and concurrent
-	// submissions.
-	if err := m.store.CreateJob(ctx, sj, m.cfg.MaxQueuedPerUser); err != nil {
-		if errors.Is(err, store.ErrQuota) {
-			return nil, &jobs.Error{Code: jobs.CodeRateLimited, RetryAfter: 5,
-				Message: fmt.Sprintf("%d jobs of yours are already waiting (the limit); retry when some have run", m.cfg.MaxQueuedPerUser)}
+	// Its spec is kept ready for the claim (built outside the lock). A
+	// dispatch may have claimed it since the commit, with its own copy
+	// now running: that one is the truth. A retried submission's first
+	// job is left as it is.
+	if sj.Attempts == 0 && sj.Status == store.StatusQueued {
+		lj := newLiveJob(sj, v, req)
+		m.mu.Lock()
+		if _, claimed := m.jobs[sj.ID]; !claimed {
+			m.jobs[sj.ID] = lj
 		}
-		if key != "" && errors.Is(err, store.ErrConflict) {
-			// A retry of a submission already accepted (the unique key
-			// refused the second row): answer with the first job. Trying
-			// the insert first saves a read on every submission.
-			if first, err := m.store.JobByIdempotencyKey(ctx, p.User, key); err == nil {
-				return toAPI(first, false)
-			}
-		}
-		return nil, fmt.Errorf("store job: %w", err)
+		m.mu.Unlock()
 	}
-	// The job is in the store's queue; its spec is kept ready for the
-	// claim (built outside the lock).
-	lj := newLiveJob(sj, v, req)
-	m.mu.Lock()
-	// A dispatch may have claimed it since the commit, with its own copy
-	// now running: that one is the truth.
-	if _, claimed := m.jobs[sj.ID]; !claimed {
-		m.jobs[sj.ID] = lj
-	}
-	m.mu.Unlock()
 	m.backlog.Store(true)
 	m.kick()
 	m.metrics.submitted(v.Lang.Name)
@@ -133,78 +120,22 @@ func (m *Master) Jobs(ctx context.Context, p *auth.Principal, status string, lim
 }
 
 // Cancel stops a queued job before it starts, or a running one: the job
-// is recorded cancelled at once and its worker told to kill it. The store
-// decides, by compare-and-set on the state it has, whichever master
-// accepted the job.
+// is recorded cancelled at once and its worker told to kill it
+// (jobs.Core.Cancel, by compare-and-set on the state the store has,
+// whichever master accepted the job or holds its worker).
 func (m *Master) Cancel(ctx context.Context, p *auth.Principal, id string) (*api.Job, error) {
-	if _, err := m.visible(ctx, p, id); err != nil {
+	before, err := m.visible(ctx, p, id)
+	if err != nil {
 		return nil, err
 	}
-	f := store.Finish{Status: store.StatusCancelled, Error: "cancelled by " + p.User}
-	// A conflict means the job moved between the read and the write
-	// (claimed, requeued, finished): look again. A job moves a bounded
-	// number of times, so this ends.
-	for range 16 {
-		f.At = time.Now().UTC()
-		switch err := m.cancelStored(ctx, id, f); {
-		case errors.Is(err, store.ErrConflict):
-			continue
-		case err != nil:
-			return nil, err
-		}
-		return m.Job(ctx, p, id)
-	}
-	return nil, &jobs.Error{Code: jobs.CodeUnavailable, RetryAfter: 1, Message: "the job is changing state; try again"}
-}
-
-// cancelStored cancels a job by compare-and-set on the state the store
-// has: nothing for a finished job, ErrConflict when the job moved between
-// the read and the write. A worker of this master running it is told to
-// stop.
-func (m *Master) cancelStored(ctx context.Context, id string, f store.Finish) error {
-	sj, err := m.store.GetJob(ctx, id)
+	sj, err := m.core.Cancel(ctx, id, p.User)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	switch sj.Status {
-	case store.StatusQueued:
-		err = m.store.FinishQueued(ctx, id, f)
-	case store.StatusRunning:
-		_, err = m.store.FinishAttempt(ctx, id, sj.Attempts, store.WorkerRef{Name: sj.Worker, Identity: sj.WorkerIdentity}, f)
-	default:
-		return nil
+	if sj.Status == store.StatusCancelled && before.Status != store.StatusCancelled {
+		m.observeFinished(sj.Language, sj.Status, "")
 	}
-	if err != nil {
-		return err
-	}
-	var sess *session
-	if sj.Status == store.StatusRunning {
-		// A claim that committed before this cancel enters its attempt
-		// in memory, and queues its Assign, before claimMu is free.
-		m.claimMu.Lock()
-		m.claimMu.Unlock() // nothing to do inside: a barrier
-
-	}
-	m.mu.Lock()
-	if lj := m.jobs[id]; lj != nil && (sj.Status == store.StatusQueued || lj.attempt == sj.Attempts) {
-		delete(m.jobs, id)
-	}
-	if w := m.workers[sj.Worker]; sj.Status == store.StatusRunning && w != nil && w.identity == sj.WorkerIdentity && w.attempts[id] == sj.Attempts {
-		delete(w.attempts, id)
-		sess = w.session
-	}
-	m.mu.Unlock()
-	if sess != nil {
-		sess.sendMsg(cancelMsg(id, sj.Attempts, f.Error))
-		m.kick() // a slot is free
-	}
-	m.finishedEvent(ctx, id, sj.Language, f)
-	return nil
-}
-
-func (m *Master) finishedEvent(ctx context.Context, id, language string, f store.Finish) {
-	m.observeFinished(language, f.Status, f.Verdict)
-	m.publishEnd(id, nil)
+	return m.Job(ctx, p, id)
 }
 
 func cancelMsg(id string, n int, reason string) *clusterpb.MasterMessage {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clusterpb"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/store"
 )
 
@@ -320,7 +321,6 @@ func (m *Master) recordResult(ctx context.Context, w store.WorkerRef, r *cluster
 		m.log.Error("unreadable result", "job", id, "worker", w.Name, "err", err)
 		f = store.Finish{Status: store.StatusFailed, Error: "the worker sent an unreadable result"}
 	}
-	f.At = time.Now().UTC()
 	// The worker's slot is free as soon as its result arrives: hand it the
 	// next job while this result is being committed, not after.
 	m.mu.Lock()
@@ -330,31 +330,21 @@ func (m *Master) recordResult(ctx context.Context, w store.WorkerRef, r *cluster
 	}
 	m.mu.Unlock()
 	m.kick()
-	final, err := m.store.FinishAttempt(ctx, id, n, w, f)
-	var lj *liveJob
-	if err == nil {
+	final, err := m.core.Finish(ctx, w, id, n, jobs.Outcome{
+		Status: f.Status, Verdict: f.Verdict, Error: f.Error, Version: f.Version, Result: f.Result,
+	})
+	switch {
+	case err == nil:
 		m.mu.Lock()
 		if we != nil && we.identity == w.Identity {
 			we.jobsDone++
 			we.releases = nil // it runs what it is given
 		}
-		if cur := m.jobs[id]; cur != nil && cur.attempt == n {
-			lj = cur
-			delete(m.jobs, id)
-		}
 		m.mu.Unlock()
-	}
-	switch {
-	case err == nil:
 		m.log.Debug("result recorded", "job", id, "attempt", n, "worker", w.Name, "status", f.Status, "verdict", f.Verdict)
-		lang := ""
-		if lj != nil {
-			lang = lj.language
-		}
-		m.observeResult(lang, f, r)
-		m.publishEnd(id, final)
+		m.observeResult(final.Language, f, r)
 		return true
-	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, jobs.ErrStale):
 		m.log.Debug("stale or duplicate result ignored", "job", id, "attempt", n, "worker", w.Name)
 		return true
 	default:

@@ -23,16 +23,12 @@ type liveJob struct {
 	id, owner, language string
 	version             string
 	spec                *clusterpb.JobSpec
-	maxAttempts         int
 	// attempt is the number of the current (running) or last attempt.
 	attempt int
 	// worker runs the current attempt; empty while queued. identity is
 	// the lineage of the identity it was given the attempt under: only
 	// that worker, under that identity, may report on it.
 	worker, identity string
-	// released counts the attempts given back unrun (store.Job.Released),
-	// which do not count against maxAttempts.
-	released int
 	// queuedAt is when this master last saw it enter the queue, for the
 	// sweep of stale entries.
 	queuedAt time.Time
@@ -200,71 +196,27 @@ func (w *workerEntry) setStatus() {
 }
 
 // requeue puts attempt n, held by w, back in the queue, or fails the job
-// when it has used all its attempts. The store's compare-and-set decides
-// races with a result arriving at the same moment: whichever commits
-// first wins. An attempt given back unrun (cause.released) does not
-// count, up to jobs.MaxReleasedAttempts of them per job: past that a job
-// bouncing between workers that never run it must end.
+// when it has used all its attempts (jobs.Core.Release, with the rule of
+// jobs.GiveBack: an attempt given back unrun, cause.released, does not
+// count, up to jobs.MaxReleasedAttempts per job). The store's
+// compare-and-set decides races with a result arriving at the same
+// moment: whichever commits first wins. The core's event brings memory in
+// line (events.Publish).
 func (m *Master) requeue(ctx context.Context, id string, n int, w store.WorkerRef, cause requeueCause) {
-	rq := store.Requeue{Reason: cause.reason, Released: cause.released, At: time.Now().UTC()}
-	m.mu.Lock()
-	lj := m.jobs[id]
-	var released, maxAttempts int
-	var language string
-	if lj != nil {
-		released, maxAttempts, language = lj.released, lj.maxAttempts, lj.language
-	}
-	m.mu.Unlock()
-	if lj == nil || lj.attempt != n {
-		// An attempt another master gave (a worker that moved here): the
-		// store has what the rule needs.
-		sj, err := m.store.GetJob(ctx, id)
-		if err != nil || sj.Status != store.StatusRunning || sj.Attempts != n {
-			return
-		}
-		released, maxAttempts, language = sj.Released, sj.MaxAttempts, sj.Language
-	}
-	uncounted, fail := jobs.GiveBack(n, released, maxAttempts, jobs.Release{
+	err := m.core.Release(ctx, w, id, n, jobs.Release{
 		Reason: cause.reason, Infrastructure: cause.infrastructure, Counted: !cause.released,
 	})
-	rq.Released = uncounted
-	if fail != "" {
-		f := store.Finish{Status: store.StatusFailed, Error: fail, At: time.Now().UTC()}
-		if _, err := m.store.FinishAttempt(ctx, id, n, w, f); err != nil {
-			if !errors.Is(err, store.ErrConflict) {
-				m.logStoreErr("fail job", err, "job", id)
-			}
-			return
-		}
-		m.mu.Lock()
-		if cur := m.jobs[id]; cur != nil && cur == lj {
-			delete(m.jobs, id)
-		}
-		m.mu.Unlock()
-		m.observeFinished(language, store.StatusFailed, "")
-		m.publishEnd(id, nil)
+	switch {
+	case errors.Is(err, jobs.ErrStale):
+		return // finished, cancelled or given back meanwhile
+	case err != nil:
+		m.logStoreErr("requeue job", err, "job", id)
 		return
 	}
-	if err := m.store.RequeueAttempt(ctx, id, n, w, rq); err != nil {
-		if !errors.Is(err, store.ErrConflict) {
-			m.logStoreErr("requeue job", err, "job", id)
-		}
-		return
+	m.log.Info("attempt given back", "job", id, "attempt", n, "worker", w.Name, "released", cause.released, "reason", cause.reason)
+	if sj, err := m.store.GetJob(ctx, id); err == nil && sj.Status == store.StatusFailed {
+		m.observeFinished(sj.Language, store.StatusFailed, "")
 	}
-	m.mu.Lock()
-	if cur := m.jobs[id]; cur != nil && cur == lj && lj.attempt == n {
-		if rq.Released {
-			lj.released++
-		}
-		lj.worker, lj.identity = "", ""
-		lj.resultBy = time.Time{}
-		lj.queuedAt = time.Now()
-	}
-	m.mu.Unlock()
-	m.broker.forget(id)
-	m.log.Info("job requeued", "job", id, "attempt", n, "released", rq.Released, "reason", rq.Reason)
-	m.publishState(ctx, id)
-	m.backlog.Store(true)
 	m.kick()
 }
 
@@ -384,7 +336,6 @@ func (m *Master) recover(ctx context.Context) error {
 			_, _ = m.store.FinishAttempt(ctx, sj.ID, sj.Attempts, store.WorkerRef{Name: sj.Worker, Identity: sj.WorkerIdentity}, f)
 			continue
 		}
-		lj.released = sj.Released
 		lj.worker, lj.identity = sj.Worker, sj.WorkerIdentity
 		m.jobs[lj.id] = lj
 		running++
