@@ -67,7 +67,7 @@ const startTimeout = 60 * time.Second
 
 // Server is a running test server (or the one EnvURL names).
 type Server struct {
-	admin string    // URL of its maintenance database
+	admin string // URL of its maintenance database
 	dir   string // temporary directory, removed by Stop
 	// The server process and its exit, when Start started one.
 	proc   *os.Process
@@ -228,7 +228,18 @@ func (s *Server) CreateDatabase(ctx context.Context, name string) error {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	defer c.Close(context.Background())
-	if _, err := c.Exec(ctx, `CREATE DATABASE "`+name+`"`); err != nil {
+	// PostgreSQL 15 copies the template through the WAL by default, block
+	// by block; a file copy is twice as fast here, where nothing is
+	// synced, and tests make a database each.
+	var version int
+	if err := c.QueryRow(ctx, `SELECT current_setting('server_version_num')::INT`).Scan(&version); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	create := `CREATE DATABASE "` + name + `"`
+	if version >= 150000 {
+		create += ` STRATEGY = FILE_COPY`
+	}
+	if _, err := c.Exec(ctx, create); err != nil {
 		return fmt.Errorf("pgtest: create database %s: %w", name, err)
 	}
 	return nil
