@@ -34,17 +34,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// newDatabase returns the URL of a new, empty database, or skips t.
-func newDatabase(t testing.TB) string {
+// needServer skips t when there is no server: at the top of a test, so
+// that a suite skips once, not once per subtest.
+func needServer(t testing.TB) {
 	t.Helper()
 	if server == nil {
 		t.Skipf("skipping: %v", serverErr)
 	}
-	url, err := server.NewDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return url
+}
+
+// newDatabase returns the URL of a new, empty database, or skips t.
+func newDatabase(t testing.TB) string {
+	t.Helper()
+	needServer(t)
+	return server.Database(t)
 }
 
 func openTest(t testing.TB, url string) *Store {
@@ -57,12 +60,14 @@ func openTest(t testing.TB, url string) *Store {
 }
 
 func TestConformance(t *testing.T) {
+	needServer(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openTest(t, newDatabase(t))
 	})
 }
 
 func TestShared(t *testing.T) {
+	needServer(t)
 	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
 		url := newDatabase(t)
 		return openTest(t, url), openTest(t, url)
@@ -72,6 +77,7 @@ func TestShared(t *testing.T) {
 // TestPersistent maps the suite's path to a database of its own: the
 // first open of a path creates it, a reopen connects to it again.
 func TestPersistent(t *testing.T) {
+	needServer(t)
 	var (
 		mu  sync.Mutex
 		dbs = map[string]string{} // path → URL

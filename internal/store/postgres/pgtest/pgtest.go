@@ -4,7 +4,7 @@
 // setup.
 //
 // A package's TestMain calls Start once and Stop at the end; each test
-// calls NewDatabase for an empty database of its own:
+// calls Database for an empty database of its own, dropped when it ends:
 //
 //	var server *pgtest.Server
 //
@@ -43,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -179,7 +180,7 @@ const stopTimeout = 30 * time.Second
 
 // Stop shuts down the server Start started (a fast shutdown: SIGINT) and
 // removes its directory; for an EnvURL server, or a nil one, it does
-// nothing. The databases NewDatabase made on an EnvURL server stay.
+// nothing.
 func (s *Server) Stop() {
 	if s == nil {
 		return
@@ -203,25 +204,69 @@ func (s *Server) Stop() {
 // AdminURL is the URL of the server's maintenance database (postgres).
 func (s *Server) AdminURL() string { return s.admin }
 
-// NewDatabase creates an empty database with a random name and returns its
-// URL.
-func (s *Server) NewDatabase(ctx context.Context) (string, error) {
+// Database creates an empty database with a random name for t, dropped
+// when t ends (after the cleanups t registers later, such as closing the
+// stores on it), and returns its URL. It fails t if it cannot.
+func (s *Server) Database(t testing.TB) string {
+	t.Helper()
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("pgtest: %w", err)
+		t.Fatalf("pgtest: %v", err)
 	}
 	name := "grappe_test_" + hex.EncodeToString(b[:])
-	if err := s.CreateDatabase(ctx, name); err != nil {
-		return "", err
+	if err := s.CreateDatabase(t.Context(), name); err != nil {
+		t.Fatal(err)
 	}
-	return s.DatabaseURL(name)
+	t.Cleanup(func() {
+		// t's context is done by now.
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		if err := s.DropDatabase(ctx, name); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	url, err := s.DatabaseURL(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+// DropDatabase drops the database name, closing the connections still
+// open to it (a test that failed half-way may not have closed its own).
+func (s *Server) DropDatabase(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	return s.admin1(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`)
+}
+
+// checkName refuses a database name that would need quoting.
+func checkName(name string) error {
+	if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" {
+		return fmt.Errorf("pgtest: database name %q: letters, digits and _ only", name)
+	}
+	return nil
+}
+
+// admin1 runs one statement on the maintenance database.
+func (s *Server) admin1(ctx context.Context, sql string) error {
+	c, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("pgtest: %s: %w", sql, err)
+	}
+	return nil
 }
 
 // CreateDatabase creates the database name (a plain identifier: letters,
 // digits and underscores).
 func (s *Server) CreateDatabase(ctx context.Context, name string) error {
-	if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" {
-		return fmt.Errorf("pgtest: database name %q: letters, digits and _ only", name)
+	if err := checkName(name); err != nil {
+		return err
 	}
 	c, err := pgx.Connect(ctx, s.admin)
 	if err != nil {
