@@ -40,6 +40,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -127,6 +128,7 @@ func (s *Server) start(bin string, cred *syscall.Credential) error {
 		"-E", "UTF8", "--no-locale", "--no-sync")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	initdb.Env = env
+	initdb.Dir = s.dir // the postgres user may not enter the caller's directory
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
@@ -142,15 +144,31 @@ func (s *Server) start(bin string, cred *syscall.Credential) error {
 		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=500")
 	// Its own process group: a ^C to the test run reaches it only
-	// through Stop, which shuts it down cleanly.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	// through Stop, which shuts it down cleanly. Should the test binary
+	// die without Stop (a panic, a -timeout), the kernel sends the
+	// server SIGINT, a fast shutdown (Pdeathsig); that signal follows the
+	// death of the thread that started it, so the thread is locked to a
+	// goroutine that lives as long as the server.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGINT}
 	cmd.Env = env
+	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
+	started := make(chan error, 1)
+	s.exited = make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the server
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		s.exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		s.exited = nil
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
-	s.proc, s.exited = cmd.Process, make(chan error, 1)
-	go func() { s.exited <- cmd.Wait() }()
+	s.proc = cmd.Process
 	s.admin = (&url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/postgres",
 		RawQuery: url.Values{"host": {s.dir}, "port": {port}}.Encode()}).String()
 
