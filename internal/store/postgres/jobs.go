@@ -289,7 +289,9 @@ func (s *Store) CountJobs(ctx context.Context) (map[string]int, error) {
 		return nil, fmt.Errorf("postgres: CountJobs: %w", err)
 	}
 	for _, st := range []string{store.StatusQueued, store.StatusRunning, store.StatusDone, store.StatusCancelled, store.StatusFailed} {
-		counts[st] += 0
+		if _, ok := counts[st]; !ok {
+			counts[st] = 0
+		}
 	}
 	return counts, nil
 }
