@@ -101,27 +101,34 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		if len(placed) == 0 {
 			return nil
 		}
-		var served []string
-		for _, p := range placed {
-			if !slices.Contains(served, p.Job.Owner) {
-				served = append(served, p.Job.Owner)
-			}
-		}
-		if err := lockOwners(ctx, tx, served); err != nil {
-			return err
+		// The writes go in one pipeline (one round trip): the owners'
+		// counters locked in order, the claims, the owners served. The
+		// claims cannot miss on rows this transaction locked, so the
+		// owners served are those of the placements.
+		var b pgx.Batch
+		served := placedOwners(placed)
+		if len(served) > 1 {
+			// One owner's counter alone cannot close a cycle of waits.
+			b.Queue(sqlLockOwners, slices.Sorted(slices.Values(served)))
 		}
 		for _, p := range placed {
 			w := r.Offers[p.Offer].Worker
-			j, err := scanJob(tx.QueryRow(ctx, sqlClaim, w.Name, w.Identity, r.Master, nanos(r.LeaseUntil), nanos(r.At), p.Job.ID))
-			if errors.Is(err, pgx.ErrNoRows) {
-				continue // cannot happen on a locked row; a CAS all the same
-			}
-			if err != nil {
-				return err
-			}
-			claims = append(claims, store.Claim{Job: j, Offer: p.Offer})
+			b.Queue(sqlClaim, w.Name, w.Identity, r.Master, nanos(r.LeaseUntil), nanos(r.At), p.Job.ID).QueryRow(func(row pgx.Row) error {
+				j, err := scanJob(row)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return nil // cannot happen on a locked row; a CAS all the same
+				}
+				if err != nil {
+					return err
+				}
+				claims = append(claims, store.Claim{Job: j, Offer: p.Offer})
+				return nil
+			})
 		}
-		return markServed(ctx, tx, claims)
+		for _, o := range served {
+			b.Queue(sqlClaimServed, o)
+		}
+		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: ClaimJobs: %w", err)
@@ -129,8 +136,13 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 	return claims, nil
 }
 
-// lockOwners locks the queued_counts rows of owners, in owner order.
+// lockOwners locks the queued_counts rows of owners, in owner order. One
+// owner's counter alone cannot close a cycle of waits: it is left to the
+// trigger.
 func lockOwners(ctx context.Context, tx pgx.Tx, owners []string) error {
+	if len(owners) < 2 {
+		return nil
+	}
 	sorted := slices.Sorted(slices.Values(owners))
 	rows, err := tx.Query(ctx, sqlLockOwners, sorted)
 	if err != nil {
@@ -211,23 +223,19 @@ func scanCandidates(rows pgx.Rows, err error) ([]*store.Job, error) {
 	return jobs, rows.Err()
 }
 
-// markServed records the owners of claims as served, in the order of
-// their last claim, after every owner served before: a shared counter,
-// not a clock, so that masters whose clocks differ agree on the order.
-func markServed(ctx context.Context, tx pgx.Tx, claims []store.Claim) error {
+// placedOwners returns the owners of the placements in the order of
+// their last placement: the order in which the claim marks them served
+// (sqlClaimServed), after every owner served before. A shared counter, not
+// a clock, so that masters whose clocks differ agree on the order.
+func placedOwners(placed []store.Placement) []string {
 	var order []string
-	for i := len(claims) - 1; i >= 0; i-- {
-		if o := claims[i].Job.Owner; !slices.Contains(order, o) {
+	for i := len(placed) - 1; i >= 0; i-- {
+		if o := placed[i].Job.Owner; !slices.Contains(order, o) {
 			order = append(order, o)
 		}
 	}
 	slices.Reverse(order)
-	for _, o := range order {
-		if _, err := tx.Exec(ctx, sqlClaimServed, o); err != nil {
-			return err
-		}
-	}
-	return nil
+	return order
 }
 
 // HeldBy implements store.Store. It walks the running jobs on the
