@@ -153,6 +153,11 @@ CREATE TABLE workers (
 	lost_at        BIGINT           NOT NULL DEFAULT 0
 );
 `,
+		// 2: an admin's drain of a worker, asked through any master and
+		// applied by the one holding its link (SQLite's migration 8).
+		`
+ALTER TABLE workers ADD COLUMN admin_drain BOOLEAN NOT NULL DEFAULT false;
+`,
 	}
 }
 

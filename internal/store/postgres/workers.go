@@ -160,7 +160,7 @@ func (s *Store) UpsertWorkers(ctx context.Context, ws []*store.Worker) error {
 
 // ListWorkers implements store.Store, by name (byte order).
 func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+workerColumns+` FROM workers ORDER BY name COLLATE "C"`)
+	rows, err := s.db.Query(ctx, `SELECT `+workerColumns+`, admin_drain FROM workers ORDER BY name COLLATE "C"`)
 	out, err := collect(rows, err, scanWorker)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: ListWorkers: %w", err)
@@ -176,7 +176,7 @@ func scanWorker(row rowScanner) (*store.Worker, error) {
 	)
 	if err := row.Scan(&w.Name, &w.Identity, &w.Master, &w.Address, &w.Status, &langs, &labels,
 		&w.Slots, &w.Running, &w.CPUPercent, &w.MemoryPercent, &w.JobsDone, &w.InfraFailures,
-		&w.HealthReason, &w.Sandbox, &w.Version, &connected, &beat, &lostAt); err != nil {
+		&w.HealthReason, &w.Sandbox, &w.Version, &connected, &beat, &lostAt, &w.AdminDrain); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(langs), &w.Languages); err != nil {
@@ -188,6 +188,18 @@ func scanWorker(row rowScanner) (*store.Worker, error) {
 	}
 	w.ConnectedAt, w.LastHeartbeat, w.LostAt = fromNanos(connected), fromNanos(beat), fromNanos(lostAt)
 	return &w, nil
+}
+
+// SetWorkerDrain implements store.Store.
+func (s *Store) SetWorkerDrain(ctx context.Context, name string, drain bool) error {
+	tag, err := s.db.Exec(ctx, `UPDATE workers SET admin_drain = $1 WHERE name = $2`, drain, name)
+	switch {
+	case err != nil:
+		return fmt.Errorf("postgres: SetWorkerDrain %q: %w", name, err)
+	case tag.RowsAffected() == 0:
+		return fmt.Errorf("postgres: SetWorkerDrain %q: %w", name, store.ErrNotFound)
+	}
+	return nil
 }
 
 // DeleteWorkers implements store.Store: one statement for every name.
