@@ -43,6 +43,7 @@ type masterFlags struct {
 	metricsListen               string
 	masterID                    string
 	maxQueuedPerUser            int
+	database                    string
 	maxConnsPerIP, maxConns     int
 	autoscale                   autoscaleFlags
 }
@@ -79,6 +80,7 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.IntVar(&f.maxConns, "max-conns", 0, "connections of all listeners together (0: three quarters of the open-file limit)")
 	fl.DurationVar(&f.loginTTL, "login-ttl", auth.DefaultLoginTTL, "how long a token made by a password login (grappe login, the web UI) stays valid")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.database, "database", os.Getenv("GRAPPE_DATABASE"), "PostgreSQL connection string (postgres://USER@HOST/DB; also GRAPPE_DATABASE): the store, which several masters may share, instead of SQLite in --data")
 	fl.IntVar(&f.maxQueuedPerUser, "max-queued-per-user", 10000, "jobs one user may have waiting; past it submissions get 429")
 	fl.StringVar(&f.masterID, "master-id", "", "this master's name in the database, unique among the masters sharing it (default: the host name and --data)")
 	f.autoscale.register(fl)

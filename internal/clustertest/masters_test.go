@@ -2,12 +2,15 @@ package clustertest_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clustertest"
+	"github.com/grappe/grappe/internal/master"
+	"github.com/grappe/grappe/internal/store/postgres/pgtest"
 )
 
 // Two masters on one database (issue 12: the database is the truth). A
@@ -29,7 +32,26 @@ func waitJob(t *testing.T, c *clustertest.Cluster, id, what string, done func(*a
 }
 
 func TestSecondMasterRunsTheFirstsJobs(t *testing.T) {
-	a := clustertest.Start(t, clustertest.Options{})
+	secondMasterRunsTheFirstsJobs(t, clustertest.Options{})
+}
+
+// TestTwoMastersOnPostgreSQL: the same, with the masters' store on one
+// PostgreSQL database (a throwaway server this test starts).
+func TestTwoMastersOnPostgreSQL(t *testing.T) {
+	server, err := pgtest.Start()
+	if errors.Is(err, pgtest.ErrUnavailable) {
+		t.Skipf("no PostgreSQL server here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(server.Stop)
+	url := server.Database(t)
+	secondMasterRunsTheFirstsJobs(t, clustertest.Options{Master: func(c *master.Config) { c.Database = url }})
+}
+
+func secondMasterRunsTheFirstsJobs(t *testing.T, opts clustertest.Options) {
+	a := clustertest.Start(t, opts)
 	b := a.AddMaster("b")
 	b.AddWorker(clustertest.WorkerOptions{Name: "wb", Slots: 1, Languages: []string{"bash"}})
 	ctx := context.Background()

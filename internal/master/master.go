@@ -35,6 +35,7 @@ import (
 	"github.com/grappe/grappe/internal/pki"
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/postgres"
 	"github.com/grappe/grappe/internal/store/sqlite"
 	"github.com/grappe/grappe/internal/web"
 )
@@ -66,6 +67,10 @@ type Config struct {
 	InsecureHTTP bool
 	// Catalogue validates languages; default the embedded one.
 	Catalogue *lang.Catalogue
+	// Database, when set, is a PostgreSQL connection string
+	// (postgres://USER@HOST/DB): the store is that database, which
+	// several masters may share, instead of SQLite in DataDir.
+	Database string
 	// Synchronous is SQLite's durability: "normal" (default: survives a
 	// crash of the master process) or "full" (also a power loss).
 	Synchronous string
@@ -340,7 +345,7 @@ func New(cfg Config) (*Master, error) {
 	if m.ca, err = pki.LoadOrCreate(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("master: CA: %w", err)
 	}
-	if m.store, err = sqlite.New(sqlite.Config{Path: filepath.Join(cfg.DataDir, dbFile), Synchronous: cfg.Synchronous}); err != nil {
+	if m.store, err = openStore(cfg); err != nil {
 		return nil, fmt.Errorf("master: store: %w", err)
 	}
 	m.core, err = jobs.New(jobs.Config{
@@ -373,6 +378,25 @@ func New(cfg Config) (*Master, error) {
 	}
 	ok = true
 	return m, nil
+}
+
+// openStore opens the store cfg names: PostgreSQL at cfg.Database, else
+// SQLite in the data directory.
+func openStore(cfg Config) (store.Store, error) {
+	if cfg.Database != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := postgres.New(ctx, postgres.Config{URL: cfg.Database})
+		if err != nil {
+			return nil, err // not a nil *postgres.Store in an interface
+		}
+		return s, nil
+	}
+	s, err := sqlite.New(sqlite.Config{Path: filepath.Join(cfg.DataDir, dbFile), Synchronous: cfg.Synchronous})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (m *Master) joinTokenPath() string { return filepath.Join(m.cfg.DataDir, JoinTokenFile) }
