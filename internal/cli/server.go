@@ -91,7 +91,7 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		DataDir: f.data, Listen: f.listen, ClusterListen: f.clusterListen,
 		TLSHosts: f.tlsHosts, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, InsecureHTTP: f.insecureHTTP,
 		Catalogue: cat, Synchronous: f.sync, LoginTTL: f.loginTTL, MetricsListen: f.metricsListen,
-		MasterID:        f.masterID,
+		MasterID: f.masterID, Database: f.database, MaxQueuedPerUser: f.maxQueuedPerUser,
 		MaxConnsPerAddr: f.maxConnsPerIP, MaxConns: f.maxConns,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,
