@@ -352,7 +352,7 @@ func newWorkerCmd() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&masterAddr, "master", "", "the master's cluster address, host:port")
+	fl.StringVar(&masterAddr, "master", "", "the master's cluster address, host:port; several, comma-separated, for masters sharing a database: the worker moves to the next when its master goes away")
 	fl.StringVar(&joinToken, "join-token", "", "the cluster's join token (see the master's DIR/join-token)")
 	fl.StringVar(&joinTokenFile, "join-token-file", "", "read the join token from this file")
 	fl.StringVar(&name, "name", "", "worker name (default: the host name)")

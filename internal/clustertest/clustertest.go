@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +40,9 @@ type WorkerOptions struct {
 	// Proxied routes the worker's connection through a Proxy, so the test
 	// can partition it (Partition) or make it vanish (KillWorker).
 	Proxied bool
+	// OtherMasters are more masters' cluster addresses (AddMaster), which
+	// the worker moves to when its own goes away.
+	OtherMasters []string
 	// UnhealthyAfter, Repair and RepairBackoff are the worker's own
 	// (worker.Config); zero values take its defaults. A worker on a
 	// toolbox (no Runner) repairs itself with the toolbox's Repair unless
@@ -220,6 +224,9 @@ func (c *Cluster) AddWorker(o WorkerOptions) *Worker {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
+	if len(o.OtherMasters) > 0 {
+		target += "," + strings.Join(o.OtherMasters, ",")
+	}
 	w, err := worker.New(worker.Config{
 		Master: target, JoinToken: c.Master.JoinToken(), CAPEM: c.Master.CAPEM(),
 		DataDir: filepath.Join(c.dir, "workers", o.Name),

@@ -178,3 +178,33 @@ func TestDrainThroughAnotherMaster(t *testing.T) {
 		t.Fatal("drain of an unknown worker succeeded")
 	}
 }
+
+// TestWorkerFailsOverToTheNextMaster: a worker given two masters' addresses
+// (grappe worker --master b,a) runs a job through b; b is killed; the
+// worker moves to a within seconds, a adopts the running attempt, the job
+// ends on its first attempt, and new jobs run through a.
+func TestWorkerFailsOverToTheNextMaster(t *testing.T) {
+	a := clustertest.Start(t, clustertest.Options{})
+	b := a.AddMaster("b")
+	b.AddWorker(clustertest.WorkerOptions{Name: "wf", Slots: 2, Languages: []string{"bash"}, OtherMasters: []string{a.Master.ClusterAddr()}})
+	ctx := context.Background()
+	j, err := b.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo started; sleep 2; echo finished"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, b, j.ID)
+	killed := time.Now()
+	b.StopMaster()
+	// Its result can only be recorded through a: b is gone.
+	done := waitJob(t, a, j.ID, "the running job finished through a", func(j *api.Job) bool {
+		return j.Status != api.StatusQueued && j.Status != api.StatusRunning
+	})
+	t.Logf("the job's result was recorded through a %s after b was killed (the program had about 2 s left)", time.Since(killed).Round(time.Millisecond))
+	if done.Status != api.StatusDone || done.Attempts != 1 || done.Run == nil || !strings.Contains(done.Run.Stdout, "finished") {
+		t.Fatalf("job: %s, attempts %d, error %q; want done on its first attempt", done.Status, done.Attempts, done.Error)
+	}
+	next, err := a.Client.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo next"}, 30*time.Second)
+	if err != nil || next.Status != api.StatusDone || next.Worker != "wf" {
+		t.Fatalf("a new job through a: %+v %v", next, err)
+	}
+}

@@ -42,7 +42,8 @@ func (w *Worker) ensureIdentity(ctx context.Context) error {
 			codes.AlreadyExists: // the name belongs to a live worker
 			return fmt.Errorf("worker: the master refused to let %s join: %w", w.cfg.Name, err)
 		}
-		w.log.Warn("cannot join the master yet; retrying", "err", err, "in", backoff)
+		w.log.Warn("cannot join the master yet; retrying", "master", w.master(), "err", err, "in", backoff)
+		w.nextMaster()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

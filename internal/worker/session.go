@@ -52,7 +52,7 @@ func (w *Worker) session(ctx context.Context) error {
 		}
 		w.mu.Unlock()
 	}()
-	w.log.Info("connected to master", "master", w.cfg.Master)
+	w.log.Info("connected to master", "master", w.master())
 
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- w.sendLoop(ctx, stream, out, interval, langGen) }()

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,10 @@ var _ Runner = (*runner.Runner)(nil)
 
 // Config configures a worker.
 type Config struct {
-	// Master is the master's cluster address, host:port.
+	// Master is the master's cluster address, host:port, or several
+	// separated by commas (masters sharing one database): the worker uses
+	// one, and moves to the next when its session ends (the master died
+	// or went away), re-announcing its running attempts there.
 	Master string
 	// JoinToken lets the worker join (get its certificate) the first
 	// time; it also carries the fingerprint of the cluster CA, so the
@@ -151,7 +155,9 @@ type Worker struct {
 	conn     *grpc.ClientConn
 	load     *loadSampler
 	identity atomic.Pointer[tls.Certificate]
-	tls      *tls.Config
+	// masters are Config.Master's addresses; cur picks the one in use.
+	masters []string
+	cur     atomic.Int32
 
 	mu      sync.Mutex
 	running map[attemptKey]*runningJob
@@ -199,17 +205,36 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.RepairBackoff <= 0 {
 		cfg.RepairBackoff = defaultRepairBackoff
 	}
-	tlsCfg, err := masterTLS(&cfg)
-	if err != nil {
+	masters := splitMasters(cfg.Master)
+	if len(masters) == 0 {
+		return nil, errors.New("worker: Master names no address")
+	}
+	if _, err := masterTLS(&cfg, masters[0]); err != nil {
 		return nil, err
 	}
 	w := &Worker{
 		cfg: cfg, log: cfg.Logger.With("worker", cfg.Name), load: newLoadSampler(),
 		running: map[attemptKey]*runningJob{}, pending: map[attemptKey]*clusterpb.Result{},
 		encoded: map[attemptKey][]byte{}, finishing: make(chan struct{}), resultReady: make(chan struct{}, 1),
-		repairWake: make(chan struct{}, 1),
+		repairWake: make(chan struct{}, 1), masters: masters,
 	}
 	w.idle = sync.NewCond(&w.mu)
+	var err error
+	if w.conn, err = w.dial(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// dial prepares a connection to the master in use (gRPC connects
+// lazily). A new one is made after each join, so that its handshake
+// carries the new certificate, and on a move to another master.
+func (w *Worker) dial() (*grpc.ClientConn, error) {
+	addr := w.master()
+	tlsCfg, err := masterTLS(&w.cfg, addr)
+	if err != nil {
+		return nil, err
+	}
 	// The client certificate is looked up at each handshake: the current
 	// identity, or none before the worker has joined.
 	tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -218,19 +243,8 @@ func New(cfg Config) (*Worker, error) {
 		}
 		return &tls.Certificate{}, nil
 	}
-	w.tls = tlsCfg
-	if w.conn, err = w.dial(); err != nil {
-		return nil, err
-	}
-	return w, nil
-}
-
-// dial prepares a connection to the master (gRPC connects lazily). A new
-// one is made after each join, so that its handshake carries the new
-// certificate.
-func (w *Worker) dial() (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(w.cfg.Master,
-		grpc.WithTransportCredentials(credentials.NewTLS(w.tls)),
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		// Pings detect a master that vanished without closing the
 		// connection (a partition) within seconds.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
@@ -240,14 +254,48 @@ func (w *Worker) dial() (*grpc.ClientConn, error) {
 		grpc.WithInitialConnWindowSize(8<<20),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("worker: dial %s: %w", w.cfg.Master, err)
+		return nil, fmt.Errorf("worker: dial %s: %w", addr, err)
 	}
 	return conn, nil
 }
 
+// splitMasters lists the addresses of a comma-separated Config.Master.
+func splitMasters(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// master is the address of the master in use.
+func (w *Worker) master() string {
+	return w.masters[int(w.cur.Load())%len(w.masters)]
+}
+
+// nextMaster moves to the next master of the list, if there are several,
+// and prepares the connection to it. Called from the goroutine that owns
+// w.conn (Run's, then connectLoop's).
+func (w *Worker) nextMaster() {
+	if len(w.masters) < 2 {
+		return
+	}
+	w.cur.Add(1)
+	conn, err := w.dial()
+	if err != nil {
+		w.log.Warn("cannot prepare a connection to the next master", "master", w.master(), "err", err)
+		return
+	}
+	w.conn.Close()
+	w.conn = conn
+	w.log.Info("trying the next master", "master", w.master())
+}
+
 // masterTLS decides how the worker verifies the master: the CA given, else
 // the fingerprint in the join token, else the CA saved when it joined.
-func masterTLS(cfg *Config) (*tls.Config, error) {
+func masterTLS(cfg *Config, addr string) (*tls.Config, error) {
 	if len(cfg.CAPEM) > 0 {
 		c, err := pki.ClientTLS(cfg.CAPEM)
 		if err != nil {
@@ -260,7 +308,7 @@ func masterTLS(cfg *Config) (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("worker: join token: %w", err)
 		}
-		return pki.PinnedClientTLSForHost(tok.Fingerprint, cfg.Master), nil
+		return pki.PinnedClientTLSForHost(tok.Fingerprint, addr), nil
 	}
 	caPEM, err := os.ReadFile(filepath.Join(cfg.DataDir, joinedCAFile))
 	if err != nil {
@@ -322,7 +370,8 @@ func (w *Worker) connectLoop(ctx context.Context) {
 		if time.Since(start) > 10*time.Second {
 			backoff = 100 * time.Millisecond // it was a working session
 		}
-		w.log.Warn("disconnected from master; reconnecting", "err", err, "in", backoff)
+		w.log.Warn("disconnected from master; reconnecting", "master", w.master(), "err", err, "in", backoff)
+		w.nextMaster()
 		// Jitter keeps a fleet of workers from reconnecting in lockstep.
 		sleep := backoff/2 + rand.N(backoff/2+1)
 		select {
