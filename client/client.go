@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/grappe/grappe/api"
 )
@@ -30,7 +31,8 @@ import (
 // Config says how to reach a master.
 type Config struct {
 	// Addr is the master's base URL, https://host:port. A bare host:port
-	// means https.
+	// means https. Several, comma-separated (masters sharing a database),
+	// are tried in turn: a request that cannot reach one goes to the next.
 	Addr string
 	// Token is the API token sent as "Authorization: Bearer"; empty sends none.
 	Token string
@@ -44,9 +46,11 @@ type Config struct {
 	UserAgent string
 }
 
-// Client talks to one master. It is safe for concurrent use.
+// Client talks to a master (one of several). It is safe for concurrent
+// use.
 type Client struct {
-	base  *url.URL
+	bases []*url.URL
+	cur   atomic.Int32 // the base in use
 	token string
 	hc    *http.Client
 	ua    string
@@ -60,10 +64,18 @@ func New(cfg Config) (*Client, error) {
 	if strings.TrimSpace(cfg.Addr) == "" {
 		return nil, ErrNoAddr
 	}
-	base, err := ParseAddr(cfg.Addr)
-	if err != nil {
-		return nil, err
+	var bases []*url.URL
+	for _, a := range strings.Split(cfg.Addr, ",") {
+		if strings.TrimSpace(a) == "" {
+			continue
+		}
+		base, err := ParseAddr(a)
+		if err != nil {
+			return nil, err
+		}
+		bases = append(bases, base)
 	}
+	var err error
 	hc := cfg.HTTPClient
 	if hc == nil {
 		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -90,7 +102,7 @@ func New(cfg Config) (*Client, error) {
 		hc = &http.Client{Transport: tr}
 	}
 	return &Client{
-		base:  base,
+		bases: bases,
 		token: strings.TrimSpace(cfg.Token),
 		hc:    hc,
 		ua:    orDefault(cfg.UserAgent, "grappe-client"),
@@ -119,8 +131,24 @@ func ParseAddr(addr string) (*url.URL, error) {
 	return u, nil
 }
 
-// Addr returns the master's base URL.
-func (c *Client) Addr() string { return c.base.String() }
+// Addr returns the base URL of the master in use.
+func (c *Client) Addr() string { return c.base().String() }
+
+func (c *Client) base() *url.URL { return c.bases[int(c.cur.Load())%len(c.bases)] }
+
+// failedOver moves to the next master after a request to the one in use
+// (base) could not reach it, and reports whether there is another to try.
+// Concurrent requests that failed on the same master move once.
+func (c *Client) failedOver(used *url.URL) bool {
+	if len(c.bases) < 2 {
+		return false
+	}
+	n := c.cur.Load()
+	if c.bases[int(n)%len(c.bases)] == used {
+		c.cur.CompareAndSwap(n, n+1)
+	}
+	return true
+}
 
 // Close closes idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
@@ -216,7 +244,7 @@ func codeForStatus(status int) string {
 // when in is not nil, a JSON body.
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, in any) (*http.Request, error) {
 	// path is already escaped (callers PathEscape the ids they insert).
-	u := c.base.String() + path
+	u := c.base().String() + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -257,16 +285,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 
 // doWith is do with extra request headers.
 func (c *Client) doWith(ctx context.Context, method, path string, q url.Values, hdr http.Header, in, out any) error {
-	req, err := c.newRequest(ctx, method, path, q, in)
+	resp, err := c.send(ctx, method, path, q, hdr, in)
 	if err != nil {
 		return err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -294,6 +315,36 @@ func (c *Client) doWith(ctx context.Context, method, path string, q url.Values, 
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// send sends a request to the master in use, and to the next ones in turn
+// when it cannot reach one. A request that may have reached a master is
+// safe to send again: submissions carry an idempotency key, and the
+// other calls are reads or idempotent.
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, hdr http.Header, in any) (*http.Response, error) {
+	var errs []error
+	for range c.bases {
+		used := c.base()
+		req, err := c.newRequest(ctx, method, path, q, in)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		resp, err := c.hc.Do(req)
+		if err == nil {
+			return resp, nil
+		}
+		errs = append(errs, fmt.Errorf("%s %s%s: %w", method, used.Host, path, err))
+		if ctx.Err() != nil || !c.failedOver(used) {
+			break
+		}
+	}
+	if len(errs) == 1 {
+		return nil, fmt.Errorf("%s %s: %w", method, path, errors.Unwrap(errs[0]))
+	}
+	return nil, errors.Join(errs...)
 }
 
 func orDefault(s, def string) string {

@@ -520,3 +520,42 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestFailover: with several masters' addresses, a request that cannot
+// reach the one in use goes to the next, which then stays in use; with
+// none reachable the error names each.
+func TestFailover(t *testing.T) {
+	down := httptest.NewTLSServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close() // its port now refuses connections
+	var hits atomic.Int32
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		writeJSON(w, http.StatusOK, api.Job{ID: "j1", Status: api.StatusDone})
+	}))
+	t.Cleanup(up.Close)
+	// Both test servers use the same certificate: one CA trusts either.
+	c, err := New(Config{Addr: downURL + ", " + up.URL, Token: "tok", CAPEM: serverCA(up)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	for range 2 {
+		j, err := c.Job(context.Background(), "j1")
+		if err != nil || j.ID != "j1" {
+			t.Fatalf("Job through the second address: %+v %v", j, err)
+		}
+	}
+	if c.Addr() != up.URL || hits.Load() != 2 {
+		t.Fatalf("in use %s after %d answers, want %s and 2", c.Addr(), hits.Load(), up.URL)
+	}
+
+	only, err := New(Config{Addr: downURL + "," + downURL, CAPEM: serverCA(up)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(only.Close)
+	if _, err := only.Job(context.Background(), "j1"); err == nil || strings.Count(err.Error(), "refused") < 2 {
+		t.Fatalf("no master reachable: %v, want both refusals", err)
+	}
+}

@@ -39,23 +39,17 @@ func (c *Client) Events(ctx context.Context, id string, fn func(api.Event) error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	path := "/api/v1/jobs/" + url.PathEscape(id) + "/events"
-	req, err := c.newRequest(ctx, http.MethodGet, path, nil, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Cache-Control", "no-cache")
-
 	var idle atomic.Bool
 	watchdog := time.AfterFunc(streamIdle, func() { idle.Store(true); cancel() })
 	defer watchdog.Stop()
 
-	resp, err := c.hc.Do(req)
+	resp, err := c.send(ctx, http.MethodGet, path, nil,
+		http.Header{"Accept": {"text/event-stream"}, "Cache-Control": {"no-cache"}}, nil)
 	if err != nil {
 		if idle.Load() {
 			return fmt.Errorf("GET %s: no answer in %v", path, streamIdle)
 		}
-		return fmt.Errorf("GET %s: %w", path, err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/client"
 	"github.com/grappe/grappe/internal/clustertest"
 	"github.com/grappe/grappe/internal/master"
 	"github.com/grappe/grappe/internal/store/postgres/pgtest"
@@ -182,7 +183,8 @@ func TestDrainThroughAnotherMaster(t *testing.T) {
 // TestWorkerFailsOverToTheNextMaster: a worker given two masters' addresses
 // (grappe worker --master b,a) runs a job through b; b is killed; the
 // worker moves to a within seconds, a adopts the running attempt, the job
-// ends on its first attempt, and new jobs run through a.
+// ends on its first attempt, and new jobs run through a, also for a client
+// given both masters' addresses, b's first.
 func TestWorkerFailsOverToTheNextMaster(t *testing.T) {
 	a := clustertest.Start(t, clustertest.Options{})
 	b := a.AddMaster("b")
@@ -203,7 +205,13 @@ func TestWorkerFailsOverToTheNextMaster(t *testing.T) {
 	if done.Status != api.StatusDone || done.Attempts != 1 || done.Run == nil || !strings.Contains(done.Run.Stdout, "finished") {
 		t.Fatalf("job: %s, attempts %d, error %q; want done on its first attempt", done.Status, done.Attempts, done.Error)
 	}
-	next, err := a.Client.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo next"}, 30*time.Second)
+	// A client given both masters (GRAPPE_ADDR=b,a) goes to a.
+	both, err := client.New(client.Config{Addr: b.Master.URL() + "," + a.Master.URL(), Token: a.Token, CAPEM: a.Master.CAPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer both.Close()
+	next, err := both.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo next"}, 30*time.Second)
 	if err != nil || next.Status != api.StatusDone || next.Worker != "wf" {
 		t.Fatalf("a new job through a: %+v %v", next, err)
 	}
