@@ -279,6 +279,15 @@ type Store interface {
 	UpsertWorkers(ctx context.Context, ws []*Worker) error
 	// ListWorkers returns every worker row, by name.
 	ListWorkers(ctx context.Context) ([]*Worker, error)
+	// The cluster's secrets (its CA, join token, admin token), shared by
+	// every master on the database. PutSecret stores value under name
+	// unless a value is stored already, and returns the value stored:
+	// of masters starting together, the first one's. SetSecret replaces
+	// it (a rotation). GetSecret returns it, or ErrNotFound.
+	PutSecret(ctx context.Context, name string, value []byte) ([]byte, error)
+	SetSecret(ctx context.Context, name string, value []byte) error
+	GetSecret(ctx context.Context, name string) ([]byte, error)
+
 	// SetWorkerDrain records an admin's drain (true) or undrain of the
 	// named worker, whichever master holds it; ErrNotFound without a row.
 	SetWorkerDrain(ctx context.Context, name string, drain bool) error

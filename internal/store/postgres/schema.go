@@ -158,6 +158,14 @@ CREATE TABLE workers (
 		`
 ALTER TABLE workers ADD COLUMN admin_drain BOOLEAN NOT NULL DEFAULT false;
 `,
+		// 3: the cluster's secrets (CA, tokens), shared by its masters
+		// (SQLite's migration 9).
+		`
+CREATE TABLE cluster_secrets (
+	name  TEXT PRIMARY KEY,
+	value BYTEA NOT NULL
+);
+`,
 	}
 }
 

@@ -204,6 +204,13 @@ ALTER TABLE queued_counts ADD COLUMN last_claim INTEGER NOT NULL DEFAULT 0;
 		`
 ALTER TABLE workers ADD COLUMN admin_drain INTEGER NOT NULL DEFAULT 0;
 `,
+		// 9: the cluster's secrets (CA, tokens), shared by its masters.
+		`
+CREATE TABLE cluster_secrets (
+	name  TEXT PRIMARY KEY,
+	value BLOB NOT NULL
+) WITHOUT ROWID;
+`,
 	}
 }
 

@@ -37,6 +37,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 		{"RescueOnce", testSharedRescueOnce},
 		{"FinishRacingCancel", testSharedFinishRacingCancel},
 		{"QuotaUnderConcurrentSubmits", testSharedQuota},
+		{"OneSecretUnderConcurrentPuts", testSharedSecrets},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, both(t)) })
 	}
@@ -220,6 +221,29 @@ func testSharedQuota(t *testing.T, s [2]store.Store) {
 	for _, h := range s {
 		if n, err := h.QueuedByOwner(t.Context(), "alice"); err != nil || n != quota {
 			t.Errorf("QueuedByOwner = %d, %v; want %d", n, err, quota)
+		}
+	}
+}
+
+// Two masters starting together on a new database each put their own
+// CA: both get the same one back, whoever wrote first.
+func testSharedSecrets(t *testing.T, s [2]store.Store) {
+	for i := range 20 {
+		name := fmt.Sprintf("secret-%d", i)
+		var got [2][]byte
+		var wg sync.WaitGroup
+		for h := range 2 {
+			wg.Go(func() {
+				v, err := s[h].PutSecret(t.Context(), name, []byte(fmt.Sprintf("from handle %d", h)))
+				if err != nil {
+					t.Errorf("PutSecret through handle %d: %v", h, err)
+				}
+				got[h] = v
+			})
+		}
+		wg.Wait()
+		if string(got[0]) != string(got[1]) || len(got[0]) == 0 {
+			t.Fatalf("%s: the handles got %q and %q, want one value", name, got[0], got[1])
 		}
 	}
 }

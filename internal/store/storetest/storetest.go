@@ -87,6 +87,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Leases", testLeases},
 		{"HeldBy", testHeldBy},
 		{"WorkerDrain", testWorkerDrain},
+		{"Secrets", testSecrets},
 		{"RescueGivesUp", testRescueGivesUp},
 		{"Quota", testQuota},
 		{"QueuedBefore", testQueuedBefore},

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -345,5 +346,33 @@ func testDeleteExpiredTokens(t *testing.T, s store.Store) {
 	}
 	if n, err := s.DeleteExpiredTokens(t.Context(), at(20)); err != nil || n != 0 {
 		t.Errorf("DeleteExpiredTokens again = %d, %v; want 0", n, err)
+	}
+}
+
+func testSecrets(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.GetSecret(ctx, "ca.pem"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetSecret of nothing: %v, want ErrNotFound", err)
+	}
+	// The first value put stays; a later put gets it back.
+	first, err := s.PutSecret(ctx, "ca.pem", []byte("first CA"))
+	if err != nil || string(first) != "first CA" {
+		t.Fatalf("first PutSecret: %q, %v", first, err)
+	}
+	if got, err := s.PutSecret(ctx, "ca.pem", []byte("second CA")); err != nil || string(got) != "first CA" {
+		t.Fatalf("second PutSecret: %q, %v; want the first value", got, err)
+	}
+	// A rotation replaces it.
+	if err := s.SetSecret(ctx, "ca.pem", []byte("rotated")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetSecret(ctx, "ca.pem"); err != nil || string(got) != "rotated" {
+		t.Fatalf("after SetSecret: %q, %v", got, err)
+	}
+	if err := s.SetSecret(ctx, "join-token", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetSecret(ctx, "join-token"); string(got) != "new" {
+		t.Fatalf("SetSecret of a new name: %q", got)
 	}
 }
