@@ -184,6 +184,27 @@ func (c *Cluster) AddMaster(id string) *Cluster {
 	return p
 }
 
+// AddMasterOwnData is AddMaster with a data directory of its own, as a
+// master on another machine has: it shares the database (Options.Master
+// must name one, PostgreSQL) and takes the cluster's CA and tokens from it.
+func (c *Cluster) AddMasterOwnData(id string) *Cluster {
+	c.t.Helper()
+	cfg := c.cfg
+	cfg.MasterID = id
+	cfg.DataDir = filepath.Join(c.dir, "master-"+id)
+	cfg.Listen, cfg.ClusterListen = "127.0.0.1:0", "127.0.0.1:0"
+	p := &Cluster{t: c.t, cfg: cfg, dir: c.dir, DataDir: cfg.DataDir, log: c.log, workers: map[string]*Worker{}}
+	p.startMaster()
+	tok, err := auth.ReadSecretFile(filepath.Join(cfg.DataDir, master.AdminTokenFile))
+	if err != nil {
+		c.t.Fatalf("clustertest: admin token of %s: %v", id, err)
+	}
+	p.Token = tok
+	p.Client = p.NewClient(p.Token)
+	c.t.Cleanup(p.stop)
+	return p
+}
+
 // NewClient returns an API client that trusts the cluster CA.
 func (c *Cluster) NewClient(token string) *client.Client {
 	cl, err := client.New(client.Config{Addr: c.Master.URL(), Token: token, CAPEM: c.Master.CAPEM()})

@@ -1,8 +1,11 @@
 package clustertest_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +42,14 @@ func TestSecondMasterRunsTheFirstsJobs(t *testing.T) {
 // TestTwoMastersOnPostgreSQL: the same, with the masters' store on one
 // PostgreSQL database (a throwaway server this test starts).
 func TestTwoMastersOnPostgreSQL(t *testing.T) {
+	url := postgresDatabase(t)
+	secondMasterRunsTheFirstsJobs(t, clustertest.Options{Master: func(c *master.Config) { c.Database = url }})
+}
+
+// postgresDatabase starts a throwaway PostgreSQL server and returns the
+// URL of an empty database on it; the test skips without one.
+func postgresDatabase(t *testing.T) string {
+	t.Helper()
 	server, err := pgtest.Start()
 	if errors.Is(err, pgtest.ErrUnavailable) {
 		t.Skipf("no PostgreSQL server here: %v", err)
@@ -47,8 +58,48 @@ func TestTwoMastersOnPostgreSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(server.Stop)
-	url := server.Database(t)
-	secondMasterRunsTheFirstsJobs(t, clustertest.Options{Master: func(c *master.Config) { c.Database = url }})
+	return server.Database(t)
+}
+
+// TestMastersShareOneIdentity: a master with a data directory of its own
+// joins a cluster through its database and takes the cluster's CA and
+// tokens; a worker joining it is trusted by the other master; a join
+// token rotated through one is the other's within seconds; a data
+// directory of another cluster is refused.
+func TestMastersShareOneIdentity(t *testing.T) {
+	url := postgresDatabase(t)
+	opts := clustertest.Options{Master: func(c *master.Config) { c.Database = url }}
+	a := clustertest.Start(t, opts)
+	b := a.AddMasterOwnData("b")
+	for _, f := range []string{"ca.pem", "ca-key.pem", "admin-token", "join-token", "metrics-token"} {
+		fa, err1 := os.ReadFile(filepath.Join(a.DataDir, f))
+		fb, err2 := os.ReadFile(filepath.Join(b.DataDir, f))
+		if err1 != nil || err2 != nil || !bytes.Equal(fa, fb) {
+			t.Fatalf("%s: a's and b's differ (%v, %v)", f, err1, err2)
+		}
+	}
+	ctx := context.Background()
+	// Joined through b, with b's join token: its certificate is a's too.
+	b.AddWorker(clustertest.WorkerOptions{Name: "wi", Slots: 1, Languages: []string{"bash"}})
+	j, err := a.Client.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo shared"}, 30*time.Second)
+	if err != nil || j.Status != api.StatusDone || j.Worker != "wi" {
+		t.Fatalf("job through a on b's worker: %+v %v", j, err)
+	}
+	tok, err := a.Client.RotateJoinToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Eventually(10*time.Second, "the rotated join token on b", func() bool { return b.Master.JoinToken() == tok })
+
+	// Another cluster's data directory is refused.
+	other := clustertest.Start(t, clustertest.Options{})
+	cfg := master.Config{DataDir: other.DataDir, Database: url, MasterID: "intruder", Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0"}
+	if m, err := master.New(cfg); err == nil {
+		m.Close()
+		t.Fatal("a master with another cluster's data directory started")
+	} else if !strings.Contains(err.Error(), "another cluster's identity") {
+		t.Fatalf("another cluster's data directory: %v", err)
+	}
 }
 
 func secondMasterRunsTheFirstsJobs(t *testing.T, opts clustertest.Options) {

@@ -176,6 +176,10 @@ func (m *Master) RotateJoinToken(ctx context.Context, p *auth.Principal) (string
 	if err != nil {
 		return "", err
 	}
+	// The database first: the other masters take it from there.
+	if err := m.store.SetSecret(ctx, JoinTokenFile, []byte(tok)); err != nil {
+		return "", err
+	}
 	if err := auth.WriteSecretFile(m.joinTokenPath(), tok); err != nil {
 		return "", err
 	}

@@ -342,11 +342,12 @@ func New(cfg Config) (*Master, error) {
 		}
 	}()
 	var err error
-	if m.ca, err = pki.LoadOrCreate(cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("master: CA: %w", err)
-	}
 	if m.store, err = openStore(cfg); err != nil {
 		return nil, fmt.Errorf("master: store: %w", err)
+	}
+	ctx := context.Background()
+	if err := m.loadIdentity(ctx); err != nil {
+		return nil, err
 	}
 	m.core, err = jobs.New(jobs.Config{
 		MasterID: cfg.MasterID, Store: m.store, Links: links{m}, Events: events{m}, Log: cfg.Logger,
@@ -357,15 +358,8 @@ func New(cfg Config) (*Master, error) {
 		return nil, fmt.Errorf("master: job core: %w", err)
 	}
 	m.auth = auth.New(m.store, auth.Config{LoginTTL: cfg.LoginTTL})
-	ctx := context.Background()
 	if err := m.auth.EnsureAdmin(ctx, filepath.Join(cfg.DataDir, AdminTokenFile)); err != nil {
 		return nil, fmt.Errorf("master: admin token: %w", err)
-	}
-	if m.joinToken, err = m.loadJoinToken(); err != nil {
-		return nil, err
-	}
-	if m.metricsToken, err = loadMetricsToken(filepath.Join(cfg.DataDir, MetricsTokenFile)); err != nil {
-		return nil, err
 	}
 	if err := m.recover(ctx); err != nil {
 		return nil, err
@@ -378,6 +372,44 @@ func New(cfg Config) (*Master, error) {
 	}
 	ok = true
 	return m, nil
+}
+
+// loadIdentity loads the cluster's CA and tokens: the database's when it
+// has them (written into --data), else those of --data or new ones,
+// which it then stores for the other masters (secrets.go).
+func (m *Master) loadIdentity(ctx context.Context) error {
+	if err := m.takeIdentity(ctx); err != nil {
+		return err
+	}
+	for range 2 {
+		var err error
+		if m.ca, err = pki.LoadOrCreate(m.cfg.DataDir); err != nil {
+			return fmt.Errorf("master: CA: %w", err)
+		}
+		// The admin token file is created here; its user and token rows
+		// are made once the authenticator exists.
+		if _, err := auth.ReadSecretFile(filepath.Join(m.cfg.DataDir, AdminTokenFile)); errors.Is(err, os.ErrNotExist) {
+			tok, err := auth.NewToken()
+			if err != nil {
+				return err
+			}
+			if err := auth.WriteSecretFile(filepath.Join(m.cfg.DataDir, AdminTokenFile), tok); err != nil {
+				return err
+			}
+		}
+		if m.joinToken, err = m.loadJoinToken(); err != nil {
+			return err
+		}
+		if m.metricsToken, err = loadMetricsToken(filepath.Join(m.cfg.DataDir, MetricsTokenFile)); err != nil {
+			return err
+		}
+		took, err := m.shareIdentity(ctx)
+		if err != nil || !took {
+			return err
+		}
+		// Another master stored its identity first: load that one.
+	}
+	return nil
 }
 
 // openStore opens the store cfg names: PostgreSQL at cfg.Database, else

@@ -304,6 +304,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 	m.endFinishedElsewhere(ctx)
 	if m.sweeps++; m.sweeps%4 == 0 {
 		m.applyDrains(ctx) // a read of the whole table: every fourth sweep
+		m.followJoinToken(ctx)
 	}
 }
 
