@@ -113,8 +113,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		addr := remoteAddr(c)
 		if why := l.admit(addr); why != "" {
-			c.Close()
+			// Counted before the close, which the client sees: whoever
+			// reads Refused after that finds the refusal in it.
 			l.noteRefusal(addr, why)
+			c.Close()
 			continue
 		}
 		return &conn{Conn: c, l: l, addr: addr}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/grappe/grappe/internal/store"
 )
@@ -15,6 +16,10 @@ type Outcome struct {
 	Error   string
 	Version string // toolchain version, if known
 	Result  []byte // the result document as stored
+	// At is when the result arrived (the job's FinishedAt); zero: now.
+	// The link stamps it before it frees the worker's slot, so that the
+	// next attempt there never starts before this one finished.
+	At time.Time
 }
 
 // Finish records the outcome of attempt n of job id, reported by worker w.
@@ -25,8 +30,12 @@ func (c *Core) Finish(ctx context.Context, w store.WorkerRef, id string, n int, 
 	if o.Status != store.StatusDone && o.Status != store.StatusFailed {
 		return nil, &Error{Code: CodeInvalid, Field: "status", Message: fmt.Sprintf("%q is not an outcome", o.Status)}
 	}
+	at := o.At.UTC()
+	if o.At.IsZero() {
+		at = c.now()
+	}
 	j, err := c.store.FinishAttempt(ctx, id, n, w, store.Finish{
-		Status: o.Status, Verdict: o.Verdict, Error: o.Error, Version: o.Version, Result: o.Result, At: c.now(),
+		Status: o.Status, Verdict: o.Verdict, Error: o.Error, Version: o.Version, Result: o.Result, At: at,
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):

@@ -321,6 +321,7 @@ func (m *Master) recordResult(ctx context.Context, w store.WorkerRef, r *cluster
 		m.log.Error("unreadable result", "job", id, "worker", w.Name, "err", err)
 		f = store.Finish{Status: store.StatusFailed, Error: "the worker sent an unreadable result"}
 	}
+	arrived := time.Now() // its FinishedAt: before the slot is handed on
 	// The worker's slot is free as soon as its result arrives: hand it the
 	// next job while this result is being committed, not after.
 	m.mu.Lock()
@@ -331,7 +332,7 @@ func (m *Master) recordResult(ctx context.Context, w store.WorkerRef, r *cluster
 	m.mu.Unlock()
 	m.kick()
 	final, err := m.core.Finish(ctx, w, id, n, jobs.Outcome{
-		Status: f.Status, Verdict: f.Verdict, Error: f.Error, Version: f.Version, Result: f.Result,
+		Status: f.Status, Verdict: f.Verdict, Error: f.Error, Version: f.Version, Result: f.Result, At: arrived,
 	})
 	switch {
 	case err == nil:
