@@ -46,6 +46,45 @@ func TestTwoMastersOnPostgreSQL(t *testing.T) {
 	secondMasterRunsTheFirstsJobs(t, clustertest.Options{Master: func(c *master.Config) { c.Database = url }})
 }
 
+// TestMastersNotifyEachOther: on PostgreSQL the masters hear of each
+// other's commits: a job accepted by a master with no workers is started
+// at once by the one that has them (not at its next dispatch tick, a
+// second), and ?wait on the first hears of its end at once.
+func TestMastersNotifyEachOther(t *testing.T) {
+	url := postgresDatabase(t)
+	a := clustertest.Start(t, clustertest.Options{Master: func(c *master.Config) {
+		c.Database = url
+		c.HeartbeatInterval = 2 * time.Second // a sweep (the polling) every second
+		c.WorkerTimeout = 10 * time.Second
+	}})
+	b := a.AddMaster("b")
+	b.AddWorker(clustertest.WorkerOptions{Name: "wn", Slots: 1, Languages: []string{"bash"}})
+	ctx := context.Background()
+	a.Eventually(10*time.Second, "a lists wn", func() bool {
+		for _, w := range a.Master.Workers(ctx) {
+			if w.Name == "wn" && w.Status == api.WorkerUp {
+				return true
+			}
+		}
+		return false
+	})
+	const n = 10
+	start := time.Now()
+	for i := range n {
+		j, err := a.Client.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "true"}, 30*time.Second)
+		if err != nil || j.Status != api.StatusDone {
+			t.Fatalf("job %d through a: %+v %v", i, j, err)
+		}
+	}
+	per := time.Since(start) / n
+	t.Logf("%d jobs one after another through a, run by b's worker: %v each", n, per.Round(time.Millisecond))
+	// Polling alone: half the dispatch tick plus half the sweep period,
+	// about a second per job.
+	if per > 600*time.Millisecond {
+		t.Fatalf("%v a job: the masters did not hear of each other's commits", per)
+	}
+}
+
 // postgresDatabase starts a throwaway PostgreSQL server and returns the
 // URL of an empty database on it; the test skips without one.
 func postgresDatabase(t *testing.T) string {

@@ -595,6 +595,7 @@ func (m *Master) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { m.dispatchLoop(gctx); return nil })
+	g.Go(func() error { m.followNotifications(gctx); return nil })
 	g.Go(func() error { m.sweepLoop(gctx); return nil })
 	g.Go(func() error { m.statsLoop(gctx); return nil })
 	g.Go(func() error { m.workerRowsLoop(gctx); return nil })

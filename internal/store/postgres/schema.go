@@ -166,6 +166,23 @@ CREATE TABLE cluster_secrets (
 	value BYTEA NOT NULL
 );
 `,
+		// 4: the masters hear of each other's changes (Listen): a job
+		// entering the queue, a job ending. Delivered at commit; equal
+		// notifications of one transaction are sent once.
+		`
+CREATE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.status = 'queued' THEN
+		PERFORM pg_notify('grappe_queued', '');
+	ELSIF NEW.status IN ('done', 'failed', 'cancelled') THEN
+		PERFORM pg_notify('grappe_ended', NEW.id);
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE OF status ON jobs
+	FOR EACH ROW EXECUTE FUNCTION jobs_notify();
+`,
 	}
 }
 
