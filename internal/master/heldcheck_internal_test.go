@@ -52,6 +52,18 @@ func TestNotListed(t *testing.T) {
 			}
 		})
 	}
+	// A list longer than any worker holds counts nothing: no miss, no
+	// work on a rogue worker's huge list.
+	w0 := &workerEntry{listsHeld: true, attempts: map[string]int{"a": 1}}
+	huge := make([]*clusterpb.AttemptRef, maxListed+1)
+	for i := range huge {
+		huge[i] = &clusterpb.AttemptRef{JobId: "x", Attempt: 1}
+	}
+	for i := range 5 {
+		if d := w0.notListed(huge, t0.Add(time.Duration(i)*beat), timeout); len(d) > 0 || len(w0.missing) > 0 {
+			t.Fatalf("a huge list counted: dropped %v, missing %v", d, w0.missing)
+		}
+	}
 	// Three misses within less than the timeout (fast heartbeats) are
 	// not enough.
 	w := &workerEntry{listsHeld: true, attempts: map[string]int{"a": 1}}

@@ -121,6 +121,12 @@ func clip(s string, n int) string {
 // built after it arrives, and a slow link is not a lost attempt.
 const missedBeats = 3
 
+// maxListed bounds the attempts one heartbeat may list (its running ones
+// and its unacknowledged results) for the master to read it: a longer
+// list, which a worker's slots and results cannot make, is ignored rather
+// than indexed.
+const maxListed = 10000
+
 // miss is how long a heartbeat has left out an attempt.
 type miss struct {
 	beats int
@@ -136,6 +142,9 @@ func (w *workerEntry) notListed(listed []*clusterpb.AttemptRef, now time.Time, t
 	if !w.listsHeld || len(w.attempts) == 0 {
 		clear(w.missing)
 		return nil
+	}
+	if len(listed) > maxListed {
+		return nil // not an honest list: counts nothing either way
 	}
 	seen := make(map[string]int32, len(listed))
 	for _, a := range listed {
