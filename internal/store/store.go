@@ -17,8 +17,22 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
+
+// NewStatus is the status a new job is stored with (CreateJob): queued,
+// Status empty or not; any other is an error, which would let a job skip
+// the transitions that make a result exactly-once.
+func (j *Job) NewStatus() (string, error) {
+	switch {
+	case j.ID == "":
+		return "", errors.New("empty id")
+	case j.Status == "" || j.Status == StatusQueued:
+		return StatusQueued, nil
+	}
+	return "", fmt.Errorf("%q: status %q, a new job must be queued", j.ID, j.Status)
+}
 
 // Sentinel errors callers branch on.
 var (

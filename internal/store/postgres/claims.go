@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // Claims, leases and rescues: what several masters on one database race
@@ -113,7 +114,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		}
 		for _, p := range placed {
 			w := r.Offers[p.Offer].Worker
-			b.Queue(sqlClaim, w.Name, w.Identity, r.Master, nanos(r.LeaseUntil), nanos(r.At), p.Job.ID).QueryRow(func(row pgx.Row) error {
+			b.Queue(sqlClaim, w.Name, w.Identity, r.Master, columns.Nanos(r.LeaseUntil), columns.Nanos(r.At), p.Job.ID).QueryRow(func(row pgx.Row) error {
 				j, err := scanJob(row)
 				if errors.Is(err, pgx.ErrNoRows) {
 					return nil // cannot happen on a locked row; a CAS all the same
@@ -215,7 +216,7 @@ func scanCandidates(rows pgx.Rows, err error) ([]*store.Job, error) {
 		if err := rows.Scan(&j.Seq, &j.ID, &j.Language, &j.Version, &labels); err != nil {
 			return nil, err
 		}
-		if j.Labels, err = decodeLabels(labels); err != nil {
+		if j.Labels, err = columns.ParseLabels(labels); err != nil {
 			return nil, fmt.Errorf("job %q: %w", j.ID, err)
 		}
 		jobs = append(jobs, &j)
@@ -278,7 +279,7 @@ func (s *Store) RenewLeases(ctx context.Context, master string, workers []store.
 	for i, w := range workers {
 		names[i], idents[i] = w.Name, w.Identity
 	}
-	tag, err := s.db.Exec(ctx, sqlRenew, nanos(until), master, names, idents)
+	tag, err := s.db.Exec(ctx, sqlRenew, columns.Nanos(until), master, names, idents)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: RenewLeases: %w", err)
 	}
@@ -296,7 +297,7 @@ func (s *Store) RescueExpired(ctx context.Context, now time.Time, reason string,
 	var jobs []*store.Job
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		jobs = []*store.Job{}
-		rows, err := tx.Query(ctx, sqlExpired, nanos(now), limit)
+		rows, err := tx.Query(ctx, sqlExpired, columns.Nanos(now), limit)
 		if err != nil {
 			return err
 		}
@@ -327,7 +328,7 @@ func (s *Store) RescueExpired(ctx context.Context, now time.Time, reason string,
 		if err := lockOwners(ctx, tx, owners); err != nil {
 			return err
 		}
-		jobs, err = scanJobs(tx.Query(ctx, sqlRescue, reason, nanos(now), seqs))
+		jobs, err = scanJobs(tx.Query(ctx, sqlRescue, reason, columns.Nanos(now), seqs))
 		return err
 	})
 	if err != nil {

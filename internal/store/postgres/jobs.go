@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // insertColumns is the column list CreateJob writes; jobColumns, what
@@ -83,27 +84,19 @@ const (
 // concurrent submissions through any number of masters take turns at the
 // check; without one it is the INSERT alone (the trigger still counts it).
 func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) error {
-	if j.ID == "" {
-		return errors.New("postgres: CreateJob: empty id")
+	status, err := j.NewStatus()
+	if err != nil {
+		return fmt.Errorf("postgres: CreateJob %w", err)
 	}
-	status := j.Status
-	if status == "" {
-		status = store.StatusQueued
-	}
-	if status != store.StatusQueued {
-		// Anything else would let a job skip the transitions that make a
-		// result exactly-once.
-		return fmt.Errorf("postgres: CreateJob %q: status %q, a new job must be queued", j.ID, j.Status)
-	}
-	labels, err := encodeLabels(j.Labels)
+	labels, err := columns.Labels(j.Labels)
 	if err != nil {
 		return fmt.Errorf("postgres: CreateJob %q: %w", j.ID, err)
 	}
 	args := []any{j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
 		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
-		nanos(j.CreatedAt), nanos(j.StartedAt), nanos(j.FinishedAt),
-		blob(j.Request), blob(j.Result), j.IdempotencyKey,
-		j.WorkerIdentity, j.Released, j.Master, nanos(j.LeaseUntil)}
+		columns.Nanos(j.CreatedAt), columns.Nanos(j.StartedAt), columns.Nanos(j.FinishedAt),
+		columns.Blob(j.Request), columns.Blob(j.Result), j.IdempotencyKey,
+		j.WorkerIdentity, j.Released, j.Master, columns.Nanos(j.LeaseUntil)}
 	var seq, queued int64
 	if maxQueued <= 0 {
 		err = s.db.QueryRow(ctx, sqlCreateJob, args...).Scan(&seq, &queued)
@@ -122,7 +115,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) erro
 	if err != nil {
 		return fmt.Errorf("postgres: CreateJob %q: %w", j.ID, constraintErr(err))
 	}
-	j.Seq, j.QueuedAt = seq, fromNanos(queued)
+	j.Seq, j.QueuedAt = seq, columns.Time(queued)
 	return nil
 }
 
@@ -231,7 +224,7 @@ func (s *Store) QueuedBefore(ctx context.Context, before time.Time, afterSeq int
 	}
 	jobs, err := scanJobs(s.db.Query(ctx, `SELECT `+jobColumns+` FROM jobs
 	WHERE status = 'queued' AND seq > $1 AND queued_at < $2 ORDER BY seq LIMIT $3`,
-		afterSeq, nanos(before), min(limit, maxListLimit)))
+		afterSeq, columns.Nanos(before), min(limit, maxListLimit)))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: QueuedBefore: %w", err)
 	}
@@ -311,7 +304,7 @@ func (s *Store) StartAttempt(ctx context.Context, id string, attempt int, w stor
 	if err := checkWorker(w); err != nil {
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
-	return s.transition(ctx, op, id, sqlStartAttempt, attempt, w.Name, w.Identity, nanos(at), id)
+	return s.transition(ctx, op, id, sqlStartAttempt, attempt, w.Name, w.Identity, columns.Nanos(at), id)
 }
 
 // RequeueAttempt implements store.Store.
@@ -324,7 +317,7 @@ func (s *Store) RequeueAttempt(ctx context.Context, id string, attempt int, w st
 	if r.Released {
 		released = 1
 	}
-	return s.transition(ctx, op, id, sqlRequeueAttempt, r.Reason, released, id, attempt, w.Name, w.Identity, nanos(r.At))
+	return s.transition(ctx, op, id, sqlRequeueAttempt, r.Reason, released, id, attempt, w.Name, w.Identity, columns.Nanos(r.At))
 }
 
 // FinishAttempt implements store.Store.
@@ -337,7 +330,7 @@ func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, w sto
 		return nil, fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	j, err := scanJob(s.db.QueryRow(ctx, sqlFinishAttempt,
-		f.Status, f.Verdict, f.Error, f.Version, blob(f.Result), nanos(f.At), id, attempt, w.Name, w.Identity))
+		f.Status, f.Verdict, f.Error, f.Version, columns.Blob(f.Result), columns.Nanos(f.At), id, attempt, w.Name, w.Identity))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, s.outcome(ctx, op, id, 0, nil)
 	}
@@ -354,7 +347,7 @@ func (s *Store) FinishQueued(ctx context.Context, id string, f store.Finish) err
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	return s.transition(ctx, op, id, sqlFinishQueued,
-		f.Status, f.Verdict, f.Error, f.Version, blob(f.Result), nanos(f.At), id)
+		f.Status, f.Verdict, f.Error, f.Version, columns.Blob(f.Result), columns.Nanos(f.At), id)
 }
 
 // checkFinish refuses a non-terminal outcome: a "finish" to running or

@@ -1,13 +1,12 @@
 package postgres
 
 import (
-	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // Row encoding: times, JSON maps and documents, the same as the SQLite
@@ -28,11 +27,11 @@ func scanJob(row rowScanner) (*store.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if j.Labels, err = decodeLabels(labels); err != nil {
+	if j.Labels, err = columns.ParseLabels(labels); err != nil {
 		return nil, fmt.Errorf("job %q: %w", j.ID, err)
 	}
-	j.CreatedAt, j.StartedAt, j.FinishedAt = fromNanos(created), fromNanos(started), fromNanos(finished)
-	j.LeaseUntil, j.QueuedAt = fromNanos(lease), fromNanos(queued)
+	j.CreatedAt, j.StartedAt, j.FinishedAt = columns.Time(created), columns.Time(started), columns.Time(finished)
+	j.LeaseUntil, j.QueuedAt = columns.Time(lease), columns.Time(queued)
 	// An empty BYTEA scans as an empty slice; callers get nil for "no
 	// document".
 	if len(j.Request) == 0 {
@@ -81,57 +80,6 @@ func byKey[N int | int64](rows pgx.Rows, err error) (map[string]N, error) {
 		out[key] = N(n)
 	}
 	return out, rows.Err()
-}
-
-// nanos encodes a time as UTC unix nanoseconds, the zero time as 0. (The
-// zero time.Time is year 1, outside int64 nanoseconds, so it needs the
-// special case; in exchange the instant 1970-01-01T00:00:00Z reads back as
-// zero, which no job can have.)
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-// blob keeps NOT NULL BYTEA columns non-NULL: a nil slice binds as NULL.
-func blob(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}
-
-func encodeLabels(m map[string]string) (string, error) {
-	if len(m) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m) // keys sorted: stable bytes for equal maps
-	if err != nil {
-		return "", fmt.Errorf("labels: %w", err)
-	}
-	return string(b), nil
-}
-
-func decodeLabels(s string) (map[string]string, error) {
-	if s == "" || s == "{}" {
-		return nil, nil
-	}
-	var m map[string]string
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("labels: %w", err)
-	}
-	if len(m) == 0 {
-		return nil, nil
-	}
-	return m, nil
 }
 
 // collect reads every row of a query with scan; no row is an empty list,

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // tokenColumns are the columns scanToken reads, in its order.
@@ -27,7 +28,7 @@ ON CONFLICT (name) DO UPDATE SET
 	role = excluded.role,
 	password_hash = excluded.password_hash,
 	created_at = excluded.created_at`,
-		u.Name, u.Role, u.PasswordHash, nanos(u.CreatedAt))
+		u.Name, u.Role, u.PasswordHash, columns.Nanos(u.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: PutUser %q: %w", u.Name, err)
 	}
@@ -77,7 +78,7 @@ func (s *Store) CreateToken(ctx context.Context, t *store.Token) error {
 	}
 	_, err := s.db.Exec(ctx,
 		`INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		t.ID, t.Hash, t.User, t.Name, kind, nanos(t.CreatedAt), nanos(t.ExpiresAt))
+		t.ID, t.Hash, t.User, t.Name, kind, columns.Nanos(t.CreatedAt), columns.Nanos(t.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("postgres: CreateToken %q for user %q: %w", t.ID, t.User, constraintErr(err))
 	}
@@ -142,7 +143,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, name, hash string) (int, er
 
 // DeleteExpiredTokens implements store.Store.
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
-	tag, err := s.db.Exec(ctx, `DELETE FROM tokens WHERE expires_at <> 0 AND expires_at <= $1`, nanos(now))
+	tag, err := s.db.Exec(ctx, `DELETE FROM tokens WHERE expires_at <> 0 AND expires_at <= $1`, columns.Nanos(now))
 	if err != nil {
 		return 0, fmt.Errorf("postgres: DeleteExpiredTokens: %w", err)
 	}
@@ -169,7 +170,7 @@ func scanUser(row rowScanner) (*store.User, error) {
 	if err := row.Scan(&u.Name, &u.Role, &u.PasswordHash, &created); err != nil {
 		return nil, err
 	}
-	u.CreatedAt = fromNanos(created)
+	u.CreatedAt = columns.Time(created)
 	return &u, nil
 }
 
@@ -181,7 +182,7 @@ func scanToken(row rowScanner) (*store.Token, error) {
 	if err := row.Scan(&t.ID, &t.Hash, &t.User, &t.Name, &t.Kind, &created, &expires); err != nil {
 		return nil, err
 	}
-	t.CreatedAt = fromNanos(created)
-	t.ExpiresAt = fromNanos(expires)
+	t.CreatedAt = columns.Time(created)
+	t.ExpiresAt = columns.Time(expires)
 	return &t, nil
 }

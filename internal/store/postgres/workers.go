@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // Worker identities and the workers table.
@@ -31,7 +32,7 @@ func (s *Store) CreateWorkerIdentity(ctx context.Context, w *store.WorkerIdentit
 			created_at = excluded.created_at, expires_at = excluded.expires_at, revoked_at = 0
 		WHERE worker_identities.revoked_at <> 0
 			OR (worker_identities.expires_at <> 0 AND worker_identities.expires_at <= $4)`,
-		w.Name, w.ID, w.Serial, nanos(w.CreatedAt), nanos(w.ExpiresAt))
+		w.Name, w.ID, w.Serial, columns.Nanos(w.CreatedAt), columns.Nanos(w.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
@@ -46,7 +47,7 @@ func (s *Store) RenewWorkerIdentity(ctx context.Context, name, oldSerial, serial
 	op := fmt.Sprintf("RenewWorkerIdentity %q", name)
 	w, err := scanIdentity(s.db.QueryRow(ctx, `UPDATE worker_identities SET serial = $1, expires_at = $2
 		WHERE name = $3 AND serial = $4 AND revoked_at = 0
-		RETURNING `+identityColumns, serial, nanos(expires), name, oldSerial))
+		RETURNING `+identityColumns, serial, columns.Nanos(expires), name, oldSerial))
 	if errors.Is(err, pgx.ErrNoRows) {
 		if _, err := s.GetWorkerIdentity(ctx, name); err != nil {
 			return nil, fmt.Errorf("postgres: %s: %w", op, err)
@@ -86,7 +87,7 @@ func (s *Store) ListWorkerIdentities(ctx context.Context) ([]*store.WorkerIdenti
 
 // RevokeWorkerIdentity implements store.Store.
 func (s *Store) RevokeWorkerIdentity(ctx context.Context, name string, at time.Time) error {
-	tag, err := s.db.Exec(ctx, `UPDATE worker_identities SET revoked_at = $1 WHERE name = $2`, nanos(at), name)
+	tag, err := s.db.Exec(ctx, `UPDATE worker_identities SET revoked_at = $1 WHERE name = $2`, columns.Nanos(at), name)
 	if err != nil {
 		return fmt.Errorf("postgres: RevokeWorkerIdentity %q: %w", name, err)
 	}
@@ -102,7 +103,7 @@ func scanIdentity(row rowScanner) (*store.WorkerIdentity, error) {
 	if err := row.Scan(&w.Name, &w.ID, &w.Serial, &created, &expires, &revoked); err != nil {
 		return nil, err
 	}
-	w.CreatedAt, w.ExpiresAt, w.RevokedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked)
+	w.CreatedAt, w.ExpiresAt, w.RevokedAt = columns.Time(created), columns.Time(expires), columns.Time(revoked)
 	return &w, nil
 }
 
@@ -141,13 +142,13 @@ func (s *Store) UpsertWorkers(ctx context.Context, ws []*store.Worker) error {
 		if err != nil {
 			return fmt.Errorf("postgres: UpsertWorkers: worker %q: %w", w.Name, err)
 		}
-		labels, err := encodeLabels(w.Labels)
+		labels, err := columns.Labels(w.Labels)
 		if err != nil {
 			return fmt.Errorf("postgres: UpsertWorkers: worker %q: %w", w.Name, err)
 		}
 		b.Queue(sqlUpsertWorker, w.Name, w.Identity, w.Master, w.Address, w.Status, string(langs), labels,
 			w.Slots, w.Running, w.CPUPercent, w.MemoryPercent, w.JobsDone, w.InfraFailures,
-			w.HealthReason, w.Sandbox, w.Version, nanos(w.ConnectedAt), nanos(w.LastHeartbeat), nanos(w.LostAt))
+			w.HealthReason, w.Sandbox, w.Version, columns.Nanos(w.ConnectedAt), columns.Nanos(w.LastHeartbeat), columns.Nanos(w.LostAt))
 	}
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, &b).Close()
@@ -183,10 +184,10 @@ func scanWorker(row rowScanner) (*store.Worker, error) {
 		return nil, fmt.Errorf("worker %q languages: %w", w.Name, err)
 	}
 	var err error
-	if w.Labels, err = decodeLabels(labels); err != nil {
+	if w.Labels, err = columns.ParseLabels(labels); err != nil {
 		return nil, fmt.Errorf("worker %q: %w", w.Name, err)
 	}
-	w.ConnectedAt, w.LastHeartbeat, w.LostAt = fromNanos(connected), fromNanos(beat), fromNanos(lostAt)
+	w.ConnectedAt, w.LastHeartbeat, w.LostAt = columns.Time(connected), columns.Time(beat), columns.Time(lostAt)
 	return &w, nil
 }
 

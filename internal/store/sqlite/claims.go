@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // Claims, leases and rescues. Each runs as one function write of the
@@ -98,7 +99,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		claim := tx.Stmt(s.claimJob)
 		for _, p := range store.Place(&r, store.FairOrder(candidates, running, owners)) {
 			w := r.Offers[p.Offer].Worker
-			j, err := scanJob(claim.QueryRow(w.Name, w.Identity, r.Master, nanos(r.LeaseUntil), nanos(r.At), p.Job.ID))
+			j, err := scanJob(claim.QueryRow(w.Name, w.Identity, r.Master, columns.Nanos(r.LeaseUntil), columns.Nanos(r.At), p.Job.ID))
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // cannot happen under the write lock; a CAS all the same
 			}
@@ -200,7 +201,7 @@ func scanCandidates(rows *sql.Rows, err error) ([]*store.Job, error) {
 		if err := rows.Scan(&j.Seq, &j.ID, &j.Language, &j.Version, &labels); err != nil {
 			return nil, err
 		}
-		if j.Labels, err = decodeLabels(labels); err != nil {
+		if j.Labels, err = columns.ParseLabels(labels); err != nil {
 			return nil, fmt.Errorf("job %q: %w", j.ID, err)
 		}
 		jobs = append(jobs, &j)
@@ -265,7 +266,7 @@ func (s *Store) RenewLeases(ctx context.Context, master string, workers []store.
 		var total int64
 		for chunk := range slices.Chunk(workers, renewChunk) {
 			args := make([]any, 0, 2+2*len(chunk))
-			args = append(args, nanos(until), master)
+			args = append(args, columns.Nanos(until), master)
 			for _, w := range chunk {
 				args = append(args, w.Name, w.Identity)
 			}
@@ -292,7 +293,7 @@ func (s *Store) RescueExpired(ctx context.Context, now time.Time, reason string,
 	var jobs []*store.Job
 	_, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
 		var err error
-		jobs, err = scanJobs(tx.Query(sqlRescue, reason, nanos(now), limit))
+		jobs, err = scanJobs(tx.Query(sqlRescue, reason, columns.Nanos(now), limit))
 		return int64(len(jobs)), err
 	})
 	if err != nil {

@@ -3,13 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // insertColumns is the column list CreateJob writes; jobColumns, what
@@ -82,27 +82,19 @@ const (
 // as queued) or queued; every other field is stored as given, and the
 // store's own (Seq, QueuedAt) are set in j.
 func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) error {
-	if j.ID == "" {
-		return errors.New("sqlite: CreateJob: empty id")
+	status, err := j.NewStatus()
+	if err != nil {
+		return fmt.Errorf("sqlite: CreateJob %w", err)
 	}
-	status := j.Status
-	if status == "" {
-		status = store.StatusQueued
-	}
-	if status != store.StatusQueued {
-		// Anything else would let a job skip the transitions that make a
-		// result exactly-once.
-		return fmt.Errorf("sqlite: CreateJob %q: status %q, a new job must be queued", j.ID, j.Status)
-	}
-	labels, err := encodeLabels(j.Labels)
+	labels, err := columns.Labels(j.Labels)
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, err)
 	}
 	args := []any{j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
 		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
-		nanos(j.CreatedAt), nanos(j.StartedAt), nanos(j.FinishedAt),
-		blob(j.Request), blob(j.Result), j.IdempotencyKey,
-		j.WorkerIdentity, j.Released, j.Master, nanos(j.LeaseUntil), max(maxQueued, 0)}
+		columns.Nanos(j.CreatedAt), columns.Nanos(j.StartedAt), columns.Nanos(j.FinishedAt),
+		columns.Blob(j.Request), columns.Blob(j.Result), j.IdempotencyKey,
+		j.WorkerIdentity, j.Released, j.Master, columns.Nanos(j.LeaseUntil), max(maxQueued, 0)}
 	var seq, queued int64
 	scan := func(row *sql.Row) error { return row.Scan(&seq, &queued) }
 	n, err := s.writes.query(ctx, scan, s.createJob, args...)
@@ -112,7 +104,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) erro
 	if n == 0 {
 		return fmt.Errorf("sqlite: CreateJob %q: %d queued jobs of %s: %w", j.ID, maxQueued, j.Owner, store.ErrQuota)
 	}
-	j.Seq, j.QueuedAt = seq, fromNanos(queued)
+	j.Seq, j.QueuedAt = seq, columns.Time(queued)
 	return nil
 }
 
@@ -222,7 +214,7 @@ func (s *Store) QueuedBefore(ctx context.Context, before time.Time, afterSeq int
 		limit = defaultListLimit
 	}
 	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs INDEXED BY jobs_status_seq
-	WHERE status = 'queued' AND seq > ? AND queued_at < ? ORDER BY seq LIMIT ?`, afterSeq, nanos(before), min(limit, maxListLimit))
+	WHERE status = 'queued' AND seq > ? AND queued_at < ? ORDER BY seq LIMIT ?`, afterSeq, columns.Nanos(before), min(limit, maxListLimit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: QueuedBefore: %w", err)
 	}
@@ -307,7 +299,7 @@ func (s *Store) StartAttempt(ctx context.Context, id string, attempt int, w stor
 	if err := checkWorker(w); err != nil {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
-	return s.transition(ctx, op, id, s.startAttempt, attempt, w.Name, w.Identity, nanos(at), id)
+	return s.transition(ctx, op, id, s.startAttempt, attempt, w.Name, w.Identity, columns.Nanos(at), id)
 }
 
 // RequeueAttempt implements store.Store.
@@ -320,7 +312,7 @@ func (s *Store) RequeueAttempt(ctx context.Context, id string, attempt int, w st
 	if r.Released {
 		released = 1
 	}
-	return s.transition(ctx, op, id, s.requeueAttempt, r.Reason, released, id, attempt, w.Name, w.Identity, nanos(r.At))
+	return s.transition(ctx, op, id, s.requeueAttempt, r.Reason, released, id, attempt, w.Name, w.Identity, columns.Nanos(r.At))
 }
 
 // FinishAttempt implements store.Store.
@@ -338,7 +330,7 @@ func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, w sto
 		return err
 	}
 	n, err := s.writes.query(ctx, scan, s.finishAttempt,
-		f.Status, f.Verdict, f.Error, f.Version, blob(f.Result), nanos(f.At), id, attempt, w.Name, w.Identity)
+		f.Status, f.Verdict, f.Error, f.Version, columns.Blob(f.Result), columns.Nanos(f.At), id, attempt, w.Name, w.Identity)
 	if err := s.outcome(ctx, op, id, n, err); err != nil {
 		return nil, err
 	}
@@ -352,7 +344,7 @@ func (s *Store) FinishQueued(ctx context.Context, id string, f store.Finish) err
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	return s.transition(ctx, op, id, s.finishQueued,
-		f.Status, f.Verdict, f.Error, f.Version, blob(f.Result), nanos(f.At), id)
+		f.Status, f.Verdict, f.Error, f.Version, columns.Blob(f.Result), columns.Nanos(f.At), id)
 }
 
 // checkFinish refuses a non-terminal outcome: a "finish" to running or
@@ -428,11 +420,11 @@ func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	j.LeaseUntil, j.QueuedAt = fromNanos(lease), fromNanos(queued)
-	if j.Labels, err = decodeLabels(labels); err != nil {
+	j.LeaseUntil, j.QueuedAt = columns.Time(lease), columns.Time(queued)
+	if j.Labels, err = columns.ParseLabels(labels); err != nil {
 		return nil, fmt.Errorf("job %q: %w", j.ID, err)
 	}
-	j.CreatedAt, j.StartedAt, j.FinishedAt = fromNanos(created), fromNanos(started), fromNanos(finished)
+	j.CreatedAt, j.StartedAt, j.FinishedAt = columns.Time(created), columns.Time(started), columns.Time(finished)
 	// An empty BLOB scans as an empty or nil slice depending on the driver
 	// path; callers get nil for "no document" either way.
 	if len(j.Request) == 0 {
@@ -442,57 +434,6 @@ func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
 		j.Result = nil
 	}
 	return &j, nil
-}
-
-// nanos encodes a time as UTC unix nanoseconds, the zero time as 0. (The
-// zero time.Time is year 1, outside int64 nanoseconds, so it needs the
-// special case; in exchange the instant 1970-01-01T00:00:00Z reads back as
-// zero, which no job can have.)
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-// blob keeps NOT NULL BLOB columns non-NULL: a nil slice binds as NULL.
-func blob(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}
-
-func encodeLabels(m map[string]string) (string, error) {
-	if len(m) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m) // keys sorted: stable bytes for equal maps
-	if err != nil {
-		return "", fmt.Errorf("labels: %w", err)
-	}
-	return string(b), nil
-}
-
-func decodeLabels(s string) (map[string]string, error) {
-	if s == "" || s == "{}" {
-		return nil, nil
-	}
-	var m map[string]string
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("labels: %w", err)
-	}
-	if len(m) == 0 {
-		return nil, nil
-	}
-	return m, nil
 }
 
 // CountJobsByOwner implements store.Store.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // tokenColumns are the columns scanToken reads, in its order.
@@ -31,7 +32,7 @@ ON CONFLICT (name) DO UPDATE SET
 	role = excluded.role,
 	password_hash = excluded.password_hash,
 	created_at = excluded.created_at`,
-		u.Name, u.Role, u.PasswordHash, nanos(u.CreatedAt))
+		u.Name, u.Role, u.PasswordHash, columns.Nanos(u.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: PutUser %q: %w", u.Name, err)
 	}
@@ -92,7 +93,7 @@ func (s *Store) CreateToken(ctx context.Context, t *store.Token) error {
 	}
 	_, err := s.w.ExecContext(ctx,
 		`INSERT INTO tokens (id, hash, user, name, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Hash, t.User, t.Name, kind, nanos(t.CreatedAt), nanos(t.ExpiresAt))
+		t.ID, t.Hash, t.User, t.Name, kind, columns.Nanos(t.CreatedAt), columns.Nanos(t.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateToken %q for user %q: %w", t.ID, t.User, constraintErr(err))
 	}
@@ -174,7 +175,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, name, hash string) (int, er
 
 // DeleteExpiredTokens implements store.Store.
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM tokens WHERE expires_at != 0 AND expires_at <= ?`, nanos(now))
+	res, err := s.w.ExecContext(ctx, `DELETE FROM tokens WHERE expires_at != 0 AND expires_at <= ?`, columns.Nanos(now))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: DeleteExpiredTokens: %w", err)
 	}
@@ -209,7 +210,7 @@ func scanUser(row interface{ Scan(...any) error }) (*store.User, error) {
 	if err := row.Scan(&u.Name, &u.Role, &u.PasswordHash, &created); err != nil {
 		return nil, err
 	}
-	u.CreatedAt = fromNanos(created)
+	u.CreatedAt = columns.Time(created)
 	return &u, nil
 }
 
@@ -221,7 +222,7 @@ func scanToken(row interface{ Scan(...any) error }) (*store.Token, error) {
 	if err := row.Scan(&t.ID, &t.Hash, &t.User, &t.Name, &t.Kind, &created, &expires); err != nil {
 		return nil, err
 	}
-	t.CreatedAt = fromNanos(created)
-	t.ExpiresAt = fromNanos(expires)
+	t.CreatedAt = columns.Time(created)
+	t.ExpiresAt = columns.Time(expires)
 	return &t, nil
 }

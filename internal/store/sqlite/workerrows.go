@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // The workers table (schema version 6): the cluster's view of its workers.
@@ -44,13 +45,13 @@ func (s *Store) UpsertWorkers(ctx context.Context, ws []*store.Worker) error {
 		if err != nil {
 			return fmt.Errorf("sqlite: UpsertWorkers: worker %q: %w", w.Name, err)
 		}
-		labels, err := encodeLabels(w.Labels)
+		labels, err := columns.Labels(w.Labels)
 		if err != nil {
 			return fmt.Errorf("sqlite: UpsertWorkers: worker %q: %w", w.Name, err)
 		}
 		args[i] = []any{w.Name, w.Identity, w.Master, w.Address, w.Status, string(langs), labels,
 			w.Slots, w.Running, w.CPUPercent, w.MemoryPercent, w.JobsDone, w.InfraFailures,
-			w.HealthReason, w.Sandbox, w.Version, nanos(w.ConnectedAt), nanos(w.LastHeartbeat), nanos(w.LostAt)}
+			w.HealthReason, w.Sandbox, w.Version, columns.Nanos(w.ConnectedAt), columns.Nanos(w.LastHeartbeat), columns.Nanos(w.LostAt)}
 	}
 	_, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
 		st := tx.Stmt(s.upsertWorker) // prepared once: a flush runs twice a heartbeat interval
@@ -89,10 +90,10 @@ func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
 		if err := json.Unmarshal([]byte(langs), &w.Languages); err != nil {
 			return nil, fmt.Errorf("sqlite: ListWorkers: worker %q languages: %w", w.Name, err)
 		}
-		if w.Labels, err = decodeLabels(labels); err != nil {
+		if w.Labels, err = columns.ParseLabels(labels); err != nil {
 			return nil, fmt.Errorf("sqlite: ListWorkers: worker %q: %w", w.Name, err)
 		}
-		w.ConnectedAt, w.LastHeartbeat, w.LostAt = fromNanos(connected), fromNanos(beat), fromNanos(lostAt)
+		w.ConnectedAt, w.LastHeartbeat, w.LostAt = columns.Time(connected), columns.Time(beat), columns.Time(lostAt)
 		out = append(out, &w)
 	}
 	if err := rows.Err(); err != nil {

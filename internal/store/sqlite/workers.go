@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // identityColumns is what scanIdentity reads, in its order.
@@ -27,7 +28,7 @@ func (s *Store) CreateWorkerIdentity(ctx context.Context, w *store.WorkerIdentit
 			created_at = excluded.created_at, expires_at = excluded.expires_at, revoked_at = 0
 		WHERE worker_identities.revoked_at != 0
 			OR (worker_identities.expires_at != 0 AND worker_identities.expires_at <= ?4)`,
-		w.Name, w.ID, w.Serial, nanos(w.CreatedAt), nanos(w.ExpiresAt))
+		w.Name, w.ID, w.Serial, columns.Nanos(w.CreatedAt), columns.Nanos(w.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
@@ -44,7 +45,7 @@ func (s *Store) RenewWorkerIdentity(ctx context.Context, name, oldSerial, serial
 	op := fmt.Sprintf("RenewWorkerIdentity %q", name)
 	w, err := scanIdentity(s.w.QueryRowContext(ctx, `UPDATE worker_identities SET serial = ?1, expires_at = ?2
 		WHERE name = ?3 AND serial = ?4 AND revoked_at = 0
-		RETURNING `+identityColumns, serial, nanos(expires), name, oldSerial))
+		RETURNING `+identityColumns, serial, columns.Nanos(expires), name, oldSerial))
 	if errors.Is(err, sql.ErrNoRows) {
 		if _, err := s.GetWorkerIdentity(ctx, name); err != nil {
 			return nil, fmt.Errorf("sqlite: %s: %w", op, err)
@@ -92,7 +93,7 @@ func (s *Store) ListWorkerIdentities(ctx context.Context) ([]*store.WorkerIdenti
 
 // RevokeWorkerIdentity implements store.Store.
 func (s *Store) RevokeWorkerIdentity(ctx context.Context, name string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE worker_identities SET revoked_at = ? WHERE name = ?`, nanos(at), name)
+	res, err := s.w.ExecContext(ctx, `UPDATE worker_identities SET revoked_at = ? WHERE name = ?`, columns.Nanos(at), name)
 	if err != nil {
 		return fmt.Errorf("sqlite: RevokeWorkerIdentity %q: %w", name, err)
 	}
@@ -110,6 +111,6 @@ func scanIdentity(row interface{ Scan(...any) error }) (*store.WorkerIdentity, e
 	if err := row.Scan(&w.Name, &w.ID, &w.Serial, &created, &expires, &revoked); err != nil {
 		return nil, err
 	}
-	w.CreatedAt, w.ExpiresAt, w.RevokedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked)
+	w.CreatedAt, w.ExpiresAt, w.RevokedAt = columns.Time(created), columns.Time(expires), columns.Time(revoked)
 	return &w, nil
 }
