@@ -10,6 +10,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/jobs"
+	"github.com/grappe/grappe/internal/store"
 )
 
 // Error is an error with the HTTP status and code the client sees. The
@@ -88,6 +89,13 @@ func fromDomain(err error) (*Error, bool) {
 
 func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
 	e, ok := fromDomain(err)
+	if !ok && errors.Is(err, store.ErrUnavailable) {
+		// The master lives and keeps its workers; its database will be
+		// back. Nothing was written: the client may simply try again.
+		log.Warn("request failed: the database is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		e, ok = &Error{Status: http.StatusServiceUnavailable, Code: api.CodeUnavailable, RetryAfter: 2,
+			Message: "the database is unavailable; try again in a few seconds"}, true
+	}
 	if !ok && !errors.As(err, &e) {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = &Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: "internal error"}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/jobs"
+	"github.com/grappe/grappe/internal/store"
 )
 
 // The core's domain errors become HTTP answers here and nowhere else.
@@ -28,6 +29,7 @@ func TestDomainErrors(t *testing.T) {
 		{&jobs.Error{Code: jobs.CodeUnavailable, Message: "try again"}, 503, api.CodeUnavailable, "try again", "1"},
 		{jobs.ErrStale, 409, api.CodeConflict, jobs.ErrStale.Message, ""},
 		{fmt.Errorf("disk on fire"), 500, api.CodeInternal, "internal error", ""},
+		{fmt.Errorf("auth: token lookup: %w", fmt.Errorf("dial tcp: connection refused (%w)", store.ErrUnavailable)), 503, api.CodeUnavailable, "the database is unavailable; try again in a few seconds", "2"},
 	} {
 		rec := httptest.NewRecorder()
 		writeError(rec, slog.New(slog.DiscardHandler), httptest.NewRequest(http.MethodGet, "/x", nil), tc.err)

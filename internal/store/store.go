@@ -44,6 +44,10 @@ var (
 	// ErrQuota: CreateJob refused a job because its owner already has
 	// the maximum number of queued jobs.
 	ErrQuota = errors.New("store: queued-job quota reached")
+	// ErrUnavailable: the database cannot be reached now (down,
+	// restarting, out of connections). Nothing was written; the caller
+	// may try again later. Only a networked backend returns it.
+	ErrUnavailable = errors.New("store: the database is unavailable")
 )
 
 // Job statuses as stored; they equal the API's.
@@ -301,6 +305,23 @@ type Store interface {
 	PutSecret(ctx context.Context, name string, value []byte) ([]byte, error)
 	SetSecret(ctx context.Context, name string, value []byte) error
 	GetSecret(ctx context.Context, name string) ([]byte, error)
+
+	// Leadership (leaders.go): what must run once in the cluster runs on
+	// the master that holds a lease row of its role.
+
+	// Lead takes the lease of role for holder until until, or renews
+	// it, when it is free, expired at now, or holder's already; it
+	// reports whether holder holds it.
+	Lead(ctx context.Context, role, holder string, now, until time.Time) (bool, error)
+	// Resign gives up holder's lease of role at once, if it holds it.
+	Resign(ctx context.Context, role, holder string) error
+	// The autoscaler's workers, remembered across restarts and by the
+	// master that takes over its role. PutAutoscaled inserts or replaces
+	// a row by name; ListAutoscaled returns them by name;
+	// DeleteAutoscaled of a missing name is not an error.
+	PutAutoscaled(ctx context.Context, a *Autoscaled) error
+	ListAutoscaled(ctx context.Context) ([]*Autoscaled, error)
+	DeleteAutoscaled(ctx context.Context, name string) error
 
 	// SetWorkerDrain records an admin's drain (true) or undrain of the
 	// named worker, whichever master holds it; ErrNotFound without a row.

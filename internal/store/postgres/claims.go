@@ -73,7 +73,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 	}
 	for _, o := range r.Offers {
 		if err := checkWorker(o.Worker); err != nil {
-			return nil, fmt.Errorf("postgres: ClaimJobs: offer: %w", err)
+			return nil, errorf("postgres: ClaimJobs: offer: %w", err)
 		}
 	}
 	capacity := r.Capacity()
@@ -132,7 +132,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: ClaimJobs: %w", err)
+		return nil, errorf("postgres: ClaimJobs: %w", err)
 	}
 	return claims, nil
 }
@@ -245,7 +245,7 @@ func (s *Store) HeldBy(ctx context.Context, master string) (map[string]int, erro
 	held, err := byKey[int](s.db.Query(ctx, `SELECT id, attempts FROM jobs
 	WHERE status = 'running' AND master = $1`, master))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: HeldBy: %w", err)
+		return nil, errorf("postgres: HeldBy: %w", err)
 	}
 	return held, nil
 }
@@ -255,7 +255,7 @@ func (s *Store) RunningOn(ctx context.Context, w store.WorkerRef) (map[string]in
 	on, err := byKey[int](s.db.Query(ctx, `SELECT id, attempts FROM jobs
 	WHERE status = 'running' AND worker = $1 AND worker_identity = $2`, w.Name, w.Identity))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: RunningOn: %w", err)
+		return nil, errorf("postgres: RunningOn: %w", err)
 	}
 	return on, nil
 }
@@ -268,7 +268,7 @@ func (s *Store) RenewLeases(ctx context.Context, master string, workers []store.
 	}
 	for _, w := range workers {
 		if err := checkWorker(w); err != nil {
-			return 0, fmt.Errorf("postgres: RenewLeases: %w", err)
+			return 0, errorf("postgres: RenewLeases: %w", err)
 		}
 	}
 	if len(workers) == 0 {
@@ -281,7 +281,7 @@ func (s *Store) RenewLeases(ctx context.Context, master string, workers []store.
 	}
 	tag, err := s.db.Exec(ctx, sqlRenew, columns.Nanos(until), master, names, idents)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: RenewLeases: %w", err)
+		return 0, errorf("postgres: RenewLeases: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }
@@ -332,7 +332,7 @@ func (s *Store) RescueExpired(ctx context.Context, now time.Time, reason string,
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: RescueExpired: %w", err)
+		return nil, errorf("postgres: RescueExpired: %w", err)
 	}
 	return jobs, nil
 }

@@ -86,11 +86,11 @@ const (
 func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) error {
 	status, err := j.NewStatus()
 	if err != nil {
-		return fmt.Errorf("postgres: CreateJob %w", err)
+		return errorf("postgres: CreateJob %w", err)
 	}
 	labels, err := columns.Labels(j.Labels)
 	if err != nil {
-		return fmt.Errorf("postgres: CreateJob %q: %w", j.ID, err)
+		return errorf("postgres: CreateJob %q: %w", j.ID, err)
 	}
 	args := []any{j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
 		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
@@ -113,7 +113,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) erro
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("postgres: CreateJob %q: %w", j.ID, constraintErr(err))
+		return errorf("postgres: CreateJob %q: %w", j.ID, constraintErr(err))
 	}
 	j.Seq, j.QueuedAt = seq, columns.Time(queued)
 	return nil
@@ -127,7 +127,7 @@ func (s *Store) QueuedByOwner(ctx context.Context, owner string) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("postgres: QueuedByOwner %q: %w", owner, err)
+		return 0, errorf("postgres: QueuedByOwner %q: %w", owner, err)
 	}
 	return n, nil
 }
@@ -135,14 +135,14 @@ func (s *Store) QueuedByOwner(ctx context.Context, owner string) (int, error) {
 // JobByIdempotencyKey implements store.Store.
 func (s *Store) JobByIdempotencyKey(ctx context.Context, owner, key string) (*store.Job, error) {
 	if key == "" {
-		return nil, fmt.Errorf("postgres: JobByIdempotencyKey: %w", store.ErrNotFound)
+		return nil, errorf("postgres: JobByIdempotencyKey: %w", store.ErrNotFound)
 	}
 	j, err := scanJob(s.db.QueryRow(ctx, sqlJobByKey, owner, key))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("postgres: JobByIdempotencyKey: %w", store.ErrNotFound)
+		return nil, errorf("postgres: JobByIdempotencyKey: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: JobByIdempotencyKey: %w", err)
+		return nil, errorf("postgres: JobByIdempotencyKey: %w", err)
 	}
 	return j, nil
 }
@@ -151,10 +151,10 @@ func (s *Store) JobByIdempotencyKey(ctx context.Context, owner, key string) (*st
 func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
 	j, err := scanJob(s.db.QueryRow(ctx, sqlGetJob, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("postgres: GetJob %q: %w", id, store.ErrNotFound)
+		return nil, errorf("postgres: GetJob %q: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: GetJob %q: %w", id, err)
+		return nil, errorf("postgres: GetJob %q: %w", id, err)
 	}
 	return j, nil
 }
@@ -196,11 +196,11 @@ func (s *Store) ListJobs(ctx context.Context, f store.ListFilter) ([]*store.Job,
 
 	jobs, err := scanJobs(s.db.Query(ctx, q.String(), args...))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: ListJobs: %w", err)
+		return nil, errorf("postgres: ListJobs: %w", err)
 	}
 	if len(jobs) == 0 && f.Before != "" {
 		if err := s.mustExist(ctx, f.Before); err != nil {
-			return nil, fmt.Errorf("postgres: ListJobs: before %q: %w", f.Before, err)
+			return nil, errorf("postgres: ListJobs: before %q: %w", f.Before, err)
 		}
 	}
 	return jobs, nil
@@ -211,7 +211,7 @@ func (s *Store) Unfinished(ctx context.Context) ([]*store.Job, error) {
 	jobs, err := scanJobs(s.db.Query(ctx, `SELECT `+jobColumns+` FROM jobs
 	WHERE status IN ('queued', 'running') ORDER BY seq`))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: Unfinished: %w", err)
+		return nil, errorf("postgres: Unfinished: %w", err)
 	}
 	return jobs, nil
 }
@@ -226,7 +226,7 @@ func (s *Store) QueuedBefore(ctx context.Context, before time.Time, afterSeq int
 	WHERE status = 'queued' AND seq > $1 AND queued_at < $2 ORDER BY seq LIMIT $3`,
 		afterSeq, columns.Nanos(before), min(limit, maxListLimit)))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: QueuedBefore: %w", err)
+		return nil, errorf("postgres: QueuedBefore: %w", err)
 	}
 	return jobs, nil
 }
@@ -242,9 +242,9 @@ func (s *Store) QueuePosition(ctx context.Context, id string) (int, error) {
 	FROM jobs j WHERE j.id = $1`, id).Scan(&pos)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return 0, fmt.Errorf("postgres: QueuePosition %q: %w", id, store.ErrNotFound)
+		return 0, errorf("postgres: QueuePosition %q: %w", id, store.ErrNotFound)
 	case err != nil:
-		return 0, fmt.Errorf("postgres: QueuePosition %q: %w", id, err)
+		return 0, errorf("postgres: QueuePosition %q: %w", id, err)
 	}
 	return pos, nil
 }
@@ -256,7 +256,7 @@ func (s *Store) CountActive(ctx context.Context) (queued, running int, err error
 		(SELECT COALESCE(SUM(n), 0) FROM queued_counts)::BIGINT,
 		(SELECT COUNT(*) FROM jobs WHERE status = 'running')`).Scan(&queued, &running)
 	if err != nil {
-		return 0, 0, fmt.Errorf("postgres: CountActive: %w", err)
+		return 0, 0, errorf("postgres: CountActive: %w", err)
 	}
 	return queued, running, nil
 }
@@ -264,12 +264,12 @@ func (s *Store) CountActive(ctx context.Context) (queued, running int, err error
 // CountActiveByOwner implements store.Store, as CountActive does.
 func (s *Store) CountActiveByOwner(ctx context.Context) (queued, running map[string]int, err error) {
 	if queued, err = byKey[int](s.db.Query(ctx, `SELECT owner, n FROM queued_counts WHERE n > 0`)); err != nil {
-		return nil, nil, fmt.Errorf("postgres: CountActiveByOwner: %w", err)
+		return nil, nil, errorf("postgres: CountActiveByOwner: %w", err)
 	}
 	running, err = byKey[int](s.db.Query(ctx, `SELECT owner, COUNT(*) FROM jobs
 	WHERE status = 'running' GROUP BY owner`))
 	if err != nil {
-		return nil, nil, fmt.Errorf("postgres: CountActiveByOwner: %w", err)
+		return nil, nil, errorf("postgres: CountActiveByOwner: %w", err)
 	}
 	return queued, running, nil
 }
@@ -279,7 +279,7 @@ func (s *Store) CountActiveByOwner(ctx context.Context) (queued, running map[str
 func (s *Store) CountJobs(ctx context.Context) (map[string]int, error) {
 	counts, err := byKey[int](s.db.Query(ctx, `SELECT status, COUNT(*) FROM jobs GROUP BY status`))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: CountJobs: %w", err)
+		return nil, errorf("postgres: CountJobs: %w", err)
 	}
 	for _, st := range []string{store.StatusQueued, store.StatusRunning, store.StatusDone, store.StatusCancelled, store.StatusFailed} {
 		if _, ok := counts[st]; !ok {
@@ -293,7 +293,7 @@ func (s *Store) CountJobs(ctx context.Context) (map[string]int, error) {
 func (s *Store) CountJobsByOwner(ctx context.Context) (map[string]int, error) {
 	out, err := byKey[int](s.db.Query(ctx, `SELECT owner, COUNT(*) FROM jobs GROUP BY owner`))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: CountJobsByOwner: %w", err)
+		return nil, errorf("postgres: CountJobsByOwner: %w", err)
 	}
 	return out, nil
 }
@@ -302,7 +302,7 @@ func (s *Store) CountJobsByOwner(ctx context.Context) (map[string]int, error) {
 func (s *Store) StartAttempt(ctx context.Context, id string, attempt int, w store.WorkerRef, at time.Time) error {
 	op := fmt.Sprintf("StartAttempt %q attempt %d", id, attempt)
 	if err := checkWorker(w); err != nil {
-		return fmt.Errorf("postgres: %s: %w", op, err)
+		return errorf("postgres: %s: %w", op, err)
 	}
 	return s.transition(ctx, op, id, sqlStartAttempt, attempt, w.Name, w.Identity, columns.Nanos(at), id)
 }
@@ -311,7 +311,7 @@ func (s *Store) StartAttempt(ctx context.Context, id string, attempt int, w stor
 func (s *Store) RequeueAttempt(ctx context.Context, id string, attempt int, w store.WorkerRef, r store.Requeue) error {
 	op := fmt.Sprintf("RequeueAttempt %q attempt %d by %s", id, attempt, w.Name)
 	if err := checkWorker(w); err != nil {
-		return fmt.Errorf("postgres: %s: %w", op, err)
+		return errorf("postgres: %s: %w", op, err)
 	}
 	released := 0
 	if r.Released {
@@ -324,10 +324,10 @@ func (s *Store) RequeueAttempt(ctx context.Context, id string, attempt int, w st
 func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, w store.WorkerRef, f store.Finish) (*store.Job, error) {
 	op := fmt.Sprintf("FinishAttempt %q attempt %d by %s", id, attempt, w.Name)
 	if err := checkFinish(f); err != nil {
-		return nil, fmt.Errorf("postgres: %s: %w", op, err)
+		return nil, errorf("postgres: %s: %w", op, err)
 	}
 	if err := checkWorker(w); err != nil {
-		return nil, fmt.Errorf("postgres: %s: %w", op, err)
+		return nil, errorf("postgres: %s: %w", op, err)
 	}
 	j, err := scanJob(s.db.QueryRow(ctx, sqlFinishAttempt,
 		f.Status, f.Verdict, f.Error, f.Version, columns.Blob(f.Result), columns.Nanos(f.At), id, attempt, w.Name, w.Identity))
@@ -335,7 +335,7 @@ func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, w sto
 		return nil, s.outcome(ctx, op, id, 0, nil)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %s: %w", op, err)
+		return nil, errorf("postgres: %s: %w", op, err)
 	}
 	return j, nil
 }
@@ -344,7 +344,7 @@ func (s *Store) FinishAttempt(ctx context.Context, id string, attempt int, w sto
 func (s *Store) FinishQueued(ctx context.Context, id string, f store.Finish) error {
 	op := fmt.Sprintf("FinishQueued %q", id)
 	if err := checkFinish(f); err != nil {
-		return fmt.Errorf("postgres: %s: %w", op, err)
+		return errorf("postgres: %s: %w", op, err)
 	}
 	return s.transition(ctx, op, id, sqlFinishQueued,
 		f.Status, f.Verdict, f.Error, f.Version, columns.Blob(f.Result), columns.Nanos(f.At), id)
@@ -379,15 +379,15 @@ func (s *Store) transition(ctx context.Context, op, id, query string, args ...an
 // outcome turns a transition's result (rows changed) into its error.
 func (s *Store) outcome(ctx context.Context, op, id string, n int64, err error) error {
 	if err != nil {
-		return fmt.Errorf("postgres: %s: %w", op, err)
+		return errorf("postgres: %s: %w", op, err)
 	}
 	if n == 1 {
 		return nil
 	}
 	if err := s.mustExist(ctx, id); err != nil {
-		return fmt.Errorf("postgres: %s: %w", op, err)
+		return errorf("postgres: %s: %w", op, err)
 	}
-	return fmt.Errorf("postgres: %s: %w", op, store.ErrConflict)
+	return errorf("postgres: %s: %w", op, store.ErrConflict)
 }
 
 // mustExist returns nil if the job exists, an error wrapping ErrNotFound if

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -31,21 +30,21 @@ func (s *Store) Listen(ctx context.Context, queued func(), ended func(id string)
 func (s *Store) listenOnce(ctx context.Context, queued func(), ended func(id string)) error {
 	pc, err := s.db.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: Listen: %w", err)
+		return errorf("postgres: Listen: %w", err)
 	}
 	// A listening connection must not go back to the pool.
 	conn := pc.Hijack()
 	defer conn.Close(context.Background())
 	for _, ch := range []string{"grappe_queued", "grappe_ended"} {
 		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
-			return fmt.Errorf("postgres: Listen: %w", err)
+			return errorf("postgres: Listen: %w", err)
 		}
 	}
 	queued() // what was queued before the LISTEN is not notified
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return fmt.Errorf("postgres: Listen: %w", err)
+			return errorf("postgres: Listen: %w", err)
 		}
 		switch n.Channel {
 		case "grappe_queued":

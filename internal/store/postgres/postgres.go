@@ -59,14 +59,14 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: New: %w", err)
+		return nil, errorf("postgres: New: %w", err)
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
 	db, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: New: %w", err)
+		return nil, errorf("postgres: New: %w", err)
 	}
 	if err := migrate(ctx, db); err != nil {
 		db.Close()

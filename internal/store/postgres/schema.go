@@ -183,6 +183,22 @@ $$;
 CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE OF status ON jobs
 	FOR EACH ROW EXECUTE FUNCTION jobs_notify();
 `,
+		// 5: the roles one master at a time leads, and the workers the
+		// autoscaler started (SQLite's migration 10).
+		`
+CREATE TABLE leaders (
+	role   TEXT PRIMARY KEY,
+	holder TEXT NOT NULL,
+	until  BIGINT NOT NULL
+);
+CREATE TABLE autoscaled_workers (
+	name        TEXT PRIMARY KEY,
+	provisioner TEXT NOT NULL,
+	master      TEXT NOT NULL,
+	reason      TEXT NOT NULL,
+	started_at  BIGINT NOT NULL
+);
+`,
 	}
 }
 
@@ -227,7 +243,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return errorf("postgres: migrate: %w", err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,11 +16,11 @@ import (
 // insert committed: ON CONFLICT waits for it.
 func (s *Store) PutSecret(ctx context.Context, name string, value []byte) ([]byte, error) {
 	if _, err := s.db.Exec(ctx, `INSERT INTO cluster_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
-		return nil, fmt.Errorf("postgres: PutSecret %q: %w", name, err)
+		return nil, errorf("postgres: PutSecret %q: %w", name, err)
 	}
 	stored, err := s.GetSecret(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: PutSecret %q: %w", name, err)
+		return nil, errorf("postgres: PutSecret %q: %w", name, err)
 	}
 	return stored, nil
 }
@@ -30,7 +29,7 @@ func (s *Store) PutSecret(ctx context.Context, name string, value []byte) ([]byt
 func (s *Store) SetSecret(ctx context.Context, name string, value []byte) error {
 	if _, err := s.db.Exec(ctx, `INSERT INTO cluster_secrets (name, value) VALUES ($1, $2)
 	ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
-		return fmt.Errorf("postgres: SetSecret %q: %w", name, err)
+		return errorf("postgres: SetSecret %q: %w", name, err)
 	}
 	return nil
 }
@@ -41,9 +40,9 @@ func (s *Store) GetSecret(ctx context.Context, name string) ([]byte, error) {
 	err := s.db.QueryRow(ctx, `SELECT value FROM cluster_secrets WHERE name = $1`, name).Scan(&v)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return nil, fmt.Errorf("postgres: GetSecret %q: %w", name, store.ErrNotFound)
+		return nil, errorf("postgres: GetSecret %q: %w", name, store.ErrNotFound)
 	case err != nil:
-		return nil, fmt.Errorf("postgres: GetSecret %q: %w", name, err)
+		return nil, errorf("postgres: GetSecret %q: %w", name, err)
 	}
 	return v, nil
 }

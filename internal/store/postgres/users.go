@@ -30,7 +30,7 @@ ON CONFLICT (name) DO UPDATE SET
 	created_at = excluded.created_at`,
 		u.Name, u.Role, u.PasswordHash, columns.Nanos(u.CreatedAt))
 	if err != nil {
-		return fmt.Errorf("postgres: PutUser %q: %w", u.Name, err)
+		return errorf("postgres: PutUser %q: %w", u.Name, err)
 	}
 	return nil
 }
@@ -40,10 +40,10 @@ func (s *Store) GetUser(ctx context.Context, name string) (*store.User, error) {
 	u, err := scanUser(s.db.QueryRow(ctx,
 		`SELECT name, role, password_hash, created_at FROM users WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("postgres: GetUser %q: %w", name, store.ErrNotFound)
+		return nil, errorf("postgres: GetUser %q: %w", name, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: GetUser %q: %w", name, err)
+		return nil, errorf("postgres: GetUser %q: %w", name, err)
 	}
 	return u, nil
 }
@@ -55,7 +55,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]*store.User, error) {
 		`SELECT name, role, password_hash, created_at FROM users ORDER BY name COLLATE "C"`)
 	users, err := collect(rows, err, scanUser)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: ListUsers: %w", err)
+		return nil, errorf("postgres: ListUsers: %w", err)
 	}
 	return users, nil
 }
@@ -80,7 +80,7 @@ func (s *Store) CreateToken(ctx context.Context, t *store.Token) error {
 		`INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		t.ID, t.Hash, t.User, t.Name, kind, columns.Nanos(t.CreatedAt), columns.Nanos(t.ExpiresAt))
 	if err != nil {
-		return fmt.Errorf("postgres: CreateToken %q for user %q: %w", t.ID, t.User, constraintErr(err))
+		return errorf("postgres: CreateToken %q for user %q: %w", t.ID, t.User, constraintErr(err))
 	}
 	return nil
 }
@@ -90,10 +90,10 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*store.Token, err
 	t, err := scanToken(s.db.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		// The hash is a credential's digest: keep it out of the message.
-		return nil, fmt.Errorf("postgres: TokenByHash: %w", store.ErrNotFound)
+		return nil, errorf("postgres: TokenByHash: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: TokenByHash: %w", err)
+		return nil, errorf("postgres: TokenByHash: %w", err)
 	}
 	return t, nil
 }
@@ -105,7 +105,7 @@ func (s *Store) ListTokens(ctx context.Context, user string) ([]*store.Token, er
 		`SELECT `+tokenColumns+` FROM tokens WHERE user_name = $1 ORDER BY created_at, id COLLATE "C"`, user)
 	tokens, err := collect(rows, err, scanToken)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: ListTokens %q: %w", user, err)
+		return nil, errorf("postgres: ListTokens %q: %w", user, err)
 	}
 	return tokens, nil
 }
@@ -136,7 +136,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, name, hash string) (int, er
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("postgres: SetPasswordHash %q: %w", name, err)
+		return 0, errorf("postgres: SetPasswordHash %q: %w", name, err)
 	}
 	return int(revoked), nil
 }
@@ -145,7 +145,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, name, hash string) (int, er
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
 	tag, err := s.db.Exec(ctx, `DELETE FROM tokens WHERE expires_at <> 0 AND expires_at <= $1`, columns.Nanos(now))
 	if err != nil {
-		return 0, fmt.Errorf("postgres: DeleteExpiredTokens: %w", err)
+		return 0, errorf("postgres: DeleteExpiredTokens: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }
@@ -154,10 +154,10 @@ func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, er
 func (s *Store) deleteOne(ctx context.Context, op, key, query string) error {
 	tag, err := s.db.Exec(ctx, query, key)
 	if err != nil {
-		return fmt.Errorf("postgres: %s %q: %w", op, key, err)
+		return errorf("postgres: %s %q: %w", op, key, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: %s %q: %w", op, key, store.ErrNotFound)
+		return errorf("postgres: %s %q: %w", op, key, store.ErrNotFound)
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ const identityColumns = `name, id, serial, created_at, expires_at, revoked_at`
 func (s *Store) CreateWorkerIdentity(ctx context.Context, w *store.WorkerIdentity) error {
 	op := fmt.Sprintf("CreateWorkerIdentity %q", w.Name)
 	if w.Name == "" || w.ID == "" {
-		return fmt.Errorf("postgres: %s: name and id are required", op)
+		return errorf("postgres: %s: name and id are required", op)
 	}
 	tag, err := s.db.Exec(ctx, `INSERT INTO worker_identities (`+identityColumns+`)
 		VALUES ($1, $2, $3, $4, $5, 0)
@@ -34,10 +34,10 @@ func (s *Store) CreateWorkerIdentity(ctx context.Context, w *store.WorkerIdentit
 			OR (worker_identities.expires_at <> 0 AND worker_identities.expires_at <= $4)`,
 		w.Name, w.ID, w.Serial, columns.Nanos(w.CreatedAt), columns.Nanos(w.ExpiresAt))
 	if err != nil {
-		return fmt.Errorf("postgres: %s: %w", op, err)
+		return errorf("postgres: %s: %w", op, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: %s: the name has a live identity: %w", op, store.ErrConflict)
+		return errorf("postgres: %s: the name has a live identity: %w", op, store.ErrConflict)
 	}
 	return nil
 }
@@ -50,12 +50,12 @@ func (s *Store) RenewWorkerIdentity(ctx context.Context, name, oldSerial, serial
 		RETURNING `+identityColumns, serial, columns.Nanos(expires), name, oldSerial))
 	if errors.Is(err, pgx.ErrNoRows) {
 		if _, err := s.GetWorkerIdentity(ctx, name); err != nil {
-			return nil, fmt.Errorf("postgres: %s: %w", op, err)
+			return nil, errorf("postgres: %s: %w", op, err)
 		}
-		return nil, fmt.Errorf("postgres: %s: not the current certificate: %w", op, store.ErrConflict)
+		return nil, errorf("postgres: %s: not the current certificate: %w", op, store.ErrConflict)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %s: %w", op, err)
+		return nil, errorf("postgres: %s: %w", op, err)
 	}
 	return w, nil
 }
@@ -64,10 +64,10 @@ func (s *Store) RenewWorkerIdentity(ctx context.Context, name, oldSerial, serial
 func (s *Store) GetWorkerIdentity(ctx context.Context, name string) (*store.WorkerIdentity, error) {
 	w, err := scanIdentity(s.db.QueryRow(ctx, `SELECT `+identityColumns+` FROM worker_identities WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("postgres: GetWorkerIdentity %q: %w", name, store.ErrNotFound)
+		return nil, errorf("postgres: GetWorkerIdentity %q: %w", name, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: GetWorkerIdentity %q: %w", name, err)
+		return nil, errorf("postgres: GetWorkerIdentity %q: %w", name, err)
 	}
 	return w, nil
 }
@@ -77,7 +77,7 @@ func (s *Store) ListWorkerIdentities(ctx context.Context) ([]*store.WorkerIdenti
 	rows, err := s.db.Query(ctx, `SELECT `+identityColumns+` FROM worker_identities ORDER BY name COLLATE "C"`)
 	out, err := collect(rows, err, scanIdentity)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: ListWorkerIdentities: %w", err)
+		return nil, errorf("postgres: ListWorkerIdentities: %w", err)
 	}
 	if len(out) == 0 {
 		return nil, nil // as the SQLite backend: no identity is a nil list
@@ -89,10 +89,10 @@ func (s *Store) ListWorkerIdentities(ctx context.Context) ([]*store.WorkerIdenti
 func (s *Store) RevokeWorkerIdentity(ctx context.Context, name string, at time.Time) error {
 	tag, err := s.db.Exec(ctx, `UPDATE worker_identities SET revoked_at = $1 WHERE name = $2`, columns.Nanos(at), name)
 	if err != nil {
-		return fmt.Errorf("postgres: RevokeWorkerIdentity %q: %w", name, err)
+		return errorf("postgres: RevokeWorkerIdentity %q: %w", name, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: RevokeWorkerIdentity %q: %w", name, store.ErrNotFound)
+		return errorf("postgres: RevokeWorkerIdentity %q: %w", name, store.ErrNotFound)
 	}
 	return nil
 }
@@ -136,15 +136,15 @@ func (s *Store) UpsertWorkers(ctx context.Context, ws []*store.Worker) error {
 	var b pgx.Batch
 	for _, w := range ws {
 		if w.Name == "" || w.Status == "" {
-			return fmt.Errorf("postgres: UpsertWorkers: worker %q: name and status are required", w.Name)
+			return errorf("postgres: UpsertWorkers: worker %q: name and status are required", w.Name)
 		}
 		langs, err := json.Marshal(w.Languages)
 		if err != nil {
-			return fmt.Errorf("postgres: UpsertWorkers: worker %q: %w", w.Name, err)
+			return errorf("postgres: UpsertWorkers: worker %q: %w", w.Name, err)
 		}
 		labels, err := columns.Labels(w.Labels)
 		if err != nil {
-			return fmt.Errorf("postgres: UpsertWorkers: worker %q: %w", w.Name, err)
+			return errorf("postgres: UpsertWorkers: worker %q: %w", w.Name, err)
 		}
 		b.Queue(sqlUpsertWorker, w.Name, w.Identity, w.Master, w.Address, w.Status, string(langs), labels,
 			w.Slots, w.Running, w.CPUPercent, w.MemoryPercent, w.JobsDone, w.InfraFailures,
@@ -154,7 +154,7 @@ func (s *Store) UpsertWorkers(ctx context.Context, ws []*store.Worker) error {
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: UpsertWorkers: %w", err)
+		return errorf("postgres: UpsertWorkers: %w", err)
 	}
 	return nil
 }
@@ -164,7 +164,7 @@ func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
 	rows, err := s.db.Query(ctx, `SELECT `+workerColumns+`, admin_drain FROM workers ORDER BY name COLLATE "C"`)
 	out, err := collect(rows, err, scanWorker)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: ListWorkers: %w", err)
+		return nil, errorf("postgres: ListWorkers: %w", err)
 	}
 	return out, nil
 }
@@ -196,9 +196,9 @@ func (s *Store) SetWorkerDrain(ctx context.Context, name string, drain bool) err
 	tag, err := s.db.Exec(ctx, `UPDATE workers SET admin_drain = $1 WHERE name = $2`, drain, name)
 	switch {
 	case err != nil:
-		return fmt.Errorf("postgres: SetWorkerDrain %q: %w", name, err)
+		return errorf("postgres: SetWorkerDrain %q: %w", name, err)
 	case tag.RowsAffected() == 0:
-		return fmt.Errorf("postgres: SetWorkerDrain %q: %w", name, store.ErrNotFound)
+		return errorf("postgres: SetWorkerDrain %q: %w", name, store.ErrNotFound)
 	}
 	return nil
 }
@@ -210,7 +210,7 @@ func (s *Store) DeleteWorkers(ctx context.Context, names []string) (int, error) 
 	}
 	tag, err := s.db.Exec(ctx, `DELETE FROM workers WHERE name = ANY($1) AND status = 'lost'`, names)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: DeleteWorkers: %w", err)
+		return 0, errorf("postgres: DeleteWorkers: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

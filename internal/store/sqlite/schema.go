@@ -211,6 +211,22 @@ CREATE TABLE cluster_secrets (
 	value BLOB NOT NULL
 ) WITHOUT ROWID;
 `,
+		// 10: the roles one master at a time leads, and the workers the
+		// autoscaler started (remembered across restarts).
+		`
+CREATE TABLE leaders (
+	role   TEXT PRIMARY KEY,
+	holder TEXT NOT NULL,
+	until  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE autoscaled_workers (
+	name        TEXT PRIMARY KEY,
+	provisioner TEXT NOT NULL,
+	master      TEXT NOT NULL,
+	reason      TEXT NOT NULL,
+	started_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
 	}
 }
 

@@ -38,6 +38,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 		{"FinishRacingCancel", testSharedFinishRacingCancel},
 		{"QuotaUnderConcurrentSubmits", testSharedQuota},
 		{"OneSecretUnderConcurrentPuts", testSharedSecrets},
+		{"OneLeader", testSharedOneLeader},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, both(t)) })
 	}

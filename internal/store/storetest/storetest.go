@@ -88,6 +88,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"HeldBy", testHeldBy},
 		{"WorkerDrain", testWorkerDrain},
 		{"Secrets", testSecrets},
+		{"Lead", testLead},
+		{"Autoscaled", testAutoscaled},
 		{"RescueGivesUp", testRescueGivesUp},
 		{"Quota", testQuota},
 		{"QueuedBefore", testQueuedBefore},
