@@ -89,6 +89,11 @@ type Config struct {
 	// (default 30s); those still running then are killed.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// State remembers the started workers across restarts and masters;
+	// nil remembers nothing (remember.go).
+	State State
+	// Leader gates every round: nil always leads.
+	Leader Leader
 }
 
 // Autoscaler is the policy loop. Create it with New, run it with Run.
@@ -112,6 +117,7 @@ type Autoscaler struct {
 	failures  int
 	backoffTo time.Time
 	held      string
+	leading   bool // it led at the last round, and loaded State then
 	desired   int
 	actual    int
 	decisions ring
@@ -193,6 +199,9 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 
 // tick is one round: observe, decide, act.
 func (a *Autoscaler) tick(ctx context.Context, now time.Time) {
+	if !a.lead(ctx) {
+		return
+	}
 	queue, workers := a.cfg.Cluster.Snapshot()
 	a.mu.Lock()
 	// Listed under a.mu, after any start that a.mu says has returned: a
@@ -223,6 +232,37 @@ func (a *Autoscaler) tick(ctx context.Context, now time.Time) {
 		}
 	}
 	a.mu.Unlock()
+}
+
+// lead reports whether this round runs, loading what State remembers when
+// the autoscaler starts to lead: another master may have started and
+// stopped workers meanwhile. A master that stops leading keeps its
+// workers; their next leader takes them over.
+func (a *Autoscaler) lead(ctx context.Context) bool {
+	leads := a.cfg.Leader == nil || a.cfg.Leader.Leads(ctx)
+	a.mu.Lock()
+	switch {
+	case !leads:
+		if a.leading {
+			a.log.Info("autoscaler paused: another master leads it")
+		}
+		a.leading = false
+		a.mu.Unlock()
+		return false
+	case a.leading || a.cfg.State == nil:
+		a.leading = true
+		a.mu.Unlock()
+		return true
+	}
+	gone, err := a.load(ctx)
+	a.leading = err == nil
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Warn("autoscaler: load the workers it started", "err", err)
+		return false
+	}
+	a.forgetGone(ctx, gone)
+	return true
 }
 
 // observe updates what the autoscaler knows of its workers from the
@@ -317,6 +357,9 @@ func (a *Autoscaler) apply(ctx context.Context, now time.Time, act Action) {
 		a.record(now, act)
 		startCtx := a.startCtx
 		a.mu.Unlock()
+		// Remembered before it starts: a master that dies during a
+		// start leaves a name its successor knows.
+		a.save(ctx, Started{Name: act.Worker, Provisioner: a.prov.Kind(), Reason: act.Reason, StartedAt: now})
 		a.wg.Go(func() {
 			err := a.prov.Start(startCtx, act.Worker)
 			a.mu.Lock()
@@ -328,6 +371,7 @@ func (a *Autoscaler) apply(ctx context.Context, now time.Time, act Action) {
 				return
 			}
 			delete(a.insts, act.Worker)
+			a.unsave(act.Worker)
 			a.failed(a.now(), Action{Kind: ActFail, Worker: act.Worker, Reason: fmt.Sprintf("start failed: %v", err)})
 		})
 	case ActDrain, ActUndrain:
@@ -368,6 +412,7 @@ func (a *Autoscaler) apply(ctx context.Context, now time.Time, act Action) {
 			if err == nil {
 				a.forget(startCtx, act.Worker)
 			}
+			a.unsave(act.Worker)
 			a.mu.Lock()
 			delete(a.insts, act.Worker)
 			if err != nil {
@@ -417,7 +462,9 @@ func (a *Autoscaler) stopAll() {
 		wg.Go(func() {
 			if err := a.prov.Stop(ctx, in.Name); err != nil {
 				a.log.Warn("stop worker", "worker", in.Name, "err", err)
+				return
 			}
+			a.unsave(in.Name)
 		})
 	}
 	wg.Wait()

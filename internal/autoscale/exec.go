@@ -121,6 +121,18 @@ func (e *Exec) Stop(ctx context.Context, name string) error {
 	return e.run(ctx, "stop", e.cfg.StopCmd, name)
 }
 
+var _ Adopter = (*Exec)(nil)
+
+// Adopt implements Adopter: a worker started by the same commands from an
+// earlier master process is stopped by them too.
+func (e *Exec) Adopt(name string, startedAt time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.insts[name]; !ok {
+		e.insts[name] = Instance{Name: name, State: InstanceRunning, StartedAt: startedAt, Log: e.logPath(name)}
+	}
+}
+
 // List implements Provisioner.
 func (e *Exec) List() []Instance {
 	e.mu.Lock()

@@ -12,6 +12,7 @@ import (
 // stay open, nobody is told.
 type Proxy struct {
 	ln      net.Listener
+	network string // of the target: "tcp", or "unix" for a socket path
 	target  atomic.Pointer[string]
 	dropped atomic.Bool
 
@@ -21,12 +22,18 @@ type Proxy struct {
 }
 
 // NewProxy listens on 127.0.0.1:0 and forwards to target.
-func NewProxy(target string) (*Proxy, error) {
+func NewProxy(target string) (*Proxy, error) { return newProxy("tcp", target) }
+
+// NewUnixProxy listens on 127.0.0.1:0 and forwards to the Unix socket at
+// path (a test PostgreSQL's, for one).
+func NewUnixProxy(path string) (*Proxy, error) { return newProxy("unix", path) }
+
+func newProxy(network, target string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln}
+	p := &Proxy{ln: ln, network: network}
 	p.target.Store(&target)
 	p.wg.Add(1)
 	go p.accept()
@@ -71,7 +78,7 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
-		up, err := net.Dial("tcp", *p.target.Load())
+		up, err := net.Dial(p.network, *p.target.Load())
 		if err != nil {
 			c.Close()
 			continue

@@ -92,7 +92,7 @@ func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err er
 	if !ok && errors.Is(err, store.ErrUnavailable) {
 		// The master lives and keeps its workers; its database will be
 		// back. Nothing was written: the client may simply try again.
-		log.Warn("request failed: the database is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.Debug("request failed: the database is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		e, ok = &Error{Status: http.StatusServiceUnavailable, Code: api.CodeUnavailable, RetryAfter: 2,
 			Message: "the database is unavailable; try again in a few seconds"}, true
 	}

@@ -79,6 +79,7 @@ func (m *Master) setupAutoscaler() error {
 	m.autoscaler, err = autoscale.New(autoscale.Config{
 		Policy: ac.Policy, Provisioner: prov, Cluster: autoscaleCluster{m},
 		Interval: ac.Interval, ShutdownTimeout: ac.ShutdownTimeout, Logger: m.log,
+		State: autoscaleState{m}, Leader: autoscaleLeader{m},
 	})
 	if err != nil {
 		return fmt.Errorf("master: %w", err)
@@ -134,8 +135,9 @@ var _ autoscale.Cluster = autoscaleCluster{}
 // decision: the oldest, which are the ones it must start workers for.
 const snapshotQueued = 512
 
-// Snapshot reads the queue from the store (the whole cluster's) and
-// copies the workers under one hold of m.mu. The language and label maps
+// Snapshot reads the queue and the other masters' workers from the store
+// (the whole cluster's) and copies this master's workers under one hold
+// of m.mu. The language and label maps
 // are shared: the master replaces them, never changes them in place.
 func (c autoscaleCluster) Snapshot() ([]autoscale.QueuedJob, []autoscale.WorkerState) {
 	m := c.m
@@ -143,15 +145,28 @@ func (c autoscaleCluster) Snapshot() ([]autoscale.QueuedJob, []autoscale.WorkerS
 	defer cancel()
 	waiting, err := m.store.QueuedBefore(ctx, time.Now().Add(time.Second).UTC(), 0, snapshotQueued)
 	if err != nil {
-		m.log.Warn("autoscaler: read the queue", "err", err)
+		m.logStoreErr("autoscaler: read the queue", err)
 	}
 	queue := make([]autoscale.QueuedJob, 0, len(waiting))
 	for _, j := range waiting {
 		queue = append(queue, autoscale.QueuedJob{Language: j.Language, Version: j.Version, Labels: j.Labels, Since: j.QueuedAt})
 	}
+	var workers []autoscale.WorkerState
+	// The other masters' workers, from the table: after a takeover the
+	// workers this autoscaler remembers may be linked to any master.
+	for _, w := range m.otherWorkers(ctx, m.holds) {
+		langs := map[string][]string{}
+		for _, l := range w.Languages {
+			langs[l.Name] = append(langs[l.Name], l.Version)
+		}
+		workers = append(workers, autoscale.WorkerState{
+			Name: w.Name, Connected: w.Status != api.WorkerLost, Status: w.Status,
+			AdminDrain: w.Status == api.WorkerDraining, Slots: w.Slots, Running: w.Running,
+			Languages: langs, Labels: w.Labels,
+		})
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	workers := make([]autoscale.WorkerState, 0, len(m.workers))
 	for _, w := range m.workers {
 		workers = append(workers, autoscale.WorkerState{
 			Name: w.name, Connected: w.session != nil && w.status != api.WorkerLost, Status: w.status,

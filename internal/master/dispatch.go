@@ -89,7 +89,7 @@ func (m *Master) offers() []store.Offer {
 func (m *Master) dispatch(ctx context.Context) {
 	started, err := m.core.Dispatch(ctx)
 	if err != nil && ctx.Err() == nil {
-		m.log.Error("dispatch", "err", err)
+		m.logStoreErr("dispatch", err)
 	}
 	// Jobs started: there may be more to claim when a slot frees.
 	// None: nothing queued fits the free slots now.

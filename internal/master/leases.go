@@ -48,7 +48,7 @@ func (m *Master) renewLeases(ctx context.Context) {
 		return
 	}
 	if _, err := m.store.RenewLeases(ctx, m.cfg.MasterID, refs, now.Add(m.leaseFor()).UTC()); err != nil && ctx.Err() == nil {
-		m.log.Error("renew leases", "err", err)
+		m.logStoreErr("renew leases", err)
 	}
 }
 
@@ -80,7 +80,7 @@ func (m *Master) rescueExpired(ctx context.Context, now time.Time) {
 	rescued, err := m.store.RescueExpired(ctx, now.UTC(), rescueReason, rescueLimit)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.log.Error("rescue expired leases", "err", err)
+			m.logStoreErr("rescue expired leases", err)
 		}
 		return
 	}

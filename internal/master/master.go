@@ -287,6 +287,13 @@ type Master struct {
 	// renewedAt is when the leases were last renewed (leases.go; the
 	// workers-table flush alone uses it).
 	renewedAt time.Time
+	// unrecorded: results the store failed to record, recorded again by
+	// the sweep (unrecorded.go).
+	unrecorded unrecordedResults
+	// outage: the database's unavailability, for the logs (outage.go).
+	outage outage
+	// The roles this master may lead (leader.go).
+	sweeper, autoscaleRole role
 
 	mu      sync.Mutex
 	jobs    map[string]*liveJob
@@ -325,6 +332,7 @@ func New(cfg Config) (*Master, error) {
 		broker: newBroker(), kickc: make(chan struct{}, 1),
 		jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{}, started: time.Now(),
 		dirtyRows: map[string]struct{}{},
+		sweeper:   role{name: store.RoleSweeper}, autoscaleRole: role{name: store.RoleAutoscaler},
 		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
 	}
 	if m.catalogue == nil {
@@ -635,6 +643,7 @@ func (m *Master) shutdown() {
 	if m.metricsSrv != nil {
 		_ = m.metricsSrv.Shutdown(ctx)
 	}
+	m.resign(ctx)
 }
 
 // Close releases everything; it is safe to call more than once.

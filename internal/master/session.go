@@ -308,6 +308,13 @@ func (m *Master) accepted(w store.WorkerRef, a *clusterpb.Accepted) {
 // the result: true when it was recorded, stale or refused, false when the
 // store failed and it must be resent.
 func (m *Master) recordResult(ctx context.Context, w store.WorkerRef, r *clusterpb.Result) bool {
+	return m.record(ctx, w, r, time.Now())
+}
+
+// record is recordResult of a result that arrived at arrived (its
+// FinishedAt). A result the store failed to record is kept and recorded
+// again by the sweep (unrecorded.go).
+func (m *Master) record(ctx context.Context, w store.WorkerRef, r *clusterpb.Result, arrived time.Time) bool {
 	if r.Attempt == nil {
 		return true
 	}
@@ -321,7 +328,6 @@ func (m *Master) recordResult(ctx context.Context, w store.WorkerRef, r *cluster
 		m.log.Error("unreadable result", "job", id, "worker", w.Name, "err", err)
 		f = store.Finish{Status: store.StatusFailed, Error: "the worker sent an unreadable result"}
 	}
-	arrived := time.Now() // its FinishedAt: before the slot is handed on
 	// The worker's slot is free as soon as its result arrives: hand it the
 	// next job while this result is being committed, not after.
 	m.mu.Lock()
@@ -350,19 +356,9 @@ func (m *Master) recordResult(ctx context.Context, w store.WorkerRef, r *cluster
 		return true
 	default:
 		m.logStoreErr("record result", err, "job", id)
+		m.unrecorded.keep(w, r, arrived)
 		return false
 	}
-}
-
-// logStoreErr logs a failed store write at ERROR, except the one a link
-// that ended (a reconnecting worker, a shutdown) cancelled: that is
-// expected, and what it was for is sent or done again.
-func (m *Master) logStoreErr(what string, err error, args ...any) {
-	if errors.Is(err, context.Canceled) {
-		m.log.Info(what+": the link ended first", append(args, "err", err)...)
-		return
-	}
-	m.log.Error(what, append(args, "err", err)...)
 }
 
 // release re-queues an attempt its worker handed back unfinished. A plain

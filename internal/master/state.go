@@ -306,8 +306,16 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 		m.mu.Unlock()
 		m.requeue(ctx, a.id, a.n, a.worker, requeueCause{reason: "its worker finished it but did not deliver the result"})
 	}
-	m.rescueExpired(ctx, now)
-	m.failUnplaceable(ctx, now)
+	m.recordAgain(ctx)
+	if m.leads(ctx, &m.sweeper, now) {
+		// A new sweeper first lets every master renew its leases: one
+		// that could not reach the database a moment ago (nor could we)
+		// has had no chance to, and its workers are alive.
+		if m.sweeper.ledFor(now) >= m.leaseFor() {
+			m.rescueExpired(ctx, now)
+		}
+		m.failUnplaceable(ctx, now)
+	}
 	m.dropStale(ctx, now)
 	m.dropReleased(ctx)
 	m.endFinishedElsewhere(ctx)

@@ -78,7 +78,7 @@ func (m *Master) statsLoop(ctx context.Context) {
 		case now := <-t.C:
 			queued, running, err := m.store.CountActive(ctx)
 			if err != nil && ctx.Err() == nil {
-				m.log.Warn("count active jobs", "err", err)
+				m.logStoreErr("count active jobs", err)
 			}
 			m.stats.close(now, queued, running)
 		}

@@ -36,7 +36,7 @@ func (m *Master) failUnplaceable(ctx context.Context, now time.Time) {
 	waiting, err := m.store.QueuedBefore(ctx, now.Add(-m.cfg.PlacementTimeout).UTC(), m.sweepAfter, sweepPage)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.log.Error("read waiting jobs", "err", err)
+			m.logStoreErr("read waiting jobs", err)
 		}
 		return
 	}
@@ -173,7 +173,7 @@ func (m *Master) dropReleased(ctx context.Context) {
 	stored, err := m.store.HeldBy(ctx, m.cfg.MasterID)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.log.Warn("read held attempts", "err", err)
+			m.logStoreErr("read held attempts", err)
 		}
 		return
 	}
@@ -241,7 +241,7 @@ func (m *Master) applyDrains(ctx context.Context) {
 	rows, err := m.store.ListWorkers(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.log.Warn("read the workers table", "err", err)
+			m.logStoreErr("read the workers table", err)
 		}
 		return
 	}

@@ -77,12 +77,17 @@ func (m *Master) flushWorkerRows(ctx context.Context) {
 	clear(m.dirtyRows)
 	m.mu.Unlock()
 	m.renewLeases(ctx)
-	if err := m.store.UpsertWorkers(ctx, rows); err != nil && ctx.Err() == nil {
-		m.log.Error("write workers table", "err", err)
+	switch err := m.store.UpsertWorkers(ctx, rows); {
+	case err == nil:
+		if len(rows) > 0 { // none written, nothing learnt
+			m.storeAnswered()
+		}
+	case ctx.Err() == nil:
+		m.logStoreErr("write workers table", err)
 	}
 	if len(gone) > 0 {
 		if _, err := m.store.DeleteWorkers(ctx, gone); err != nil && ctx.Err() == nil {
-			m.log.Error("delete forgotten workers", "err", err)
+			m.logStoreErr("delete forgotten workers", err)
 		}
 	}
 }
@@ -107,7 +112,7 @@ func (m *Master) rowOf(w *workerEntry) *store.Worker {
 func (m *Master) otherWorkers(ctx context.Context, mine func(name string) bool) []api.Worker {
 	rows, err := m.store.ListWorkers(ctx)
 	if err != nil {
-		m.log.Warn("read workers table", "err", err)
+		m.logStoreErr("read workers table", err)
 		return nil
 	}
 	now := time.Now()
