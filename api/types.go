@@ -244,12 +244,18 @@ type LoginResponse struct {
 
 // Event is one Server-Sent Event of GET /api/v1/jobs/{id}/events. Type is
 // "state" (Job is set), "output" (Stream and Data are set) or "end".
+// An output event also says which attempt wrote it and where its bytes
+// start in that attempt's output (all streams together): the SSE id of an
+// event is "ATTEMPT:END", and a stream resumed with that Last-Event-ID,
+// on any master, starts after it.
 type Event struct {
 	Type     string `json:"type"`
 	Job      *Job   `json:"job,omitempty"`
 	Stream   string `json:"stream,omitempty"`
 	Data     string `json:"data,omitempty"`
 	Encoding string `json:"encoding,omitempty"`
+	Attempt  int32  `json:"attempt,omitempty"`
+	Offset   int64  `json:"offset,omitempty"`
 }
 
 // Error codes of ErrorBody.

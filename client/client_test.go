@@ -279,29 +279,31 @@ func TestListsAndUsers(t *testing.T) {
 }
 
 func TestReadSSE(t *testing.T) {
-	type ev struct{ name, data string }
+	type ev struct{ name, id, data string }
 	tests := []struct {
 		name string
 		in   string
 		want []ev
 	}{
-		{"simple", "event: state\ndata: {}\n\n", []ev{{"state", "{}"}}},
-		{"default name", "data: x\n\n", []ev{{"message", "x"}}},
-		{"multi-line data", "data: a\ndata: b\ndata:c\n\n", []ev{{"message", "a\nb\nc"}}},
-		{"comments and unknown fields", ": keep-alive\n\nid: 7\nretry: 10\nevent: end\ndata: {}\n\n", []ev{{"end", "{}"}}},
-		{"CRLF", "event: a\r\ndata: 1\r\n\r\nevent: b\r\ndata: 2\r\n\r\n", []ev{{"a", "1"}, {"b", "2"}}},
-		{"lone CR", "event: a\rdata: 1\r\r", []ev{{"a", "1"}}},
+		{"simple", "event: state\ndata: {}\n\n", []ev{{"state", "", "{}"}}},
+		{"default name", "data: x\n\n", []ev{{"message", "", "x"}}},
+		{"multi-line data", "data: a\ndata: b\ndata:c\n\n", []ev{{"message", "", "a\nb\nc"}}},
+		{"comments and unknown fields", ": keep-alive\n\nretry: 10\nevent: end\ndata: {}\n\n", []ev{{"end", "", "{}"}}},
+		{"CRLF", "event: a\r\ndata: 1\r\n\r\nevent: b\r\ndata: 2\r\n\r\n", []ev{{"a", "", "1"}, {"b", "", "2"}}},
+		{"lone CR", "event: a\rdata: 1\r\r", []ev{{"a", "", "1"}}},
 		{"no data, no event", "event: a\n\n", nil},
-		{"unterminated event dropped", "data: 1\n\ndata: 2\n", []ev{{"message", "1"}}},
-		{"colon in value", "data: {\"a\":\"b: c\"}\n\n", []ev{{"message", `{"a":"b: c"}`}}},
-		{"name resets", "event: x\ndata: 1\n\ndata: 2\n\n", []ev{{"x", "1"}, {"message", "2"}}},
+		{"unterminated event dropped", "data: 1\n\ndata: 2\n", []ev{{"message", "", "1"}}},
+		{"colon in value", "data: {\"a\":\"b: c\"}\n\n", []ev{{"message", "", `{"a":"b: c"}`}}},
+		{"name resets", "event: x\ndata: 1\n\ndata: 2\n\n", []ev{{"x", "", "1"}, {"message", "", "2"}}},
+		{"the last id stays", "id: 1:5\ndata: a\n\ndata: b\n\nid: 2:0\ndata: c\n\n", []ev{{"message", "1:5", "a"}, {"message", "1:5", "b"}, {"message", "2:0", "c"}}},
+		{"an id with NUL is ignored", "id: 1:5\ndata: a\n\nid: x\x00y\ndata: b\n\n", []ev{{"message", "1:5", "a"}, {"message", "1:5", "b"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []ev
 			lines := 0
-			err := readSSE(strings.NewReader(tt.in), func() { lines++ }, func(name string, data []byte) error {
-				got = append(got, ev{name, string(data)})
+			err := readSSE(strings.NewReader(tt.in), func() { lines++ }, func(name, id string, data []byte) error {
+				got = append(got, ev{name, id, string(data)})
 				return nil
 			})
 			if err != nil {

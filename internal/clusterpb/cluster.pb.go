@@ -1033,11 +1033,15 @@ func (x *Accepted) GetAttempt() *AttemptRef {
 }
 
 type Output struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Attempt       *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Stream        string                 `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"` // "stdout" or "stderr"
-	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
-	Test          int32                  `protobuf:"varint,4,opt,name=test,proto3" json:"test,omitempty"` // index of the test case, -1 for the main run
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Attempt *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Stream  string                 `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"` // "stdout" or "stderr"
+	Data    []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Test    int32                  `protobuf:"varint,4,opt,name=test,proto3" json:"test,omitempty"` // index of the test case, -1 for the main run
+	// Bytes of output of this attempt before this chunk, all streams and
+	// tests together (chunks dropped on the way included): the position an
+	// event stream resumes from (Last-Event-ID), the same on every master.
+	Offset        int64 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1096,6 +1100,13 @@ func (x *Output) GetData() []byte {
 func (x *Output) GetTest() int32 {
 	if x != nil {
 		return x.Test
+	}
+	return 0
+}
+
+func (x *Output) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
 	}
 	return 0
 }
@@ -2055,12 +2066,13 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x12\n" +
 	"\x04last\x18\x04 \x01(\bR\x04last\"C\n" +
 	"\bAccepted\x127\n" +
-	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\"\x81\x01\n" +
+	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\"\x99\x01\n" +
 	"\x06Output\x127\n" +
 	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x12\n" +
-	"\x04test\x18\x04 \x01(\x05R\x04test\"\xae\x01\n" +
+	"\x04test\x18\x04 \x01(\x05R\x04test\x12\x16\n" +
+	"\x06offset\x18\x05 \x01(\x03R\x06offset\"\xae\x01\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12\x19\n" +

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -305,4 +307,152 @@ func TestWorkerFailsOverToTheNextMaster(t *testing.T) {
 	if err != nil || next.Status != api.StatusDone || next.Worker != "wf" {
 		t.Fatalf("a new job through a: %+v %v", next, err)
 	}
+}
+
+// TestRevocationsReachEveryMaster: on PostgreSQL a revocation through one
+// master takes effect on the others at once. A worker linked to master b
+// whose identity is revoked through a loses its link (it would otherwise
+// keep it until it reconnected; this one holds the join token and joins
+// again as a new identity); an API token that b trusts from its
+// cache stops working on b as soon as it is revoked through a, not ten
+// seconds later.
+func TestRevocationsReachEveryMaster(t *testing.T) {
+	url := postgresDatabase(t)
+	a := clustertest.Start(t, clustertest.Options{Master: func(c *master.Config) { c.Database = url }})
+	b := a.AddMaster("b")
+	b.AddWorker(clustertest.WorkerOptions{Name: "wr", Slots: 1, Languages: []string{"bash"}})
+	ctx := context.Background()
+	b.Eventually(10*time.Second, "wr up on b", func() bool { return workerStatus(b, "wr") == api.WorkerUp })
+
+	dana := addUser(t, a, "dana", "user")
+	tok, err := dana.CreateToken(ctx, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onB := b.NewClient(tok.Token)
+	defer onB.Close()
+	if _, err := onB.Jobs(ctx, "", 1); err != nil { // b now trusts it from its cache
+		t.Fatalf("the token on b: %v", err)
+	}
+	if err := dana.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	b.Eventually(3*time.Second, "the revoked token refused by b", func() bool {
+		_, err := onB.Jobs(ctx, "", 1)
+		return client.IsUnauthorized(err)
+	})
+	t.Logf("token revoked through a, refused by b after %s", time.Since(began).Round(time.Millisecond))
+
+	// The worker holds the join token: it joins again at once, under a
+	// new lineage, on a new link. The old link must be closed for that.
+	before := workerConnectedAt(t, b, "wr")
+	if err := a.Client.RevokeWorker(ctx, "wr"); err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	b.Eventually(3*time.Second, "the revoked worker's link closed by b", func() bool {
+		for _, w := range b.Master.Workers(ctx) {
+			if w.Name == "wr" && w.ConnectedAt.After(before) {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("worker revoked through a, its link on b replaced after %s", time.Since(began).Round(time.Millisecond))
+}
+
+// TestThreeMastersFourWorkers: three masters on one PostgreSQL, each with
+// its own data directory, and four workers spread over them. Jobs are
+// submitted round-robin through the three and awaited with ?wait through
+// another: every one is done once, with its own output; a job running on
+// a worker of one master is cancelled through a master that does not
+// hold that worker.
+func TestThreeMastersFourWorkers(t *testing.T) {
+	url := postgresDatabase(t)
+	a := clustertest.Start(t, clustertest.Options{Master: func(c *master.Config) { c.Database = url }})
+	masters := []*clustertest.Cluster{a, a.AddMasterOwnData("b"), a.AddMasterOwnData("c")}
+	for i := range 4 {
+		masters[i%3].AddWorker(clustertest.WorkerOptions{Name: fmt.Sprint("w", i), Slots: 2, Languages: []string{"bash"}})
+	}
+	ctx := context.Background()
+	for _, m := range masters {
+		m.Eventually(15*time.Second, "four workers up", func() bool {
+			up := 0
+			for _, w := range m.Master.Workers(ctx) {
+				if w.Status == api.WorkerUp {
+					up++
+				}
+			}
+			return up == 4
+		})
+	}
+
+	const n = 60
+	type result struct {
+		i   int
+		job *api.Job
+		err error
+	}
+	results := make(chan result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			j, err := masters[i%3].Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: fmt.Sprintf("echo job-%d", i)})
+			if err == nil {
+				j, err = masters[(i+1)%3].Client.Wait(ctx, j.ID) // through another master
+			}
+			results <- result{i, j, err}
+		})
+	}
+	wg.Wait()
+	close(results)
+	ranOn := map[string]int{}
+	for r := range results {
+		if r.err != nil {
+			t.Fatalf("job %d: %v", r.i, r.err)
+		}
+		j := r.job
+		if j.Status != api.StatusDone || j.Attempts != 1 || j.Run == nil || strings.TrimSpace(j.Run.Stdout) != fmt.Sprintf("job-%d", r.i) {
+			t.Fatalf("job %d: %s, attempts %d, run %+v; want done once with its own output", r.i, j.Status, j.Attempts, j.Run)
+		}
+		ranOn[j.Worker]++
+	}
+	t.Logf("jobs per worker: %v", ranOn)
+	if len(ranOn) < 3 {
+		t.Errorf("the jobs ran on %d workers (%v): placement did not use the cluster", len(ranOn), ranOn)
+	}
+
+	// A cancel through a master that does not hold the job's worker.
+	long, err := a.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo started; sleep 60", Limits: api.Limits{WallMs: 60000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := waitJob(t, a, long.ID, "the long job running", func(j *api.Job) bool { return j.Status == api.StatusRunning })
+	holder := masters[workerIndex(running.Worker)%3] // w_i is linked to master i%3
+	other := masters[(workerIndex(running.Worker)%3+1)%3]
+	runs := func(n int) func() bool {
+		return func() bool {
+			for _, w := range holder.Master.Workers(ctx) {
+				if w.Name == running.Worker && w.Status == api.WorkerUp && w.Running == n {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	holder.Eventually(5*time.Second, "the long job on its worker", runs(1))
+	began := time.Now()
+	if j, err := other.Client.Cancel(ctx, long.ID); err != nil || j.Status != api.StatusCancelled {
+		t.Fatalf("cancel through a master that does not hold %s: %+v %v", running.Worker, j, err)
+	}
+	// The holding master stops it on the worker: the slot is free.
+	holder.Eventually(10*time.Second, "the cancelled attempt's slot free", runs(0))
+	t.Logf("cancel through another master: the slot was free after %s", time.Since(began).Round(time.Millisecond))
+}
+
+func workerIndex(name string) int {
+	var i int
+	fmt.Sscanf(name, "w%d", &i)
+	return i
 }

@@ -30,10 +30,21 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// A stream resumed (resume.go): EventSource sends the header itself;
+	// the query parameter is for clients that cannot set headers.
+	pos := parseEventID(r.Header.Get("Last-Event-ID"))
+	if q := r.URL.Query().Get("last_event_id"); q != "" {
+		pos = parseEventID(q)
+	}
 	send := func(typ string, v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return err
+		}
+		if id := pos.id(); id != "" {
+			if _, err := fmt.Fprintf(w, "id: %s\n", id); err != nil {
+				return err
+			}
 		}
 		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, b); err != nil {
 			return err
@@ -58,6 +69,12 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, p *auth.Principa
 					_ = send("end", map[string]any{"type": "end", "job": final})
 				}
 				return nil
+			}
+			if ev.Type == "output" {
+				var ok bool
+				if ev, pos, ok = pos.next(ev); !ok {
+					continue
+				}
 			}
 			if send(ev.Type, ev) != nil {
 				return nil

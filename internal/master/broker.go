@@ -27,7 +27,11 @@ const backlogMax = 64 << 10
 type outputLog struct {
 	attempt int32
 	size    int
-	chunks  []api.Event
+	// next is where the next chunk starts in the attempt's output, by
+	// the bytes seen here: a worker that does not number its chunks
+	// (an older one) is numbered by the master.
+	next   int64
+	chunks []api.Event
 }
 
 func newBroker() *broker {
@@ -36,9 +40,8 @@ func newBroker() *broker {
 
 // output records a chunk of a running attempt's output and sends it to the
 // job's event subscribers.
-func (b *broker) output(id string, attempt int32, stream string, data []byte) {
+func (b *broker) output(id string, attempt int32, stream string, data []byte, offset int64) {
 	text, enc := encodeOutput(data)
-	ev := api.Event{Type: "output", Stream: stream, Data: text, Encoding: enc}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l := b.backlog[id]
@@ -49,11 +52,16 @@ func (b *broker) output(id string, attempt int32, stream string, data []byte) {
 		l = &outputLog{attempt: attempt}
 		b.backlog[id] = l
 	}
-	if attempt == l.attempt && l.size+len(data) <= backlogMax {
+	offset = max(offset, l.next)
+	l.next = offset + int64(len(data))
+	ev := api.Event{Type: "output", Stream: stream, Data: text, Encoding: enc, Attempt: attempt, Offset: offset}
+	if l.size+len(data) <= backlogMax {
 		l.size += len(data)
-		// Merge with the previous chunk of the same stream, so a replay
-		// is a few events, not thousands.
-		if n := len(l.chunks); n > 0 && enc == "" && l.chunks[n-1].Stream == stream && l.chunks[n-1].Encoding == "" {
+		// Merge with the previous chunk of the same stream when it ends
+		// where this one starts, so a replay is a few events, not
+		// thousands.
+		if n := len(l.chunks); n > 0 && enc == "" && l.chunks[n-1].Stream == stream && l.chunks[n-1].Encoding == "" &&
+			l.chunks[n-1].Offset+int64(len(l.chunks[n-1].Data)) == offset {
 			l.chunks[n-1].Data += text
 		} else {
 			l.chunks = append(l.chunks, ev)

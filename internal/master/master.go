@@ -290,6 +290,10 @@ type Master struct {
 	// unrecorded: results the store failed to record, recorded again by
 	// the sweep (unrecorded.go).
 	unrecorded unrecordedResults
+	// sweepc asks the sweep loop for a sweep now, and notified says what
+	// other masters changed (notified.go).
+	sweepc   chan struct{}
+	notified notified
 	// outage: the database's unavailability, for the logs (outage.go).
 	outage outage
 	// The roles this master may lead (leader.go).
@@ -329,7 +333,7 @@ func New(cfg Config) (*Master, error) {
 	}
 	m := &Master{
 		cfg: cfg, log: cfg.Logger, audit: cfg.Logger.With("audit", true), catalogue: cfg.Catalogue,
-		broker: newBroker(), kickc: make(chan struct{}, 1),
+		broker: newBroker(), kickc: make(chan struct{}, 1), sweepc: make(chan struct{}, 1),
 		jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{}, started: time.Now(),
 		dirtyRows: map[string]struct{}{},
 		sweeper:   role{name: store.RoleSweeper}, autoscaleRole: role{name: store.RoleAutoscaler},

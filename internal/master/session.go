@@ -292,7 +292,7 @@ func (m *Master) output(w store.WorkerRef, o *clusterpb.Output) {
 	if !m.checkHolds(w, "output", id, n) {
 		return
 	}
-	m.broker.output(id, o.Attempt.Attempt, o.Stream, o.Data)
+	m.broker.output(id, o.Attempt.Attempt, o.Stream, o.Data, o.Offset)
 }
 
 // accepted checks a worker's acknowledgement of an assignment.

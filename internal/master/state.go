@@ -239,6 +239,7 @@ func (m *Master) sweepLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-m.sweepc: // another master's commit concerns this one (notified.go)
 		}
 		m.sweep(ctx, time.Now())
 	}
@@ -319,9 +320,15 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 	m.dropStale(ctx, now)
 	m.dropReleased(ctx)
 	m.endFinishedElsewhere(ctx)
-	if m.sweeps++; m.sweeps%4 == 0 {
+	m.sweeps++
+	if m.sweeps%4 == 0 || m.notified.workers.Swap(false) {
 		m.applyDrains(ctx) // a read of the whole table: every fourth sweep
+	}
+	if m.sweeps%4 == 0 || m.notified.access.Swap(false) {
 		m.followJoinToken(ctx)
+	}
+	if m.sweeps%identityCheckEvery == 0 || m.notified.revoked.Swap(false) {
+		m.closeRevoked(ctx)
 	}
 }
 

@@ -277,38 +277,3 @@ func (m *Master) applyDrains(ctx context.Context) {
 		m.kick()
 	}
 }
-
-// notifier is a store that tells of the changes other masters make as
-// they commit (PostgreSQL's LISTEN/NOTIFY); the polling of the sweep and
-// the dispatch tick cover what it misses.
-type notifier interface {
-	Listen(ctx context.Context, queued func(), ended func(id string)) error
-}
-
-// followNotifications follows the store's notifications, when it gives
-// them: a job queued through any master is dispatched at once, and the
-// subscribers of a job another master finished hear of it at once.
-func (m *Master) followNotifications(ctx context.Context) {
-	n, ok := m.store.(notifier)
-	if !ok {
-		return
-	}
-	_ = n.Listen(ctx, func() {
-		m.backlog.Store(true)
-		m.kick()
-	}, func(id string) {
-		if !m.broker.hasWaiters(id) && !m.broker.hasSubscribers(id) {
-			return
-		}
-		m.mu.Lock()
-		lj := m.jobs[id]
-		mine := lj != nil && lj.worker != ""
-		m.mu.Unlock()
-		if mine {
-			return // its end is this master's to publish
-		}
-		if sj, err := m.store.GetJob(ctx, id); err == nil && sj.Status != store.StatusQueued && sj.Status != store.StatusRunning {
-			m.publishEnd(id, sj)
-		}
-	})
-}

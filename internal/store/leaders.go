@@ -26,3 +26,20 @@ type Autoscaled struct {
 	Reason      string // why it was started, as the decision said
 	StartedAt   time.Time
 }
+
+// Changes are the callbacks of a store that tells of every master's
+// commits as they happen (PostgreSQL's LISTEN/NOTIFY); each may be nil.
+// Notifications can be lost (a dropped connection): the masters poll
+// too, and these only make them quicker.
+type Changes struct {
+	// Queued: a job entered the queue.
+	Queued func()
+	// Ended: the job id ended (done, failed or cancelled).
+	Ended func(id string)
+	// Worker: the named worker was drained or undrained, or its identity
+	// revoked.
+	Worker func(name string)
+	// Access: users, tokens or the cluster's secrets changed (a token
+	// revoked, a password or role changed, the join token rotated).
+	Access func()
+}

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/runner"
@@ -65,10 +66,19 @@ func (w *Worker) start(a *clusterpb.Assign) {
 // the attempt is given back to run elsewhere rather than fail the job
 // with the worker's internals in its error.
 func (w *Worker) run(ctx context.Context, k attemptKey, spec *clusterpb.JobSpec) (res *clusterpb.Result, infraErr error) {
+	// Chunks are numbered by their offset in the attempt's output, and
+	// emitted in that order (the streams' readers call out concurrently).
+	var (
+		outMu  sync.Mutex
+		offset int64
+	)
 	out := func(test int, stream string, data []byte) {
+		outMu.Lock()
+		defer outMu.Unlock()
 		w.emit(&clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Output{Output: &clusterpb.Output{
-			Attempt: k.ref(), Stream: stream, Data: append([]byte(nil), data...), Test: int32(test),
+			Attempt: k.ref(), Stream: stream, Data: append([]byte(nil), data...), Test: int32(test), Offset: offset,
 		}}})
+		offset += int64(len(data))
 	}
 	r, err := w.cfg.Runner.Run(ctx, specFromProto(spec), out)
 	if err == nil {

@@ -3,17 +3,19 @@ package postgres
 import (
 	"context"
 	"time"
+
+	"github.com/grappe/grappe/internal/store"
 )
 
 // Listen tells of the changes any master makes, as PostgreSQL notifies
-// them at commit (migration 4): queued when a job enters the queue, ended
-// with a job's id when it ends. It holds one connection of its own,
-// reconnects when it is lost (notifications sent meanwhile are lost: the
-// masters' polling covers them), and returns when ctx ends.
-func (s *Store) Listen(ctx context.Context, queued func(), ended func(id string)) error {
+// them at commit (migrations 4 and 6): see store.Changes. It holds one
+// connection of its own, reconnects when it is lost (notifications sent
+// meanwhile are lost: the masters' polling covers them), and returns when
+// ctx ends.
+func (s *Store) Listen(ctx context.Context, c store.Changes) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, queued, ended)
+		err := s.listenOnce(ctx, c)
 		if ctx.Err() != nil {
 			break
 		}
@@ -27,7 +29,15 @@ func (s *Store) Listen(ctx context.Context, queued func(), ended func(id string)
 	return ctx.Err()
 }
 
-func (s *Store) listenOnce(ctx context.Context, queued func(), ended func(id string)) error {
+// Notification channels, as the triggers of migrations 4 and 6 send them.
+const (
+	chanQueued = "grappe_queued"
+	chanEnded  = "grappe_ended"
+	chanWorker = "grappe_worker"
+	chanAccess = "grappe_access"
+)
+
+func (s *Store) listenOnce(ctx context.Context, c store.Changes) error {
 	pc, err := s.db.Acquire(ctx)
 	if err != nil {
 		return errorf("postgres: Listen: %w", err)
@@ -35,22 +45,41 @@ func (s *Store) listenOnce(ctx context.Context, queued func(), ended func(id str
 	// A listening connection must not go back to the pool.
 	conn := pc.Hijack()
 	defer conn.Close(context.Background())
-	for _, ch := range []string{"grappe_queued", "grappe_ended"} {
+	for _, ch := range []string{chanQueued, chanEnded, chanWorker, chanAccess} {
 		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
 			return errorf("postgres: Listen: %w", err)
 		}
 	}
-	queued() // what was queued before the LISTEN is not notified
+	// What changed before the LISTEN, or while a lost connection was
+	// replaced, was not notified: say that anything may have.
+	call(c.Queued)
+	call(c.Access)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return errorf("postgres: Listen: %w", err)
 		}
 		switch n.Channel {
-		case "grappe_queued":
-			queued()
-		case "grappe_ended":
-			ended(n.Payload)
+		case chanQueued:
+			call(c.Queued)
+		case chanEnded:
+			callWith(c.Ended, n.Payload)
+		case chanWorker:
+			callWith(c.Worker, n.Payload)
+		case chanAccess:
+			call(c.Access)
 		}
+	}
+}
+
+func call(f func()) {
+	if f != nil {
+		f()
+	}
+}
+
+func callWith(f func(string), arg string) {
+	if f != nil {
+		f(arg)
 	}
 }

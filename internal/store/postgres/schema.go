@@ -199,6 +199,35 @@ CREATE TABLE autoscaled_workers (
 	started_at  BIGINT NOT NULL
 );
 `,
+		// 6: the masters hear of drains and revocations of workers
+		// (grappe_worker, with the name) and of changes to users, tokens
+		// and the cluster's secrets (grappe_access) at once.
+		`
+CREATE FUNCTION grappe_notify_worker() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('grappe_worker', NEW.name);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER workers_drain_notify AFTER UPDATE OF admin_drain ON workers
+	FOR EACH ROW WHEN (OLD.admin_drain IS DISTINCT FROM NEW.admin_drain)
+	EXECUTE FUNCTION grappe_notify_worker();
+CREATE TRIGGER identities_revoke_notify AFTER UPDATE OF revoked_at ON worker_identities
+	FOR EACH ROW WHEN (OLD.revoked_at IS DISTINCT FROM NEW.revoked_at)
+	EXECUTE FUNCTION grappe_notify_worker();
+CREATE FUNCTION grappe_notify_access() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('grappe_access', '');
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER tokens_access_notify AFTER UPDATE OR DELETE ON tokens
+	FOR EACH STATEMENT EXECUTE FUNCTION grappe_notify_access();
+CREATE TRIGGER users_access_notify AFTER UPDATE OR DELETE ON users
+	FOR EACH STATEMENT EXECUTE FUNCTION grappe_notify_access();
+CREATE TRIGGER secrets_access_notify AFTER INSERT OR UPDATE ON cluster_secrets
+	FOR EACH STATEMENT EXECUTE FUNCTION grappe_notify_access();
+`,
 	}
 }
 
