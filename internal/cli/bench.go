@@ -43,7 +43,7 @@ func newBenchCmd() *cobra.Command {
 		jobs, concurrency int
 		lang, source      string
 		timeout           time.Duration
-		noLocal           bool
+		noLocal, spread   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -52,7 +52,11 @@ func newBenchCmd() *cobra.Command {
 ?wait=true, and reports jobs per second and the latency percentiles. In the
 same run it executes the same program directly on this machine the same number
 of times at the same concurrency (bash FILE for bash), so the two columns show
-what the cluster adds to running the program at all.`,
+what the cluster adds to running the program at all.
+
+With --spread and several comma-separated addresses (masters sharing one
+PostgreSQL database), job i goes to master i mod n, one client each, instead
+of all to the first that answers.`,
 		Args: cobra.NoArgs,
 	}
 	cf := addConnFlags(cmd)
@@ -63,15 +67,16 @@ what the cluster adds to running the program at all.`,
 	f.StringVar(&source, "source", "exit 0", "the program")
 	f.DurationVar(&timeout, "timeout", time.Minute, "longest wait for one job")
 	f.BoolVar(&noLocal, "no-local", false, "skip the local exec baseline")
+	f.BoolVar(&spread, "spread", false, "send job i to the i mod n-th of the comma-separated addresses, not all to the first that answers")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if jobs < 1 || concurrency < 1 {
 			return errors.New("--jobs and --concurrency must be at least 1")
 		}
-		c, err := cf.client()
+		sp, err := newSpreader(cf, spread)
 		if err != nil {
 			return err
 		}
-		defer c.Close()
+		defer sp.Close()
 		ctx := cmd.Context()
 		out := cmd.OutOrStdout()
 		req := &api.JobRequest{Language: lang, Source: source}
@@ -79,21 +84,24 @@ what the cluster adds to running the program at all.`,
 		measure := false
 		runJob := func(ctx context.Context) error {
 			start := time.Now()
-			job, err := benchJob(ctx, c, req, timeout)
+			job, err := benchJob(ctx, sp.next(), req, timeout)
 			if err == nil && measure {
 				log.add(job, time.Since(start))
 			}
 			return err
 		}
 
-		fmt.Fprintf(out, "grappe bench: %d jobs of %s %q, concurrency %d, against %s\n", jobs, lang, source, concurrency, c.Addr())
-		// One job first: it opens the connection, warms the worker's
-		// caches, and stops the run early when the job cannot succeed.
-		t0 := time.Now()
-		if err := runJob(ctx); err != nil {
-			return fmt.Errorf("warm-up job: %w", err)
+		fmt.Fprintf(out, "grappe bench: %d jobs of %s %q, concurrency %d, %s\n", jobs, lang, source, concurrency, sp.describe())
+		// One job first on each master: it opens the connection, warms
+		// the workers' caches, and stops the run early when the job
+		// cannot succeed.
+		for range sp.len() {
+			t0 := time.Now()
+			if err := runJob(ctx); err != nil {
+				return fmt.Errorf("warm-up job: %w", err)
+			}
+			fmt.Fprintf(out, "warm-up job: %s\n", fmtMs(time.Since(t0)))
 		}
-		fmt.Fprintf(out, "warm-up job: %s\n", fmtMs(time.Since(t0)))
 		measure = true
 		cpu0, haveCPU := readCPUTimes()
 		cluster := bench.Run(ctx, jobs, concurrency, runJob)

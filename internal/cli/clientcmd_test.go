@@ -604,3 +604,55 @@ func TestTokenCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitAddrs(t *testing.T) {
+	got := splitAddrs(" https://a:1, ,https://b:2 ,https://c:3,")
+	want := []string{"https://a:1", "https://b:2", "https://c:3"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("splitAddrs = %q, want %q", got, want)
+	}
+}
+
+// TestBenchSpread: with --spread, jobs go to the masters in turn (each gets
+// a third of them, its warm-up included), and the header says so; without
+// it, all go to the first.
+func TestBenchSpread(t *testing.T) {
+	answer := func(f *fakeMaster, w http.ResponseWriter, r *http.Request) {
+		if f.decodeJob(w, r) != nil {
+			writeJSONTest(w, 200, finished(api.VerdictOK, &api.Run{}, nil))
+		}
+	}
+	// httptest's TLS servers share one certificate: any one's CA file
+	// trusts all three.
+	fs := []*fakeMaster{newFakeMaster(t, answer), newFakeMaster(t, answer), newFakeMaster(t, answer)}
+	addrs := fs[0].srv.URL + "," + fs[1].srv.URL + "," + fs[2].srv.URL
+	cliEnv(t)
+	count := func(f *fakeMaster) int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.requests)
+	}
+
+	res := runCLI(t, "", "bench", "--jobs", "9", "--concurrency", "2", "--no-local", "--spread",
+		"--addr", addrs, "--ca", fs[0].caFile)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s%s", res.code, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stdout, "spread over "+strings.ReplaceAll(addrs, ",", ", ")) || !strings.Contains(res.stdout, "9 / 0") {
+		t.Errorf("output:\n%s", res.stdout)
+	}
+	for i, f := range fs {
+		if n := count(f); n != 4 { // 1 warm-up + 9/3
+			t.Errorf("master %d got %d jobs, want 4", i, n)
+		}
+	}
+
+	res = runCLI(t, "", "bench", "--jobs", "3", "--concurrency", "2", "--no-local",
+		"--addr", addrs, "--ca", fs[0].caFile)
+	if res.code != 0 || !strings.Contains(res.stdout, "against "+fs[0].srv.URL) {
+		t.Fatalf("exit %d: %s%s", res.code, res.stdout, res.stderr)
+	}
+	if n := count(fs[0]); n != 8 {
+		t.Errorf("without --spread the first master got %d jobs in all, want 8", n)
+	}
+}

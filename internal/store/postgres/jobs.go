@@ -37,6 +37,13 @@ const (
 	// it.)
 	sqlLockQueued = `INSERT INTO queued_counts (owner, n) VALUES ($1, 0)
 	ON CONFLICT (owner) DO UPDATE SET n = queued_counts.n RETURNING n`
+	// sqlCreateJob's insert, $23 the quota: made only when the owner has
+	// fewer queued jobs than that, which sqlLockQueued, run before it in
+	// the same transaction, has locked.
+	sqlCreateJobUnderQuota = `INSERT INTO jobs (` + insertColumns + `, queued_at)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $13
+	WHERE (SELECT n FROM queued_counts WHERE owner = $2) < $23
+	RETURNING seq, queued_at`
 	sqlGetJob    = `SELECT ` + jobColumns + ` FROM jobs WHERE id = $1`
 	sqlJobByKey  = `SELECT ` + jobColumns + ` FROM jobs WHERE owner = $1 AND idem_key = $2 AND idem_key <> ''`
 	sqlJobExists = `SELECT 1 FROM jobs WHERE id = $1`
@@ -82,7 +89,8 @@ const (
 // CreateJob implements store.Store. With a quota it is a transaction that
 // locks the owner's queued_counts row first (sqlLockQueued), so that
 // concurrent submissions through any number of masters take turns at the
-// check; without one it is the INSERT alone (the trigger still counts it).
+// check (createUnderQuota); without one it is the INSERT alone (the
+// trigger still counts it).
 func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) error {
 	status, err := j.NewStatus()
 	if err != nil {
@@ -101,22 +109,37 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) erro
 	if maxQueued <= 0 {
 		err = s.db.QueryRow(ctx, sqlCreateJob, args...).Scan(&seq, &queued)
 	} else {
-		err = s.inTx(ctx, func(tx pgx.Tx) error {
-			var n int
-			if err := tx.QueryRow(ctx, sqlLockQueued, j.Owner).Scan(&n); err != nil {
-				return err
-			}
-			if n >= maxQueued {
-				return fmt.Errorf("%d queued jobs of %s: %w", maxQueued, j.Owner, store.ErrQuota)
-			}
-			return tx.QueryRow(ctx, sqlCreateJob, args...).Scan(&seq, &queued)
-		})
+		seq, queued, err = s.createUnderQuota(ctx, j.Owner, args, maxQueued)
 	}
 	if err != nil {
 		return errorf("postgres: CreateJob %q: %w", j.ID, constraintErr(err))
 	}
 	j.Seq, j.QueuedAt = seq, columns.Time(queued)
 	return nil
+}
+
+// createUnderQuota inserts the job of args (sqlCreateJob's) unless its
+// owner has maxQueued jobs queued. The lock of the owner's counter and the
+// insert go in one batch, one round trip, which PostgreSQL runs as one
+// implicit transaction: the counter row, which every submission and claim
+// of the owner updates, stays locked only while the server runs the two
+// statements and commits. (As BEGIN, lock, insert, COMMIT it stayed locked
+// over three round trips, and at 32 submissions at once they queued on it:
+// 1.2 ms a job with one master, 6.9 ms with three, in pg_stat_statements.)
+func (s *Store) createUnderQuota(ctx context.Context, owner string, args []any, maxQueued int) (seq, queued int64, err error) {
+	for range maxTxTries {
+		var b pgx.Batch
+		b.Queue(sqlLockQueued, owner)
+		b.Queue(sqlCreateJobUnderQuota, append(args[:len(args):len(args)], maxQueued)...).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&seq, &queued) })
+		if err = s.db.SendBatch(ctx, &b).Close(); !retryable(err) {
+			break
+		}
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, fmt.Errorf("%d queued jobs of %s: %w", maxQueued, owner, store.ErrQuota)
+	}
+	return seq, queued, err
 }
 
 // QueuedByOwner implements store.Store.
