@@ -8,6 +8,7 @@ import (
 
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // A worker can only report on what it was given: every Accepted, Output,
@@ -106,7 +107,7 @@ func (m *Master) noteRelease(w store.WorkerRef) {
 	we.releases = append(recent, now)
 	count, limit := len(we.releases), we.sched.Slots+releaseAllowance
 	drain := count > limit && !we.adminDrain
-	var sess *session
+	var sess *workerlink.Link
 	if drain {
 		we.adminDrain = true
 		we.setStatus()
@@ -125,7 +126,7 @@ func (m *Master) noteRelease(w store.WorkerRef) {
 	reason := fmt.Sprintf("it gave back %d jobs within %s without finishing one", count, releaseWindow)
 	m.audit.Warn("worker drained", "worker", w.Name, "lineage", w.Identity, "reason", reason)
 	if sess != nil {
-		sess.sendMsg(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Drain{Drain: &clusterpb.Drain{Drain: true, Reason: reason}}})
+		sess.Send(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Drain{Drain: &clusterpb.Drain{Drain: true, Reason: reason}}})
 	}
 }
 

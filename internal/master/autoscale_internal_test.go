@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/grappe/grappe/internal/store/sqlite"
+	"github.com/grappe/grappe/internal/workerlink"
 )
 
 func TestDialableAddr(t *testing.T) {
@@ -37,7 +38,7 @@ func TestForgetKeepsWhatTheSweepNeeds(t *testing.T) {
 	discard := slog.New(slog.DiscardHandler)
 	m := &Master{workers: map[string]*workerEntry{
 		"gone":      {name: "gone", attempts: map[string]int{}},
-		"connected": {name: "connected", attempts: map[string]int{}, session: &session{}},
+		"connected": {name: "connected", attempts: map[string]int{}, session: &workerlink.Link{}},
 		"holding":   {name: "holding", attempts: map[string]int{"job": 1}},
 	}, store: st, log: discard, audit: discard}
 	c := autoscaleCluster{m}

@@ -9,25 +9,14 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
-
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/pki"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/workerlink"
 )
-
-// Join issues a worker certificate. The caller proves it may join with the
-// cluster's join token, or, to renew, with its current certificate for the
-// same name.
-func (cs *clusterServer) Join(ctx context.Context, req *clusterpb.JoinRequest) (*clusterpb.JoinResponse, error) {
-	return cs.m.join(ctx, req)
-}
 
 // join signs a certificate for the name. A caller presenting the name's
 // current certificate renews it and keeps the identity's lineage, join
@@ -35,20 +24,20 @@ func (cs *clusterServer) Join(ctx context.Context, req *clusterpb.JoinRequest) (
 // token creates a new identity, but only for a name without a live one:
 // the token must not let anyone take over a running worker, its jobs and
 // its name.
-func (m *Master) join(ctx context.Context, req *clusterpb.JoinRequest) (*clusterpb.JoinResponse, error) {
-	addr := peerAddr(ctx)
+func (m *Master) join(ctx context.Context, p workerlink.Peer, req *clusterpb.JoinRequest) (*clusterpb.JoinResponse, error) {
+	addr := p.Addr
 	if !validWorkerName(req.Name) {
-		return nil, status.Error(codes.InvalidArgument, "a worker name is 1 to 128 letters, digits, '.', '_' or '-'")
+		return nil, workerlink.Refuse(workerlink.Invalid, "a worker name is 1 to 128 letters, digits, '.', '_' or '-'")
 	}
-	current, _, peerErr := m.peerIdentity(ctx)
+	current, peerErr := m.peerIdentity(ctx, p.Cert)
 	renewal := peerErr == nil && current.Name == req.Name
 	if !renewal && !pki.TokenEqual(req.JoinToken, m.currentJoinToken()) {
 		m.audit.Warn("worker join refused", "worker", req.Name, "addr", addr, "reason", "invalid join token")
-		return nil, status.Error(codes.Unauthenticated, "invalid join token")
+		return nil, workerlink.Refuse(workerlink.Unauthenticated, "invalid join token")
 	}
 	cert, err := m.ca.SignWorker(req.CsrDer, req.Name)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, workerlink.Refuse(workerlink.Invalid, "%s", err)
 	}
 	serial, expires := pki.SerialString(cert), cert.NotAfter.UTC()
 	var id *store.WorkerIdentity
@@ -64,16 +53,16 @@ func (m *Master) join(ctx context.Context, req *clusterpb.JoinRequest) (*cluster
 		if ok, skipped := m.refusals.allow("join "+req.Name, time.Now()); ok {
 			m.audit.Warn("worker join refused", "worker", req.Name, "addr", addr, "reason", "the name has a live identity", "suppressed", skipped)
 		}
-		return nil, status.Errorf(codes.AlreadyExists,
+		return nil, workerlink.Refuse(workerlink.Taken,
 			"the worker name %q is taken by a live identity: the worker renews with its own certificate, "+
 				"or an admin revokes it first (grappe workers revoke %s)", req.Name, req.Name)
 	case errors.Is(err, store.ErrConflict):
 		// Another renewal, a revocation or a re-join got there first.
 		m.audit.Warn("worker renewal refused", "worker", req.Name, "addr", addr, "reason", "certificate superseded or revoked")
-		return nil, status.Error(codes.PermissionDenied, "the certificate was superseded or revoked meanwhile")
+		return nil, workerlink.Refuse(workerlink.Forbidden, "the certificate was superseded or revoked meanwhile")
 	case err != nil:
 		m.log.Error("store worker identity", "worker", req.Name, "err", err)
-		return nil, status.Error(codes.Unavailable, "could not record the identity; try again")
+		return nil, workerlink.Refuse(workerlink.Unavailable, "could not record the identity; try again")
 	}
 	how := "join token"
 	if renewal {
@@ -102,32 +91,18 @@ func validWorkerName(name string) bool {
 	return true
 }
 
-func peerAddr(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok {
-		return p.Addr.String()
-	}
-	return ""
-}
-
 // peerIdentity returns the identity of the caller's client certificate:
 // issued by the CA, and the current certificate of a live identity (same
 // serial, not revoked).
-func (m *Master) peerIdentity(ctx context.Context) (*store.WorkerIdentity, *x509.Certificate, error) {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return nil, nil, errors.New("no peer")
+func (m *Master) peerIdentity(ctx context.Context, cert *x509.Certificate) (*store.WorkerIdentity, error) {
+	if cert == nil {
+		return nil, errors.New("no client certificate: join first")
 	}
-	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(ti.State.PeerCertificates) == 0 {
-		return nil, nil, errors.New("no client certificate: join first")
-	}
-	cert := ti.State.PeerCertificates[0]
 	name, err := m.ca.VerifyWorker(cert)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	id, err := m.checkIdentity(ctx, name, cert)
-	return id, cert, err
+	return m.checkIdentity(ctx, name, cert)
 }
 
 func (m *Master) checkIdentity(ctx context.Context, name string, cert *x509.Certificate) (*store.WorkerIdentity, error) {
@@ -150,15 +125,15 @@ func (m *Master) checkIdentity(ctx context.Context, name string, cert *x509.Cert
 // authorizeWorker checks a Connect: the client certificate names the worker
 // that says hello. It returns the worker as attempts are given to it: its
 // name and its identity's lineage.
-func (m *Master) authorizeWorker(ctx context.Context, hello *clusterpb.Hello) (store.WorkerRef, error) {
-	id, _, err := m.peerIdentity(ctx)
+func (m *Master) authorizeWorker(ctx context.Context, p workerlink.Peer, hello *clusterpb.Hello) (store.WorkerRef, error) {
+	id, err := m.peerIdentity(ctx, p.Cert)
 	if err != nil {
-		m.audit.Warn("worker refused", "worker", hello.Name, "addr", peerAddr(ctx), "reason", err.Error())
-		return store.WorkerRef{}, status.Error(codes.Unauthenticated, "worker identity refused: "+err.Error())
+		m.audit.Warn("worker refused", "worker", hello.Name, "addr", p.Addr, "reason", err.Error())
+		return store.WorkerRef{}, workerlink.Refuse(workerlink.Unauthenticated, "worker identity refused: %s", err)
 	}
 	if id.Name != hello.Name {
-		m.audit.Warn("worker refused", "worker", hello.Name, "certificate", id.Name, "addr", peerAddr(ctx), "reason", "name differs from certificate")
-		return store.WorkerRef{}, status.Errorf(codes.PermissionDenied, "the certificate is for %q, not %q", id.Name, hello.Name)
+		m.audit.Warn("worker refused", "worker", hello.Name, "certificate", id.Name, "addr", p.Addr, "reason", "name differs from certificate")
+		return store.WorkerRef{}, workerlink.Refuse(workerlink.Forbidden, "the certificate is for %q, not %q", id.Name, hello.Name)
 	}
 	return store.WorkerRef{Name: id.Name, Identity: id.ID}, nil
 }
@@ -202,7 +177,7 @@ func (m *Master) RevokeWorker(ctx context.Context, p *auth.Principal, name strin
 	}
 	m.mu.Lock()
 	if w := m.workers[name]; w != nil && w.session != nil {
-		w.session.close()
+		w.session.Close()
 		w.session = nil
 	}
 	m.mu.Unlock()

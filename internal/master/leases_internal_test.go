@@ -7,6 +7,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // The attempts a connected worker holds are leased in the store, renewed
@@ -46,7 +47,7 @@ func TestLeasesRenewedAndRescued(t *testing.T) {
 	}
 	m.mu.Lock()
 	m.workers["near"] = &workerEntry{name: "near", identity: "l", status: api.WorkerUp,
-		attempts: map[string]int{"spare": 1, "last": 1}, session: &session{}, lastBeat: time.Now()}
+		attempts: map[string]int{"spare": 1, "last": 1}, session: &workerlink.Link{}, lastBeat: time.Now()}
 	m.mu.Unlock()
 
 	before := time.Now()

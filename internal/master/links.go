@@ -9,6 +9,7 @@ import (
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // The master's side of the job core (internal/jobs): the core owns the
@@ -60,15 +61,13 @@ func (l links) Assign(ctx context.Context, ref store.WorkerRef, j *store.Job) er
 		return errWorkerGone
 	}
 	w.attempts[j.ID] = n
-	var late *session
-	select {
-	case w.session.send <- assignMsg(lj, n):
-	default:
+	var late *workerlink.Link
+	if !w.session.TrySend(assignMsg(lj, n)) {
 		late = w.session // a stream too far behind to take it now gets it just after
 	}
 	m.mu.Unlock()
 	if late != nil {
-		late.sendMsg(assignMsg(lj, n))
+		late.Send(assignMsg(lj, n))
 	}
 	wait := time.Since(j.QueuedAt)
 	m.metrics.started(lj.language, wait)
@@ -82,7 +81,7 @@ func (l links) Cancel(ref store.WorkerRef, id string, n int, reason string) bool
 	m := l.m
 	m.mu.Lock()
 	w := m.workers[ref.Name]
-	var sess *session
+	var sess *workerlink.Link
 	if w != nil && w.identity == ref.Identity && w.attempts[id] == n {
 		delete(w.attempts, id)
 		sess = w.session
@@ -91,7 +90,7 @@ func (l links) Cancel(ref store.WorkerRef, id string, n int, reason string) bool
 	if sess == nil {
 		return false
 	}
-	sess.sendMsg(cancelMsg(id, n, reason))
+	sess.Send(cancelMsg(id, n, reason))
 	m.kick() // a slot is free
 	return true
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/grappe/grappe/internal/store"
 	"github.com/grappe/grappe/internal/store/postgres"
 	"github.com/grappe/grappe/internal/store/sqlite"
+	"github.com/grappe/grappe/internal/workerlink"
 	"github.com/grappe/grappe/internal/web"
 )
 
@@ -529,7 +530,14 @@ func (m *Master) listen() error {
 		grpc.InitialWindowSize(streamWindow),
 		grpc.InitialConnWindowSize(connWindow),
 	)
-	clusterpb.RegisterClusterServer(m.grpcSrv, &clusterServer{m: m})
+	links, err := workerlink.New(workerlink.Config{
+		Hub: linkHub{m}, HeartbeatInterval: m.cfg.HeartbeatInterval, Lease: m.cfg.WorkerTimeout,
+		MaxResultBytes: m.cfg.MaxResultBytes, MaxResultBufferBytes: m.cfg.MaxResultBufferBytes, Logger: m.log,
+	})
+	if err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
+	clusterpb.RegisterClusterServer(m.grpcSrv, links)
 	return m.listenMetrics()
 }
 
@@ -634,7 +642,7 @@ func (m *Master) shutdown() {
 	m.mu.Lock()
 	for _, w := range m.workers {
 		if w.session != nil {
-			w.session.close()
+			w.session.Close()
 		}
 	}
 	m.mu.Unlock()

@@ -118,7 +118,7 @@ func (m *Master) closeRevoked(ctx context.Context) {
 		if w.session == nil || w.identity == "" || trusted[w.name] == w.identity {
 			continue
 		}
-		w.session.close()
+		w.session.Close()
 		w.session = nil
 		closed = append(closed, w.name)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/grappe/grappe/internal/httpapi"
 	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/workerlink"
 )
 
 var _ httpapi.Service = (*Master)(nil)
@@ -328,7 +329,7 @@ func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worke
 	m.mu.Lock()
 	w := m.workers[name]
 	here := w != nil && w.status != api.WorkerLost
-	var sess *session
+	var sess *workerlink.Link
 	if here {
 		w.adminDrain = drain
 		w.setStatus()
@@ -355,7 +356,7 @@ func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worke
 		m.log.Warn("record a drain in the workers table", "worker", name, "err", err)
 	}
 	if sess != nil {
-		sess.sendMsg(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Drain{Drain: &clusterpb.Drain{Drain: drain}}})
+		sess.Send(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Drain{Drain: &clusterpb.Drain{Drain: drain}}})
 	}
 	m.log.Info("worker drain set", "worker", name, "drain", drain, "held_here", here)
 	m.kick()

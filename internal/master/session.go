@@ -4,216 +4,61 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
-	"sync"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/workerlink"
 )
 
-// helloTimeout bounds how long a new connection may take to say who it is.
-const helloTimeout = 10 * time.Second
+// linkHub is the master as its workers' links see it (workerlink.Hub).
+type linkHub struct{ m *Master }
 
-// session is one live Connect stream of a worker. Messages to the worker go
-// through send, drained by a single goroutine, because a gRPC stream must
-// not be written from two goroutines at once.
-type session struct {
-	send   chan *clusterpb.MasterMessage
-	ctx    context.Context
-	cancel context.CancelFunc
-	once   sync.Once
+var _ workerlink.Hub = linkHub{}
+
+func (h linkHub) Join(ctx context.Context, p workerlink.Peer, req *clusterpb.JoinRequest) (*clusterpb.JoinResponse, error) {
+	return h.m.join(ctx, p, req)
 }
 
-// sendMsg queues a message for the worker; it gives up when the session
-// ends rather than block a caller forever.
-func (s *session) sendMsg(msg *clusterpb.MasterMessage) {
-	select {
-	case s.send <- msg:
-	case <-s.ctx.Done():
-	}
+func (h linkHub) Authorize(ctx context.Context, p workerlink.Peer, hello *clusterpb.Hello) (store.WorkerRef, error) {
+	return h.m.authorizeWorker(ctx, p, hello)
 }
 
-func (s *session) close() { s.once.Do(s.cancel) }
-
-// clusterServer adapts the Master to the generated gRPC interface.
-type clusterServer struct {
-	clusterpb.UnimplementedClusterServer
-	m *Master
+func (h linkHub) Attach(ctx context.Context, hello *clusterpb.Hello, ref store.WorkerRef, l *workerlink.Link, addr string) []*clusterpb.AttemptRef {
+	abandon := h.m.attach(ctx, hello, ref, l, addr)
+	h.m.kick()
+	return abandon
 }
 
-var _ clusterpb.ClusterServer = (*clusterServer)(nil)
+func (h linkHub) Detach(name string, l *workerlink.Link) { h.m.unregister(name, l) }
 
-func (cs *clusterServer) Connect(stream clusterpb.Cluster_ConnectServer) error {
-	return cs.m.serveWorker(stream)
+func (h linkHub) Heartbeat(name string, l *workerlink.Link, hb *clusterpb.Heartbeat) {
+	h.m.heartbeat(name, l, hb)
 }
 
-func (m *Master) serveWorker(stream clusterpb.Cluster_ConnectServer) error {
-	addr := ""
-	if p, ok := peer.FromContext(stream.Context()); ok {
-		addr = p.Addr.String()
-	}
-	hello, err := recvHello(stream)
-	if err != nil {
-		m.log.Warn("worker refused", "addr", addr, "err", err)
-		return err
-	}
-	ref, err := m.authorizeWorker(stream.Context(), hello)
-	if err != nil {
-		return err
-	}
-	if hello.Name == "" || len(hello.Name) > 128 || hello.Slots < 1 {
-		return status.Error(codes.InvalidArgument, "hello needs a name (at most 128 bytes) and at least one slot")
-	}
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	sess := &session{send: make(chan *clusterpb.MasterMessage, 256), ctx: ctx, cancel: cancel}
+func (h linkHub) Output(ref store.WorkerRef, o *clusterpb.Output)     { h.m.output(ref, o) }
+func (h linkHub) Accepted(ref store.WorkerRef, a *clusterpb.Accepted) { h.m.accepted(ref, a) }
 
-	// Results the worker finished while disconnected are recorded first,
-	// so the reconciliation below does not re-queue them.
-	for _, r := range hello.PendingResults {
-		m.recordResult(ctx, ref, r)
-	}
-	abandon := m.attach(ctx, hello, ref, sess, addr)
-	welcome := &clusterpb.Welcome{
-		WorkerId:            hello.Name,
-		HeartbeatIntervalMs: m.cfg.HeartbeatInterval.Milliseconds(),
-		LeaseMs:             m.cfg.WorkerTimeout.Milliseconds(),
-		Abandon:             abandon,
-	}
-	if err := stream.Send(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Welcome{Welcome: welcome}}); err != nil {
-		m.unregister(hello.Name, sess)
-		return err
-	}
-	for _, r := range hello.PendingResults {
-		_ = stream.Send(ackMsg(r.Attempt))
-	}
-	m.log.Info("worker connected", "worker", hello.Name, "addr", addr, "slots", hello.Slots,
-		"languages", len(hello.Languages), "sandbox", hello.Sandbox, "running", len(hello.Running))
-	m.kick()
-
-	go func() {
-		for {
-			select {
-			case msg := <-sess.send:
-				if err := stream.Send(msg); err != nil {
-					sess.close()
-					return
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-
-	// Recv does not return when the session is closed from our side (a
-	// revocation, a newer connection, a loss): wait for either, and end
-	// the RPC, which ends the blocked Recv.
-	recvErr := make(chan error, 1)
-	go func() { recvErr <- m.receive(ctx, ref, sess, stream) }()
-	select {
-	case err = <-recvErr:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	m.unregister(hello.Name, sess)
-	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
-		m.log.Info("worker stream ended", "worker", hello.Name, "err", err)
-	}
-	return nil
+func (h linkHub) Result(ctx context.Context, ref store.WorkerRef, r *clusterpb.Result) bool {
+	return h.m.recordResult(ctx, ref, r)
 }
 
-func recvHello(stream clusterpb.Cluster_ConnectServer) (*clusterpb.Hello, error) {
-	type res struct {
-		msg *clusterpb.WorkerMessage
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		msg, err := stream.Recv()
-		ch <- res{msg, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, r.err
-		}
-		if h := r.msg.GetHello(); h != nil {
-			return h, nil
-		}
-		return nil, status.Error(codes.InvalidArgument, "the first message must be a hello")
-	case <-time.After(helloTimeout):
-		return nil, status.Error(codes.DeadlineExceeded, "no hello in time")
-	}
+func (h linkHub) ResultComing(name string, l *workerlink.Link, a *clusterpb.AttemptRef) {
+	h.m.resultProgress(name, l, a)
 }
 
-func (m *Master) receive(ctx context.Context, ref store.WorkerRef, sess *session, stream clusterpb.Cluster_ConnectServer) error {
-	name := ref.Name
-	// Results in pieces are rebuilt here; what is half-received when the
-	// session ends is dropped with it (the worker sends it again).
-	asm := newAssembler(m.cfg.MaxResultBytes, m.cfg.MaxResultBufferBytes)
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		switch x := msg.Msg.(type) {
-		case *clusterpb.WorkerMessage_Heartbeat:
-			m.heartbeat(name, sess, x.Heartbeat)
-		case *clusterpb.WorkerMessage_Output:
-			m.output(ref, x.Output)
-		case *clusterpb.WorkerMessage_Result:
-			if m.recordResult(ctx, ref, x.Result) {
-				sess.sendMsg(ackMsg(x.Result.Attempt))
-			}
-		case *clusterpb.WorkerMessage_ResultPart:
-			m.resultPart(ctx, ref, sess, asm, x.ResultPart)
-		case *clusterpb.WorkerMessage_Release:
-			m.release(ctx, ref, x.Release)
-		case *clusterpb.WorkerMessage_Accepted:
-			// The attempt is already running in the store; an Accepted for
-			// one the worker was not given is only reported.
-			m.accepted(ref, x.Accepted)
-		}
-	}
-}
-
-// resultPart takes one piece of a result. The last piece records the
-// whole; a result too large to keep fails its job, and is acknowledged so
-// that the worker forgets it rather than send it on every reconnection.
-func (m *Master) resultPart(ctx context.Context, ref store.WorkerRef, sess *session, asm *assembler, p *clusterpb.ResultPart) {
-	m.resultProgress(ref.Name, sess, p.Attempt)
-	done, err := asm.add(p)
-	if err != nil {
-		m.log.Warn("result piece refused", "worker", ref.Name, "job", p.Attempt.GetJobId(), "attempt", p.Attempt.GetAttempt(), "err", err)
-		return
-	}
-	if done == nil {
-		return
-	}
-	r := done.result
-	if done.tooLarge > 0 {
-		m.log.Warn("result too large; failing the job", "worker", ref.Name, "job", p.Attempt.GetJobId(),
-			"attempt", p.Attempt.GetAttempt(), "bytes", done.tooLarge, "limit", m.cfg.MaxResultBytes)
-		r = tooLargeResult(p.Attempt, done.tooLarge, m.cfg.MaxResultBytes)
-	}
-	if m.recordResult(ctx, ref, r) {
-		sess.sendMsg(ackMsg(p.Attempt))
-	}
+func (h linkHub) Release(ctx context.Context, ref store.WorkerRef, r *clusterpb.Release) {
+	h.m.release(ctx, ref, r)
 }
 
 // resultProgress notes that a result is coming: the worker is alive
 // (its heartbeats wait in the stream behind the pieces, so a big result
 // must not get it declared lost), and a result announced in a hello
 // (finished) gets more time while its pieces keep coming.
-func (m *Master) resultProgress(name string, sess *session, a *clusterpb.AttemptRef) {
+func (m *Master) resultProgress(name string, sess *workerlink.Link, a *clusterpb.AttemptRef) {
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -228,23 +73,18 @@ func (m *Master) resultProgress(name string, sess *session, a *clusterpb.Attempt
 	}
 }
 
-func ackMsg(a *clusterpb.AttemptRef) *clusterpb.MasterMessage {
-	return &clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_ResultAck{ResultAck: &clusterpb.ResultAck{Attempt: a}}}
-}
-
-// unregister detaches a session that ended. The worker keeps its attempts
+// unregister detaches a link that ended. The worker keeps its attempts
 // until it reconnects or its heartbeat timeout declares it lost.
-func (m *Master) unregister(name string, sess *session) {
+func (m *Master) unregister(name string, sess *workerlink.Link) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if w := m.workers[name]; w != nil && w.session == sess {
 		w.session = nil
 		m.markRow(name)
 	}
-	sess.close()
 }
 
-func (m *Master) heartbeat(name string, sess *session, hb *clusterpb.Heartbeat) {
+func (m *Master) heartbeat(name string, sess *workerlink.Link, hb *clusterpb.Heartbeat) {
 	m.mu.Lock()
 	w := m.workers[name]
 	if w == nil || w.session != sess {

@@ -12,6 +12,7 @@ import (
 	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // liveJob is a job that is not terminal yet, as this master holds it in
@@ -53,7 +54,7 @@ type workerEntry struct {
 	// written to) its row in the workers table: a change there, asked
 	// through another master, is applied (applyDrains).
 	selfDrain, adminDrain, rowDrain bool
-	session                         *session
+	session                         *workerlink.Link
 	attempts                        map[string]int // job id → attempt the worker runs
 	connectedAt                     time.Time
 	lastBeat                        time.Time
@@ -274,7 +275,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 			w.status = api.WorkerLost
 			w.lostAt = now
 			if w.session != nil {
-				w.session.close()
+				w.session.Close()
 				w.session = nil
 			}
 			clear(w.attempts)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // Results the store failed to record (its database unavailable, a disk
@@ -72,13 +73,13 @@ func (m *Master) recordAgain(ctx context.Context) {
 		}
 		m.log.Info("result recorded after a store failure", "job", u.result.Attempt.JobId, "worker", u.worker.Name)
 		m.mu.Lock()
-		var sess *session
+		var sess *workerlink.Link
 		if w := m.workers[u.worker.Name]; w != nil && w.identity == u.worker.Identity {
 			sess = w.session
 		}
 		m.mu.Unlock()
 		if sess != nil {
-			sess.sendMsg(ackMsg(u.result.Attempt))
+			sess.Send(workerlink.Ack(u.result.Attempt))
 		}
 	}
 }

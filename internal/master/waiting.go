@@ -11,6 +11,7 @@ import (
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // Jobs that wait: the placement timeout, read from the store (the queue is
@@ -184,7 +185,7 @@ func (m *Master) dropReleased(ctx context.Context) {
 		m.mu.Lock()
 		w := m.workers[h.worker]
 		dropped := w != nil && w.attempts[id] == h.n
-		var sess *session
+		var sess *workerlink.Link
 		if dropped {
 			delete(w.attempts, id)
 			sess = w.session
@@ -198,7 +199,7 @@ func (m *Master) dropReleased(ctx context.Context) {
 		}
 		m.log.Info("attempt released elsewhere; stopping it", "job", id, "attempt", h.n, "worker", h.worker)
 		if sess != nil {
-			sess.sendMsg(cancelMsg(id, h.n, "the job was stopped through another master"))
+			sess.Send(cancelMsg(id, h.n, "the job was stopped through another master"))
 		}
 		if sj, err := m.store.GetJob(ctx, id); err == nil && sj.Status != store.StatusQueued && sj.Status != store.StatusRunning {
 			m.publishEnd(id, sj)
@@ -247,7 +248,7 @@ func (m *Master) applyDrains(ctx context.Context) {
 	}
 	type change struct {
 		name  string
-		sess  *session
+		sess  *workerlink.Link
 		drain bool
 	}
 	var changes []change
@@ -270,7 +271,7 @@ func (m *Master) applyDrains(ctx context.Context) {
 	for _, c := range changes {
 		m.log.Info("worker drain set through another master", "worker", c.name, "drain", c.drain)
 		if c.sess != nil {
-			c.sess.sendMsg(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Drain{Drain: &clusterpb.Drain{Drain: c.drain}}})
+			c.sess.Send(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Drain{Drain: &clusterpb.Drain{Drain: c.drain}}})
 		}
 	}
 	if len(changes) > 0 {

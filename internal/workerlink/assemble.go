@@ -1,4 +1,4 @@
-package master
+package workerlink
 
 import (
 	"errors"
@@ -29,6 +29,12 @@ type assembler struct {
 	// refused are attempts whose result was refused mid-way: the rest of
 	// its pieces are dropped quietly, until it starts again at offset 0.
 	refused map[attemptRef]bool
+}
+
+// attemptRef names the attempt a result belongs to.
+type attemptRef struct {
+	id string
+	n  int
 }
 
 type partialResult struct {

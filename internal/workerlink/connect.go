@@ -1,0 +1,172 @@
+package workerlink
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grappe/grappe/internal/clusterpb"
+	"github.com/grappe/grappe/internal/store"
+)
+
+// helloTimeout bounds how long a new connection may take to say who it is.
+const helloTimeout = 10 * time.Second
+
+// sendQueue is how many messages may wait for a worker's stream.
+const sendQueue = 256
+
+// Connect implements clusterpb.ClusterServer: one worker's stream, from
+// its hello to its end.
+func (s *Server) Connect(stream clusterpb.Cluster_ConnectServer) error {
+	hub := s.cfg.Hub
+	p := peerOf(stream.Context())
+	hello, err := recvHello(stream)
+	if err != nil {
+		s.log.Warn("worker refused", "addr", p.Addr, "err", err)
+		return err
+	}
+	ref, err := hub.Authorize(stream.Context(), p, hello)
+	if err != nil {
+		return grpcError(err)
+	}
+	if hello.Name == "" || len(hello.Name) > 128 || hello.Slots < 1 {
+		return status.Error(codes.InvalidArgument, "hello needs a name (at most 128 bytes) and at least one slot")
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	l := &Link{send: make(chan *clusterpb.MasterMessage, sendQueue), ctx: ctx, cancel: cancel}
+
+	// Results the worker finished while disconnected are recorded first,
+	// so the settling of its attempts does not re-queue them.
+	for _, r := range hello.PendingResults {
+		hub.Result(ctx, ref, r)
+	}
+	abandon := hub.Attach(ctx, hello, ref, l, p.Addr)
+	welcome := &clusterpb.Welcome{
+		WorkerId:            hello.Name,
+		HeartbeatIntervalMs: s.cfg.HeartbeatInterval.Milliseconds(),
+		LeaseMs:             s.cfg.Lease.Milliseconds(),
+		Abandon:             abandon,
+	}
+	if err := stream.Send(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Welcome{Welcome: welcome}}); err != nil {
+		hub.Detach(hello.Name, l)
+		return err
+	}
+	for _, r := range hello.PendingResults {
+		_ = stream.Send(Ack(r.Attempt))
+	}
+	s.log.Info("worker connected", "worker", hello.Name, "addr", p.Addr, "slots", hello.Slots,
+		"languages", len(hello.Languages), "sandbox", hello.Sandbox, "running", len(hello.Running))
+
+	go func() {
+		for {
+			select {
+			case msg := <-l.send:
+				if err := stream.Send(msg); err != nil {
+					l.Close()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	// Recv does not return when the link is closed from this side (a
+	// revocation, a newer connection, a loss): wait for either, and end
+	// the RPC, which ends the blocked Recv.
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- s.receive(ctx, ref, l, stream) }()
+	select {
+	case err = <-recvErr:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	hub.Detach(hello.Name, l)
+	l.Close()
+	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+		s.log.Info("worker stream ended", "worker", hello.Name, "err", err)
+	}
+	return nil
+}
+
+func recvHello(stream clusterpb.Cluster_ConnectServer) (*clusterpb.Hello, error) {
+	type res struct {
+		msg *clusterpb.WorkerMessage
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		msg, err := stream.Recv()
+		ch <- res{msg, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		if h := r.msg.GetHello(); h != nil {
+			return h, nil
+		}
+		return nil, status.Error(codes.InvalidArgument, "the first message must be a hello")
+	case <-time.After(helloTimeout):
+		return nil, status.Error(codes.DeadlineExceeded, "no hello in time")
+	}
+}
+
+func (s *Server) receive(ctx context.Context, ref store.WorkerRef, l *Link, stream clusterpb.Cluster_ConnectServer) error {
+	hub := s.cfg.Hub
+	// Results in pieces are rebuilt here; what is half-received when the
+	// link ends is dropped with it (the worker sends it again).
+	asm := newAssembler(s.cfg.MaxResultBytes, s.cfg.MaxResultBufferBytes)
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch x := msg.Msg.(type) {
+		case *clusterpb.WorkerMessage_Heartbeat:
+			hub.Heartbeat(ref.Name, l, x.Heartbeat)
+		case *clusterpb.WorkerMessage_Output:
+			hub.Output(ref, x.Output)
+		case *clusterpb.WorkerMessage_Result:
+			if hub.Result(ctx, ref, x.Result) {
+				l.Send(Ack(x.Result.Attempt))
+			}
+		case *clusterpb.WorkerMessage_ResultPart:
+			s.resultPart(ctx, ref, l, asm, x.ResultPart)
+		case *clusterpb.WorkerMessage_Release:
+			hub.Release(ctx, ref, x.Release)
+		case *clusterpb.WorkerMessage_Accepted:
+			hub.Accepted(ref, x.Accepted)
+		}
+	}
+}
+
+// resultPart takes one piece of a result. The last piece records the
+// whole; a result too large to keep fails its job, and is acknowledged so
+// that the worker forgets it rather than send it on every reconnection.
+func (s *Server) resultPart(ctx context.Context, ref store.WorkerRef, l *Link, asm *assembler, p *clusterpb.ResultPart) {
+	s.cfg.Hub.ResultComing(ref.Name, l, p.Attempt)
+	done, err := asm.add(p)
+	if err != nil {
+		s.log.Warn("result piece refused", "worker", ref.Name, "job", p.Attempt.GetJobId(), "attempt", p.Attempt.GetAttempt(), "err", err)
+		return
+	}
+	if done == nil {
+		return
+	}
+	r := done.result
+	if done.tooLarge > 0 {
+		s.log.Warn("result too large; failing the job", "worker", ref.Name, "job", p.Attempt.GetJobId(),
+			"attempt", p.Attempt.GetAttempt(), "bytes", done.tooLarge, "limit", s.cfg.MaxResultBytes)
+		r = tooLargeResult(p.Attempt, done.tooLarge, s.cfg.MaxResultBytes)
+	}
+	if s.cfg.Hub.Result(ctx, ref, r) {
+		l.Send(Ack(p.Attempt))
+	}
+}
