@@ -37,8 +37,8 @@ import (
 	"github.com/grappe/grappe/internal/store"
 	"github.com/grappe/grappe/internal/store/postgres"
 	"github.com/grappe/grappe/internal/store/sqlite"
-	"github.com/grappe/grappe/internal/workerlink"
 	"github.com/grappe/grappe/internal/web"
+	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // The worker link's flow-control windows (see grpcSrv); the worker sets
