@@ -987,7 +987,13 @@ func (x *ResultPart) GetLast() bool {
 	return false
 }
 
-// Accepted confirms that the worker started an assigned attempt.
+// Accepted confirms that the worker started an assigned attempt. It is
+// optional, and grappe's worker does not send it (one message a job for
+// nothing the master needs): its heartbeats list the attempts it holds
+// (Hello.heartbeat_lists_held), which is how the master learns that an
+// assignment arrived, and an attempt left out of them is taken back. A
+// master that gets one checks it against what it gave and reports an
+// Accepted for an attempt the worker does not hold.
 type Accepted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Attempt       *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
