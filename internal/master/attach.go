@@ -8,7 +8,6 @@ import (
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
-	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // A worker that (re)connects settles its attempts against the store,
@@ -29,7 +28,7 @@ import (
 // returns the attempts the worker must abandon. No dispatch is between a
 // claim and its Assigns meanwhile (jobs.Core.WithoutDispatch), so that no
 // attempt claimed for this worker is on its way while they are settled.
-func (m *Master) attach(ctx context.Context, h *clusterpb.Hello, ref store.WorkerRef, sess *workerlink.Link, addr string) []*clusterpb.AttemptRef {
+func (m *Master) attach(ctx context.Context, h *clusterpb.Hello, ref store.WorkerRef, sess workerLink, addr string) []*clusterpb.AttemptRef {
 	var abandon []*clusterpb.AttemptRef
 	var vanished []attemptRef
 	m.core.WithoutDispatch(func() {
@@ -42,7 +41,7 @@ func (m *Master) attach(ctx context.Context, h *clusterpb.Hello, ref store.Worke
 }
 
 // settle is attach's part under WithoutDispatch.
-func (m *Master) settle(ctx context.Context, h *clusterpb.Hello, ref store.WorkerRef, sess *workerlink.Link, addr string) ([]*clusterpb.AttemptRef, []attemptRef) {
+func (m *Master) settle(ctx context.Context, h *clusterpb.Hello, ref store.WorkerRef, sess workerLink, addr string) ([]*clusterpb.AttemptRef, []attemptRef) {
 	if _, err := m.store.RenewLeases(ctx, m.cfg.MasterID, []store.WorkerRef{ref}, time.Now().Add(m.leaseFor()).UTC()); err != nil {
 		m.log.Warn("renew the leases of a connecting worker", "worker", h.Name, "err", err)
 	}
@@ -84,7 +83,7 @@ func (m *Master) adoptedCopies(ctx context.Context, h *clusterpb.Hello, held map
 // register installs the worker's session and settles its attempts in
 // memory (see attach). held is the store's word (nil: unknown, memory
 // decides); copies are the working copies adoptedCopies built.
-func (m *Master) register(h *clusterpb.Hello, ref store.WorkerRef, sess *workerlink.Link, addr string, held map[string]int, copies map[string]*liveJob) (abandon []*clusterpb.AttemptRef, vanished []attemptRef) {
+func (m *Master) register(h *clusterpb.Hello, ref store.WorkerRef, sess workerLink, addr string, held map[string]int, copies map[string]*liveJob) (abandon []*clusterpb.AttemptRef, vanished []attemptRef) {
 	now := time.Now()
 	langs, byName := languageSets(h.Languages)
 	m.mu.Lock()

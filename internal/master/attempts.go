@@ -8,7 +8,6 @@ import (
 
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/store"
-	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // A worker can only report on what it was given: every Accepted, Output,
@@ -107,7 +106,7 @@ func (m *Master) noteRelease(w store.WorkerRef) {
 	we.releases = append(recent, now)
 	count, limit := len(we.releases), we.sched.Slots+releaseAllowance
 	drain := count > limit && !we.adminDrain
-	var sess *workerlink.Link
+	var sess workerLink
 	if drain {
 		we.adminDrain = true
 		we.setStatus()

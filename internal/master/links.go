@@ -9,7 +9,6 @@ import (
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/store"
-	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // The master's side of the job core (internal/jobs): the core owns the
@@ -61,7 +60,7 @@ func (l links) Assign(ctx context.Context, ref store.WorkerRef, j *store.Job) er
 		return errWorkerGone
 	}
 	w.attempts[j.ID] = n
-	var late *workerlink.Link
+	var late workerLink
 	if !w.session.TrySend(assignMsg(lj, n)) {
 		late = w.session // a stream too far behind to take it now gets it just after
 	}
@@ -81,7 +80,7 @@ func (l links) Cancel(ref store.WorkerRef, id string, n int, reason string) bool
 	m := l.m
 	m.mu.Lock()
 	w := m.workers[ref.Name]
-	var sess *workerlink.Link
+	var sess workerLink
 	if w != nil && w.identity == ref.Identity && w.attempts[id] == n {
 		delete(w.attempts, id)
 		sess = w.session

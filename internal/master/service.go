@@ -13,7 +13,6 @@ import (
 	"github.com/grappe/grappe/internal/httpapi"
 	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/store"
-	"github.com/grappe/grappe/internal/workerlink"
 )
 
 var _ httpapi.Service = (*Master)(nil)
@@ -329,7 +328,7 @@ func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worke
 	m.mu.Lock()
 	w := m.workers[name]
 	here := w != nil && w.status != api.WorkerLost
-	var sess *workerlink.Link
+	var sess workerLink
 	if here {
 		w.adminDrain = drain
 		w.setStatus()

@@ -14,6 +14,20 @@ import (
 	"github.com/grappe/grappe/internal/workerlink"
 )
 
+// workerLink is a worker's live link as the master uses it
+// (*workerlink.Link; fakes in tests).
+type workerLink interface {
+	// Send queues a message, waiting for room; TrySend does not wait.
+	Send(*clusterpb.MasterMessage)
+	TrySend(*clusterpb.MasterMessage) bool
+	Close()
+	// Silent is how long the link has waited for the worker's next
+	// message (0 while it handles one).
+	Silent(now time.Time) time.Duration
+}
+
+var _ workerLink = (*workerlink.Link)(nil)
+
 // linkHub is the master as its workers' links see it (workerlink.Hub).
 type linkHub struct{ m *Master }
 
@@ -58,7 +72,7 @@ func (h linkHub) Release(ctx context.Context, ref store.WorkerRef, r *clusterpb.
 // (its heartbeats wait in the stream behind the pieces, so a big result
 // must not get it declared lost), and a result announced in a hello
 // (finished) gets more time while its pieces keep coming.
-func (m *Master) resultProgress(name string, sess *workerlink.Link, a *clusterpb.AttemptRef) {
+func (m *Master) resultProgress(name string, sess workerLink, a *clusterpb.AttemptRef) {
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -75,7 +89,7 @@ func (m *Master) resultProgress(name string, sess *workerlink.Link, a *clusterpb
 
 // unregister detaches a link that ended. The worker keeps its attempts
 // until it reconnects or its heartbeat timeout declares it lost.
-func (m *Master) unregister(name string, sess *workerlink.Link) {
+func (m *Master) unregister(name string, sess workerLink) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if w := m.workers[name]; w != nil && w.session == sess {
@@ -84,7 +98,7 @@ func (m *Master) unregister(name string, sess *workerlink.Link) {
 	}
 }
 
-func (m *Master) heartbeat(name string, sess *workerlink.Link, hb *clusterpb.Heartbeat) {
+func (m *Master) heartbeat(name string, sess workerLink, hb *clusterpb.Heartbeat) {
 	m.mu.Lock()
 	w := m.workers[name]
 	if w == nil || w.session != sess {

@@ -12,7 +12,6 @@ import (
 	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
-	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // liveJob is a job that is not terminal yet, as this master holds it in
@@ -54,7 +53,7 @@ type workerEntry struct {
 	// written to) its row in the workers table: a change there, asked
 	// through another master, is applied (applyDrains).
 	selfDrain, adminDrain, rowDrain bool
-	session                         *workerlink.Link
+	session                         workerLink
 	attempts                        map[string]int // job id → attempt the worker runs
 	connectedAt                     time.Time
 	lastBeat                        time.Time
@@ -246,6 +245,15 @@ func (m *Master) sweepLoop(ctx context.Context) {
 	}
 }
 
+// silent reports whether the master has evidence that w went quiet for
+// timeout: no link, or a link that has waited that long for its next
+// message. A link busy handling a message (the master behind, its
+// heartbeats in the connection's buffers) is not silence: a busy master
+// must not declare healthy workers lost.
+func silent(w *workerEntry, now time.Time, timeout time.Duration) bool {
+	return w.session == nil || w.session.Silent(now) >= timeout
+}
+
 // requeueCause says why an attempt goes back to the queue.
 type requeueCause struct {
 	reason string // recorded in the job's error while it waits
@@ -268,7 +276,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 	m.mu.Lock()
 	for _, w := range m.workers {
 		switch {
-		case w.status != api.WorkerLost && now.Sub(w.lastBeat) > m.cfg.WorkerTimeout:
+		case w.status != api.WorkerLost && now.Sub(w.lastBeat) > m.cfg.WorkerTimeout && silent(w, now, m.cfg.WorkerTimeout):
 			// Its attempts stay its own until their leases expire (no
 			// renewal from now on): the rescue below gives them back, or
 			// the worker re-announces them in time, to any master.

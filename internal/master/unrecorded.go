@@ -73,7 +73,7 @@ func (m *Master) recordAgain(ctx context.Context) {
 		}
 		m.log.Info("result recorded after a store failure", "job", u.result.Attempt.JobId, "worker", u.worker.Name)
 		m.mu.Lock()
-		var sess *workerlink.Link
+		var sess workerLink
 		if w := m.workers[u.worker.Name]; w != nil && w.identity == u.worker.Identity {
 			sess = w.session
 		}

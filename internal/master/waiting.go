@@ -11,7 +11,6 @@ import (
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
-	"github.com/grappe/grappe/internal/workerlink"
 )
 
 // Jobs that wait: the placement timeout, read from the store (the queue is
@@ -185,7 +184,7 @@ func (m *Master) dropReleased(ctx context.Context) {
 		m.mu.Lock()
 		w := m.workers[h.worker]
 		dropped := w != nil && w.attempts[id] == h.n
-		var sess *workerlink.Link
+		var sess workerLink
 		if dropped {
 			delete(w.attempts, id)
 			sess = w.session
@@ -248,7 +247,7 @@ func (m *Master) applyDrains(ctx context.Context) {
 	}
 	type change struct {
 		name  string
-		sess  *workerlink.Link
+		sess  workerLink
 		drain bool
 	}
 	var changes []change

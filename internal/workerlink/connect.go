@@ -124,10 +124,12 @@ func (s *Server) receive(ctx context.Context, ref store.WorkerRef, l *Link, stre
 	// link ends is dropped with it (the worker sends it again).
 	asm := newAssembler(s.cfg.MaxResultBytes, s.cfg.MaxResultBufferBytes)
 	for {
+		l.waiting.Store(time.Now().UnixNano())
 		msg, err := stream.Recv()
 		if err != nil {
 			return err
 		}
+		l.waiting.Store(0)
 		switch x := msg.Msg.(type) {
 		case *clusterpb.WorkerMessage_Heartbeat:
 			hub.Heartbeat(ref.Name, l, x.Heartbeat)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -100,6 +101,21 @@ type Link struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
+	// waiting is when the receive loop began to wait for the worker's
+	// next message (unix nanoseconds); 0 while it handles one.
+	waiting atomic.Int64
+}
+
+// Silent is how long the link has been ready to read the worker's next
+// message without one arriving: evidence that the worker went quiet, as
+// opposed to a master too busy to read what it sent (then 0: the loop is
+// handling a message, and the rest wait in the connection's buffers).
+func (l *Link) Silent(now time.Time) time.Duration {
+	since := l.waiting.Load()
+	if since == 0 {
+		return 0
+	}
+	return max(now.Sub(time.Unix(0, since)), 0)
 }
 
 // Send queues a message for the worker; it gives up when the link ends

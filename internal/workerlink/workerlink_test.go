@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -35,5 +36,20 @@ func TestGRPCError(t *testing.T) {
 func TestNewNeedsAHub(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("New without a Hub: no error")
+	}
+}
+
+func TestLinkSilent(t *testing.T) {
+	now := time.Now()
+	var l Link
+	if d := l.Silent(now); d != 0 {
+		t.Fatalf("a link handling a message: silent %v, want 0", d)
+	}
+	l.waiting.Store(now.Add(-3 * time.Second).UnixNano())
+	if d := l.Silent(now); d != 3*time.Second {
+		t.Fatalf("a link waiting 3s: silent %v", d)
+	}
+	if d := l.Silent(now.Add(-time.Hour)); d != 0 {
+		t.Fatalf("a clock before the wait: silent %v, want 0", d)
 	}
 }
