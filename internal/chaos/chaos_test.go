@@ -182,7 +182,7 @@ func TestChaos(t *testing.T) {
 	// panicked.
 	o := checkResults(t, specs, results)
 	lost, wrong, reruns := o.lost, o.wrong, o.reruns
-	duplicated := checkOnce(t, c, results)
+	duplicated := checkOnce(t, c, results, nil)
 	checkNoPanic(t, c)
 	// Detection: from each kill to the master's "worker lost" line.
 	detect := detectionTimes(c, kills)

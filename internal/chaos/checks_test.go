@@ -48,7 +48,12 @@ func checkResults(t *testing.T, specs []jobSpec, results []*api.Job) outcome {
 // started more often than its attempts say (an attempt re-adopted after a
 // restart or by another master is not started again). It returns the
 // number of jobs with more than one result.
-func checkOnce(t *testing.T, c *cluster, results []*api.Job) (duplicated int) {
+//
+// unlogged, when not nil, excuses a job with no "result recorded" line:
+// it reports whether the master that recorded it may have been killed
+// between its commit and its log line (the job's state, checked by
+// checkResults, is the truth; the log only counts).
+func checkOnce(t *testing.T, c *cluster, results []*api.Job, unlogged func(*api.Job) bool) (duplicated int) {
 	t.Helper()
 	recorded := map[string]int{}
 	for _, m := range c.logLines(regexp.MustCompile(`msg="result recorded" job=(\w+) attempt=(\d+)`)) {
@@ -65,7 +70,10 @@ func checkOnce(t *testing.T, c *cluster, results []*api.Job) (duplicated int) {
 		if j == nil {
 			continue
 		}
-		if recorded[j.ID] != 1 {
+		switch {
+		case recorded[j.ID] == 0 && unlogged != nil && unlogged(j):
+			t.Logf("job %s: no recorded result in the logs; a master was killed just after its end (%s)", j.ID, j.FinishedAt.Format("15:04:05.000"))
+		case recorded[j.ID] != 1:
 			t.Errorf("job %s: %d recorded results", j.ID, recorded[j.ID])
 			if recorded[j.ID] > 1 {
 				duplicated++

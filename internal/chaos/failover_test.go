@@ -33,6 +33,7 @@ type failover struct {
 	to        string        // the master it connected to; empty if none
 	reconnect time.Duration // kill → connected elsewhere
 	newJob    time.Duration // kill → a new attempt started; 0 if none
+	killed    bool          // killed in the window, before or after it failed over
 }
 
 var workerEventRe = regexp.MustCompile(`^time=(\S+) level=\w+ msg="(connected to master|disconnected from master; reconnecting|attempt started)" worker=(\w+)(?: master=(\S+))?`)
@@ -59,21 +60,26 @@ func workerEvents(c *cluster) map[string][]workerEvent {
 
 // failovers finds, for kill k, the workers linked to its master at the
 // kill and what each did in the window after it. A worker killed before
-// the end of the window (workerKills: name → when) is left out: its log
-// ends, or lies about its link.
+// the master (workerKills: name → when) is left out, its log lies about
+// its link; one killed in the window is followed until its kill, and
+// marked killed.
 func failovers(events map[string][]workerEvent, workerKills map[string]time.Time, k masterKill, window time.Duration) []failover {
 	var out []failover
 	for w, evs := range events {
-		if killed, ok := workerKills[w]; ok && killed.Before(k.at.Add(window)) {
-			continue
+		end := k.at.Add(window)
+		f := failover{worker: w}
+		if killed, ok := workerKills[w]; ok && killed.Before(end) {
+			if killed.Before(k.at) {
+				continue
+			}
+			end, f.killed = killed, true
 		}
 		i, _ := slices.BinarySearchFunc(evs, k.at, func(e workerEvent, at time.Time) int { return e.at.Compare(at) })
 		if !linkedAt(evs[:i], k.addr) {
 			continue
 		}
-		f := failover{worker: w}
 		for _, e := range evs[i:] {
-			if e.at.Sub(k.at) > window {
+			if e.at.After(end) {
 				break
 			}
 			switch {
@@ -117,6 +123,9 @@ func failoverReport(t *testing.T, c *cluster, kills []masterKill, workerKills ma
 		var parts []string
 		for _, f := range failovers(events, workerKills, k, window) {
 			switch {
+			case f.to == "" && f.killed:
+				parts = append(parts, f.worker+": killed before it reconnected")
+				continue
 			case f.to == "" && k.at.Add(window).After(end):
 				parts = append(parts, f.worker+": not reconnected before the end of the run")
 				continue
@@ -125,7 +134,7 @@ func failoverReport(t *testing.T, c *cluster, kills []masterKill, workerKills ma
 				parts = append(parts, f.worker+": not reconnected")
 				continue
 			case f.newJob == 0:
-				parts = append(parts, fmt.Sprintf("%s: → %s in %v, no new job in the window", f.worker, names[f.to], f.reconnect.Round(time.Millisecond)))
+				parts = append(parts, fmt.Sprintf("%s: → %s in %v, no new job in the window (killed: %v)", f.worker, names[f.to], f.reconnect.Round(time.Millisecond), f.killed))
 			default:
 				parts = append(parts, fmt.Sprintf("%s: → %s in %v, new job in %v", f.worker, names[f.to], f.reconnect.Round(time.Millisecond), f.newJob.Round(time.Millisecond)))
 				newJob = append(newJob, f.newJob)

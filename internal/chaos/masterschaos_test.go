@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/store/postgres/pgtest"
 )
 
@@ -138,4 +139,23 @@ func (ch *mastersChaos) check() {
 	if len(ch.workerKills) == 0 {
 		ch.t.Errorf("no worker was killed: the run was shorter than -chaos.kill-every")
 	}
+}
+
+// unloggedWindow bounds the time from a result's arrival at a master
+// (the job's FinishedAt) to the kill that cut the master between its
+// commit and its "result recorded" line.
+const unloggedWindow = 2 * time.Second
+
+// killedJustAfter reports whether a master was killed within
+// unloggedWindow after job j finished (checkOnce).
+func (ch *mastersChaos) killedJustAfter(j *api.Job) bool {
+	if j.FinishedAt == nil {
+		return false
+	}
+	for _, k := range ch.masterKills {
+		if d := k.at.Sub(*j.FinishedAt); d >= 0 && d <= unloggedWindow {
+			return true
+		}
+	}
+	return false
 }
