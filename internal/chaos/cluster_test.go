@@ -161,7 +161,10 @@ func (c *cluster) startMaster(i int) error {
 	c.mu.Lock()
 	m.proc = p
 	c.mu.Unlock()
-	return c.waitHealthy(i)
+	if err := c.waitHealthy(i); err != nil {
+		return fmt.Errorf("%w; log %s", err, p.log)
+	}
+	return nil
 }
 
 // killMaster kills master i with kill -9.
@@ -187,7 +190,7 @@ func (c *cluster) waitHealthy(i int) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("master %s not healthy in time; log %s", c.masters[i].id, c.masters[i].proc.log)
+	return fmt.Errorf("master %s not healthy in time", c.masters[i].id)
 }
 
 // clusterAddrs lists the masters' cluster addresses for a worker's
