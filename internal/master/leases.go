@@ -48,6 +48,7 @@ func (m *Master) renewLeases(ctx context.Context) {
 		return
 	}
 	if _, err := m.store.RenewLeases(ctx, m.cfg.MasterID, refs, now.Add(m.leaseFor()).UTC()); err != nil && ctx.Err() == nil {
+		m.leaseStoreFailedAt.Store(time.Now().UnixNano())
 		m.log.Error("renew leases", "err", err)
 	}
 }
@@ -76,10 +77,23 @@ func (m *Master) extendRecovered(ctx context.Context, running []*store.Job, now 
 // rescueExpired gives back the attempts whose lease expired and brings
 // this master's memory in line: a rescued job it holds goes back to its
 // queue, or ends if it ran out of attempts.
+//
+// Not for a lease period after this master last failed to reach the
+// store: leases that ran out meanwhile may have done so for want of the
+// store, not of their workers (in an outage of the database no master
+// renews any), and the first sweep after the store's return would give
+// back the attempts of live workers, whose results are then refused and
+// the jobs run again. In that period the masters holding live workers
+// renew their leases; those of dead workers stay expired, and are
+// rescued after it.
 func (m *Master) rescueExpired(ctx context.Context, now time.Time) {
+	if failed := m.leaseStoreFailedAt.Load(); failed != 0 && now.Sub(time.Unix(0, failed)) < m.leaseFor() {
+		return
+	}
 	rescued, err := m.store.RescueExpired(ctx, now.UTC(), rescueReason, rescueLimit)
 	if err != nil {
 		if ctx.Err() == nil {
+			m.leaseStoreFailedAt.Store(time.Now().UnixNano())
 			m.log.Error("rescue expired leases", "err", err)
 		}
 		return

@@ -287,6 +287,10 @@ type Master struct {
 	// renewedAt is when the leases were last renewed (leases.go; the
 	// workers-table flush alone uses it).
 	renewedAt time.Time
+	// leaseStoreFailedAt is when a renewal or a rescue of the leases last
+	// failed for want of the store (unix nanoseconds; the flush and the
+	// sweep write it, the sweep reads it). See rescueExpired.
+	leaseStoreFailedAt atomic.Int64
 
 	mu      sync.Mutex
 	jobs    map[string]*liveJob
