@@ -288,9 +288,10 @@ type Master struct {
 	// workers-table flush alone uses it).
 	renewedAt time.Time
 	// leaseStoreFailedAt is when a renewal or a rescue of the leases last
-	// failed for want of the store (unix nanoseconds; the flush and the
-	// sweep write it, the sweep reads it). See rescueExpired.
-	leaseStoreFailedAt atomic.Int64
+	// failed for want of the store, leaseStoreBackAt when one succeeded
+	// after it (0: none yet); unix nanoseconds, written by the flush and
+	// the sweep. See rescueExpired.
+	leaseStoreFailedAt, leaseStoreBackAt atomic.Int64
 
 	mu      sync.Mutex
 	jobs    map[string]*liveJob
