@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/grappe
 
-.PHONY: build test test-short race proto vet contract bench chaos fuzz clean web web-test
+.PHONY: build test test-short race proto vet contract bench chaos chaos-masters fuzz clean web web-test
 
 build:
 	$(GO) build -o $(BIN) ./cmd/grappe
@@ -42,7 +42,14 @@ contract:
 # The full chaos test: 1,000 jobs, real processes, kill -9 of workers and of
 # the master (make test runs a 150-job version).
 chaos:
-	$(GO) test -count=1 -run TestChaos -timeout 30m -v ./internal/chaos -chaos.jobs 1000 -chaos.workers 4
+	$(GO) test -count=1 -run 'TestChaos$$' -timeout 30m -v ./internal/chaos -chaos.jobs 1000 -chaos.workers 4
+
+# The full multi-master chaos test (issue 13): three masters on a throwaway
+# PostgreSQL, four workers, 2,000 jobs; a master killed with kill -9 every
+# 10 s, workers every 3 s, PostgreSQL restarted once (make test runs a
+# 300-job version). CHAOS_LOGS=DIR keeps the processes' logs.
+chaos-masters:
+	$(GO) test -count=1 -run 'TestChaosMasters$$' -timeout 40m -v ./internal/chaos -chaos.masters-jobs 2000 -chaos.master-kill-every 10s $(if $(CHAOS_LOGS),-chaos.logs $(CHAOS_LOGS))
 
 # Fuzz the decoding and validation of what strangers send (the seed corpus
 # is in testdata/fuzz and runs with every go test).

@@ -5,11 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"regexp"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +17,7 @@ var (
 	jobsFlag    = flag.Int("chaos.jobs", 150, "jobs to submit")
 	workersFlag = flag.Int("chaos.workers", 3, "workers alive at any time")
 	killEvery   = flag.Duration("chaos.kill-every", 3*time.Second, "pause between two worker kills")
+	keepLogs    = flag.String("chaos.logs", "", "copy the processes' logs into this directory at the end")
 )
 
 // jobSpec is one generated job and the output it must produce.
@@ -61,12 +57,16 @@ func TestChaos(t *testing.T) {
 		t.Skip("the chaos test builds the binary and runs real processes; skipped with -short")
 	}
 	start := time.Now()
-	c := newCluster(t)
-	c.startMaster()
-	for range *workersFlag {
-		c.startWorker()
+	c := newCluster(t, 1, "")
+	if err := c.startMaster(0); err != nil {
+		t.Fatal(err)
 	}
-	cl, err := c.client()
+	for range *workersFlag {
+		if _, err := c.startWorker(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := c.client(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,25 +123,22 @@ func TestChaos(t *testing.T) {
 			if !masterKilled && round == 2 {
 				masterKilled = true
 				t.Logf("kill -9 master")
-				c.master.kill9()
+				c.killMaster(0)
 				time.Sleep(500 * time.Millisecond)
-				c.startMaster()
+				if err := c.startMaster(0); err != nil {
+					t.Error(err)
+					return
+				}
 				continue
 			}
-			c.mu.Lock()
-			names := make([]string, 0, len(c.workers))
-			for n := range c.workers {
-				names = append(names, n)
-			}
-			slices.Sort(names)
-			victim := names[r.IntN(len(names))]
-			p := c.workers[victim]
-			delete(c.workers, victim)
-			c.mu.Unlock()
+			at := time.Now()
+			victim, err := killRandomWorker(c, r)
 			t.Logf("kill -9 %s", victim)
-			kills[victim] = time.Now()
-			p.kill9()
-			c.startWorker()
+			kills[victim] = at
+			if err != nil {
+				t.Error(err)
+				return
+			}
 		}
 	}()
 
@@ -181,80 +178,14 @@ func TestChaos(t *testing.T) {
 	<-chaosDone
 	took := time.Since(start)
 
-	// Every job is terminal and correct.
-	lost, wrong, reruns := 0, 0, 0
-	for i, j := range results {
-		switch {
-		case j == nil:
-			lost++
-		case j.Status != api.StatusDone:
-			t.Errorf("job %s (%s): status %q error %q", j.ID, specs[i].req.Language, j.Status, j.Error)
-			lost++
-		case j.Run == nil || j.Run.Stdout != specs[i].want:
-			t.Errorf("job %s: output %+v, want %q", j.ID, j.Run, specs[i].want)
-			wrong++
-		}
-		if j != nil {
-			reruns += j.Attempts - 1
-		}
-	}
-
-	// Exactly one recorded result per job, and no job started more often
-	// than its attempts say (an attempt re-adopted after a restart is not
-	// started again).
-	recorded := map[string]int{}
-	for _, m := range c.logLines(regexp.MustCompile(`msg="result recorded" job=(\w+) attempt=(\d+)`)) {
-		recorded[m[1]]++
-	}
-	starts := map[string]map[string]int{}
-	for _, m := range c.logLines(regexp.MustCompile(`msg="attempt started" worker=\S+ job=(\w+) attempt=(\d+)`)) {
-		if starts[m[1]] == nil {
-			starts[m[1]] = map[string]int{}
-		}
-		starts[m[1]][m[2]]++
-	}
-	duplicated := 0
-	for _, j := range results {
-		if j == nil {
-			continue
-		}
-		if recorded[j.ID] != 1 {
-			t.Errorf("job %s: %d recorded results", j.ID, recorded[j.ID])
-			if recorded[j.ID] > 1 {
-				duplicated++
-			}
-		}
-		for attempt, n := range starts[j.ID] {
-			if n > 1 {
-				t.Errorf("job %s: attempt %s started %d times", j.ID, attempt, n)
-			}
-		}
-		if len(starts[j.ID]) > j.Attempts {
-			t.Errorf("job %s: %d attempts started, %d recorded", j.ID, len(starts[j.ID]), j.Attempts)
-		}
-	}
-
+	// Every job is terminal and correct, ran once, and no process
+	// panicked.
+	o := checkResults(t, specs, results)
+	lost, wrong, reruns := o.lost, o.wrong, o.reruns
+	duplicated := checkOnce(t, c, results, nil)
+	checkNoPanic(t, c)
 	// Detection: from each kill to the master's "worker lost" line.
-	var detect []time.Duration
-	lostRe := regexp.MustCompile(`time=(\S+) level=WARN msg="worker lost" worker=(\w+)`)
-	for _, m := range c.logLines(lostRe) {
-		at, err := time.Parse(time.RFC3339Nano, m[1])
-		if err != nil {
-			continue
-		}
-		if k, ok := kills[m[2]]; ok && at.After(k) {
-			detect = append(detect, at.Sub(k))
-		}
-	}
-	slices.Sort(detect)
-
-	// No panic anywhere.
-	for _, path := range c.logs {
-		b, _ := os.ReadFile(path)
-		if strings.Contains(string(b), "panic:") || strings.Contains(string(b), "DATA RACE") {
-			t.Errorf("%s has a panic", filepath.Base(path))
-		}
-	}
+	detect := detectionTimes(c, kills)
 
 	median := time.Duration(0)
 	if len(detect) > 0 {

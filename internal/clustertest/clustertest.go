@@ -174,7 +174,18 @@ func (c *Cluster) RestartMaster() {
 // the test ends.
 func (c *Cluster) AddMaster(id string) *Cluster {
 	c.t.Helper()
+	return c.AddMasterWith(id, nil)
+}
+
+// AddMasterWith is AddMaster with edit (when not nil) applied to the new
+// master's configuration, a copy of this one's: masters that sweep at
+// different rates, say.
+func (c *Cluster) AddMasterWith(id string, edit func(*master.Config)) *Cluster {
+	c.t.Helper()
 	cfg := c.cfg
+	if edit != nil {
+		edit(&cfg)
+	}
 	cfg.MasterID = id
 	cfg.Listen, cfg.ClusterListen = "127.0.0.1:0", "127.0.0.1:0"
 	p := &Cluster{t: c.t, cfg: cfg, dir: c.dir, DataDir: c.DataDir, log: c.log, Token: c.Token, workers: map[string]*Worker{}}

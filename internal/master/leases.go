@@ -47,7 +47,12 @@ func (m *Master) renewLeases(ctx context.Context) {
 	if len(refs) == 0 {
 		return
 	}
-	if _, err := m.store.RenewLeases(ctx, m.cfg.MasterID, refs, now.Add(m.leaseFor()).UTC()); err != nil && ctx.Err() == nil {
+	_, err := m.store.RenewLeases(ctx, m.cfg.MasterID, refs, now.Add(m.leaseFor()).UTC())
+	switch {
+	case err == nil:
+		m.leaseStoreOK(time.Now())
+	case ctx.Err() == nil:
+		m.leaseStoreFailed(time.Now())
 		m.logStoreErr("renew leases", err)
 	}
 }
@@ -76,14 +81,30 @@ func (m *Master) extendRecovered(ctx context.Context, running []*store.Job, now 
 // rescueExpired gives back the attempts whose lease expired and brings
 // this master's memory in line: a rescued job it holds goes back to its
 // queue, or ends if it ran out of attempts.
+//
+// Nothing is rescued from a failure of the store until a lease period
+// after it is back: leases that ran out meanwhile may have done so for
+// want of the store, not of their workers (in an outage of the database
+// no master renews any), and the first sweep after its return would give
+// back the attempts of live workers, whose results are then refused and
+// the jobs run again. In that period the masters holding live workers
+// renew their leases; those of dead workers stay expired, and are
+// rescued after it. Meanwhile the sweep still calls the store, with a
+// cut-off no lease precedes, to see it come back.
 func (m *Master) rescueExpired(ctx context.Context, now time.Time) {
-	rescued, err := m.store.RescueExpired(ctx, now.UTC(), rescueReason, rescueLimit)
+	cutoff := now
+	if m.leaseStoreRecovering(now) {
+		cutoff = time.Unix(0, 1)
+	}
+	rescued, err := m.store.RescueExpired(ctx, cutoff.UTC(), rescueReason, rescueLimit)
 	if err != nil {
 		if ctx.Err() == nil {
+			m.leaseStoreFailed(now)
 			m.logStoreErr("rescue expired leases", err)
 		}
 		return
 	}
+	m.leaseStoreOK(now)
 	for _, sj := range rescued {
 		m.log.Warn("lease expired", "job", sj.ID, "attempt", sj.Attempts, "worker", sj.Worker, "status", sj.Status)
 		if sj.Status != store.StatusQueued {
@@ -91,4 +112,28 @@ func (m *Master) rescueExpired(ctx context.Context, now time.Time) {
 		}
 		events{m}.Publish(jobs.Event{Job: sj}) // memory and subscribers in line
 	}
+}
+
+// leaseStoreFailed notes that the lease machinery could not reach the
+// store at t.
+func (m *Master) leaseStoreFailed(t time.Time) {
+	m.leaseStoreFailedAt.Store(t.UnixNano())
+	m.leaseStoreBackAt.Store(0)
+}
+
+// leaseStoreOK notes that it could at t: the store is back, if it failed.
+func (m *Master) leaseStoreOK(t time.Time) {
+	if m.leaseStoreFailedAt.Load() != 0 {
+		m.leaseStoreBackAt.CompareAndSwap(0, t.UnixNano())
+	}
+}
+
+// leaseStoreRecovering reports whether the store failed and is not back
+// yet, or came back less than a lease period before now.
+func (m *Master) leaseStoreRecovering(now time.Time) bool {
+	if m.leaseStoreFailedAt.Load() == 0 {
+		return false
+	}
+	back := m.leaseStoreBackAt.Load()
+	return back == 0 || now.Sub(time.Unix(0, back)) < m.leaseFor()
 }

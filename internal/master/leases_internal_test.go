@@ -92,3 +92,48 @@ func TestLeasesRenewedAndRescued(t *testing.T) {
 		t.Errorf("spare in memory: %+v", lj)
 	}
 }
+
+// TestNoRescueRightAfterAStoreOutage: leases that ran out while the
+// master could not reach the store (a database restart: no master renews
+// anything) are not rescued until a lease period after the store is back,
+// which gives the masters of live workers the time to renew them; after
+// that, an attempt still expired is rescued. Found by TestChaosMasters:
+// the first sweep after PostgreSQL came back gave back the attempts of
+// live workers, whose results were then refused and the jobs run again.
+func TestNoRescueRightAfterAStoreOutage(t *testing.T) {
+	m, err := New(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0",
+		WorkerTimeout: 2 * time.Second, HeartbeatInterval: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := t.Context()
+	w := store.WorkerRef{Name: "alive", Identity: "l"}
+	sj := &store.Job{ID: "j", Owner: "alice", Language: "python", MaxAttempts: 3,
+		Request: []byte(`{"language":"python","source":"print(1)"}`), CreatedAt: time.Now()}
+	if err := m.store.CreateJob(ctx, sj, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.store.StartAttempt(ctx, sj.ID, 1, w, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// The store fails for a while, longer than a lease: the attempt's
+	// lease runs out meanwhile, nothing can renew it.
+	outage := time.Now()
+	m.leaseStoreFailed(outage)
+	if _, err := m.store.RenewLeases(ctx, m.cfg.MasterID, []store.WorkerRef{w}, outage.Add(time.Second).UTC()); err != nil {
+		t.Fatal(err)
+	}
+	back := outage.Add(3 * time.Second)
+
+	for _, at := range []time.Time{back, back.Add(m.leaseFor() / 2)} {
+		m.rescueExpired(ctx, at) // the first sees the store back
+		if got, _ := m.store.GetJob(ctx, "j"); got.Status != store.StatusRunning {
+			t.Fatalf("rescued %v after the store came back: %s", at.Sub(back), got.Status)
+		}
+	}
+	m.rescueExpired(ctx, back.Add(m.leaseFor()+time.Millisecond))
+	if got, _ := m.store.GetJob(ctx, "j"); got.Status != store.StatusQueued || got.Error != rescueReason {
+		t.Fatalf("a lease period after the store came back: %s %q, want queued with %q", got.Status, got.Error, rescueReason)
+	}
+}

@@ -299,6 +299,11 @@ type Master struct {
 	outage outage
 	// The roles this master may lead (leader.go).
 	sweeper, autoscaleRole role
+	// leaseStoreFailedAt is when a renewal or a rescue of the leases last
+	// failed for want of the store, leaseStoreBackAt when one succeeded
+	// after it (0: none yet); unix nanoseconds, written by the flush and
+	// the sweep. See rescueExpired.
+	leaseStoreFailedAt, leaseStoreBackAt atomic.Int64
 
 	mu      sync.Mutex
 	jobs    map[string]*liveJob

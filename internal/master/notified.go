@@ -76,8 +76,7 @@ func (m *Master) followNotifications(ctx context.Context) {
 // endedElsewhere reacts to the end of job id, recorded by any master.
 func (m *Master) endedElsewhere(ctx context.Context, id string) {
 	m.mu.Lock()
-	lj := m.jobs[id]
-	mine := lj != nil && lj.worker != ""
+	mine := m.heldHereLocked(id)
 	m.mu.Unlock()
 	if mine {
 		// Its end is this master's to publish; if it did not record it

@@ -156,6 +156,10 @@ func (m *Master) accepted(w store.WorkerRef, a *clusterpb.Accepted) {
 	}
 }
 
+// resultCommitTimeout bounds the commit of a result that arrived, which
+// outlives the link it came by.
+const resultCommitTimeout = 10 * time.Second
+
 // recordResult stores worker w's result for (job, attempt) exactly once,
 // and only if w holds that attempt: the store's compare-and-set is on the
 // worker and its identity too. It reports whether the worker may forget
@@ -191,7 +195,14 @@ func (m *Master) record(ctx context.Context, w store.WorkerRef, r *clusterpb.Res
 	}
 	m.mu.Unlock()
 	m.kick()
-	final, err := m.core.Finish(ctx, w, id, n, jobs.Outcome{
+	// The result is here: its commit does not depend on the link. Under
+	// the link's context, a worker killed just after sending it cancels
+	// the statement in flight, whose outcome is then unknown here: a
+	// commit that landed reported as failed (no end published, memory
+	// left behind), or a result lost with the worker that would resend it.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resultCommitTimeout)
+	defer cancel()
+	final, err := m.core.Finish(fctx, w, id, n, jobs.Outcome{
 		Status: f.Status, Verdict: f.Verdict, Error: f.Error, Version: f.Version, Result: f.Result, At: arrived,
 	})
 	switch {

@@ -215,8 +215,7 @@ func (m *Master) dropReleased(ctx context.Context) {
 func (m *Master) endFinishedElsewhere(ctx context.Context) {
 	for _, id := range m.broker.watched(256) {
 		m.mu.Lock()
-		lj := m.jobs[id]
-		mine := lj != nil && lj.worker != ""
+		mine := m.heldHereLocked(id)
 		m.mu.Unlock()
 		if mine {
 			continue
@@ -226,12 +225,27 @@ func (m *Master) endFinishedElsewhere(ctx context.Context) {
 			continue
 		}
 		m.mu.Lock()
-		if cur := m.jobs[id]; cur != nil && cur.worker == "" {
-			delete(m.jobs, id) // a stale queued entry
+		if cur := m.jobs[id]; cur != nil && !m.heldHereLocked(id) {
+			delete(m.jobs, id) // a stale entry: queued, or a lost worker's
 		}
 		m.mu.Unlock()
 		m.publishEnd(id, sj)
 	}
+}
+
+// heldHereLocked reports whether one of this master's workers holds the
+// job's current attempt: its end is then this master's to publish. A
+// lost worker's attempts are not (the loss clears them) although the job
+// still names it: whichever master sweeps first rescues them, and when
+// another does, this one hears of the job only from the store. Called
+// with m.mu held.
+func (m *Master) heldHereLocked(id string) bool {
+	lj := m.jobs[id]
+	if lj == nil || lj.worker == "" {
+		return false
+	}
+	w := m.workers[lj.worker]
+	return w != nil && w.attempts[id] == lj.attempt
 }
 
 // applyDrains applies to this master's workers the drains and undrains

@@ -331,18 +331,61 @@ func (c *capture) read(r *os.File) {
 	chunk := make([]byte, 32*1024)
 	for {
 		n, err := r.Read(chunk)
-		if n > 0 {
-			data := c.grant(chunk[:n])
-			c.append(data)
-			if c.onOutput != nil && len(data) > 0 {
-				c.onOutput(c.stream, data)
-			}
-			if c.truncated {
-				c.capHit <- struct{}{}
-				return
-			}
+		if n > 0 && c.keep(chunk[:n]) {
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.readBuffered(r, chunk)
+			return
 		}
 		if err != nil {
+			return
+		}
+	}
+}
+
+// keep keeps what may be kept of data, and reports a cap reached (the
+// command is then killed and reading stops).
+func (c *capture) keep(chunk []byte) (capped bool) {
+	data := c.grant(chunk)
+	c.append(data)
+	if c.onOutput != nil && len(data) > 0 {
+		c.onOutput(c.stream, data)
+	}
+	if c.truncated {
+		c.capHit <- struct{}{}
+		return true
+	}
+	return false
+}
+
+// maxBufferedReads bounds readBuffered: chunks of 32 KiB cover a pipe of
+// 1 MiB, the most Linux gives one by default (pipe-max-size).
+const maxBufferedReads = 32
+
+// readBuffered reads, without waiting, what the pipe still holds once the
+// drain deadline has passed. The deadline ends the wait for writers that
+// escaped the process group, not the reading of what the command wrote
+// before it died: a reader not scheduled before the deadline (a loaded
+// or CPU-throttled machine; a worker frozen 300 ms loses about one
+// output in 300) would otherwise drop it whole, and a program that
+// printed its answer and exited 0 would be recorded with no output.
+func (c *capture) readBuffered(r *os.File, chunk []byte) {
+	if r.SetReadDeadline(time.Time{}) != nil {
+		return
+	}
+	rc, err := r.SyscallConn()
+	if err != nil {
+		return
+	}
+	for range maxBufferedReads {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), chunk)
+			return true // never wait: EAGAIN means the pipe is empty
+		})
+		if err != nil || rerr != nil || n <= 0 || c.keep(chunk[:n]) {
 			return
 		}
 	}

@@ -276,3 +276,37 @@ func BenchmarkBareExecTrue(b *testing.B) {
 		}
 	}
 }
+
+// TestCaptureReadsWhatThePipeHoldsPastTheDeadline: a reader that first
+// runs after the drain deadline (its process frozen or starved between
+// the command's exit and its wake-up) still gets what the command wrote,
+// without waiting for a writer that keeps the pipe open. Found by the
+// multi-master chaos test: a C job recorded done, exit 0, no output.
+func TestCaptureReadsWhatThePipeHoldsPastTheDeadline(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close() // open to the end: a writer that escaped the group
+	if _, err := w.Write([]byte("197056\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c := &capture{stream: "stdout", capHit: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	go func() {
+		c.read(r)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader waits for the open writer past its deadline")
+	}
+	if string(c.buf) != "197056\n" {
+		t.Fatalf("read %q past the deadline, want the pipe's %q", c.buf, "197056\n")
+	}
+}

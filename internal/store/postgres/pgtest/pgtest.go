@@ -71,6 +71,9 @@ const startTimeout = 60 * time.Second
 type Server struct {
 	admin string // URL of its maintenance database
 	dir   string // temporary directory, removed by Stop
+	// The binaries and the OS user, for Restart.
+	bin  string
+	cred *syscall.Credential
 	// The server process and its exit, when Start started one.
 	proc   *os.Process
 	exited chan error
@@ -110,37 +113,53 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	s := &Server{dir: dir}
-	if err := s.start(bin, cred); err != nil {
+	s := &Server{dir: dir, bin: bin, cred: cred}
+	if err := s.initdb(); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if err := s.start(); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) start(bin string, cred *syscall.Credential) error {
-	if err := os.Chown(s.dir, int(cred.Uid), int(cred.Gid)); err != nil {
+// port only names the socket file, in a directory of our own: any number
+// does.
+const port = "5432"
+
+// env is the environment of the server's processes.
+func (s *Server) env() []string {
+	return []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "HOME=" + s.dir}
+}
+
+// initdb makes the server's data directory, s.dir/data.
+func (s *Server) initdb() error {
+	if err := os.Chown(s.dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
-	data := filepath.Join(s.dir, "data")
-	env := []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "HOME=" + s.dir}
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres",
+	initdb := exec.Command(filepath.Join(s.bin, "initdb"), "-D", filepath.Join(s.dir, "data"), "-A", "trust", "-U", "postgres",
 		"-E", "UTF8", "--no-locale", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	initdb.Env = env
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	initdb.Env = s.env()
 	initdb.Dir = s.dir // the postgres user may not enter the caller's directory
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
-	// The port only names the socket file, in a directory of our own:
-	// any number does.
-	const port = "5432"
-	log, err := os.Create(filepath.Join(s.dir, "server.log"))
+	return nil
+}
+
+// start starts the server on the data directory and waits until it
+// accepts connections.
+func (s *Server) start() error {
+	// Appended to: a restarted server's log follows the first one's.
+	log, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	defer log.Close()
-	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", s.dir, "-p", port,
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"), "-k", s.dir, "-p", port,
 		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=500")
 	// Its own process group: a ^C to the test run reaches it only
@@ -149,8 +168,8 @@ func (s *Server) start(bin string, cred *syscall.Credential) error {
 	// server SIGINT, a fast shutdown (Pdeathsig); that signal follows the
 	// death of the thread that started it, so the thread is locked to a
 	// goroutine that lives as long as the server.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGINT}
-	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGINT}
+	cmd.Env = s.env()
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = log, log
 	started := make(chan error, 1)
@@ -196,6 +215,39 @@ func (s *Server) start(bin string, cred *syscall.Credential) error {
 // stopTimeout bounds a fast shutdown before the server is killed.
 const stopTimeout = 30 * time.Second
 
+// ErrNotRestartable is returned by Restart for a server Start did not
+// start (the one EnvURL names).
+var ErrNotRestartable = errors.New("pgtest: the server was not started here and cannot be restarted")
+
+// Restart shuts the server down (a fast shutdown, SIGINT: every
+// connection is cut, open transactions roll back), waits down, and starts
+// it again on the same data directory and socket: what was committed is
+// still there, and the URLs stay valid. Not an immediate shutdown, which
+// would be closer to a crash: with synchronous_commit off (for speed) it
+// would lose the last commits, a loss no client could be blamed for. Not
+// safe for use concurrently with Stop.
+func (s *Server) Restart(down time.Duration) error {
+	if s == nil || s.proc == nil {
+		return ErrNotRestartable
+	}
+	s.halt(syscall.SIGINT)
+	time.Sleep(down)
+	return s.start()
+}
+
+// halt sends the server sig and waits for its end (killing it after
+// stopTimeout).
+func (s *Server) halt(sig syscall.Signal) {
+	_ = s.proc.Signal(sig)
+	select {
+	case <-s.exited:
+	case <-time.After(stopTimeout):
+		_ = s.proc.Kill()
+		<-s.exited
+	}
+	s.proc = nil
+}
+
 // Stop shuts down the server Start started (a fast shutdown: SIGINT) and
 // removes its directory; for an EnvURL server, or a nil one, it does
 // nothing.
@@ -204,14 +256,7 @@ func (s *Server) Stop() {
 		return
 	}
 	if s.proc != nil {
-		_ = s.proc.Signal(syscall.SIGINT)
-		select {
-		case <-s.exited:
-		case <-time.After(stopTimeout):
-			_ = s.proc.Kill()
-			<-s.exited
-		}
-		s.proc = nil
+		s.halt(syscall.SIGINT)
 	}
 	if s.dir != "" {
 		_ = os.RemoveAll(s.dir)
