@@ -498,6 +498,7 @@ func (m *Master) listen() error {
 		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(), MetricsToken: m.metricsToken,
 		Limits: httpapi.RateLimits{PerUser: m.cfg.RequestsPerSecond, Burst: int(2 * m.cfg.RequestsPerSecond)},
 		Web:    web.Handler(web.Config{}),
+		Compat: httpapi.Compat{Aliases: m.aliases, DefaultLimits: m.cfg.DefaultLimits, MaxLimits: m.cfg.MaxLimits},
 	})
 	m.httpSrv = &http.Server{
 		Handler:           handler,
@@ -539,6 +540,14 @@ func (m *Master) listen() error {
 	}
 	clusterpb.RegisterClusterServer(m.grpcSrv, links)
 	return m.listenMetrics()
+}
+
+// aliases are a language's other names in the catalogue.
+func (m *Master) aliases(language string) []string {
+	if e, ok := m.catalogue.Lookup(language); ok {
+		return e.Aliases
+	}
+	return nil
 }
 
 // limitConns caps a listener's connections per client address and draws
