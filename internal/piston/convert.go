@@ -426,8 +426,8 @@ func compileStage(c *api.Compile) *stage {
 
 func runStage(r *api.Run, verdict string) *stage {
 	s := &stage{
-		Stdout: decoded(r.Stdout, r.StdoutEncoding),
-		Stderr: decoded(r.Stderr, r.StderrEncoding),
+		Stdout:  decoded(r.Stdout, r.StdoutEncoding),
+		Stderr:  decoded(r.Stderr, r.StderrEncoding),
 		CPUTime: ptr(r.CPUMs), WallTime: ptr(r.WallMs), Memory: ptr(r.MemoryKB * 1024),
 	}
 	// grappe keeps the two streams apart; output is stdout then stderr,
