@@ -76,7 +76,7 @@ func parseSubmission(raw json.RawMessage, b64 bool) (*parsed, fieldErrors, error
 	}
 
 	src, hasSrc := text("source_code")
-	if !hasSrc || strings.TrimSpace(src) == "" {
+	if (!hasSrc || strings.TrimSpace(src) == "") && len(errs["source_code"]) == 0 {
 		errs.add("source_code", "can't be blank")
 	} else if !utf8.ValidString(src) {
 		errs.add("source_code", "must be UTF-8 text")

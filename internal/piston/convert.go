@@ -484,7 +484,7 @@ func decoded(s, encoding string) string {
 	if err != nil {
 		return s
 	}
-	return string(b)
+	return strings.ToValidUTF8(string(b), "\ufffd")
 }
 
 func ptr[T any](v T) *T { return &v }
