@@ -106,6 +106,11 @@ func parseSubmission(raw json.RawMessage, b64 bool) (*parsed, fieldErrors, error
 		}
 	}
 	if s, ok := text("expected_output"); ok {
+		// grappe keeps the expected output as text: bytes that are not
+		// UTF-8 would not survive and could never match.
+		if !utf8.ValidString(s) {
+			errs.add("expected_output", "must be UTF-8 text")
+		}
 		req.ExpectedOutput = &s
 	}
 	if s, ok := text("compiler_options"); ok && strings.TrimSpace(s) != "" {
