@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clustertest"
+	"github.com/grappe/grappe/internal/master"
 )
 
 // compatClient calls the Piston and Judge0 APIs as their clients do:
@@ -106,4 +109,44 @@ func programFor(t *testing.T, lang string) program {
 	}
 	t.Fatalf("no test program for %s", lang)
 	return program{}
+}
+
+func TestCompatAnonymousUser(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{
+		Workers: []clustertest.WorkerOptions{{Name: "w1", Slots: 1, Languages: []string{"python"}}},
+		Master:  func(cfg *master.Config) { cfg.AnonymousUser = "guest" },
+	})
+	c.WaitLanguage("python")
+	anon := newCompat(t, c).with("Authorization", "", "")
+	var res pistonResult
+	anon.json(t, "POST", "/api/v2/execute", `{"language":"python","version":"*","files":[{"content":"print('anon')"}]}`, 200, &res)
+	if res.Run.Stdout != "anon\n" {
+		t.Fatalf("anonymous execute: %+v", res.Run)
+	}
+	var sub judge0Submission
+	anon.json(t, "POST", "/judge0/submissions?wait=true", `{"source_code":"print(1)","language_id":71}`, 201, &sub)
+	if sub.status() != 3 {
+		t.Fatalf("anonymous submission: %+v", sub)
+	}
+	// A wrong token is not taken for no token.
+	anon.with("X-Auth-Token", "", "wrong").json(t, "GET", "/judge0/statuses", "", 401, nil)
+	// The rest of the API still wants a token.
+	if status, _ := anon.do(t, "GET", "/api/v1/jobs", ""); status != 401 {
+		t.Fatalf("GET /api/v1/jobs without a token: %d", status)
+	}
+	// The jobs are the guest's, an ordinary user.
+	jobs, err := c.Client.Jobs(context.Background(), "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 2 || jobs[0].Owner != "guest" || jobs[1].Owner != "guest" {
+		t.Fatalf("jobs %+v", jobs)
+	}
+	users, err := c.Client.Users(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(users, func(u api.User) bool { return u.Username == "guest" }); i < 0 || users[i].Role != "user" {
+		t.Fatalf("users %+v: no guest with role user", users)
+	}
 }

@@ -22,6 +22,9 @@ type Compat struct {
 	// DefaultLimits and MaxLimits are the operator's, which Judge0's
 	// /config_info shows.
 	DefaultLimits, MaxLimits api.Limits
+	// AnonymousUser, if set, is who a request without a token runs as
+	// (with role user). A wrong token is still refused.
+	AnonymousUser string
 }
 
 // compatBackend is what the piston and judge0 packages need, over the
@@ -70,7 +73,8 @@ func convert(err error) error {
 
 // Authenticate takes the token from Authorization (with or without
 // "Bearer ", as Piston's public API takes keys) or from Judge0's
-// X-Auth-Token, then applies the caller's rate limit. Cookies are not
+// X-Auth-Token, or runs a request without one as the anonymous user if
+// there is one; then it applies the caller's rate limit. Cookies are not
 // read: these APIs are for programs, not for the web UI.
 func (b compatBackend) Authenticate(r *http.Request) (*auth.Principal, error) {
 	token := strings.TrimSpace(r.Header.Get("Authorization"))
@@ -78,10 +82,16 @@ func (b compatBackend) Authenticate(r *http.Request) (*auth.Principal, error) {
 	if token == "" {
 		token = strings.TrimSpace(r.Header.Get("X-Auth-Token"))
 	}
-	if token == "" {
+	var p *auth.Principal
+	var err error
+	switch {
+	case token != "":
+		p, err = b.s.Auth.Authenticate(r.Context(), token)
+	case b.s.Compat.AnonymousUser != "":
+		p = &auth.Principal{User: b.s.Compat.AnonymousUser, Role: auth.RoleUser}
+	default:
 		return nil, convert(ErrNoAuth)
 	}
-	p, err := b.s.Auth.Authenticate(r.Context(), token)
 	switch {
 	case errors.Is(err, auth.ErrTokenExpired):
 		return nil, convert(ErrExpired)
