@@ -196,12 +196,25 @@ func versions(l api.Language) []string {
 	return []string{l.Version}
 }
 
+// pistonNames are Piston's names of the languages grappe's catalogue
+// names otherwise. npm's piston-client finds a language's version in
+// /runtimes by that exact name, so grappe lists and answers it so.
+var pistonNames = map[string]string{"cpp": "c++"}
+
+// pistonName is Piston's name of a catalogue language.
+func pistonName(name string) string {
+	if n, ok := pistonNames[name]; ok {
+		return n
+	}
+	return name
+}
+
 // resolve finds the newest installed version of language (a name or an
 // alias, any case) that satisfies the semver selector.
 func resolve(langs []api.Language, aliases func(string) []string, language, selector string) (selected, bool) {
 	language = strings.ToLower(language)
 	for _, l := range langs {
-		if l.Name != language && !slices.Contains(aliases(l.Name), language) {
+		if l.Name != language && pistonName(l.Name) != language && !slices.Contains(aliases(l.Name), language) {
 			continue
 		}
 		var best string
@@ -378,9 +391,9 @@ const (
 
 // result maps a finished job onto Piston's answer.
 func result(job *api.Job, rt selected) *executeResult {
-	out := &executeResult{Language: job.Language, Version: job.Version}
-	if out.Language == "" {
-		out.Language = rt.Language
+	out := &executeResult{Language: pistonName(job.Language), Version: job.Version}
+	if job.Language == "" {
+		out.Language = pistonName(rt.Language)
 	}
 	if out.Version == "" {
 		out.Version = rt.Version

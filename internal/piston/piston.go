@@ -109,13 +109,19 @@ type runtime struct {
 func (h *handler) runtimes(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
 	out := []runtime{}
 	for _, l := range h.Backend.Languages(r.Context()) {
-		aliases := h.Aliases(l.Name)
-		if aliases == nil {
-			aliases = []string{}
+		// Piston's name first, grappe's among the aliases.
+		name, aliases := pistonName(l.Name), []string{}
+		if name != l.Name {
+			aliases = append(aliases, l.Name)
+		}
+		for _, a := range h.Aliases(l.Name) {
+			if a != name {
+				aliases = append(aliases, a)
+			}
 		}
 		// Piston lists one runtime per installed version.
 		for _, v := range versions(l) {
-			out = append(out, runtime{Language: l.Name, Version: v, Aliases: aliases})
+			out = append(out, runtime{Language: name, Version: v, Aliases: aliases})
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -133,7 +139,7 @@ func (h *handler) packages(w http.ResponseWriter, r *http.Request, _ *auth.Princ
 	out := []pkg{}
 	for _, l := range h.Backend.Languages(r.Context()) {
 		for _, v := range versions(l) {
-			out = append(out, pkg{Language: l.Name, LanguageVersion: v, Installed: true})
+			out = append(out, pkg{Language: pistonName(l.Name), LanguageVersion: v, Installed: true})
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
