@@ -163,7 +163,7 @@ func render(job *api.Job, token string, redirect, b64 bool, fields []string) (ma
 		case "language":
 			v = map[string]any{"id": lang.ID, "name": fmt.Sprintf(lang.Name, job.Version)}
 		case "stdin":
-			v = text(nonNil(raw(req.Stdin, req.StdinEncoding)))
+			v = text(nonEmpty(raw(req.Stdin, req.StdinEncoding)))
 		case "expected_output":
 			if req.ExpectedOutput != nil {
 				v = text([]byte(*req.ExpectedOutput))
@@ -261,13 +261,6 @@ func render(job *api.Job, token string, redirect, b64 bool, fields []string) (ma
 		return nil, fmt.Errorf("%s", errNotUTF8)
 	}
 	return out, nil
-}
-
-func nonNil(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
 }
 
 // sourceOf is the main source of a job: Source, or the first file.
