@@ -146,6 +146,27 @@ func (a *Authenticator) AddUser(ctx context.Context, name, password, role string
 	return u, nil
 }
 
+// EnsureUser makes sure a user exists, creating it with role and no
+// password (it cannot log in until an admin sets one) when it does not,
+// and returns it as it is.
+func (a *Authenticator) EnsureUser(ctx context.Context, name, role string) (*store.User, error) {
+	if !validName.MatchString(name) {
+		return nil, fmt.Errorf("%w: a user name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrInvalid)
+	}
+	u, err := a.store.GetUser(ctx, name)
+	if err == nil {
+		return u, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("auth: user lookup: %w", err)
+	}
+	u = &store.User{Name: name, Role: role, CreatedAt: time.Now().UTC()}
+	if err := a.store.PutUser(ctx, u); err != nil {
+		return nil, fmt.Errorf("auth: create user: %w", err)
+	}
+	return u, nil
+}
+
 // Users lists every user.
 func (a *Authenticator) Users(ctx context.Context) ([]*store.User, error) {
 	return a.store.ListUsers(ctx)

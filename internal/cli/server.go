@@ -45,6 +45,7 @@ type masterFlags struct {
 	maxQueuedPerUser            int
 	database                    string
 	maxConnsPerIP, maxConns     int
+	anonymousUser               string
 	autoscale                   autoscaleFlags
 }
 
@@ -83,6 +84,7 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.StringVar(&f.database, "database", os.Getenv("GRAPPE_DATABASE"), "PostgreSQL connection string (postgres://USER@HOST/DB; also GRAPPE_DATABASE): the store, which several masters may share, instead of SQLite in --data")
 	fl.IntVar(&f.maxQueuedPerUser, "max-queued-per-user", 10000, "jobs one user may have waiting; past it submissions get 429")
 	fl.StringVar(&f.masterID, "master-id", "", "this master's name in the database, unique among the masters sharing it (default: the host name and --data)")
+	fl.StringVar(&f.anonymousUser, "anonymous-user", "", "run Piston (/api/v2/) and Judge0 (/judge0/) requests that carry no token as this user, created with role user if missing (its rate limits and quotas apply); off by default")
 	f.autoscale.register(fl)
 }
 
@@ -95,7 +97,7 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		MaxConnsPerAddr: f.maxConnsPerIP, MaxConns: f.maxConns,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,
-		Autoscale: f.autoscale.config(f.catalogue, f.logLevel, f.data),
+		Autoscale: f.autoscale.config(f.catalogue, f.logLevel, f.data), AnonymousUser: f.anonymousUser,
 	}
 }
 

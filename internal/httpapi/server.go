@@ -92,6 +92,8 @@ type Config struct {
 	// Clients records who is calling, for the cluster view.
 	Clients *Clients
 	Limits  RateLimits
+	// Compat configures the Piston (/api/v2/) and Judge0 (/judge0/) APIs.
+	Compat Compat
 }
 
 type server struct {
@@ -159,6 +161,7 @@ func New(cfg Config) http.Handler {
 	}
 	mux.Handle("GET /api/v1/clients", s.admin(s.clients))
 	mux.Handle("GET /api/v1/stats", s.authed(s.stats))
+	s.mountCompat(mux)
 	if cfg.Web != nil {
 		mux.Handle("/", cfg.Web)
 	}

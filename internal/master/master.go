@@ -126,6 +126,12 @@ type Config struct {
 	MaxLimits     api.Limits
 	MaxBodyBytes  int64
 
+	// AnonymousUser, if set, runs the requests of the Piston and Judge0
+	// APIs that carry no token as this user (created with role user if
+	// missing; its rate limits and quotas apply): npm's Piston clients
+	// cannot send a header. Empty: those APIs need a token too.
+	AnonymousUser string
+
 	// Autoscale lets the master start and stop workers with the load.
 	Autoscale AutoscaleConfig
 
@@ -379,6 +385,16 @@ func New(cfg Config) (*Master, error) {
 	if err := m.auth.EnsureAdmin(ctx, filepath.Join(cfg.DataDir, AdminTokenFile)); err != nil {
 		return nil, fmt.Errorf("master: admin token: %w", err)
 	}
+	if cfg.AnonymousUser != "" {
+		u, err := m.auth.EnsureUser(ctx, cfg.AnonymousUser, auth.RoleUser)
+		if err != nil {
+			return nil, fmt.Errorf("master: anonymous user: %w", err)
+		}
+		// Requests without a token must never act as an admin.
+		if u.Role != auth.RoleUser {
+			return nil, fmt.Errorf("master: anonymous user %q has role %s: it must be a plain user", u.Name, u.Role)
+		}
+	}
 	if err := m.recover(ctx); err != nil {
 		return nil, err
 	}
@@ -503,6 +519,8 @@ func (m *Master) listen() error {
 		MaxBodyBytes: m.cfg.MaxBodyBytes, Metrics: m.metrics.handler(), MetricsToken: m.metricsToken,
 		Limits: httpapi.RateLimits{PerUser: m.cfg.RequestsPerSecond, Burst: int(2 * m.cfg.RequestsPerSecond)},
 		Web:    web.Handler(web.Config{}),
+		Compat: httpapi.Compat{Aliases: m.aliases, DefaultLimits: m.cfg.DefaultLimits, MaxLimits: m.cfg.MaxLimits,
+			AnonymousUser: m.cfg.AnonymousUser},
 	})
 	m.httpSrv = &http.Server{
 		Handler:           handler,
@@ -544,6 +562,14 @@ func (m *Master) listen() error {
 	}
 	clusterpb.RegisterClusterServer(m.grpcSrv, links)
 	return m.listenMetrics()
+}
+
+// aliases are a language's other names in the catalogue.
+func (m *Master) aliases(language string) []string {
+	if e, ok := m.catalogue.Lookup(language); ok {
+		return e.Aliases
+	}
+	return nil
 }
 
 // limitConns caps a listener's connections per client address and draws
