@@ -125,6 +125,9 @@ DIR/join-token beside --ca).`,
 			fmt.Fprintf(out, "warm-up job: %s\n", fmtMs(time.Since(t0)))
 		}
 		measure = true
+		if fleet != nil {
+			fleet.mark(ctx)
+		}
 		cpu0, haveCPU := readCPUTimes()
 		cluster := bench.Run(ctx, jobs, concurrency, runJob)
 		cpu1, _ := readCPUTimes()
@@ -164,7 +167,7 @@ DIR/join-token beside --ca).`,
 			printCPU(out, "cluster", cpu0, cpu1, jobs)
 		}
 		if fleet != nil {
-			fleet.report(ctx, out, sp.clients[0])
+			fleet.report(ctx, out, sp.clients[0], jobs)
 		}
 		if localNote != "" {
 			fmt.Fprintln(out, localNote)

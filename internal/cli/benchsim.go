@@ -58,6 +58,9 @@ type simRun struct {
 	done    chan error
 	metrics *metricsReader
 	names   map[string]bool
+	// atStart is the master's process metrics when the run started.
+	atStart   procMetrics
+	haveStart bool
 }
 
 // startSim starts the fleet, waits until the master lists every worker up,
@@ -139,14 +142,21 @@ func startSim(ctx context.Context, out io.Writer, s *simFlags, cfg client.Config
 			before.rss/1e6, after.rss/1e6, (after.rss-before.rss)/1e3/float64(s.workers))
 		// The idle master's CPU with the fleet connected: heartbeats,
 		// pings and the sweeps.
+		beats0 := f.Stats().Heartbeats
 		time.Sleep(5 * time.Second)
 		if idle, ok := r.metrics.read(ctx); ok {
-			fmt.Fprintf(out, "idle master with the fleet: %.0f%% of a core (over 5 s), %.0f MB RSS\n",
-				100*(idle.cpu-after.cpu)/idle.at.Sub(after.at).Seconds(), idle.rss/1e6)
+			beats := f.Stats().Heartbeats - beats0
+			fmt.Fprintf(out, "idle master with the fleet: %.0f%% of a core (over 5 s), %.0f MB RSS, %.2f CPU-seconds per 1,000 heartbeats (pings and sweeps included)\n",
+				100*(idle.cpu-after.cpu)/idle.at.Sub(after.at).Seconds(), idle.rss/1e6, 1000*(idle.cpu-after.cpu)/float64(max(beats, 1)))
 		}
 	}
 	printFleetCost(out, s.workers)
 	return r, nil
+}
+
+// mark notes the master's metrics as the run starts.
+func (r *simRun) mark(ctx context.Context) {
+	r.atStart, r.haveStart = r.metrics.read(ctx)
 }
 
 // stop ends the fleet and waits for it.
@@ -156,12 +166,16 @@ func (r *simRun) stop() {
 }
 
 // report prints the fleet's counters and the master's state after the run.
-func (r *simRun) report(ctx context.Context, out io.Writer, c *client.Client) {
+func (r *simRun) report(ctx context.Context, out io.Writer, c *client.Client, jobs int) {
 	st := r.fleet.Stats()
 	fmt.Fprintf(out, "simulated fleet: %d assigned, %d results sent, %d acknowledged, %d cancelled, %d reconnections, %d errors\n",
 		st.Assigned, st.Results, st.Acked, st.Cancelled, st.Reconnects, st.Errors)
 	if m, ok := r.metrics.read(ctx); ok {
-		fmt.Fprintf(out, "master after the run: %.0f MB RSS, %.1f CPU-seconds in all\n", m.rss/1e6, m.cpu)
+		fmt.Fprintf(out, "master after the run: %.0f MB RSS", m.rss/1e6)
+		if r.haveStart {
+			fmt.Fprintf(out, ", %.2f CPU-seconds per 1,000 jobs during it (heartbeats included)", 1000*(m.cpu-r.atStart.cpu)/float64(jobs))
+		}
+		fmt.Fprintln(out)
 	}
 	ws, err := c.Workers(ctx)
 	if err != nil {

@@ -80,6 +80,7 @@ type Stats struct {
 	Assigned   int64 // Assign messages taken (duplicates excluded)
 	Results    int64 // results sent (resends after a reconnection included)
 	Acked      int64 // results the master acknowledged
+	Heartbeats int64 // heartbeats sent
 	Cancelled  int64 // attempts the master cancelled or told to abandon
 	Reconnects int64 // sessions started after a worker's first
 	Errors     int64 // joins, dials and sessions that failed
@@ -104,7 +105,7 @@ type Fleet struct {
 	allConnected chan struct{}
 
 	joined, connected, assigned, results, acked atomic.Int64
-	cancelled, reconnects, errs                 atomic.Int64
+	cancelled, reconnects, errs, heartbeats     atomic.Int64
 
 	mu      sync.Mutex
 	running bool
@@ -174,7 +175,7 @@ func (f *Fleet) Names() []string {
 func (f *Fleet) Stats() Stats {
 	return Stats{
 		Workers: f.cfg.Workers, Joined: f.joined.Load(), Connected: f.connected.Load(),
-		Assigned: f.assigned.Load(), Results: f.results.Load(), Acked: f.acked.Load(),
+		Assigned: f.assigned.Load(), Results: f.results.Load(), Acked: f.acked.Load(), Heartbeats: f.heartbeats.Load(),
 		Cancelled: f.cancelled.Load(), Reconnects: f.reconnects.Load(), Errors: f.errs.Load(),
 		AllConnected: time.Duration(f.allConn.Load()),
 	}

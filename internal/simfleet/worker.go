@@ -356,6 +356,7 @@ func (w *simWorker) heartbeat(sess uint64) {
 		w.endSess()
 		return
 	}
+	w.f.heartbeats.Add(1)
 	w.beat.Reset(w.interval)
 }
 
