@@ -59,8 +59,9 @@ type simRun struct {
 	metrics *metricsReader
 	names   map[string]bool
 	// atStart is the master's process metrics when the run started.
-	atStart   procMetrics
-	haveStart bool
+	atStart    procMetrics
+	haveStart  bool
+	cpuAtStart float64 // this process's CPU-seconds then
 }
 
 // startSim starts the fleet, waits until the master lists every worker up,
@@ -157,6 +158,7 @@ func startSim(ctx context.Context, out io.Writer, s *simFlags, cfg client.Config
 // mark notes the master's metrics as the run starts.
 func (r *simRun) mark(ctx context.Context) {
 	r.atStart, r.haveStart = r.metrics.read(ctx)
+	r.cpuAtStart, _ = processCPU()
 }
 
 // stop ends the fleet and waits for it.
@@ -168,8 +170,14 @@ func (r *simRun) stop() {
 // report prints the fleet's counters and the master's state after the run.
 func (r *simRun) report(ctx context.Context, out io.Writer, c *client.Client, jobs int) {
 	st := r.fleet.Stats()
-	fmt.Fprintf(out, "simulated fleet: %d assigned, %d results sent, %d acknowledged, %d cancelled, %d reconnections, %d errors\n",
-		st.Assigned, st.Results, st.Acked, st.Cancelled, st.Reconnects, st.Errors)
+	fmt.Fprintf(out, "simulated fleet: %d assigned, %d results sent, %d acknowledged, %d cancelled, %d reconnections, %d errors, longest gap between two heartbeats %s\n",
+		st.Assigned, st.Results, st.Acked, st.Cancelled, st.Reconnects, st.Errors, st.MaxBeatGap.Round(time.Millisecond))
+	if st.LastError != "" {
+		fmt.Fprintf(out, "simulated fleet: last error: %s\n", st.LastError)
+	}
+	if cpu, ok := processCPU(); ok && r.haveStart {
+		fmt.Fprintf(out, "this process (client and fleet): %.2f CPU-seconds per 1,000 jobs during the run\n", 1000*(cpu-r.cpuAtStart)/float64(jobs))
+	}
 	if m, ok := r.metrics.read(ctx); ok {
 		fmt.Fprintf(out, "master after the run: %.0f MB RSS", m.rss/1e6)
 		if r.haveStart {

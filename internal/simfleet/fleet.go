@@ -84,6 +84,13 @@ type Stats struct {
 	Cancelled  int64 // attempts the master cancelled or told to abandon
 	Reconnects int64 // sessions started after a worker's first
 	Errors     int64 // joins, dials and sessions that failed
+	// LastError is the last of those errors, to say why.
+	LastError string
+	// MaxBeatGap is the longest time between two heartbeats of one
+	// worker's session: when it approaches the master's worker timeout,
+	// this process, not the master, was too slow to count its workers
+	// as healthy.
+	MaxBeatGap time.Duration
 	// AllConnected is how long after Run started every worker had
 	// connected at least once; zero until then.
 	AllConnected time.Duration
@@ -106,6 +113,8 @@ type Fleet struct {
 
 	joined, connected, assigned, results, acked atomic.Int64
 	cancelled, reconnects, errs, heartbeats     atomic.Int64
+	maxBeatGap                                  atomic.Int64
+	lastErr                                     atomic.Pointer[string]
 
 	mu      sync.Mutex
 	running bool
@@ -173,11 +182,33 @@ func (f *Fleet) Names() []string {
 
 // Stats returns the counters now.
 func (f *Fleet) Stats() Stats {
+	lastErr := ""
+	if p := f.lastErr.Load(); p != nil {
+		lastErr = *p
+	}
 	return Stats{
 		Workers: f.cfg.Workers, Joined: f.joined.Load(), Connected: f.connected.Load(),
 		Assigned: f.assigned.Load(), Results: f.results.Load(), Acked: f.acked.Load(), Heartbeats: f.heartbeats.Load(),
 		Cancelled: f.cancelled.Load(), Reconnects: f.reconnects.Load(), Errors: f.errs.Load(),
-		AllConnected: time.Duration(f.allConn.Load()),
+		AllConnected: time.Duration(f.allConn.Load()), MaxBeatGap: time.Duration(f.maxBeatGap.Load()),
+		LastError: lastErr,
+	}
+}
+
+// noteError counts a failed join, dial or session.
+func (f *Fleet) noteError(err error) {
+	f.errs.Add(1)
+	msg := err.Error()
+	f.lastErr.Store(&msg)
+}
+
+// noteBeatGap keeps the longest gap between two heartbeats.
+func (f *Fleet) noteBeatGap(d time.Duration) {
+	for {
+		cur := f.maxBeatGap.Load()
+		if int64(d) <= cur || f.maxBeatGap.CompareAndSwap(cur, int64(d)) {
+			return
+		}
 	}
 }
 

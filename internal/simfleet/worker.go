@@ -49,6 +49,7 @@ type simWorker struct {
 	sess     uint64                          // the live session's number
 	interval time.Duration
 	beat     *time.Timer
+	lastBeat time.Time // of the live session: its start, then its last beat
 	held     map[attemptKey]*held
 }
 
@@ -79,7 +80,7 @@ func (w *simWorker) run(ctx context.Context, started func()) {
 		if ctx.Err() != nil {
 			return
 		}
-		w.f.errs.Add(1)
+		w.f.noteError(err)
 		switch status.Code(err) {
 		case codes.InvalidArgument, codes.AlreadyExists, codes.PermissionDenied:
 			// The master will not take this worker: retrying would only
@@ -156,7 +157,7 @@ func (w *simWorker) session(ctx context.Context, up func()) error {
 		w.drop(attemptKey{a.JobId, a.Attempt})
 	}
 	w.sess++
-	w.stream, w.endSess, w.interval = stream, cancel, interval
+	w.stream, w.endSess, w.interval, w.lastBeat = stream, cancel, interval, time.Now()
 	// The first beat at a random point of the interval: a fleet started
 	// together must not beat together.
 	sess := w.sess
@@ -357,6 +358,9 @@ func (w *simWorker) heartbeat(sess uint64) {
 		return
 	}
 	w.f.heartbeats.Add(1)
+	now := time.Now()
+	w.f.noteBeatGap(now.Sub(w.lastBeat))
+	w.lastBeat = now
 	w.beat.Reset(w.interval)
 }
 
