@@ -94,6 +94,7 @@ func startSim(ctx context.Context, out io.Writer, s *simFlags, cfg client.Config
 		r.names[n] = true
 	}
 	before, haveBefore := r.metrics.read(ctx)
+	selfCPU0, _ := processCPU()
 	fctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	fmt.Fprintf(out, "simulated fleet: %d workers × %d slots of %s %s, run time %s, against %s\n",
@@ -138,6 +139,15 @@ func startSim(ctx context.Context, out io.Writer, s *simFlags, cfg client.Config
 		fmt.Fprintf(out, "  … %d connected, master lists %d up (%s)\n", st.Connected, up, time.Since(t0).Round(time.Second))
 	}
 	after, haveAfter := r.metrics.read(ctx)
+	// CPU per worker joined: what the join costs whatever else the
+	// machine runs (the time to join depends on that).
+	if selfCPU1, ok := processCPU(); ok {
+		fmt.Fprintf(out, "CPU to join and connect: this process %.2f ms per worker", 1000*(selfCPU1-selfCPU0)/float64(s.workers))
+		if haveBefore && haveAfter {
+			fmt.Fprintf(out, ", the master %.2f ms per worker", 1000*(after.cpu-before.cpu)/float64(s.workers))
+		}
+		fmt.Fprintf(out, " (load average %s)\n", loadAverage())
+	}
 	if haveBefore && haveAfter {
 		fmt.Fprintf(out, "master RSS: %.0f MB before the fleet, %.0f MB with it: %.1f KB per connected worker\n",
 			before.rss/1e6, after.rss/1e6, (after.rss-before.rss)/1e3/float64(s.workers))
@@ -201,7 +211,7 @@ func (r *simRun) report(ctx context.Context, out io.Writer, c *client.Client, jo
 			up++
 		}
 	}
-	fmt.Fprintf(out, "simulated workers the master lists: %d up, %d lost\n", up, lost)
+	fmt.Fprintf(out, "simulated workers the master lists: %d up, %d lost (load average %s)\n", up, lost, loadAverage())
 }
 
 // printFleetCost prints what this process spends on the fleet.
@@ -344,4 +354,17 @@ func parseProcMetrics(body io.Reader) (procMetrics, bool) {
 		}
 	}
 	return m, found == 2
+}
+
+// loadAverage is the first three fields of /proc/loadavg, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
