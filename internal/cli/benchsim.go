@@ -30,7 +30,7 @@ import (
 // simFlags are grappe bench's flags for a simulated fleet.
 type simFlags struct {
 	workers, slots, startConc   int
-	runTime                     time.Duration
+	runTime, wait               time.Duration
 	clusterAddr                 string
 	joinToken, joinTokenFile    string
 	labels, version, namePrefix string
@@ -41,6 +41,7 @@ func (s *simFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&s.workers, "simulate-workers", 0, "start this many simulated workers in this process (the real protocol, mTLS, no program run) and wait for the master to list them up before the run")
 	f.IntVar(&s.slots, "sim-slots", 4, "slots of each simulated worker")
 	f.DurationVar(&s.runTime, "sim-run-time", 0, "how long a simulated worker pretends to run a job (0: it answers at once)")
+	f.DurationVar(&s.wait, "sim-wait", 10*time.Minute, "longest wait for the master to list the simulated workers up")
 	f.IntVar(&s.startConc, "sim-start-concurrency", 64, "simulated workers joining and connecting at once while the fleet starts")
 	f.StringVar(&s.clusterAddr, "cluster-addr", "", "the master's cluster address for the simulated workers (default $GRAPPE_CLUSTER_ADDR, else the host of --addr, port 7701)")
 	f.StringVar(&s.joinToken, "join-token", "", "the cluster's join token for the simulated workers (default $GRAPPE_JOIN_TOKEN, else --join-token-file)")
@@ -117,11 +118,17 @@ func startSim(ctx context.Context, out io.Writer, s *simFlags, cfg client.Config
 			return nil, fmt.Errorf("simulated fleet ended: %v", err)
 		case <-all:
 			all, connected = nil, true // a closed channel is always ready
-			fmt.Fprintf(out, "simulated fleet: all %d connected (joined, welcomed) in %s\n", s.workers, time.Since(t0).Round(time.Millisecond))
+			st := f.Stats()
+			fmt.Fprintf(out, "simulated fleet: %d connected (joined, welcomed), %d refused for good, in %s\n",
+				int64(s.workers)-st.GaveUp, st.GaveUp, time.Since(t0).Round(time.Millisecond))
 			continue
 		case <-tick.C:
 		}
 		st := f.Stats()
+		if time.Since(t0) > s.wait {
+			r.stop()
+			return nil, fmt.Errorf("simulated fleet: not all up after %s: %+v", s.wait, st)
+		}
 		if st.Errors > 0 && st.Joined == 0 && time.Since(t0) > 10*time.Second {
 			r.stop()
 			return nil, fmt.Errorf("simulated fleet: no worker could join (%d errors): check --cluster-addr and the join token", st.Errors)
@@ -131,12 +138,16 @@ func startSim(ctx context.Context, out io.Writer, s *simFlags, cfg client.Config
 			continue
 		}
 		up := cl.Workers[api.WorkerUp]
-		if connected && up >= s.workers {
-			fmt.Fprintf(out, "master lists %d workers up after %s (fleet: %d reconnections, %d errors)\n",
-				up, time.Since(t0).Round(time.Millisecond), st.Reconnects, st.Errors)
+		if connected && int64(up) >= int64(s.workers)-st.GaveUp {
+			fmt.Fprintf(out, "master lists %d workers up after %s (fleet: %d reconnections, %d errors, longest gap between two heartbeats %s)\n",
+				up, time.Since(t0).Round(time.Millisecond), st.Reconnects, st.Errors, st.MaxBeatGap.Round(time.Millisecond))
+			if st.LastError != "" {
+				fmt.Fprintf(out, "simulated fleet: last error: %s\n", st.LastError)
+			}
 			break
 		}
-		fmt.Fprintf(out, "  … %d connected, master lists %d up (%s)\n", st.Connected, up, time.Since(t0).Round(time.Second))
+		fmt.Fprintf(out, "  … %d connected, master lists %d up, %d lost (%s; fleet: %d reconnections, longest heartbeat gap %s)\n",
+			st.Connected, up, cl.Workers[api.WorkerLost], time.Since(t0).Round(time.Second), st.Reconnects, st.MaxBeatGap.Round(time.Millisecond))
 	}
 	after, haveAfter := r.metrics.read(ctx)
 	// CPU per worker joined: what the join costs whatever else the

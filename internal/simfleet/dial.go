@@ -130,8 +130,10 @@ func (f *Fleet) join(ctx context.Context, i int, name string) (*tls.Certificate,
 	if err != nil {
 		return nil, fmt.Errorf("CSR: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	// No deadline of its own: a join the master records after the
+	// caller gave up leaves the name taken by an identity whose key is
+	// lost (AlreadyExists on the next try), so waiting for a slow master
+	// is the only way not to lose the worker.
 	resp, err := clusterpb.NewClusterClient(f.joiners[i%len(f.joiners)]).Join(ctx, &clusterpb.JoinRequest{
 		JoinToken: f.cfg.JoinToken, Name: name, CsrDer: csr,
 	})

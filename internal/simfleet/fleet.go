@@ -91,8 +91,11 @@ type Stats struct {
 	// this process, not the master, was too slow to count its workers
 	// as healthy.
 	MaxBeatGap time.Duration
+	// GaveUp counts the workers the master refused for good (a name
+	// taken by a live identity, say): they stopped trying.
+	GaveUp int64
 	// AllConnected is how long after Run started every worker had
-	// connected at least once; zero until then.
+	// connected at least once (or given up); zero until then.
 	AllConnected time.Duration
 }
 
@@ -108,7 +111,9 @@ type Fleet struct {
 	started   atomic.Int64 // UnixNano when Run started
 	allConn   atomic.Int64 // nanoseconds from start to all connected
 	firstConn atomic.Int64 // workers connected at least once
-	// allConnected is closed when every worker has connected once.
+	gaveUp    atomic.Int64 // workers refused for good
+	// allConnected is closed when every worker has connected once, or
+	// given up.
 	allConnected chan struct{}
 
 	joined, connected, assigned, results, acked atomic.Int64
@@ -190,7 +195,7 @@ func (f *Fleet) Stats() Stats {
 		Workers: f.cfg.Workers, Joined: f.joined.Load(), Connected: f.connected.Load(),
 		Assigned: f.assigned.Load(), Results: f.results.Load(), Acked: f.acked.Load(), Heartbeats: f.heartbeats.Load(),
 		Cancelled: f.cancelled.Load(), Reconnects: f.reconnects.Load(), Errors: f.errs.Load(),
-		AllConnected: time.Duration(f.allConn.Load()), MaxBeatGap: time.Duration(f.maxBeatGap.Load()),
+		GaveUp: f.gaveUp.Load(), AllConnected: time.Duration(f.allConn.Load()), MaxBeatGap: time.Duration(f.maxBeatGap.Load()),
 		LastError: lastErr,
 	}
 }
@@ -212,7 +217,8 @@ func (f *Fleet) noteBeatGap(d time.Duration) {
 	}
 }
 
-// AllConnected is closed once every worker has connected at least once.
+// AllConnected is closed once every worker has connected at least once
+// or given up (Stats.GaveUp).
 func (f *Fleet) AllConnected() <-chan struct{} { return f.allConnected }
 
 // Run joins and connects the workers, StartConcurrency at a time, and
@@ -270,14 +276,21 @@ func (f *Fleet) Close() error {
 	return nil
 }
 
-// noteFirstConnect counts a worker's first session, and closes
-// AllConnected with the last one.
-func (f *Fleet) noteFirstConnect() {
-	if f.firstConn.Add(1) == int64(len(f.workers)) {
-		f.allConn.Store(time.Now().UnixNano() - f.started.Load())
-		close(f.allConnected)
-		f.log.Info("simulated fleet connected", "workers", len(f.workers), "in", time.Duration(f.allConn.Load()).Round(time.Millisecond))
+// noteFirstConnect counts a worker's first session, noteGaveUp a worker
+// refused for good; the last of either closes AllConnected.
+func (f *Fleet) noteFirstConnect() { f.settled(f.firstConn.Add(1) + f.gaveUp.Load()) }
+func (f *Fleet) noteGaveUp()       { f.settled(f.gaveUp.Add(1) + f.firstConn.Load()) }
+
+// settled closes AllConnected when n, the workers connected or given up,
+// reaches the fleet (both counters only grow: exactly one call sees it).
+func (f *Fleet) settled(n int64) {
+	if n != int64(len(f.workers)) {
+		return
 	}
+	f.allConn.Store(time.Now().UnixNano() - f.started.Load())
+	close(f.allConnected)
+	f.log.Info("simulated fleet connected", "workers", f.firstConn.Load(), "gave_up", f.gaveUp.Load(),
+		"in", time.Duration(f.allConn.Load()).Round(time.Millisecond))
 }
 
 // closeConns closes every connection the fleet opened.

@@ -86,6 +86,9 @@ func (w *simWorker) run(ctx context.Context, started func()) {
 			// The master will not take this worker: retrying would only
 			// knock at its door forever.
 			w.f.log.Error("simulated worker refused; giving up", "worker", w.name, "err", err)
+			if first {
+				w.f.noteGaveUp()
+			}
 			return
 		case codes.Unauthenticated:
 			w.cert = nil // revoked or unknown: join again
