@@ -64,7 +64,10 @@ for n in $sizes; do
 		wait $bench_pid || echo "(bench failed)"
 		[[ -n $perf_pid ]] && kill -INT $perf_pid && wait $perf_pid 2>/dev/null || true
 		cat "$out"
-		echo "master log: $(grep -c 'worker lost' "$tmp/master.log" || true) \"worker lost\", $(grep -c 'level=ERROR' "$tmp/master.log" || true) errors, $(grep -c 'requeue' "$tmp/master.log" || true) requeue lines"
+		echo "master log: $(grep -c 'worker lost' "$tmp/master.log" || true) \"worker lost\", $(grep -c 'msg="worker connected"' "$tmp/master.log" || true) connections, $(grep -c 'level=ERROR' "$tmp/master.log" || true) errors, $(grep -c 'requeue' "$tmp/master.log" || true) requeue lines"
+		# When they were declared lost, per second: during the join, the
+		# idle minute or the jobs.
+		grep 'worker lost' "$tmp/master.log" | cut -c6-24 | uniq -c | head -30 || true
 		kill "$master_pid"
 		wait "$master_pid" 2>/dev/null || true
 		master_pid=
