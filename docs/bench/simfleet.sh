@@ -49,6 +49,7 @@ for n in $sizes; do
 		sleep 1
 		echo "=== $n simulated workers, concurrency $c, $jobs jobs; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 		out=$tmp/bench.out
+		rm -f "$out" # the previous run's must not start perf early
 		GRAPPE_ADDR=https://127.0.0.1:$port GRAPPE_CA=$d/ca.pem GRAPPE_TOKEN=$(cat "$d/admin-token") \
 			"$bin" bench --simulate-workers "$n" --cluster-addr 127.0.0.1:$((port + 1)) \
 			--jobs "$jobs" --concurrency "$c" --source true >"$out" 2>&1 &
