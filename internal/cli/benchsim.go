@@ -146,8 +146,9 @@ func startSim(ctx context.Context, out io.Writer, s *simFlags, cfg client.Config
 			}
 			break
 		}
-		fmt.Fprintf(out, "  … %d connected, master lists %d up, %d lost (%s; fleet: %d reconnections, longest heartbeat gap %s)\n",
-			st.Connected, up, cl.Workers[api.WorkerLost], time.Since(t0).Round(time.Second), st.Reconnects, st.MaxBeatGap.Round(time.Millisecond))
+		fmt.Fprintf(out, "  … %d connected, master lists %d up, %d lost (%s; fleet: %d reconnections, longest heartbeat gap %s: timer late %s, send %s)\n",
+			st.Connected, up, cl.Workers[api.WorkerLost], time.Since(t0).Round(time.Second), st.Reconnects,
+			st.MaxBeatGap.Round(time.Millisecond), st.MaxBeatLate.Round(time.Millisecond), st.MaxBeatSend.Round(time.Millisecond))
 	}
 	after, haveAfter := r.metrics.read(ctx)
 	// CPU per worker joined: what the join costs whatever else the
@@ -191,8 +192,9 @@ func (r *simRun) stop() {
 // report prints the fleet's counters and the master's state after the run.
 func (r *simRun) report(ctx context.Context, out io.Writer, c *client.Client, jobs int) {
 	st := r.fleet.Stats()
-	fmt.Fprintf(out, "simulated fleet: %d assigned, %d results sent, %d acknowledged, %d cancelled, %d reconnections, %d errors, longest gap between two heartbeats %s\n",
-		st.Assigned, st.Results, st.Acked, st.Cancelled, st.Reconnects, st.Errors, st.MaxBeatGap.Round(time.Millisecond))
+	fmt.Fprintf(out, "simulated fleet: %d assigned, %d results sent, %d acknowledged, %d cancelled, %d reconnections, %d errors, longest gap between two heartbeats %s (timer late %s, send %s)\n",
+		st.Assigned, st.Results, st.Acked, st.Cancelled, st.Reconnects, st.Errors, st.MaxBeatGap.Round(time.Millisecond),
+		st.MaxBeatLate.Round(time.Millisecond), st.MaxBeatSend.Round(time.Millisecond))
 	if st.LastError != "" {
 		fmt.Fprintf(out, "simulated fleet: last error: %s\n", st.LastError)
 	}

@@ -91,6 +91,10 @@ type Stats struct {
 	// this process, not the master, was too slow to count its workers
 	// as healthy.
 	MaxBeatGap time.Duration
+	// MaxBeatLate is the longest delay of a heartbeat timer (this
+	// process starved), MaxBeatSend the longest Send of a heartbeat
+	// (blocked by flow control: the master not reading its links).
+	MaxBeatLate, MaxBeatSend time.Duration
 	// GaveUp counts the workers the master refused for good (a name
 	// taken by a live identity, say): they stopped trying.
 	GaveUp int64
@@ -118,7 +122,7 @@ type Fleet struct {
 
 	joined, connected, assigned, results, acked atomic.Int64
 	cancelled, reconnects, errs, heartbeats     atomic.Int64
-	maxBeatGap                                  atomic.Int64
+	maxBeatGap, maxBeatLate, maxBeatSend        atomic.Int64
 	lastErr                                     atomic.Pointer[string]
 
 	mu      sync.Mutex
@@ -196,6 +200,7 @@ func (f *Fleet) Stats() Stats {
 		Assigned: f.assigned.Load(), Results: f.results.Load(), Acked: f.acked.Load(), Heartbeats: f.heartbeats.Load(),
 		Cancelled: f.cancelled.Load(), Reconnects: f.reconnects.Load(), Errors: f.errs.Load(),
 		GaveUp: f.gaveUp.Load(), AllConnected: time.Duration(f.allConn.Load()), MaxBeatGap: time.Duration(f.maxBeatGap.Load()),
+		MaxBeatLate: time.Duration(f.maxBeatLate.Load()), MaxBeatSend: time.Duration(f.maxBeatSend.Load()),
 		LastError: lastErr,
 	}
 }
@@ -207,11 +212,11 @@ func (f *Fleet) noteError(err error) {
 	f.lastErr.Store(&msg)
 }
 
-// noteBeatGap keeps the longest gap between two heartbeats.
-func (f *Fleet) noteBeatGap(d time.Duration) {
+// noteMax raises *m to d if d is longer.
+func noteMax(m *atomic.Int64, d time.Duration) {
 	for {
-		cur := f.maxBeatGap.Load()
-		if int64(d) <= cur || f.maxBeatGap.CompareAndSwap(cur, int64(d)) {
+		cur := m.Load()
+		if int64(d) <= cur || m.CompareAndSwap(cur, int64(d)) {
 			return
 		}
 	}

@@ -50,6 +50,7 @@ type simWorker struct {
 	interval time.Duration
 	beat     *time.Timer
 	lastBeat time.Time // of the live session: its start, then its last beat
+	due      time.Time // when the beat timer was set to fire
 	held     map[attemptKey]*held
 }
 
@@ -164,7 +165,9 @@ func (w *simWorker) session(ctx context.Context, up func()) error {
 	// The first beat at a random point of the interval: a fleet started
 	// together must not beat together.
 	sess := w.sess
-	w.beat = time.AfterFunc(rand.N(interval)+1, func() { w.heartbeat(sess) })
+	wait := rand.N(interval) + 1
+	w.due = time.Now().Add(wait)
+	w.beat = time.AfterFunc(wait, func() { w.heartbeat(sess) })
 	// Results finished while disconnected were named in the hello; they
 	// follow the welcome, as the real worker sends them.
 	var sendErr error
@@ -352,18 +355,25 @@ func (w *simWorker) heartbeat(sess uint64) {
 	if w.sess != sess || w.stream == nil {
 		return
 	}
+	// How late the timer fired, lock wait included: this process's own
+	// delay, apart from the master's.
+	noteMax(&w.f.maxBeatLate, time.Since(w.due))
 	hb := &clusterpb.Heartbeat{}
 	for k := range w.held {
 		hb.Running = append(hb.Running, k.ref())
 	}
+	t0 := time.Now()
 	if err := w.sendLocked(&clusterpb.WorkerMessage{Msg: &clusterpb.WorkerMessage_Heartbeat{Heartbeat: hb}}); err != nil {
 		w.endSess()
 		return
 	}
-	w.f.heartbeats.Add(1)
 	now := time.Now()
-	w.f.noteBeatGap(now.Sub(w.lastBeat))
+	// A Send blocks only on flow control: the master is not reading.
+	noteMax(&w.f.maxBeatSend, now.Sub(t0))
+	w.f.heartbeats.Add(1)
+	noteMax(&w.f.maxBeatGap, now.Sub(w.lastBeat))
 	w.lastBeat = now
+	w.due = now.Add(w.interval)
 	w.beat.Reset(w.interval)
 }
 
