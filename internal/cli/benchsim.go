@@ -146,8 +146,8 @@ func startSim(ctx context.Context, out io.Writer, s *simFlags, cfg client.Config
 			}
 			break
 		}
-		fmt.Fprintf(out, "  … %d connected, master lists %d up, %d lost (%s; fleet: %d reconnections, longest heartbeat gap %s: timer late %s, send %s)\n",
-			st.Connected, up, cl.Workers[api.WorkerLost], time.Since(t0).Round(time.Second), st.Reconnects,
+		fmt.Fprintf(out, "  … %d connected, master lists %d up, %d lost (%s; fleet: %d reconnections, %d while beating, longest heartbeat gap %s: timer late %s, send %s)\n",
+			st.Connected, up, cl.Workers[api.WorkerLost], time.Since(t0).Round(time.Second), st.Reconnects, st.EndedBeating,
 			st.MaxBeatGap.Round(time.Millisecond), st.MaxBeatLate.Round(time.Millisecond), st.MaxBeatSend.Round(time.Millisecond))
 	}
 	after, haveAfter := r.metrics.read(ctx)
@@ -195,6 +195,7 @@ func (r *simRun) report(ctx context.Context, out io.Writer, c *client.Client, jo
 	fmt.Fprintf(out, "simulated fleet: %d assigned, %d results sent, %d acknowledged, %d cancelled, %d reconnections, %d errors, longest gap between two heartbeats %s (timer late %s, send %s)\n",
 		st.Assigned, st.Results, st.Acked, st.Cancelled, st.Reconnects, st.Errors, st.MaxBeatGap.Round(time.Millisecond),
 		st.MaxBeatLate.Round(time.Millisecond), st.MaxBeatSend.Round(time.Millisecond))
+	fmt.Fprintf(out, "simulated fleet: %d sessions ended by the master within two heartbeat intervals of a heartbeat (healthy workers dropped)\n", st.EndedBeating)
 	if st.LastError != "" {
 		fmt.Fprintf(out, "simulated fleet: last error: %s\n", st.LastError)
 	}

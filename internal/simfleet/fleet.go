@@ -95,6 +95,11 @@ type Stats struct {
 	// process starved), MaxBeatSend the longest Send of a heartbeat
 	// (blocked by flow control: the master not reading its links).
 	MaxBeatLate, MaxBeatSend time.Duration
+	// EndedBeating counts the sessions the master ended while their
+	// worker had sent a heartbeat within the last two intervals: healthy
+	// workers it dropped (declared lost, most likely), whatever this
+	// process's own delays at other times.
+	EndedBeating int64
 	// GaveUp counts the workers the master refused for good (a name
 	// taken by a live identity, say): they stopped trying.
 	GaveUp int64
@@ -123,6 +128,7 @@ type Fleet struct {
 	joined, connected, assigned, results, acked atomic.Int64
 	cancelled, reconnects, errs, heartbeats     atomic.Int64
 	maxBeatGap, maxBeatLate, maxBeatSend        atomic.Int64
+	endedBeating                                atomic.Int64
 	lastErr                                     atomic.Pointer[string]
 
 	mu      sync.Mutex
@@ -199,7 +205,7 @@ func (f *Fleet) Stats() Stats {
 		Workers: f.cfg.Workers, Joined: f.joined.Load(), Connected: f.connected.Load(),
 		Assigned: f.assigned.Load(), Results: f.results.Load(), Acked: f.acked.Load(), Heartbeats: f.heartbeats.Load(),
 		Cancelled: f.cancelled.Load(), Reconnects: f.reconnects.Load(), Errors: f.errs.Load(),
-		GaveUp: f.gaveUp.Load(), AllConnected: time.Duration(f.allConn.Load()), MaxBeatGap: time.Duration(f.maxBeatGap.Load()),
+		EndedBeating: f.endedBeating.Load(), GaveUp: f.gaveUp.Load(), AllConnected: time.Duration(f.allConn.Load()), MaxBeatGap: time.Duration(f.maxBeatGap.Load()),
 		MaxBeatLate: time.Duration(f.maxBeatLate.Load()), MaxBeatSend: time.Duration(f.maxBeatSend.Load()),
 		LastError: lastErr,
 	}

@@ -185,7 +185,19 @@ func (w *simWorker) session(ctx context.Context, up func()) error {
 	if sendErr != nil {
 		return sendErr
 	}
-	return w.receive(stream)
+	err = w.receive(stream)
+	if ctx.Err() == nil {
+		// The master ended the session (a worker it declared lost sees
+		// its stream closed). If this worker had just heartbeated, it was
+		// healthy: the loss is the master's doing, not this process's.
+		w.mu.Lock()
+		silent := time.Since(w.lastBeat)
+		w.mu.Unlock()
+		if silent <= 2*interval {
+			w.f.endedBeating.Add(1)
+		}
+	}
+	return err
 }
 
 // endSession detaches the stream: timers firing from now on send nothing.
