@@ -115,3 +115,62 @@ func TestFleet(t *testing.T) {
 	}
 	t.Logf("jobs spread over %d workers", len(used))
 }
+
+// TestFleetMasterRestart stops the master while the simulated workers run
+// their attempts: they reconnect to the restarted master, announce what
+// they hold in their hello, send the results (again) after the welcome,
+// and every job ends done, in its first attempt.
+func TestFleetMasterRestart(t *testing.T) {
+	const workers, jobs = 20, 40
+	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) {
+		cfg.HeartbeatInterval, cfg.WorkerTimeout = 500*time.Millisecond, 10*time.Second
+		cfg.PlacementTimeout = 30 * time.Second
+	}})
+	f, err := simfleet.New(simfleet.Config{
+		Master: c.Master.ClusterAddr(), JoinToken: c.Master.JoinToken(), CAPEM: c.Master.CAPEM(),
+		Workers: workers, Slots: 2, RunTime: 1500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-runDone
+	})
+	<-f.AllConnected()
+	c.Eventually(30*time.Second, "the master lists the fleet up", func() bool {
+		cl, err := c.Client.Cluster(context.Background())
+		return err == nil && cl.Workers[api.WorkerUp] == workers
+	})
+	var ids []string
+	for range jobs {
+		j, err := c.Client.Submit(context.Background(), &api.JobRequest{Language: "bash", Source: "true"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	c.Eventually(10*time.Second, "every job assigned", func() bool { return f.Stats().Assigned == jobs })
+	c.StopMaster()
+	time.Sleep(2 * time.Second) // the fake runs end while the master is away
+	c.RestartMaster()
+
+	for _, id := range ids {
+		wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		j, err := c.Client.Wait(wctx, id)
+		wcancel()
+		if err != nil {
+			t.Fatalf("job %s: %v", id, err)
+		}
+		if j.Status != api.StatusDone || j.Verdict != api.VerdictOK || j.Attempts != 1 || j.Run == nil || j.Run.Stdout != "ok\n" {
+			t.Errorf("job %s: %s %s %q, %d attempts, run %+v", id, j.Status, j.Verdict, j.Error, j.Attempts, j.Run)
+		}
+	}
+	c.Eventually(10*time.Second, "every result acknowledged", func() bool { return f.Stats().Acked == jobs })
+	if s := f.Stats(); s.Reconnects < workers || s.Assigned != jobs {
+		t.Errorf("fleet stats: %+v, want every worker reconnected and %d assigned", s, jobs)
+	}
+}
