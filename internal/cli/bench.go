@@ -44,6 +44,7 @@ func newBenchCmd() *cobra.Command {
 		lang, source      string
 		timeout           time.Duration
 		noLocal, spread   bool
+		sim               simFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -56,7 +57,15 @@ what the cluster adds to running the program at all.
 
 With --spread and several comma-separated addresses (masters sharing one
 PostgreSQL database), job i goes to master i mod n, one client each, instead
-of all to the first that answers.`,
+of all to the first that answers.
+
+With --simulate-workers N it first starts N simulated workers in this process
+(package simfleet: the real join, mTLS, heartbeats; no program is run, each
+job answers with exit code 0 after --sim-run-time), waits until the master
+lists them up, and reports the time that took and the master's memory (from
+its /metrics) before the run; there is no local baseline then. The cluster
+address is --cluster-addr, the join token --join-token (or the master's
+DIR/join-token beside --ca).`,
 		Args: cobra.NoArgs,
 	}
 	cf := addConnFlags(cmd)
@@ -68,6 +77,7 @@ of all to the first that answers.`,
 	f.DurationVar(&timeout, "timeout", time.Minute, "longest wait for one job")
 	f.BoolVar(&noLocal, "no-local", false, "skip the local exec baseline")
 	f.BoolVar(&spread, "spread", false, "send job i to the i mod n-th of the comma-separated addresses, not all to the first that answers")
+	sim.register(f)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if jobs < 1 || concurrency < 1 {
 			return errors.New("--jobs and --concurrency must be at least 1")
@@ -80,6 +90,18 @@ of all to the first that answers.`,
 		ctx := cmd.Context()
 		out := cmd.OutOrStdout()
 		req := &api.JobRequest{Language: lang, Source: source}
+		var fleet *simRun
+		if sim.workers > 0 {
+			cfg, err := cf.config()
+			if err != nil {
+				return err
+			}
+			if fleet, err = startSim(ctx, out, &sim, cfg, sp.clients[0], lang); err != nil {
+				return err
+			}
+			defer fleet.stop()
+			noLocal = true // the fleet runs nothing: no baseline to compare
+		}
 		var log phaseLog
 		measure := false
 		runJob := func(ctx context.Context) error {
@@ -103,6 +125,9 @@ of all to the first that answers.`,
 			fmt.Fprintf(out, "warm-up job: %s\n", fmtMs(time.Since(t0)))
 		}
 		measure = true
+		if fleet != nil {
+			fleet.mark(ctx)
+		}
 		cpu0, haveCPU := readCPUTimes()
 		cluster := bench.Run(ctx, jobs, concurrency, runJob)
 		cpu1, _ := readCPUTimes()
@@ -140,6 +165,9 @@ of all to the first that answers.`,
 		log.print(out)
 		if haveCPU {
 			printCPU(out, "cluster", cpu0, cpu1, jobs)
+		}
+		if fleet != nil {
+			fleet.report(ctx, out, sp.clients[0], jobs)
 		}
 		if localNote != "" {
 			fmt.Fprintln(out, localNote)
