@@ -40,12 +40,17 @@ func (m *Master) join(ctx context.Context, p workerlink.Peer, req *clusterpb.Joi
 		return nil, workerlink.Refuse(workerlink.Invalid, "%s", err)
 	}
 	serial, expires := pki.SerialString(cert), cert.NotAfter.UTC()
+	// Recorded whether or not the worker still waits (a write cancelled
+	// half-way has an outcome nobody knows); abandoned() below undoes it
+	// if it does not.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), joinStoreTimeout)
+	defer cancel()
 	var id *store.WorkerIdentity
 	if renewal {
-		id, err = m.store.RenewWorkerIdentity(ctx, req.Name, current.Serial, serial, expires)
+		id, err = m.store.RenewWorkerIdentity(sctx, req.Name, current.Serial, serial, expires)
 	} else {
 		id = &store.WorkerIdentity{Name: req.Name, ID: newLineageID(), Serial: serial, CreatedAt: time.Now().UTC(), ExpiresAt: expires}
-		err = m.store.CreateWorkerIdentity(ctx, id)
+		err = m.store.CreateWorkerIdentity(sctx, id)
 	}
 	switch {
 	case errors.Is(err, store.ErrConflict) && !renewal:
@@ -64,12 +69,31 @@ func (m *Master) join(ctx context.Context, p workerlink.Peer, req *clusterpb.Joi
 		m.log.Error("store worker identity", "worker", req.Name, "err", err)
 		return nil, workerlink.Refuse(workerlink.Unavailable, "could not record the identity; try again")
 	}
+	if ctx.Err() != nil {
+		return nil, m.abandoned(sctx, req.Name, addr)
+	}
 	how := "join token"
 	if renewal {
 		how = "renewal"
 	}
 	m.audit.Info("worker joined", "worker", req.Name, "addr", addr, "by", how, "lineage", id.ID, "serial", serial, "expires", expires)
 	return &clusterpb.JoinResponse{CertificateDer: cert.Raw, CaDer: m.ca.Certificate().Raw}, nil
+}
+
+// joinStoreTimeout bounds the store writes of a join.
+const joinStoreTimeout = 10 * time.Second
+
+// abandoned undoes a join or renewal whose worker stopped waiting before
+// the answer: it never gets the certificate, and the identity recorded
+// for it, live, would keep the name from its next join for good (the
+// name is taken, the old certificate superseded). Revoked, the name joins
+// again with the join token.
+func (m *Master) abandoned(ctx context.Context, name, addr string) error {
+	if err := m.store.RevokeWorkerIdentity(ctx, name, time.Now().UTC()); err != nil {
+		m.log.Warn("revoke the identity of an abandoned join", "worker", name, "err", err)
+	}
+	m.audit.Warn("worker join abandoned by the worker; identity revoked so that the name can join again", "worker", name, "addr", addr)
+	return workerlink.Refuse(workerlink.Unavailable, "the join took too long; try again")
 }
 
 // newLineageID makes the id of a new identity lineage (store.WorkerIdentity.ID).
