@@ -24,6 +24,10 @@ type broker struct {
 // backlogMax bounds the output kept per running job.
 const backlogMax = 64 << 10
 
+// maxOutputGap bounds the output a worker may say it dropped between two
+// chunks it sends (far more than any output limit).
+const maxOutputGap = 1 << 40
+
 type outputLog struct {
 	attempt int32
 	size    int
@@ -52,7 +56,12 @@ func (b *broker) output(id string, attempt int32, stream string, data []byte, of
 		l = &outputLog{attempt: attempt}
 		b.backlog[id] = l
 	}
-	offset = max(offset, l.next)
+	// The worker numbers its chunks; a number before what was seen, or
+	// absurdly far past it (a worker that lies), is replaced by the
+	// master's own count: it only positions this job's stream.
+	if offset < l.next || offset > l.next+maxOutputGap {
+		offset = l.next
+	}
 	l.next = offset + int64(len(data))
 	ev := api.Event{Type: "output", Stream: stream, Data: text, Encoding: enc, Attempt: attempt, Offset: offset}
 	if l.size+len(data) <= backlogMax {
