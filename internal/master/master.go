@@ -41,6 +41,9 @@ import (
 	"github.com/grappe/grappe/internal/workerlink"
 )
 
+// linkReadBuffer is each worker connection's read buffer.
+const linkReadBuffer = 8 << 10
+
 // The worker link's flow-control windows (see grpcSrv); the worker sets
 // the same.
 const (
@@ -552,6 +555,13 @@ func (m *Master) listen() error {
 		// round trips on a link that carries small messages.
 		grpc.InitialWindowSize(streamWindow),
 		grpc.InitialConnWindowSize(connWindow),
+		// An idle worker's link should cost little (issue 16: thousands
+		// of them): an 8 KiB read buffer instead of gRPC's 32 KiB, and
+		// the write buffer taken from a pool for each flush rather than
+		// kept by every connection. Results arrive in pieces of 1 MiB at
+		// most either way.
+		grpc.ReadBufferSize(linkReadBuffer),
+		grpc.SharedWriteBuffer(true),
 	)
 	links, err := workerlink.New(workerlink.Config{
 		Hub: linkHub{m}, HeartbeatInterval: m.cfg.HeartbeatInterval, Lease: m.cfg.WorkerTimeout,
