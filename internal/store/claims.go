@@ -182,3 +182,54 @@ func Place(r *ClaimRequest, order []*Job) []Placement {
 	}
 	return out
 }
+
+// ClaimScanAhead is how many queued jobs of an owner that no offer fits a
+// claim reads past (a version or a label no connected worker has), so that
+// they do not hide the owner's jobs behind them. Jobs nobody can run fail
+// at their placement timeout and leave the queue.
+const ClaimScanAhead = 64
+
+// CandidatePage reads an owner's queued jobs in claim order (priority,
+// then age), limit of them from offset on: a backend's candidate query.
+type CandidatePage func(owner string, limit, offset int) ([]*Job, error)
+
+// Candidates reads, for every owner with queued jobs, the first ones that
+// some offer of r fits, through the backend's page reader: capacity jobs,
+// and past them only when some did not fit, up to ClaimScanAhead more.
+// The work is by owners and claims, not by the length of the queue. The
+// jobs come back with their Owner set.
+func Candidates(r *ClaimRequest, owners map[string]int64, capacity int, page CandidatePage) (map[string][]*Job, error) {
+	out := make(map[string][]*Job, len(owners))
+	for owner := range owners {
+		var fit []*Job
+		for offset, limit := 0, capacity; len(fit) < capacity && offset < capacity+ClaimScanAhead; offset, limit = offset+limit, ClaimScanAhead {
+			jobs, err := page(owner, limit, offset)
+			if err != nil {
+				return nil, err
+			}
+			for _, j := range jobs {
+				if len(fit) < capacity && r.fitsSome(j) {
+					j.Owner = owner
+					fit = append(fit, j)
+				}
+			}
+			if len(jobs) < limit {
+				break // the owner's queue is read to its end
+			}
+		}
+		if len(fit) > 0 {
+			out[owner] = fit
+		}
+	}
+	return out, nil
+}
+
+// fitsSome reports whether some offer with a free slot fits j.
+func (r *ClaimRequest) fitsSome(j *Job) bool {
+	for i := range r.Offers {
+		if r.Offers[i].Free > 0 && r.Offers[i].Fits(j) {
+			return true
+		}
+	}
+	return false
+}

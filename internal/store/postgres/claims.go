@@ -153,53 +153,17 @@ func lockOwners(ctx context.Context, tx pgx.Tx, owners []string) error {
 	return rows.Err()
 }
 
-// claimScanAhead is how many queued jobs of an owner that no offer fits a
-// claim reads past (a version or a label no connected worker has), so that
-// they do not hide the owner's jobs behind them. Jobs nobody can run fail
-// at their placement timeout and leave the queue.
-const claimScanAhead = 64
-
 // queuedCandidates reads, for every owner with queued jobs, the first ones
 // (priority, then age) that some offer fits and no other claim holds, on
 // the jobs_queue index. It reads capacity jobs, and past them only when
-// some did not fit, up to claimScanAhead more. Every row read stays
+// some did not fit, up to store.ClaimScanAhead more. Every row read stays
 // locked until the claim commits, the ones not placed included: other
 // claims skip them meanwhile, which costs them nothing but this claim's
 // candidates.
 func queuedCandidates(ctx context.Context, tx pgx.Tx, r *store.ClaimRequest, owners map[string]int64, capacity int) (map[string][]*store.Job, error) {
-	out := make(map[string][]*store.Job, len(owners))
-	for owner := range owners {
-		var fit []*store.Job
-		for offset, limit := 0, capacity; len(fit) < capacity && offset < capacity+claimScanAhead; offset, limit = offset+limit, claimScanAhead {
-			jobs, err := scanCandidates(tx.Query(ctx, sqlClaimCandidates, owner, limit, offset))
-			if err != nil {
-				return nil, err
-			}
-			for _, j := range jobs {
-				if len(fit) < capacity && fitsSome(r, j) {
-					j.Owner = owner
-					fit = append(fit, j)
-				}
-			}
-			if len(jobs) < limit {
-				break // the owner's queue is read to its end
-			}
-		}
-		if len(fit) > 0 {
-			out[owner] = fit
-		}
-	}
-	return out, nil
-}
-
-// fitsSome reports whether some offer with a free slot fits j.
-func fitsSome(r *store.ClaimRequest, j *store.Job) bool {
-	for i := range r.Offers {
-		if r.Offers[i].Free > 0 && r.Offers[i].Fits(j) {
-			return true
-		}
-	}
-	return false
+	return store.Candidates(r, owners, capacity, func(owner string, limit, offset int) ([]*store.Job, error) {
+		return scanCandidates(tx.Query(ctx, sqlClaimCandidates, owner, limit, offset))
+	})
 }
 
 func scanCandidates(rows pgx.Rows, err error) ([]*store.Job, error) {

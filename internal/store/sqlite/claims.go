@@ -140,51 +140,15 @@ func byKey[N int | int64](rows *sql.Rows, err error) (map[string]N, error) {
 	return out, rows.Err()
 }
 
-// claimScanAhead is how many queued jobs of an owner that no offer fits a
-// claim reads past (a version or a label no connected worker has), so that
-// they do not hide the owner's jobs behind them. Jobs nobody can run fail
-// at their placement timeout and leave the queue.
-const claimScanAhead = 64
-
 // queuedCandidates reads, for every owner with queued jobs, the first ones
 // (priority, then age) that some offer fits, on the jobs_queue index: the
 // work is by owners and claims, not by the length of the queue. It reads
 // capacity jobs, and past them only when some did not fit, up to
-// claimScanAhead more.
+// store.ClaimScanAhead more.
 func queuedCandidates(st *sql.Stmt, r *store.ClaimRequest, owners map[string]int64, capacity int) (map[string][]*store.Job, error) {
-	out := make(map[string][]*store.Job, len(owners))
-	for owner := range owners {
-		var fit []*store.Job
-		for offset, limit := 0, capacity; len(fit) < capacity && offset < capacity+claimScanAhead; offset, limit = offset+limit, claimScanAhead {
-			jobs, err := scanCandidates(st.Query(owner, limit, offset))
-			if err != nil {
-				return nil, err
-			}
-			for _, j := range jobs {
-				if len(fit) < capacity && fitsSome(r, j) {
-					j.Owner = owner
-					fit = append(fit, j)
-				}
-			}
-			if len(jobs) < limit {
-				break // the owner's queue is read to its end
-			}
-		}
-		if len(fit) > 0 {
-			out[owner] = fit
-		}
-	}
-	return out, nil
-}
-
-// fitsSome reports whether some offer with a free slot fits j.
-func fitsSome(r *store.ClaimRequest, j *store.Job) bool {
-	for i := range r.Offers {
-		if r.Offers[i].Free > 0 && r.Offers[i].Fits(j) {
-			return true
-		}
-	}
-	return false
+	return store.Candidates(r, owners, capacity, func(owner string, limit, offset int) ([]*store.Job, error) {
+		return scanCandidates(st.Query(owner, limit, offset))
+	})
 }
 
 func scanCandidates(rows *sql.Rows, err error) ([]*store.Job, error) {
