@@ -106,12 +106,27 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func prepare(t *testing.T, cfg ToolboxConfig) (tb *Toolbox, atOnce, all []string) {
 	t.Helper()
 	cfg.Logger = quiet()
+	// What is announced at once is read before any self-test may end: a
+	// self-test of the counting sandbox takes microseconds, and would
+	// otherwise race the reading.
+	release := make(chan struct{})
+	if c, ok := cfg.Sandbox.(*counting); ok {
+		inner := c.gate
+		c.gate = func(args []string) {
+			<-release
+			if inner != nil {
+				inner(args)
+			}
+		}
+	}
 	tb, err := PrepareToolbox(context.Background(), cfg)
 	if err != nil {
+		close(release)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tb.Close() })
 	atOnce = names(tb)
+	close(release)
 	select {
 	case <-tb.Tested():
 	case <-time.After(30 * time.Second):
