@@ -81,14 +81,20 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		return nil, nil
 	}
 	var claims []store.Claim
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inPipeTx(ctx, func(tx *pipeTx) error {
 		claims = claims[:0]
-		owners, err := byKey[int64](tx.Query(ctx, sqlClaimOwners))
-		if err != nil {
+		var owners map[string]int64
+		var first pgx.Batch
+		first.Queue(sqlClaimOwners).Query(func(rows pgx.Rows) (err error) {
+			owners, err = byKey[int64](rows, nil)
+			return err
+		})
+		if err := tx.Send(ctx, &first, false); err != nil {
 			return err
 		}
 		// With one owner waiting, its running attempts order nothing.
 		var running map[string]int
+		var err error
 		if len(owners) > 1 {
 			if running, err = byKey[int](tx.Query(ctx, sqlClaimRunning)); err != nil {
 				return err
@@ -99,13 +105,11 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			return err
 		}
 		placed := store.Place(&r, store.FairOrder(candidates, running, owners))
-		if len(placed) == 0 {
-			return nil
-		}
-		// The writes go in one pipeline (one round trip): the owners'
-		// counters locked in order, the claims, the owners served. The
-		// claims cannot miss on rows this transaction locked, so the
-		// owners served are those of the placements.
+		// The writes go in one pipeline with the COMMIT (one round trip):
+		// the owners' counters locked in order, the claims, the owners
+		// served. The claims cannot miss on rows this transaction locked,
+		// so the owners served are those of the placements. With nothing
+		// placed, the COMMIT alone releases the candidates.
 		var b pgx.Batch
 		served := placedOwners(placed)
 		if len(served) > 1 {
@@ -129,7 +133,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		for _, o := range served {
 			b.Queue(sqlClaimServed, o)
 		}
-		return tx.SendBatch(ctx, &b).Close()
+		return tx.Send(ctx, &b, true)
 	})
 	if err != nil {
 		return nil, errorf("postgres: ClaimJobs: %w", err)
@@ -153,6 +157,16 @@ func lockOwners(ctx context.Context, tx pgx.Tx, owners []string) error {
 	return rows.Err()
 }
 
+// querier runs a query in a transaction: a pgx.Tx or a pipeTx.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+var (
+	_ querier = (pgx.Tx)(nil)
+	_ querier = (*pipeTx)(nil)
+)
+
 // queuedCandidates reads, for every owner with queued jobs, the first ones
 // (priority, then age) that some offer fits and no other claim holds, on
 // the jobs_queue index. It reads capacity jobs, and past them only when
@@ -160,7 +174,7 @@ func lockOwners(ctx context.Context, tx pgx.Tx, owners []string) error {
 // locked until the claim commits, the ones not placed included: other
 // claims skip them meanwhile, which costs them nothing but this claim's
 // candidates.
-func queuedCandidates(ctx context.Context, tx pgx.Tx, r *store.ClaimRequest, owners map[string]int64, capacity int) (map[string][]*store.Job, error) {
+func queuedCandidates(ctx context.Context, tx querier, r *store.ClaimRequest, owners map[string]int64, capacity int) (map[string][]*store.Job, error) {
 	return store.Candidates(r, owners, capacity, func(owner string, limit, offset int) ([]*store.Job, error) {
 		return scanCandidates(tx.Query(ctx, sqlClaimCandidates, owner, limit, offset))
 	})
