@@ -37,7 +37,7 @@ var (
 )
 
 // mountCompat serves /api/v2/ (Piston) and /judge0/ (Judge0).
-func (s *server) mountCompat(mux *http.ServeMux) {
+func (s *server) mountCompat(mux *routeMux) {
 	b := compatBackend{s}
 	mux.Handle("/api/v2/", piston.New(piston.Config{
 		Backend: b, Aliases: s.Compat.Aliases, MaxWait: s.MaxWait, MaxBodyBytes: s.MaxBodyBytes, Logger: s.Logger,
