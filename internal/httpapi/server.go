@@ -17,6 +17,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/store"
 )
 
 // Service is what the API needs from the master.
@@ -27,6 +28,15 @@ type Service interface {
 	// Job returns a job the principal may see, or ErrNotFound.
 	Job(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
 	Jobs(ctx context.Context, p *auth.Principal, status string, limit int) ([]api.Job, error)
+	// OwnJobs is a page of the principal's own jobs (an admin's too),
+	// newest first, with their requests: at most limit of them after
+	// skipping offset, and how many the principal has in all.
+	OwnJobs(ctx context.Context, p *auth.Principal, offset, limit int) ([]api.Job, int, error)
+	// QueuedByLanguage counts the queued jobs of each language.
+	QueuedByLanguage(ctx context.Context) (map[string]int, error)
+	// TallyJobs counts the cluster's jobs (store.Store.TallyJobs); it
+	// reads them all.
+	TallyJobs(ctx context.Context, since time.Time) (*store.Tally, error)
 	Cancel(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
 	// Subscribe streams a job's events until it is terminal (the channel is
 	// then closed) or cancel is called. The job must be visible to p. With

@@ -161,7 +161,7 @@ func render(job *api.Job, token string, redirect, b64 bool, fields []string) (ma
 		case "language_id":
 			v = lang.ID
 		case "language":
-			v = map[string]any{"id": lang.ID, "name": fmt.Sprintf(lang.Name, job.Version)}
+			v = map[string]any{"id": lang.ID, "name": lang.name(job.Version)}
 		case "stdin":
 			v = text(nonEmpty(raw(req.Stdin, req.StdinEncoding)))
 		case "expected_output":
