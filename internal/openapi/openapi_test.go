@@ -1,12 +1,68 @@
 package openapi
 
 import (
+	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/grappe/grappe/api"
 )
+
+// The document is a valid OpenAPI 3.1 document: it validates against the
+// OpenAPI Initiative's schema of 3.1 documents (testdata), and Parse
+// compiled every schema in it against JSON Schema 2020-12.
+func TestDocumentIsOpenAPI31(t *testing.T) {
+	oas, err := os.ReadFile("testdata/oas-3.1-schema.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate := func(doc []byte) error {
+		schemaJSON, err := JSON(oas)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemaJSON))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := jsonschema.NewCompiler()
+		c.AssertFormat()
+		if err := c.AddResource("oas-3.1.json", schema); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Compile("oas-3.1.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		docJSON, err := JSON(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(docJSON))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Validate(v)
+	}
+	if err := validate(api.OpenAPIYAML()); err != nil {
+		t.Fatalf("api/openapi.yaml is not a valid OpenAPI 3.1 document: %v", err)
+	}
+	if _, err := Load(); err != nil {
+		t.Fatal(err)
+	}
+	// The check has teeth: a parameter in the path must be required.
+	broken := strings.Replace(string(api.OpenAPIYAML()), "      in: path\n      required: true\n", "      in: path\n", 1)
+	if broken == string(api.OpenAPIYAML()) {
+		t.Fatal("no path parameter to break")
+	}
+	if err := validate([]byte(broken)); err == nil {
+		t.Error("a path parameter that is not required passed")
+	}
+}
 
 func TestParseRefusesBrokenDocuments(t *testing.T) {
 	good := string(api.OpenAPIYAML())
