@@ -40,7 +40,7 @@ vet:
 # documented and served, every answer of a real master valid. These tests
 # are part of `go test ./...` too; this runs them alone.
 openapi-check:
-	$(GO) test -count=1 -run 'TestOpenAPI|TestParseRefusesBrokenDocuments|TestCheckResponse' ./internal/openapi ./internal/httpapi ./internal/clustertest
+	$(GO) test -count=1 -run 'TestOpenAPI|TestJSON|TestDocumentIsOpenAPI31|TestParseRefusesBrokenDocuments|TestCheckResponse' ./internal/openapi/... ./internal/httpapi ./internal/clustertest
 
 contract:
 	../shared/contract-check

@@ -13,7 +13,7 @@ import (
 
 	"github.com/grappe/grappe/internal/clustertest"
 	"github.com/grappe/grappe/internal/master"
-	"github.com/grappe/grappe/internal/openapi"
+	"github.com/grappe/grappe/internal/openapi/openapitest"
 )
 
 // specClient calls a real master and holds every answer to the OpenAPI
@@ -23,7 +23,7 @@ import (
 // exercised.
 type specClient struct {
 	raw *rawClient
-	doc *openapi.Document
+	doc *openapitest.Document
 
 	mu  sync.Mutex
 	hit map[string]bool // operationId
@@ -169,7 +169,7 @@ func (s *specClient) events(t *testing.T, path string, r req) []sseEvent {
 // to cause, and validates every answer against the document. An
 // operation of the document that the test never saw answer fails it.
 func TestOpenAPIResponses(t *testing.T) {
-	doc, err := openapi.Load()
+	doc, err := openapitest.Load()
 	if err != nil {
 		t.Fatal(err)
 	}

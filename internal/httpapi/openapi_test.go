@@ -13,6 +13,7 @@ import (
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/openapi"
+	"github.com/grappe/grappe/internal/openapi/openapitest"
 )
 
 // documented says which registered paths api/openapi.yaml must describe:
@@ -26,7 +27,7 @@ func documented(path string) bool {
 // documentation fails here. The routes come from the mux registrations
 // themselves (Routes), with every optional part of the API switched on.
 func TestOpenAPIRoutes(t *testing.T) {
-	doc, err := openapi.Load()
+	doc, err := openapitest.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestOpenAPIServed(t *testing.T) {
 	if err != nil || !bytes.Equal(body, want) {
 		t.Fatalf("served document differs from api/openapi.yaml (%v)", err)
 	}
-	if _, err := openapi.Parse(body); err != nil {
+	if _, err := openapitest.Parse(body); err != nil {
 		t.Fatalf("the served JSON does not parse back: %v", err)
 	}
 	if !slices.Contains(strings.Split(resp.Header.Get("Cache-Control"), ", "), "public") {
