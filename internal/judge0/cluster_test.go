@@ -82,7 +82,9 @@ func newFake(t *testing.T) (*fakeBackend, http.Handler) {
 func get(t *testing.T, h http.Handler, method, target string, wantStatus int, into any) {
 	t.Helper()
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(method, target, nil))
+	r := httptest.NewRequest(method, target, nil)
+	r.Header.Set("X-Auth-Token", "a token the fake takes")
+	h.ServeHTTP(w, r)
 	body, _ := io.ReadAll(w.Result().Body)
 	if w.Code != wantStatus {
 		t.Fatalf("%s %s: %d, want %d: %s", method, target, w.Code, wantStatus, body)
@@ -146,6 +148,24 @@ func TestListSubmissions(t *testing.T) {
 		get(t, h, "GET", "/submissions?"+tc.query, 400, &e)
 		if e["error"] != tc.err {
 			t.Errorf("%s: %v, want %q", tc.query, e, tc.err)
+		}
+	}
+}
+
+// Without a token, the caller is the operator's anonymous user, whose
+// submissions are everyone's: listing and deleting are refused (Judge0's
+// 403 where they need X-Auth-User).
+func TestListNeedsToken(t *testing.T) {
+	_, h := newFake(t)
+	for _, method := range []string{"GET", "DELETE"} {
+		target := "/submissions"
+		if method == "DELETE" {
+			target += "/job-01"
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(method, target, nil))
+		if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "needs a token") {
+			t.Errorf("%s %s without a token: %d %s", method, target, w.Code, w.Body)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package judge0
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"unicode"
 
 	"github.com/grappe/grappe/internal/auth"
@@ -44,6 +45,9 @@ func newPageMeta(page, perPage, total int) pageMeta {
 // lists every submission of the instance to an authorized caller;
 // grappe's callers see their own.
 func (h *handler) index(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	if err := authorized(r); err != nil {
+		return err
+	}
 	fields, err := h.fields(r)
 	if err != nil {
 		return err
@@ -95,10 +99,25 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request, p *auth.Principa
 // answers as Judge0 does with enable_submission_delete false, which
 // /config_info says.
 func (h *handler) destroy(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
+	if err := authorized(r); err != nil {
+		return err
+	}
 	if _, err := h.fields(r); err != nil {
 		return err
 	}
 	return badRequest("delete not allowed")
+}
+
+// authorized refuses a request without a token, which the operator's
+// anonymous user runs: that user's submissions are every anonymous
+// caller's, so it may not list them. Judge0 answers 403 too where these
+// endpoints need X-Auth-User.
+func authorized(r *http.Request) error {
+	if strings.TrimSpace(r.Header.Get("Authorization")) != "" || strings.TrimSpace(r.Header.Get("X-Auth-Token")) != "" {
+		return nil
+	}
+	return &httpError{status: http.StatusForbidden, body: map[string]any{
+		"error": "this endpoint needs a token: without one, submissions run as the anonymous user, whose submissions are every anonymous caller's"}}
 }
 
 func badRequest(msg string) error {
