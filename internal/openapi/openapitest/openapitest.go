@@ -36,7 +36,6 @@ var (
 
 // Document is a parsed OpenAPI document.
 type Document struct {
-	json     []byte
 	root     map[string]any
 	ops      []*Operation
 	compiler *jsonschema.Compiler
@@ -66,22 +65,22 @@ func Parse(doc []byte) (*Document, error) {
 	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("openapi: %w", err)
+		return nil, fmt.Errorf("openapitest: %w", err)
 	}
 	root, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("openapi: the document is not an object")
+		return nil, fmt.Errorf("openapitest: the document is not an object")
 	}
 	if ver, _ := root["openapi"].(string); !strings.HasPrefix(ver, "3.1.") {
-		return nil, fmt.Errorf("openapi: version %q, want 3.1.x", ver)
+		return nil, fmt.Errorf("openapitest: version %q, want 3.1.x", ver)
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	if err := c.AddResource(docURL, v); err != nil {
-		return nil, fmt.Errorf("openapi: %w", err)
+		return nil, fmt.Errorf("openapitest: %w", err)
 	}
-	d := &Document{json: b, root: root, compiler: c, schemas: map[string]*jsonschema.Schema{}}
+	d := &Document{root: root, compiler: c, schemas: map[string]*jsonschema.Schema{}}
 	if err := d.readOperations(); err != nil {
 		return nil, err
 	}
@@ -91,16 +90,13 @@ func Parse(doc []byte) (*Document, error) {
 	return d, nil
 }
 
-// JSONBytes returns the document as JSON.
-func (d *Document) JSONBytes() []byte { return bytes.Clone(d.json) }
-
 // Operations lists the document's operations, by path then method.
 func (d *Document) Operations() []*Operation { return slices.Clone(d.ops) }
 
 func (d *Document) readOperations() error {
 	paths, _ := d.root["paths"].(map[string]any)
 	if len(paths) == 0 {
-		return fmt.Errorf("openapi: no paths")
+		return fmt.Errorf("openapitest: no paths")
 	}
 	ids := map[string]string{}
 	for _, p := range sortedKeys(paths) {
@@ -114,15 +110,15 @@ func (d *Document) readOperations() error {
 			o.ID, _ = op["operationId"].(string)
 			where := o.Method + " " + p
 			if o.ID == "" {
-				return fmt.Errorf("openapi: %s has no operationId", where)
+				return fmt.Errorf("openapitest: %s has no operationId", where)
 			}
 			if other, dup := ids[o.ID]; dup {
-				return fmt.Errorf("openapi: operationId %s is both %s and %s", o.ID, other, where)
+				return fmt.Errorf("openapitest: operationId %s is both %s and %s", o.ID, other, where)
 			}
 			ids[o.ID] = where
 			responses, _ := op["responses"].(map[string]any)
 			if !slices.ContainsFunc(sortedKeys(responses), func(s string) bool { return strings.HasPrefix(s, "2") }) {
-				return fmt.Errorf("openapi: %s has no 2xx response", where)
+				return fmt.Errorf("openapitest: %s has no 2xx response", where)
 			}
 			d.ops = append(d.ops, o)
 		}
@@ -175,11 +171,11 @@ func (d *Document) schema(ptr string) (*jsonschema.Schema, error) {
 		return s, nil
 	}
 	if d.at(ptr) == nil {
-		return nil, fmt.Errorf("openapi: no schema at %s", ptr)
+		return nil, fmt.Errorf("openapitest: no schema at %s", ptr)
 	}
 	s, err := d.compiler.Compile(docURL + "#" + ptr)
 	if err != nil {
-		return nil, fmt.Errorf("openapi: schema at %s: %w", ptr, err)
+		return nil, fmt.Errorf("openapitest: schema at %s: %w", ptr, err)
 	}
 	d.schemas[ptr] = s
 	return s, nil
@@ -276,21 +272,21 @@ func (d *Document) deref(ptr string, v any) (string, map[string]any, error) {
 	for range 8 {
 		m, ok := v.(map[string]any)
 		if !ok {
-			return "", nil, fmt.Errorf("openapi: %s is not an object", ptr)
+			return "", nil, fmt.Errorf("openapitest: %s is not an object", ptr)
 		}
 		ref, ok := m["$ref"].(string)
 		if !ok {
 			return ptr, m, nil
 		}
 		if !strings.HasPrefix(ref, "#/") {
-			return "", nil, fmt.Errorf("openapi: %s: only local $refs are followed, not %s", ptr, ref)
+			return "", nil, fmt.Errorf("openapitest: %s: only local $refs are followed, not %s", ptr, ref)
 		}
 		ptr = ref[1:]
 		if v = d.at(ptr); v == nil {
-			return "", nil, fmt.Errorf("openapi: %s: dangling $ref", ref)
+			return "", nil, fmt.Errorf("openapitest: %s: dangling $ref", ref)
 		}
 	}
-	return "", nil, fmt.Errorf("openapi: %s: $ref loop", ptr)
+	return "", nil, fmt.Errorf("openapitest: %s: $ref loop", ptr)
 }
 
 // at returns the value at a JSON pointer, or nil.
