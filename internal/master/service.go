@@ -123,7 +123,7 @@ func (m *Master) Jobs(ctx context.Context, p *auth.Principal, status string, lim
 // OwnJobs lists a page of the caller's own jobs, newest first, with
 // their requests, and counts them all.
 func (m *Master) OwnJobs(ctx context.Context, p *auth.Principal, offset, limit int) ([]api.Job, int, error) {
-	counts, err := m.store.CountJobsByOwner(ctx)
+	total, err := m.store.CountOwnerJobs(ctx, p.User)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -139,7 +139,7 @@ func (m *Master) OwnJobs(ctx context.Context, p *auth.Principal, offset, limit i
 		}
 		out = append(out, *j)
 	}
-	return out, counts[p.User], nil
+	return out, total, nil
 }
 
 // QueuedByLanguage counts the queued jobs of each language.

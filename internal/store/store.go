@@ -258,6 +258,9 @@ type Store interface {
 	CountJobs(ctx context.Context) (map[string]int, error)
 	// CountJobsByOwner returns the number of jobs of each owner.
 	CountJobsByOwner(ctx context.Context) (map[string]int, error)
+	// CountOwnerJobs returns the number of jobs of one owner (0 for an
+	// unknown one), reading that owner's alone.
+	CountOwnerJobs(ctx context.Context, owner string) (int, error)
 	// CountQueuedByLanguage returns the number of queued jobs of each
 	// language; a language with none is absent.
 	CountQueuedByLanguage(ctx context.Context) (map[string]int, error)

@@ -366,6 +366,15 @@ func (s *Store) TallyJobs(ctx context.Context, since time.Time) (*store.Tally, e
 	return t, nil
 }
 
+// CountOwnerJobs implements store.Store.
+func (s *Store) CountOwnerJobs(ctx context.Context, owner string) (int, error) {
+	var n int
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM jobs WHERE owner = $1`, owner).Scan(&n); err != nil {
+		return 0, errorf("postgres: CountOwnerJobs: %w", err)
+	}
+	return n, nil
+}
+
 // CountJobsByOwner implements store.Store.
 func (s *Store) CountJobsByOwner(ctx context.Context) (map[string]int, error) {
 	out, err := byKey[int](s.db.Query(ctx, `SELECT owner, COUNT(*) FROM jobs GROUP BY owner`))

@@ -490,6 +490,15 @@ func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
 	return &j, nil
 }
 
+// CountOwnerJobs implements store.Store, on the (owner, seq) index.
+func (s *Store) CountOwnerJobs(ctx context.Context, owner string) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs INDEXED BY jobs_owner_seq WHERE owner = ?`, owner).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: CountOwnerJobs: %w", err)
+	}
+	return n, nil
+}
+
 // CountJobsByOwner implements store.Store.
 func (s *Store) CountJobsByOwner(ctx context.Context) (map[string]int, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT owner, COUNT(*) FROM jobs GROUP BY owner`)

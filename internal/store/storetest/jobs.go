@@ -122,6 +122,11 @@ func testCountJobsByOwner(t *testing.T, s store.Store) {
 	if err != nil || got["alice"] != 4 || got["bob"] != 4 || len(got) != 2 {
 		t.Fatalf("CountJobsByOwner = %v, %v; want alice 4, bob 4", got, err)
 	}
+	for owner, want := range map[string]int{"alice": 4, "bob": 4, "carol": 0} {
+		if n, err := s.CountOwnerJobs(t.Context(), owner); err != nil || n != want {
+			t.Errorf("CountOwnerJobs(%s) = %d, %v; want %d", owner, n, err, want)
+		}
+	}
 }
 
 func testGetMissing(t *testing.T, s store.Store) {
