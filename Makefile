@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/grappe
 
-.PHONY: build test test-short race proto vet contract bench chaos chaos-masters fuzz clean web web-test
+.PHONY: build test test-short race proto vet contract bench chaos chaos-masters fuzz clean web web-test openapi-check
 
 build:
 	$(GO) build -o $(BIN) ./cmd/grappe
@@ -35,6 +35,12 @@ proto:
 
 vet:
 	$(GO) vet ./...
+
+# The OpenAPI document (api/openapi.yaml) against the server: every route
+# documented and served, every answer of a real master valid. These tests
+# are part of `go test ./...` too; this runs them alone.
+openapi-check:
+	$(GO) test -count=1 -run 'TestOpenAPI|TestJSON|TestDocumentIsOpenAPI31|TestParseRefusesBrokenDocuments|TestCheckResponse' ./internal/openapi/... ./internal/httpapi ./internal/clustertest
 
 contract:
 	../shared/contract-check

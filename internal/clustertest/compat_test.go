@@ -128,6 +128,13 @@ func TestCompatAnonymousUser(t *testing.T) {
 	if sub.status() != 3 {
 		t.Fatalf("anonymous submission: %+v", sub)
 	}
+	// The guest's submissions are every anonymous caller's: not listed
+	// to a caller without a token.
+	var refused map[string]string
+	anon.json(t, "GET", "/judge0/submissions", "", 403, &refused)
+	if !strings.Contains(refused["error"], "token") {
+		t.Fatalf("anonymous list: %v", refused)
+	}
 	// A wrong token is not taken for no token.
 	anon.with("X-Auth-Token", "", "wrong").json(t, "GET", "/judge0/statuses", "", 401, nil)
 	// The rest of the API still wants a token.

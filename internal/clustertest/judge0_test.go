@@ -2,6 +2,7 @@ package clustertest_test
 
 import (
 	"encoding/base64"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -273,6 +274,90 @@ func TestJudge0API(t *testing.T) {
 		}
 		var all []map[string]any
 		jc.json(t, "POST", "/judge0/submissions/batch", `{"submissions":[{"language_id":71}]}`, 422, &all)
+	})
+
+	t.Run("list, delete, system info, statistics, workers", func(t *testing.T) {
+		// Another user's jobs are not listed.
+		other := jc.with("X-Auth-Token", "", userToken(t, c, "judge0lister"))
+		var mine struct {
+			Submissions []map[string]any `json:"submissions"`
+			Meta        map[string]any   `json:"meta"`
+		}
+		other.json(t, "POST", "/judge0/submissions?wait=true", mustJSON(map[string]any{"source_code": "print('listed')", "language_id": 71}), 201, nil)
+		other.json(t, "GET", "/judge0/submissions", "", 200, &mine)
+		if len(mine.Submissions) != 1 || mine.Submissions[0]["stdout"] != "listed\n" ||
+			!reflect.DeepEqual(mine.Meta, map[string]any{"current_page": 1.0, "next_page": nil, "prev_page": nil, "total_pages": 1.0, "total_count": 1.0}) {
+			t.Fatalf("the other user's list: %+v", mine)
+		}
+		var all struct {
+			Submissions []map[string]any `json:"submissions"`
+			Meta        map[string]any   `json:"meta"`
+		}
+		jc.json(t, "GET", "/judge0/submissions?per_page=3&page=2&fields=token,status,language_id", "", 200, &all)
+		total := int(all.Meta["total_count"].(float64))
+		if len(all.Submissions) != 3 || total < 10 || all.Meta["prev_page"] != 1.0 || len(all.Submissions[0]) != 3 {
+			t.Fatalf("page 2: %+v", all)
+		}
+		// A token of the list reads back.
+		var one judge0Submission
+		jc.json(t, "GET", "/judge0/submissions/"+all.Submissions[0]["token"].(string), "", 200, &one)
+		var e map[string]string
+		jc.json(t, "GET", "/judge0/submissions?page=-4", "", 400, &e)
+		if e["error"] != "invalid page: -4" {
+			t.Fatalf("bad page: %v", e)
+		}
+		// Judge0's answer where deletion is off; the job stays.
+		jc.json(t, "DELETE", "/judge0/submissions/"+one.Token, "", 400, &e)
+		if e["error"] != "delete not allowed" {
+			t.Fatalf("delete: %v", e)
+		}
+		jc.json(t, "GET", "/judge0/submissions/"+one.Token, "", 200, nil)
+
+		var info map[string]string
+		jc.json(t, "GET", "/judge0/system_info", "", 200, &info)
+		if info["CPU(s)"] == "" || info["Mem"] == "" || info["Workers"] != "1" {
+			t.Fatalf("system_info: %v", info)
+		}
+		var queues []map[string]any
+		jc.json(t, "GET", "/judge0/workers", "", 200, &queues)
+		found := false
+		for _, q := range queues {
+			if q["queue"] == "python" {
+				found = q["available"] == 1.0 && q["size"] != nil && q["idle"] != nil && q["working"] != nil && q["paused"] != nil
+			}
+		}
+		if !found {
+			t.Fatalf("workers: %v", queues)
+		}
+		var stats struct {
+			Submissions struct{ Total int }
+			Languages   []struct {
+				Language struct{ ID int }
+				Count    int
+			}
+			Statuses []struct {
+				Status struct {
+					ID   int
+					Name string
+				}
+				Count int
+			}
+			Database struct {
+				SizeInBytes int64 `json:"size_in_bytes"`
+			}
+		}
+		jc.json(t, "GET", "/judge0/statistics", "", 200, &stats)
+		if stats.Submissions.Total < total+1 || len(stats.Languages) == 0 || stats.Languages[0].Language.ID != 71 ||
+			len(stats.Statuses) == 0 || stats.Database.SizeInBytes <= 0 {
+			t.Fatalf("statistics: %+v", stats)
+		}
+		var langs []map[string]any
+		jc.json(t, "GET", "/judge0/languages/all", "", 200, &langs)
+		for _, l := range langs {
+			if l["id"] == 71.0 && (l["is_archived"] != false || !strings.HasPrefix(l["name"].(string), "Python (")) {
+				t.Fatalf("languages/all: %v", l)
+			}
+		}
 	})
 
 	t.Run("auth", func(t *testing.T) {

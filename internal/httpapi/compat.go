@@ -11,6 +11,7 @@ import (
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/judge0"
 	"github.com/grappe/grappe/internal/piston"
+	"github.com/grappe/grappe/internal/store"
 )
 
 // Compat configures the Piston and Judge0 APIs that grappe serves for
@@ -37,7 +38,7 @@ var (
 )
 
 // mountCompat serves /api/v2/ (Piston) and /judge0/ (Judge0).
-func (s *server) mountCompat(mux *http.ServeMux) {
+func (s *server) mountCompat(mux *routeMux) {
 	b := compatBackend{s}
 	mux.Handle("/api/v2/", piston.New(piston.Config{
 		Backend: b, Aliases: s.Compat.Aliases, MaxWait: s.MaxWait, MaxBodyBytes: s.MaxBodyBytes, Logger: s.Logger,
@@ -119,6 +120,23 @@ func (b compatBackend) Job(ctx context.Context, p *auth.Principal, id string) (*
 
 func (b compatBackend) Languages(ctx context.Context) []api.Language {
 	return b.s.Service.Languages(ctx)
+}
+
+func (b compatBackend) OwnJobs(ctx context.Context, p *auth.Principal, offset, limit int) ([]api.Job, int, error) {
+	jobs, total, err := b.s.Service.OwnJobs(ctx, p, offset, limit)
+	return jobs, total, convert(err)
+}
+
+func (b compatBackend) Workers(ctx context.Context) []api.Worker { return b.s.Service.Workers(ctx) }
+
+func (b compatBackend) QueuedByLanguage(ctx context.Context) (map[string]int, error) {
+	n, err := b.s.Service.QueuedByLanguage(ctx)
+	return n, convert(err)
+}
+
+func (b compatBackend) TallyJobs(ctx context.Context, since time.Time) (*store.Tally, error) {
+	t, err := b.s.Service.TallyJobs(ctx, since)
+	return t, convert(err)
 }
 
 // Wait follows the job until it ends or timeout passes, then reads it.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/store"
 )
 
 // Service is what the API needs from the master.
@@ -27,6 +28,15 @@ type Service interface {
 	// Job returns a job the principal may see, or ErrNotFound.
 	Job(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
 	Jobs(ctx context.Context, p *auth.Principal, status string, limit int) ([]api.Job, error)
+	// OwnJobs is a page of the principal's own jobs (an admin's too),
+	// newest first, with their requests: at most limit of them after
+	// skipping offset, and how many the principal has in all.
+	OwnJobs(ctx context.Context, p *auth.Principal, offset, limit int) ([]api.Job, int, error)
+	// QueuedByLanguage counts the queued jobs of each language.
+	QueuedByLanguage(ctx context.Context) (map[string]int, error)
+	// TallyJobs counts the cluster's jobs (store.Store.TallyJobs); it
+	// reads them all.
+	TallyJobs(ctx context.Context, since time.Time) (*store.Tally, error)
 	Cancel(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
 	// Subscribe streams a job's events until it is terminal (the channel is
 	// then closed) or cancel is called. The job must be visible to p. With
@@ -103,6 +113,23 @@ type server struct {
 
 // New returns the API's handler.
 func New(cfg Config) http.Handler {
+	h, _ := build(cfg)
+	return h
+}
+
+// Routes lists the patterns New registers for cfg ("GET /api/v1/jobs/{id}"
+// for an endpoint, a bare path such as "/judge0/" for a handler mounted
+// under a prefix), in the order they are registered. The OpenAPI
+// document's test compares it with api/openapi.yaml.
+func Routes(cfg Config) []string {
+	_, patterns := build(cfg)
+	return patterns
+}
+
+// build makes the API's handler and says which patterns it registered:
+// every endpoint is registered below, on a mux that records them, so that
+// an endpoint cannot be served without being listed.
+func build(cfg Config) (http.Handler, []string) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -122,7 +149,8 @@ func New(cfg Config) http.Handler {
 		loginByUser: newLimiters(cfg.Limits.LoginPerMinute/60, cfg.Limits.LoginBurst),
 		loginByAddr: newLimiters(cfg.Limits.LoginPerMinute/60*5, cfg.Limits.LoginBurst*5),
 	}
-	mux := http.NewServeMux()
+	mux := &routeMux{ServeMux: http.NewServeMux()}
+	mux.HandleFunc("GET /api/v1/openapi.json", s.openapi())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -168,7 +196,22 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.Logger, r, Errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return securityHeaders(recoverPanics(s.Logger, mux))
+	return securityHeaders(recoverPanics(s.Logger, mux)), mux.patterns
+}
+
+// routeMux is a ServeMux that remembers the patterns registered on it.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
 }
 
 // recoverPanics turns a handler panic into a JSON 500 and a log line, never

@@ -1,9 +1,10 @@
 // Package judge0 serves the Judge0 CE API (judge0/judge0) over grappe's
 // jobs, so that a Judge0 client configured with a grappe master's base URL
-// plus /judge0 keeps working: submissions (one, batches, ?wait, ?fields,
-// ?base64_encoded), languages under Judge0's stable ids, statuses,
-// /about and /config_info. A submission is an ordinary grappe job of the
-// caller and its token is the job's id.
+// plus /judge0 keeps working: submissions (one, batches, the caller's
+// list, ?wait, ?fields, ?base64_encoded), languages under Judge0's stable
+// ids, statuses, /about, /config_info, and /system_info, /statistics and
+// /workers filled from the cluster. A submission is an ordinary grappe
+// job of the caller and its token is the job's id.
 //
 // The shapes follow Judge0's source (app/controllers, serializers, the
 // Submission model's validations): 422 with messages per field, 400 for
@@ -19,12 +20,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/store"
 )
 
 // Backend is what the Judge0 API needs of the master.
@@ -39,6 +42,15 @@ type Backend interface {
 	// Job returns a job the caller may see; a StatusError 404 otherwise.
 	Job(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
 	Languages(ctx context.Context) []api.Language
+	// OwnJobs is a page of the caller's own jobs, newest first, with
+	// their requests, and how many the caller has in all.
+	OwnJobs(ctx context.Context, p *auth.Principal, offset, limit int) ([]api.Job, int, error)
+	// Workers lists the cluster's workers.
+	Workers(ctx context.Context) []api.Worker
+	// QueuedByLanguage counts the queued jobs of each language.
+	QueuedByLanguage(ctx context.Context) (map[string]int, error)
+	// TallyJobs counts all the cluster's jobs (it reads them all).
+	TallyJobs(ctx context.Context, since time.Time) (*store.Tally, error)
 }
 
 // StatusError is implemented by the backend's errors that are the caller's
@@ -67,6 +79,7 @@ type Config struct {
 
 type handler struct {
 	Config
+	stats statsCache
 }
 
 // New returns the Judge0 API's handler. It serves paths without the
@@ -87,7 +100,9 @@ func New(cfg Config) http.Handler {
 	h := &handler{Config: cfg}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /submissions", h.authed(h.create))
+	mux.HandleFunc("GET /submissions", h.authed(h.index))
 	mux.HandleFunc("GET /submissions/{token}", h.authed(h.show))
+	mux.HandleFunc("DELETE /submissions/{token}", h.authed(h.destroy))
 	mux.HandleFunc("POST /submissions/batch", h.authed(h.batchCreate))
 	mux.HandleFunc("GET /submissions/batch", h.authed(h.batchShow))
 	mux.HandleFunc("GET /languages", h.authed(h.languages))
@@ -107,6 +122,9 @@ func New(cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, configInfo(h.DefaultLimits, h.MaxLimits, h.MaxBatch))
 		return nil
 	}))
+	mux.HandleFunc("GET /system_info", h.authed(h.systemInfo))
+	mux.HandleFunc("GET /statistics", h.authed(h.statistics))
+	mux.HandleFunc("GET /workers", h.authed(h.workers))
 	mux.HandleFunc("POST /authenticate", h.authed(func(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
@@ -151,22 +169,24 @@ func (h *handler) languages(w http.ResponseWriter, r *http.Request, _ *auth.Prin
 	return nil
 }
 
-// allLanguages is /languages/all: every Judge0 id grappe knows, the ones
-// no worker runs now marked archived.
+// allLanguages is /languages/all: every Judge0 id grappe knows, by name
+// as Judge0 orders them, the ones no worker runs now archived.
 func (h *handler) allLanguages(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
-	running := map[int]bool{}
-	for _, l := range available(h.Backend.Languages(r.Context())) {
-		running[l.ID] = true
+	running := map[string]string{}
+	for _, l := range h.Backend.Languages(r.Context()) {
+		running[l.Name] = l.Version
 	}
 	type entry struct {
 		ID         int    `json:"id"`
 		Name       string `json:"name"`
 		IsArchived bool   `json:"is_archived"`
 	}
-	out := []entry{}
+	out := make([]entry, 0, len(languages))
 	for _, l := range languages {
-		out = append(out, entry{ID: l.ID, Name: strings.TrimSuffix(strings.Replace(l.Name, " (%s)", "", 1), " %s"), IsArchived: !running[l.ID]})
+		version, ok := running[l.Grappe]
+		out = append(out, entry{ID: l.ID, Name: l.name(version), IsArchived: !ok})
 	}
+	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.Name, b.Name) })
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -280,6 +280,12 @@ func TestRender(t *testing.T) {
 	if l := out["language"].(map[string]any); l["id"] != 71 || l["name"] != "Python (3.11.2)" {
 		t.Errorf("language %v", l)
 	}
+	other := *job
+	other.Language = "kotlin"
+	out, _ = render(&other, "j1", false, false, []string{"language_id", "language"})
+	if out["language_id"] != nil || !reflect.DeepEqual(out["language"], map[string]any{"id": nil, "name": "kotlin"}) {
+		t.Errorf("a language without a Judge0 id: %#v", out)
+	}
 	job.Run.Stdout, job.Run.StdoutEncoding = "/w==", api.EncodingBase64
 	if _, err := render(job, "j1", false, false, defaultFields); err == nil || err.Error() != errNotUTF8 {
 		t.Errorf("binary stdout without base64: %v", err)

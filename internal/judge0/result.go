@@ -150,7 +150,13 @@ func render(job *api.Job, token string, redirect, b64 bool, fields []string) (ma
 		}
 		return string(b)
 	}
-	lang, _ := languageByName(job.Language)
+	// A job in a language Judge0 has no id for (submitted through
+	// grappe's own API) shows a null id and grappe's name.
+	var langID any
+	langName := job.Language
+	if lang, ok := languageByName(job.Language); ok {
+		langID, langName = lang.ID, lang.name(job.Version)
+	}
 	for _, f := range fields {
 		var v any
 		switch f {
@@ -159,9 +165,9 @@ func render(job *api.Job, token string, redirect, b64 bool, fields []string) (ma
 		case "source_code":
 			v = text(sourceOf(req))
 		case "language_id":
-			v = lang.ID
+			v = langID
 		case "language":
-			v = map[string]any{"id": lang.ID, "name": fmt.Sprintf(lang.Name, job.Version)}
+			v = map[string]any{"id": langID, "name": langName}
 		case "stdin":
 			v = text(nonEmpty(raw(req.Stdin, req.StdinEncoding)))
 		case "expected_output":

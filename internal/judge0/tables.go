@@ -2,6 +2,7 @@ package judge0
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/grappe/grappe/api"
 )
@@ -96,6 +97,15 @@ var languages = []language{
 	{85, "perl", "Perl (%s)", "script.pl", "", "perl script.pl"},
 }
 
+// name is the language's Judge0 name with the version the workers run,
+// or without a version when none runs it.
+func (l language) name(version string) string {
+	if version != "" {
+		return fmt.Sprintf(l.Name, version)
+	}
+	return strings.Replace(strings.Replace(l.Name, " (%s)", "", 1), " %s", "", 1)
+}
+
 func languageByID(id int) (language, bool) {
 	for _, l := range languages {
 		if l.ID == id {
@@ -136,7 +146,7 @@ func available(langs []api.Language) []languageEntry {
 	for _, l := range languages {
 		for _, have := range langs {
 			if have.Name == l.Grappe {
-				out = append(out, languageEntry{ID: l.ID, Name: fmt.Sprintf(l.Name, have.Version)})
+				out = append(out, languageEntry{ID: l.ID, Name: l.name(have.Version)})
 				break
 			}
 		}
@@ -145,7 +155,7 @@ func available(langs []api.Language) []languageEntry {
 }
 
 func detail(l language, version string) languageDetail {
-	d := languageDetail{ID: l.ID, Name: fmt.Sprintf(l.Name, version), SourceFile: l.SourceFile, RunCmd: l.RunCmd}
+	d := languageDetail{ID: l.ID, Name: l.name(version), SourceFile: l.SourceFile, RunCmd: l.RunCmd}
 	if l.CompileCmd != "" {
 		d.CompileCmd = &l.CompileCmd
 	}

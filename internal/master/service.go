@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/auth"
@@ -117,6 +118,38 @@ func (m *Master) Jobs(ctx context.Context, p *auth.Principal, status string, lim
 		out = append(out, *j)
 	}
 	return out, nil
+}
+
+// OwnJobs lists a page of the caller's own jobs, newest first, with
+// their requests, and counts them all.
+func (m *Master) OwnJobs(ctx context.Context, p *auth.Principal, offset, limit int) ([]api.Job, int, error) {
+	total, err := m.store.CountOwnerJobs(ctx, p.User)
+	if err != nil {
+		return nil, 0, err
+	}
+	sjs, err := m.store.ListJobs(ctx, store.ListFilter{Owner: p.User, Offset: offset, Limit: limit})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]api.Job, 0, len(sjs))
+	for _, sj := range sjs {
+		j, err := toAPI(sj, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, *j)
+	}
+	return out, total, nil
+}
+
+// QueuedByLanguage counts the queued jobs of each language.
+func (m *Master) QueuedByLanguage(ctx context.Context) (map[string]int, error) {
+	return m.store.CountQueuedByLanguage(ctx)
+}
+
+// TallyJobs counts the cluster's jobs, for statistics.
+func (m *Master) TallyJobs(ctx context.Context, since time.Time) (*store.Tally, error) {
+	return m.store.TallyJobs(ctx, since)
 }
 
 // Cancel stops a queued job before it starts, or a running one: the job

@@ -148,6 +148,26 @@ type ListFilter struct {
 	// creation (cursor paging, newest first: pass the last id of a page to
 	// get the next). An unknown id is ErrNotFound.
 	Before string
+	// Offset skips that many jobs of the selection first (page numbers,
+	// for APIs that page so: Judge0's). Negative is 0.
+	Offset int
+}
+
+// Tally is the counts of a statistics page (Store.TallyJobs).
+type Tally struct {
+	// Kinds counts the jobs by language, status and verdict.
+	Kinds []KindCount
+	// Days counts the jobs created each UTC day, by its midnight; a day
+	// without jobs is absent.
+	Days map[time.Time]int
+	// Bytes is the size of the database, 0 when the store cannot tell.
+	Bytes int64
+}
+
+// KindCount is how many jobs have one language, status and verdict.
+type KindCount struct {
+	Language, Status, Verdict string
+	N                         int
 }
 
 // User is an account.
@@ -238,6 +258,16 @@ type Store interface {
 	CountJobs(ctx context.Context) (map[string]int, error)
 	// CountJobsByOwner returns the number of jobs of each owner.
 	CountJobsByOwner(ctx context.Context) (map[string]int, error)
+	// CountOwnerJobs returns the number of jobs of one owner (0 for an
+	// unknown one), reading that owner's alone.
+	CountOwnerJobs(ctx context.Context, owner string) (int, error)
+	// CountQueuedByLanguage returns the number of queued jobs of each
+	// language; a language with none is absent.
+	CountQueuedByLanguage(ctx context.Context) (map[string]int, error)
+	// TallyJobs counts every job by kind, those created from since on
+	// by day, and the database's size. It reads the whole jobs table:
+	// callers cache it.
+	TallyJobs(ctx context.Context, since time.Time) (*Tally, error)
 
 	// StartAttempt moves a queued job whose Attempts equals attempt-1 to
 	// running with Attempts=attempt on worker w (Worker and

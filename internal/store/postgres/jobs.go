@@ -215,7 +215,7 @@ func (s *Store) ListJobs(ctx context.Context, f store.ListFilter) ([]*store.Job,
 	if len(where) > 0 {
 		q.WriteString(" WHERE " + strings.Join(where, " AND "))
 	}
-	q.WriteString(" ORDER BY seq DESC LIMIT " + arg(limit))
+	q.WriteString(" ORDER BY seq DESC LIMIT " + arg(limit) + " OFFSET " + arg(max(f.Offset, 0)))
 
 	jobs, err := scanJobs(s.db.Query(ctx, q.String(), args...))
 	if err != nil {
@@ -310,6 +310,69 @@ func (s *Store) CountJobs(ctx context.Context) (map[string]int, error) {
 		}
 	}
 	return counts, nil
+}
+
+// CountQueuedByLanguage implements store.Store.
+func (s *Store) CountQueuedByLanguage(ctx context.Context) (map[string]int, error) {
+	out, err := byKey[int](s.db.Query(ctx, `SELECT language, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY language`))
+	if err != nil {
+		return nil, errorf("postgres: CountQueuedByLanguage: %w", err)
+	}
+	return out, nil
+}
+
+// TallyJobs implements store.Store.
+func (s *Store) TallyJobs(ctx context.Context, since time.Time) (*store.Tally, error) {
+	t := &store.Tally{Days: map[time.Time]int{}}
+	rows, err := s.db.Query(ctx, `SELECT language, status, verdict, COUNT(*) FROM jobs GROUP BY language, status, verdict`)
+	if err != nil {
+		return nil, errorf("postgres: TallyJobs: %w", err)
+	}
+	for rows.Next() {
+		var k store.KindCount
+		if err := rows.Scan(&k.Language, &k.Status, &k.Verdict, &k.N); err != nil {
+			rows.Close()
+			return nil, errorf("postgres: TallyJobs: %w", err)
+		}
+		t.Kinds = append(t.Kinds, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, errorf("postgres: TallyJobs: %w", err)
+	}
+	// created_at is UTC unix nanoseconds: its quotient by a day's is the
+	// day's number.
+	rows, err = s.db.Query(ctx, `SELECT created_at / 86400000000000, COUNT(*) FROM jobs
+	WHERE created_at >= $1 GROUP BY 1`, columns.Nanos(since))
+	if err != nil {
+		return nil, errorf("postgres: TallyJobs: %w", err)
+	}
+	for rows.Next() {
+		var day int64
+		var n int
+		if err := rows.Scan(&day, &n); err != nil {
+			rows.Close()
+			return nil, errorf("postgres: TallyJobs: %w", err)
+		}
+		t.Days[time.Unix(day*86400, 0).UTC()] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, errorf("postgres: TallyJobs: %w", err)
+	}
+	if err := s.db.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&t.Bytes); err != nil {
+		return nil, errorf("postgres: TallyJobs: size: %w", err)
+	}
+	return t, nil
+}
+
+// CountOwnerJobs implements store.Store.
+func (s *Store) CountOwnerJobs(ctx context.Context, owner string) (int, error) {
+	var n int
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM jobs WHERE owner = $1`, owner).Scan(&n); err != nil {
+		return 0, errorf("postgres: CountOwnerJobs: %w", err)
+	}
+	return n, nil
 }
 
 // CountJobsByOwner implements store.Store.

@@ -180,8 +180,8 @@ func (s *Store) ListJobs(ctx context.Context, f store.ListFilter) ([]*store.Job,
 	if len(where) > 0 {
 		q.WriteString(" WHERE " + strings.Join(where, " AND "))
 	}
-	q.WriteString(" ORDER BY seq DESC LIMIT ?")
-	args = append(args, limit)
+	q.WriteString(" ORDER BY seq DESC LIMIT ? OFFSET ?")
+	args = append(args, limit, max(f.Offset, 0))
 
 	jobs, err := s.queryJobs(ctx, q.String(), args...)
 	if err != nil {
@@ -262,6 +262,60 @@ func (s *Store) CountActiveByOwner(ctx context.Context) (queued, running map[str
 		return nil, nil, fmt.Errorf("sqlite: CountActiveByOwner: %w", err)
 	}
 	return queued, running, nil
+}
+
+// CountQueuedByLanguage implements store.Store, on the (status, seq)
+// index.
+func (s *Store) CountQueuedByLanguage(ctx context.Context) (map[string]int, error) {
+	out, err := byKey[int](s.r.QueryContext(ctx, `SELECT language, COUNT(*) FROM jobs INDEXED BY jobs_status_seq
+	WHERE status = 'queued' GROUP BY language`))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: CountQueuedByLanguage: %w", err)
+	}
+	return out, nil
+}
+
+// TallyJobs implements store.Store.
+func (s *Store) TallyJobs(ctx context.Context, since time.Time) (*store.Tally, error) {
+	t := &store.Tally{Days: map[time.Time]int{}}
+	rows, err := s.r.QueryContext(ctx, `SELECT language, status, verdict, COUNT(*) FROM jobs GROUP BY language, status, verdict`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: TallyJobs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k store.KindCount
+		if err := rows.Scan(&k.Language, &k.Status, &k.Verdict, &k.N); err != nil {
+			return nil, fmt.Errorf("sqlite: TallyJobs: %w", err)
+		}
+		t.Kinds = append(t.Kinds, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: TallyJobs: %w", err)
+	}
+	// created_at is UTC unix nanoseconds: its quotient by a day's is the
+	// day's number.
+	days, err := s.r.QueryContext(ctx, `SELECT created_at / 86400000000000, COUNT(*) FROM jobs
+	WHERE created_at >= ? GROUP BY 1`, columns.Nanos(since))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: TallyJobs: %w", err)
+	}
+	defer days.Close()
+	for days.Next() {
+		var day int64
+		var n int
+		if err := days.Scan(&day, &n); err != nil {
+			return nil, fmt.Errorf("sqlite: TallyJobs: %w", err)
+		}
+		t.Days[time.Unix(day*86400, 0).UTC()] = n
+	}
+	if err := days.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: TallyJobs: %w", err)
+	}
+	if err := s.r.QueryRowContext(ctx, `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`).Scan(&t.Bytes); err != nil {
+		return nil, fmt.Errorf("sqlite: TallyJobs: size: %w", err)
+	}
+	return t, nil
 }
 
 // CountJobs implements store.Store. Every known status is in the map, with 0
@@ -434,6 +488,15 @@ func scanJob(row interface{ Scan(...any) error }) (*store.Job, error) {
 		j.Result = nil
 	}
 	return &j, nil
+}
+
+// CountOwnerJobs implements store.Store, on the (owner, seq) index.
+func (s *Store) CountOwnerJobs(ctx context.Context, owner string) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs INDEXED BY jobs_owner_seq WHERE owner = ?`, owner).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: CountOwnerJobs: %w", err)
+	}
+	return n, nil
 }
 
 // CountJobsByOwner implements store.Store.

@@ -3,8 +3,10 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/grappe/grappe/internal/store"
 )
@@ -120,6 +122,11 @@ func testCountJobsByOwner(t *testing.T, s store.Store) {
 	if err != nil || got["alice"] != 4 || got["bob"] != 4 || len(got) != 2 {
 		t.Fatalf("CountJobsByOwner = %v, %v; want alice 4, bob 4", got, err)
 	}
+	for owner, want := range map[string]int{"alice": 4, "bob": 4, "carol": 0} {
+		if n, err := s.CountOwnerJobs(t.Context(), owner); err != nil || n != want {
+			t.Errorf("CountOwnerJobs(%s) = %d, %v; want %d", owner, n, err, want)
+		}
+	}
 }
 
 func testGetMissing(t *testing.T, s store.Store) {
@@ -229,6 +236,79 @@ func testListJobsPaging(t *testing.T, s store.Store) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("paging by %d gave %v, want %v", page, got, want)
+	}
+}
+
+func testListJobsOffset(t *testing.T, s store.Store) {
+	listFixture(t, s)
+	for _, tc := range []struct {
+		filter store.ListFilter
+		want   []int
+	}{
+		{store.ListFilter{Offset: 2, Limit: 3}, []int{6, 5, 4}},
+		{store.ListFilter{Owner: "alice", Offset: 1, Limit: 2}, []int{5, 3}},
+		{store.ListFilter{Owner: "alice", Offset: 3}, []int{1}},
+		{store.ListFilter{Offset: 8}, nil},
+		{store.ListFilter{Offset: -5, Limit: 1}, []int{8}},
+	} {
+		jobs, err := s.ListJobs(t.Context(), tc.filter)
+		if err != nil {
+			t.Fatalf("ListJobs(%+v): %v", tc.filter, err)
+		}
+		var want []string
+		for _, i := range tc.want {
+			want = append(want, jobID(i))
+		}
+		if got := ids(jobs); !slices.Equal(got, want) {
+			t.Errorf("ListJobs(%+v) = %v, want %v", tc.filter, got, want)
+		}
+	}
+}
+
+func testTallyJobs(t *testing.T, s store.Store) {
+	tally, err := s.TallyJobs(t.Context(), time.Time{})
+	if err != nil {
+		t.Fatalf("TallyJobs on an empty store: %v", err)
+	}
+	if len(tally.Kinds) != 0 || len(tally.Days) != 0 {
+		t.Errorf("TallyJobs on an empty store: %+v", tally)
+	}
+	listFixture(t, s) // 4 queued, 2 running, 1 done (ok), 1 cancelled; all python, on one day
+	c := newJob(jobID(9), "carol", t0().Add(-48*time.Hour))
+	c.Language = "c"
+	mustCreate(t, s, c)
+
+	tally, err = s.TallyJobs(t.Context(), t0().Add(-time.Hour))
+	if err != nil {
+		t.Fatalf("TallyJobs: %v", err)
+	}
+	got := map[store.KindCount]bool{}
+	for _, k := range tally.Kinds {
+		got[k] = true
+	}
+	want := map[store.KindCount]bool{
+		{Language: "python", Status: store.StatusQueued, N: 4}:              true,
+		{Language: "python", Status: store.StatusRunning, N: 2}:             true,
+		{Language: "python", Status: store.StatusDone, Verdict: "ok", N: 1}: true,
+		{Language: "python", Status: store.StatusCancelled, N: 1}:           true,
+		{Language: "c", Status: store.StatusQueued, N: 1}:                   true,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("TallyJobs kinds = %v, want %v", tally.Kinds, want)
+	}
+	day := t0().UTC().Truncate(24 * time.Hour)
+	if len(tally.Days) != 1 || tally.Days[day] != 8 {
+		t.Errorf("TallyJobs days = %v, want 8 on %v (the job two days before since left out)", tally.Days, day)
+	}
+	if tally.Bytes <= 0 {
+		t.Errorf("TallyJobs: database size %d", tally.Bytes)
+	}
+	queued, err := s.CountQueuedByLanguage(t.Context())
+	if err != nil {
+		t.Fatalf("CountQueuedByLanguage: %v", err)
+	}
+	if !maps.Equal(queued, map[string]int{"python": 4, "c": 1}) {
+		t.Errorf("CountQueuedByLanguage = %v", queued)
 	}
 }
 
