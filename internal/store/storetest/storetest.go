@@ -63,6 +63,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListJobs", testListJobs},
 		{"ListJobsPaging", testListJobsPaging},
 		{"ListJobsLimits", testListJobsLimits},
+		{"ListJobsFilters", testListJobsFilters},
+		{"Shares", testShares},
 		{"Unfinished", testUnfinished},
 		{"CountJobs", testCountJobs},
 		{"StartAttempt", testStartAttempt},
