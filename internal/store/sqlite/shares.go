@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/grappe/grappe/internal/store/columns"
 	"github.com/grappe/grappe/internal/store"
+	"github.com/grappe/grappe/internal/store/columns"
 )
 
 // Shares: read-only links to jobs (the job_shares table).
