@@ -167,9 +167,10 @@ type JobList struct {
 // Token and URL are given once, when the link is made: only the token's
 // hash is kept, so a lost link is replaced by a new one, not recovered.
 type Share struct {
-	Token     string    `json:"token,omitempty"`
-	URL       string    `json:"url,omitempty"` // path of the read-only page, /shared/TOKEN
-	CreatedAt time.Time `json:"created_at"`
+	Shared    bool       `json:"shared"`
+	Token     string     `json:"token,omitempty"`
+	URL       string     `json:"url,omitempty"` // path of the read-only page, /shared/TOKEN
+	CreatedAt *time.Time `json:"created_at,omitempty"`
 }
 
 // LimitRange is what a submission's limits may be: the defaults applied

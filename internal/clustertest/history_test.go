@@ -128,7 +128,7 @@ func TestJobShare(t *testing.T) {
 	anon.token = ""
 	share := "/api/v1/jobs/" + j.ID + "/share"
 
-	if code, body := owner.do(t, "GET", share, nil); code != http.StatusNotFound {
+	if code, body := owner.do(t, "GET", share, nil); code != http.StatusOK || !strings.Contains(string(body), `"shared":false`) {
 		t.Fatalf("share of a job never shared: %d %s", code, body)
 	}
 	for name, r := range map[string]*rawClient{"another user": other, "an admin": admin, "no session": anon} {
@@ -139,7 +139,7 @@ func TestJobShare(t *testing.T) {
 
 	code, body := owner.do(t, "POST", share, nil)
 	var sh api.Share
-	if code != http.StatusCreated || json.Unmarshal(body, &sh) != nil || sh.Token == "" || sh.URL != "/shared/"+sh.Token {
+	if code != http.StatusCreated || json.Unmarshal(body, &sh) != nil || !sh.Shared || sh.Token == "" || sh.URL != "/shared/"+sh.Token {
 		t.Fatalf("POST share: %d %s", code, body)
 	}
 	code, body = anon.do(t, "GET", "/api/v1/shared/"+sh.Token, nil)
@@ -164,7 +164,7 @@ func TestJobShare(t *testing.T) {
 	if code, _ := anon.do(t, "GET", "/api/v1/shared/not-a-token", nil); code != http.StatusNotFound {
 		t.Errorf("an unknown share token: %d, want 404", code)
 	}
-	if code, body := owner.do(t, "GET", share, nil); code != http.StatusOK || strings.Contains(string(body), sh.Token) {
+	if code, body := owner.do(t, "GET", share, nil); code != http.StatusOK || !strings.Contains(string(body), `"shared":true`) || strings.Contains(string(body), sh.Token) {
 		t.Errorf("GET share: %d %s (shared, without the token)", code, body)
 	}
 

@@ -31,7 +31,7 @@ type Service interface {
 	Jobs(ctx context.Context, p *auth.Principal, q JobQuery) ([]api.Job, error)
 	// ShareJob makes a new read-only link to one of the principal's own
 	// jobs (replacing its earlier link); JobShare tells whether the job
-	// has one (NotFound if not); UnshareJob revokes it. SharedJob is the
+	// has one; UnshareJob revokes it (NotFound if it has none). SharedJob is the
 	// job a link's token opens, NotFound for any other token.
 	ShareJob(ctx context.Context, p *auth.Principal, id string) (*api.Share, error)
 	JobShare(ctx context.Context, p *auth.Principal, id string) (*api.Share, error)

@@ -49,23 +49,24 @@ func (m *Master) ShareJob(ctx context.Context, p *auth.Principal, id string) (*a
 		return nil, fmt.Errorf("share %s: %w", id, err)
 	}
 	m.log.Info("job shared", "audit", true, "job", id, "user", p.User)
-	return &api.Share{Token: token, URL: sharedPath + token, CreatedAt: sh.CreatedAt}, nil
+	return &api.Share{Shared: true, Token: token, URL: sharedPath + token, CreatedAt: &sh.CreatedAt}, nil
 }
 
 // JobShare implements httpapi.Service: whether the job has a link, and
-// since when; the token itself is not kept.
+// since when; the token itself is not kept. A job not shared is an
+// answer, not an error: the owner's page asks on every visit.
 func (m *Master) JobShare(ctx context.Context, p *auth.Principal, id string) (*api.Share, error) {
 	if _, err := m.ownJob(ctx, p, id); err != nil {
 		return nil, err
 	}
 	sh, err := m.store.JobShare(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &jobs.Error{Code: jobs.CodeNotFound, Message: "the job is not shared"}
+		return &api.Share{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &api.Share{CreatedAt: sh.CreatedAt}, nil
+	return &api.Share{Shared: true, CreatedAt: &sh.CreatedAt}, nil
 }
 
 // UnshareJob implements httpapi.Service.
