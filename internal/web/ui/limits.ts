@@ -3,15 +3,15 @@
 // the sentence saying which limit a finished job hit.
 import type { Job, Limits } from './api';
 import { h } from './dom';
-import { kb, ms } from './format';
+import { duration, kb } from './format';
 
 export interface LimitRange { default: Limits; max: Limits }
 
 type Key = 'cpu_ms' | 'wall_ms' | 'memory_mb' | 'output_kb';
 
 const fields: { key: Key; id: string; label: string; unit: string; words: string; show: (n: number) => string }[] = [
-  { key: 'cpu_ms', id: 'limit-cpu', label: 'CPU time (ms)', unit: 'ms', words: 'CPU time', show: ms },
-  { key: 'wall_ms', id: 'limit-wall', label: 'Wall time (ms)', unit: 'ms', words: 'Wall time', show: ms },
+  { key: 'cpu_ms', id: 'limit-cpu', label: 'CPU time (ms)', unit: 'ms', words: 'CPU time', show: duration },
+  { key: 'wall_ms', id: 'limit-wall', label: 'Wall time (ms)', unit: 'ms', words: 'Wall time', show: duration },
   { key: 'memory_mb', id: 'limit-memory', label: 'Memory (MB)', unit: 'MB', words: 'Memory', show: (n) => `${n} MB` },
   { key: 'output_kb', id: 'limit-output', label: 'Output (KB)', unit: 'KB', words: 'Output', show: kb },
 ];
@@ -135,8 +135,8 @@ export function limitHit(j: Job): string | null {
   switch (j.verdict) {
     case 'time_limit': {
       const cpu = l.cpu_ms && runs.some((r) => r!.cpu_ms >= l.cpu_ms! * 0.95);
-      if (cpu || !l.wall_ms) return l.cpu_ms ? `CPU time limit ${ms(l.cpu_ms)} exceeded.` : 'Time limit exceeded.';
-      return `Wall time limit ${ms(l.wall_ms)} exceeded (the program waited or slept; CPU time is counted separately).`;
+      if (cpu || !l.wall_ms) return l.cpu_ms ? `CPU time limit ${duration(l.cpu_ms)} exceeded.` : 'Time limit exceeded.';
+      return `Wall time limit ${duration(l.wall_ms)} exceeded (the program waited or slept; CPU time is counted separately).`;
     }
     case 'memory_limit':
       return l.memory_mb ? `Memory limit ${l.memory_mb} MB exceeded.` : 'Memory limit exceeded.';

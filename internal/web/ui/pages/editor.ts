@@ -79,6 +79,7 @@ function build(): Page & { destroy(): void } {
   let submitting = false;
   let started = 0; // when Run was pressed, for the elapsed-time counter
   let ticker = 0;
+  let saveTimer = 0; // the draft is saved a moment after the last change
 
   // --- controls -----------------------------------------------------------
   const langSel = h('select', { id: 'language', 'aria-label': 'Language' });
@@ -112,7 +113,7 @@ function build(): Page & { destroy(): void } {
     onRun: () => void run(),
     onChange: (s) => { files.edited(s); save(); },
   });
-  const files = createFileTabs(code, () => mainFileName(langSel.value || draft.lang), () => save());
+  const files = createFileTabs(code, () => mainFileName(draft.lang), () => save());
   files.load(draft.sources[draft.lang] ?? sampleOf(draft.lang), draft.files[draft.lang] ?? []);
 
   stdin.value = draft.stdin;
@@ -122,21 +123,25 @@ function build(): Page & { destroy(): void } {
   tests.load(draft.tests);
 
   // --- draft --------------------------------------------------------------
-  let saveTimer = 0;
+  function saveNow(): void {
+    clearTimeout(saveTimer);
+    saveTimer = 0;
+    draft.sources[draft.lang] = files.main();
+    draft.files[draft.lang] = files.extra();
+    draft.stdin = stdin.value;
+    draft.args = args.value;
+    draft.compileArgs = compileArgs.value;
+    draft.limits = limits.read();
+    draft.tests = tests.read();
+    try { localStorage.setItem(draftKey(), JSON.stringify(draft)); } catch { /* full or disabled */ }
+  }
   function save(): void {
     clearTimeout(saveTimer);
-    saveTimer = window.setTimeout(() => {
-      const lang = langSel.value || draft.lang;
-      draft.sources[lang] = files.main();
-      draft.files[lang] = files.extra();
-      draft.stdin = stdin.value;
-      draft.args = args.value;
-      draft.compileArgs = compileArgs.value;
-      draft.limits = limits.read();
-      draft.tests = tests.read();
-      try { localStorage.setItem(draftKey(), JSON.stringify(draft)); } catch { /* full or disabled */ }
-    }, 300);
+    saveTimer = window.setTimeout(saveNow, 300);
   }
+  // A reload or a closed tab must not lose the last keystrokes.
+  const flush = () => { if (saveTimer) saveNow(); };
+  window.addEventListener('pagehide', flush);
   for (const el of [stdin, args, compileArgs]) el.addEventListener('input', save);
   limits.onInput(save);
 
@@ -180,9 +185,9 @@ function build(): Page & { destroy(): void } {
   }
 
   function switchLanguage(lang: string, source?: string, extra?: ExtraFile[]): void {
-    const old = langSel.value || draft.lang;
-    draft.sources[old] = files.main();
-    draft.files[old] = files.extra();
+    // draft.lang, not the menu: on a change event the menu shows the new one already.
+    draft.sources[draft.lang] = files.main();
+    draft.files[draft.lang] = files.extra();
     draft.lang = lang;
     langSel.value = lang;
     void code.setLanguage(lang);
@@ -453,6 +458,8 @@ function build(): Page & { destroy(): void } {
     },
     destroy() {
       this.dispose!();
+      flush();
+      window.removeEventListener('pagehide', flush);
       stream?.close();
       stream = null;
       clearInterval(ticker);
