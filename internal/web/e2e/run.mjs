@@ -312,7 +312,7 @@ await step('output: stdout and stderr tabs, ANSI colours as text, a traceback ma
   check(!(await visible('#output .stderr')) && await visible('#output .stdout'), 'the stdout tab shows stderr');
   await $('#output-tab-stderr').click();
   check(await visible('#output .stderr') && !(await visible('#output .stdout')), 'the stderr tab shows stdout');
-  check((await textOf('#output .stderr')).includes('ZeroDivisionError'), 'no traceback on stderr');
+  check((await $('#output .stderr').allTextContents()).join('').includes('ZeroDivisionError'), 'no traceback on stderr');
   await page.screenshot({ path: join(SHOTS, 'output-tabs-desktop.png') });
   await $('#output-tab-all').click();
   // The traceback points at line 5, marked in the editor.
@@ -411,14 +411,18 @@ await step('phone (390 px): Run brings the result into view; the user\'s name is
   await sleep(300);
   check(await visible('#whoami'), 'the user name is hidden on a phone');
   await $('#language').selectOption('python');
-  await setSource('print("on a phone")\n');
+  await setSource('print("on a phone:", input())\n');
+  // Standard input read from a file.
+  await $('#stdin-file').setInputFiles({ name: 'in.txt', mimeType: 'text/plain', buffer: Buffer.from('from a file\n') });
+  await until('stdin from the file', async () => (await $('#stdin').inputValue()) === 'from a file\n');
   await page.evaluate(() => window.scrollTo(0, 0));
   await $('#run').click();
   await waitVerdict('ok');
-  await sleep(600); // the smooth scroll
-  const box = await $('#output-panel').boundingBox();
-  check(box.y >= -5 && box.y < PHONE.height * 0.6, `the result is at y=${Math.round(box.y)} in a ${PHONE.height} px window`);
-  check(await $('#verdict').isVisible(), 'no verdict');
+  // The verdict and the start of the output are on screen, without scrolling.
+  const [panel, verdict, out] = [await $('#output-panel').boundingBox(), await $('#verdict').boundingBox(), await $('#output').boundingBox()];
+  check(panel.y >= -5 && verdict.y > 0 && out.y + 20 < PHONE.height,
+    `the result is not in view: panel at y=${Math.round(panel.y)}, output at y=${Math.round(out.y)} in a ${PHONE.height} px window`);
+  check((await textOf('#output')) === 'on a phone: from a file', `output: ${await textOf('#output')}`);
   await noHorizontalScroll('editor after Run');
   await page.screenshot({ path: join(SHOTS, 'editor-phone-result.png') });
   await page.setViewportSize(DESKTOP);

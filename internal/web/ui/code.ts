@@ -15,6 +15,7 @@ import { Compartment, EditorState, Prec } from '@codemirror/state';
 import { EditorView, keymap } from '@codemirror/view';
 import { indentWithTab } from '@codemirror/commands';
 import { lintGutter, setDiagnostics, type Diagnostic as LintDiagnostic } from '@codemirror/lint';
+import { themedHighlighting } from './highlight';
 import { modeOf } from './languages';
 
 /** A problem to mark: 1-based line, and column when known. */
@@ -61,6 +62,7 @@ export function createCode(parent: HTMLElement, opts: {
     // as CodeMirror's own accessibility convention has it.
     keymap.of([indentWithTab]),
     lintGutter(),
+    themedHighlighting,
     theme,
     language.of([]),
     EditorView.contentAttributes.of({ 'aria-label': opts.label }),

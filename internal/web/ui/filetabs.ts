@@ -54,7 +54,7 @@ export function createFileTabs(code: Code, mainLabel: () => string, changed: () 
       const tab = h('button', {
         type: 'button', role: 'tab', class: 'tab file-tab' + (n ? ' has-problems' : ''), 'data-file': name || 'main',
         'aria-selected': name === cur ? 'true' : 'false', onclick: () => tabs.select(name),
-      }, label, n ? h('span', { class: 'count', title: `${n} problem(s)` }, ` ${n}`) : null);
+      }, label, n ? h('span', { class: 'count', title: `${n} problem(s)` }, String(n)) : null);
       if (name === MAIN) return tab;
       return h('span', { class: 'tab-pair' }, tab, h('button', {
         type: 'button', class: 'tab-close', 'aria-label': `Remove ${name}`, title: `Remove ${name}`,

@@ -12,6 +12,8 @@ import { renderTests } from './testcases';
 export interface ResultActions {
   showCase?: (i: number) => void;
   jump?: (d: Diagnostic) => void;
+  /** The test cases are shown elsewhere (full width, under the page's columns). */
+  testsApart?: boolean;
 }
 
 /** A badge for a job: its verdict when done, else its status. */
@@ -100,6 +102,6 @@ export function renderResult(j: Job, actions: ResultActions = {}): HTMLElement {
   }
   const diag = isTerminal(j) ? renderDiagnostics(diagnosticsOf(j), actions.jump) : null;
   if (diag) box.append(diag);
-  if (j.tests?.length) box.append(renderTests(j, actions.showCase));
+  if (j.tests?.length && !actions.testsApart) box.append(renderTests(j, actions.showCase));
   return box;
 }

@@ -18,6 +18,7 @@ import { createLimitsForm } from '../limits';
 import { createOutput, runToShow } from '../output';
 import { prefsControls } from '../prefs';
 import { badge, diagnosticsOf, progress, renderResult } from '../result';
+import { renderTests } from '../testcases';
 import { createTestInputs } from '../testinputs';
 
 interface Draft {
@@ -100,6 +101,8 @@ function build(): Page & { destroy(): void } {
   const status = h('div', { id: 'run-status', class: 'run-status', 'aria-live': 'polite' }, h('span', { class: 'muted' }, 'Not run yet. Ctrl-Enter runs the program.'));
   const elapsed = h('span', { id: 'elapsed', class: 'elapsed', hidden: true });
   const resultBox = h('div', { id: 'result-box' });
+  // Test case results need room: full width, under the editor and the side.
+  const testsBox = h('div', { id: 'tests-box', class: 'tests-box' });
   const output = createOutput('output', 'Program output', () => (job ? `job-${job.id.slice(-8)}` : 'output'));
   output.reset('The output appears here as the program writes it.');
   const outputPanel = h('section', { class: 'panel output-panel', id: 'output-panel', 'aria-label': 'Result' },
@@ -281,7 +284,7 @@ function build(): Page & { destroy(): void } {
   function revealResult(): void {
     if (!matchMedia('(max-width: 960px)').matches) return;
     const top = outputPanel.getBoundingClientRect().top;
-    if (top > window.innerHeight * 0.5 || top < 0) outputPanel.scrollIntoView({ block: 'start', behavior: 'smooth' });
+    if (top > window.innerHeight * 0.3 || top < 0) outputPanel.scrollIntoView({ block: 'start' });
   }
 
   function resetOutput(): void {
@@ -289,6 +292,7 @@ function build(): Page & { destroy(): void } {
     stream = null;
     output.reset();
     resultBox.replaceChildren();
+    testsBox.replaceChildren();
     files.mark([]);
   }
 
@@ -337,7 +341,9 @@ function build(): Page & { destroy(): void } {
     }
     const ds = diagnosticsOf(j);
     files.mark(ds);
-    fill(resultBox, renderResult(j, { showCase: pick, jump: (d) => files.jump(d) }));
+    fill(resultBox, renderResult(j, { showCase: pick, jump: (d) => files.jump(d), testsApart: true }));
+    fill(testsBox, j.tests?.length ? renderTests(j, pick) : null);
+    revealResult();
   }
 
   function watch(id: string): void {
@@ -422,7 +428,8 @@ function build(): Page & { destroy(): void } {
           limits.el,
           h('p', { class: 'hint' }, 'Empty means the cluster\'s default.')),
         tests.el,
-        outputPanel)));
+        outputPanel)),
+    testsBox);
 
   const stopLanguages = { stop: () => {} };
   return {

@@ -12,6 +12,7 @@ import { labelOf } from '../languages';
 import { createOutput, runToShow } from '../output';
 import { badge, diagnosticsOf, renderResult } from '../result';
 import { shareControls } from '../share';
+import { renderTests } from '../testcases';
 import { openInEditor } from './editor';
 
 const SHARED_POLL = 2000; // ms between two reads of a shared job still running
@@ -36,6 +37,7 @@ function jobView(opts: { id: string; url: string; shared?: boolean }): Page {
   const head = h('div', { class: 'page-head' });
   const meta = h('dl', { class: 'facts wide', id: 'job-meta' });
   const resultBox = h('div', { id: 'result-box' });
+  const testsBox = h('div', { id: 'tests-box', class: 'tests-box' });
   const output = createOutput('job-output', 'Program output', () => `job-${(job?.id ?? 'shared').slice(-8)}`);
 
   function renderHead(j: Job): void {
@@ -69,7 +71,9 @@ function jobView(opts: { id: string; url: string; shared?: boolean }): Page {
     fill(resultBox, renderResult(j, {
       showCase: pick,
       jump: (d) => (sources.find((s) => s.name === d.file) ?? sources[0])?.code.jump(d.line, d.column),
+      testsApart: true,
     }));
+    fill(testsBox, j.tests?.length ? renderTests(j, pick) : null);
     if (isTerminal(j)) pick();
   }
 
@@ -103,7 +107,8 @@ function jobView(opts: { id: string; url: string; shared?: boolean }): Page {
           h('h2', null, 'Output'),
           output.el,
           req ? inputs(j) : null,
-          !opts.shared && j.owner === state.session?.username ? shareControls(j.id) : null)));
+          !opts.shared && j.owner === state.session?.username ? shareControls(j.id) : null)),
+      testsBox);
     show(j);
   }
 
