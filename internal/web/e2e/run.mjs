@@ -353,6 +353,44 @@ await step('a refused limit is explained next to its field, in words', async () 
   await $('#limits-panel').screenshot({ path: join(SHOTS, 'limit-refused.png') });
   await $('#limit-memory').fill('');
   check(!(await visible('#limit-memory-error')), 'the explanation stays after a new value');
+  // A master that does not say its maxima (an older one): its refusal is
+  // placed next to the field all the same, in the same words.
+  await page.route('**/api/v1/languages', async (route) => {
+    const r = await route.fetch();
+    const body = await r.json();
+    delete body.limits;
+    await route.fulfill({ response: r, body: JSON.stringify(body) });
+  });
+  try {
+    await page.reload();
+    await $('.cm-content').waitFor();
+    await until('python offered', () => $('#language option[value="python"]').count());
+    if (!(await $('#limits-panel').getAttribute('open') !== null)) await $('#limits-panel summary').click();
+    check((await textOf('#limit-memory-hint')) === '', 'a maximum shown that the master did not give');
+    await $('#limit-memory').fill('999999');
+    await $('#run').click();
+    await until('the master\'s refusal explained', () => visible('#limit-memory-error'));
+    const why = await textOf('#limit-memory-error');
+    check(/^Memory can be at most \d+ MB on this cluster .*you asked for 999999 MB/.test(why), `server refusal: "${why}"`);
+    await $('#limit-memory').fill('');
+  } finally {
+    await page.unroute('**/api/v1/languages');
+  }
+  await page.reload();
+  await $('.cm-content').waitFor();
+});
+
+await step('100,000 lines of output: the verdict stays above it, in view', async () => {
+  await until('python offered', () => $('#language option[value="python"]').count());
+  await $('#language').selectOption('python');
+  await setSource('import sys\nsys.stdout.write("x\\n" * 100000)\n');
+  await $('#stdin').fill('');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await $('#run').click();
+  await waitVerdict('ok');
+  const [v, o] = [await $('#verdict').boundingBox(), await $('#output').boundingBox()];
+  check(v.y < o.y && v.y > 0 && v.y < DESKTOP.height, `verdict at y=${Math.round(v.y)}, output at y=${Math.round(o.y)}`);
+  check(await $('#output-download').isVisible(), 'no download of the output');
 });
 
 await step('two files: an error in the header opens its tab; fixed, the program runs', async () => {
