@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -91,7 +92,7 @@ func parseWhen(v string, end bool) (time.Time, error) {
 	}
 	d, err := time.Parse(time.DateOnly, v)
 	if err != nil {
-		return time.Time{}, Errorf(http.StatusBadRequest, api.CodeBadRequest, "%q is neither a date (2006-01-02) nor an RFC 3339 time", v)
+		return time.Time{}, fmt.Errorf("%q is neither a date (2006-01-02) nor an RFC 3339 time", v)
 	}
 	if end {
 		d = d.AddDate(0, 0, 1)

@@ -14,7 +14,7 @@
 //   GRAPPE_SHOTS     directory for screenshots
 //   GRAPPE_CHROMIUM  the browser (default /usr/bin/chromium)
 import { chromium } from 'playwright-core';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const env = (k, d) => {
@@ -371,7 +371,7 @@ await step('a refused limit is explained next to its field, in words', async () 
     await $('#run').click();
     await until('the master\'s refusal explained', () => visible('#limit-memory-error'));
     const why = await textOf('#limit-memory-error');
-    check(/^Memory can be at most \d+ MB on this cluster .*you asked for 999999 MB/.test(why), `server refusal: "${why}"`);
+    check(/^Memory can be at most \d+ MB on this cluster; you asked for 999999 MB/.test(why), `server refusal: "${why}"`);
     await $('#limit-memory').fill('');
   } finally {
     await page.unroute('**/api/v1/languages');
@@ -391,6 +391,16 @@ await step('100,000 lines of output: the verdict stays above it, in view', async
   const [v, o] = [await $('#verdict').boundingBox(), await $('#output').boundingBox()];
   check(v.y < o.y && v.y > 0 && v.y < DESKTOP.height, `verdict at y=${Math.round(v.y)}, output at y=${Math.round(o.y)}`);
   check(await $('#output-download').isVisible(), 'no download of the output');
+});
+
+await step('binary output is offered as a file, not shown', async () => {
+  await setSource('import sys\nsys.stdout.buffer.write(bytes(range(256)))\n');
+  await $('#run').click();
+  await waitVerdict('ok');
+  check((await textOf('#output-files')).includes('wrote 256 bytes of binary data to stdout'), `binary note: ${await textOf('#output-files')}`);
+  const [dl] = await Promise.all([page.waitForEvent('download'), $('#output-binary-stdout').click()]);
+  const bytes = await readFile(await dl.path());
+  check(bytes.length === 256 && bytes[255] === 255 && bytes[0] === 0, `downloaded ${bytes.length} bytes`);
 });
 
 await step('two files: an error in the header opens its tab; fixed, the program runs', async () => {

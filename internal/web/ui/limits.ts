@@ -16,6 +16,12 @@ const fields: { key: Key; id: string; label: string; unit: string; words: string
   { key: 'output_kb', id: 'limit-output', label: 'Output (KB)', unit: 'KB', words: 'Output', show: kb },
 ];
 
+/** "1 min (60000 ms)": the value in words, and in the field's unit when they differ. */
+function inUnits(f: { unit: string; show: (n: number) => string }, n: number): string {
+  const words = f.show(n);
+  return words === `${n} ${f.unit}` ? words : `${words} (${n} ${f.unit})`;
+}
+
 export interface LimitsForm {
   el: HTMLElement;
   read(): Limits;
@@ -95,7 +101,7 @@ export function createLimitsForm(): LimitsForm {
           refuse(f.key, `${f.words} must be a whole number of ${f.unit} above 0, or empty for the default.`);
           ok = false;
         } else if (m && n > m) {
-          refuse(f.key, `${f.words} can be at most ${f.show(m)} on this cluster (${m} ${f.unit}); you asked for ${f.show(n)}.`);
+          refuse(f.key, `${f.words} can be at most ${inUnits(f, m)} on this cluster; you asked for ${f.show(n)}.`);
           ok = false;
         }
       }
@@ -109,7 +115,7 @@ export function createLimitsForm(): LimitsForm {
       const asked = m![2] !== undefined ? Number(m![2]) : undefined;
       const max = m![3] !== undefined ? Number(m![3]) : undefined;
       refuse(f.key, max !== undefined
-        ? `${f.words} can be at most ${f.show(max)} on this cluster (${max} ${f.unit})${asked !== undefined ? `; you asked for ${f.show(asked)}` : ''}.`
+        ? `${f.words} can be at most ${inUnits(f, max)} on this cluster${asked !== undefined ? `; you asked for ${f.show(asked)}` : ''}.`
         : `${f.words} was refused: it must be above 0.`);
       const details = form.el.closest('details');
       if (details) details.open = true;
