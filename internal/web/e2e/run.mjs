@@ -286,7 +286,7 @@ await step('test cases: one result per case', async () => {
   check((await textOf('#output')) === '10', `main output: ${await textOf('#output')}`);
   await case1.locator('.show-case').click();
   await until('case 1 in the main box', async () => (await textOf('#output-case')) === 'Showing test case 1 of 2.' && (await textOf('#output')) === '6');
-  await $('#result-box').screenshot({ path: join(SHOTS, 'test-cases-desktop.png') });
+  await page.screenshot({ path: join(SHOTS, 'test-cases-desktop.png'), fullPage: true });
   while (await $('.remove-test').count()) await $('.remove-test').first().click();
 });
 

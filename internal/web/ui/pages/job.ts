@@ -6,6 +6,7 @@
 import { get, isTerminal, post, text, ApiError, type Job } from '../api';
 import { navigate, state, toast, type Page } from '../app';
 import { createCode, type Code } from '../code';
+import { tabOf, type Diagnostic } from '../diagnostics';
 import { fill, h, type Child } from '../dom';
 import { between, joinArgs, ms, shortId, when } from '../format';
 import { labelOf } from '../languages';
@@ -66,11 +67,15 @@ function jobView(opts: { id: string; url: string; shared?: boolean }): Page {
       const { run, note } = runToShow(j, i);
       output.showRun(run, note);
     };
+    // A diagnostic goes to the file of its name, else to the main source
+    // (whose name in the sandbox, main.c or Main.java, the request lacks).
     const ds = isTerminal(j) ? diagnosticsOf(j) : [];
-    for (const s of sources) s.code.mark(ds.filter((d) => sources.length === 1 || d.file === s.name));
+    const names = sources.map((s) => s.name);
+    const home = (d: Diagnostic) => sources.find((s) => s.name === tabOf(d, names, names[0]));
+    for (const s of sources) s.code.mark(ds.filter((d) => home(d) === s));
     fill(resultBox, renderResult(j, {
       showCase: pick,
-      jump: (d) => (sources.find((s) => s.name === d.file) ?? sources[0])?.code.jump(d.line, d.column),
+      jump: (d) => home(d)?.code.jump(d.line, d.column),
       testsApart: true,
     }));
     fill(testsBox, j.tests?.length ? renderTests(j, pick) : null);
