@@ -72,6 +72,8 @@ function classesOf(s: Style): string[] {
  * style from one chunk to the next through state (pass the same object).
  */
 export function parseAnsi(text: string, state: Style = plain()): Run[] {
+  // Most output has no colour at all: one run, no regular expression.
+  if (!text.includes('\x1b') && classesOf(state).length === 0) return text ? [{ text, classes: [] }] : [];
   const runs: Run[] = [];
   let last = 0;
   const push = (s: string) => {
@@ -92,8 +94,3 @@ export function parseAnsi(text: string, state: Style = plain()): Run[] {
 
 /** A fresh style state for parseAnsi, one per stream. */
 export const newAnsiState = plain;
-
-/** Whether text has any escape sequence (most output has none). */
-export function hasAnsi(text: string): boolean {
-  return text.includes('\x1b');
-}

@@ -2,8 +2,7 @@
 // main.c, Main.java…) and the extra files sent beside it (headers,
 // modules), each in its own tab over the one CodeMirror view.
 import type { Code, Mark } from './code';
-import type { Diagnostic } from './diagnostics';
-import { tabOf } from './diagnostics';
+import { tabOf, type Diagnostic } from './diagnostics';
 import { h } from './dom';
 
 export interface ExtraFile { name: string; content: string }

@@ -6,7 +6,7 @@
 import { byteLength, text, type Job, type Run } from './api';
 import { toast } from './app';
 import { h } from './dom';
-import { hasAnsi, newAnsiState, parseAnsi } from './ansi';
+import { newAnsiState, parseAnsi } from './ansi';
 
 export type Stream = 'stdout' | 'stderr';
 type View = 'all' | Stream;
@@ -106,9 +106,7 @@ export function createOutput(id: string, label: string, fileBase: () => string):
       }
       return;
     }
-    const runs = hasAnsi(s) || ansi[stream].fg || ansi[stream].bg || ansi[stream].bold
-      ? parseAnsi(s, ansi[stream]) : [{ text: s, classes: [] as string[] }];
-    for (const r of runs) {
+    for (const r of parseAnsi(s, ansi[stream])) {
       const cls = [stream, ...r.classes].join(' ');
       // Consecutive chunks of one stream and style share a span.
       if (!last || last.className !== cls) {
