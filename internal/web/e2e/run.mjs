@@ -314,6 +314,11 @@ await step('output: stdout and stderr tabs, ANSI colours as text, a traceback ma
   check(await visible('#output .stderr') && !(await visible('#output .stdout')), 'the stderr tab shows stdout');
   check((await $('#output .stderr').allTextContents()).join('').includes('ZeroDivisionError'), 'no traceback on stderr');
   await page.screenshot({ path: join(SHOTS, 'output-tabs-desktop.png') });
+  // Copy takes the stream shown.
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
+  await $('#output-copy').click();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  check(copied.includes('ZeroDivisionError') && !copied.includes('plain'), `copied: ${copied.slice(0, 200)}`);
   await $('#output-tab-all').click();
   // The traceback points at line 5, marked in the editor.
   await until('the traceback marked', async () => (await $('#editor .cm-lintRange-error').count()) > 0);

@@ -92,10 +92,13 @@ export function jobsPage(): Page {
     if (until.value) q.set('until', dayStart(until.value, true));
     return q;
   };
-  const filtered = () => !!(search.value.trim() || status.value || verdict.value || language.value || since.value || until.value);
 
+  // The filters in force: read from the form when they change, so that a
+  // refresh between two keystrokes does not apply half a search.
+  let applied = query();
+  const filtered = () => [...applied.keys()].some((k) => k !== 'limit');
   const refresh = async () => {
-    const q = query();
+    const q = new URLSearchParams(applied);
     const before = cursors[cursors.length - 1];
     if (before) q.set('before', before);
     try {
@@ -115,6 +118,7 @@ export function jobsPage(): Page {
     }
   };
   const restart = () => {
+    applied = query();
     cursors = [''];
     tbody.replaceChildren();
     // The filters go into the address (without the page: a bookmark opens the newest).
