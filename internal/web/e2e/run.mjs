@@ -542,6 +542,14 @@ await step('history: older pages, search, filters by language, verdict and date'
     return l.length >= 2 && l.every((x) => x.startsWith('C'));
   });
   await page.screenshot({ path: join(SHOTS, 'history-filtered-desktop.png') });
+  // A compile error's job page marks the error in its source, and Back
+  // returns to the filtered history (the filters are in the address).
+  await $('#jobs-table tbody tr .j-id a').first().click();
+  await until('the error marked on the job page', async () => (await $('#job-source .cm-lintRange-error').count()) > 0);
+  check((await $('#diagnostics li').count()) > 0, 'no diagnostics on the job page');
+  await page.goBack();
+  await until('the filtered history again', async () => (await $('#verdict-filter').inputValue()) === 'compile_error' &&
+    (await $('#language-filter').inputValue()) === 'c' && (await $('#jobs-table tbody tr').count()) >= 2);
   const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
   await $('#until').fill(yesterday);
   await until('nothing before yesterday', async () => (await visible('#jobs-empty')) && (await textOf('#jobs-empty')) === 'No job matches these filters.');
