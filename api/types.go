@@ -158,6 +158,27 @@ func (j *Job) Terminal() bool {
 // JobList is the body of GET /api/v1/jobs.
 type JobList struct {
 	Jobs []Job `json:"jobs"`
+	// Next, when set, is the cursor of the next (older) page: pass it as
+	// ?before= with the same filters. Empty on the last page.
+	Next string `json:"next,omitempty"`
+}
+
+// Share is a job's read-only link (POST and GET /api/v1/jobs/{id}/share).
+// Token and URL are given once, when the link is made: only the token's
+// hash is kept, so a lost link is replaced by a new one, not recovered.
+type Share struct {
+	Shared    bool       `json:"shared"`
+	Token     string     `json:"token,omitempty"`
+	URL       string     `json:"url,omitempty"` // path of the read-only page, /shared/TOKEN
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+}
+
+// LimitRange is what a submission's limits may be: the defaults applied
+// to fields left out, and the maxima a larger value is refused over (a
+// zero maximum: no maximum).
+type LimitRange struct {
+	Default Limits `json:"default"`
+	Max     Limits `json:"max"`
 }
 
 // Language is one language the connected workers can run.
@@ -171,6 +192,9 @@ type Language struct {
 // LanguageList is the body of GET /api/v1/languages.
 type LanguageList struct {
 	Languages []Language `json:"languages"`
+	// Limits are the cluster's default and maximum limits, for a form to
+	// show before anything is submitted.
+	Limits *LimitRange `json:"limits,omitempty"`
 }
 
 // WorkerLanguage is one language a worker runs.

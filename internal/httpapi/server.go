@@ -27,7 +27,17 @@ type Service interface {
 	Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest, idempotencyKey string) (*api.Job, error)
 	// Job returns a job the principal may see, or ErrNotFound.
 	Job(ctx context.Context, p *auth.Principal, id string) (*api.Job, error)
-	Jobs(ctx context.Context, p *auth.Principal, status string, limit int) ([]api.Job, error)
+	// Jobs lists the jobs the principal may see that q selects, newest
+	// first; an unknown q.Before is a NotFound.
+	Jobs(ctx context.Context, p *auth.Principal, q JobQuery) ([]api.Job, error)
+	// ShareJob makes a new read-only link to one of the principal's own
+	// jobs (replacing its earlier link); JobShare tells whether the job
+	// has one; UnshareJob revokes it (NotFound if it has none). SharedJob is the
+	// job a link's token opens, NotFound for any other token.
+	ShareJob(ctx context.Context, p *auth.Principal, id string) (*api.Share, error)
+	JobShare(ctx context.Context, p *auth.Principal, id string) (*api.Share, error)
+	UnshareJob(ctx context.Context, p *auth.Principal, id string) error
+	SharedJob(ctx context.Context, token string) (*api.Job, error)
 	// OwnJobs is a page of the principal's own jobs (an admin's too),
 	// newest first, with their requests: at most limit of them after
 	// skipping offset, and how many the principal has in all.
@@ -109,6 +119,9 @@ type Config struct {
 type server struct {
 	Config
 	perUser, loginByUser, loginByAddr *limiters
+	// sharedByAddr bounds the public reads of shared jobs per address,
+	// as perUser does for a user.
+	sharedByAddr *limiters
 }
 
 // New returns the API's handler.
@@ -144,10 +157,11 @@ func build(cfg Config) (http.Handler, []string) {
 	}
 	cfg.Limits.setDefaults()
 	s := &server{
-		Config:      cfg,
-		perUser:     newLimiters(cfg.Limits.PerUser, cfg.Limits.Burst),
-		loginByUser: newLimiters(cfg.Limits.LoginPerMinute/60, cfg.Limits.LoginBurst),
-		loginByAddr: newLimiters(cfg.Limits.LoginPerMinute/60*5, cfg.Limits.LoginBurst*5),
+		Config:       cfg,
+		perUser:      newLimiters(cfg.Limits.PerUser, cfg.Limits.Burst),
+		loginByUser:  newLimiters(cfg.Limits.LoginPerMinute/60, cfg.Limits.LoginBurst),
+		loginByAddr:  newLimiters(cfg.Limits.LoginPerMinute/60*5, cfg.Limits.LoginBurst*5),
+		sharedByAddr: newLimiters(cfg.Limits.PerUser, cfg.Limits.Burst),
 	}
 	mux := &routeMux{ServeMux: http.NewServeMux()}
 	mux.HandleFunc("GET /api/v1/openapi.json", s.openapi())
@@ -162,6 +176,10 @@ func build(cfg Config) (http.Handler, []string) {
 	mux.Handle("GET /api/v1/jobs/{id}", s.authed(s.getJob))
 	mux.Handle("POST /api/v1/jobs/{id}/cancel", s.authed(s.cancel))
 	mux.Handle("GET /api/v1/jobs/{id}/events", s.authed(s.events))
+	mux.Handle("POST /api/v1/jobs/{id}/share", s.authed(s.shareJob))
+	mux.Handle("GET /api/v1/jobs/{id}/share", s.authed(s.jobShare))
+	mux.Handle("DELETE /api/v1/jobs/{id}/share", s.authed(s.unshareJob))
+	mux.HandleFunc("GET /api/v1/shared/{token}", s.sharedJob)
 	mux.Handle("GET /api/v1/languages", s.authed(s.languages))
 	mux.Handle("GET /api/v1/workers", s.admin(s.workers))
 	mux.Handle("POST /api/v1/workers/{name}/drain", s.admin(s.drain(true)))
@@ -415,33 +433,6 @@ func (s *server) getJob(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	return nil
 }
 
-func (s *server) listJobs(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
-	q := r.URL.Query()
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return Errorf(http.StatusBadRequest, api.CodeBadRequest, "limit must be between 1 and 1000")
-		}
-		limit = n
-	}
-	status := q.Get("status")
-	switch status {
-	case "", api.StatusQueued, api.StatusRunning, api.StatusDone, api.StatusCancelled, api.StatusFailed:
-	default:
-		return Errorf(http.StatusBadRequest, api.CodeBadRequest, "unknown status %q", status)
-	}
-	jobs, err := s.Service.Jobs(r.Context(), p, status, limit)
-	if err != nil {
-		return err
-	}
-	if jobs == nil {
-		jobs = []api.Job{}
-	}
-	writeJSON(w, http.StatusOK, api.JobList{Jobs: jobs})
-	return nil
-}
-
 func (s *server) cancel(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	job, err := s.Service.Cancel(r.Context(), p, r.PathValue("id"))
 	if err != nil {
@@ -456,7 +447,8 @@ func (s *server) languages(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	if langs == nil {
 		langs = []api.Language{}
 	}
-	writeJSON(w, http.StatusOK, api.LanguageList{Languages: langs})
+	writeJSON(w, http.StatusOK, api.LanguageList{Languages: langs,
+		Limits: &api.LimitRange{Default: s.Compat.DefaultLimits, Max: s.Compat.MaxLimits}})
 	return nil
 }
 

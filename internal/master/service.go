@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
@@ -99,13 +100,18 @@ func (m *Master) Job(ctx context.Context, p *auth.Principal, id string) (*api.Jo
 	return j, nil
 }
 
-// Jobs lists the caller's jobs, or everyone's for an admin, newest first.
-func (m *Master) Jobs(ctx context.Context, p *auth.Principal, status string, limit int) ([]api.Job, error) {
-	f := store.ListFilter{Status: status, Limit: limit}
+// Jobs lists the caller's jobs, or everyone's for an admin, newest first,
+// as q selects them.
+func (m *Master) Jobs(ctx context.Context, p *auth.Principal, q httpapi.JobQuery) ([]api.Job, error) {
+	f := store.ListFilter{Status: q.Status, Limit: q.Limit, Before: q.Before, Language: q.Language,
+		Verdict: q.Verdict, Since: q.Since, Until: q.Until, Search: q.Search}
 	if !p.IsAdmin() {
 		f.Owner = p.User
 	}
 	sjs, err := m.store.ListJobs(ctx, f)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, httpapi.Errorf(http.StatusBadRequest, api.CodeBadRequest, "before: no such job %q", q.Before)
+	}
 	if err != nil {
 		return nil, err
 	}

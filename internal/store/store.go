@@ -151,6 +151,16 @@ type ListFilter struct {
 	// Offset skips that many jobs of the selection first (page numbers,
 	// for APIs that page so: Judge0's). Negative is 0.
 	Offset int
+	// Language and Verdict keep the jobs of that catalogue name and
+	// verdict.
+	Language string
+	Verdict  string
+	// Since and Until keep the jobs created in [Since, Until); a zero
+	// time does not bound.
+	Since, Until time.Time
+	// Search keeps the jobs whose id, or stored submission (source,
+	// stdin, arguments as JSON text), contains it, byte for byte.
+	Search string
 }
 
 // Tally is the counts of a statistics page (Store.TallyJobs).
@@ -168,6 +178,16 @@ type Tally struct {
 type KindCount struct {
 	Language, Status, Verdict string
 	N                         int
+}
+
+// Share is a read-only link to one job, made by its owner: whoever holds
+// the link's secret may read the job, nothing else. Only the secret's hash
+// is stored, so a copy of the database gives no working link.
+type Share struct {
+	JobID     string
+	Hash      string // hex SHA-256 of the secret
+	CreatedBy string
+	CreatedAt time.Time
 }
 
 // User is an account.
@@ -345,6 +365,20 @@ type Store interface {
 	Lead(ctx context.Context, role, holder string, now, until time.Time) (bool, error)
 	// Resign gives up holder's lease of role at once, if it holds it.
 	Resign(ctx context.Context, role, holder string) error
+	// Shares (shares.go): read-only links to jobs, one per job at most.
+
+	// PutShare records a job's share, replacing the job's earlier one
+	// (whose link stops working). ErrNotFound if the job does not exist;
+	// ErrConflict if another job's share has the same hash.
+	PutShare(ctx context.Context, sh Share) error
+	// ShareByHash returns the share whose secret hashes to hash, or
+	// ErrNotFound.
+	ShareByHash(ctx context.Context, hash string) (*Share, error)
+	// JobShare returns a job's share, or ErrNotFound when it has none.
+	JobShare(ctx context.Context, jobID string) (*Share, error)
+	// DeleteShare revokes a job's share; ErrNotFound when it has none.
+	DeleteShare(ctx context.Context, jobID string) error
+
 	// The autoscaler's workers, remembered across restarts and by the
 	// master that takes over its role. PutAutoscaled inserts or replaces
 	// a row by name; ListAutoscaled returns them by name;

@@ -204,6 +204,21 @@ func (s *Store) ListJobs(ctx context.Context, f store.ListFilter) ([]*store.Job,
 		// case is told apart below, only when the page comes back empty.
 		where = append(where, "seq < (SELECT seq FROM jobs WHERE id = "+arg(f.Before)+")")
 	}
+	if f.Language != "" {
+		where = append(where, "language = "+arg(f.Language))
+	}
+	if f.Verdict != "" {
+		where = append(where, "verdict = "+arg(f.Verdict))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "created_at >= "+arg(columns.Nanos(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "created_at < "+arg(columns.Nanos(f.Until)))
+	}
+	if f.Search != "" {
+		where = append(where, "(strpos(id, "+arg(f.Search)+") > 0 OR position("+arg([]byte(f.Search))+"::bytea IN request) > 0)")
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultListLimit

@@ -228,6 +228,16 @@ CREATE TRIGGER users_access_notify AFTER UPDATE OR DELETE ON users
 CREATE TRIGGER secrets_access_notify AFTER INSERT OR UPDATE ON cluster_secrets
 	FOR EACH STATEMENT EXECUTE FUNCTION grappe_notify_access();
 `,
+		// shares: read-only links to a job, one per job; the secret's
+		// hash only. They go with their job (ON DELETE CASCADE).
+		`
+CREATE TABLE job_shares (
+	job_id     TEXT   PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+	hash       TEXT   NOT NULL UNIQUE,
+	created_by TEXT   NOT NULL DEFAULT '',
+	created_at BIGINT NOT NULL DEFAULT 0
+);
+`,
 	}
 }
 

@@ -169,6 +169,28 @@ func (s *Store) ListJobs(ctx context.Context, f store.ListFilter) ([]*store.Job,
 		where = append(where, "seq < (SELECT seq FROM jobs WHERE id = ?)")
 		args = append(args, f.Before)
 	}
+	if f.Language != "" {
+		where = append(where, "language = ?")
+		args = append(args, f.Language)
+	}
+	if f.Verdict != "" {
+		where = append(where, "verdict = ?")
+		args = append(args, f.Verdict)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "created_at >= ?")
+		args = append(args, columns.Nanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "created_at < ?")
+		args = append(args, columns.Nanos(f.Until))
+	}
+	if f.Search != "" {
+		// Both as blobs: instr then compares bytes, whatever the
+		// request's encoding.
+		where = append(where, "(instr(CAST(id AS BLOB), ?) > 0 OR instr(request, ?) > 0)")
+		args = append(args, []byte(f.Search), []byte(f.Search))
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultListLimit

@@ -227,6 +227,16 @@ CREATE TABLE autoscaled_workers (
 	started_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
+		// shares: read-only links to a job, one per job; the secret's
+		// hash only. They go with their job (ON DELETE CASCADE).
+		`
+CREATE TABLE job_shares (
+	job_id     TEXT    PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+	hash       TEXT    NOT NULL UNIQUE,
+	created_by TEXT    NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+`,
 	}
 }
 

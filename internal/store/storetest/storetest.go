@@ -65,6 +65,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListJobsLimits", testListJobsLimits},
 		{"ListJobsOffset", testListJobsOffset},
 		{"TallyJobs", testTallyJobs},
+		{"ListJobsFilters", testListJobsFilters},
+		{"Shares", testShares},
 		{"Unfinished", testUnfinished},
 		{"CountJobs", testCountJobs},
 		{"StartAttempt", testStartAttempt},

@@ -14,7 +14,7 @@
 //   GRAPPE_SHOTS     directory for screenshots
 //   GRAPPE_CHROMIUM  the browser (default /usr/bin/chromium)
 import { chromium } from 'playwright-core';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const env = (k, d) => {
@@ -241,6 +241,15 @@ await step('open a C file with a compile error: language guessed, compiler messa
   await waitVerdict('compile_error');
   const msg = await textOf('#compile-output');
   check(msg.includes('undeclared_thing') && /error/i.test(msg), `compiler output: ${msg}`);
+  // The error is marked in the editor, and its message leads to its line.
+  await until('the error underlined in the editor', async () => (await $('#editor .cm-lintRange-error').count()) > 0);
+  check((await $('#editor .cm-lint-marker-error').count()) > 0, 'no error marker in the gutter');
+  const diag = $('#diagnostics li[data-line="3"] button.diag').first();
+  check((await diag.textContent()).includes('undeclared_thing'), `diagnostic: ${await textOf('#diagnostics')}`);
+  await $('#sample').focus();
+  await diag.click();
+  await until('the cursor on line 3', async () => (await textOf('#editor .cm-activeLine')).includes('return undeclared_thing'));
+  await page.screenshot({ path: join(SHOTS, 'compile-error-desktop.png') });
 });
 
 await step('test cases: one result per case', async () => {
@@ -256,11 +265,220 @@ await step('test cases: one result per case', async () => {
   await page.keyboard.press('Control+Enter');
   await waitVerdict('wrong_answer');
   await $('#tests-result').waitFor();
-  check((await $('#tests-result tbody tr').count()) === 2, 'want 2 test rows');
-  check((await $('#tests-result tr[data-test="1"]').getAttribute('data-verdict')) === 'ok', 'case 1 not ok');
-  check((await $('#tests-result tr[data-test="2"]').getAttribute('data-verdict')) === 'wrong_answer', 'case 2 not wrong_answer');
-  check((await textOf('#tests-result tr[data-test="2"]')).includes('10'), 'case 2 does not show the program\'s output 10');
+  check((await $('#tests-result .case').count()) === 2, 'want 2 test rows');
+  const case1 = $('#tests-result .case[data-test="1"]');
+  const case2 = $('#tests-result .case[data-test="2"]');
+  check((await case1.getAttribute('data-verdict')) === 'ok', 'case 1 not ok');
+  check((await case2.getAttribute('data-verdict')) === 'wrong_answer', 'case 2 not wrong_answer');
+  // The failing case is the one opened, its input, expected and actual
+  // output side by side, the differing line marked.
+  check(await case2.evaluate((d) => d.open), 'the failing case is not opened');
+  check(!(await case1.evaluate((d) => d.open)), 'the passing case is opened');
+  const cols = await case2.locator('.case-col h4').allTextContents();
+  check(cols.join('|') === 'Input|Expected output|Actual output', `case columns: ${cols.join('|')}`);
+  check((await case2.locator('.case-col').nth(2).textContent()).includes('10'), 'case 2 does not show the program\'s output 10');
+  check((await case2.locator('.diff-del').textContent()).includes('11') && (await case2.locator('.diff-add').textContent()).includes('10'), 'the difference is not marked');
+  check((await textOf('#tests-result .case[data-test="2"] .diff-note')).includes('line 1'), 'no first difference named');
+  const [y1, y2] = [await case1.boundingBox(), await case2.boundingBox()];
+  check(y2.y > y1.y && Math.abs(y2.width - y1.width) < 2 && y2.width > 300, 'cases are not full-width rows, one under the other');
+  // The main output box says which case it shows.
+  check((await textOf('#output-case')) === 'Showing test case 2 of 2, the first that failed.', `output note: ${await textOf('#output-case')}`);
+  check((await textOf('#output')) === '10', `main output: ${await textOf('#output')}`);
+  await case1.locator('.show-case').click();
+  await until('case 1 in the main box', async () => (await textOf('#output-case')) === 'Showing test case 1 of 2.' && (await textOf('#output')) === '6');
+  await page.screenshot({ path: join(SHOTS, 'test-cases-desktop.png'), fullPage: true });
   while (await $('.remove-test').count()) await $('.remove-test').first().click();
+});
+
+await step('output: stdout and stderr tabs, ANSI colours as text, a traceback marked in the code', async () => {
+  await $('#language').selectOption('python');
+  await setSource([
+    'import sys',
+    'print("\\x1b[31mred\\x1b[0m plain <b>not bold</b>")',
+    'print("to stderr", file=sys.stderr, flush=True)',
+    'def f(n):',
+    '    return 10 / n',
+    'f(0)',
+    '',
+  ].join('\n'));
+  await $('#stdin').fill('');
+  await $('#run').click();
+  await waitVerdict('runtime_error');
+  check((await textOf('#output .stdout.ansi-fg-1')) === 'red', `red text: "${await textOf('#output .stdout.ansi-fg-1').catch(() => '')}"`);
+  check(!(await textOf('#output')).includes('\x1b'), 'escape codes shown raw');
+  check((await $('#output b').count()) === 0 && (await textOf('#output')).includes('<b>not bold</b>'), 'output became markup');
+  check(await visible('#output .stderr'), 'stderr not shown with all streams');
+  await $('#output-tab-stdout').click();
+  check(!(await visible('#output .stderr')) && await visible('#output .stdout'), 'the stdout tab shows stderr');
+  await $('#output-tab-stderr').click();
+  check(await visible('#output .stderr') && !(await visible('#output .stdout')), 'the stderr tab shows stdout');
+  check((await $('#output .stderr').allTextContents()).join('').includes('ZeroDivisionError'), 'no traceback on stderr');
+  await page.screenshot({ path: join(SHOTS, 'output-tabs-desktop.png') });
+  // Copy takes the stream shown.
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
+  await $('#output-copy').click();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  check(copied.includes('ZeroDivisionError') && !copied.includes('plain'), `copied: ${copied.slice(0, 200)}`);
+  await $('#output-tab-all').click();
+  // The traceback points at line 5, marked in the editor.
+  await until('the traceback marked', async () => (await $('#editor .cm-lintRange-error').count()) > 0);
+  check((await textOf('#diagnostics li[data-line="5"]')).includes('ZeroDivisionError'), `diagnostics: ${await textOf('#diagnostics')}`);
+  // Download gives the output as a file.
+  const [dl] = await Promise.all([page.waitForEvent('download'), $('#output-download').click()]);
+  check(/output\.txt$/.test(dl.suggestedFilename()), `download name ${dl.suggestedFilename()}`);
+});
+
+await step('a time limit says which limit and its value; the elapsed time counts meanwhile', async () => {
+  await setSource('while True:\n    pass\n');
+  if (!(await $('#limits-panel').getAttribute('open') !== null)) await $('#limits-panel summary').click();
+  await $('#limit-cpu').fill('1000');
+  await $('#limit-wall').fill('3000');
+  await $('#run').click();
+  await until('the elapsed time', async () => /(waiting|running) for \d/.test(await textOf('#elapsed')), 10_000);
+  await waitVerdict('time_limit');
+  const hit = await textOf('#limit-hit');
+  check(/^(CPU time limit 1 s|Wall time limit 3 s) exceeded/.test(hit), `limit message: "${hit}"`);
+  check(!(await visible('#elapsed')), 'the elapsed time still shown after the end');
+  // The verdict is above the output, not under it.
+  const [v, o] = [await $('#verdict').boundingBox(), await $('#output').boundingBox()];
+  check(v.y < o.y, 'the verdict is below the output');
+  await $('#limit-cpu').fill('');
+  await $('#limit-wall').fill('');
+});
+
+await step('a refused limit is explained next to its field, in words', async () => {
+  const hint = await textOf('#limit-cpu-hint');
+  check(/default 5 s, at most 1 min/.test(hint), `CPU limit hint: "${hint}"`);
+  await $('#limit-memory').fill('999999');
+  await $('#run').click();
+  await until('the explanation', () => visible('#limit-memory-error'));
+  const why = await textOf('#limit-memory-error');
+  check(/^Memory can be at most \d+ MB on this cluster/.test(why) && !why.includes('memory_mb'), `refusal: "${why}"`);
+  check((await $('#limit-memory').getAttribute('aria-invalid')) === 'true', 'field not marked invalid');
+  await $('#limits-panel').screenshot({ path: join(SHOTS, 'limit-refused.png') });
+  await $('#limit-memory').fill('');
+  check(!(await visible('#limit-memory-error')), 'the explanation stays after a new value');
+  // A master that does not say its maxima (an older one): its refusal is
+  // placed next to the field all the same, in the same words.
+  await page.route('**/api/v1/languages', async (route) => {
+    const r = await route.fetch();
+    const body = await r.json();
+    delete body.limits;
+    await route.fulfill({ response: r, body: JSON.stringify(body) });
+  });
+  try {
+    await page.reload();
+    await $('.cm-content').waitFor();
+    await until('python offered', () => $('#language option[value="python"]').count());
+    if (!(await $('#limits-panel').getAttribute('open') !== null)) await $('#limits-panel summary').click();
+    check((await textOf('#limit-memory-hint')) === '', 'a maximum shown that the master did not give');
+    await $('#limit-memory').fill('999999');
+    await $('#run').click();
+    await until('the master\'s refusal explained', () => visible('#limit-memory-error'));
+    const why = await textOf('#limit-memory-error');
+    check(/^Memory can be at most \d+ MB on this cluster; you asked for 999999 MB/.test(why), `server refusal: "${why}"`);
+    await $('#limit-memory').fill('');
+  } finally {
+    await page.unroute('**/api/v1/languages');
+  }
+  await page.reload();
+  await $('.cm-content').waitFor();
+});
+
+await step('100,000 lines of output: the verdict stays above it, in view', async () => {
+  await until('python offered', () => $('#language option[value="python"]').count());
+  await $('#language').selectOption('python');
+  await setSource('import sys\nsys.stdout.write("x\\n" * 100000)\n');
+  await $('#stdin').fill('');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await $('#run').click();
+  await waitVerdict('ok');
+  const [v, o] = [await $('#verdict').boundingBox(), await $('#output').boundingBox()];
+  check(v.y < o.y && v.y > 0 && v.y < DESKTOP.height, `verdict at y=${Math.round(v.y)}, output at y=${Math.round(o.y)}`);
+  check(await $('#output-download').isVisible(), 'no download of the output');
+});
+
+await step('binary output is offered as a file, not shown', async () => {
+  await setSource('import sys\nsys.stdout.buffer.write(bytes(range(256)))\n');
+  await $('#run').click();
+  await waitVerdict('ok');
+  check((await textOf('#output-files')).includes('wrote 256 bytes of binary data to stdout'), `binary note: ${await textOf('#output-files')}`);
+  const [dl] = await Promise.all([page.waitForEvent('download'), $('#output-binary-stdout').click()]);
+  const bytes = await readFile(await dl.path());
+  check(bytes.length === 256 && bytes[255] === 255 && bytes[0] === 0, `downloaded ${bytes.length} bytes`);
+});
+
+await step('two files: an error in the header opens its tab; fixed, the program runs', async () => {
+  await $('#language').selectOption('c');
+  await setSource('#include <stdio.h>\n#include "util.h"\nint main(void) {\n    printf("%d\\n", twice(21));\n    return 0;\n}\n');
+  await $('#new-file-name').fill('util.h');
+  await $('#add-file').click();
+  await until('the util.h tab', async () => (await $('.file-tab[aria-selected="true"]').textContent()) === 'util.h');
+  await setSource('static int twice(int x) {\n    return 2 * y;\n}\n');
+  await $('#compile-args').fill('-Wall');
+  await $('.file-tab[data-file="main"]').click();
+  await until('main.c back', async () => (await textOf('.cm-content')).includes('twice(21)'));
+  await $('#run').click();
+  await waitVerdict('compile_error');
+  const d = $('#diagnostics li[data-file="util.h"] button.diag').first();
+  await d.click();
+  await until('util.h opened at its error', async () => (await $('.file-tab[aria-selected="true"]').textContent()).startsWith('util.h') &&
+    (await textOf('#editor .cm-activeLine')).includes('2 * y'));
+  await page.screenshot({ path: join(SHOTS, 'two-files-desktop.png') });
+  await setSource('static int twice(int x) {\n    return 2 * x;\n}\n');
+  await $('#run').click();
+  await waitVerdict('ok');
+  check((await textOf('#output')) === '42', `output ${await textOf('#output')}`);
+  await $('.tab-close[aria-label="Remove util.h"]').click();
+  await $('#compile-args').fill('');
+});
+
+await step('dark theme and font size are remembered; the shortcuts are listed; Escape then Tab leaves the editor', async () => {
+  await $('#theme-toggle').click();
+  await $('#font-size').selectOption('18');
+  await page.reload();
+  await $('.cm-content').waitFor();
+  check(await page.evaluate(() => document.documentElement.classList.contains('theme-dark')), 'dark theme forgotten');
+  check((await $('#theme-toggle').getAttribute('aria-pressed')) === 'true', 'theme button not pressed');
+  const size = await $('.cm-editor').evaluate((e) => getComputedStyle(e).fontSize);
+  check(size === '18px', `code font size ${size}`);
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  check(bg === 'rgb(15, 17, 21)', `dark background: ${bg}`);
+  await page.screenshot({ path: join(SHOTS, 'editor-dark-desktop.png') });
+  await $('#shortcuts').click();
+  await $('#shortcuts-dialog').waitFor();
+  check((await textOf('#shortcuts-dialog')).includes('Escape, then Tab'), 'Escape not in the shortcuts');
+  await $('#shortcuts-close').click();
+  await $('.cm-content').click();
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement?.id === 'editor'), 'Tab alone left the editor');
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement?.id !== 'editor'), 'Escape then Tab stayed in the editor');
+  await $('#theme-toggle').click();
+  await $('#font-size').selectOption('14');
+});
+
+await step('phone (390 px): Run brings the result into view; the user\'s name is shown', async () => {
+  await page.setViewportSize(PHONE);
+  await sleep(300);
+  check(await visible('#whoami'), 'the user name is hidden on a phone');
+  await $('#language').selectOption('python');
+  await setSource('print("on a phone:", input())\n');
+  // Standard input read from a file.
+  await $('#stdin-file').setInputFiles({ name: 'in.txt', mimeType: 'text/plain', buffer: Buffer.from('from a file\n') });
+  await until('stdin from the file', async () => (await $('#stdin').inputValue()) === 'from a file\n');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await $('#run').click();
+  await waitVerdict('ok');
+  // The verdict and the start of the output are on screen, without scrolling.
+  const [panel, verdict, out] = [await $('#output-panel').boundingBox(), await $('#verdict').boundingBox(), await $('#output').boundingBox()];
+  check(panel.y >= -5 && verdict.y > 0 && out.y + 20 < PHONE.height,
+    `the result is not in view: panel at y=${Math.round(panel.y)}, output at y=${Math.round(out.y)} in a ${PHONE.height} px window`);
+  check((await textOf('#output')) === 'on a phone: from a file', `output: ${await textOf('#output')}`);
+  await noHorizontalScroll('editor after Run');
+  await page.screenshot({ path: join(SHOTS, 'editor-phone-result.png') });
+  await page.setViewportSize(DESKTOP);
 });
 
 await step('my jobs: history refreshes by itself; job page shows source, stdin, result; run again', async () => {
@@ -284,6 +502,97 @@ await step('my jobs: history refreshes by itself; job page shows source, stdin, 
   await until('a new job page', async () => page.url() !== first && /\/jobs\/[^/]+$/.test(new URL(page.url()).pathname));
   await waitVerdict('ok');
   await until('the re-run output', async () => (await textOf('#job-output')).includes('hello from python grappe'));
+});
+
+await step('history: older pages, search, filters by language, verdict and date', async () => {
+  // More jobs than a page holds (50).
+  await page.evaluate(async () => {
+    const csrf = decodeURIComponent((document.cookie.match(/(?:^|;\s*)grappe_csrf=([^;]+)/) ?? [])[1] ?? '');
+    for (let i = 0; i < 52; i++) {
+      const body = { language: 'python', source: `print(${i})  # history-filler-${i}`, limits: {} };
+      const r = await fetch('/api/v1/jobs', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: JSON.stringify(body) });
+      if (r.status !== 201) throw new Error(`submit ${i}: ${r.status}`);
+    }
+  });
+  await $('#nav-jobs').click();
+  await until('a full first page', async () => (await $('#jobs-table tbody tr').count()) === 50);
+  await until('an older page offered', async () => !(await $('#jobs-older').isDisabled()));
+  const firstIds = await $('#jobs-table tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.jobId));
+  await $('#jobs-older').click();
+  await until('page 2', async () => (await textOf('#jobs-page')) === 'page 2' && (await $('#jobs-table tbody tr').count()) > 0);
+  const secondIds = await $('#jobs-table tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.jobId));
+  check(!secondIds.some((id) => firstIds.includes(id)), 'page 2 repeats jobs of page 1');
+  // The oldest job of all (step 2's) is on a later page.
+  check(!(await $('#jobs-newer').isDisabled()), 'no way back to newer jobs');
+  await $('#jobs-newer').click();
+  await until('page 1 again', async () => (await $('#jobs-table tbody tr').first().getAttribute('data-job-id')) === firstIds[0]);
+
+  await $('#jobs-search').fill('history-filler-7');
+  await until('one job found', async () => (await $('#jobs-table tbody tr').count()) === 1);
+  check(new URL(page.url()).searchParams.get('q') === 'history-filler-7', `filters not in the address: ${page.url()}`);
+  await $('#jobs-clear').click();
+  await $('#verdict-filter').selectOption('compile_error');
+  await until('only compile errors', async () => {
+    const v = await $('#jobs-table tbody tr .j-result .badge').evaluateAll((bs) => bs.map((b) => b.dataset.verdict));
+    return v.length >= 2 && v.every((x) => x === 'compile_error');
+  });
+  await $('#language-filter').selectOption('c');
+  await until('compile errors in C', async () => {
+    const l = await $('#jobs-table tbody tr .j-lang').allTextContents();
+    return l.length >= 2 && l.every((x) => x.startsWith('C'));
+  });
+  await page.screenshot({ path: join(SHOTS, 'history-filtered-desktop.png') });
+  // A compile error's job page marks the error in its source, and Back
+  // returns to the filtered history (the filters are in the address).
+  await $('#jobs-table tbody tr .j-id a').first().click();
+  await until('the error marked on the job page', async () => (await $('#job-source .cm-lintRange-error').count()) > 0);
+  check((await $('#diagnostics li').count()) > 0, 'no diagnostics on the job page');
+  await page.goBack();
+  await until('the filtered history again', async () => (await $('#verdict-filter').inputValue()) === 'compile_error' &&
+    (await $('#language-filter').inputValue()) === 'c' && (await $('#jobs-table tbody tr').count()) >= 2);
+  const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+  await $('#until').fill(yesterday);
+  await until('nothing before yesterday', async () => (await visible('#jobs-empty')) && (await textOf('#jobs-empty')) === 'No job matches these filters.');
+  await $('#jobs-clear').click();
+  await until('all jobs again', async () => (await $('#jobs-table tbody tr').count()) === 50);
+  await page.setViewportSize(PHONE);
+  await sleep(300);
+  await noHorizontalScroll('history');
+  check(await visible('#jobs-table tbody tr:first-child .j-worker'), 'a column of the history hidden on a phone');
+  await page.screenshot({ path: join(SHOTS, 'history-phone.png') });
+  await page.setViewportSize(DESKTOP);
+});
+
+await step('a read-only link: opened without a session, then withdrawn', async () => {
+  await $('#jobs-search').fill('history-filler-7');
+  await until('the job found', async () => (await $('#jobs-table tbody tr').count()) === 1);
+  await $('#jobs-table tbody tr .j-id a').click();
+  await $('#share-make').click();
+  const url = await until('the link', async () => $('#share-url').inputValue());
+  check(url.startsWith(BASE + '/shared/'), `link ${url}`);
+  await page.screenshot({ path: join(SHOTS, 'share-desktop.png') });
+  const anon = await newPage();
+  try {
+    await anon.goto(url);
+    await anon.locator('#shared-note').waitFor({ timeout: 10_000 });
+    check(new URL(anon.url()).pathname.startsWith('/shared/'), `sent to ${anon.url()}`);
+    check(((await anon.locator('#job-source .cm-content').textContent()) ?? '').includes('history-filler-7'), 'source not shown');
+    await until('the output', async () => ((await anon.locator('#job-output').textContent()) ?? '').trim() === '7');
+    for (const sel of ['#rerun', '#open-in-editor', '#cancel-job', '#share', '#whoami', '#nav-jobs']) {
+      check((await anon.locator(sel).count()) === 0, `${sel} offered on a shared page`);
+    }
+    const status = await anon.evaluate(async () => (await fetch('/api/v1/jobs')).status);
+    check(status === 401, `the shared page's visitor can list jobs: ${status}`);
+    await anon.screenshot({ path: join(SHOTS, 'shared-page.png'), fullPage: true });
+    await $('#share-stop').click();
+    await $('#unshare-dialog-ok').click();
+    await until('not shared', async () => (await textOf('#share-state')).startsWith('Only you'));
+    await anon.reload();
+    await anon.locator('#job-error').waitFor({ timeout: 10_000 });
+    check(((await anon.locator('#job-error').textContent()) ?? '').includes('withdrawn'), 'a withdrawn link still works');
+  } finally {
+    await anon.context().close();
+  }
 });
 
 await step('dashboard: two workers with their load, clients, charts', async () => {

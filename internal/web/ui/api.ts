@@ -6,7 +6,15 @@
 
 export interface Session { username: string; role: string; csrf_token: string }
 
-export interface Limits { cpu_ms?: number; wall_ms?: number; memory_mb?: number; processes?: number; output_kb?: number }
+export interface Limits {
+  cpu_ms?: number; wall_ms?: number; memory_mb?: number; processes?: number; output_kb?: number; total_output_kb?: number;
+}
+/** GET /api/v1/languages: the languages, and the cluster's default and maximum limits. */
+export interface LanguageList { languages: Language[]; limits?: { default: Limits; max: Limits } }
+/** A job's read-only link: token and url only in the answer that made it. */
+export interface Share { shared: boolean; token?: string; url?: string; created_at?: string }
+/** GET /api/v1/jobs: a page of jobs, and the cursor of the next (older) one. */
+export interface JobList { jobs: Job[]; next?: string }
 export interface FileIn { name: string; content: string; encoding?: string }
 export interface TestCase { stdin: string; stdin_encoding?: string; expected_output?: string | null }
 

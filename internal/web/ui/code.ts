@@ -14,17 +14,31 @@ import { basicSetup } from 'codemirror';
 import { Compartment, EditorState, Prec } from '@codemirror/state';
 import { EditorView, keymap } from '@codemirror/view';
 import { indentWithTab } from '@codemirror/commands';
+import { lintGutter, setDiagnostics, type Diagnostic as LintDiagnostic } from '@codemirror/lint';
+import { themedHighlighting } from './highlight';
 import { modeOf } from './languages';
+
+/** A problem to mark: 1-based line, and column when known. */
+export interface Mark { line: number; column?: number; severity: 'error' | 'warning' | 'info'; message: string }
 
 export interface Code {
   view: EditorView;
   text(): string;
   setText(s: string): void;
   setLanguage(lang: string): Promise<void>;
+  /** Marks problems in the gutter and under the code (none: clears). */
+  mark(marks: Mark[]): void;
+  /** Puts the cursor on a line (and column), scrolled into view, focused. */
+  jump(line: number, column?: number): void;
 }
 
 const theme = EditorView.theme({
-  '&': { height: '100%', fontSize: '14px', backgroundColor: 'var(--code-bg)' },
+  // Font size and colours come from CSS variables the preferences set.
+  '&': { height: '100%', fontSize: 'var(--code-size, 14px)', backgroundColor: 'var(--code-bg)', color: 'var(--text)' },
+  '.cm-content': { caretColor: 'var(--text)' },
+  '&.cm-focused .cm-cursor': { borderLeftColor: 'var(--text)' },
+  '.cm-activeLine': { backgroundColor: 'var(--code-active)' },
+  '.cm-activeLineGutter': { backgroundColor: 'var(--code-active)' },
   '.cm-scroller': { fontFamily: 'var(--mono)', lineHeight: '1.45' },
   '.cm-gutters': { backgroundColor: 'var(--code-gutter)', borderRight: '1px solid var(--line)' },
   '&.cm-focused': { outline: '2px solid var(--focus)', outlineOffset: '-2px' },
@@ -44,7 +58,11 @@ export function createCode(parent: HTMLElement, opts: {
     // blank line".
     Prec.highest(keymap.of([{ key: 'Mod-Enter', run: () => { opts.onRun?.(); return true; } }])),
     basicSetup,
+    // Tab indents; Escape first (then Tab) moves focus out of the editor,
+    // as CodeMirror's own accessibility convention has it.
     keymap.of([indentWithTab]),
+    lintGutter(),
+    themedHighlighting,
     theme,
     language.of([]),
     EditorView.contentAttributes.of({ 'aria-label': opts.label }),
@@ -72,6 +90,26 @@ export function createCode(parent: HTMLElement, opts: {
       const g = ++generation;
       const ext = await modeOf(lang).catch(() => []);
       if (g === generation) view.dispatch({ effects: language.reconfigure(ext) });
+    },
+    mark(marks) {
+      const doc = view.state.doc;
+      const ds: LintDiagnostic[] = [];
+      for (const m of marks) {
+        if (m.line < 1 || m.line > doc.lines) continue;
+        const line = doc.line(m.line);
+        const from = m.column ? Math.min(line.from + m.column - 1, line.to) : line.from;
+        // A column marks the word there; a line alone, the whole line.
+        const word = m.column ? /^[\w$]+/.exec(doc.sliceString(from, line.to))?.[0].length ?? 1 : line.length;
+        ds.push({ from, to: Math.min(line.to, from + Math.max(word, 1)), severity: m.severity, message: m.message });
+      }
+      view.dispatch(setDiagnostics(view.state, ds));
+    },
+    jump(line, column) {
+      const doc = view.state.doc;
+      const l = doc.line(Math.min(Math.max(line, 1), doc.lines));
+      const pos = column ? Math.min(l.from + column - 1, l.to) : l.from;
+      view.dispatch({ selection: { anchor: pos }, scrollIntoView: true });
+      view.focus();
     },
   };
   void code.setLanguage(opts.lang);

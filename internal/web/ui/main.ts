@@ -7,8 +7,9 @@ import { fill, h } from './dom';
 import { loginPage } from './pages/login';
 import { editorPage, forgetEditor } from './pages/editor';
 import { jobsPage } from './pages/jobs';
-import { jobPage } from './pages/job';
+import { jobPage, sharedJobPage } from './pages/job';
 import { dashboardPage } from './pages/dashboard';
+import { applyPrefs, loadPrefs } from './prefs';
 
 const HEALTH_EVERY = 2000; // ms between two /healthz checks
 const HEALTH_TIMEOUT = 1500; // a check slower than this counts as a failure
@@ -76,7 +77,12 @@ export function signedIn(s: Session, next: string): void {
   go(next.startsWith('/') && !next.startsWith('//') ? next : '/', true);
 }
 
+/** A shared job's read-only page: public, with or without a session. */
+const sharedPath = /^\/shared\/([A-Za-z0-9_-]+)$/;
+
 function route(path: string, search: URLSearchParams): Page {
+  const shared = path.match(sharedPath);
+  if (shared) return sharedJobPage(shared[1]);
   if (path === '/login') return loginPage(search.get('next') ?? '/', signedIn);
   if (path === '/') return editorPage();
   if (path === '/jobs') return jobsPage();
@@ -92,7 +98,7 @@ function route(path: string, search: URLSearchParams): Page {
 
 function render(): void {
   const path = location.pathname;
-  if (!state.session && path !== '/login') {
+  if (!state.session && path !== '/login' && !sharedPath.test(path)) {
     const next = path + location.search;
     history.replaceState(null, '', '/login' + (next !== '/' ? '?next=' + encodeURIComponent(next) : ''));
     return render();
@@ -160,6 +166,7 @@ function watchHealth(): void {
 }
 
 async function boot(): Promise<void> {
+  applyPrefs(loadPrefs());
   frame();
   setNavigator(go);
   watchHealth();

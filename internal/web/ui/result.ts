@@ -1,9 +1,20 @@
 // The result of a job, as the editor page and the job page show it:
 // status or verdict, the figures of the run, the compiler's output and one
 // line per test case.
-import { byteLength, isTerminal, text, type Job } from './api';
+import { isTerminal, text, type Job } from './api';
+import { parseDiagnostics, type Diagnostic } from './diagnostics';
 import { h, type Child } from './dom';
 import { kb, ms, verdictName } from './format';
+import { limitHit } from './limits';
+import { renderTests } from './testcases';
+
+/** What a result's links do: show a test case in the output box, jump to a line. */
+export interface ResultActions {
+  showCase?: (i: number) => void;
+  jump?: (d: Diagnostic) => void;
+  /** The test cases are shown elsewhere (full width, under the page's columns). */
+  testsApart?: boolean;
+}
 
 /** A badge for a job: its verdict when done, else its status. */
 export function badge(j: Pick<Job, 'status' | 'verdict'>): HTMLElement {
@@ -33,13 +44,39 @@ function fact(label: string, id: string, value: Child): HTMLElement {
   return h('div', { class: 'fact' }, h('dt', null, label), h('dd', { id }, value));
 }
 
+/** The diagnostics of a job: the compiler's, else a runtime traceback's. */
+export function diagnosticsOf(j: Job): Diagnostic[] {
+  const c = j.compile;
+  if (c && (c.exit_code !== 0 || j.verdict === 'compile_error')) {
+    return parseDiagnostics(text(c.stderr, c.stderr_encoding) + '\n' + text(c.stdout, c.stdout_encoding));
+  }
+  const found = c ? parseDiagnostics(text(c.stderr, c.stderr_encoding)).filter((d) => d.severity === 'warning') : [];
+  const runs = [j.run, ...(j.tests ?? [])];
+  const failed = runs.find((r) => r && r.exit_code !== 0 && r.stderr);
+  if (failed) found.push(...parseDiagnostics(text(failed.stderr, failed.stderr_encoding)));
+  return found;
+}
+
+function renderDiagnostics(ds: Diagnostic[], jump?: (d: Diagnostic) => void): HTMLElement | null {
+  if (!ds.length) return null;
+  return h('ul', { id: 'diagnostics', class: 'diagnostics', 'aria-label': 'Problems in the code' },
+    ds.map((d) => {
+      const where = `${d.file}:${d.line}${d.column ? ':' + d.column : ''}`;
+      const label = [h('span', { class: `sev ${d.severity}` }, d.severity), ' ', h('code', null, where), ' ', d.message];
+      return h('li', { 'data-line': d.line, 'data-file': d.file },
+        jump ? h('button', { type: 'button', class: 'link diag', title: `Go to ${where}`, onclick: () => jump(d) }, label) : label);
+    }));
+}
+
 /** Verdict, figures, compile output and tests of a job (no stdout/stderr). */
-export function renderResult(j: Job): HTMLElement {
+export function renderResult(j: Job, actions: ResultActions = {}): HTMLElement {
   const run = j.run;
   const box = h('div', { class: 'result', id: 'result', 'data-status': j.status });
   box.append(h('div', { class: 'verdict-line' },
     h('span', { id: 'verdict' }, badge(j)),
     h('span', { id: 'progress', class: 'muted' }, progress(j))));
+  const hit = j.status === 'done' ? limitHit(j) : null;
+  if (hit) box.append(h('p', { class: 'limit-hit', id: 'limit-hit' }, hit));
   if (j.status === 'failed' && j.error) {
     box.append(h('p', { class: 'error', id: 'job-error' }, j.error));
   }
@@ -63,46 +100,8 @@ export function renderResult(j: Job): HTMLElement {
       h('h3', null, `Compiler output (exit code ${c!.exit_code})`),
       h('pre', { id: 'compile-output', class: c!.exit_code ? 'out err' : 'out' }, compileText)));
   }
-  if (j.tests?.length) box.append(renderTests(j));
+  const diag = isTerminal(j) ? renderDiagnostics(diagnosticsOf(j), actions.jump) : null;
+  if (diag) box.append(diag);
+  if (j.tests?.length && !actions.testsApart) box.append(renderTests(j, actions.showCase));
   return box;
-}
-
-function renderTests(j: Job): HTMLElement {
-  const expected = j.request?.tests ?? [];
-  return h('section', { class: 'tests' },
-    h('h3', null, `Tests: ${j.tests!.filter((t) => t.verdict === 'ok').length} of ${j.tests!.length} passed`),
-    h('div', { class: 'table-wrap' },
-      h('table', { id: 'tests-result' },
-        h('thead', null, h('tr', null,
-          h('th', null, '#'), h('th', null, 'Verdict'), h('th', null, 'Exit'), h('th', null, 'CPU'),
-          h('th', null, 'Wall'), h('th', null, 'Memory'), h('th', null, 'Output'), expected.length ? h('th', null, 'Expected') : null)),
-        h('tbody', null, j.tests!.map((t, i) => h('tr', { 'data-test': i + 1, 'data-verdict': t.verdict },
-          h('td', null, String(i + 1)),
-          h('td', null, badge({ status: 'done', verdict: t.verdict })),
-          h('td', null, String(t.exit_code) + (t.signal ? ` (${t.signal})` : '')),
-          h('td', null, ms(t.cpu_ms)),
-          h('td', null, ms(t.wall_ms)),
-          h('td', null, kb(t.memory_kb)),
-          h('td', null, h('pre', { class: 'cell-out' }, clip(text(t.stdout, t.stdout_encoding) + text(t.stderr, t.stderr_encoding)))),
-          expected.length ? h('td', null, h('pre', { class: 'cell-out' }, clip(expected[i]?.expected_output ?? '—'))) : null,
-        ))))));
-}
-
-function clip(s: string): string {
-  return s.length > 2000 ? s.slice(0, 2000) + '…' : s;
-}
-
-/** The program's stdout and stderr, stderr marked, with a note for binary output. */
-export function outputNodes(j: Job): Node[] {
-  const r = j.run;
-  if (!r) return [];
-  const nodes: Node[] = [];
-  const add = (s: string, enc: string | undefined, cls: string) => {
-    if (!s) return;
-    if (enc === 'base64') nodes.push(h('span', { class: 'note' }, `[binary ${cls}, ${byteLength(s, enc)} bytes, shown as UTF-8]\n`));
-    nodes.push(h('span', { class: cls }, text(s, enc)));
-  };
-  add(r.stdout, r.stdout_encoding, 'stdout');
-  add(r.stderr, r.stderr_encoding, 'stderr');
-  return nodes;
 }

@@ -1,30 +1,39 @@
-// The editor page: pick a language, write or open a program, give it
-// stdin, arguments, limits and test cases, run it (button or Ctrl-Enter)
-// and watch its output arrive live over Server-Sent Events, then its
-// verdict and figures.
+// The editor page: pick a language, write or open a program (several files
+// in tabs), give it stdin (typed or from a file), arguments, compile flags,
+// limits and test cases, run it (button or Ctrl-Enter) and watch its output
+// arrive live over Server-Sent Events, then its verdict, which limit it hit
+// and the problems in the code, marked in the editor.
 //
 // The page is built once per login and kept while the user visits other
 // pages, so the program, the output and a job still running survive the
 // trip; the draft is also saved in localStorage for the next visit.
-import { get, isTerminal, post, text, ApiError, type Job, type JobRequest, type Language, type Limits } from '../api';
+import { get, isTerminal, post, text, ApiError, type Job, type JobRequest, type Language, type LanguageList, type Limits } from '../api';
 import { every, state, toast, type Page } from '../app';
 import { createCode, type Code } from '../code';
 import { field, fill, h } from '../dom';
-import { joinArgs, shortId, splitArgs } from '../format';
-import { labelOf, languageOfFile, sampleOf } from '../languages';
-import { badge, outputNodes, progress, renderResult } from '../result';
+import { createFileTabs, type ExtraFile } from '../filetabs';
+import { joinArgs, ms, shortId, splitArgs } from '../format';
+import { labelOf, languageOfFile, languages as known, sampleOf } from '../languages';
+import { createLimitsForm } from '../limits';
+import { createOutput, runToShow } from '../output';
+import { prefsControls } from '../prefs';
+import { badge, diagnosticsOf, progress, renderResult } from '../result';
+import { renderTests } from '../testcases';
+import { createTestInputs } from '../testinputs';
 
 interface Draft {
   lang: string;
   version: string;
   sources: Record<string, string>;
+  files: Record<string, ExtraFile[]>; // extra files, per language
   stdin: string;
   args: string;
+  compileArgs: string;
   limits: Limits;
   tests: { stdin: string; expected: string }[];
 }
 
-const MAX_VIEW_CHARS = 2_000_000; // beyond this the live view stops growing (the job keeps all)
+const MAX_FILE = 4 << 20; // an opened source or stdin file
 
 let kept: (Page & { destroy(): void }) | null = null;
 let pending: JobRequest | null = null;
@@ -50,11 +59,17 @@ function draftKey(): string {
 }
 
 function loadDraft(): Draft {
-  const d: Draft = { lang: 'python', version: '', sources: {}, stdin: '', args: '', limits: {}, tests: [] };
+  const d: Draft = { lang: 'python', version: '', sources: {}, files: {}, stdin: '', args: '', compileArgs: '', limits: {}, tests: [] };
   try {
     Object.assign(d, JSON.parse(localStorage.getItem(draftKey()) ?? '{}'));
   } catch { /* a corrupt draft is dropped */ }
   return d;
+}
+
+/** The catalogue's name of a language's main file, as compilers print it. */
+function mainFileName(lang: string): string {
+  const ext = known[lang]?.extensions[0] ?? '';
+  return lang === 'java' ? 'Main.java' : `main${ext}`;
 }
 
 function build(): Page & { destroy(): void } {
@@ -63,6 +78,9 @@ function build(): Page & { destroy(): void } {
   let job: Job | null = null; // the job of the last Run
   let stream: EventSource | null = null;
   let submitting = false;
+  let started = 0; // when Run was pressed, for the elapsed-time counter
+  let ticker = 0;
+  let saveTimer = 0; // the draft is saved a moment after the last change
 
   // --- controls -----------------------------------------------------------
   const langSel = h('select', { id: 'language', 'aria-label': 'Language' });
@@ -72,27 +90,23 @@ function build(): Page & { destroy(): void } {
   const runBtn = h('button', { id: 'run', type: 'button', title: 'Run (Ctrl-Enter)' }, 'Run');
   const cancelBtn = h('button', { id: 'cancel', type: 'button', class: 'secondary', hidden: true }, 'Cancel');
   const stdin = h('textarea', { id: 'stdin', rows: 4, spellcheck: 'false', placeholder: 'Input given to the program' });
+  const stdinFile = h('input', { id: 'stdin-file', type: 'file', class: 'visually-hidden' });
   const args = h('input', { id: 'args', spellcheck: 'false', placeholder: 'arg1 "arg 2"' });
-  const limit = (id: string, placeholder: string) =>
-    h('input', { id, type: 'number', min: 1, step: 1, inputmode: 'numeric', placeholder });
-  const cpu = limit('limit-cpu', '5000');
-  const wall = limit('limit-wall', '10000');
-  const mem = limit('limit-memory', '256');
-  const out = limit('limit-output', '1024');
-  const testsList = h('div', { id: 'tests-list', class: 'tests-list' });
-  const testsSummary = h('summary', null, 'Test cases');
-  const testsPanel = h('details', { id: 'tests-panel', class: 'panel' }, testsSummary,
-    h('p', { class: 'hint' }, 'With test cases the program is compiled once and run once per case (the stdin above is then not used). An empty expected output is not checked.'),
-    testsList,
-    h('button', { id: 'add-test', type: 'button', class: 'secondary small', onclick: () => { addTest('', ''); save(); } }, 'Add test case'));
+  const compileArgs = h('input', { id: 'compile-args', spellcheck: 'false', placeholder: '-O2 -Wall' });
+  const limits = createLimitsForm();
+  const tests = createTestInputs(() => save());
   const langWarning = h('p', { id: 'no-languages', class: 'warn', hidden: true });
 
   // --- output -------------------------------------------------------------
   const status = h('div', { id: 'run-status', class: 'run-status', 'aria-live': 'polite' }, h('span', { class: 'muted' }, 'Not run yet. Ctrl-Enter runs the program.'));
-  const output = h('pre', { id: 'output', class: 'out empty', tabindex: '0', 'aria-label': 'Program output' }, 'The output appears here as the program writes it.');
+  const elapsed = h('span', { id: 'elapsed', class: 'elapsed', hidden: true });
   const resultBox = h('div', { id: 'result-box' });
-  let shown = { stdout: 0, stderr: 0 }; // characters streamed into the view
-  let lastSpan: HTMLElement | null = null;
+  // Test case results need room: full width, under the editor and the side.
+  const testsBox = h('div', { id: 'tests-box', class: 'tests-box' });
+  const output = createOutput('output', 'Program output', () => (job ? `job-${job.id.slice(-8)}` : 'output'));
+  output.reset('The output appears here as the program writes it.');
+  const outputPanel = h('section', { class: 'panel output-panel', id: 'output-panel', 'aria-label': 'Result' },
+    h('h2', null, 'Output'), status, resultBox, output.el);
 
   const editorBox = h('div', { id: 'editor', class: 'code-box' });
   const code: Code = createCode(editorBox, {
@@ -100,63 +114,39 @@ function build(): Page & { destroy(): void } {
     lang: draft.lang,
     label: 'Program source',
     onRun: () => void run(),
-    onChange: (s) => { draft.sources[langSel.value || draft.lang] = s; save(); },
+    onChange: (s) => { files.edited(s); save(); },
   });
+  const files = createFileTabs(code, () => mainFileName(draft.lang), () => save());
+  files.load(draft.sources[draft.lang] ?? sampleOf(draft.lang), draft.files[draft.lang] ?? []);
 
   stdin.value = draft.stdin;
   args.value = draft.args;
-  cpu.value = draft.limits.cpu_ms ? String(draft.limits.cpu_ms) : '';
-  wall.value = draft.limits.wall_ms ? String(draft.limits.wall_ms) : '';
-  mem.value = draft.limits.memory_mb ? String(draft.limits.memory_mb) : '';
-  out.value = draft.limits.output_kb ? String(draft.limits.output_kb) : '';
-  for (const t of draft.tests) addTest(t.stdin, t.expected);
+  compileArgs.value = draft.compileArgs;
+  limits.set(draft.limits);
+  tests.load(draft.tests);
 
   // --- draft --------------------------------------------------------------
-  let saveTimer = 0;
+  function saveNow(): void {
+    clearTimeout(saveTimer);
+    saveTimer = 0;
+    draft.sources[draft.lang] = files.main();
+    draft.files[draft.lang] = files.extra();
+    draft.stdin = stdin.value;
+    draft.args = args.value;
+    draft.compileArgs = compileArgs.value;
+    draft.limits = limits.read();
+    draft.tests = tests.read();
+    try { localStorage.setItem(draftKey(), JSON.stringify(draft)); } catch { /* full or disabled */ }
+  }
   function save(): void {
     clearTimeout(saveTimer);
-    saveTimer = window.setTimeout(() => {
-      draft.stdin = stdin.value;
-      draft.args = args.value;
-      draft.limits = readLimits();
-      draft.tests = readTests();
-      try { localStorage.setItem(draftKey(), JSON.stringify(draft)); } catch { /* full or disabled */ }
-    }, 300);
+    saveTimer = window.setTimeout(saveNow, 300);
   }
-  for (const el of [stdin, args, cpu, wall, mem, out]) el.addEventListener('input', save);
-
-  function readLimits(): Limits {
-    const n = (el: HTMLInputElement) => (el.value && Number(el.value) > 0 ? Math.floor(Number(el.value)) : undefined);
-    return { cpu_ms: n(cpu), wall_ms: n(wall), memory_mb: n(mem), output_kb: n(out) };
-  }
-
-  function addTest(stdinText: string, expected: string): void {
-    const i = testsList.children.length + 1;
-    const row = h('fieldset', { class: 'test-case' },
-      h('legend', null, `Case ${i}`),
-      field('Input', h('textarea', { id: `test-stdin-${i}`, class: 'test-stdin', rows: 2, spellcheck: 'false', value: stdinText, oninput: save })),
-      field('Expected output', h('textarea', { id: `test-expected-${i}`, class: 'test-expected', rows: 2, spellcheck: 'false', value: expected, oninput: save })),
-      h('button', { type: 'button', class: 'secondary small remove-test', onclick: () => { row.remove(); renumber(); save(); } }, 'Remove'));
-    testsList.append(row);
-    renumber();
-  }
-  function renumber(): void {
-    Array.from(testsList.children).forEach((row, k) => {
-      row.querySelector('legend')!.textContent = `Case ${k + 1}`;
-      row.querySelector('.test-stdin')!.id = `test-stdin-${k + 1}`;
-      row.querySelector('.test-expected')!.id = `test-expected-${k + 1}`;
-      row.querySelectorAll('label').forEach((l, j) => l.setAttribute('for', `test-${j ? 'expected' : 'stdin'}-${k + 1}`));
-    });
-    const n = testsList.children.length;
-    testsSummary.textContent = n ? `Test cases (${n})` : 'Test cases';
-    if (n) testsPanel.open = true;
-  }
-  function readTests(): { stdin: string; expected: string }[] {
-    return Array.from(testsList.children).map((row) => ({
-      stdin: (row.querySelector('.test-stdin') as HTMLTextAreaElement).value,
-      expected: (row.querySelector('.test-expected') as HTMLTextAreaElement).value,
-    }));
-  }
+  // A reload or a closed tab must not lose the last keystrokes.
+  const flush = () => { if (saveTimer) saveNow(); };
+  window.addEventListener('pagehide', flush);
+  for (const el of [stdin, args, compileArgs]) el.addEventListener('input', save);
+  limits.onInput(save);
 
   // --- languages ----------------------------------------------------------
   function fillLanguages(): void {
@@ -187,21 +177,24 @@ function build(): Page & { destroy(): void } {
   }
   let languagesSeen = '';
   async function refreshLanguages(): Promise<void> {
-    const list = (await get<{ languages: Language[] }>('/api/v1/languages')).languages;
+    const list = await get<LanguageList>('/api/v1/languages');
     // Rebuilding the menus would close one the user has open: only on change.
     const seen = JSON.stringify(list);
     if (seen === languagesSeen) return;
     languagesSeen = seen;
-    languages = list;
+    languages = list.languages;
+    limits.setRange(list.limits);
     fillLanguages();
   }
 
-  function switchLanguage(lang: string, source?: string): void {
-    draft.sources[draft.lang] = code.text();
+  function switchLanguage(lang: string, source?: string, extra?: ExtraFile[]): void {
+    // draft.lang, not the menu: on a change event the menu shows the new one already.
+    draft.sources[draft.lang] = files.main();
+    draft.files[draft.lang] = files.extra();
     draft.lang = lang;
     langSel.value = lang;
     void code.setLanguage(lang);
-    code.setText(source ?? draft.sources[lang] ?? sampleOf(lang));
+    files.load(source ?? draft.sources[lang] ?? sampleOf(lang), extra ?? draft.files[lang] ?? []);
     fillLanguages();
     save();
   }
@@ -211,7 +204,8 @@ function build(): Page & { destroy(): void } {
   fileInput.addEventListener('change', async () => {
     const f = fileInput.files?.[0];
     if (!f) return;
-    if (f.size > 4 << 20) {
+    fileInput.value = '';
+    if (f.size > MAX_FILE) {
       toast(`${f.name} is over 4 MB; that is not a source file.`);
       return;
     }
@@ -219,18 +213,33 @@ function build(): Page & { destroy(): void } {
     const content = await f.text();
     switchLanguage(guess || langSel.value, content);
     fileName.textContent = f.name + (guess ? '' : ' (language not recognised: pick it)');
-    fileInput.value = '';
+  });
+  stdinFile.addEventListener('change', async () => {
+    const f = stdinFile.files?.[0];
+    if (!f) return;
+    stdinFile.value = '';
+    if (f.size > MAX_FILE) {
+      toast(`${f.name} is over 4 MB: too large for standard input here.`);
+      return;
+    }
+    stdin.value = await f.text();
+    save();
+    toast(`Standard input read from ${f.name}.`, 'info');
   });
 
   // --- running ------------------------------------------------------------
   function request(): JobRequest {
-    const req: JobRequest = { language: langSel.value, source: code.text(), limits: readLimits() };
+    const req: JobRequest = { language: langSel.value, source: files.main(), limits: limits.read() };
+    const extra = files.extra();
+    if (extra.length) req.files = extra.map((f) => ({ name: f.name, content: f.content }));
     if (versionSel.value) req.version = versionSel.value;
     const a = splitArgs(args.value);
     if (a.length) req.args = a;
-    const tests = readTests();
-    if (tests.length) {
-      req.tests = tests.map((t) => ({ stdin: t.stdin, expected_output: t.expected === '' ? null : t.expected }));
+    const ca = splitArgs(compileArgs.value);
+    if (ca.length) req.compile_args = ca;
+    const t = tests.read();
+    if (t.length) {
+      req.tests = t.map((c) => ({ stdin: c.stdin, expected_output: c.expected === '' ? null : c.expected }));
     } else if (stdin.value) {
       req.stdin = stdin.value;
     }
@@ -243,51 +252,59 @@ function build(): Page & { destroy(): void } {
       toast('Pick a language first.');
       return;
     }
+    if (!limits.validate()) {
+      fill(status, h('span', { class: 'error', id: 'submit-error' }, 'A limit is refused: see Limits.'));
+      (document.getElementById('limits-panel') as HTMLDetailsElement).open = true;
+      return;
+    }
     submitting = true;
     runBtn.disabled = true;
     resetOutput();
     fill(status, h('span', { class: 'muted' }, 'Submitting…'));
+    revealResult();
     try {
       job = await post<Job>('/api/v1/jobs', request());
     } catch (e) {
       const err = e as ApiError;
-      fill(status, h('span', { class: 'error', id: 'submit-error' }, err.status === 0 ? 'The master cannot be reached.' : err.message));
+      const placed = err.status === 422 && limits.explain(err.message);
+      if (placed) (document.getElementById('limits-panel') as HTMLDetailsElement).open = true;
+      fill(status, h('span', { class: 'error', id: 'submit-error' },
+        err.status === 0 ? 'The master cannot be reached.' : placed ? 'A limit is refused: see Limits.' : err.message));
       runBtn.disabled = false;
       return;
     } finally {
       submitting = false;
     }
+    started = Date.now();
     show(job);
     watch(job.id);
+  }
+
+  /** On a phone the result is below the editor: bring it into view. */
+  function revealResult(): void {
+    if (!matchMedia('(max-width: 960px)').matches) return;
+    const top = outputPanel.getBoundingClientRect().top;
+    if (top > window.innerHeight * 0.3 || top < 0) outputPanel.scrollIntoView({ block: 'start' });
   }
 
   function resetOutput(): void {
     stream?.close();
     stream = null;
-    output.replaceChildren();
-    output.classList.remove('empty');
+    output.reset();
     resultBox.replaceChildren();
-    shown = { stdout: 0, stderr: 0 };
-    lastSpan = null;
+    testsBox.replaceChildren();
+    files.mark([]);
   }
 
-  function append(kind: 'stdout' | 'stderr', s: string): void {
-    if (!s) return;
-    shown[kind] += s.length;
-    if (shown.stdout + shown.stderr > MAX_VIEW_CHARS) {
-      if (!output.querySelector('.note.cut')) output.append(h('span', { class: 'note cut' }, '\n[the view stops here; the job page has the whole output]'));
+  function tick(): void {
+    const done = !job || isTerminal(job);
+    elapsed.hidden = done;
+    if (done) {
+      clearInterval(ticker);
+      ticker = 0;
       return;
     }
-    // Consecutive chunks of one stream share a span.
-    if (!lastSpan || !lastSpan.classList.contains(kind)) {
-      lastSpan = h('span', { class: kind });
-      output.append(lastSpan);
-    }
-    const last = lastSpan.lastChild;
-    if (last instanceof Text) last.appendData(s);
-    else lastSpan.append(s);
-    // Follow the output while the reader is at the bottom.
-    if (output.scrollHeight - output.scrollTop - output.clientHeight < 40) output.scrollTop = output.scrollHeight;
+    elapsed.textContent = `${job!.status === 'queued' ? 'waiting' : 'running'} for ${ms(Math.floor((Date.now() - started) / 100) * 100)}`;
   }
 
   /** Shows a job's state: progress while it runs, everything at the end. */
@@ -297,24 +314,36 @@ function build(): Page & { destroy(): void } {
     runBtn.disabled = !done;
     cancelBtn.hidden = done;
     const link = h('a', { href: `/jobs/${encodeURIComponent(j.id)}`, id: 'job-link' }, `job ${shortId(j.id)}`);
-    // While it runs the status line says where the job is; at the end the
-    // result below says it, and the line keeps the link to the job's page.
+    // While it runs the status line says where the job is, and for how
+    // long; at the end the result says it, and the line keeps the link.
     if (!done) {
-      fill(status, badge(j), ' ', h('span', { id: 'run-progress' }, progress(j)), ' · ', link);
+      fill(status, badge(j), ' ', h('span', { id: 'run-progress' }, progress(j)), ' ', elapsed, ' · ', link);
+      if (!ticker) ticker = window.setInterval(tick, 100);
+      tick();
       return;
     }
-    fill(status, link);
+    tick();
+    fill(status, link, ` · took ${ms(Date.now() - started)}`);
+    const pick = (i?: number) => {
+      const { run: r, note } = runToShow(j, i);
+      output.showRun(r, note);
+    };
     // The stream may have missed chunks (a reconnection) or shown them
-    // interleaved; when it disagrees with the final result, show that.
+    // interleaved; when it disagrees with the final result, or when the
+    // box is to show one test case, show the final result.
     const r = j.run;
-    if (r && (text(r.stdout, r.stdout_encoding).length !== shown.stdout || text(r.stderr, r.stderr_encoding).length !== shown.stderr)) {
-      output.replaceChildren(...outputNodes(j));
+    const seen = output.shownChars();
+    if (j.tests?.length || (r && (r.stdout_encoding || r.stderr_encoding ||
+      text(r.stdout, r.stdout_encoding).length !== seen.stdout || text(r.stderr, r.stderr_encoding).length !== seen.stderr))) {
+      pick();
+    } else if (!seen.stdout && !seen.stderr) {
+      output.empty(j.status === 'done' ? '(no output)' : '');
     }
-    if (!output.textContent) {
-      output.classList.add('empty');
-      output.textContent = j.tests?.length ? '(see the test results below)' : j.status === 'done' ? '(no output)' : '';
-    }
-    fill(resultBox, renderResult(j));
+    const ds = diagnosticsOf(j);
+    files.mark(ds);
+    fill(resultBox, renderResult(j, { showCase: pick, jump: (d) => files.jump(d), testsApart: true }));
+    fill(testsBox, j.tests?.length ? renderTests(j, pick) : null);
+    revealResult();
   }
 
   function watch(id: string): void {
@@ -327,7 +356,7 @@ function build(): Page & { destroy(): void } {
     });
     es.addEventListener('output', (e) => {
       const d = JSON.parse((e as MessageEvent).data);
-      if (job?.id === id) append(d.stream === 'stderr' ? 'stderr' : 'stdout', text(d.data, d.encoding));
+      if (job?.id === id) output.append(d.stream === 'stderr' ? 'stderr' : 'stdout', text(d.data, d.encoding));
     });
     es.addEventListener('end', (e) => {
       es.close();
@@ -382,25 +411,25 @@ function build(): Page & { destroy(): void } {
       h('div', { class: 'group' },
         h('button', { id: 'sample', type: 'button', class: 'secondary', onclick: () => code.setText(sampleOf(langSel.value)) }, 'Sample'),
         h('label', { for: 'open-file', class: 'button secondary', id: 'open-file-label' }, 'Open file…'), fileInput, fileName),
+      prefsControls(),
       h('div', { class: 'group end' }, cancelBtn, runBtn)),
     langWarning,
     h('div', { class: 'workspace' },
-      editorBox,
+      h('div', { class: 'code-column' }, files.el, editorBox),
       h('div', { class: 'side' },
         h('section', { class: 'panel' },
           field('Standard input', stdin),
-          field('Arguments', args, 'Split like a shell: quotes group words.')),
+          h('div', { class: 'group stdin-file' },
+            h('label', { for: 'stdin-file', class: 'button secondary small', id: 'stdin-file-label' }, 'Read stdin from a file…'), stdinFile),
+          field('Arguments', args, 'Split like a shell: quotes group words.'),
+          field('Compile flags', compileArgs, 'For compiled languages, e.g. -O2 -Wall; the cluster accepts a list of safe flags.')),
         h('details', { class: 'panel', id: 'limits-panel' },
           h('summary', null, 'Limits'),
-          h('div', { class: 'limits' },
-            field('CPU (ms)', cpu), field('Wall (ms)', wall), field('Memory (MB)', mem), field('Output (KB)', out)),
+          limits.el,
           h('p', { class: 'hint' }, 'Empty means the cluster\'s default.')),
-        testsPanel,
-        h('section', { class: 'panel output-panel', 'aria-label': 'Result' },
-          h('h2', null, 'Output'),
-          status,
-          output,
-          resultBox))));
+        tests.el,
+        outputPanel)),
+    testsBox);
 
   const stopLanguages = { stop: () => {} };
   return {
@@ -415,17 +444,15 @@ function build(): Page & { destroy(): void } {
         pending = null;
         resetOutput();
         fill(status, h('span', { class: 'muted' }, 'Loaded from a job. Ctrl-Enter runs it.'));
-        switchLanguage(req.language, req.source ?? req.files?.[0]?.content ?? '');
+        const main = req.source ?? req.files?.[0]?.content ?? '';
+        const extra = (req.source ? req.files ?? [] : req.files?.slice(1) ?? []).map((f) => ({ name: f.name, content: text(f.content, f.encoding) }));
+        switchLanguage(req.language, main, extra);
         versionSel.value = req.version ?? '';
-        stdin.value = req.stdin ?? '';
+        stdin.value = req.stdin ? text(req.stdin, req.stdin_encoding) : '';
         args.value = joinArgs(req.args);
-        cpu.value = req.limits?.cpu_ms ? String(req.limits.cpu_ms) : '';
-        wall.value = req.limits?.wall_ms ? String(req.limits.wall_ms) : '';
-        mem.value = req.limits?.memory_mb ? String(req.limits.memory_mb) : '';
-        out.value = req.limits?.output_kb ? String(req.limits.output_kb) : '';
-        testsList.replaceChildren();
-        for (const t of req.tests ?? []) addTest(t.stdin, t.expected_output ?? '');
-        renumber();
+        compileArgs.value = joinArgs(req.compile_args);
+        limits.set(req.limits);
+        tests.load((req.tests ?? []).map((t) => ({ stdin: text(t.stdin, t.stdin_encoding), expected: t.expected_output ?? '' })));
         save();
       }
       // Reattached to the document: let CodeMirror measure itself again.
@@ -438,8 +465,11 @@ function build(): Page & { destroy(): void } {
     },
     destroy() {
       this.dispose!();
+      flush();
+      window.removeEventListener('pagehide', flush);
       stream?.close();
       stream = null;
+      clearInterval(ticker);
       job = null; // ends a polling loop
     },
   };

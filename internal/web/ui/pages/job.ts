@@ -1,36 +1,56 @@
 // One job: what was submitted (source, stdin, arguments, limits, tests)
-// and everything about its result; live while it runs; run it again or
-// load it into the editor.
+// and everything about its result; live while it runs; run it again, load
+// it into the editor, or share it by a read-only link. The same view,
+// without any of the actions, is the public page of a shared link
+// (/shared/TOKEN), which needs no session.
 import { get, isTerminal, post, text, ApiError, type Job } from '../api';
 import { navigate, state, toast, type Page } from '../app';
-import { createCode } from '../code';
+import { createCode, type Code } from '../code';
+import { tabOf, type Diagnostic } from '../diagnostics';
 import { fill, h, type Child } from '../dom';
 import { between, joinArgs, ms, shortId, when } from '../format';
 import { labelOf } from '../languages';
-import { badge, outputNodes, renderResult } from '../result';
+import { createOutput, runToShow } from '../output';
+import { badge, diagnosticsOf, renderResult } from '../result';
+import { shareControls } from '../share';
+import { renderTests } from '../testcases';
 import { openInEditor } from './editor';
 
+const SHARED_POLL = 2000; // ms between two reads of a shared job still running
+
 export function jobPage(id: string): Page {
+  return jobView({ id, url: `/api/v1/jobs/${encodeURIComponent(id)}` });
+}
+
+/** The public, read-only page of a shared link. */
+export function sharedJobPage(token: string): Page {
+  return jobView({ id: '', url: `/api/v1/shared/${encodeURIComponent(token)}`, shared: true });
+}
+
+function jobView(opts: { id: string; url: string; shared?: boolean }): Page {
   const el = h('section', { class: 'page job-page' }, h('p', { class: 'muted' }, 'Loading…'));
   let stream: EventSource | null = null;
+  let timer = 0;
   let alive = true;
   let job: Job | null = null;
+  let sources: { name: string; code: Code }[] = [];
   // Parts rebuilt as the job progresses; the source view is built once.
   const head = h('div', { class: 'page-head' });
   const meta = h('dl', { class: 'facts wide', id: 'job-meta' });
   const resultBox = h('div', { id: 'result-box' });
-  const output = h('pre', { id: 'job-output', class: 'out', tabindex: '0', 'aria-label': 'Program output' });
+  const testsBox = h('div', { id: 'tests-box', class: 'tests-box' });
+  const output = createOutput('job-output', 'Program output', () => `job-${(job?.id ?? 'shared').slice(-8)}`);
 
   function renderHead(j: Job): void {
     fill(head,
-      h('h1', null, 'Job ', h('code', { class: 'job-id' }, j.id), ' ', h('span', { id: 'job-status' }, badge(j))),
-      h('div', { class: 'group' },
+      h('h1', null, opts.shared ? 'Shared job ' : 'Job ', h('code', { class: 'job-id' }, j.id), ' ', h('span', { id: 'job-status' }, badge(j))),
+      opts.shared ? h('p', { class: 'muted', id: 'shared-note' }, 'A read-only view of a job its owner chose to share.') : h('div', { class: 'group' },
         isTerminal(j) ? null : h('button', { id: 'cancel-job', type: 'button', class: 'danger', onclick: cancel }, 'Cancel'),
         j.request ? h('button', { id: 'open-in-editor', type: 'button', class: 'secondary', onclick: edit }, 'Open in editor') : null,
         j.request ? h('button', { id: 'rerun', type: 'button', onclick: rerun }, 'Run again') : null));
     const row = (k: string, v: Child) => [h('dt', null, k), h('dd', null, v)];
     fill(meta,
-      state.session?.role === 'admin' ? row('Owner', j.owner) : null,
+      state.session?.role === 'admin' && !opts.shared ? row('Owner', j.owner) : null,
       row('Language', `${labelOf(j.language)}${j.version ? ' ' + j.version : ''}`),
       row('Submitted', when(j.created_at)),
       row('Started', when(j.started_at)),
@@ -43,24 +63,39 @@ export function jobPage(id: string): Page {
   function show(j: Job): void {
     job = j;
     renderHead(j);
-    fill(resultBox, renderResult(j));
-    if (isTerminal(j)) {
-      const nodes = outputNodes(j);
-      output.classList.toggle('empty', !nodes.length);
-      if (nodes.length) output.replaceChildren(...nodes);
-      else output.textContent = j.tests?.length ? '(see the test results)' : '(no output)';
-    }
+    const pick = (i?: number) => {
+      const { run, note } = runToShow(j, i);
+      output.showRun(run, note);
+    };
+    // A diagnostic goes to the file of its name, else to the main source
+    // (whose name in the sandbox, main.c or Main.java, the request lacks).
+    const ds = isTerminal(j) ? diagnosticsOf(j) : [];
+    const names = sources.map((s) => s.name);
+    const home = (d: Diagnostic) => sources.find((s) => s.name === tabOf(d, names, names[0]));
+    for (const s of sources) s.code.mark(ds.filter((d) => home(d) === s));
+    fill(resultBox, renderResult(j, {
+      showCase: pick,
+      jump: (d) => home(d)?.code.jump(d.line, d.column),
+      testsApart: true,
+    }));
+    fill(testsBox, j.tests?.length ? renderTests(j, pick) : null);
+    if (isTerminal(j)) pick();
   }
 
   function build(j: Job): void {
     const req = j.request;
     const files = req?.source !== undefined && req.source !== '' ? [{ name: 'source', content: req.source, encoding: '' }]
-      : (req?.files ?? []).map((f) => ({ name: f.name, content: f.content, encoding: f.encoding ?? '' }));
-    const sources = files.map((f) => {
+      : [];
+    files.push(...(req?.files ?? []).map((f) => ({ name: f.name, content: f.content, encoding: f.encoding ?? '' })));
+    sources = [];
+    const views = files.map((f) => {
       const box = h('div', { class: 'code-box readonly' });
-      createCode(box, {
-        doc: f.encoding === 'base64' ? `[binary file, base64]\n${f.content}` : f.content,
-        lang: j.language, label: `Source ${f.name}`, readOnly: true,
+      sources.push({
+        name: f.name,
+        code: createCode(box, {
+          doc: f.encoding === 'base64' ? `[binary file, base64]\n${f.content}` : f.content,
+          lang: j.language, label: `Source ${f.name}`, readOnly: true,
+        }),
       });
       return h('section', { class: 'source' }, files.length > 1 ? h('h3', null, h('code', null, f.name)) : null, box);
     });
@@ -70,13 +105,15 @@ export function jobPage(id: string): Page {
       h('div', { class: 'job-grid' },
         h('div', null,
           h('h2', null, 'Source'),
-          h('div', { id: 'job-source' }, sources.length ? sources : h('p', { class: 'muted' }, 'The submission is not available.'))),
+          h('div', { id: 'job-source' }, views.length ? views : h('p', { class: 'muted' }, 'The submission is not available.'))),
         h('div', null,
           h('h2', null, 'Result'),
           resultBox,
           h('h2', null, 'Output'),
-          output,
-          req ? inputs(j) : null)));
+          output.el,
+          req ? inputs(j) : null,
+          !opts.shared && j.owner === state.session?.username ? shareControls(j.id) : null)),
+      testsBox);
     show(j);
   }
 
@@ -92,30 +129,23 @@ export function jobPage(id: string): Page {
       h('h2', null, 'Input'),
       h('dl', { class: 'facts wide' },
         h('dt', null, 'Arguments'), h('dd', { id: 'job-args' }, req.args?.length ? h('code', null, joinArgs(req.args)) : '—'),
+        req.compile_args?.length ? [h('dt', null, 'Compile flags'), h('dd', { id: 'job-compile-args' }, h('code', null, joinArgs(req.compile_args)))] : null,
         h('dt', null, 'Limits'), h('dd', { id: 'job-limits' }, limits)),
       req.tests?.length ? null : h('h3', null, 'Standard input'),
       req.tests?.length ? null : h('pre', { id: 'job-stdin', class: 'out' + (req.stdin ? '' : ' empty'), 'aria-label': 'Standard input' },
-        req.stdin ? text(req.stdin, req.stdin_encoding) : '(no standard input)'),
-      req.tests?.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'job-tests' },
-        h('thead', null, h('tr', null, h('th', null, '#'), h('th', null, 'Input'), h('th', null, 'Expected output'))),
-        h('tbody', null, req.tests.map((t, i) => h('tr', null,
-          h('td', null, String(i + 1)),
-          h('td', null, h('pre', { class: 'cell-out' }, text(t.stdin, t.stdin_encoding))),
-          h('td', null, h('pre', { class: 'cell-out' }, t.expected_output ?? '(not checked)'))))))) : null);
+        req.stdin ? text(req.stdin, req.stdin_encoding) : '(no standard input)'));
   }
 
-  function watch(): void {
+  function watch(id: string): void {
     const es = new EventSource(`/api/v1/jobs/${encodeURIComponent(id)}/events`);
     stream = es;
-    let streamed = false;
     es.addEventListener('state', (e) => {
       const d = JSON.parse((e as MessageEvent).data);
       if (d.job) show(d.job);
     });
     es.addEventListener('output', (e) => {
       const d = JSON.parse((e as MessageEvent).data);
-      if (!streamed) { output.replaceChildren(); output.classList.remove('empty'); streamed = true; }
-      output.append(h('span', { class: d.stream === 'stderr' ? 'stderr' : 'stdout' }, text(d.data, d.encoding)));
+      output.append(d.stream === 'stderr' ? 'stderr' : 'stdout', text(d.data, d.encoding));
     });
     es.addEventListener('end', (e) => {
       es.close();
@@ -124,21 +154,34 @@ export function jobPage(id: string): Page {
     });
   }
 
+  /** A shared job has no event stream (that needs a session): it is read again until done. */
+  async function poll(): Promise<void> {
+    try {
+      const j = await get<Job>(opts.url);
+      if (!alive) return;
+      show(j);
+      if (isTerminal(j)) return;
+    } catch { /* tried again */ }
+    if (alive) timer = window.setTimeout(poll, SHARED_POLL);
+  }
+
   async function load(): Promise<void> {
     try {
-      const j = await get<Job>(`/api/v1/jobs/${encodeURIComponent(id)}`);
+      const j = await get<Job>(opts.url);
       if (!alive) return;
       build(j);
       if (!isTerminal(j)) {
-        output.textContent = 'Waiting for output…';
-        output.classList.add('empty');
-        watch();
+        output.reset('Waiting for output…');
+        if (opts.shared) timer = window.setTimeout(poll, SHARED_POLL);
+        else watch(j.id);
       }
     } catch (e) {
       const err = e as ApiError;
-      fill(el, h('h1', null, 'Job ', h('code', null, shortId(id))),
-        h('p', { class: 'error', id: 'job-error' }, err.status === 404 ? 'There is no such job (or it is not yours).' : err.message),
-        h('p', null, h('a', { href: '/jobs' }, 'Back to my jobs')));
+      const missing = opts.shared ? 'This link does not open any job: it may have been withdrawn by its owner.'
+        : 'There is no such job (or it is not yours).';
+      fill(el, h('h1', null, opts.shared ? 'Shared job' : h('span', null, 'Job ', h('code', null, shortId(opts.id)))),
+        h('p', { class: 'error', id: 'job-error' }, err.status === 404 ? missing : err.message),
+        opts.shared ? null : h('p', null, h('a', { href: '/jobs' }, 'Back to my jobs')));
     }
   }
 
@@ -160,7 +203,7 @@ export function jobPage(id: string): Page {
 
   async function cancel(): Promise<void> {
     try {
-      show(await post<Job>(`/api/v1/jobs/${encodeURIComponent(id)}/cancel`));
+      show(await post<Job>(`/api/v1/jobs/${encodeURIComponent(opts.id)}/cancel`));
     } catch (e) {
       toast(`Cancel failed: ${(e as Error).message}`);
     }
@@ -168,10 +211,11 @@ export function jobPage(id: string): Page {
 
   void load();
   return {
-    title: `Job ${shortId(id)}`,
+    title: opts.shared ? 'Shared job' : `Job ${shortId(opts.id)}`,
     el,
     dispose() {
       alive = false;
+      clearTimeout(timer);
       stream?.close();
     },
   };
