@@ -293,6 +293,31 @@ func TestOpenAPIResponses(t *testing.T) {
 		s.do(t, "GET", "/api/v1/jobs/no-such-job", user, 404)
 		s.do(t, "GET", "/api/v1/jobs/"+id+"?timeout=soon", user, 400)
 		s.do(t, "POST", "/api/v1/jobs/no-such-job/cancel", user, 404)
+
+		// History: a cursor page, the filters, a bad filter.
+		_, b := s.do(t, "GET", "/api/v1/jobs?limit=1", user, 200)
+		var page struct{ Next string }
+		if err := json.Unmarshal(b, &page); err != nil || page.Next == "" {
+			t.Fatalf("a full page without next: %s %v", b, err)
+		}
+		s.do(t, "GET", "/api/v1/jobs?limit=1&before="+page.Next, user, 200)
+		s.do(t, "GET", "/api/v1/jobs?language=python&verdict=ok&since=2020-01-01&until=2999-01-01&q=print", user, 200)
+		s.do(t, "GET", "/api/v1/jobs?before=no-such-job", user, 400)
+		s.do(t, "GET", "/api/v1/jobs?since=yesterday", user, 400)
+
+		// A read-only link: made, read without a session, withdrawn.
+		s.do(t, "GET", "/api/v1/jobs/"+id+"/share", user, 200)
+		_, b = s.do(t, "POST", "/api/v1/jobs/"+id+"/share", user, 201)
+		var share struct{ Token string }
+		if err := json.Unmarshal(b, &share); err != nil || share.Token == "" {
+			t.Fatalf("share: %s %v", b, err)
+		}
+		s.do(t, "GET", "/api/v1/jobs/"+id+"/share", user, 200)
+		s.do(t, "GET", "/api/v1/shared/"+share.Token, req{}, 200)
+		s.do(t, "DELETE", "/api/v1/jobs/"+id+"/share", user, 204)
+		s.do(t, "DELETE", "/api/v1/jobs/"+id+"/share", user, 404)
+		s.do(t, "GET", "/api/v1/shared/"+share.Token, req{}, 404)
+		s.do(t, "POST", "/api/v1/jobs/no-such-job/share", user, 404)
 	})
 
 	t.Run("events", func(t *testing.T) {
