@@ -90,6 +90,11 @@ type JobRequest struct {
 	Priority       int               `json:"priority,omitempty"`
 	Labels         map[string]string `json:"labels,omitempty"`
 	MaxAttempts    int               `json:"max_attempts,omitempty"`
+	// Interactive: the program's stdin comes from a client attached at
+	// GET /api/v1/jobs/{id}/attach (a WebSocket), not from stdin. The job
+	// starts once attached, must start within the placement timeout, has
+	// no test cases, and is never run twice.
+	Interactive bool `json:"interactive,omitempty"`
 }
 
 // Compile is the outcome of the compile step.
@@ -148,6 +153,8 @@ type Job struct {
 	Tests         []TestResult `json:"tests,omitempty"`
 	// Request is the submission, returned by GET /api/v1/jobs/{id} so a client can re-run it.
 	Request *JobRequest `json:"request,omitempty"`
+	// Interactive: see JobRequest.Interactive.
+	Interactive bool `json:"interactive,omitempty"`
 }
 
 // Terminal reports whether the job will not change any more.

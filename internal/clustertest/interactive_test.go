@@ -1,0 +1,284 @@
+package clustertest_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/clustertest"
+	"github.com/grappe/grappe/internal/master"
+)
+
+// greeter prompts for a name, reads a line and answers.
+const greeter = `name = input("What is your name? ")
+print("Hello, " + name + "!")
+`
+
+// wsConn is a test's WebSocket to the master.
+type wsConn struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+// dialWS opens a WebSocket to path on c's master with token (none if
+// empty); it returns the HTTP answer when the upgrade is refused.
+func dialWS(t *testing.T, c *clustertest.Cluster, path, token string) (*wsConn, *http.Response, error) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(c.Master.CAPEM()) {
+		t.Fatal("bad CA PEM")
+	}
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := "wss://" + strings.TrimPrefix(c.Master.URL(), "https://") + path
+	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+		HTTPHeader: h,
+	})
+	if err != nil {
+		return nil, resp, err
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	return &wsConn{t, conn}, resp, nil
+}
+
+func (w *wsConn) send(v any) {
+	w.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.conn.Write(ctx, websocket.MessageText, b); err != nil {
+		w.t.Fatalf("send %s: %v", b, err)
+	}
+}
+
+// next reads one message, or returns the close error.
+func (w *wsConn) next(timeout time.Duration) (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, b, err := w.conn.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		w.t.Fatalf("message %q: %v", b, err)
+	}
+	return m, nil
+}
+
+// until reads messages until one of type typ, gathering the output text
+// on the way; it fails the test at a close or after timeout.
+func (w *wsConn) until(typ string, timeout time.Duration) (map[string]any, string) {
+	w.t.Helper()
+	var out strings.Builder
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := w.next(time.Until(deadline))
+		if err != nil {
+			w.t.Fatalf("waiting for %q (output so far %q): %v", typ, out.String(), err)
+		}
+		if m["type"] == "output" || m["type"] == "data" {
+			out.WriteString(m["data"].(string))
+		}
+		if m["type"] == typ {
+			return m, out.String()
+		}
+	}
+}
+
+// closeCode reads until the server closes and returns its code.
+func (w *wsConn) closeCode(timeout time.Duration) (websocket.StatusCode, string) {
+	w.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		_, err := w.next(time.Until(deadline))
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) {
+			w.t.Fatalf("connection ended without a close frame: %v", err)
+		}
+		return ce.Code, ce.Reason
+	}
+}
+
+func submitInteractive(t *testing.T, c *clustertest.Cluster, source string) *api.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	j, err := c.Client.Submit(ctx, &api.JobRequest{Language: "python", Source: source, Interactive: true})
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	if !j.Interactive || j.Status != api.StatusQueued || len(j.Labels) != 0 {
+		t.Fatalf("submitted %+v: want an interactive queued job, no labels", j)
+	}
+	return j
+}
+
+func TestInteractiveAttach(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w1", Slots: 2}}})
+	c.WaitLanguage("python")
+
+	t.Run("prompt, answer, exit", func(t *testing.T) {
+		j := submitInteractive(t, c, greeter)
+		ws, _, err := dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
+		if err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		if m, _ := ws.until("attached", 10*time.Second); m["job"].(map[string]any)["id"] != j.ID {
+			t.Fatalf("attached %v", m)
+		}
+		ws.until("stage", 30*time.Second)
+		_, prompt := ws.until("output", 30*time.Second)
+		for !strings.Contains(prompt, "What is your name? ") {
+			_, more := ws.until("output", 30*time.Second)
+			prompt += more
+		}
+		ws.send(map[string]string{"type": "stdin", "data": "Ada\n"})
+		exit, out := ws.until("exit", 30*time.Second)
+		if !strings.Contains(out, "Hello, Ada!") {
+			t.Fatalf("output %q, want the answer", out)
+		}
+		if exit["status"] != "done" || exit["verdict"] != "ok" || exit["exit_code"] != 0.0 {
+			t.Fatalf("exit %v", exit)
+		}
+		if code, _ := ws.closeCode(10 * time.Second); code != websocket.StatusNormalClosure {
+			t.Fatalf("close code %d", code)
+		}
+		got, err := c.Client.Job(context.Background(), j.ID)
+		if err != nil || got.Run == nil || got.Run.Stdout != "What is your name? Hello, Ada!\n" {
+			t.Fatalf("stored job %+v, %v", got, err)
+		}
+	})
+
+	t.Run("end of input and base64", func(t *testing.T) {
+		j := submitInteractive(t, c, "import sys\ndata = sys.stdin.buffer.read()\nprint(len(data), data[-1])\n")
+		ws, _, err := dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
+		if err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		ws.send(map[string]string{"type": "stdin", "data": "AAEC/w==", "encoding": "base64"}) // 4 bytes, the last 255
+		ws.send(map[string]string{"type": "eof"})
+		exit, out := ws.until("exit", 60*time.Second)
+		if strings.TrimSpace(out) != "4 255" || exit["verdict"] != "ok" {
+			t.Fatalf("output %q, exit %v", out, exit)
+		}
+	})
+
+	t.Run("a signal", func(t *testing.T) {
+		j := submitInteractive(t, c, "import time\nprint('ready', flush=True)\ntime.sleep(60)\n")
+		ws, _, err := dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
+		if err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		ws.until("output", 60*time.Second)
+		ws.send(map[string]string{"type": "signal", "signal": "SIGBUS"}) // not a client's
+		if m, _ := ws.until("error", 10*time.Second); !strings.Contains(m["message"].(string), "SIGINT") {
+			t.Fatalf("refusal %v", m)
+		}
+		ws.send(map[string]string{"type": "signal", "signal": "SIGTERM"})
+		exit, _ := ws.until("exit", 30*time.Second)
+		if exit["verdict"] != "runtime_error" || exit["signal"] != "SIGTERM" {
+			t.Fatalf("exit %v: want a runtime error by SIGTERM", exit)
+		}
+	})
+
+	t.Run("refusals", func(t *testing.T) {
+		j := submitInteractive(t, c, greeter)
+		path := "/api/v1/jobs/" + j.ID + "/attach"
+		if _, resp, err := dialWS(t, c, path, ""); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("no token: %v %v", resp, err)
+		}
+		if _, resp, err := dialWS(t, c, "/api/v1/jobs/0123456789abcdef0123456789abcdef/attach", c.Token); err == nil || resp == nil || resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("no such job: %v %v", resp, err)
+		}
+		plain, err := c.Client.SubmitWait(context.Background(), &api.JobRequest{Language: "python", Source: "print(1)"}, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, resp, err := dialWS(t, c, "/api/v1/jobs/"+plain.ID+"/attach", c.Token); err == nil || resp == nil || resp.StatusCode != http.StatusConflict {
+			t.Fatalf("not interactive: %v %v", resp, err)
+		}
+		first, _, err := dialWS(t, c, path, c.Token)
+		if err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		if _, resp, err := dialWS(t, c, path, c.Token); err == nil || resp == nil || resp.StatusCode != http.StatusConflict {
+			t.Fatalf("second attach: %v %v", resp, err)
+		}
+		ws := first
+		ws.until("output", 60*time.Second)
+		// A client that leaves ends its job.
+		ws.conn.Close(websocket.StatusNormalClosure, "bye")
+		c.Eventually(30*time.Second, "the job ends when its client leaves", func() bool {
+			got, err := c.Client.Job(context.Background(), j.ID)
+			return err == nil && got.Status == api.StatusCancelled && strings.Contains(got.Error, "detached")
+		})
+		// The refusal of a job's submission: interactive jobs take no tests.
+		_, err = c.Client.Submit(context.Background(), &api.JobRequest{Language: "python", Source: greeter, Interactive: true,
+			Tests: []api.TestCase{{Stdin: "x"}}})
+		if err == nil || !strings.Contains(err.Error(), "interactive") {
+			t.Fatalf("interactive with tests: %v", err)
+		}
+	})
+}
+
+func TestInteractiveIdle(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{
+		Workers: []clustertest.WorkerOptions{{Name: "w1", Slots: 1}},
+		Master:  func(cfg *master.Config) { cfg.InteractiveIdle = time.Second },
+	})
+	c.WaitLanguage("python")
+	j := submitInteractive(t, c, greeter)
+	ws, _, err := dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	start := time.Now()
+	exit, out := ws.until("exit", 30*time.Second)
+	if !strings.Contains(out, "What is your name?") || exit["status"] != "cancelled" || !strings.Contains(exit["error"].(string), "idle") {
+		t.Fatalf("output %q, exit %v: want the run ended as idle", out, exit)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("the idle run ended after %s", d)
+	}
+}
+
+func TestInteractiveWithoutAttach(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w1", Slots: 1}}})
+	c.WaitLanguage("python")
+	j := submitInteractive(t, c, greeter)
+	var got *api.Job
+	c.Eventually(30*time.Second, "an interactive job nobody attaches to fails", func() bool {
+		var err error
+		got, err = c.Client.Job(context.Background(), j.ID)
+		return err == nil && got.Terminal()
+	})
+	if got.Status != api.StatusFailed || !strings.Contains(got.Error, "did not start within") || got.Attempts != 0 {
+		t.Fatalf("job %+v: want failed for want of a client", got)
+	}
+	// Meanwhile the worker ran other jobs: the waiting one held no slot.
+	plain, err := c.Client.SubmitWait(context.Background(), &api.JobRequest{Language: "python", Source: "print(2)"}, 30*time.Second)
+	if err != nil || plain.Verdict != api.VerdictOK {
+		t.Fatalf("a plain job: %+v, %v", plain, err)
+	}
+}

@@ -1,0 +1,184 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+
+	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/attach"
+	"github.com/grappe/grappe/internal/auth"
+)
+
+// The attach protocol: GET /api/v1/jobs/{id}/attach upgrades to a
+// WebSocket whose every message is one JSON object in a text frame (the
+// README documents it). Errors before the upgrade (no token, no such job,
+// not interactive, already attached) are ordinary API errors.
+//
+// Client to server:
+//
+//	{"type":"stdin","data":"Ada\n"}          input; "encoding":"base64" for bytes
+//	{"type":"eof"}                           end of input: the program reads EOF
+//	{"type":"signal","signal":"SIGINT"}      to the program's processes
+//
+// Server to client:
+//
+//	{"type":"attached","job":{…}}            first: the job, queued
+//	{"type":"stage","stage":"compile"|"run"}
+//	{"type":"output","stream":"stdout","data":"What is your name? "}
+//	{"type":"exit","status":"done","verdict":"ok","exit_code":0,"signal":"","error":"","job":{…}}
+//	{"type":"error","message":"…"}           a message refused; the session goes on
+//
+// The server closes the connection (1000) after the exit.
+
+// Limits of the attach protocol.
+const (
+	// attachReadLimit bounds one client message (input is sent in
+	// pieces: attach.MaxInputChunk).
+	attachReadLimit = 64 << 10
+)
+
+// attachIn is a client's message.
+type attachIn struct {
+	Type     string `json:"type"`
+	Data     string `json:"data,omitempty"`
+	Encoding string `json:"encoding,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+}
+
+// attachOut is a server's message.
+type attachOut struct {
+	Type     string   `json:"type"`
+	Job      *api.Job `json:"job,omitempty"`
+	Stage    string   `json:"stage,omitempty"`
+	Stream   string   `json:"stream,omitempty"`
+	Data     string   `json:"data,omitempty"`
+	Encoding string   `json:"encoding,omitempty"`
+	// exit
+	Status   string `json:"status,omitempty"`
+	Verdict  string `json:"verdict,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+	Error    string `json:"error,omitempty"`
+	// Dropped counts the output bytes not sent because the client did
+	// not read them in time.
+	Dropped int64 `json:"dropped,omitempty"`
+	// error
+	Message string `json:"message,omitempty"`
+}
+
+func (s *server) attach(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	// A browser sends its cookies with a WebSocket from any page: one
+	// authenticated by the cookie must come from the master's own origin
+	// (websocket.Accept refuses another; a missing one is refused here).
+	if _, fromCookie := credentials(r); fromCookie && r.Header.Get("Origin") == "" {
+		return Errorf(http.StatusForbidden, api.CodeForbidden, "a WebSocket authenticated by the session cookie must carry an Origin")
+	}
+	if !isWebSocket(r) {
+		return Errorf(http.StatusBadRequest, api.CodeBadRequest, "this is a WebSocket endpoint: connect with a WebSocket client")
+	}
+	sess, err := s.Service.Attach(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	defer sess.Close() // the client left, or the exit is sent: ends a job still running
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return nil // Accept answered (a foreign Origin: 403)
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(attachReadLimit)
+	job, err := s.Service.Job(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		conn.Close(websocket.StatusInternalError, "cannot read the job")
+		return nil
+	}
+	attach.Serve(r.Context(), conn, sess, &attachOut{Type: "attached", Job: job}, grappeAttach{})
+	return nil
+}
+
+// isWebSocket reports whether r asks for a WebSocket upgrade.
+func isWebSocket(r *http.Request) bool {
+	return attach.IsWebSocket(r)
+}
+
+// grappeAttach is grappe's attach protocol.
+type grappeAttach struct{}
+
+var _ attach.Protocol = grappeAttach{}
+
+func (grappeAttach) Event(ev attach.Event) []any {
+	switch ev.Kind {
+	case attach.KindStage:
+		return []any{&attachOut{Type: "stage", Stage: ev.Stage}}
+	case attach.KindOutput:
+		out := &attachOut{Type: "output", Stream: ev.Stream, Data: string(ev.Data)}
+		if !utf8.Valid(ev.Data) {
+			out.Data, out.Encoding = base64.StdEncoding.EncodeToString(ev.Data), api.EncodingBase64
+		}
+		return []any{out}
+	}
+	out := &attachOut{Type: "exit", Error: ev.Error, Dropped: ev.Dropped}
+	if j := ev.Job; j != nil {
+		out.Job, out.Status, out.Verdict = j, j.Status, j.Verdict
+		if out.Error == "" {
+			out.Error = j.Error
+		}
+		if j.Run != nil {
+			code := j.Run.ExitCode
+			out.ExitCode, out.Signal = &code, j.Run.Signal
+		}
+	}
+	return []any{out}
+}
+
+// End implements attach.Protocol: a normal closure after the exit.
+func (grappeAttach) End() (websocket.StatusCode, string) {
+	return websocket.StatusNormalClosure, "exit"
+}
+
+func (grappeAttach) Input(ctx context.Context, sess *attach.Session, typ websocket.MessageType, data []byte) (any, websocket.StatusCode, string) {
+	refuse := func(msg string) (any, websocket.StatusCode, string) {
+		return &attachOut{Type: "error", Message: msg}, 0, ""
+	}
+	if typ != websocket.MessageText {
+		return refuse("messages are JSON objects in text frames")
+	}
+	var in attachIn
+	if err := json.Unmarshal(data, &in); err != nil {
+		return refuse("malformed JSON: " + err.Error())
+	}
+	var err error
+	switch in.Type {
+	case "stdin":
+		b := []byte(in.Data)
+		switch in.Encoding {
+		case "", api.EncodingUTF8:
+		case api.EncodingBase64:
+			if b, err = base64.StdEncoding.DecodeString(in.Data); err != nil {
+				return refuse("stdin: invalid base64")
+			}
+		default:
+			return refuse(`stdin: encoding must be "utf8" or "base64"`)
+		}
+		err = sess.Write(ctx, b)
+	case "eof":
+		err = sess.CloseStdin(ctx)
+	case "signal":
+		if !attach.ValidSignal(in.Signal) {
+			return refuse("signal: " + attach.SignalHelp)
+		}
+		err = sess.Signal(ctx, in.Signal)
+	default:
+		return refuse(`type must be "stdin", "eof" or "signal"`)
+	}
+	// An error means the run is over (attach.ErrNotRunning, ErrClosed) or
+	// the client left: what it sent has nowhere to go, and the exit
+	// follows.
+	_ = err
+	return nil, 0, ""
+}
