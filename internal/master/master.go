@@ -103,8 +103,8 @@ type Config struct {
 	// InteractiveIdle ends an interactive run that had neither input
 	// nor output for that long (default attach.DefaultIdle).
 	InteractiveIdle time.Duration
-	ForgetLostAfter   time.Duration // lost workers leave the list; default 1h
-	MaxAttempts       int           // default 3
+	ForgetLostAfter time.Duration // lost workers leave the list; default 1h
+	MaxAttempts     int           // default 3
 	// ResultGrace bounds how long an attempt a reconnecting worker
 	// announced as finished waits for its result (renewed by each piece)
 	// before it is queued again; default 1m.
@@ -267,7 +267,7 @@ type Master struct {
 	joinToken string
 	broker    *broker
 	// attached are the interactive jobs whose client attached here.
-	attached attachedSessions
+	attached  attachedSessions
 	metrics   *metrics
 	stats     statsRing
 	schedOpts scheduler.Options

@@ -31,7 +31,7 @@ type execution struct {
 	// the sandbox may serve another command. broken: the sandbox or the
 	// cgroup failed; neither serves another command.
 	sent, done, healthy, broken bool
-	neverRan                    bool // the sandbox was lost before the command started
+	neverRan                    bool   // the sandbox was lost before the command started
 	stopInput                   func() // ends the feeding of Cmd.Input, if any
 }
 

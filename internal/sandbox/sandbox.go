@@ -54,8 +54,8 @@ type Cmd struct {
 	Env  []string
 	// Dir is the job's work directory on the host, the only place the
 	// command may write.
-	Dir    string
-	Stdin  []byte
+	Dir   string
+	Stdin []byte
 	// Input, if set, replaces Stdin: the command reads a pipe fed from
 	// Input as its data comes (an interactive run), closed at Input's EOF
 	// or error. Exec does not wait for a Read in progress when the
