@@ -27,6 +27,8 @@ print("Hello, " + name + "!")
 type wsConn struct {
 	t    *testing.T
 	conn *websocket.Conn
+	// onMessage, if set, sees the messages closeCode reads past.
+	onMessage func(map[string]any)
 }
 
 // dialWS opens a WebSocket to path on c's master with token (none if
@@ -52,7 +54,7 @@ func dialWS(t *testing.T, c *clustertest.Cluster, path, token string) (*wsConn, 
 		return nil, resp, err
 	}
 	t.Cleanup(func() { conn.CloseNow() })
-	return &wsConn{t, conn}, resp, nil
+	return &wsConn{t: t, conn: conn}, resp, nil
 }
 
 func (w *wsConn) send(v any) {
@@ -108,8 +110,11 @@ func (w *wsConn) closeCode(timeout time.Duration) (websocket.StatusCode, string)
 	w.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		_, err := w.next(time.Until(deadline))
+		m, err := w.next(time.Until(deadline))
 		if err == nil {
+			if w.onMessage != nil {
+				w.onMessage(m)
+			}
 			continue
 		}
 		var ce websocket.CloseError

@@ -3,7 +3,6 @@ package piston
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -32,6 +31,8 @@ const (
 	closeStdinOnly     websocket.StatusCode = 4004
 	closeBadSignal     websocket.StatusCode = 4005
 	closeJobCompleted  websocket.StatusCode = 4999
+	// closeGone: the connection is closed already (readInit).
+	closeGone websocket.StatusCode = -1
 )
 
 // connectInitTimeout is how long a client has to send init, as Piston.
@@ -67,12 +68,15 @@ func (h *handler) connect(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		conn.Close(closeNotifiedError, "Notified Error")
 	}
 	in, code, reason := readInit(ctx, conn)
-	if code != 0 {
-		if code == closeNotifiedError {
-			notify(reason)
-		} else {
-			conn.Close(code, reason)
-		}
+	switch code {
+	case 0:
+	case closeGone:
+		return nil
+	case closeNotifiedError:
+		notify(reason)
+		return nil
+	default:
+		conn.Close(code, reason)
 		return nil
 	}
 	req, rt, err := in.jobRequest(h.Backend.Languages(ctx), h.Aliases)
@@ -101,11 +105,14 @@ func (h *handler) connect(w http.ResponseWriter, r *http.Request, p *auth.Princi
 // connection instead (Piston's code, and the reason or the error to
 // notify).
 func readInit(ctx context.Context, conn *websocket.Conn) (*connectMessage, websocket.StatusCode, string) {
-	ctx, cancel := context.WithTimeout(ctx, connectInitTimeout)
-	defer cancel()
+	// Not a deadline on the Read: a Read whose context ends drops the
+	// connection without the close code. The timer closes it properly,
+	// and the Read returns.
+	timer := time.AfterFunc(connectInitTimeout, func() { conn.Close(closeInitTimeout, "Initialization Timeout") })
 	_, data, err := conn.Read(ctx)
+	timer.Stop()
 	if err != nil {
-		return nil, closeInitTimeout, "Initialization Timeout"
+		return nil, closeGone, ""
 	}
 	var m connectMessage
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -221,7 +228,5 @@ func writeWS(ctx context.Context, conn *websocket.Conn, v any) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, attach.WriteTimeout)
 	defer cancel()
-	if err := conn.Write(ctx, websocket.MessageText, b); err != nil && !errors.Is(err, context.Canceled) {
-		return
-	}
+	_ = conn.Write(ctx, websocket.MessageText, b)
 }
