@@ -13,6 +13,7 @@ import { field, fill, h } from '../dom';
 import { joinArgs, shortId, splitArgs } from '../format';
 import { labelOf, languageOfFile, sampleOf } from '../languages';
 import { badge, outputNodes, progress, renderResult } from '../result';
+import { createInteractivePane } from '../terminal';
 
 interface Draft {
   lang: string;
@@ -91,6 +92,8 @@ function build(): Page & { destroy(): void } {
   const status = h('div', { id: 'run-status', class: 'run-status', 'aria-live': 'polite' }, h('span', { class: 'muted' }, 'Not run yet. Ctrl-Enter runs the program.'));
   const output = h('pre', { id: 'output', class: 'out empty', tabindex: '0', 'aria-label': 'Program output' }, 'The output appears here as the program writes it.');
   const resultBox = h('div', { id: 'result-box' });
+  // Interactive runs show a terminal instead of the output view.
+  const term = createInteractivePane((on) => { output.hidden = on; });
   let shown = { stdout: 0, stderr: 0 }; // characters streamed into the view
   let lastSpan: HTMLElement | null = null;
 
@@ -229,7 +232,9 @@ function build(): Page & { destroy(): void } {
     const a = splitArgs(args.value);
     if (a.length) req.args = a;
     const tests = readTests();
-    if (tests.length) {
+    if (term.enabled()) {
+      req.interactive = true; // stdin is typed in the terminal; no test cases
+    } else if (tests.length) {
       req.tests = tests.map((t) => ({ stdin: t.stdin, expected_output: t.expected === '' ? null : t.expected }));
     } else if (stdin.value) {
       req.stdin = stdin.value;
@@ -259,6 +264,7 @@ function build(): Page & { destroy(): void } {
     }
     show(job);
     watch(job.id);
+    if (job.interactive) void term.attach(job.id);
   }
 
   function resetOutput(): void {
@@ -267,6 +273,7 @@ function build(): Page & { destroy(): void } {
     output.replaceChildren();
     output.classList.remove('empty');
     resultBox.replaceChildren();
+    term.reset();
     shown = { stdout: 0, stderr: 0 };
     lastSpan = null;
   }
@@ -382,7 +389,7 @@ function build(): Page & { destroy(): void } {
       h('div', { class: 'group' },
         h('button', { id: 'sample', type: 'button', class: 'secondary', onclick: () => code.setText(sampleOf(langSel.value)) }, 'Sample'),
         h('label', { for: 'open-file', class: 'button secondary', id: 'open-file-label' }, 'Open file…'), fileInput, fileName),
-      h('div', { class: 'group end' }, cancelBtn, runBtn)),
+      h('div', { class: 'group end' }, term.toggle, cancelBtn, runBtn)),
     langWarning,
     h('div', { class: 'workspace' },
       editorBox,
@@ -399,6 +406,7 @@ function build(): Page & { destroy(): void } {
         h('section', { class: 'panel output-panel', 'aria-label': 'Result' },
           h('h2', null, 'Output'),
           status,
+          term.el,
           output,
           resultBox))));
 
@@ -440,6 +448,7 @@ function build(): Page & { destroy(): void } {
       this.dispose!();
       stream?.close();
       stream = null;
+      term.close();
       job = null; // ends a polling loop
     },
   };
