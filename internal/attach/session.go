@@ -295,13 +295,6 @@ func (s *Session) Refuse(msg string) {
 	s.endLocked()
 }
 
-// Done reports whether the session is over (exited or closed).
-func (s *Session) Done() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.exited || s.closed
-}
-
 // The master's side: what the job does, as it happens.
 
 // Started says the job's attempt runs: input may go, and the idle clock
