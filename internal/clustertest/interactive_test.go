@@ -287,3 +287,97 @@ func TestInteractiveWithoutAttach(t *testing.T) {
 		t.Fatalf("a plain job: %+v, %v", plain, err)
 	}
 }
+
+// With several masters, the job runs where its client attached: on a
+// worker of that master, whichever master accepted the submission. A
+// client attached to a master with no worker for it fails clearly.
+func TestInteractiveSeveralMasters(t *testing.T) {
+	a := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "wa", Slots: 1, Languages: []string{"python"}}}})
+	b := a.AddMaster("b")
+	b.AddWorker(clustertest.WorkerOptions{Name: "wb", Slots: 1, Languages: []string{"python"}})
+	a.WaitLanguage("python")
+	b.WaitLanguage("python")
+
+	j := submitInteractive(t, a, greeter) // accepted by a…
+	ws, _, err := dialWS(t, b, "/api/v1/jobs/"+j.ID+"/attach", b.Token) // …attached to b
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	ws.until("output", 30*time.Second)
+	ws.send(map[string]string{"type": "stdin", "data": "Lin\n"})
+	exit, out := ws.until("exit", 30*time.Second)
+	if !strings.Contains(out, "Hello, Lin!") || exit["verdict"] != "ok" || exit["job"].(map[string]any)["worker"] != "wb" {
+		t.Fatalf("output %q, exit %v: want it run by b's worker", out, exit)
+	}
+
+	// A master without a python worker.
+	c := a.AddMaster("c")
+	j = submitInteractive(t, a, greeter)
+	ws, _, err = dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	exit, _ = ws.until("exit", 30*time.Second)
+	if exit["status"] != "failed" || !strings.Contains(exit["error"].(string), "did not start within") {
+		t.Fatalf("exit %v: want a failure for want of a worker", exit)
+	}
+}
+
+// An interactive run whose worker is lost fails, and is not run again.
+func TestInteractiveWorkerLost(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{
+		{Name: "w1", Slots: 1, Proxied: true, Languages: []string{"python"}},
+		{Name: "w2", Slots: 1, Languages: []string{"python"}},
+	}})
+	c.WaitLanguage("python")
+	// w2 is busy: the interactive job goes to w1.
+	busy, err := c.Client.Submit(context.Background(), &api.JobRequest{Language: "python", Source: "import time\ntime.sleep(8)\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Eventually(10*time.Second, "the busy job runs", func() bool {
+		got, err := c.Client.Job(context.Background(), busy.ID)
+		return err == nil && got.Status == api.StatusRunning
+	})
+	j := submitInteractive(t, c, greeter)
+	ws, _, err := dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	ws.until("output", 30*time.Second)
+	got, err := c.Client.Job(context.Background(), j.ID)
+	if err != nil || got.Worker == "" {
+		t.Fatalf("job %+v, %v", got, err)
+	}
+	c.KillWorker(got.Worker)
+	exit, _ := ws.until("exit", 60*time.Second)
+	job := exit["job"].(map[string]any)
+	if exit["status"] != "failed" || !strings.Contains(exit["error"].(string), "worker lost") || job["attempts"] != 1.0 {
+		t.Fatalf("exit %v: want failed after its one attempt", exit)
+	}
+}
+
+// Only the job's owner attaches; to anyone else the job does not exist.
+func TestInteractiveOwnerOnly(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w1", Slots: 1}}})
+	ctx := context.Background()
+	if err := c.Client.AddUser(ctx, "mallory", "a long enough password", "user"); err != nil {
+		t.Fatal(err)
+	}
+	token, err := c.NewClient("").Login(ctx, "mallory", "a long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := submitInteractive(t, c, greeter) // the admin's
+	if _, resp, err := dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", token); err == nil || resp == nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("another user's attach: %v %v", resp, err)
+	}
+	// An admin sees every job but types into none.
+	mine, err := c.NewClient(token).Submit(ctx, &api.JobRequest{Language: "python", Source: greeter, Interactive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, resp, err := dialWS(t, c, "/api/v1/jobs/"+mine.ID+"/attach", c.Token); err == nil || resp == nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the admin's attach to mallory's job: %v %v", resp, err)
+	}
+}
