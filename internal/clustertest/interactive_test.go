@@ -35,13 +35,19 @@ type wsConn struct {
 // empty); it returns the HTTP answer when the upgrade is refused.
 func dialWS(t *testing.T, c *clustertest.Cluster, path, token string) (*wsConn, *http.Response, error) {
 	t.Helper()
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(c.Master.CAPEM()) {
-		t.Fatal("bad CA PEM")
-	}
 	h := http.Header{}
 	if token != "" {
 		h.Set("Authorization", "Bearer "+token)
+	}
+	return dialWSWith(t, c, path, h)
+}
+
+// dialWSWith is dialWS with the request's headers given.
+func dialWSWith(t *testing.T, c *clustertest.Cluster, path string, h http.Header) (*wsConn, *http.Response, error) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(c.Master.CAPEM()) {
+		t.Fatal("bad CA PEM")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -380,4 +386,38 @@ func TestInteractiveOwnerOnly(t *testing.T) {
 	if _, resp, err := dialWS(t, c, "/api/v1/jobs/"+mine.ID+"/attach", c.Token); err == nil || resp == nil || resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("the admin's attach to mallory's job: %v %v", resp, err)
 	}
+
+	// The web session's cookie: a browser sends it from any page, so the
+	// attach must come from the master's own origin; a refused one
+	// leaves the job waiting for its client.
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.Master.CAPEM())
+	req, _ := http.NewRequest("POST", c.Master.URL()+"/api/v1/session", strings.NewReader(`{"username":"mallory","password":"a long enough password"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var cookie string
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "grappe_session" {
+			cookie = ck.String()
+		}
+	}
+	path := "/api/v1/jobs/" + mine.ID + "/attach"
+	for origin, want := range map[string]int{"https://evil.example": http.StatusForbidden, "": http.StatusForbidden} {
+		h := http.Header{"Cookie": {cookie}}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		if _, resp, err := dialWSWith(t, c, path, h); err == nil || resp == nil || resp.StatusCode != want {
+			t.Fatalf("cookie from origin %q: %v %v, want %d", origin, resp, err, want)
+		}
+	}
+	ws, _, err := dialWSWith(t, c, path, http.Header{"Cookie": {cookie}, "Origin": {c.Master.URL()}})
+	if err != nil {
+		t.Fatalf("cookie from the master's own page: %v", err)
+	}
+	ws.until("attached", 10*time.Second)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -73,12 +75,17 @@ type attachOut struct {
 
 func (s *server) attach(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	// A browser sends its cookies with a WebSocket from any page: one
-	// authenticated by the cookie must come from the master's own origin
-	// (websocket.Accept refuses another; a missing one is refused here).
-	if _, fromCookie := credentials(r); fromCookie && r.Header.Get("Origin") == "" {
+	// authenticated by the cookie must come from the master's own origin.
+	// Checked before the attach, which a refused upgrade would end (and
+	// with it the job): another site's page must not be able to.
+	origin := r.Header.Get("Origin")
+	if _, fromCookie := credentials(r); fromCookie && origin == "" {
 		return Errorf(http.StatusForbidden, api.CodeForbidden, "a WebSocket authenticated by the session cookie must carry an Origin")
 	}
-	if !isWebSocket(r) {
+	if origin != "" && !sameOrigin(origin, r.Host) {
+		return Errorf(http.StatusForbidden, api.CodeForbidden, "a WebSocket from another site's page (Origin %q) is refused", origin)
+	}
+	if !attach.IsWebSocket(r) {
 		return Errorf(http.StatusBadRequest, api.CodeBadRequest, "this is a WebSocket endpoint: connect with a WebSocket client")
 	}
 	sess, err := s.Service.Attach(r.Context(), p, r.PathValue("id"))
@@ -101,9 +108,11 @@ func (s *server) attach(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	return nil
 }
 
-// isWebSocket reports whether r asks for a WebSocket upgrade.
-func isWebSocket(r *http.Request) bool {
-	return attach.IsWebSocket(r)
+// sameOrigin reports whether origin (a browser's Origin header) is the
+// master's own address, host.
+func sameOrigin(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
 }
 
 // grappeAttach is grappe's attach protocol.
