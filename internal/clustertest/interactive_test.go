@@ -244,6 +244,20 @@ func TestInteractiveAttach(t *testing.T) {
 			got, err := c.Client.Job(context.Background(), j.ID)
 			return err == nil && got.Status == api.StatusCancelled && strings.Contains(got.Error, "detached")
 		})
+		// A message past the bound closes the connection, and ends the job.
+		j = submitInteractive(t, c, greeter)
+		ws, _, err = dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
+		if err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		ws.send(map[string]string{"type": "stdin", "data": strings.Repeat("x", 100<<10)})
+		if code, _ := ws.closeCode(10 * time.Second); code != websocket.StatusMessageTooBig {
+			t.Fatalf("close %d after a 100 KiB message", code)
+		}
+		c.Eventually(30*time.Second, "the job ends with its connection", func() bool {
+			got, err := c.Client.Job(context.Background(), j.ID)
+			return err == nil && got.Terminal()
+		})
 		// The refusal of a job's submission: interactive jobs take no tests.
 		_, err = c.Client.Submit(context.Background(), &api.JobRequest{Language: "python", Source: greeter, Interactive: true,
 			Tests: []api.TestCase{{Stdin: "x"}}})

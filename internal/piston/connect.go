@@ -38,6 +38,10 @@ const (
 // connectInitTimeout is how long a client has to send init, as Piston.
 const connectInitTimeout = time.Second
 
+// connectReadLimit bounds a client message after init (a larger one
+// closes the connection, 1009).
+const connectReadLimit = 1 << 20
+
 // connectMessage is any client message of /connect: init carries
 // execute's fields, data a stream and its data, signal a signal.
 type connectMessage struct {
@@ -96,6 +100,8 @@ func (h *handler) connect(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		return nil
 	}
 	defer sess.Close()
+	// init carried the files; what follows is input, sent in pieces.
+	conn.SetReadLimit(connectReadLimit)
 	first := map[string]string{"type": "runtime", "language": pistonName(rt.Language), "version": rt.Version}
 	attach.Serve(ctx, conn, sess, first, pistonConnect{rt: rt})
 	return nil
