@@ -318,7 +318,7 @@ func TestInteractiveSeveralMasters(t *testing.T) {
 	a.WaitLanguage("python")
 	b.WaitLanguage("python")
 
-	j := submitInteractive(t, a, greeter) // accepted by a…
+	j := submitInteractive(t, a, greeter)                               // accepted by a…
 	ws, _, err := dialWS(t, b, "/api/v1/jobs/"+j.ID+"/attach", b.Token) // …attached to b
 	if err != nil {
 		t.Fatalf("attach: %v", err)
