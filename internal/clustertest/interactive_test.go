@@ -318,8 +318,9 @@ func TestInteractiveSeveralMasters(t *testing.T) {
 	a.WaitLanguage("python")
 	b.WaitLanguage("python")
 
-	j := submitInteractive(t, a, greeter)                               // accepted by a…
-	ws, _, err := dialWS(t, b, "/api/v1/jobs/"+j.ID+"/attach", b.Token) // …attached to b
+	// Accepted by a, attached to b.
+	j := submitInteractive(t, a, greeter)
+	ws, _, err := dialWS(t, b, "/api/v1/jobs/"+j.ID+"/attach", b.Token)
 	if err != nil {
 		t.Fatalf("attach: %v", err)
 	}

@@ -100,11 +100,11 @@ type Config struct {
 	WorkerTimeout     time.Duration // silent this long → lost; default 5s
 	PlacementTimeout  time.Duration // no capable worker this long → failed; default 60s
 	RecoveryGrace     time.Duration // after a restart, for workers to re-adopt; default 15s
+	ForgetLostAfter   time.Duration // lost workers leave the list; default 1h
+	MaxAttempts       int           // default 3
 	// InteractiveIdle ends an interactive run that had neither input
 	// nor output for that long (default attach.DefaultIdle).
 	InteractiveIdle time.Duration
-	ForgetLostAfter time.Duration // lost workers leave the list; default 1h
-	MaxAttempts     int           // default 3
 	// ResultGrace bounds how long an attempt a reconnecting worker
 	// announced as finished waits for its result (renewed by each piece)
 	// before it is queued again; default 1m.
@@ -161,8 +161,8 @@ func (c *Config) Validate() error {
 		return errors.New("master: --tls-cert and --tls-key go together")
 	case c.InsecureHTTP && !loopback(c.Listen):
 		return fmt.Errorf("master: --insecure-http is only allowed on a loopback address, not %q", c.Listen)
-	case c.HeartbeatInterval < 0 || c.WorkerTimeout < 0 || c.PlacementTimeout < 0 || c.RecoveryGrace < 0 || c.InteractiveIdle < 0 ||
-		c.ForgetLostAfter < 0 || c.ResultGrace < 0 || c.LoginTTL < 0:
+	case c.HeartbeatInterval < 0 || c.WorkerTimeout < 0 || c.PlacementTimeout < 0 || c.RecoveryGrace < 0 ||
+		c.ForgetLostAfter < 0 || c.ResultGrace < 0 || c.LoginTTL < 0 || c.InteractiveIdle < 0:
 		return errors.New("master: durations must not be negative")
 	case c.WorkerTimeout <= c.HeartbeatInterval:
 		return fmt.Errorf("master: the worker timeout (%s) must be longer than the heartbeat interval (%s)", c.WorkerTimeout, c.HeartbeatInterval)
@@ -355,8 +355,9 @@ func New(cfg Config) (*Master, error) {
 	}
 	m := &Master{
 		cfg: cfg, log: cfg.Logger, audit: cfg.Logger.With("audit", true), catalogue: cfg.Catalogue,
-		broker: newBroker(), attached: attachedSessions{byJob: map[string]*attach.Session{}}, kickc: make(chan struct{}, 1), sweepc: make(chan struct{}, 1),
-		jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{}, started: time.Now(),
+		broker: newBroker(), kickc: make(chan struct{}, 1), sweepc: make(chan struct{}, 1),
+		attached: attachedSessions{byJob: map[string]*attach.Session{}},
+		jobs:     map[string]*liveJob{}, workers: map[string]*workerEntry{}, started: time.Now(),
 		dirtyRows: map[string]struct{}{},
 		sweeper:   role{name: store.RoleSweeper}, autoscaleRole: role{name: store.RoleAutoscaler},
 		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
