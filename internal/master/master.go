@@ -356,8 +356,8 @@ func New(cfg Config) (*Master, error) {
 	m := &Master{
 		cfg: cfg, log: cfg.Logger, audit: cfg.Logger.With("audit", true), catalogue: cfg.Catalogue,
 		broker: newBroker(), kickc: make(chan struct{}, 1), sweepc: make(chan struct{}, 1),
-		attached: attachedSessions{byJob: map[string]*attach.Session{}},
-		jobs:     map[string]*liveJob{}, workers: map[string]*workerEntry{}, started: time.Now(),
+		jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{}, started: time.Now(),
+		attached:  attachedSessions{byJob: map[string]*attach.Session{}},
 		dirtyRows: map[string]struct{}{},
 		sweeper:   role{name: store.RoleSweeper}, autoscaleRole: role{name: store.RoleAutoscaler},
 		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
