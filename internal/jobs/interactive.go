@@ -38,7 +38,8 @@ var ErrNotWaiting = &Error{Code: CodeConflict, Message: "the job is not an inter
 // that runs it and has a free slot (Links.Offers, best first), under a
 // lease held by this master, and returns it running. It returns nil, nil
 // when no such worker is free now: the caller tries again when a slot
-// frees. ErrNotWaiting when the job is not queued and interactive.
+// frees. ErrNotWaiting when the job is not queued and interactive, or
+// ended here (its worker left as it was sent).
 func (c *Core) StartAttached(ctx context.Context, id string) (*store.Job, error) {
 	c.dispatchMu.Lock() // the offers must not be spent twice
 	defer c.dispatchMu.Unlock()
@@ -83,9 +84,10 @@ func (c *Core) StartAttached(ctx context.Context, id string) (*store.Job, error)
 		return nil, fmt.Errorf("jobs: start attached: %w", err)
 	}
 	if err := c.links.Assign(ctx, w, j); err != nil {
+		// Given back, which fails it: its client may have typed already.
 		c.log.Info("worker left before the job started", "job", id, "worker", w.Name, "err", err)
 		_ = c.Release(ctx, w, id, j.Attempts, Release{Reason: fmt.Sprintf("worker %s left before the job started", w.Name)})
-		return c.store.GetJob(ctx, id)
+		return nil, ErrNotWaiting
 	}
 	c.publish(j)
 	return j, nil
