@@ -286,6 +286,21 @@ func TestInteractiveIdle(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Fatalf("the idle run ended after %s", d)
 	}
+
+	// The wall-time limit still applies to a program waiting for input
+	// (here the shorter of the two).
+	j, err = c.Client.Submit(context.Background(), &api.JobRequest{Language: "python", Source: greeter, Interactive: true,
+		Limits: api.Limits{WallMs: 500}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _, err = dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if exit, _ = ws.until("exit", 30*time.Second); exit["verdict"] != "time_limit" {
+		t.Fatalf("exit %v: want the wall-time limit", exit)
+	}
 }
 
 func TestInteractiveWithoutAttach(t *testing.T) {
