@@ -451,3 +451,31 @@ func TestInteractiveOwnerOnly(t *testing.T) {
 	}
 	ws.until("attached", 10*time.Second)
 }
+
+// A master restart drops the client's connection: the run it held is
+// ended once its worker is back, not left waiting for input for ever.
+func TestInteractiveMasterRestart(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w1", Slots: 1, Languages: []string{"python"}}}})
+	c.WaitLanguage("python")
+	j := submitInteractive(t, c, greeter)
+	ws, _, err := dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	ws.until("output", 30*time.Second)
+	c.StopMaster()
+	for {
+		if _, err := ws.next(10 * time.Second); err != nil {
+			break // the connection ended with its master
+		}
+	}
+	c.RestartMaster()
+	var got *api.Job
+	c.Eventually(30*time.Second, "the orphaned run ends", func() bool {
+		got, err = c.Client.Job(context.Background(), j.ID)
+		return err == nil && got.Terminal()
+	})
+	if got.Status != api.StatusCancelled || !strings.Contains(got.Error, "not attached") || got.Attempts != 1 {
+		t.Fatalf("job %+v: want cancelled, its client gone", got)
+	}
+}
