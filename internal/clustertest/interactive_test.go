@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -478,4 +479,38 @@ func TestInteractiveMasterRestart(t *testing.T) {
 	if got.Status != api.StatusCancelled || !strings.Contains(got.Error, "not attached") || got.Attempts != 1 {
 		t.Fatalf("job %+v: want cancelled, its client gone", got)
 	}
+}
+
+// TestInteractiveRoundTrip measures the time from a line sent on the
+// WebSocket to its echo by the program (master, worker link, sandbox pipe
+// and back), one line at a time.
+func TestInteractiveRoundTrip(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w1", Slots: 1, Languages: []string{"python"}}}})
+	c.WaitLanguage("python")
+	j := submitInteractive(t, c, "import sys\nfor line in sys.stdin:\n    print(line, end='', flush=True)\n")
+	ws, _, err := dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	ws.until("stage", 30*time.Second)
+	const n = 200
+	var total, worst time.Duration
+	for i := range n {
+		line := fmt.Sprintf("line %d\n", i)
+		start := time.Now()
+		ws.send(map[string]string{"type": "stdin", "data": line})
+		got := ""
+		for got != line {
+			_, more := ws.until("output", 10*time.Second)
+			got += more
+		}
+		d := time.Since(start)
+		total += d
+		worst = max(worst, d)
+	}
+	ws.send(map[string]string{"type": "eof"})
+	if exit, _ := ws.until("exit", 30*time.Second); exit["verdict"] != "ok" {
+		t.Fatalf("exit %v", exit)
+	}
+	t.Logf("%d lines echoed one at a time: mean round trip %v, worst %v", n, (total / n).Round(time.Microsecond), worst.Round(time.Microsecond))
 }

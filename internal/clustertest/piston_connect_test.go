@@ -56,6 +56,25 @@ func TestPistonConnect(t *testing.T) {
 		}
 	})
 
+	t.Run("a compile error", func(t *testing.T) {
+		c.WaitLanguage("c")
+		ws := connect(t)
+		ws.send(map[string]any{
+			"type": "init", "language": "c", "version": "*",
+			"files": []map[string]string{{"name": "main.c", "content": "int main(void) { return undeclared; }\n"}},
+		})
+		if st, _ := ws.until("stage", 30*time.Second); st["stage"] != "compile" {
+			t.Fatalf("stage %v", st)
+		}
+		exit, out := ws.until("exit", 60*time.Second)
+		if exit["stage"] != "compile" || exit["code"] == 0.0 || !strings.Contains(out, "undeclared") {
+			t.Fatalf("exit %v after %q: want the compiler's complaint", exit, out)
+		}
+		if code, _ := ws.closeCode(10 * time.Second); code != 4999 {
+			t.Fatalf("close %d", code)
+		}
+	})
+
 	closes := []struct {
 		name   string
 		send   []any
