@@ -93,7 +93,7 @@ function build(): Page & { destroy(): void } {
   const output = h('pre', { id: 'output', class: 'out empty', tabindex: '0', 'aria-label': 'Program output' }, 'The output appears here as the program writes it.');
   const resultBox = h('div', { id: 'result-box' });
   // Interactive runs show a terminal instead of the output view.
-  const term = createInteractivePane((on) => { output.hidden = on; });
+  const term = createInteractivePane((on) => { output.hidden = on; stdin.disabled = on; });
   let shown = { stdout: 0, stderr: 0 }; // characters streamed into the view
   let lastSpan: HTMLElement | null = null;
 
