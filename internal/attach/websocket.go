@@ -80,7 +80,10 @@ func Serve(ctx context.Context, conn *websocket.Conn, s *Session, first any, pro
 			}
 		}
 	}()
-	defer func() { <-read }()
+	defer func() {
+		cancel() // a reader waiting to send input gives up
+		<-read
+	}()
 	for {
 		ev, err := s.Next(ctx)
 		if err != nil {
