@@ -2036,9 +2036,9 @@ func (x *Result) GetError() string {
 // Stdin feeds an interactive attempt (JobSpec.interactive) as its client
 // types: data in order, then eof once; a signal is for the program's
 // processes. The master relays what the attached client sends, throttled;
-// the worker buffers a bounded amount per attempt and ends the run when
-// the program leaves more unread (it cannot slow the master down: one
-// stream carries every attempt of the worker).
+// the worker buffers a bounded amount per attempt and cuts the input (the
+// program reads EOF) when the program leaves more unread: it cannot slow
+// the master down, one stream carries every attempt of the worker.
 type Stdin struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Attempt       *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
