@@ -477,3 +477,34 @@ type AutoscaleDecision struct {
 	Worker string    `json:"worker,omitempty"`
 	Reason string    `json:"reason"`
 }
+
+// AttachIn is a client's message on the WebSocket of
+// GET /api/v1/jobs/{id}/attach: Type "stdin" (Data, in Encoding),
+// "eof" (the end of input) or "signal" (Signal, "SIGINT", …).
+type AttachIn struct {
+	Type     string `json:"type"`
+	Data     string `json:"data,omitempty"`
+	Encoding string `json:"encoding,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+}
+
+// AttachOut is a server's message on the attach WebSocket: Type
+// "attached" (Job, queued), "stage" (Stage), "output" (Stream, Data in
+// Encoding), "exit" (the finished Job, its Status, Verdict, ExitCode,
+// Signal, Error, and the output bytes Dropped because the client did not
+// read them) or "error" (Message: a client message refused).
+type AttachOut struct {
+	Type     string `json:"type"`
+	Job      *Job   `json:"job,omitempty"`
+	Stage    string `json:"stage,omitempty"`
+	Stream   string `json:"stream,omitempty"`
+	Data     string `json:"data,omitempty"`
+	Encoding string `json:"encoding,omitempty"`
+	Status   string `json:"status,omitempty"`
+	Verdict  string `json:"verdict,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Dropped  int64  `json:"dropped,omitempty"`
+	Message  string `json:"message,omitempty"`
+}

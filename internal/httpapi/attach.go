@@ -17,25 +17,11 @@ import (
 )
 
 // The attach protocol: GET /api/v1/jobs/{id}/attach upgrades to a
-// WebSocket whose every message is one JSON object in a text frame (the
-// README documents it). Errors before the upgrade (no token, no such job,
-// not interactive, already attached) are ordinary API errors.
-//
-// Client to server:
-//
-//	{"type":"stdin","data":"Ada\n"}          input; "encoding":"base64" for bytes
-//	{"type":"eof"}                           end of input: the program reads EOF
-//	{"type":"signal","signal":"SIGINT"}      to the program's processes
-//
-// Server to client:
-//
-//	{"type":"attached","job":{…}}            first: the job, queued
-//	{"type":"stage","stage":"compile"|"run"}
-//	{"type":"output","stream":"stdout","data":"What is your name? "}
-//	{"type":"exit","status":"done","verdict":"ok","exit_code":0,"signal":"","error":"","job":{…}}
-//	{"type":"error","message":"…"}           a message refused; the session goes on
-//
-// The server closes the connection (1000) after the exit.
+// WebSocket whose every message is one JSON object in a text frame,
+// api.AttachIn from the client and api.AttachOut from the server (the
+// README documents them); the server closes the connection (1000) after
+// the exit. Errors before the upgrade (no token, no such job, not
+// interactive, already attached) are ordinary API errors.
 
 // Limits of the attach protocol.
 const (
@@ -43,35 +29,6 @@ const (
 	// pieces: attach.MaxInputChunk).
 	attachReadLimit = 64 << 10
 )
-
-// attachIn is a client's message.
-type attachIn struct {
-	Type     string `json:"type"`
-	Data     string `json:"data,omitempty"`
-	Encoding string `json:"encoding,omitempty"`
-	Signal   string `json:"signal,omitempty"`
-}
-
-// attachOut is a server's message.
-type attachOut struct {
-	Type     string   `json:"type"`
-	Job      *api.Job `json:"job,omitempty"`
-	Stage    string   `json:"stage,omitempty"`
-	Stream   string   `json:"stream,omitempty"`
-	Data     string   `json:"data,omitempty"`
-	Encoding string   `json:"encoding,omitempty"`
-	// exit
-	Status   string `json:"status,omitempty"`
-	Verdict  string `json:"verdict,omitempty"`
-	ExitCode *int   `json:"exit_code,omitempty"`
-	Signal   string `json:"signal,omitempty"`
-	Error    string `json:"error,omitempty"`
-	// Dropped counts the output bytes not sent because the client did
-	// not read them in time.
-	Dropped int64 `json:"dropped,omitempty"`
-	// error
-	Message string `json:"message,omitempty"`
-}
 
 func (s *server) attach(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	// A browser sends its cookies with a WebSocket from any page: one
@@ -104,7 +61,7 @@ func (s *server) attach(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		conn.Close(websocket.StatusInternalError, "cannot read the job")
 		return nil
 	}
-	attach.Serve(r.Context(), conn, sess, &attachOut{Type: "attached", Job: job}, grappeAttach{})
+	attach.Serve(r.Context(), conn, sess, &api.AttachOut{Type: "attached", Job: job}, grappeAttach{})
 	return nil
 }
 
@@ -123,15 +80,15 @@ var _ attach.Protocol = grappeAttach{}
 func (grappeAttach) Event(ev attach.Event) []any {
 	switch ev.Kind {
 	case attach.KindStage:
-		return []any{&attachOut{Type: "stage", Stage: ev.Stage}}
+		return []any{&api.AttachOut{Type: "stage", Stage: ev.Stage}}
 	case attach.KindOutput:
-		out := &attachOut{Type: "output", Stream: ev.Stream, Data: string(ev.Data)}
+		out := &api.AttachOut{Type: "output", Stream: ev.Stream, Data: string(ev.Data)}
 		if !utf8.Valid(ev.Data) {
 			out.Data, out.Encoding = base64.StdEncoding.EncodeToString(ev.Data), api.EncodingBase64
 		}
 		return []any{out}
 	}
-	out := &attachOut{Type: "exit", Error: ev.Error, Dropped: ev.Dropped}
+	out := &api.AttachOut{Type: "exit", Error: ev.Error, Dropped: ev.Dropped}
 	if j := ev.Job; j != nil {
 		out.Job, out.Status, out.Verdict = j, j.Status, j.Verdict
 		if out.Error == "" {
@@ -152,12 +109,12 @@ func (grappeAttach) End() (websocket.StatusCode, string) {
 
 func (grappeAttach) Input(ctx context.Context, sess *attach.Session, typ websocket.MessageType, data []byte) (any, websocket.StatusCode, string) {
 	refuse := func(msg string) (any, websocket.StatusCode, string) {
-		return &attachOut{Type: "error", Message: msg}, 0, ""
+		return &api.AttachOut{Type: "error", Message: msg}, 0, ""
 	}
 	if typ != websocket.MessageText {
 		return refuse("messages are JSON objects in text frames")
 	}
-	var in attachIn
+	var in api.AttachIn
 	if err := json.Unmarshal(data, &in); err != nil {
 		return refuse("malformed JSON: " + err.Error())
 	}
