@@ -36,7 +36,8 @@ var ErrNotWaiting = &Error{Code: CodeConflict, Message: "the job is not an inter
 
 // StartAttached starts interactive job id on the first worker held here
 // that runs it and has a free slot (Links.Offers, best first), under a
-// lease held by this master, and returns it running. It returns nil, nil
+// lease held by this master (store.ClaimJob: a claim of one named job),
+// and returns it running. It returns nil, nil
 // when no such worker is free now: the caller tries again when a slot
 // frees. ErrNotWaiting when the job is not queued and interactive, or
 // ended here (its worker left as it was sent).
@@ -67,20 +68,11 @@ func (c *Core) StartAttached(ctx context.Context, id string) (*store.Job, error)
 		return nil, nil
 	}
 	now := c.now()
-	// A start and a renewal rather than a claim: the claim picks its jobs
-	// from the queue, this is one named job. The renewal follows at once,
-	// as the worker's next heartbeat would, so that the attempt is held
-	// by a lease of this master like a claimed one.
-	if err := c.store.StartAttempt(ctx, id, j.Attempts+1, w, now); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return nil, ErrNotWaiting // cancelled or failed meanwhile
-		}
-		return nil, fmt.Errorf("jobs: start attached: %w", err)
-	}
-	if _, err := c.store.RenewLeases(ctx, c.cfg.MasterID, []store.WorkerRef{w}, now.Add(c.cfg.LeaseTTL)); err != nil {
-		c.log.Warn("lease of an attached job", "job", id, "err", err)
-	}
-	if j, err = c.store.GetJob(ctx, id); err != nil {
+	j, err = c.store.ClaimJob(ctx, id, c.cfg.MasterID, w, now, now.Add(c.cfg.LeaseTTL))
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return nil, ErrNotWaiting // cancelled, failed or started meanwhile
+	case err != nil:
 		return nil, fmt.Errorf("jobs: start attached: %w", err)
 	}
 	if err := c.links.Assign(ctx, w, j); err != nil {
