@@ -86,7 +86,9 @@ func (f *stdinFeed) close() {
 }
 
 // parseSignal reads a signal's name ("SIGINT" or "INT"); a client may send
-// only the signals a terminal user could, plus the ends (TERM, KILL).
+// only the signals a terminal user could, plus the ends (TERM, KILL). The
+// master refuses the others already (attach.ValidSignal, the same list):
+// the worker does not take the master's word for what reaches a program.
 func parseSignal(name string) (syscall.Signal, bool) {
 	if name == "" {
 		return 0, false
