@@ -90,6 +90,11 @@ type JobRequest struct {
 	Priority       int               `json:"priority,omitempty"`
 	Labels         map[string]string `json:"labels,omitempty"`
 	MaxAttempts    int               `json:"max_attempts,omitempty"`
+	// Interactive: the program's stdin comes from a client attached at
+	// GET /api/v1/jobs/{id}/attach (a WebSocket), not from stdin. The job
+	// starts once attached, must start within the placement timeout, has
+	// no test cases, and is never run twice.
+	Interactive bool `json:"interactive,omitempty"`
 }
 
 // Compile is the outcome of the compile step.
@@ -148,6 +153,8 @@ type Job struct {
 	Tests         []TestResult `json:"tests,omitempty"`
 	// Request is the submission, returned by GET /api/v1/jobs/{id} so a client can re-run it.
 	Request *JobRequest `json:"request,omitempty"`
+	// Interactive: see JobRequest.Interactive.
+	Interactive bool `json:"interactive,omitempty"`
 }
 
 // Terminal reports whether the job will not change any more.
@@ -493,4 +500,35 @@ type AutoscaleDecision struct {
 	Action string    `json:"action"`
 	Worker string    `json:"worker,omitempty"`
 	Reason string    `json:"reason"`
+}
+
+// AttachIn is a client's message on the WebSocket of
+// GET /api/v1/jobs/{id}/attach: Type "stdin" (Data, in Encoding),
+// "eof" (the end of input) or "signal" (Signal, "SIGINT", …).
+type AttachIn struct {
+	Type     string `json:"type"`
+	Data     string `json:"data,omitempty"`
+	Encoding string `json:"encoding,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+}
+
+// AttachOut is a server's message on the attach WebSocket: Type
+// "attached" (Job, queued), "stage" (Stage), "output" (Stream, Data in
+// Encoding), "exit" (the finished Job, its Status, Verdict, ExitCode,
+// Signal, Error, and the output bytes Dropped because the client did not
+// read them) or "error" (Message: a client message refused).
+type AttachOut struct {
+	Type     string `json:"type"`
+	Job      *Job   `json:"job,omitempty"`
+	Stage    string `json:"stage,omitempty"`
+	Stream   string `json:"stream,omitempty"`
+	Data     string `json:"data,omitempty"`
+	Encoding string `json:"encoding,omitempty"`
+	Status   string `json:"status,omitempty"`
+	Verdict  string `json:"verdict,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Dropped  int64  `json:"dropped,omitempty"`
+	Message  string `json:"message,omitempty"`
 }

@@ -138,17 +138,35 @@ output goes to stderr) or a failed job, 124 on a time limit, 1 on other
 limits, 130 when interrupted (the job is then cancelled).
 
 With --json the whole job is printed instead, and the exit code is 0 once the
-job has finished, whatever the program did.`,
+job has finished, whatever the program did.
+
+With --interactive the program reads grappe's own stdin as it comes (type
+into it; its end is the program's EOF) and its output is written as it
+comes: an interactive job (README: Interactive runs).`,
 		Args: cobra.MinimumNArgs(1),
 	}
 	cf := addConnFlags(cmd)
 	jf := addJobFlags(cmd)
+	interactive := cmd.Flags().BoolP("interactive", "i", false, "give the program grappe's stdin as it comes, and write its output as it comes")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *interactive && jf.stdin != "" {
+			return errors.New("--stdin and --interactive do not go together: with --interactive the program reads grappe's stdin")
+		}
 		c, req, err := jobClient(cmd, args, cf, jf)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
+		if *interactive {
+			job, err := runInteractive(cmd.Context(), c, req, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if jf.json {
+				return emitJSON(cmd.OutOrStdout(), job)
+			}
+			return reportInteractive(job, cmd.ErrOrStderr())
+		}
 		job, err := runAndWait(cmd.Context(), c, req, cmd.ErrOrStderr())
 		if err != nil {
 			return err

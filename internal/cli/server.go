@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/grappe/grappe/internal/attach"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/connlimit"
 	"github.com/grappe/grappe/internal/lang"
@@ -37,6 +38,7 @@ type masterFlags struct {
 	insecureHTTP                bool
 	heartbeat, workerTimeout    time.Duration
 	placementTimeout            time.Duration
+	interactiveIdle             time.Duration
 	maxCPU, maxMem              float64
 	rateLimit                   float64
 	loginTTL                    time.Duration
@@ -73,6 +75,7 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.DurationVar(&f.heartbeat, "heartbeat", time.Second, "worker heartbeat interval")
 	fl.DurationVar(&f.workerTimeout, "worker-timeout", 5*time.Second, "a worker silent this long is declared lost")
 	fl.DurationVar(&f.placementTimeout, "placement-timeout", time.Minute, "a job no connected worker can run fails after this long")
+	fl.DurationVar(&f.interactiveIdle, "interactive-idle", attach.DefaultIdle, "an interactive run with neither input nor output for this long is cancelled")
 	fl.Float64Var(&f.maxCPU, "max-cpu", 100, "give no new job to workers above this CPU percent (100: never skip)")
 	fl.Float64Var(&f.maxMem, "max-mem", 95, "give no new job to workers above this memory percent")
 	fl.Float64Var(&f.rateLimit, "rate-limit", 1000, "API requests per second per user, in bursts of up to twice that; past it 429")
@@ -96,7 +99,8 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		MasterID: f.masterID, Database: f.database, MaxQueuedPerUser: f.maxQueuedPerUser,
 		MaxConnsPerAddr: f.maxConnsPerIP, MaxConns: f.maxConns,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
-		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,
+		InteractiveIdle: f.interactiveIdle,
+		MaxCPUPercent:   f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,
 		Autoscale: f.autoscale.config(f.catalogue, f.logLevel, f.data), AnonymousUser: f.anonymousUser,
 	}
 }

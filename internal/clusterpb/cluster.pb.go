@@ -147,6 +147,7 @@ type WorkerMessage struct {
 	//	*WorkerMessage_Accepted
 	//	*WorkerMessage_Release
 	//	*WorkerMessage_ResultPart
+	//	*WorkerMessage_Stage
 	Msg           isWorkerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -252,6 +253,15 @@ func (x *WorkerMessage) GetResultPart() *ResultPart {
 	return nil
 }
 
+func (x *WorkerMessage) GetStage() *Stage {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkerMessage_Stage); ok {
+			return x.Stage
+		}
+	}
+	return nil
+}
+
 type isWorkerMessage_Msg interface {
 	isWorkerMessage_Msg()
 }
@@ -284,6 +294,10 @@ type WorkerMessage_ResultPart struct {
 	ResultPart *ResultPart `protobuf:"bytes,7,opt,name=result_part,json=resultPart,proto3,oneof"`
 }
 
+type WorkerMessage_Stage struct {
+	Stage *Stage `protobuf:"bytes,8,opt,name=stage,proto3,oneof"`
+}
+
 func (*WorkerMessage_Hello) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Heartbeat) isWorkerMessage_Msg() {}
@@ -298,6 +312,8 @@ func (*WorkerMessage_Release) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_ResultPart) isWorkerMessage_Msg() {}
 
+func (*WorkerMessage_Stage) isWorkerMessage_Msg() {}
+
 type MasterMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -307,6 +323,7 @@ type MasterMessage struct {
 	//	*MasterMessage_Cancel
 	//	*MasterMessage_Drain
 	//	*MasterMessage_ResultAck
+	//	*MasterMessage_Stdin
 	Msg           isMasterMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -394,6 +411,15 @@ func (x *MasterMessage) GetResultAck() *ResultAck {
 	return nil
 }
 
+func (x *MasterMessage) GetStdin() *Stdin {
+	if x != nil {
+		if x, ok := x.Msg.(*MasterMessage_Stdin); ok {
+			return x.Stdin
+		}
+	}
+	return nil
+}
+
 type isMasterMessage_Msg interface {
 	isMasterMessage_Msg()
 }
@@ -418,6 +444,10 @@ type MasterMessage_ResultAck struct {
 	ResultAck *ResultAck `protobuf:"bytes,5,opt,name=result_ack,json=resultAck,proto3,oneof"`
 }
 
+type MasterMessage_Stdin struct {
+	Stdin *Stdin `protobuf:"bytes,6,opt,name=stdin,proto3,oneof"`
+}
+
 func (*MasterMessage_Welcome) isMasterMessage_Msg() {}
 
 func (*MasterMessage_Assign) isMasterMessage_Msg() {}
@@ -427,6 +457,8 @@ func (*MasterMessage_Cancel) isMasterMessage_Msg() {}
 func (*MasterMessage_Drain) isMasterMessage_Msg() {}
 
 func (*MasterMessage_ResultAck) isMasterMessage_Msg() {}
+
+func (*MasterMessage_Stdin) isMasterMessage_Msg() {}
 
 // Hello announces the worker. It is sent on every (re)connection, with the
 // attempts the worker is still running so the master can re-adopt them.
@@ -1596,8 +1628,11 @@ type JobSpec struct {
 	ExpectedOutput []byte                 `protobuf:"bytes,9,opt,name=expected_output,json=expectedOutput,proto3" json:"expected_output,omitempty"`
 	Tests          []*TestCase            `protobuf:"bytes,10,rep,name=tests,proto3" json:"tests,omitempty"`
 	StopOnFailure  bool                   `protobuf:"varint,11,opt,name=stop_on_failure,json=stopOnFailure,proto3" json:"stop_on_failure,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// interactive: stdin comes from Stdin messages, not from stdin, and the
+	// worker reports its stages.
+	Interactive   bool `protobuf:"varint,12,opt,name=interactive,proto3" json:"interactive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -1703,6 +1738,13 @@ func (x *JobSpec) GetTests() []*TestCase {
 func (x *JobSpec) GetStopOnFailure() bool {
 	if x != nil {
 		return x.StopOnFailure
+	}
+	return false
+}
+
+func (x *JobSpec) GetInteractive() bool {
+	if x != nil {
+		return x.Interactive
 	}
 	return false
 }
@@ -1991,6 +2033,134 @@ func (x *Result) GetError() string {
 	return ""
 }
 
+// Stdin feeds an interactive attempt (JobSpec.interactive) as its client
+// types: data in order, then eof once; a signal is for the program's
+// processes. The master relays what the attached client sends, throttled;
+// the worker buffers a bounded amount per attempt and cuts the input (the
+// program reads EOF) when the program leaves more unread: it cannot slow
+// the master down, one stream carries every attempt of the worker.
+type Stdin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attempt       *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Eof           bool                   `protobuf:"varint,3,opt,name=eof,proto3" json:"eof,omitempty"`      // no more data after this message
+	Signal        string                 `protobuf:"bytes,4,opt,name=signal,proto3" json:"signal,omitempty"` // "SIGINT", "SIGTERM", "SIGKILL", …
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stdin) Reset() {
+	*x = Stdin{}
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stdin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stdin) ProtoMessage() {}
+
+func (x *Stdin) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stdin.ProtoReflect.Descriptor instead.
+func (*Stdin) Descriptor() ([]byte, []int) {
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Stdin) GetAttempt() *AttemptRef {
+	if x != nil {
+		return x.Attempt
+	}
+	return nil
+}
+
+func (x *Stdin) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *Stdin) GetEof() bool {
+	if x != nil {
+		return x.Eof
+	}
+	return false
+}
+
+func (x *Stdin) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+// Stage says which step an interactive attempt is in ("compile", "run"),
+// for its attached client.
+type Stage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attempt       *AttemptRef            `protobuf:"bytes,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Stage         string                 `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stage) Reset() {
+	*x = Stage{}
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stage) ProtoMessage() {}
+
+func (x *Stage) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_clusterpb_cluster_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stage.ProtoReflect.Descriptor instead.
+func (*Stage) Descriptor() ([]byte, []int) {
+	return file_internal_clusterpb_cluster_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Stage) GetAttempt() *AttemptRef {
+	if x != nil {
+		return x.Attempt
+	}
+	return nil
+}
+
+func (x *Stage) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
 var File_internal_clusterpb_cluster_proto protoreflect.FileDescriptor
 
 const file_internal_clusterpb_cluster_proto_rawDesc = "" +
@@ -2003,7 +2173,7 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\acsr_der\x18\x03 \x01(\fR\x06csrDer\"N\n" +
 	"\fJoinResponse\x12'\n" +
 	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer\x12\x15\n" +
-	"\x06ca_der\x18\x02 \x01(\fR\x05caDer\"\xa5\x03\n" +
+	"\x06ca_der\x18\x02 \x01(\fR\x05caDer\"\xd7\x03\n" +
 	"\rWorkerMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.grappe.cluster.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.grappe.cluster.v1.HeartbeatH\x00R\theartbeat\x123\n" +
@@ -2012,15 +2182,17 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\baccepted\x18\x05 \x01(\v2\x1b.grappe.cluster.v1.AcceptedH\x00R\baccepted\x126\n" +
 	"\arelease\x18\x06 \x01(\v2\x1a.grappe.cluster.v1.ReleaseH\x00R\arelease\x12@\n" +
 	"\vresult_part\x18\a \x01(\v2\x1d.grappe.cluster.v1.ResultPartH\x00R\n" +
-	"resultPartB\x05\n" +
-	"\x03msg\"\xa9\x02\n" +
+	"resultPart\x120\n" +
+	"\x05stage\x18\b \x01(\v2\x18.grappe.cluster.v1.StageH\x00R\x05stageB\x05\n" +
+	"\x03msg\"\xdb\x02\n" +
 	"\rMasterMessage\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.grappe.cluster.v1.WelcomeH\x00R\awelcome\x123\n" +
 	"\x06assign\x18\x02 \x01(\v2\x19.grappe.cluster.v1.AssignH\x00R\x06assign\x123\n" +
 	"\x06cancel\x18\x03 \x01(\v2\x19.grappe.cluster.v1.CancelH\x00R\x06cancel\x120\n" +
 	"\x05drain\x18\x04 \x01(\v2\x18.grappe.cluster.v1.DrainH\x00R\x05drain\x12=\n" +
 	"\n" +
-	"result_ack\x18\x05 \x01(\v2\x1c.grappe.cluster.v1.ResultAckH\x00R\tresultAckB\x05\n" +
+	"result_ack\x18\x05 \x01(\v2\x1c.grappe.cluster.v1.ResultAckH\x00R\tresultAck\x120\n" +
+	"\x05stdin\x18\x06 \x01(\v2\x18.grappe.cluster.v1.StdinH\x00R\x05stdinB\x05\n" +
 	"\x03msg\"\x8f\x05\n" +
 	"\x05Hello\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -2108,7 +2280,7 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\bTestCase\x12\x14\n" +
 	"\x05stdin\x18\x01 \x01(\fR\x05stdin\x12!\n" +
 	"\fhas_expected\x18\x02 \x01(\bR\vhasExpected\x12'\n" +
-	"\x0fexpected_output\x18\x03 \x01(\fR\x0eexpectedOutput\"\x95\x03\n" +
+	"\x0fexpected_output\x18\x03 \x01(\fR\x0eexpectedOutput\"\xb7\x03\n" +
 	"\aJobSpec\x12\x1a\n" +
 	"\blanguage\x18\x01 \x01(\tR\blanguage\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12-\n" +
@@ -2121,7 +2293,8 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\x0fexpected_output\x18\t \x01(\fR\x0eexpectedOutput\x121\n" +
 	"\x05tests\x18\n" +
 	" \x03(\v2\x1b.grappe.cluster.v1.TestCaseR\x05tests\x12&\n" +
-	"\x0fstop_on_failure\x18\v \x01(\bR\rstopOnFailure\"\x99\x01\n" +
+	"\x0fstop_on_failure\x18\v \x01(\bR\rstopOnFailure\x12 \n" +
+	"\vinteractive\x18\f \x01(\bR\vinteractive\"\x99\x01\n" +
 	"\aCompile\x12\x1b\n" +
 	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x16\n" +
@@ -2146,7 +2319,15 @@ const file_internal_clusterpb_cluster_proto_rawDesc = "" +
 	"\acompile\x18\x04 \x01(\v2\x1a.grappe.cluster.v1.CompileR\acompile\x12.\n" +
 	"\x03run\x18\x05 \x01(\v2\x1c.grappe.cluster.v1.RunResultR\x03run\x122\n" +
 	"\x05tests\x18\x06 \x03(\v2\x1c.grappe.cluster.v1.RunResultR\x05tests\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error2\xa5\x01\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"~\n" +
+	"\x05Stdin\x127\n" +
+	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x10\n" +
+	"\x03eof\x18\x03 \x01(\bR\x03eof\x12\x16\n" +
+	"\x06signal\x18\x04 \x01(\tR\x06signal\"V\n" +
+	"\x05Stage\x127\n" +
+	"\aattempt\x18\x01 \x01(\v2\x1d.grappe.cluster.v1.AttemptRefR\aattempt\x12\x14\n" +
+	"\x05stage\x18\x02 \x01(\tR\x05stage2\xa5\x01\n" +
 	"\aCluster\x12G\n" +
 	"\x04Join\x12\x1e.grappe.cluster.v1.JoinRequest\x1a\x1f.grappe.cluster.v1.JoinResponse\x12Q\n" +
 	"\aConnect\x12 .grappe.cluster.v1.WorkerMessage\x1a .grappe.cluster.v1.MasterMessage(\x010\x01B-Z+github.com/grappe/grappe/internal/clusterpbb\x06proto3"
@@ -2163,7 +2344,7 @@ func file_internal_clusterpb_cluster_proto_rawDescGZIP() []byte {
 	return file_internal_clusterpb_cluster_proto_rawDescData
 }
 
-var file_internal_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_internal_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_internal_clusterpb_cluster_proto_goTypes = []any{
 	(*JoinRequest)(nil),   // 0: grappe.cluster.v1.JoinRequest
 	(*JoinResponse)(nil),  // 1: grappe.cluster.v1.JoinResponse
@@ -2190,7 +2371,9 @@ var file_internal_clusterpb_cluster_proto_goTypes = []any{
 	(*Compile)(nil),       // 22: grappe.cluster.v1.Compile
 	(*RunResult)(nil),     // 23: grappe.cluster.v1.RunResult
 	(*Result)(nil),        // 24: grappe.cluster.v1.Result
-	nil,                   // 25: grappe.cluster.v1.Hello.LabelsEntry
+	(*Stdin)(nil),         // 25: grappe.cluster.v1.Stdin
+	(*Stage)(nil),         // 26: grappe.cluster.v1.Stage
+	nil,                   // 27: grappe.cluster.v1.Hello.LabelsEntry
 }
 var file_internal_clusterpb_cluster_proto_depIdxs = []int32{
 	4,  // 0: grappe.cluster.v1.WorkerMessage.hello:type_name -> grappe.cluster.v1.Hello
@@ -2200,47 +2383,51 @@ var file_internal_clusterpb_cluster_proto_depIdxs = []int32{
 	11, // 4: grappe.cluster.v1.WorkerMessage.accepted:type_name -> grappe.cluster.v1.Accepted
 	9,  // 5: grappe.cluster.v1.WorkerMessage.release:type_name -> grappe.cluster.v1.Release
 	10, // 6: grappe.cluster.v1.WorkerMessage.result_part:type_name -> grappe.cluster.v1.ResultPart
-	13, // 7: grappe.cluster.v1.MasterMessage.welcome:type_name -> grappe.cluster.v1.Welcome
-	14, // 8: grappe.cluster.v1.MasterMessage.assign:type_name -> grappe.cluster.v1.Assign
-	15, // 9: grappe.cluster.v1.MasterMessage.cancel:type_name -> grappe.cluster.v1.Cancel
-	16, // 10: grappe.cluster.v1.MasterMessage.drain:type_name -> grappe.cluster.v1.Drain
-	17, // 11: grappe.cluster.v1.MasterMessage.result_ack:type_name -> grappe.cluster.v1.ResultAck
-	25, // 12: grappe.cluster.v1.Hello.labels:type_name -> grappe.cluster.v1.Hello.LabelsEntry
-	6,  // 13: grappe.cluster.v1.Hello.languages:type_name -> grappe.cluster.v1.Language
-	7,  // 14: grappe.cluster.v1.Hello.running:type_name -> grappe.cluster.v1.AttemptRef
-	24, // 15: grappe.cluster.v1.Hello.pending_results:type_name -> grappe.cluster.v1.Result
-	7,  // 16: grappe.cluster.v1.Hello.finished:type_name -> grappe.cluster.v1.AttemptRef
-	5,  // 17: grappe.cluster.v1.Hello.health:type_name -> grappe.cluster.v1.Health
-	6,  // 18: grappe.cluster.v1.Hello.testing:type_name -> grappe.cluster.v1.Language
-	7,  // 19: grappe.cluster.v1.Heartbeat.running:type_name -> grappe.cluster.v1.AttemptRef
-	6,  // 20: grappe.cluster.v1.Heartbeat.languages:type_name -> grappe.cluster.v1.Language
-	5,  // 21: grappe.cluster.v1.Heartbeat.health:type_name -> grappe.cluster.v1.Health
-	6,  // 22: grappe.cluster.v1.Heartbeat.testing:type_name -> grappe.cluster.v1.Language
-	7,  // 23: grappe.cluster.v1.Release.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 24: grappe.cluster.v1.ResultPart.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 25: grappe.cluster.v1.Accepted.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 26: grappe.cluster.v1.Output.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 27: grappe.cluster.v1.Welcome.abandon:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 28: grappe.cluster.v1.Assign.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	21, // 29: grappe.cluster.v1.Assign.spec:type_name -> grappe.cluster.v1.JobSpec
-	7,  // 30: grappe.cluster.v1.Cancel.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	7,  // 31: grappe.cluster.v1.ResultAck.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	18, // 32: grappe.cluster.v1.JobSpec.files:type_name -> grappe.cluster.v1.File
-	19, // 33: grappe.cluster.v1.JobSpec.limits:type_name -> grappe.cluster.v1.Limits
-	20, // 34: grappe.cluster.v1.JobSpec.tests:type_name -> grappe.cluster.v1.TestCase
-	7,  // 35: grappe.cluster.v1.Result.attempt:type_name -> grappe.cluster.v1.AttemptRef
-	22, // 36: grappe.cluster.v1.Result.compile:type_name -> grappe.cluster.v1.Compile
-	23, // 37: grappe.cluster.v1.Result.run:type_name -> grappe.cluster.v1.RunResult
-	23, // 38: grappe.cluster.v1.Result.tests:type_name -> grappe.cluster.v1.RunResult
-	0,  // 39: grappe.cluster.v1.Cluster.Join:input_type -> grappe.cluster.v1.JoinRequest
-	2,  // 40: grappe.cluster.v1.Cluster.Connect:input_type -> grappe.cluster.v1.WorkerMessage
-	1,  // 41: grappe.cluster.v1.Cluster.Join:output_type -> grappe.cluster.v1.JoinResponse
-	3,  // 42: grappe.cluster.v1.Cluster.Connect:output_type -> grappe.cluster.v1.MasterMessage
-	41, // [41:43] is the sub-list for method output_type
-	39, // [39:41] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	26, // 7: grappe.cluster.v1.WorkerMessage.stage:type_name -> grappe.cluster.v1.Stage
+	13, // 8: grappe.cluster.v1.MasterMessage.welcome:type_name -> grappe.cluster.v1.Welcome
+	14, // 9: grappe.cluster.v1.MasterMessage.assign:type_name -> grappe.cluster.v1.Assign
+	15, // 10: grappe.cluster.v1.MasterMessage.cancel:type_name -> grappe.cluster.v1.Cancel
+	16, // 11: grappe.cluster.v1.MasterMessage.drain:type_name -> grappe.cluster.v1.Drain
+	17, // 12: grappe.cluster.v1.MasterMessage.result_ack:type_name -> grappe.cluster.v1.ResultAck
+	25, // 13: grappe.cluster.v1.MasterMessage.stdin:type_name -> grappe.cluster.v1.Stdin
+	27, // 14: grappe.cluster.v1.Hello.labels:type_name -> grappe.cluster.v1.Hello.LabelsEntry
+	6,  // 15: grappe.cluster.v1.Hello.languages:type_name -> grappe.cluster.v1.Language
+	7,  // 16: grappe.cluster.v1.Hello.running:type_name -> grappe.cluster.v1.AttemptRef
+	24, // 17: grappe.cluster.v1.Hello.pending_results:type_name -> grappe.cluster.v1.Result
+	7,  // 18: grappe.cluster.v1.Hello.finished:type_name -> grappe.cluster.v1.AttemptRef
+	5,  // 19: grappe.cluster.v1.Hello.health:type_name -> grappe.cluster.v1.Health
+	6,  // 20: grappe.cluster.v1.Hello.testing:type_name -> grappe.cluster.v1.Language
+	7,  // 21: grappe.cluster.v1.Heartbeat.running:type_name -> grappe.cluster.v1.AttemptRef
+	6,  // 22: grappe.cluster.v1.Heartbeat.languages:type_name -> grappe.cluster.v1.Language
+	5,  // 23: grappe.cluster.v1.Heartbeat.health:type_name -> grappe.cluster.v1.Health
+	6,  // 24: grappe.cluster.v1.Heartbeat.testing:type_name -> grappe.cluster.v1.Language
+	7,  // 25: grappe.cluster.v1.Release.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 26: grappe.cluster.v1.ResultPart.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 27: grappe.cluster.v1.Accepted.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 28: grappe.cluster.v1.Output.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 29: grappe.cluster.v1.Welcome.abandon:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 30: grappe.cluster.v1.Assign.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	21, // 31: grappe.cluster.v1.Assign.spec:type_name -> grappe.cluster.v1.JobSpec
+	7,  // 32: grappe.cluster.v1.Cancel.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 33: grappe.cluster.v1.ResultAck.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	18, // 34: grappe.cluster.v1.JobSpec.files:type_name -> grappe.cluster.v1.File
+	19, // 35: grappe.cluster.v1.JobSpec.limits:type_name -> grappe.cluster.v1.Limits
+	20, // 36: grappe.cluster.v1.JobSpec.tests:type_name -> grappe.cluster.v1.TestCase
+	7,  // 37: grappe.cluster.v1.Result.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	22, // 38: grappe.cluster.v1.Result.compile:type_name -> grappe.cluster.v1.Compile
+	23, // 39: grappe.cluster.v1.Result.run:type_name -> grappe.cluster.v1.RunResult
+	23, // 40: grappe.cluster.v1.Result.tests:type_name -> grappe.cluster.v1.RunResult
+	7,  // 41: grappe.cluster.v1.Stdin.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	7,  // 42: grappe.cluster.v1.Stage.attempt:type_name -> grappe.cluster.v1.AttemptRef
+	0,  // 43: grappe.cluster.v1.Cluster.Join:input_type -> grappe.cluster.v1.JoinRequest
+	2,  // 44: grappe.cluster.v1.Cluster.Connect:input_type -> grappe.cluster.v1.WorkerMessage
+	1,  // 45: grappe.cluster.v1.Cluster.Join:output_type -> grappe.cluster.v1.JoinResponse
+	3,  // 46: grappe.cluster.v1.Cluster.Connect:output_type -> grappe.cluster.v1.MasterMessage
+	45, // [45:47] is the sub-list for method output_type
+	43, // [43:45] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_internal_clusterpb_cluster_proto_init() }
@@ -2256,6 +2443,7 @@ func file_internal_clusterpb_cluster_proto_init() {
 		(*WorkerMessage_Accepted)(nil),
 		(*WorkerMessage_Release)(nil),
 		(*WorkerMessage_ResultPart)(nil),
+		(*WorkerMessage_Stage)(nil),
 	}
 	file_internal_clusterpb_cluster_proto_msgTypes[3].OneofWrappers = []any{
 		(*MasterMessage_Welcome)(nil),
@@ -2263,6 +2451,7 @@ func file_internal_clusterpb_cluster_proto_init() {
 		(*MasterMessage_Cancel)(nil),
 		(*MasterMessage_Drain)(nil),
 		(*MasterMessage_ResultAck)(nil),
+		(*MasterMessage_Stdin)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2270,7 +2459,7 @@ func file_internal_clusterpb_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_clusterpb_cluster_proto_rawDesc), len(file_internal_clusterpb_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -318,6 +318,15 @@ func TestOpenAPIResponses(t *testing.T) {
 		s.do(t, "DELETE", "/api/v1/jobs/"+id+"/share", user, 404)
 		s.do(t, "GET", "/api/v1/shared/"+share.Token, req{}, 404)
 		s.do(t, "POST", "/api/v1/jobs/no-such-job/share", user, 404)
+
+		// An interactive job's WebSocket: a plain GET, a job that is not
+		// interactive, then the upgrade (the job ends as the test leaves).
+		s.do(t, "GET", "/api/v1/jobs/"+id+"/attach", user, 400)
+		upgrade := map[string]string{"Connection": "Upgrade", "Upgrade": "websocket",
+			"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+		s.do(t, "GET", "/api/v1/jobs/"+id+"/attach", req{token: userToken, header: upgrade}, 409)
+		live := submit(t, "", `{"language":"python","source":"print(input())","interactive":true}`, 201)
+		s.do(t, "GET", "/api/v1/jobs/"+live["id"].(string)+"/attach", req{token: userToken, header: upgrade}, 101)
 	})
 
 	t.Run("events", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/attach"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/judge0"
 	"github.com/grappe/grappe/internal/piston"
@@ -116,6 +117,11 @@ func (b compatBackend) Submit(ctx context.Context, p *auth.Principal, req *api.J
 func (b compatBackend) Job(ctx context.Context, p *auth.Principal, id string) (*api.Job, error) {
 	job, err := b.s.Service.Job(ctx, p, id)
 	return job, convert(err)
+}
+
+func (b compatBackend) Attach(ctx context.Context, p *auth.Principal, id string) (*attach.Session, error) {
+	s, err := b.s.Service.Attach(ctx, p, id)
+	return s, convert(err)
 }
 
 func (b compatBackend) Languages(ctx context.Context) []api.Language {

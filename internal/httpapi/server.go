@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/attach"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/store"
 )
@@ -54,6 +55,9 @@ type Service interface {
 	// after an "end" event with the finished job when the service has it
 	// at hand.
 	Subscribe(ctx context.Context, p *auth.Principal, id string, events bool) (ch <-chan api.Event, cancel func(), err error)
+	// Attach connects the owner's client to an interactive job waiting
+	// for it (GET /api/v1/jobs/{id}/attach, Piston's /api/v2/connect).
+	Attach(ctx context.Context, p *auth.Principal, id string) (*attach.Session, error)
 	Languages(ctx context.Context) []api.Language
 	Workers(ctx context.Context) []api.Worker
 	// Stats is the last minutes of the cluster, for charts.
@@ -180,6 +184,7 @@ func build(cfg Config) (http.Handler, []string) {
 	mux.Handle("GET /api/v1/jobs/{id}/share", s.authed(s.jobShare))
 	mux.Handle("DELETE /api/v1/jobs/{id}/share", s.authed(s.unshareJob))
 	mux.HandleFunc("GET /api/v1/shared/{token}", s.sharedJob)
+	mux.Handle("GET /api/v1/jobs/{id}/attach", s.authed(s.attach))
 	mux.Handle("GET /api/v1/languages", s.authed(s.languages))
 	mux.Handle("GET /api/v1/workers", s.admin(s.workers))
 	mux.Handle("POST /api/v1/workers/{name}/drain", s.admin(s.drain(true)))

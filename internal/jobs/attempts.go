@@ -70,6 +70,9 @@ func (c *Core) Release(ctx context.Context, w store.WorkerRef, id string, n int,
 		return ErrStale
 	}
 	released, msg := GiveBack(n, j.Released, j.MaxAttempts, r)
+	if IsInteractive(j) {
+		msg = interrupted(r.Reason)
+	}
 	now := c.now()
 	if msg != "" {
 		done, err := c.store.FinishAttempt(ctx, id, n, w, store.Finish{Status: store.StatusFailed, Error: msg, At: now})

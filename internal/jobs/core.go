@@ -33,6 +33,7 @@ type Store interface {
 	JobByIdempotencyKey(ctx context.Context, owner, key string) (*store.Job, error)
 	GetJob(ctx context.Context, id string) (*store.Job, error)
 	ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Claim, error)
+	ClaimJob(ctx context.Context, id, master string, w store.WorkerRef, at, leaseUntil time.Time) (*store.Job, error)
 	RenewLeases(ctx context.Context, master string, workers []store.WorkerRef, until time.Time) (int, error)
 	RescueExpired(ctx context.Context, now time.Time, reason string, limit int) ([]*store.Job, error)
 	QueuedBefore(ctx context.Context, before time.Time, afterSeq int64, limit int) ([]*store.Job, error)

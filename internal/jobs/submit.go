@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/grappe/grappe/internal/store"
 )
@@ -20,6 +21,9 @@ type Submission struct {
 	MaxAttempts    int // 0: the configured default
 	Request        []byte
 	IdempotencyKey string // "" for none
+	// Interactive: the job waits for its client's attach (StartAttached)
+	// and has one attempt.
+	Interactive bool
 }
 
 // Submit stores a queued job and returns it; the job is committed before
@@ -38,8 +42,17 @@ func (c *Core) Submit(ctx context.Context, s Submission) (*store.Job, error) {
 	if s.MaxAttempts == 0 {
 		s.MaxAttempts = c.cfg.MaxAttempts
 	}
+	id := c.cfg.NewID()
+	if s.Interactive {
+		s.Labels = maps.Clone(s.Labels)
+		if s.Labels == nil {
+			s.Labels = map[string]string{}
+		}
+		s.Labels[AttachLabel] = id
+		s.MaxAttempts = 1
+	}
 	j := &store.Job{
-		ID: c.cfg.NewID(), Owner: s.Owner, Language: s.Language, Version: s.Version,
+		ID: id, Owner: s.Owner, Language: s.Language, Version: s.Version,
 		Status: store.StatusQueued, MaxAttempts: s.MaxAttempts, Priority: s.Priority,
 		Labels: s.Labels, CreatedAt: c.now(), Request: s.Request, IdempotencyKey: s.IdempotencyKey,
 	}

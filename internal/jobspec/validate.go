@@ -66,6 +66,10 @@ type Test struct {
 	HasExpected bool
 }
 
+// ReservedLabelPrefix starts the label keys grappe sets itself (the
+// master marks interactive jobs with one); a submission may not use them.
+const ReservedLabelPrefix = "grappe."
+
 // Validate checks a submission against the catalogue and the limits, once,
 // at submission. Every refusal is an *Error naming the field at fault, or
 // wraps ErrUnknownLanguage. It does not change req: Normalize does.
@@ -148,6 +152,17 @@ func Validate(req *api.JobRequest, cat Catalogue, lim Limits) (*Job, error) {
 	for k, val := range req.Labels {
 		if k == "" || len(k) > MaxLabelBytes || len(val) > MaxLabelBytes {
 			return nil, &Error{Field: "labels", Message: fmt.Sprintf("keys must be non-empty and keys and values at most %d bytes", MaxLabelBytes)}
+		}
+		if strings.HasPrefix(k, ReservedLabelPrefix) {
+			return nil, &Error{Field: "labels", Message: fmt.Sprintf("%q: keys starting with %q are grappe's own", k, ReservedLabelPrefix)}
+		}
+	}
+	if req.Interactive {
+		switch {
+		case len(req.Tests) > 0:
+			return nil, &Error{Field: "tests", Message: "an interactive job has no test cases: its input comes from its attached client"}
+		case len(j.Stdin) > 0:
+			return nil, &Error{Field: "stdin", Message: "an interactive job reads its stdin from its attached client"}
 		}
 	}
 	if j.Limits, err = FillLimits(req.Limits, lim); err != nil {

@@ -3,10 +3,12 @@ package master
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clusterpb"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/jobspec"
 	"github.com/grappe/grappe/internal/store"
 )
@@ -34,6 +36,7 @@ func buildSpec(v *jobspec.Job, req *api.JobRequest) *clusterpb.JobSpec {
 		HasExpected:    req.ExpectedOutput != nil,
 		ExpectedOutput: v.Expected,
 		StopOnFailure:  req.StopOnFailure,
+		Interactive:    req.Interactive,
 	}
 	for _, f := range v.Files {
 		spec.Files = append(spec.Files, &clusterpb.File{Name: f.Name, Content: f.Content})
@@ -111,6 +114,15 @@ func toAPI(sj *store.Job, withRequest bool) (*api.Job, error) {
 		Status: sj.Status, Verdict: sj.Verdict, Error: sj.Error,
 		Attempts: sj.Attempts, MaxAttempts: sj.MaxAttempts, Worker: sj.Worker,
 		Priority: sj.Priority, Labels: sj.Labels, CreatedAt: sj.CreatedAt,
+	}
+	if jobs.IsInteractive(sj) {
+		// The mark is the store's business, not the owner's labels.
+		j.Interactive = true
+		j.Labels = maps.Clone(sj.Labels)
+		delete(j.Labels, jobs.AttachLabel)
+		if len(j.Labels) == 0 {
+			j.Labels = nil
+		}
 	}
 	if !sj.StartedAt.IsZero() {
 		t := sj.StartedAt

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/attach"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/autoscale"
 	"github.com/grappe/grappe/internal/clusterpb"
@@ -101,6 +102,9 @@ type Config struct {
 	RecoveryGrace     time.Duration // after a restart, for workers to re-adopt; default 15s
 	ForgetLostAfter   time.Duration // lost workers leave the list; default 1h
 	MaxAttempts       int           // default 3
+	// InteractiveIdle ends an interactive run that had neither input
+	// nor output for that long (default attach.DefaultIdle).
+	InteractiveIdle time.Duration
 	// ResultGrace bounds how long an attempt a reconnecting worker
 	// announced as finished waits for its result (renewed by each piece)
 	// before it is queued again; default 1m.
@@ -158,7 +162,7 @@ func (c *Config) Validate() error {
 	case c.InsecureHTTP && !loopback(c.Listen):
 		return fmt.Errorf("master: --insecure-http is only allowed on a loopback address, not %q", c.Listen)
 	case c.HeartbeatInterval < 0 || c.WorkerTimeout < 0 || c.PlacementTimeout < 0 || c.RecoveryGrace < 0 ||
-		c.ForgetLostAfter < 0 || c.ResultGrace < 0 || c.LoginTTL < 0:
+		c.ForgetLostAfter < 0 || c.ResultGrace < 0 || c.LoginTTL < 0 || c.InteractiveIdle < 0:
 		return errors.New("master: durations must not be negative")
 	case c.WorkerTimeout <= c.HeartbeatInterval:
 		return fmt.Errorf("master: the worker timeout (%s) must be longer than the heartbeat interval (%s)", c.WorkerTimeout, c.HeartbeatInterval)
@@ -202,6 +206,7 @@ func (c *Config) setDefaults() {
 	def(&c.WorkerTimeout, 5*time.Second)
 	def(&c.PlacementTimeout, 60*time.Second)
 	def(&c.RecoveryGrace, 15*time.Second)
+	def(&c.InteractiveIdle, attach.DefaultIdle)
 	def(&c.ForgetLostAfter, time.Hour)
 	def(&c.ResultGrace, time.Minute)
 	if c.MaxResultBytes <= 0 {
@@ -261,6 +266,8 @@ type Master struct {
 	ca        *pki.CA
 	joinToken string
 	broker    *broker
+	// attached are the interactive jobs whose client attached here.
+	attached  attachedSessions
 	metrics   *metrics
 	stats     statsRing
 	schedOpts scheduler.Options
@@ -350,6 +357,7 @@ func New(cfg Config) (*Master, error) {
 		cfg: cfg, log: cfg.Logger, audit: cfg.Logger.With("audit", true), catalogue: cfg.Catalogue,
 		broker: newBroker(), kickc: make(chan struct{}, 1), sweepc: make(chan struct{}, 1),
 		jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{}, started: time.Now(),
+		attached:  attachedSessions{byJob: map[string]*attach.Session{}},
 		dirtyRows: map[string]struct{}{},
 		sweeper:   role{name: store.RoleSweeper}, autoscaleRole: role{name: store.RoleAutoscaler},
 		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
@@ -692,6 +700,7 @@ func (m *Master) shutdown() {
 	case <-ctx.Done():
 		m.grpcSrv.Stop()
 	}
+	m.closeSessions() // hijacked connections: Shutdown does not wait for them
 	_ = m.httpSrv.Shutdown(ctx)
 	if m.metricsSrv != nil {
 		_ = m.metricsSrv.Shutdown(ctx)

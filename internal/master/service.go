@@ -39,6 +39,7 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	sj, err := m.core.Submit(ctx, jobs.Submission{
 		Owner: p.User, Language: v.Lang.Name, Version: req.Version, Labels: req.Labels,
 		Priority: req.Priority, MaxAttempts: req.MaxAttempts, Request: body, IdempotencyKey: key,
+		Interactive: req.Interactive,
 	})
 	if err != nil {
 		return nil, err

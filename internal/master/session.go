@@ -54,6 +54,7 @@ func (h linkHub) Heartbeat(name string, l *workerlink.Link, hb *clusterpb.Heartb
 }
 
 func (h linkHub) Output(ref store.WorkerRef, o *clusterpb.Output)     { h.m.output(ref, o) }
+func (h linkHub) Stage(ref store.WorkerRef, st *clusterpb.Stage)      { h.m.stage(ref, st) }
 func (h linkHub) Accepted(ref store.WorkerRef, a *clusterpb.Accepted) { h.m.accepted(ref, a) }
 
 func (h linkHub) Result(ctx context.Context, ref store.WorkerRef, r *clusterpb.Result) bool {
@@ -147,6 +148,9 @@ func (m *Master) output(w store.WorkerRef, o *clusterpb.Output) {
 		return
 	}
 	m.broker.output(id, o.Attempt.Attempt, o.Stream, o.Data, o.Offset)
+	if s := m.attached.get(id); s != nil {
+		s.Output(o.Stream, o.Data)
+	}
 }
 
 // accepted checks a worker's acknowledgement of an assignment.

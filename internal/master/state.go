@@ -328,6 +328,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 	}
 	m.dropStale(ctx, now)
 	m.dropReleased(ctx)
+	m.endOrphans(ctx)
 	m.endFinishedElsewhere(ctx)
 	m.sweeps++
 	if m.sweeps%4 == 0 || m.notified.workers.Swap(false) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clusterpb"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/scheduler"
 	"github.com/grappe/grappe/internal/store"
 )
@@ -51,13 +52,15 @@ func (m *Master) failUnplaceable(ctx context.Context, now time.Time) {
 	workers := m.capableWorkers(ctx)
 	for _, j := range waiting {
 		req := scheduler.Requirements{Language: j.Language, Version: j.Version, Labels: j.Labels}
-		if scheduler.AnyCapable(workers, req) {
+		why := fmt.Sprintf("no connected worker runs %s (waited %s)", describe(req), m.cfg.PlacementTimeout)
+		if jobs.IsInteractive(j) {
+			// Never placeable by a claim (jobs.AttachLabel): it must
+			// have started by now.
+			why = notStarted(j, m.cfg.PlacementTimeout)
+		} else if scheduler.AnyCapable(workers, req) {
 			continue
 		}
-		f := store.Finish{
-			Status: store.StatusFailed, At: now.UTC(),
-			Error: fmt.Sprintf("no connected worker runs %s (waited %s)", describe(req), m.cfg.PlacementTimeout),
-		}
+		f := store.Finish{Status: store.StatusFailed, At: now.UTC(), Error: why}
 		if err := m.store.FinishQueued(ctx, j.ID, f); err != nil {
 			continue // claimed or cancelled meanwhile
 		}

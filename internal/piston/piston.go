@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/grappe/grappe/api"
+	"github.com/grappe/grappe/internal/attach"
 	"github.com/grappe/grappe/internal/auth"
 )
 
@@ -34,6 +35,8 @@ type Backend interface {
 	// passes.
 	Wait(ctx context.Context, p *auth.Principal, id string, timeout time.Duration) (*api.Job, error)
 	Languages(ctx context.Context) []api.Language
+	// Attach connects the caller to its interactive job (/connect).
+	Attach(ctx context.Context, p *auth.Principal, id string) (*attach.Session, error)
 }
 
 // StatusError is implemented by the backend's errors that are the caller's
@@ -78,6 +81,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v2/runtimes", h.authed(h.runtimes))
 	mux.HandleFunc("POST /api/v2/execute", h.authed(h.execute))
 	mux.HandleFunc("GET /api/v2/packages", h.authed(h.packages))
+	mux.HandleFunc("GET /api/v2/connect", h.authed(h.connect))
 	mux.HandleFunc("POST /api/v2/packages", h.authed(h.managed))
 	mux.HandleFunc("DELETE /api/v2/packages", h.authed(h.managed))
 	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {

@@ -104,8 +104,12 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 		}
 	}
 
+	if spec.Interactive != nil && len(spec.Tests) > 0 {
+		return nil, fmt.Errorf("%w: an interactive job has no test cases", ErrBadSpec)
+	}
 	res := &Result{Version: tc.Version}
 	if e.Compiled() {
+		spec.Interactive.stage(StageCompile)
 		c, ok, err := j.compile(ctx)
 		if err != nil {
 			return nil, err
@@ -123,6 +127,7 @@ func (r *Runner) run(ctx context.Context, e *lang.Entry, tc lang.Toolchain, spec
 	}
 
 	if len(spec.Tests) == 0 {
+		spec.Interactive.stage(StageRun)
 		ex, err := j.exec(ctx, -1, spec.Stdin, spec.Expected, spec.HasExpected, out)
 		if err != nil {
 			return nil, err
@@ -179,6 +184,9 @@ func (j *job) exec(ctx context.Context, test int, stdin, expected []byte, hasExp
 	}
 	if out != nil {
 		cmd.OnOutput = func(stream string, data []byte) { out(test, stream, data) }
+	}
+	if in := j.spec.Interactive; in != nil {
+		cmd.Input, cmd.Signals = in.Stdin, in.Signals
 	}
 	o, err := j.r.cfg.Sandbox.Exec(ctx, cmd)
 	if err != nil {

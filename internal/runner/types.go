@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"io"
+	"syscall"
 	"time"
 )
 
@@ -44,6 +46,34 @@ type Spec struct {
 	// Tests, when set, replace the single run: compile once, run each.
 	Tests         []Test
 	StopOnFailure bool
+	// Interactive, if set, connects the single run to a person (Tests
+	// are then refused): Stdin replaces Spec.Stdin.
+	Interactive *Interactive
+}
+
+// Interactive is what connects a run to a person as it runs.
+type Interactive struct {
+	// Stdin is the program's stdin as the person types it; its EOF is
+	// the program's. The runner does not close it: its owner ends a Read
+	// in progress once Run has returned.
+	Stdin io.Reader
+	// Signals are sent to every process of the program while it runs.
+	Signals <-chan syscall.Signal
+	// Stage, if set, hears each step begin: "compile" (languages that
+	// compile), then "run".
+	Stage func(stage string)
+}
+
+// Stages of an interactive job.
+const (
+	StageCompile = "compile"
+	StageRun     = "run"
+)
+
+func (in *Interactive) stage(s string) {
+	if in != nil && in.Stage != nil {
+		in.Stage(s)
+	}
 }
 
 // Compile is the compile step's outcome. A cached compile has Cached set,

@@ -56,6 +56,9 @@ type runCgroup interface {
 	// kill sends SIGKILL to every process in the cgroup, including ones
 	// forking at that moment.
 	kill() error
+	// signal sends sig to every process in the cgroup (a client's signal
+	// to an interactive run); one forking at that moment may miss it.
+	signal(sig unix.Signal) error
 	// populated reports whether any process is left.
 	populated() (bool, error)
 	// recycle makes an empty cgroup ready for another command, if what the
@@ -310,6 +313,15 @@ func cgRmdir(dir string) error {
 		time.Sleep(time.Duration(i+1) * time.Millisecond)
 	}
 	return fmt.Errorf("remove cgroup %s: %w", dir, err)
+}
+
+// signalProcs sends sig to each process listed in a cgroup.procs file.
+func signalProcs(procs string, sig unix.Signal) error {
+	pids, err := cgPids(procs)
+	for _, pid := range pids {
+		_ = unix.Kill(pid, sig)
+	}
+	return err
 }
 
 // killPids sends SIGKILL to each pid; ESRCH (already gone) is fine.

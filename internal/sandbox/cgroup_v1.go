@@ -285,6 +285,10 @@ func (r *runCgroupV1) stats() (cgroupStats, error) {
 // kill freezes the cgroup so nothing can fork any more, kills every
 // process, and thaws it so they die. Without a freezer it kills in rounds
 // until the cgroup is empty.
+func (r *runCgroupV1) signal(sig unix.Signal) error {
+	return signalProcs(filepath.Join(r.memory, "cgroup.procs"), sig)
+}
+
 func (r *runCgroupV1) kill() error {
 	procs := filepath.Join(r.memory, "cgroup.procs")
 	if r.freezer == "" {

@@ -231,6 +231,10 @@ func (r *runCgroupV2) stats() (cgroupStats, error) {
 
 // kill uses cgroup.kill (Linux 5.14), which kills atomically, forks in
 // flight included; older kernels freeze, kill and thaw.
+func (r *runCgroupV2) signal(sig unix.Signal) error {
+	return signalProcs(filepath.Join(r.dir, "cgroup.procs"), sig)
+}
+
 func (r *runCgroupV2) kill() error {
 	err := cgWrite(filepath.Join(r.dir, "cgroup.kill"), "1")
 	if !errors.Is(err, unix.ENOENT) {

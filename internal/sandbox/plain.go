@@ -52,11 +52,11 @@ func (*Plain) Exec(ctx context.Context, c *Cmd) (*Outcome, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	stdin, err := stdinFile(c.Stdin)
+	stdin, stopInput, err := commandStdin(c)
 	if err != nil {
 		return nil, err
 	}
-	defer stdin.Close()
+	defer stopInput()
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -72,6 +72,7 @@ func (*Plain) Exec(ctx context.Context, c *Cmd) (*Outcome, error) {
 	cmd, err := startCmd(c, stdin, outW, errW)
 	outW.Close() // the child has its copies; EOF comes when its tree is gone
 	errW.Close()
+	stdin.Close()
 	if err != nil {
 		outR.Close()
 		errR.Close()
@@ -116,6 +117,8 @@ wait:
 			p.kill()
 		case <-capHit:
 			p.kill()
+		case sig := <-c.Signals:
+			_ = unix.Kill(-p.pgid, sig)
 		case <-ctx.Done():
 			cancelled = ctx.Err()
 			p.kill()
@@ -266,6 +269,17 @@ func setRlimits(pid int, l *Limits) error {
 		}
 	}
 	return nil
+}
+
+// commandStdin is the file the command reads as its stdin: c.Stdin in a
+// memory file, or a pipe fed from c.Input. stop ends the feeding (the
+// command is over).
+func commandStdin(c *Cmd) (f *os.File, stop func(), err error) {
+	if c.Input != nil {
+		return feedInput(c.Input)
+	}
+	f, err = stdinFile(c.Stdin)
+	return f, func() {}, err
 }
 
 // stdinFile holds the program's stdin in an anonymous memory file: no

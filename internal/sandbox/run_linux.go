@@ -31,7 +31,8 @@ type execution struct {
 	// the sandbox may serve another command. broken: the sandbox or the
 	// cgroup failed; neither serves another command.
 	sent, done, healthy, broken bool
-	neverRan                    bool // the sandbox was lost before the command started
+	neverRan                    bool   // the sandbox was lost before the command started
+	stopInput                   func() // ends the feeding of Cmd.Input, if any
 }
 
 func (x *execution) exec(ctx context.Context) (*Outcome, error) {
@@ -43,6 +44,9 @@ func (x *execution) exec(ctx context.Context) (*Outcome, error) {
 
 // release returns or discards what the execution took.
 func (x *execution) release() {
+	if x.stopInput != nil {
+		x.stopInput()
+	}
 	x.closeFiles()
 	if x.cg != nil {
 		x.l.pool.putCgroup(x.cg, x.done && !x.broken)
@@ -106,10 +110,11 @@ func (x *execution) prepare() error {
 	if err := chownTree(dirfd, x.uid, x.uid); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	stdin, err := stdinFile(x.c.Stdin)
+	stdin, stop, err := commandStdin(x.c)
 	if err != nil {
 		return x.l.infra("pass the command's input", err)
 	}
+	x.stopInput = stop
 	x.files = append(x.files, stdin, nil, nil) // stdout, stderr: set in run
 	if err := x.mounts(dirfd); err != nil {
 		return err
@@ -403,6 +408,10 @@ func (x *execution) supervise(ctx context.Context, capHit <-chan struct{}) (sv s
 			cpuTimer.Reset(cpuPoll(lim.CPU, used))
 		case <-capHit:
 			kill()
+		case sig := <-x.c.Signals:
+			if !killed {
+				_ = x.cg.signal(sig)
+			}
 		case <-done:
 			sv.cancelled = ctx.Err()
 			done = nil

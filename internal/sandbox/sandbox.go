@@ -8,7 +8,9 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -52,9 +54,17 @@ type Cmd struct {
 	Env  []string
 	// Dir is the job's work directory on the host, the only place the
 	// command may write.
-	Dir    string
-	Stdin  []byte
-	Limits Limits
+	Dir   string
+	Stdin []byte
+	// Input, if set, replaces Stdin: the command reads a pipe fed from
+	// Input as its data comes (an interactive run), closed at Input's EOF
+	// or error. Exec does not wait for a Read in progress when the
+	// command ends: the caller makes it return (closes its reader) after.
+	Input io.Reader
+	// Signals, if set, carries signals for every process of the command
+	// while it runs (a client's Ctrl-C).
+	Signals <-chan syscall.Signal
+	Limits  Limits
 	// OnOutput, if set, receives output as it is produced ("stdout" or
 	// "stderr"); it must not block for long. The data is only valid during
 	// the call. It sees exactly what Outcome keeps: nothing past a limit.

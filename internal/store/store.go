@@ -324,6 +324,13 @@ type Store interface {
 	// Master and LeaseUntil from the request). A job is never claimed
 	// twice, whatever other handles on the same database claim at once.
 	ClaimJobs(ctx context.Context, r ClaimRequest) ([]Claim, error)
+	// ClaimJob claims one named queued job for worker w, as ClaimJobs
+	// claims (Attempts one more, Master and LeaseUntil from the
+	// arguments, StartedAt set the first time), in one statement: the
+	// job a master starts itself (an interactive job, on the master its
+	// client attached to). It returns the job as stored after;
+	// ErrConflict if it is not queued, ErrNotFound if absent.
+	ClaimJob(ctx context.Context, id, master string, w WorkerRef, at, leaseUntil time.Time) (*Job, error)
 	// RenewLeases extends to until the lease of every running attempt
 	// held by one of workers (name and identity), and records master as
 	// the master holding their links: a worker that reconnected to

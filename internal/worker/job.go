@@ -30,6 +30,9 @@ func (w *Worker) start(a *clusterpb.Assign) {
 		return
 	}
 	j := &runningJob{cancel: cancel}
+	if a.Spec.Interactive {
+		j.input = newStdinFeed()
+	}
 	w.running[k] = j
 	w.wg.Add(1)
 	w.mu.Unlock()
@@ -37,7 +40,10 @@ func (w *Worker) start(a *clusterpb.Assign) {
 	go func() {
 		defer w.wg.Done()
 		defer cancel()
-		res, infraErr := w.run(ctx, k, a.Spec)
+		res, infraErr := w.run(ctx, k, a.Spec, j.input)
+		if j.input != nil {
+			j.input.close()
+		}
 		enc := encodeIfBig(res)
 		w.mu.Lock()
 		delete(w.running, k)
@@ -65,7 +71,7 @@ func (w *Worker) start(a *clusterpb.Assign) {
 // returned as infraErr, with no result: it is not the program's doing, so
 // the attempt is given back to run elsewhere rather than fail the job
 // with the worker's internals in its error.
-func (w *Worker) run(ctx context.Context, k attemptKey, spec *clusterpb.JobSpec) (res *clusterpb.Result, infraErr error) {
+func (w *Worker) run(ctx context.Context, k attemptKey, spec *clusterpb.JobSpec, input *stdinFeed) (res *clusterpb.Result, infraErr error) {
 	// Chunks are numbered by their offset in the attempt's output, and
 	// emitted in that order (the streams' readers call out concurrently).
 	var (
@@ -80,7 +86,14 @@ func (w *Worker) run(ctx context.Context, k attemptKey, spec *clusterpb.JobSpec)
 		}}})
 		offset += int64(len(data))
 	}
-	r, err := w.cfg.Runner.Run(ctx, specFromProto(spec), out)
+	rs := specFromProto(spec)
+	if input != nil {
+		rs.Interactive = &runner.Interactive{
+			Stdin: input, Signals: input.signals,
+			Stage: func(stage string) { w.emitStage(k, stage) },
+		}
+	}
+	r, err := w.cfg.Runner.Run(ctx, rs, out)
 	if err == nil {
 		return resultToProto(k, r), nil
 	}

@@ -203,6 +203,8 @@ func (w *Worker) recvLoop(ctx context.Context, stream clusterpb.Cluster_ConnectC
 				w.forgetResult(attemptKey{a.JobId, a.Attempt})
 				w.mu.Unlock()
 			}
+		case *clusterpb.MasterMessage_Stdin:
+			w.feedStdin(x.Stdin)
 		case *clusterpb.MasterMessage_Drain:
 			// The master stops placing jobs here itself; the worker's own
 			// draining flag means it is shutting down, which an undrain

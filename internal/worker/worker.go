@@ -146,6 +146,8 @@ type runningJob struct {
 	// handedBack is set when the job was stopped to be given back, so its
 	// result is not sent.
 	handedBack bool
+	// input is an interactive attempt's stdin (nil for the others).
+	input *stdinFeed
 }
 
 // Worker is a worker agent.

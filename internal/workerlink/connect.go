@@ -135,6 +135,8 @@ func (s *Server) receive(ctx context.Context, ref store.WorkerRef, l *Link, stre
 			hub.Heartbeat(ref.Name, l, x.Heartbeat)
 		case *clusterpb.WorkerMessage_Output:
 			hub.Output(ref, x.Output)
+		case *clusterpb.WorkerMessage_Stage:
+			hub.Stage(ref, x.Stage)
 		case *clusterpb.WorkerMessage_Result:
 			if hub.Result(ctx, ref, x.Result) {
 				l.Send(Ack(x.Result.Attempt))

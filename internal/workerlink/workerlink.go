@@ -52,6 +52,8 @@ type Hub interface {
 	Detach(name string, l *Link)
 	Heartbeat(name string, l *Link, hb *clusterpb.Heartbeat)
 	Output(ref store.WorkerRef, o *clusterpb.Output)
+	// Stage: an interactive attempt entered a stage (compile, run).
+	Stage(ref store.WorkerRef, st *clusterpb.Stage)
 	Accepted(ref store.WorkerRef, a *clusterpb.Accepted)
 	// Result records a result and reports whether the worker may forget
 	// it (recorded, stale or refused), false to have it sent again.

@@ -117,8 +117,9 @@ func (d *Document) readOperations() error {
 			}
 			ids[o.ID] = where
 			responses, _ := op["responses"].(map[string]any)
-			if !slices.ContainsFunc(sortedKeys(responses), func(s string) bool { return strings.HasPrefix(s, "2") }) {
-				return fmt.Errorf("openapitest: %s has no 2xx response", where)
+			// A WebSocket's success is its upgrade, 101.
+			if !slices.ContainsFunc(sortedKeys(responses), func(s string) bool { return strings.HasPrefix(s, "2") || s == "101" }) {
+				return fmt.Errorf("openapitest: %s has no 2xx (or 101) response", where)
 			}
 			d.ops = append(d.ops, o)
 		}

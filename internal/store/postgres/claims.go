@@ -64,6 +64,26 @@ const (
 	RETURNING ` + jobColumns
 )
 
+// ClaimJob implements store.Store: one job row, then (the trigger) its
+// owner's queued_counts row, as any transition.
+func (s *Store) ClaimJob(ctx context.Context, id, master string, w store.WorkerRef, at, leaseUntil time.Time) (*store.Job, error) {
+	op := fmt.Sprintf("ClaimJob %q for %s", id, w.Name)
+	if err := checkWorker(w); err != nil {
+		return nil, errorf("postgres: %s: %w", op, err)
+	}
+	if master == "" || leaseUntil.IsZero() {
+		return nil, errorf("postgres: %s: master and lease are required", op)
+	}
+	j, err := scanJob(s.db.QueryRow(ctx, sqlClaim, w.Name, w.Identity, master, columns.Nanos(leaseUntil), columns.Nanos(at), id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, s.outcome(ctx, op, id, 0, nil)
+	}
+	if err != nil {
+		return nil, errorf("postgres: %s: %w", op, err)
+	}
+	return j, nil
+}
+
 // ClaimJobs implements store.Store: one transaction that reads the
 // candidates (locking them), orders and places them with store.FairOrder
 // and store.Place, as every backend does, and starts the placed ones.

@@ -116,6 +116,27 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 	return claims, nil
 }
 
+// ClaimJob implements store.Store.
+func (s *Store) ClaimJob(ctx context.Context, id, master string, w store.WorkerRef, at, leaseUntil time.Time) (*store.Job, error) {
+	op := fmt.Sprintf("ClaimJob %q for %s", id, w.Name)
+	if err := checkWorker(w); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	if master == "" || leaseUntil.IsZero() {
+		return nil, fmt.Errorf("sqlite: %s: master and lease are required", op)
+	}
+	var j *store.Job
+	scan := func(row *sql.Row) (err error) {
+		j, err = scanJob(row)
+		return err
+	}
+	n, err := s.writes.query(ctx, scan, s.claimJob, w.Name, w.Identity, master, columns.Nanos(leaseUntil), columns.Nanos(at), id)
+	if err := s.outcome(ctx, op, id, n, err); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
 // byKey reads (key, number) rows: the running attempts of each
 // owner (bounded by the fleet's slots, not by the queue), the owners with
 // queued jobs and when each was last served (store.FairOrder's lastClaim,

@@ -98,6 +98,34 @@ func testClaimStartsJobs(t *testing.T, s store.Store) {
 	}
 }
 
+// testClaimJob: one named job claimed as ClaimJobs claims, once.
+func testClaimJob(t *testing.T, s store.Store) {
+	want := newJob(jobID(1), "alice", at(0))
+	mustCreate(t, s, want)
+	got, err := s.ClaimJob(t.Context(), want.ID, "m1", ref("w1"), at(10), at(40))
+	if err != nil {
+		t.Fatalf("ClaimJob: %v", err)
+	}
+	want.Status, want.Attempts, want.Worker, want.WorkerIdentity = store.StatusRunning, 1, "w1", ref("w1").Identity
+	want.Master, want.LeaseUntil, want.StartedAt = "m1", at(40), at(10)
+	checkJob(t, got, want)
+	checkJob(t, mustGet(t, s, want.ID), want)
+	if n, err := s.QueuedByOwner(t.Context(), "alice"); err != nil || n != 0 {
+		t.Errorf("QueuedByOwner after the claim = %d, %v; want 0", n, err)
+	}
+	if _, err := s.ClaimJob(t.Context(), want.ID, "m2", ref("w2"), at(11), at(41)); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("second ClaimJob: %v, want ErrConflict", err)
+	}
+	if _, err := s.ClaimJob(t.Context(), "no-such-job", "m1", ref("w1"), at(11), at(41)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ClaimJob of a missing job: %v, want ErrNotFound", err)
+	}
+	// Its lease expires like a claimed one's.
+	rescued, err := s.RescueExpired(t.Context(), at(41), "lost", 10)
+	if err != nil || len(rescued) != 1 || rescued[0].ID != want.ID {
+		t.Fatalf("RescueExpired: %v, %v", rescued, err)
+	}
+}
+
 func testClaimPlacement(t *testing.T, s store.Store) {
 	job := func(id, lang, version string, labels map[string]string, sec int) {
 		j := newJob(id, "alice", at(sec))

@@ -85,6 +85,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentFinish", testConcurrentFinish},
 		{"ConcurrentStart", testConcurrentStart},
 		{"ClaimStartsJobs", testClaimStartsJobs},
+		{"ClaimJob", testClaimJob},
 		{"ClaimPlacement", testClaimPlacement},
 		{"ClaimFairOrder", testClaimFairOrder},
 		{"ClaimRoundRobin", testClaimRoundRobin},

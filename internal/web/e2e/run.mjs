@@ -845,6 +845,26 @@ await step('the connection indicator turns red when the master stops, green when
   await until('green again', async () => (await $('#conn').getAttribute('data-state')) === 'up', 15_000);
 });
 
+await step('an interactive run: type a name into the terminal, see the answer', async () => {
+  await $('#nav-editor').click();
+  await until('python in the language list', () => $('#language option[value="python"]').count());
+  await $('#language').selectOption('python');
+  await setSource('name = input("What is your name? ")\nprint("Hello, " + name + "!")\n');
+  await $('#interactive').check();
+  await $('#terminal').waitFor();
+  // The terminal's rows, spaces as the DOM renderer writes them (no-break).
+  const screen = () => page.evaluate(() => (document.querySelector('#terminal .xterm-rows')?.textContent ?? '').replace(/\u00a0/g, ' '));
+  await $('#run').click();
+  await until('the prompt in the terminal', async () => (await screen()).includes('What is your name?'), 30_000);
+  await $('#terminal').click();
+  await page.keyboard.type('Ada');
+  await page.keyboard.press('Enter');
+  await until('the answer in the terminal', async () => (await screen()).includes('Hello, Ada!'), 30_000);
+  await waitVerdict('ok');
+  await page.screenshot({ path: join(SHOTS, 'interactive.png') });
+  await $('#interactive').uncheck();
+});
+
 await step('no request left the machine, no CSP violation, no script error', async () => {
   check(foreign.length === 0, `requests to other hosts: ${foreign.join(', ')}`);
   check(cspViolations.length === 0, `CSP violations:\n  ${cspViolations.join('\n  ')}`);

@@ -34,6 +34,8 @@ export interface JobRequest {
   priority?: number;
   labels?: Record<string, string>;
   max_attempts?: number;
+  /** stdin comes from a client attached at /api/v1/jobs/{id}/attach (ui/terminal.ts). */
+  interactive?: boolean;
 }
 
 export interface Compile {
@@ -52,6 +54,7 @@ export interface Job {
   verdict?: string; error?: string; attempts: number; max_attempts: number; worker?: string;
   priority: number; created_at: string; started_at?: string; finished_at?: string;
   queue_position?: number; compile?: Compile; run?: Run; tests?: TestResult[]; request?: JobRequest;
+  interactive?: boolean;
 }
 
 export interface Language { name: string; version: string; versions?: string[]; workers: number }

@@ -18,6 +18,7 @@ import { createLimitsForm } from '../limits';
 import { createOutput, runToShow } from '../output';
 import { prefsControls } from '../prefs';
 import { badge, diagnosticsOf, progress, renderResult } from '../result';
+import { createInteractivePane } from '../terminal';
 import { renderTests } from '../testcases';
 import { createTestInputs } from '../testinputs';
 
@@ -105,8 +106,10 @@ function build(): Page & { destroy(): void } {
   const testsBox = h('div', { id: 'tests-box', class: 'tests-box' });
   const output = createOutput('output', 'Program output', () => (job ? `job-${job.id.slice(-8)}` : 'output'));
   output.reset('The output appears here as the program writes it.');
+  // Interactive runs show a terminal instead of the output view.
+  const term = createInteractivePane((on) => { output.el.hidden = on; stdin.disabled = on; });
   const outputPanel = h('section', { class: 'panel output-panel', id: 'output-panel', 'aria-label': 'Result' },
-    h('h2', null, 'Output'), status, resultBox, output.el);
+    h('h2', null, 'Output'), status, resultBox, term.el, output.el);
 
   const editorBox = h('div', { id: 'editor', class: 'code-box' });
   const code: Code = createCode(editorBox, {
@@ -238,7 +241,9 @@ function build(): Page & { destroy(): void } {
     const ca = splitArgs(compileArgs.value);
     if (ca.length) req.compile_args = ca;
     const t = tests.read();
-    if (t.length) {
+    if (term.enabled()) {
+      req.interactive = true; // stdin is typed in the terminal; no test cases
+    } else if (t.length) {
       req.tests = t.map((c) => ({ stdin: c.stdin, expected_output: c.expected === '' ? null : c.expected }));
     } else if (stdin.value) {
       req.stdin = stdin.value;
@@ -278,6 +283,7 @@ function build(): Page & { destroy(): void } {
     started = Date.now();
     show(job);
     watch(job.id);
+    if (job.interactive) void term.attach(job.id);
   }
 
   /** On a phone the result is below the editor: bring it into view. */
@@ -293,6 +299,7 @@ function build(): Page & { destroy(): void } {
     output.reset();
     resultBox.replaceChildren();
     testsBox.replaceChildren();
+    term.reset();
     files.mark([]);
   }
 
@@ -412,7 +419,7 @@ function build(): Page & { destroy(): void } {
         h('button', { id: 'sample', type: 'button', class: 'secondary', onclick: () => code.setText(sampleOf(langSel.value)) }, 'Sample'),
         h('label', { for: 'open-file', class: 'button secondary', id: 'open-file-label' }, 'Open file…'), fileInput, fileName),
       prefsControls(),
-      h('div', { class: 'group end' }, cancelBtn, runBtn)),
+      h('div', { class: 'group end' }, term.toggle, cancelBtn, runBtn)),
     langWarning,
     h('div', { class: 'workspace' },
       h('div', { class: 'code-column' }, files.el, editorBox),
@@ -469,6 +476,7 @@ function build(): Page & { destroy(): void } {
       window.removeEventListener('pagehide', flush);
       stream?.close();
       stream = null;
+      term.close();
       clearInterval(ticker);
       job = null; // ends a polling loop
     },
