@@ -228,6 +228,31 @@ CREATE TRIGGER users_access_notify AFTER UPDATE OR DELETE ON users
 CREATE TRIGGER secrets_access_notify AFTER INSERT OR UPDATE ON cluster_secrets
 	FOR EACH STATEMENT EXECUTE FUNCTION grappe_notify_access();
 `,
+		// 7: the audit log and the activity samples behind the
+		// dashboard's charts (SQLite's migration 11).
+		`
+CREATE TABLE audit_log (
+	seq    BIGSERIAL PRIMARY KEY,
+	time   BIGINT NOT NULL,
+	actor  TEXT   NOT NULL,
+	action TEXT   NOT NULL,
+	target TEXT   NOT NULL,
+	detail TEXT   NOT NULL,
+	addr   TEXT   NOT NULL
+);
+CREATE INDEX audit_log_actor ON audit_log (actor, seq);
+CREATE TABLE stats_samples (
+	master        TEXT             NOT NULL,
+	time          BIGINT           NOT NULL,
+	seconds       INTEGER          NOT NULL,
+	queue_depth   INTEGER          NOT NULL,
+	running       INTEGER          NOT NULL,
+	submitted     INTEGER          NOT NULL,
+	completed     INTEGER          NOT NULL,
+	queue_wait_ms DOUBLE PRECISION NOT NULL,
+	PRIMARY KEY (time, master)
+);
+`,
 	}
 }
 

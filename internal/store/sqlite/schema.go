@@ -227,6 +227,32 @@ CREATE TABLE autoscaled_workers (
 	started_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
+		// 11: the audit log (who changed users, tokens, workers; logins
+		// and their failures) and the activity samples behind the
+		// dashboard's charts, a ring each master trims as it writes.
+		`
+CREATE TABLE audit_log (
+	seq    INTEGER PRIMARY KEY,
+	time   INTEGER NOT NULL,
+	actor  TEXT    NOT NULL,
+	action TEXT    NOT NULL,
+	target TEXT    NOT NULL,
+	detail TEXT    NOT NULL,
+	addr   TEXT    NOT NULL
+);
+CREATE INDEX audit_log_actor ON audit_log (actor, seq);
+CREATE TABLE stats_samples (
+	master        TEXT    NOT NULL,
+	time          INTEGER NOT NULL,
+	seconds       INTEGER NOT NULL,
+	queue_depth   INTEGER NOT NULL,
+	running       INTEGER NOT NULL,
+	submitted     INTEGER NOT NULL,
+	completed     INTEGER NOT NULL,
+	queue_wait_ms REAL    NOT NULL,
+	PRIMARY KEY (time, master)
+) WITHOUT ROWID;
+`,
 	}
 }
 
