@@ -276,6 +276,7 @@ func (m *Master) Workers(ctx context.Context) []api.Worker {
 			Sandbox: w.sandbox, Version: w.version,
 			InfraFailures: w.infraFailures, Health: w.healthReason,
 		})
+		w.failures.describe(&out[len(out)-1], w.jobsDone)
 	}
 	m.mu.Unlock()
 	out = append(out, others...)
