@@ -182,7 +182,7 @@ func (s *server) statsHistory(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		}
 		span = time.Duration(n) * time.Minute
 	}
-	step := max(minHistoryStep, (span/maxHistoryPoints).Round(minHistoryStep))
+	step := max(minHistoryStep, (span / maxHistoryPoints).Round(minHistoryStep))
 	st, err := s.History.StatsHistory(r.Context(), time.Now().Add(-span), step)
 	if err != nil {
 		return err

@@ -42,6 +42,11 @@ func (m *Master) StatsHistory(ctx context.Context, since time.Time, step time.Du
 	if err != nil {
 		return nil, err
 	}
+	return historyPoints(samples, since, step, time.Now()), nil
+}
+
+// historyPoints merges samples (oldest first) into points of step.
+func historyPoints(samples []*store.StatsSample, since time.Time, step time.Duration, now time.Time) *api.Stats {
 	out := &api.Stats{IntervalSeconds: int(step / time.Second), Points: []api.StatsPoint{}}
 	var cur *api.StatsPoint
 	var waits int
@@ -62,8 +67,8 @@ func (m *Master) StatsHistory(ctx context.Context, since time.Time, step time.Du
 	}
 	// The last step is still filling: its end is in the future, and its
 	// sums would read as a drop. It is shown at its last sample instead.
-	if n := len(out.Points); n > 0 && out.Points[n-1].Time.After(time.Now()) {
+	if n := len(out.Points); n > 0 && out.Points[n-1].Time.After(now) {
 		out.Points[n-1].Time = samples[len(samples)-1].Time
 	}
-	return out, nil
+	return out
 }
