@@ -109,15 +109,27 @@ func (m *Master) Jobs(ctx context.Context, p *auth.Principal, status string, lim
 		return nil, err
 	}
 	out := make([]api.Job, 0, len(sjs))
+	positioned := 0
 	for _, sj := range sjs {
 		j, err := toAPI(sj, false)
 		if err != nil {
 			return nil, err
 		}
+		// Queued jobs show their place, as GET /jobs/{id} does: the first
+		// listPositions of them, each a read of its owner's queue.
+		if j.Status == api.StatusQueued && positioned < listPositions {
+			positioned++
+			if j.QueuePosition, err = m.store.QueuePosition(ctx, j.ID); err != nil {
+				j.QueuePosition = 0
+			}
+		}
 		out = append(out, *j)
 	}
 	return out, nil
 }
+
+// listPositions bounds the queue positions a job list reads.
+const listPositions = 100
 
 // Cancel stops a queued job before it starts, or a running one: the job
 // is recorded cancelled at once and its worker told to kill it

@@ -11,6 +11,16 @@ export interface Chart {
   destroy(): void;
 }
 
+/** "14:05"; "6 Dec 14:05" for the first label and where the day changes. */
+function timeLabel(secs: number, prev: number | null): string {
+  const d = new Date(secs * 1000);
+  const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false });
+  const day = (t: number) => new Date(t * 1000).toDateString();
+  const today = day(secs) === new Date().toDateString();
+  return (prev === null ? !today : day(prev) !== day(secs))
+    ? `${d.toLocaleDateString([], { day: 'numeric', month: 'short' })} ${hm}` : hm;
+}
+
 export async function lineChart(box: HTMLElement, series: Series[], unit: string, height = 170): Promise<Chart> {
   const { default: uPlot } = await import('uplot');
   const fmt = (v: number | null) => (v === null ? '—' : `${+v.toFixed(v < 10 ? 2 : 0)} ${unit}`);
@@ -23,7 +33,10 @@ export async function lineChart(box: HTMLElement, series: Series[], unit: string
       y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] },
     },
     axes: [
-      { stroke: '#5b6472', grid: { stroke: '#e6e8ec', width: 1 }, ticks: { stroke: '#e6e8ec' } },
+      // Time labels at least 80 px apart, as hours and minutes (the day
+      // too where it changes): uPlot's defaults crowd a narrow chart.
+      { stroke: '#5b6472', grid: { stroke: '#e6e8ec', width: 1 }, ticks: { stroke: '#e6e8ec' }, space: 80,
+        values: (_u, vals) => vals.map((v, i) => timeLabel(v, i > 0 ? vals[i - 1] : null)) },
       { stroke: '#5b6472', grid: { stroke: '#e6e8ec', width: 1 }, ticks: { stroke: '#e6e8ec' }, size: 56,
         values: (_u, vals) => vals.map((v) => `${+v.toFixed(2)}`) },
     ],
