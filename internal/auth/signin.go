@@ -20,6 +20,9 @@ var ErrLinkUsed = errors.New("auth: this sign-in link was used already or has ex
 type signinLink struct {
 	user    string
 	expires time.Time
+	// used: the link was exchanged already. It is kept until it expires,
+	// so that a second use is told so rather than "unknown token".
+	used bool
 }
 
 // maxLinks bounds the links waiting to be used; past it the oldest
@@ -52,12 +55,19 @@ func (a *Authenticator) SignInLink(user string, ttl time.Duration) (string, erro
 // signed in, the token and its expiry, and whether a link was used.
 func (a *Authenticator) SessionFrom(ctx context.Context, secret string, ttl time.Duration) (p *Principal, token string, expires time.Time, link bool, err error) {
 	hash := HashToken(secret)
+	now := a.now()
 	a.mu.Lock()
 	l, isLink := a.links[hash]
-	delete(a.links, hash) // used, whatever comes next
+	if isLink {
+		if !now.Before(l.expires) {
+			delete(a.links, hash)
+		} else {
+			a.links[hash] = signinLink{user: l.user, expires: l.expires, used: true} // whatever comes next
+		}
+	}
 	a.mu.Unlock()
 	if isLink {
-		if !a.now().Before(l.expires) {
+		if l.used || !now.Before(l.expires) {
 			return nil, "", time.Time{}, true, ErrLinkUsed
 		}
 		u, err := a.store.GetUser(ctx, l.user)

@@ -29,8 +29,8 @@ func TestSignInLinkWorksOnceAndExpires(t *testing.T) {
 	if got, err := a.Authenticate(ctx, token); err != nil || got.User != AdminUser {
 		t.Fatalf("the session's token: %+v, %v", got, err)
 	}
-	if _, _, _, _, err := a.SessionFrom(ctx, link, time.Hour); !errors.Is(err, ErrUnauthenticated) {
-		t.Fatalf("second use of the link: %v, want refused", err)
+	if _, _, _, used, err := a.SessionFrom(ctx, link, time.Hour); !used || !errors.Is(err, ErrLinkUsed) {
+		t.Fatalf("second use of the link: %v, want ErrLinkUsed", err)
 	}
 
 	// An expired link is refused, and used up too.

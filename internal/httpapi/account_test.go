@@ -142,7 +142,7 @@ func TestSignInLinkSession(t *testing.T) {
 	if _, code := e.tokenSession(link); code != 401 {
 		t.Fatalf("the link used twice: %d, want 401", code)
 	}
-	if code := e.call("POST", "/api/v1/session/token", "", nil, `{"token":"`+link+`"}`, &body); code != 401 || !strings.Contains(body.Error.Message, "not valid") {
+	if code := e.call("POST", "/api/v1/session/token", "", nil, `{"token":"`+link+`"}`, &body); code != 401 || !strings.Contains(body.Error.Message, "used already") {
 		t.Fatalf("the link used again: %d %+v", code, body)
 	}
 	// An API token makes a session too, of its user.
