@@ -70,6 +70,9 @@ async function logout(): Promise<void> {
 function signedOut(): void {
   state.session = null;
   setCSRF('');
+  // The readable CSRF cookie says "a session may exist" to the next page
+  // load (see boot): a session that ended takes it along.
+  document.cookie = 'grappe_csrf=; Max-Age=0; Path=/; Secure; SameSite=Strict';
   forgetEditor();
   go('/login', true);
 }
@@ -160,7 +163,10 @@ async function boot(): Promise<void> {
   }
   // Who is logged in? A master that cannot be reached yet is retried
   // (backing off like the banner): the page comes up as soon as it answers.
-  for (let wait = 1000; ; wait = Math.min(10_000, wait * 2)) {
+  // Without the CSRF cookie, which comes and goes with the session's,
+  // there is no session to ask about: no 401 on every fresh page load.
+  const maybe = /(?:^|;\s*)grappe_csrf=[^;]/.test(document.cookie);
+  for (let wait = 1000; maybe; wait = Math.min(10_000, wait * 2)) {
     try {
       const s = await api<Session>('GET', '/api/v1/session', undefined, { quiet401: true });
       state.session = s;

@@ -37,9 +37,11 @@ export function activityCharts(): Activity {
     const p = data.points;
     const xs = p.map((x) => Date.parse(x.time) / 1000);
     const per = data.interval_seconds || 15;
-    charts[0].set(xs, [p.map((x) => x.queue_depth), p.map((x) => x.running)]);
-    charts[1].set(xs, [p.map((x) => x.completed / per), p.map((x) => x.submitted / per)]);
-    charts[2].set(xs, [p.map((x) => x.queue_wait_ms)]);
+    const now = Date.now() / 1000;
+    const range: [number, number] | undefined = legacy ? undefined : [now - Number(span.value) * 60, now];
+    charts[0].set(xs, [p.map((x) => x.queue_depth), p.map((x) => x.running)], range);
+    charts[1].set(xs, [p.map((x) => x.completed / per), p.map((x) => x.submitted / per)], range);
+    charts[2].set(xs, [p.map((x) => x.queue_wait_ms)], range);
   };
 
   async function refresh(): Promise<void> {

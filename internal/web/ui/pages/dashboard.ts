@@ -67,9 +67,9 @@ export function dashboardPage(): Page {
       h('td', { class: 'w-slots', 'data-label': 'Slots' }, meter('slots')),
       h('td', { class: 'w-cpu', 'data-label': 'CPU' }, meter('cpu')),
       h('td', { class: 'w-mem', 'data-label': 'Memory' }, meter('mem')),
-      h('td', { class: 'w-done num', 'data-label': 'Jobs done' }),
+      // Failed jobs under the jobs done, so the table stays as wide.
+      h('td', { class: 'w-done num', 'data-label': 'Jobs done' }, h('span', { class: 'w-done-count' }), h('small', { class: 'w-failed', hidden: true })),
       h('td', { class: 'w-infra num', 'data-label': 'Infra failures' }),
-      h('td', { class: 'w-failed num', 'data-label': 'Failed jobs' }),
       h('td', { class: 'w-beat', 'data-label': 'Heartbeat' }),
       h('td', { class: 'w-sandbox', 'data-label': 'Sandbox' }),
       h('td', { class: 'w-actions' }, drain));
@@ -104,8 +104,8 @@ export function dashboardPage(): Page {
     // most of its jobs is marked even before it calls itself unhealthy.
     const failed = w.jobs_failed ?? 0;
     const rate = w.failure_rate ?? 0;
-    setText(c('failed'), failed ? `${failed} (${pct(rate * 100)})` : '0');
-    c('failed').classList.toggle('nonzero', failed > 0);
+    (c('failed') as HTMLElement).hidden = failed === 0;
+    setText(c('failed'), failed ? `${failed} failed (${pct(rate * 100)})` : '');
     row.classList.toggle('failing', w.status === 'unhealthy' || (failed >= 3 && rate >= 0.5));
     const langs = (w.languages ?? []).map((l) => labelOf(l.name)).join(', ');
     setText(c('langs'), langs || '—');
@@ -115,7 +115,7 @@ export function dashboardPage(): Page {
     setMeter(c('slots').firstElementChild!, lost || !w.slots ? 0 : w.running / w.slots, lost ? `—/${w.slots}` : `${w.running}/${w.slots}`);
     setMeter(c('cpu').firstElementChild!, lost ? 0 : w.cpu_percent / 100, lost ? '—' : pct(w.cpu_percent));
     setMeter(c('mem').firstElementChild!, lost ? 0 : w.memory_percent / 100, lost ? '—' : pct(w.memory_percent));
-    setText(c('done'), String(w.jobs_done));
+    setText(c('done-count'), String(w.jobs_done));
     setText(c('infra'), String(w.infra_failures ?? 0));
     c('infra').classList.toggle('nonzero', (w.infra_failures ?? 0) > 0);
     setText(c('beat'), ago(w.last_heartbeat));
@@ -384,7 +384,7 @@ export function dashboardPage(): Page {
     h('div', { class: 'stats' }, cWorkers.el, cSlots.el, cQueue.el, cRunning.el, cClients.el),
     h('h2', null, 'Workers'),
     h('div', { class: 'table-wrap' }, h('table', { id: 'workers-table', class: 'list cards' },
-      h('thead', null, h('tr', null, ['Name', 'Address', 'Status', 'Languages', 'Slots', 'CPU', 'Memory', 'Jobs done', 'Infra failures', 'Failed jobs', 'Last heartbeat', 'Sandbox', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      h('thead', null, h('tr', null, ['Name', 'Address', 'Status', 'Languages', 'Slots', 'CPU', 'Memory', 'Jobs done', 'Infra failures', 'Last heartbeat', 'Sandbox', ''].map((t) => h('th', { scope: 'col' }, t)))),
       workersBody)),
     asSection,
     activity.el,
