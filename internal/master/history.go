@@ -42,16 +42,19 @@ func (m *Master) StatsHistory(ctx context.Context, since time.Time, step time.Du
 	if err != nil {
 		return nil, err
 	}
-	return historyPoints(samples, since, step, time.Now()), nil
+	return historyPoints(samples, step, time.Now()), nil
 }
 
-// historyPoints merges samples (oldest first) into points of step.
-func historyPoints(samples []*store.StatsSample, since time.Time, step time.Duration, now time.Time) *api.Stats {
+// historyPoints merges samples (oldest first) into points of step, each
+// at the end of its step.
+func historyPoints(samples []*store.StatsSample, step time.Duration, now time.Time) *api.Stats {
 	out := &api.Stats{IntervalSeconds: int(step / time.Second), Points: []api.StatsPoint{}}
 	var cur *api.StatsPoint
 	var waits int
 	for _, s := range samples {
-		end := since.Add(step * (s.Time.Sub(since)/step + 1)).UTC()
+		// Steps are aligned on the clock, not on since: the same sample
+		// falls in the same step whatever the request's time.
+		end := s.Time.Add(-time.Nanosecond).Truncate(step).Add(step).UTC()
 		if cur == nil || !cur.Time.Equal(end) {
 			out.Points = append(out.Points, api.StatsPoint{Time: end})
 			cur, waits = &out.Points[len(out.Points)-1], 0

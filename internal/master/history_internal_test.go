@@ -17,7 +17,7 @@ func TestHistoryPointsMergeSteps(t *testing.T) {
 		{Master: "a", Time: at(45), QueueDepth: 5, Running: 2, Submitted: 2, Completed: 6, QueueWaitMs: 30},
 		{Master: "a", Time: at(135), QueueDepth: 1, Running: 0, Submitted: 0, Completed: 1},
 	}
-	st := historyPoints(samples, since, time.Minute, at(300))
+	st := historyPoints(samples, time.Minute, at(300))
 	if st.IntervalSeconds != 60 || len(st.Points) != 2 {
 		t.Fatalf("%+v", st)
 	}
@@ -29,11 +29,16 @@ func TestHistoryPointsMergeSteps(t *testing.T) {
 		t.Errorf("third minute: %+v", p)
 	}
 	// A step still filling is shown at its last sample, not in the future.
-	st = historyPoints(samples, since, time.Minute, at(150))
+	st = historyPoints(samples, time.Minute, at(150))
 	if p := st.Points[1]; !p.Time.Equal(at(135)) {
 		t.Errorf("the filling step at %v, want its last sample's time", p.Time.Sub(since))
 	}
-	if st := historyPoints(nil, since, time.Minute, at(0)); st.Points == nil || len(st.Points) != 0 {
+	// Steps are on the clock: a sample at the end of a step is in it.
+	edge := []*store.StatsSample{{Time: at(60), Completed: 1}, {Time: at(61), Completed: 2}}
+	if st := historyPoints(edge, time.Minute, at(300)); len(st.Points) != 2 || !st.Points[0].Time.Equal(at(60)) || st.Points[1].Completed != 2 {
+		t.Errorf("samples at a step's end and just after: %+v", st.Points)
+	}
+	if st := historyPoints(nil, time.Minute, at(0)); st.Points == nil || len(st.Points) != 0 {
 		t.Errorf("no sample: %+v", st)
 	}
 }
