@@ -76,18 +76,18 @@ func (s *server) tokenSession(w http.ResponseWriter, r *http.Request) error {
 		return Errorf(http.StatusUnprocessableEntity, api.CodeInvalid, "token is required")
 	}
 	p, token, _, link, err := s.Sessions.SessionFrom(r.Context(), req.Token, sessionMaxAge)
-	via := map[bool]string{true: "sign-in link", false: "API token"}[link]
+	via := map[bool]string{true: "a sign-in link", false: "an API token"}[link]
 	switch {
 	case errors.Is(err, auth.ErrLinkUsed):
 		s.audit(r, "", "login.failed", "", "a sign-in link used again or expired")
 		return Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "this sign-in link was used already or has expired; `grappe up` prints a new one when it starts")
 	case errors.Is(err, auth.ErrUnauthenticated):
-		s.audit(r, "", "login.failed", "", "an unknown or expired "+via)
+		s.audit(r, "", "login.failed", "", "web, with a revoked, expired or unknown token")
 		return Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "this token is not valid (revoked, expired, or a sign-in link used already)")
 	case err != nil:
 		return err
 	}
-	s.audit(r, p.User, "login", p.User, "web, with a "+via)
+	s.audit(r, p.User, "login", p.User, "web, with "+via)
 	csrf := newCSRF()
 	setCookie(w, sessionCookie, token, true, sessionMaxAge)
 	setCookie(w, csrfCookie, csrf, false, sessionMaxAge)

@@ -828,6 +828,18 @@ await step('the master stops: one banner, retries backing off, jobs in flight sh
   for (const id of sleepers) await apiIn(page, 'POST', `/api/v1/jobs/${id}/cancel`);
 });
 
+await step('an admin resets a password', async () => {
+  const a = adminPage;
+  await a.locator('#nav-users').click();
+  await a.locator(`tr[data-user="${PLAIN_USER}"] button.reset-password`).click();
+  await a.locator('#reset-dialog').waitFor();
+  await a.locator('#reset-password-input').fill('reset by the admin');
+  await a.locator('#reset-dialog-ok').click();
+  await until('the dialog closed', async () => (await a.locator('#reset-dialog').count()) === 0);
+  await until('the new password works', async () => (await apiIn(a, 'POST', '/api/v1/login', { username: PLAIN_USER, password: 'reset by the admin' })).status === 200);
+  check((await apiIn(a, 'POST', '/api/v1/login', { username: PLAIN_USER, password: PLAIN_PASSWORD })).status === 401, 'the old password still works');
+});
+
 await step('settings, users and audit pages fit a phone', async () => {
   for (const [p, path, what] of [[carolPage, '/settings', 'settings'], [adminPage, '/users', 'users'], [adminPage, '/audit', 'audit log']]) {
     await p.setViewportSize(PHONE);

@@ -3,7 +3,7 @@
 import { api, ApiError, get, put, setCSRF, type Account, type Limits, type Session } from '../api';
 import { state, toast, type Page } from '../app';
 import { field, fill, h } from '../dom';
-import { kb, ms } from '../format';
+import { duration, kb } from '../format';
 import { tokenPanel } from '../tokens';
 
 export function settingsPage(): Page {
@@ -80,8 +80,8 @@ export function settingsPage(): Page {
 /** Each limit of a job: its default and its maximum. */
 function limitsTable(def: Limits, max: Limits): HTMLElement {
   const rows: [string, (l: Limits) => string][] = [
-    ['CPU time', (l) => (l.cpu_ms ? ms(l.cpu_ms) : '—')],
-    ['Wall time', (l) => (l.wall_ms ? ms(l.wall_ms) : '—')],
+    ['CPU time', (l) => (l.cpu_ms ? duration(l.cpu_ms) : '—')],
+    ['Wall time', (l) => (l.wall_ms ? duration(l.wall_ms) : '—')],
     ['Memory', (l) => (l.memory_mb ? kb(l.memory_mb * 1024) : '—')],
     ['Processes', (l) => (l.processes ? String(l.processes) : '—')],
     ['Output', (l) => (l.output_kb ? kb(l.output_kb) : '—')],
