@@ -19,9 +19,23 @@ const (
 	historyKeep  = 24 * time.Hour
 )
 
-// sampleHistory writes the sample of the last historyEvery. A failure
-// is logged: the chart misses a point, nothing else.
-func (m *Master) sampleHistory(ctx context.Context, now time.Time) {
+// The audit log keeps auditKeep of entries; a master trims it with its
+// first sample and then once per auditTrimEvery samples (hourly). Any
+// master may: the trim is one idempotent delete.
+const (
+	auditKeep      = 90 * 24 * time.Hour
+	auditTrimEvery = int(time.Hour / historyEvery)
+)
+
+// sampleHistory writes the sample of the last historyEvery, the n-th
+// since the master started. A failure is logged: the chart misses a
+// point, nothing else.
+func (m *Master) sampleHistory(ctx context.Context, now time.Time, n int) {
+	if n%auditTrimEvery == 1 {
+		if _, err := m.store.TrimAudit(ctx, now.Add(-auditKeep)); err != nil && ctx.Err() == nil {
+			m.logStoreErr("trim the audit log", err)
+		}
+	}
 	p := m.stats.merged(int(historyEvery / statsInterval))
 	s := &store.StatsSample{
 		Master: m.cfg.MasterID, Time: now.UTC(), Seconds: int(historyEvery / time.Second),

@@ -105,7 +105,7 @@ func (m *Master) statsLoop(ctx context.Context) {
 			}
 			m.stats.close(now, queued, running)
 			if tick%perSample == 0 {
-				m.sampleHistory(ctx, now)
+				m.sampleHistory(ctx, now, tick/perSample)
 			}
 		}
 	}

@@ -14,6 +14,9 @@ type History interface {
 	AppendAudit(ctx context.Context, e *AuditEntry) error
 	// ListAudit returns the entries f selects, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEntry, error)
+	// TrimAudit deletes the entries older than before and returns how
+	// many.
+	TrimAudit(ctx context.Context, before time.Time) (int, error)
 	// AddStatsSample records one activity sample and deletes the samples
 	// older than keepAfter, so the table stays a ring of bounded size.
 	AddStatsSample(ctx context.Context, s *StatsSample, keepAfter time.Time) error

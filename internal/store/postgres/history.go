@@ -45,6 +45,15 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 	return out, nil
 }
 
+// TrimAudit implements store.History.
+func (s *Store) TrimAudit(ctx context.Context, before time.Time) (int, error) {
+	tag, err := s.db.Exec(ctx, `DELETE FROM audit_log WHERE time < $1`, columns.Nanos(before))
+	if err != nil {
+		return 0, errorf("postgres: TrimAudit: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // auditWhere is the WHERE clause of f, with numbered placeholders.
 func auditWhere(f store.AuditFilter) (string, []any) {
 	var conds []string

@@ -51,6 +51,19 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 	return out, nil
 }
 
+// TrimAudit implements store.History.
+func (s *Store) TrimAudit(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM audit_log WHERE time < ?`, columns.Nanos(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: TrimAudit: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: TrimAudit: %w", err)
+	}
+	return int(n), nil
+}
+
 // auditWhere is the WHERE clause of f, with ? placeholders.
 func auditWhere(f store.AuditFilter) (string, []any) {
 	var conds []string

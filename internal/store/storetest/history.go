@@ -71,6 +71,12 @@ func testAudit(t *testing.T, s store.Store) {
 			t.Errorf("ListAudit(%+v) = %s, want %s", tc.f, got, tc.want)
 		}
 	}
+	if n, err := s.TrimAudit(ctx, base.Add(2*time.Minute)); err != nil || n != 2 {
+		t.Fatalf("TrimAudit = %d, %v; want the 2 oldest", n, err)
+	}
+	if got := list(store.AuditFilter{}); got != "ada:user.remove/carol;bob:login/;" {
+		t.Errorf("after the trim: %s", got)
+	}
 }
 
 func testStatsSamples(t *testing.T, s store.Store) {
