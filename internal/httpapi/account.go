@@ -16,15 +16,6 @@ import (
 // user endpoints: a session from a sign-in link or an API token, the
 // caller's account and quotas, the audit log, the charts' history.
 
-// TokenSessions makes web sessions from a secret; *auth.Authenticator is
-// the real one.
-type TokenSessions interface {
-	SessionFrom(ctx context.Context, secret string, ttl time.Duration) (*auth.Principal, string, time.Time, bool, error)
-	CheckPassword(ctx context.Context, name, password string) error
-}
-
-var _ TokenSessions = (*auth.Authenticator)(nil)
-
 // AuditLog records and lists the audit log; the store is the real one.
 type AuditLog interface {
 	AppendAudit(ctx context.Context, e *store.AuditEntry) error
@@ -75,7 +66,7 @@ func (s *server) tokenSession(w http.ResponseWriter, r *http.Request) error {
 	if req.Token == "" {
 		return Errorf(http.StatusUnprocessableEntity, api.CodeInvalid, "token is required")
 	}
-	p, token, _, link, err := s.Sessions.SessionFrom(r.Context(), req.Token, sessionMaxAge)
+	p, token, _, link, err := s.Users.SessionFrom(r.Context(), req.Token, sessionMaxAge)
 	via := map[bool]string{true: "a sign-in link", false: "an API token"}[link]
 	switch {
 	case errors.Is(err, auth.ErrLinkUsed):

@@ -63,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	_, e.admin, _ = a.CreateToken(ctx, "ada", "test", time.Time{})
 	_, e.bob, _ = a.CreateToken(ctx, "bob", "test", time.Time{})
 	h := httpapi.New(httpapi.Config{
-		Service: fakeService{}, Auth: a, Users: a, Revoker: a, Sessions: a, Audit: st, History: e.history,
+		Service: fakeService{}, Auth: a, Users: a, Revoker: a, Audit: st, History: e.history,
 		MaxQueuedPerUser: 50, Logger: slog.New(slog.DiscardHandler),
 		Compat: httpapi.Compat{MaxLimits: api.Limits{CPUMs: 10000}},
 	})

@@ -94,9 +94,6 @@ type Config struct {
 	Limits  RateLimits
 	// Compat configures the Piston (/api/v2/) and Judge0 (/judge0/) APIs.
 	Compat Compat
-	// Sessions, if set, makes web sessions from sign-in links and API
-	// tokens (POST /api/v1/session/token) and checks current passwords.
-	Sessions TokenSessions
 	// Audit, if set, records the audit log and serves it (GET
 	// /api/v1/audit, admin).
 	Audit AuditLog
@@ -169,9 +166,7 @@ func New(cfg Config) http.Handler {
 		mux.HandleFunc("POST /api/v1/session", s.createSession)
 		mux.Handle("GET /api/v1/session", s.authed(s.getSession))
 		mux.Handle("DELETE /api/v1/session", s.authed(s.deleteSession))
-		if cfg.Sessions != nil {
-			mux.HandleFunc("POST /api/v1/session/token", s.createTokenSession)
-		}
+		mux.HandleFunc("POST /api/v1/session/token", s.createTokenSession)
 		mux.Handle("GET /api/v1/users/{name}/tokens", s.admin(s.listUserTokens))
 		mux.Handle("POST /api/v1/users/{name}/tokens", s.admin(s.createUserToken))
 		mux.Handle("DELETE /api/v1/users/{name}/tokens/{id}", s.admin(s.deleteUserToken))

@@ -23,6 +23,11 @@ type Users interface {
 	CreateToken(ctx context.Context, user, name string, expires time.Time) (*store.Token, string, error)
 	Tokens(ctx context.Context, user string) ([]*store.Token, error)
 	DeleteToken(ctx context.Context, user, id string) error
+	// SessionFrom exchanges a sign-in link's secret (once) or an API
+	// token for a new login token valid for ttl; link says which it was.
+	SessionFrom(ctx context.Context, secret string, ttl time.Duration) (p *auth.Principal, token string, expires time.Time, link bool, err error)
+	// CheckPassword is auth.ErrBadCredentials unless password is name's.
+	CheckPassword(ctx context.Context, name, password string) error
 }
 
 var _ Users = (*auth.Authenticator)(nil)
@@ -165,13 +170,10 @@ func (s *server) checkCurrentPassword(r *http.Request, p *auth.Principal, user, 
 	if current == "" {
 		return Errorf(http.StatusUnprocessableEntity, api.CodeInvalid, "give your current password to change it")
 	}
-	if s.Sessions == nil {
-		return Errorf(http.StatusUnprocessableEntity, api.CodeInvalid, "this master cannot check a current password")
-	}
 	if err := s.throttleLogin(r, user); err != nil {
 		return err
 	}
-	if err := s.Sessions.CheckPassword(r.Context(), user, current); err != nil {
+	if err := s.Users.CheckPassword(r.Context(), user, current); err != nil {
 		if errors.Is(err, auth.ErrBadCredentials) {
 			s.audit(r, p.User, "user.password.failed", user, "wrong current password")
 			return Errorf(http.StatusForbidden, api.CodeForbidden, "the current password is wrong")
