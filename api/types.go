@@ -203,8 +203,9 @@ type Worker struct {
 	Health string `json:"health,omitempty"`
 	// JobsFailed counts the jobs whose attempt on this worker ended in
 	// failure (status failed: the worker could not run them) or that it
-	// gave back because its own machinery failed, since it connected to
-	// this master; FailureRate is JobsFailed over every attempt it ended.
+	// gave back because its own machinery failed, as the master holding
+	// its link counted them since the worker connected there;
+	// FailureRate is JobsFailed over every attempt it ended.
 	JobsFailed  int64   `json:"jobs_failed"`
 	FailureRate float64 `json:"failure_rate"`
 	// LastError is the error of its last failed job, and when it came.

@@ -228,9 +228,13 @@ CREATE TRIGGER users_access_notify AFTER UPDATE OR DELETE ON users
 CREATE TRIGGER secrets_access_notify AFTER INSERT OR UPDATE ON cluster_secrets
 	FOR EACH STATEMENT EXECUTE FUNCTION grappe_notify_access();
 `,
-		// 7: the audit log and the activity samples behind the
-		// dashboard's charts (SQLite's migration 11).
+		// 7: the audit log, the activity samples behind the dashboard's
+		// charts, and each worker's failed jobs (SQLite's migration 11).
 		`
+ALTER TABLE workers ADD COLUMN jobs_failed BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN failure_rate DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN last_error_at BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE audit_log (
 	seq    BIGSERIAL PRIMARY KEY,
 	time   BIGINT NOT NULL,

@@ -228,9 +228,14 @@ CREATE TABLE autoscaled_workers (
 ) WITHOUT ROWID;
 `,
 		// 11: the audit log (who changed users, tokens, workers; logins
-		// and their failures) and the activity samples behind the
-		// dashboard's charts, a ring each master trims as it writes.
+		// and their failures), the activity samples behind the
+		// dashboard's charts (a ring each master trims as it writes), and
+		// each worker's failed jobs.
 		`
+ALTER TABLE workers ADD COLUMN jobs_failed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN failure_rate REAL NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN last_error_at INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE audit_log (
 	seq    INTEGER PRIMARY KEY,
 	time   INTEGER NOT NULL,
