@@ -25,7 +25,7 @@ func TestWorkersTableViews(t *testing.T) {
 	now := time.Now()
 	if err := m.store.UpsertWorkers(ctx, []*store.Worker{
 		{Name: "far", Master: "other", Status: api.WorkerUp, Slots: 4, Running: 3, LastHeartbeat: now,
-			Languages: map[string][]string{"python": {"3.11.2"}},
+			Languages:  map[string][]string{"python": {"3.11.2"}},
 			JobsFailed: 2, FailureRate: 0.5, LastError: "no space left", LastErrorAt: now},
 		{Name: "dead-master", Master: "gone", Status: api.WorkerUp, Slots: 2, LastHeartbeat: now.Add(-time.Minute)},
 	}); err != nil {
