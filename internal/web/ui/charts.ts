@@ -55,7 +55,9 @@ export async function lineChart(box: HTMLElement, series: Series[], unit: string
         label: s.label, stroke: s.color, width: 2,
         fill: s.fill ? s.color + '22' : undefined,
         value: (_u: uPlotT, v: number | null) => fmt(v),
-        points: { show: false },
+        // A line needs two points: a lone sample (a long span, a new
+        // master) is drawn as a dot.
+        points: { show: (_u: uPlotT, _s: number, i0: number, i1: number) => i1 - i0 < 2 },
       })),
     ],
     cursor: { drag: { x: false, y: false } },
