@@ -232,6 +232,16 @@ type Worker struct {
 	// Health is the worker's last infrastructure error, for operators;
 	// empty while all is well.
 	Health string `json:"health,omitempty"`
+	// JobsFailed counts the jobs whose attempt on this worker ended in
+	// failure (status failed: the worker could not run them) or that it
+	// gave back because its own machinery failed, as the master holding
+	// its link counted them since the worker connected there;
+	// FailureRate is JobsFailed over every attempt it ended.
+	JobsFailed  int64   `json:"jobs_failed"`
+	FailureRate float64 `json:"failure_rate"`
+	// LastError is the error of its last failed job, and when it came.
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 	// StartedBy is set for a worker the autoscaler started: which
 	// provisioner, and why.
 	StartedBy *WorkerOrigin `json:"started_by,omitempty"`
@@ -340,6 +350,55 @@ type UserRequest struct {
 // admin sets anyone's password, a user their own.
 type PasswordRequest struct {
 	Password string `json:"password"`
+	// CurrentPassword, if given, must be the user's password now. A web
+	// session (the session cookie) changing its own user's password must
+	// give it: a browser left open is not a way to take the account.
+	CurrentPassword string `json:"current_password,omitempty"`
+}
+
+// TokenSessionRequest is the body of POST /api/v1/session/token: a
+// one-time sign-in link's secret (what follows #/signin/ in the link
+// `grappe up` prints) or an API token, exchanged for a web session.
+type TokenSessionRequest struct {
+	Token string `json:"token"`
+}
+
+// Account is the body of GET /api/v1/account: who the caller is and what
+// they may use.
+type Account struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+	// MaxQueuedJobs is how many jobs of the user may wait at once.
+	MaxQueuedJobs int `json:"max_queued_jobs"`
+	// RequestsPerSecond and Burst bound the user's API requests.
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	Burst             int     `json:"burst"`
+	// DefaultLimits are a job's limits when it sets none; MaxLimits the
+	// most a job may ask for.
+	DefaultLimits Limits `json:"default_limits"`
+	MaxLimits     Limits `json:"max_limits"`
+	// The user's jobs now.
+	JobsQueued  int `json:"jobs_queued"`
+	JobsRunning int `json:"jobs_running"`
+	JobsTotal   int `json:"jobs_total"`
+}
+
+// AuditEntry is one entry of the audit log: who did what to what.
+type AuditEntry struct {
+	Seq    int64     `json:"seq"`
+	Time   time.Time `json:"time"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Target string    `json:"target,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+	Addr   string    `json:"addr,omitempty"`
+}
+
+// AuditList is the body of GET /api/v1/audit, newest first. NextBefore,
+// when set, is the before= of the next page.
+type AuditList struct {
+	Entries    []AuditEntry `json:"entries"`
+	NextBefore int64        `json:"next_before,omitempty"`
 }
 
 // Session is the answer to POST and GET /api/v1/session: who is logged in

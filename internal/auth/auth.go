@@ -95,6 +95,8 @@ type Authenticator struct {
 
 	mu    sync.Mutex
 	cache map[string]cached // by token hash
+	// links are the sign-in links not used yet, by hash (signin.go).
+	links map[string]signinLink
 
 	lastPurge time.Time // of expired tokens, under mu
 
@@ -115,7 +117,7 @@ func New(s store.Store, cfg Config) *Authenticator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Authenticator{store: s, loginTTL: cfg.LoginTTL, now: cfg.Now, cache: make(map[string]cached)}
+	return &Authenticator{store: s, loginTTL: cfg.LoginTTL, now: cfg.Now, cache: make(map[string]cached), links: make(map[string]signinLink)}
 }
 
 // LoginTTL is how long a login token stays valid.

@@ -49,12 +49,29 @@ func (a *Authenticator) Login(ctx context.Context, name, password string) (strin
 // shorter than LoginTTL (a web session's, bounded like its cookie), else
 // LoginTTL. It also returns when the token expires.
 func (a *Authenticator) LoginFor(ctx context.Context, name, password string, ttl time.Duration) (string, time.Time, error) {
+	u, err := a.verify(ctx, name, password)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return a.loginToken(ctx, u.Name, "login", ttl)
+}
+
+// CheckPassword reports ErrBadCredentials unless password is name's (a
+// user changing their password proves they know the current one).
+func (a *Authenticator) CheckPassword(ctx context.Context, name, password string) error {
+	_, err := a.verify(ctx, name, password)
+	return err
+}
+
+// verify returns the user whose password this is, or ErrBadCredentials,
+// taking as long for an unknown user as for a wrong password.
+func (a *Authenticator) verify(ctx context.Context, name, password string) (*store.User, error) {
 	if len(password) > MaxPasswordLen || len(name) > 64 {
-		return "", time.Time{}, ErrBadCredentials
+		return nil, ErrBadCredentials
 	}
 	u, err := a.store.GetUser(ctx, name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", time.Time{}, fmt.Errorf("auth: user lookup: %w", err)
+		return nil, fmt.Errorf("auth: user lookup: %w", err)
 	}
 	hash := a.dummyHash()
 	if u != nil && u.PasswordHash != "" {
@@ -62,14 +79,20 @@ func (a *Authenticator) LoginFor(ctx context.Context, name, password string, ttl
 	}
 	ok, err := VerifyPassword(hash, password)
 	if err != nil || !ok || u == nil || u.PasswordHash == "" {
-		return "", time.Time{}, ErrBadCredentials
+		return nil, ErrBadCredentials
 	}
+	return u, nil
+}
+
+// loginToken issues a login token of user named name, valid for ttl
+// bounded by LoginTTL.
+func (a *Authenticator) loginToken(ctx context.Context, user, name string, ttl time.Duration) (string, time.Time, error) {
 	a.purgeExpired(ctx)
 	if ttl <= 0 || ttl > a.loginTTL {
 		ttl = a.loginTTL
 	}
 	now := a.now().UTC()
-	t, token, err := a.issue(ctx, &store.Token{User: u.Name, Name: "login", Kind: store.TokenLogin, CreatedAt: now, ExpiresAt: now.Add(ttl)})
+	t, token, err := a.issue(ctx, &store.Token{User: user, Name: name, Kind: store.TokenLogin, CreatedAt: now, ExpiresAt: now.Add(ttl)})
 	if err != nil {
 		return "", time.Time{}, err
 	}

@@ -263,7 +263,12 @@ func newUpCmd() *cobra.Command {
 			fmt.Fprintf(out, "admin token: %s\n", filepath.Join(data, master.AdminTokenFile))
 			fmt.Fprintf(out, "use it with:\n  export GRAPPE_ADDR=%s GRAPPE_CA=%s GRAPPE_TOKEN=$(cat %s)\n",
 				m.URL(), filepath.Join(data, master.CAFile), filepath.Join(data, master.AdminTokenFile))
-			fmt.Fprintf(out, "web UI: %s (log in as a user; create one with: grappe user add NAME --role admin)\n", m.URL())
+			fmt.Fprintf(out, "web UI: %s\n", m.URL())
+			if link, err := m.SignInLink(); err == nil {
+				fmt.Fprintf(out, "sign in as admin (this link works once, for %s): %s\n", master.SignInLinkTTL, link)
+			} else {
+				log.Warn("no sign-in link", "err", err)
+			}
 			printMetrics(out, m, data)
 			if tb != nil && tb.Sandbox == "none" {
 				fmt.Fprintln(out, "WARNING: workers run programs WITHOUT a sandbox (insecure)")

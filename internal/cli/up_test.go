@@ -60,6 +60,9 @@ func TestUpRunAndStop(t *testing.T) {
 	if url == "" {
 		t.Fatalf("no URL in:\n%s", out.String())
 	}
+	if !regexp.MustCompile(`sign in as admin .*: https://127\.0\.0\.1:\d+/#/signin/grp_[A-Za-z0-9_-]{40,}\n`).MatchString(out.String()) {
+		t.Fatalf("no one-time sign-in link in:\n%s", out.String())
+	}
 	for _, f := range []string{"ca.pem", "admin-token", "join-token"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Fatalf("data dir lacks %s: %v", f, err)

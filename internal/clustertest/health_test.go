@@ -124,6 +124,10 @@ func TestBrokenSandboxMakesTheWorkerUnhealthyAndTheJobRunsElsewhere(t *testing.T
 	if w.InfraFailures < 1 || !strings.Contains(w.Health, "join cgroup") {
 		t.Errorf("unhealthy worker: infra_failures %d, health %q; operators need both", w.InfraFailures, w.Health)
 	}
+	// The jobs it gave back count as its failures, with their error.
+	if w.JobsFailed < 1 || w.FailureRate != 1 || w.LastError == "" || w.LastErrorAt == nil {
+		t.Errorf("unhealthy worker: jobs_failed %d, failure_rate %v, last_error %q at %v", w.JobsFailed, w.FailureRate, w.LastError, w.LastErrorAt)
+	}
 	m := metricsText(t, c)
 	for _, want := range []string{`grappe_workers{status="unhealthy"} 1`, `grappe_worker_infra_failures_total{worker="bad"} `} {
 		if !strings.Contains(m, want) {

@@ -215,6 +215,19 @@ func TestOpenAPIResponses(t *testing.T) {
 		s.do(t, "DELETE", "/api/v1/tokens/"+tok.ID, user, 404)
 		s.do(t, "GET", "/api/v1/tokens", req{token: tok.Token}, 401)
 
+		// An admin's hand on a user's tokens; a session from a token.
+		_, b = s.do(t, "POST", "/api/v1/users/alice/tokens", withBody(admin, `{"name":"made-by-admin"}`), 201)
+		var made struct{ ID, Token string }
+		json.Unmarshal(b, &made)
+		s.do(t, "GET", "/api/v1/users/alice/tokens", admin, 200)
+		s.do(t, "GET", "/api/v1/users/alice/tokens", user, 403)
+		s.do(t, "POST", "/api/v1/session/token", withBody(req{}, `{"token":"`+made.Token+`"}`), 200)
+		s.do(t, "POST", "/api/v1/session/token", withBody(req{}, `{"token":"grp_not-a-token"}`), 401)
+		s.do(t, "DELETE", "/api/v1/users/alice/tokens/"+made.ID, admin, 204)
+		s.do(t, "DELETE", "/api/v1/users/alice/tokens/"+made.ID, admin, 404)
+		s.do(t, "GET", "/api/v1/account", user, 200)
+		s.do(t, "GET", "/api/v1/account", req{}, 401)
+
 		h, b := s.do(t, "POST", "/api/v1/session", withBody(req{}, `{"username":"alice","password":"correct horse alice"}`), 200)
 		var cookies []string
 		for _, sc := range (&http.Response{Header: h}).Cookies() {
@@ -378,6 +391,10 @@ func TestOpenAPIResponses(t *testing.T) {
 		s.do(t, "POST", "/api/v1/workers/no-such-worker/drain", admin, 404)
 		s.do(t, "POST", "/api/v1/workers/w1/drain", user, 403)
 		s.do(t, "POST", "/api/v1/join-token/rotate", admin, 200)
+		s.do(t, "GET", "/api/v1/stats/history?minutes=60", user, 200)
+		s.do(t, "GET", "/api/v1/stats/history?minutes=0", user, 400)
+		s.do(t, "GET", "/api/v1/audit?action=user.&limit=5", admin, 200)
+		s.do(t, "GET", "/api/v1/audit", user, 403)
 		// Login attempts are throttled: the sixth quick wrong password
 		// for one name is refused before it is checked.
 		var status int

@@ -64,6 +64,12 @@ func (fakeUsers) DeleteToken(ctx context.Context, u, id string) error          {
 func (fakeUsers) CreateToken(ctx context.Context, u, n string, exp time.Time) (*store.Token, string, error) {
 	return nil, "", auth.ErrInvalid
 }
+func (fakeUsers) SessionFrom(ctx context.Context, secret string, ttl time.Duration) (*auth.Principal, string, time.Time, bool, error) {
+	return nil, "", time.Time{}, false, auth.ErrUnauthenticated
+}
+func (fakeUsers) CheckPassword(ctx context.Context, name, password string) error {
+	return auth.ErrBadCredentials
+}
 
 func fuzzServer() http.Handler {
 	return New(Config{

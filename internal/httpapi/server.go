@@ -118,6 +118,14 @@ type Config struct {
 	Limits  RateLimits
 	// Compat configures the Piston (/api/v2/) and Judge0 (/judge0/) APIs.
 	Compat Compat
+	// Audit, if set, records the audit log and serves it (GET
+	// /api/v1/audit, admin).
+	Audit AuditLog
+	// History, if set, serves GET /api/v1/stats/history.
+	History StatsHistory
+	// MaxQueuedPerUser is the queued-job quota shown in GET
+	// /api/v1/account.
+	MaxQueuedPerUser int
 }
 
 type server struct {
@@ -209,7 +217,14 @@ func build(cfg Config) (http.Handler, []string) {
 		mux.HandleFunc("POST /api/v1/session", s.createSession)
 		mux.Handle("GET /api/v1/session", s.authed(s.getSession))
 		mux.Handle("DELETE /api/v1/session", s.authed(s.deleteSession))
+		mux.HandleFunc("POST /api/v1/session/token", s.createTokenSession)
+		mux.Handle("GET /api/v1/users/{name}/tokens", s.admin(s.listUserTokens))
+		mux.Handle("POST /api/v1/users/{name}/tokens", s.admin(s.createUserToken))
+		mux.Handle("DELETE /api/v1/users/{name}/tokens/{id}", s.admin(s.deleteUserToken))
 	}
+	mux.Handle("GET /api/v1/account", s.authed(s.account))
+	mux.Handle("GET /api/v1/audit", s.admin(s.listAudit))
+	mux.Handle("GET /api/v1/stats/history", s.authed(s.statsHistory))
 	mux.Handle("GET /api/v1/clients", s.admin(s.clients))
 	mux.Handle("GET /api/v1/stats", s.authed(s.stats))
 	s.mountCompat(mux)
@@ -472,7 +487,7 @@ func (s *server) drain(drain bool) handler {
 		if err != nil {
 			return err
 		}
-		s.Logger.Info("admin action", "audit", true, "action", map[bool]string{true: "drain", false: "undrain"}[drain], "worker", wk.Name, "by", p.User)
+		s.audit(r, p.User, map[bool]string{true: "worker.drain", false: "worker.undrain"}[drain], wk.Name, "")
 		writeJSON(w, http.StatusOK, wk)
 		return nil
 	}
@@ -482,6 +497,7 @@ func (s *server) revokeWorker(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	if err := s.Service.RevokeWorker(r.Context(), p, r.PathValue("name")); err != nil {
 		return err
 	}
+	s.audit(r, p.User, "worker.revoke", r.PathValue("name"), "certificate revoked, worker disconnected")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -500,6 +516,7 @@ func (s *server) rotateJoinToken(w http.ResponseWriter, r *http.Request, p *auth
 	if err != nil {
 		return err
 	}
+	s.audit(r, p.User, "join-token.rotate", "", "")
 	writeJSON(w, http.StatusOK, api.JoinToken{JoinToken: tok})
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,11 @@ type Users interface {
 	CreateToken(ctx context.Context, user, name string, expires time.Time) (*store.Token, string, error)
 	Tokens(ctx context.Context, user string) ([]*store.Token, error)
 	DeleteToken(ctx context.Context, user, id string) error
+	// SessionFrom exchanges a sign-in link's secret (once) or an API
+	// token for a new login token valid for ttl; link says which it was.
+	SessionFrom(ctx context.Context, secret string, ttl time.Duration) (p *auth.Principal, token string, expires time.Time, link bool, err error)
+	// CheckPassword is auth.ErrBadCredentials unless password is name's.
+	CheckPassword(ctx context.Context, name, password string) error
 }
 
 var _ Users = (*auth.Authenticator)(nil)
@@ -70,9 +76,13 @@ func (s *server) passwordLogin(w http.ResponseWriter, r *http.Request, via strin
 	token, expires, err := s.Users.LoginFor(r.Context(), req.Username, req.Password, ttl)
 	if err != nil {
 		s.Logger.Warn("login failed", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", via)
+		if errors.Is(err, auth.ErrBadCredentials) {
+			s.audit(r, "", "login.failed", clip(req.Username, 64), via+", with a password")
+		}
 		return "", time.Time{}, userError(err)
 	}
 	s.Logger.Info("login", "audit", true, "user", req.Username, "addr", r.RemoteAddr, "via", via, "expires", expires)
+	s.audit(r, req.Username, "login", req.Username, via+", with a password")
 	return token, expires, nil
 }
 
@@ -98,7 +108,7 @@ func (s *server) addUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	if err != nil {
 		return userError(err)
 	}
-	s.Logger.Info("user added", "audit", true, "user", u.Name, "role", u.Role, "by", p.User)
+	s.audit(r, p.User, "user.add", u.Name, "role "+u.Role)
 	writeJSON(w, http.StatusCreated, apiUser(u))
 	return nil
 }
@@ -121,7 +131,7 @@ func (s *server) removeUser(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	if err := s.Users.RemoveUser(r.Context(), name); err != nil {
 		return userError(err)
 	}
-	s.Logger.Info("user removed", "audit", true, "user", name, "by", p.User)
+	s.audit(r, p.User, "user.remove", name, "")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -136,15 +146,58 @@ func (s *server) setPassword(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
+	if err := s.checkCurrentPassword(r, p, name, req.CurrentPassword); err != nil {
+		return err
+	}
 	if err := s.Users.SetPassword(r.Context(), name, req.Password); err != nil {
 		return userError(err)
 	}
-	s.Logger.Info("password set; the user's login tokens revoked", "audit", true, "user", name, "by", p.User)
+	detail := "changed their own password; their login sessions revoked"
+	if name != p.User {
+		detail = "reset the password; the user's login sessions revoked"
+	}
+	s.audit(r, p.User, "user.password", name, detail)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
+// checkCurrentPassword checks current, when given, against user's
+// password, and demands it of a web session changing its own password.
+func (s *server) checkCurrentPassword(r *http.Request, p *auth.Principal, user, current string) error {
+	if _, fromCookie := credentials(r); current == "" && !(fromCookie && user == p.User) {
+		return nil
+	}
+	if current == "" {
+		return Errorf(http.StatusUnprocessableEntity, api.CodeInvalid, "give your current password to change it")
+	}
+	if err := s.throttleLogin(r, user); err != nil {
+		return err
+	}
+	if err := s.Users.CheckPassword(r.Context(), user, current); err != nil {
+		if errors.Is(err, auth.ErrBadCredentials) {
+			s.audit(r, p.User, "user.password.failed", user, "wrong current password")
+			return Errorf(http.StatusForbidden, api.CodeForbidden, "the current password is wrong")
+		}
+		return err
+	}
+	return nil
+}
+
+// clip cuts an untrusted name for the audit log.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
 func (s *server) createToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	return s.makeToken(w, r, p, p.User)
+}
+
+// makeToken creates an API token of user (the caller's own, or anyone's
+// for an admin) and shows its secret, once.
+func (s *server) makeToken(w http.ResponseWriter, r *http.Request, p *auth.Principal, user string) error {
 	var req api.TokenRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return err
@@ -153,11 +206,15 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if req.ExpiresAt != nil {
 		expires = *req.ExpiresAt
 	}
-	t, secret, err := s.Users.CreateToken(r.Context(), p.User, req.Name, expires)
+	t, secret, err := s.Users.CreateToken(r.Context(), user, req.Name, expires)
 	if err != nil {
 		return userError(err)
 	}
-	s.Logger.Info("token created", "audit", true, "user", p.User, "token_id", t.ID, "name", t.Name, "expires", t.ExpiresAt)
+	detail := "named " + strconv.Quote(t.Name) + " for " + user
+	if !t.ExpiresAt.IsZero() {
+		detail += ", expires " + t.ExpiresAt.Format(time.RFC3339)
+	}
+	s.audit(r, p.User, "token.create", t.ID, detail)
 	out := apiToken(t)
 	out.Token = secret
 	writeJSON(w, http.StatusCreated, out)
@@ -175,7 +232,11 @@ func apiToken(t *store.Token) api.APIToken {
 }
 
 func (s *server) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
-	ts, err := s.Users.Tokens(r.Context(), p.User)
+	return s.writeTokens(w, r, p.User)
+}
+
+func (s *server) writeTokens(w http.ResponseWriter, r *http.Request, user string) error {
+	ts, err := s.Users.Tokens(r.Context(), user)
 	if err != nil {
 		return err
 	}
@@ -188,11 +249,47 @@ func (s *server) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Prin
 }
 
 func (s *server) deleteToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	return s.revokeToken(w, r, p, p.User)
+}
+
+func (s *server) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Principal, user string) error {
 	id := r.PathValue("id")
-	if err := s.Users.DeleteToken(r.Context(), p.User, id); err != nil {
+	if err := s.Users.DeleteToken(r.Context(), user, id); err != nil {
 		return userError(err)
 	}
-	s.Logger.Info("token revoked", "audit", true, "user", p.User, "token_id", id)
+	s.audit(r, p.User, "token.revoke", id, "a token of "+user)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// An admin manages anyone's tokens: /api/v1/users/{name}/tokens.
+
+func (s *server) listUserTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	if err := s.userExists(r, r.PathValue("name")); err != nil {
+		return err
+	}
+	return s.writeTokens(w, r, r.PathValue("name"))
+}
+
+func (s *server) createUserToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	return s.makeToken(w, r, p, r.PathValue("name"))
+}
+
+func (s *server) deleteUserToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	return s.revokeToken(w, r, p, r.PathValue("name"))
+}
+
+// userExists answers 404 for an unknown user, whose token list would
+// otherwise be an empty one.
+func (s *server) userExists(r *http.Request, name string) error {
+	us, err := s.Users.Users(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, u := range us {
+		if u.Name == name {
+			return nil
+		}
+	}
+	return ErrNotFound
 }

@@ -532,6 +532,7 @@ func (m *Master) listen() error {
 		Web:    web.Handler(web.Config{}),
 		Compat: httpapi.Compat{Aliases: m.aliases, DefaultLimits: m.cfg.DefaultLimits, MaxLimits: m.cfg.MaxLimits,
 			AnonymousUser: m.cfg.AnonymousUser},
+		Audit: m.store, History: m, MaxQueuedPerUser: m.cfg.MaxQueuedPerUser,
 	})
 	m.httpSrv = &http.Server{
 		Handler:           handler,

@@ -117,10 +117,19 @@ func (m *Master) Jobs(ctx context.Context, p *auth.Principal, q httpapi.JobQuery
 		return nil, err
 	}
 	out := make([]api.Job, 0, len(sjs))
+	positioned := 0
 	for _, sj := range sjs {
 		j, err := toAPI(sj, false)
 		if err != nil {
 			return nil, err
+		}
+		// Queued jobs show their place, as GET /jobs/{id} does: the first
+		// listPositions of them, each a read of its owner's queue.
+		if j.Status == api.StatusQueued && positioned < listPositions {
+			positioned++
+			if j.QueuePosition, err = m.store.QueuePosition(ctx, j.ID); err != nil {
+				j.QueuePosition = 0
+			}
 		}
 		out = append(out, *j)
 	}
@@ -158,6 +167,9 @@ func (m *Master) QueuedByLanguage(ctx context.Context) (map[string]int, error) {
 func (m *Master) TallyJobs(ctx context.Context, since time.Time) (*store.Tally, error) {
 	return m.store.TallyJobs(ctx, since)
 }
+
+// listPositions bounds the queue positions a job list reads.
+const listPositions = 100
 
 // Cancel stops a queued job before it starts, or a running one: the job
 // is recorded cancelled at once and its worker told to kill it
@@ -316,6 +328,7 @@ func (m *Master) Workers(ctx context.Context) []api.Worker {
 			Sandbox: w.sandbox, Version: w.version,
 			InfraFailures: w.infraFailures, Health: w.healthReason,
 		})
+		w.failures.describe(&out[len(out)-1], w.jobsDone)
 	}
 	m.mu.Unlock()
 	out = append(out, others...)

@@ -215,6 +215,9 @@ func (m *Master) record(ctx context.Context, w store.WorkerRef, r *clusterpb.Res
 		if we != nil && we.identity == w.Identity {
 			we.jobsDone++
 			we.releases = nil // it runs what it is given
+			if f.Status == store.StatusFailed {
+				we.failures.failed(f.Error, arrived)
+			}
 		}
 		m.mu.Unlock()
 		m.log.Debug("result recorded", "job", id, "attempt", n, "worker", w.Name, "status", f.Status, "verdict", f.Verdict)
@@ -245,6 +248,9 @@ func (m *Master) release(ctx context.Context, w store.WorkerRef, r *clusterpb.Re
 	m.mu.Lock()
 	if we := m.workers[w.Name]; we != nil && we.attempts[id] == n {
 		delete(we.attempts, id)
+		if r.Infrastructure {
+			we.failures.gaveBack(r.Reason, time.Now())
+		}
 	}
 	m.mu.Unlock()
 	if !r.Infrastructure {

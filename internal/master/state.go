@@ -78,6 +78,9 @@ type workerEntry struct {
 	unhealthy     bool
 	healthReason  string
 	infraFailures int64
+
+	// What this master saw of its jobs failing there (failures.go).
+	failures workerFailures
 }
 
 // setHealth takes the health a worker reported; an older worker reports

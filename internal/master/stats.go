@@ -62,6 +62,28 @@ func (s *statsRing) close(now time.Time, queued, running int) {
 	s.cur, s.waitN, s.waitMs = api.StatsPoint{}, 0, 0
 }
 
+// merged is the last n intervals as one: their sums, the queue and the
+// running jobs at the end, the mean of their queue waits.
+func (s *statsRing) merged(n int) api.StatsPoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out api.StatsPoint
+	waits := 0
+	for _, p := range s.points[max(0, len(s.points)-n):] {
+		out.Submitted += p.Submitted
+		out.Completed += p.Completed
+		out.QueueDepth, out.Running = p.QueueDepth, p.Running
+		if p.QueueWaitMs > 0 {
+			out.QueueWaitMs += p.QueueWaitMs
+			waits++
+		}
+	}
+	if waits > 0 {
+		out.QueueWaitMs /= float64(waits)
+	}
+	return out
+}
+
 func (s *statsRing) snapshot() []api.StatsPoint {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -71,7 +93,8 @@ func (s *statsRing) snapshot() []api.StatsPoint {
 func (m *Master) statsLoop(ctx context.Context) {
 	t := time.NewTicker(statsInterval)
 	defer t.Stop()
-	for {
+	perSample := int(historyEvery / statsInterval)
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
@@ -81,6 +104,9 @@ func (m *Master) statsLoop(ctx context.Context) {
 				m.logStoreErr("count active jobs", err)
 			}
 			m.stats.close(now, queued, running)
+			if tick%perSample == 0 {
+				m.sampleHistory(ctx, now, tick/perSample)
+			}
 		}
 	}
 }

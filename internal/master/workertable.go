@@ -102,6 +102,8 @@ func (m *Master) rowOf(w *workerEntry) *store.Worker {
 		JobsDone: w.jobsDone, InfraFailures: w.infraFailures, HealthReason: w.healthReason,
 		Sandbox: w.sandbox, Version: w.version,
 		ConnectedAt: w.connectedAt, LastHeartbeat: w.lastBeat, LostAt: w.lostAt,
+		JobsFailed: w.failures.total(), FailureRate: w.failures.rate(w.jobsDone),
+		LastError: w.failures.lastError, LastErrorAt: w.failures.lastErrorAt,
 	}
 }
 
@@ -138,6 +140,7 @@ func (m *Master) otherWorkers(ctx context.Context, mine func(name string) bool) 
 			Slots: r.Slots, Running: r.Running, CPUPercent: r.CPUPercent, MemoryPercent: r.MemoryPercent,
 			JobsDone: r.JobsDone, LastHeartbeat: r.LastHeartbeat, ConnectedAt: r.ConnectedAt,
 			Sandbox: r.Sandbox, Version: r.Version, InfraFailures: r.InfraFailures, Health: r.HealthReason,
+			JobsFailed: r.JobsFailed, FailureRate: r.FailureRate, LastError: r.LastError, LastErrorAt: timeOrNil(r.LastErrorAt),
 		})
 	}
 	return out

@@ -25,7 +25,8 @@ func TestWorkersTableViews(t *testing.T) {
 	now := time.Now()
 	if err := m.store.UpsertWorkers(ctx, []*store.Worker{
 		{Name: "far", Master: "other", Status: api.WorkerUp, Slots: 4, Running: 3, LastHeartbeat: now,
-			Languages: map[string][]string{"python": {"3.11.2"}}},
+			Languages:  map[string][]string{"python": {"3.11.2"}},
+			JobsFailed: 2, FailureRate: 0.5, LastError: "no space left", LastErrorAt: now},
 		{Name: "dead-master", Master: "gone", Status: api.WorkerUp, Slots: 2, LastHeartbeat: now.Add(-time.Minute)},
 	}); err != nil {
 		t.Fatal(err)
@@ -35,6 +36,7 @@ func TestWorkersTableViews(t *testing.T) {
 	m.workers["near"] = &workerEntry{name: "near", identity: "l", status: api.WorkerDraining, attempts: map[string]int{},
 		lastBeat: now, connectedAt: now}
 	m.workers["near"].sched.Slots = 2
+	m.workers["near"].failures.failed("the compiler is gone", now)
 	m.markRow("near")
 	m.mu.Unlock()
 
@@ -44,6 +46,10 @@ func TestWorkersTableViews(t *testing.T) {
 	}
 	if w := byName["far"]; w.Status != api.WorkerUp || w.Running != 3 || len(w.Languages) != 1 || w.Languages[0].Version != "3.11.2" {
 		t.Errorf("far: %+v", w)
+	}
+	// Another master's worker shows the failures that master saw.
+	if w := byName["far"]; w.JobsFailed != 2 || w.FailureRate != 0.5 || w.LastError != "no space left" || w.LastErrorAt == nil {
+		t.Errorf("far's failures: %+v", w)
 	}
 	if w := byName["dead-master"]; w.Status != api.WorkerLost {
 		t.Errorf("a row its master stopped writing shows %q, want lost", w.Status)
@@ -80,7 +86,8 @@ func TestWorkersTableViews(t *testing.T) {
 	found := false
 	for _, r := range rows {
 		if r.Name == "near" {
-			found = r.Master == m.cfg.MasterID && r.Status == api.WorkerDraining && r.Slots == 2
+			found = r.Master == m.cfg.MasterID && r.Status == api.WorkerDraining && r.Slots == 2 &&
+				r.JobsFailed == 1 && r.LastError == "the compiler is gone"
 		}
 	}
 	if !found {

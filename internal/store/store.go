@@ -449,6 +449,9 @@ type Store interface {
 	// there is none.
 	RevokeWorkerIdentity(ctx context.Context, name string, at time.Time) error
 
+	// The audit log and the activity samples (history.go).
+	History
+
 	Close() error
 }
 

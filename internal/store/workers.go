@@ -32,9 +32,15 @@ type Worker struct {
 	JobsDone      int64
 	InfraFailures int64
 	HealthReason  string
-	Sandbox       string
-	Version       string
-	ConnectedAt   time.Time
+	// The jobs that failed there as its master saw them (api.Worker's
+	// jobs_failed, failure_rate, last_error and last_error_at).
+	JobsFailed  int64
+	FailureRate float64
+	LastError   string
+	LastErrorAt time.Time
+	Sandbox     string
+	Version     string
+	ConnectedAt time.Time
 	// LastHeartbeat is when the holding master received its last
 	// heartbeat, by that master's clock.
 	LastHeartbeat time.Time

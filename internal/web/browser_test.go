@@ -111,6 +111,17 @@ func TestBrowser(t *testing.T) {
 		defer mu.Unlock()
 		c.RestartMaster()
 	})
+	// The one-time sign-in link `grappe up` would print.
+	ctl.HandleFunc("POST /signin-link", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		link, err := c.Master.SignInLink()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = io.WriteString(w, link)
+	})
 	ctlSrv := httptest.NewServer(ctl)
 	defer ctlSrv.Close()
 

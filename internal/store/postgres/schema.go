@@ -228,7 +228,7 @@ CREATE TRIGGER users_access_notify AFTER UPDATE OR DELETE ON users
 CREATE TRIGGER secrets_access_notify AFTER INSERT OR UPDATE ON cluster_secrets
 	FOR EACH STATEMENT EXECUTE FUNCTION grappe_notify_access();
 `,
-		// shares: read-only links to a job, one per job; the secret's
+		// 7: read-only links to a job, one per job; the secret's
 		// hash only. They go with their job (ON DELETE CASCADE).
 		`
 CREATE TABLE job_shares (
@@ -236,6 +236,35 @@ CREATE TABLE job_shares (
 	hash       TEXT   NOT NULL UNIQUE,
 	created_by TEXT   NOT NULL DEFAULT '',
 	created_at BIGINT NOT NULL DEFAULT 0
+);
+`,
+		// 8: the audit log, the activity samples behind the dashboard's
+		// charts, and each worker's failed jobs (SQLite's migration 12).
+		`
+ALTER TABLE workers ADD COLUMN jobs_failed BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN failure_rate DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN last_error_at BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE audit_log (
+	seq    BIGSERIAL PRIMARY KEY,
+	time   BIGINT NOT NULL,
+	actor  TEXT   NOT NULL,
+	action TEXT   NOT NULL,
+	target TEXT   NOT NULL,
+	detail TEXT   NOT NULL,
+	addr   TEXT   NOT NULL
+);
+CREATE INDEX audit_log_actor ON audit_log (actor, seq);
+CREATE TABLE stats_samples (
+	master        TEXT             NOT NULL,
+	time          BIGINT           NOT NULL,
+	seconds       INTEGER          NOT NULL,
+	queue_depth   INTEGER          NOT NULL,
+	running       INTEGER          NOT NULL,
+	submitted     INTEGER          NOT NULL,
+	completed     INTEGER          NOT NULL,
+	queue_wait_ms DOUBLE PRECISION NOT NULL,
+	PRIMARY KEY (time, master)
 );
 `,
 	}

@@ -227,7 +227,7 @@ CREATE TABLE autoscaled_workers (
 	started_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
-		// shares: read-only links to a job, one per job; the secret's
+		// 11: read-only links to a job, one per job; the secret's
 		// hash only. They go with their job (ON DELETE CASCADE).
 		`
 CREATE TABLE job_shares (
@@ -235,6 +235,37 @@ CREATE TABLE job_shares (
 	hash       TEXT    NOT NULL UNIQUE,
 	created_by TEXT    NOT NULL DEFAULT '',
 	created_at INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+`,
+		// 12: the audit log (who changed users, tokens, workers; logins
+		// and their failures), the activity samples behind the
+		// dashboard's charts (a ring each master trims as it writes), and
+		// each worker's failed jobs.
+		`
+ALTER TABLE workers ADD COLUMN jobs_failed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN failure_rate REAL NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN last_error_at INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE audit_log (
+	seq    INTEGER PRIMARY KEY,
+	time   INTEGER NOT NULL,
+	actor  TEXT    NOT NULL,
+	action TEXT    NOT NULL,
+	target TEXT    NOT NULL,
+	detail TEXT    NOT NULL,
+	addr   TEXT    NOT NULL
+);
+CREATE INDEX audit_log_actor ON audit_log (actor, seq);
+CREATE TABLE stats_samples (
+	master        TEXT    NOT NULL,
+	time          INTEGER NOT NULL,
+	seconds       INTEGER NOT NULL,
+	queue_depth   INTEGER NOT NULL,
+	running       INTEGER NOT NULL,
+	submitted     INTEGER NOT NULL,
+	completed     INTEGER NOT NULL,
+	queue_wait_ms REAL    NOT NULL,
+	PRIMARY KEY (time, master)
 ) WITHOUT ROWID;
 `,
 	}

@@ -14,13 +14,14 @@ import (
 
 const workerColumns = `name, identity, master, address, status, languages, labels,
 	slots, running, cpu_percent, memory_percent, jobs_done, infra_failures,
-	health_reason, sandbox, version, connected_at, last_heartbeat, lost_at`
+	health_reason, sandbox, version, connected_at, last_heartbeat, lost_at,
+	jobs_failed, failure_rate, last_error, last_error_at`
 
 // sqlUpsertWorker replaces a row unless it is held by another master and
 // the new status is lost: a master that lost a worker which meanwhile
 // reconnected elsewhere must not undo the other master's row.
 const sqlUpsertWorker = `INSERT INTO workers (` + workerColumns + `)
-	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
 	ON CONFLICT (name) DO UPDATE SET identity = excluded.identity, master = excluded.master,
 		address = excluded.address, status = excluded.status, languages = excluded.languages,
 		labels = excluded.labels, slots = excluded.slots, running = excluded.running,
@@ -28,7 +29,9 @@ const sqlUpsertWorker = `INSERT INTO workers (` + workerColumns + `)
 		jobs_done = excluded.jobs_done, infra_failures = excluded.infra_failures,
 		health_reason = excluded.health_reason, sandbox = excluded.sandbox,
 		version = excluded.version, connected_at = excluded.connected_at,
-		last_heartbeat = excluded.last_heartbeat, lost_at = excluded.lost_at
+		last_heartbeat = excluded.last_heartbeat, lost_at = excluded.lost_at,
+		jobs_failed = excluded.jobs_failed, failure_rate = excluded.failure_rate,
+		last_error = excluded.last_error, last_error_at = excluded.last_error_at
 	WHERE workers.master = excluded.master OR excluded.status != 'lost'`
 
 // UpsertWorkers implements store.Store: the whole batch in one write.
@@ -51,7 +54,8 @@ func (s *Store) UpsertWorkers(ctx context.Context, ws []*store.Worker) error {
 		}
 		args[i] = []any{w.Name, w.Identity, w.Master, w.Address, w.Status, string(langs), labels,
 			w.Slots, w.Running, w.CPUPercent, w.MemoryPercent, w.JobsDone, w.InfraFailures,
-			w.HealthReason, w.Sandbox, w.Version, columns.Nanos(w.ConnectedAt), columns.Nanos(w.LastHeartbeat), columns.Nanos(w.LostAt)}
+			w.HealthReason, w.Sandbox, w.Version, columns.Nanos(w.ConnectedAt), columns.Nanos(w.LastHeartbeat), columns.Nanos(w.LostAt),
+			w.JobsFailed, w.FailureRate, w.LastError, columns.Nanos(w.LastErrorAt)}
 	}
 	_, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
 		st := tx.Stmt(s.upsertWorker) // prepared once: a flush runs twice a heartbeat interval
@@ -81,10 +85,12 @@ func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
 			w                       store.Worker
 			langs, labels           string
 			connected, beat, lostAt int64
+			lastError               int64
 		)
 		if err := rows.Scan(&w.Name, &w.Identity, &w.Master, &w.Address, &w.Status, &langs, &labels,
 			&w.Slots, &w.Running, &w.CPUPercent, &w.MemoryPercent, &w.JobsDone, &w.InfraFailures,
-			&w.HealthReason, &w.Sandbox, &w.Version, &connected, &beat, &lostAt, &w.AdminDrain); err != nil {
+			&w.HealthReason, &w.Sandbox, &w.Version, &connected, &beat, &lostAt,
+			&w.JobsFailed, &w.FailureRate, &w.LastError, &lastError, &w.AdminDrain); err != nil {
 			return nil, fmt.Errorf("sqlite: ListWorkers: %w", err)
 		}
 		if err := json.Unmarshal([]byte(langs), &w.Languages); err != nil {
@@ -94,6 +100,7 @@ func (s *Store) ListWorkers(ctx context.Context) ([]*store.Worker, error) {
 			return nil, fmt.Errorf("sqlite: ListWorkers: worker %q: %w", w.Name, err)
 		}
 		w.ConnectedAt, w.LastHeartbeat, w.LostAt = columns.Time(connected), columns.Time(beat), columns.Time(lostAt)
+		w.LastErrorAt = columns.Time(lastError)
 		out = append(out, &w)
 	}
 	if err := rows.Err(); err != nil {

@@ -470,6 +470,7 @@ func testWorkers(t *testing.T, s store.Store) {
 		Languages: map[string][]string{"python": {"3.11.2"}}, Labels: map[string]string{"gpu": "1"},
 		Slots: 4, Running: 1, CPUPercent: 12.5, MemoryPercent: 31, JobsDone: 120, InfraFailures: 2,
 		HealthReason: "", Sandbox: "cgroup-v2", Version: "1.2.3", ConnectedAt: at(1), LastHeartbeat: at(5),
+		JobsFailed: 3, FailureRate: 0.025, LastError: "the sandbox failed", LastErrorAt: at(4),
 	}
 	w2 := &store.Worker{Name: "w2", Master: "m2", Status: store.WorkerDraining, LastHeartbeat: at(6)}
 	if err := s.UpsertWorkers(ctx, []*store.Worker{w2, w1}); err != nil {
@@ -498,14 +499,15 @@ func testWorkers(t *testing.T, s store.Store) {
 	}
 	g := got["w1"]
 	if fmt.Sprint(g.Languages, g.Labels, g.Slots, g.Running, g.CPUPercent, g.MemoryPercent, g.JobsDone, g.InfraFailures,
-		g.Identity, g.Master, g.Address, g.Status, g.Sandbox, g.Version) !=
+		g.Identity, g.Master, g.Address, g.Status, g.Sandbox, g.Version, g.JobsFailed, g.FailureRate, g.LastError) !=
 		fmt.Sprint(w1.Languages, w1.Labels, w1.Slots, w1.Running, w1.CPUPercent, w1.MemoryPercent, w1.JobsDone, w1.InfraFailures,
-			w1.Identity, w1.Master, w1.Address, w1.Status, w1.Sandbox, w1.Version) {
+			w1.Identity, w1.Master, w1.Address, w1.Status, w1.Sandbox, w1.Version, w1.JobsFailed, w1.FailureRate, w1.LastError) {
 		t.Errorf("w1 round trip:\n got %+v\nwant %+v", g, w1)
 	}
 	checkTime(t, "ConnectedAt", g.ConnectedAt, at(1))
 	checkTime(t, "LastHeartbeat", g.LastHeartbeat, at(5))
 	checkTime(t, "LostAt", g.LostAt, time.Time{})
+	checkTime(t, "LastErrorAt", g.LastErrorAt, at(4))
 
 	// w1 reconnected to m2; m1, which has not noticed yet, then marks it
 	// lost: m2's row stays. m2 itself may mark it lost.

@@ -113,6 +113,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"TokenKindsAndExpiry", testTokenKindsAndExpiry},
 		{"SetPasswordHash", testSetPasswordHash},
 		{"DeleteExpiredTokens", testDeleteExpiredTokens},
+		{"Audit", testAudit},
+		{"StatsSamples", testStatsSamples},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}

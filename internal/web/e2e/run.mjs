@@ -756,6 +756,7 @@ await step('dashboard: the autoscaler panel with a canned answer; hidden when di
 
 await step('dashboard actions: drain and undrain a worker, cancel a job', async () => {
   await $('tr[data-worker="w1"] button.drain').click();
+  await $('#drain-dialog-ok').click(); // drain asks first (see the admin block below)
   await until('w1 draining', async () => (await textOf('tr[data-worker="w1"] .w-status')) === 'draining');
   await $('tr[data-worker="w1"] button.drain').click();
   await until('w1 up again', async () => (await textOf('tr[data-worker="w1"] .w-status')) === 'up');
@@ -863,6 +864,323 @@ await step('an interactive run: type a name into the terminal, see the answer', 
   await waitVerdict('ok');
   await page.screenshot({ path: join(SHOTS, 'interactive.png') });
   await $('#interactive').uncheck();
+});
+
+// ---------------------------------------------------------------------------
+// First use and watching the cluster as an admin: the one-time sign-in link,
+// users and tokens, the audit log, a sick worker, drain confirmation, queue
+// positions, the banner while the master is down, charts across a restart.
+
+/** A page in its own browser context, logged in with a password. */
+async function loginAs(user, password) {
+  const p = await newPage();
+  await p.goto(BASE + '/');
+  await p.locator('#login-username').fill(user);
+  await p.locator('#login-password').fill(password);
+  await p.locator('#login-submit').click();
+  await until(`${user} logged in`, async () => ((await p.locator('#whoami').textContent({ timeout: 500 })) ?? '').startsWith(user));
+  return p;
+}
+
+/** Calls the API from inside page p (its session cookie), returning the status and the body. */
+async function apiIn(p, method, path, body, headers = {}) {
+  return p.evaluate(async ([method, path, body, headers]) => {
+    const csrf = decodeURIComponent((document.cookie.match(/(?:^|;\s*)grappe_csrf=([^;]+)/) ?? [])[1] ?? '');
+    const r = await fetch(path, { method, headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf, ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: r.status, body: await r.text() };
+  }, [method, path, body, headers]);
+}
+
+const NEW_USER = 'carol';
+const NEW_PASSWORD = 'carol first password';
+const NEW_PASSWORD2 = 'carol second password';
+let adminPage; // the admin signed in by the link: used by the whole block
+let carolPage;
+let carolToken = '';
+
+await step('first login through the one-time sign-in link; used twice it is refused', async () => {
+  const r = await fetch(`${CONTROL}/signin-link`, { method: 'POST' });
+  check(r.ok, `signin-link: ${r.status}`);
+  const link = await r.text();
+  const secret = link.split('#/signin/')[1];
+  check(link.startsWith(BASE + '/#/signin/grp_') && secret.length > 40, `link: ${link}`);
+  adminPage = await newPage();
+  // The secret is in the fragment: no request may carry it (no URL, no Referer).
+  const leaks = [];
+  adminPage.on('request', (req) => {
+    if (req.url().includes(secret) || (req.headers().referer ?? '').includes(secret)) leaks.push(req.url());
+  });
+  await adminPage.goto(link);
+  await until('signed in as admin', async () => ((await adminPage.locator('#whoami').textContent({ timeout: 500 })) ?? '') === 'admin (admin)');
+  check(!adminPage.url().includes(secret), `the secret stays in the address bar: ${adminPage.url()}`);
+  check(await adminPage.locator('#nav-users').isVisible() && await adminPage.locator('#nav-audit').isVisible(), 'no Users and Audit log in the menu of an admin');
+  await adminPage.screenshot({ path: join(SHOTS, 'signin-link-desktop.png') });
+  // A second use, in another browser: the login page says why.
+  const again = await newPage();
+  try {
+    await again.goto(link);
+    await again.locator('#login-form').waitFor({ timeout: 10_000 });
+    await until('the reason on the login page', async () => /used already or has expired/.test((await again.locator('#login-error').textContent()) ?? ''));
+    check((await again.locator('#whoami').count()) === 0, 'a used link signed in again');
+    await again.screenshot({ path: join(SHOTS, 'signin-link-used.png') });
+  } finally {
+    await again.context().close();
+  }
+  check(leaks.length === 0, `the sign-in secret was sent in: ${leaks.join(', ')}`);
+});
+
+await step('an admin creates a user, who logs in and changes their password', async () => {
+  const a = adminPage;
+  await a.locator('#nav-users').click();
+  await a.locator('#users-table').waitFor();
+  await a.locator('#new-user-name').fill(NEW_USER);
+  await a.locator('#new-user-password').fill(NEW_PASSWORD);
+  await a.locator('#new-user-submit').click();
+  await until(`${NEW_USER} in the users table`, () => a.locator(`tr[data-user="${NEW_USER}"]`).count());
+  check(((await a.locator(`tr[data-user="${NEW_USER}"] .u-role`).textContent()) ?? '').trim() === 'user', 'role of the new user');
+  // The same name again is refused, in words.
+  await a.locator('#new-user-name').fill(NEW_USER);
+  await a.locator('#new-user-password').fill(NEW_PASSWORD);
+  await a.locator('#new-user-submit').click();
+  await until('a conflict message', async () => /exists already/.test((await a.locator('#new-user-error').textContent()) ?? ''));
+  await a.screenshot({ path: join(SHOTS, 'users-desktop.png'), fullPage: true });
+
+  carolPage = await loginAs(NEW_USER, NEW_PASSWORD);
+  const c = carolPage;
+  check((await c.locator('#nav-users').count()) === 0, 'Users in the menu of a plain user');
+  await c.locator('#whoami').click();
+  await c.locator('#password-form').waitFor();
+  await until('the quotas', async () => /of at most \d/.test((await c.locator('#acc-queued').textContent()) ?? ''));
+  check(/\d/.test((await c.locator('#limits-table tr[data-limit="CPU time"] .l-max').textContent()) ?? ''), 'no maximum CPU time shown');
+  // A wrong current password is refused, in words.
+  await c.locator('#pw-current').fill('not my password');
+  await c.locator('#pw-new').fill(NEW_PASSWORD2);
+  await c.locator('#pw-again').fill(NEW_PASSWORD2);
+  await c.locator('#pw-save').click();
+  await until('"current password is wrong"', async () => /current password is wrong/.test((await c.locator('#pw-error').textContent()) ?? ''));
+  await c.locator('#pw-current').fill(NEW_PASSWORD);
+  await c.locator('#pw-save').click();
+  await until('the form cleared after the change', async () => (await c.locator('#pw-current').inputValue()) === '' && (await c.locator('#pw-error').textContent()) === '');
+  await c.screenshot({ path: join(SHOTS, 'settings-desktop.png'), fullPage: true });
+  // Still logged in, with a session that works for changes too.
+  const me = await apiIn(c, 'GET', '/api/v1/session');
+  check(me.status === 200 && JSON.parse(me.body).username === NEW_USER, `session after the change: ${me.status}`);
+  // The page logged in again with the new password (the change ended the
+  // sessions); the old one is refused. (Five password attempts for carol
+  // in a minute so far: the most the login throttle allows at once.)
+  const old = await apiIn(c, 'POST', '/api/v1/login', { username: NEW_USER, password: NEW_PASSWORD });
+  check(old.status === 401, `the old password: ${old.status} ${old.body}`);
+});
+
+await step('a token is created (shown once), logs in, and is revoked', async () => {
+  const c = carolPage;
+  await c.locator('#my-tokens-name').fill('ci');
+  await c.locator('#my-tokens-create').click();
+  await c.locator('#my-tokens-secret').waitFor();
+  carolToken = ((await c.locator('#my-tokens-secret').textContent()) ?? '').trim();
+  check(carolToken.startsWith('grp_'), `the new token: "${carolToken}"`);
+  await until('the token listed', () => c.locator('tr[data-token-name="ci"]').count());
+  check(!((await c.locator('#my-tokens-table').textContent()) ?? '').includes(carolToken), 'the list shows the secret');
+  await c.screenshot({ path: join(SHOTS, 'token-created-desktop.png'), fullPage: true });
+  // The login page takes the token.
+  const t = await newPage();
+  try {
+    await t.goto(BASE + '/');
+    await t.locator('#login-with-token summary').click();
+    await t.locator('#login-token').fill(carolToken);
+    await t.locator('#login-token-submit').click();
+    await until('logged in with the token', async () => ((await t.locator('#whoami').textContent({ timeout: 500 })) ?? '') === NEW_USER);
+  } finally {
+    await t.context().close();
+  }
+  // The admin sees it among carol's tokens.
+  const a = adminPage;
+  await a.locator(`tr[data-user="${NEW_USER}"] button.user-tokens`).click();
+  await until("carol's token in the admin's view", () => a.locator('#user-tokens tr[data-token-name="ci"]').count());
+  // Revoked after a confirmation, it no longer works.
+  await c.locator('tr[data-token-name="ci"] button.revoke-token').click();
+  await c.locator('#revoke-dialog').waitFor();
+  await c.locator('#revoke-dialog-ok').click();
+  await until('the token gone from the list', async () => (await c.locator('tr[data-token-name="ci"]').count()) === 0);
+  const used = await apiIn(c, 'GET', '/api/v1/jobs', undefined, { Authorization: `Bearer ${carolToken}` });
+  check(used.status === 401, `the revoked token: ${used.status}`);
+});
+
+await step('the audit log: what happened, filtered', async () => {
+  const a = adminPage;
+  await a.locator('#nav-audit').click();
+  await a.locator('#audit-table').waitFor();
+  const actions = async () => a.locator('#audit-table tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.action));
+  await until('the actions of this run', async () => {
+    const got = await actions();
+    return ['user.add', 'login', 'user.password', 'token.create', 'token.revoke', 'login.failed', 'worker.drain'].every((x) => got.includes(x));
+  });
+  const add = a.locator('#audit-table tbody tr[data-action="user.add"]').first();
+  check(((await add.locator('.au-actor').textContent()) ?? '') === 'admin' && ((await add.locator('.au-target').textContent()) ?? '') === NEW_USER, 'user.add row: who and on whom');
+  check(/\d{1,2}:\d{2}/.test((await add.locator('.au-time').textContent()) ?? ''), 'an entry without its time');
+  await a.screenshot({ path: join(SHOTS, 'audit-desktop.png'), fullPage: true });
+  await a.locator('#audit-action').selectOption('login.failed');
+  await until('failed logins only', async () => {
+    const got = await actions();
+    return got.length > 0 && got.every((x) => x === 'login.failed');
+  });
+  check(((await a.locator('#audit-table tbody').textContent()) ?? '').includes(USER), `the wrong password of ${USER} (first step) is not there`);
+  await a.locator('#audit-action').selectOption('');
+  await a.locator('#audit-actor').fill(NEW_USER);
+  await until(`${NEW_USER}'s actions only`, async () => {
+    const who = await a.locator('#audit-table tbody .au-actor').allTextContents();
+    return who.length >= 3 && who.every((x) => x === NEW_USER);
+  });
+  await a.locator('#audit-actor').fill('nobody-at-all');
+  await a.locator('#audit-empty').waitFor();
+});
+
+await step('a worker that fails jobs stands out: unhealthy, failures and rate, last error', async () => {
+  await $('#nav-dashboard').click();
+  await until('w1 up', async () => (await textOf('tr[data-worker="w1"] .w-badge')) === 'up');
+  check(!(await visible('tr[data-worker="w1"] .w-failed')), `w1 shown with failed jobs: ${await textOf('tr[data-worker="w1"] .w-failed')}`);
+  // The master's answer, with w1 made sick (a failing worker cannot be
+  // made on purpose in this cluster).
+  await page.route('**/api/v1/workers', async (route) => {
+    const resp = await route.fetch();
+    const body = await resp.json();
+    for (const w of body.workers) {
+      if (w.name !== 'w1') continue;
+      Object.assign(w, {
+        status: 'unhealthy', health: 'sandbox: cannot create cgroup: no space left on device', infra_failures: 4,
+        jobs_failed: 7, failure_rate: 0.7, last_error: 'the sandbox failed to start', last_error_at: new Date(Date.now() - 30_000).toISOString(),
+      });
+    }
+    await route.fulfill({ response: resp, json: body });
+  });
+  try {
+    await until('w1 unhealthy', async () => (await textOf('tr[data-worker="w1"] .w-badge')) === 'unhealthy');
+    const row = 'tr[data-worker="w1"]';
+    check((await $(row).getAttribute('class')).includes('failing'), 'the sick worker\'s row is not marked');
+    check(await visible(`${row} .w-why`), 'why it is unhealthy is not shown');
+    check((await textOf(`${row} .w-why`)).includes('no space left on device'), `why: "${await textOf(`${row} .w-why`)}"`);
+    check(await visible(`${row} .w-failed`) && (await textOf(`${row} .w-failed`)) === '7 failed (70 %)', `failed jobs: "${await textOf(`${row} .w-failed`)}"`);
+    check((await textOf('#stat-workers-sub')).includes('1 unhealthy'), `summary: "${await textOf('#stat-workers-sub')}"`);
+    await $('#workers-table').screenshot({ path: join(SHOTS, 'worker-unhealthy-desktop.png') });
+    await page.setViewportSize(PHONE);
+    await sleep(400);
+    check(await visible(`${row} .w-why`) && await visible(`${row} .w-failed`), 'the sick worker\'s details hidden on a phone');
+    await $('#workers-table').screenshot({ path: join(SHOTS, 'worker-unhealthy-phone.png') });
+    await page.setViewportSize(DESKTOP);
+  } finally {
+    await page.unroute('**/api/v1/workers');
+  }
+  await until('w1 up again', async () => (await textOf('tr[data-worker="w1"] .w-badge')) === 'up');
+});
+
+await step('drain asks for confirmation; cancelled, nothing changes', async () => {
+  await $('tr[data-worker="w1"] button.drain').click();
+  await $('#drain-dialog').waitFor();
+  check((await textOf('#drain-dialog-text')).includes('w1'), 'the dialog does not name the worker');
+  await $('#drain-dialog-cancel').click();
+  await until('the dialog closed', async () => (await $('#drain-dialog').count()) === 0);
+  await sleep(2000); // a refresh or so
+  check((await textOf('tr[data-worker="w1"] .w-badge')) === 'up', 'w1 drained although the admin cancelled');
+});
+
+let sleepers = [];
+await step('queue positions are numbers', async () => {
+  // w1's two slots run two of them; the others wait (w2 is gone).
+  const src = 'import time\ntime.sleep(100)';
+  for (let i = 0; i < 4; i++) sleepers.push(await submitInPage({ language: 'python', source: src, limits: { wall_ms: 110000, cpu_ms: 60000 } }));
+  await until('two sleepers queued with their places', async () => {
+    const where = await $('#active-jobs td.a-where').allTextContents();
+    return where.filter((w) => /^#\d+ in /.test(w)).length >= 2;
+  }, 20_000);
+  const where = await $('#active-jobs td.a-where').allTextContents();
+  check(!where.some((w) => w.includes('?')), `places: ${where.join(' | ')}`);
+  await page.screenshot({ path: join(SHOTS, 'queue-positions-desktop.png'), fullPage: true });
+});
+
+await step('the master stops: one banner, retries backing off, jobs in flight shown unknown', async () => {
+  await until('a sleeper running on w1', async () => (await $('#active-jobs td.a-where').allTextContents()).includes('w1'));
+  const first = await $('#stats-note').getAttribute('data-first');
+  check(first, `the charts have no history yet: "${await textOf('#stats-note')}"`);
+  const sent = [];
+  const watch = (req) => { if (req.url().startsWith(BASE)) sent.push({ t: Date.now(), path: new URL(req.url()).pathname }); };
+  page.on('request', watch);
+  try {
+    await control('stop-master');
+    await until('the banner', () => visible('#offline-banner'), 8000);
+    check((await $('.offline-banner').count()) === 1, 'more than one banner');
+    const from = Date.now();
+    await sleep(9000);
+    const during = sent.filter((r) => r.t >= from);
+    const checks = during.filter((r) => r.path === '/healthz').length;
+    const others = during.filter((r) => r.path !== '/healthz');
+    log(`  in 9 s: ${checks} checks, other requests: ${others.map((r) => r.path).join(', ') || 'none'}`);
+    check(checks >= 2 && checks <= 5, `${checks} /healthz checks in 9 s (want a backoff: 1, 2, 4, 8 s…)`);
+    check(others.length === 0, `requests while the master is down: ${others.map((r) => r.path).join(', ')}`);
+    check(/Next try in \d+ s|Trying again now/.test(await textOf('#offline-retry')), `retry text: "${await textOf('#offline-retry')}"`);
+    check(/Last reached at/.test(await textOf('#offline-since')), 'the banner does not say when the master was last reached');
+    // A job the page last saw running is shown unknown, not "running on w1".
+    const shown = await page.evaluate(() => {
+      const td = [...document.querySelectorAll('#active-jobs td.a-where')].find((x) => x.textContent === 'w1');
+      const badge = document.querySelector('#active-jobs .badge[data-status="running"]');
+      return {
+        where: td ? getComputedStyle(td, '::after').content : '', size: td ? getComputedStyle(td).fontSize : '',
+        badge: badge ? getComputedStyle(badge, '::after').content : '',
+      };
+    });
+    check(shown.where.includes('unknown') && shown.size === '0px', `the running job's place while down: ${JSON.stringify(shown)}`);
+    check(shown.badge.includes('unknown'), `the running job's status while down: ${JSON.stringify(shown)}`);
+    await page.screenshot({ path: join(SHOTS, 'master-down-banner-desktop.png') });
+    await page.setViewportSize(PHONE);
+    await sleep(300);
+    check(await visible('#offline-banner'), 'no banner on a phone');
+    await page.screenshot({ path: join(SHOTS, 'master-down-banner-phone.png') });
+    await page.setViewportSize(DESKTOP);
+    await control('restart-master');
+    await until('the banner gone', async () => !(await visible('#offline-banner')), 20_000);
+    await until('the tables live again', async () => (await textOf('#dash-updated')).startsWith('updated'));
+  } finally {
+    page.off('request', watch);
+  }
+  // History from before the restart is drawn: the store kept it.
+  await until('the charts back with their history', async () => {
+    const f = await $('#stats-note').getAttribute('data-first');
+    return f && Date.parse(f) <= Date.parse(first);
+  }, 20_000);
+  await $('#stats-span').selectOption('1440');
+  await until('24 hours of history drawn', async () => Number(await $('#stats-note').getAttribute('data-points')) > 0);
+  await $('#activity').screenshot({ path: join(SHOTS, 'charts-after-restart-desktop.png') });
+  await page.setViewportSize(PHONE);
+  await sleep(500);
+  await noHorizontalScroll('dashboard with its charts');
+  await $('#activity').screenshot({ path: join(SHOTS, 'charts-phone.png') });
+  await page.setViewportSize(DESKTOP);
+  for (const id of sleepers) await apiIn(page, 'POST', `/api/v1/jobs/${id}/cancel`);
+});
+
+await step('an admin resets a password', async () => {
+  const a = adminPage;
+  await a.locator('#nav-users').click();
+  await a.locator(`tr[data-user="${PLAIN_USER}"] button.reset-password`).click();
+  await a.locator('#reset-dialog').waitFor();
+  await a.locator('#reset-password-input').fill('reset by the admin');
+  await a.locator('#reset-dialog-ok').click();
+  await until('the dialog closed', async () => (await a.locator('#reset-dialog').count()) === 0);
+  await until('the new password works', async () => (await apiIn(a, 'POST', '/api/v1/login', { username: PLAIN_USER, password: 'reset by the admin' })).status === 200);
+  check((await apiIn(a, 'POST', '/api/v1/login', { username: PLAIN_USER, password: PLAIN_PASSWORD })).status === 401, 'the old password still works');
+});
+
+await step('settings, users and audit pages fit a phone', async () => {
+  for (const [p, path, what] of [[carolPage, '/settings', 'settings'], [adminPage, '/users', 'users'], [adminPage, '/audit', 'audit log']]) {
+    await p.setViewportSize(PHONE);
+    await p.goto(BASE + path);
+    await p.locator('h1').first().waitFor();
+    await sleep(500);
+    const [sw, iw] = await p.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    check(sw <= iw + 1, `${what}: ${sw} px wide in a ${iw} px window`);
+    await p.screenshot({ path: join(SHOTS, `${what.replace(' ', '-')}-phone.png`), fullPage: true });
+  }
+  await carolPage.context().close();
+  await adminPage.context().close();
 });
 
 await step('no request left the machine, no CSP violation, no script error', async () => {

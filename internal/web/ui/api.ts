@@ -69,6 +69,12 @@ export interface Worker {
   health?: string;
   /** Set for a worker the autoscaler started. */
   started_by?: WorkerOrigin;
+  /** Jobs that failed there (status failed, or given back for its machinery), since it connected. */
+  jobs_failed?: number;
+  /** jobs_failed over the attempts it ended, 0 to 1. */
+  failure_rate?: number;
+  last_error?: string;
+  last_error_at?: string;
 }
 export interface WorkerOrigin { provisioner: string; reason: string; started_at: string }
 export interface Cluster {
@@ -99,6 +105,16 @@ export interface AutoscaleDecision { time: string; action: string; worker?: stri
 export interface StatsPoint { time: string; queue_depth: number; running: number; completed: number; submitted: number; queue_wait_ms: number }
 export interface Stats { interval_seconds: number; points: StatsPoint[] }
 
+/** GET /api/v1/account: who the caller is, and their quotas. */
+export interface Account {
+  username: string; role: string; max_queued_jobs: number; requests_per_second: number; burst: number;
+  default_limits: Limits; max_limits: Limits; jobs_queued: number; jobs_running: number; jobs_total: number;
+}
+export interface User { username: string; role: string; created_at: string }
+export interface APIToken { id: string; name: string; kind: string; created_at: string; expires_at?: string; token?: string }
+export interface AuditEntry { seq: number; time: string; actor: string; action: string; target?: string; detail?: string; addr?: string }
+export interface AuditList { entries: AuditEntry[]; next_before?: number }
+
 /** An API failure. status 0 means the master could not be reached. */
 export class ApiError extends Error {
   constructor(public status: number, public code: string, message: string) {
@@ -108,11 +124,15 @@ export class ApiError extends Error {
 
 let csrf = '';
 let onUnauthorized: () => void = () => {};
+let onUnreachable: () => void = () => {};
 
 export function setCSRF(token: string): void { csrf = token; }
 
 /** Registers what to do when the session is gone (revoked, expired). */
 export function handleUnauthorized(f: () => void): void { onUnauthorized = f; }
+
+/** Registers what to do when a request could not reach the master. */
+export function handleUnreachable(f: () => void): void { onUnreachable = f; }
 
 function csrfToken(): string {
   if (csrf) return csrf;
@@ -132,6 +152,7 @@ export async function api<T>(method: string, path: string, body?: unknown, opts:
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
+    onUnreachable();
     throw new ApiError(0, 'unreachable', 'the master cannot be reached');
   }
   if (resp.status === 204) return undefined as T;
@@ -154,6 +175,8 @@ export async function api<T>(method: string, path: string, body?: unknown, opts:
 
 export const get = <T>(path: string) => api<T>('GET', path);
 export const post = <T>(path: string, body?: unknown) => api<T>('POST', path, body);
+export const put = <T>(path: string, body?: unknown) => api<T>('PUT', path, body);
+export const del = <T>(path: string) => api<T>('DELETE', path);
 
 export function isTerminal(j: Job): boolean {
   return j.status === 'done' || j.status === 'cancelled' || j.status === 'failed';

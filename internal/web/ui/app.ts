@@ -13,7 +13,8 @@ export interface Page {
   resume?(): void;
 }
 
-export const state: { session: Session | null } = { session: null };
+/** session: who is logged in; offline: the master cannot be reached now (banner.ts). */
+export const state: { session: Session | null; offline: boolean } = { session: null, offline: false };
 
 export const isAdmin = () => state.session?.role === 'admin';
 
@@ -59,7 +60,9 @@ export function every(ms: number, f: () => unknown): () => void {
     if (stopped || busy) return;
     clearTimeout(timer);
     busy = true;
-    if (document.visibilityState === 'visible') {
+    // While the master cannot be reached nothing is polled: the
+    // connection banner retries, and its reconnection restarts the ticks.
+    if (document.visibilityState === 'visible' && !state.offline) {
       try { await f(); } catch { /* the next tick retries */ }
     }
     busy = false;

@@ -1,24 +1,24 @@
 // Entry point: the page frame (header, navigation, connection indicator,
 // logout), the session check and the client-side router.
 import './style.css';
-import { api, ApiError, handleUnauthorized, setCSRF, type Session } from './api';
+import { api, ApiError, handleUnauthorized, handleUnreachable, setCSRF, type Session } from './api';
+import { watchConnection } from './banner';
 import { confirmDialog, isAdmin, setNavigator, state, toast, type Page } from './app';
 import { fill, h } from './dom';
-import { loginPage } from './pages/login';
+import { loginPage, signInWithLink } from './pages/login';
 import { editorPage, forgetEditor } from './pages/editor';
 import { jobsPage } from './pages/jobs';
 import { jobPage, sharedJobPage } from './pages/job';
 import { dashboardPage } from './pages/dashboard';
 import { applyPrefs, loadPrefs } from './prefs';
-
-const HEALTH_EVERY = 2000; // ms between two /healthz checks
-const HEALTH_TIMEOUT = 1500; // a check slower than this counts as a failure
+import { settingsPage } from './pages/settings';
+import { usersPage } from './pages/users';
+import { auditPage } from './pages/audit';
 
 const main = h('main', { id: 'main', tabindex: '-1' });
 const nav = h('nav', { id: 'nav', 'aria-label': 'Main' });
 const who = h('div', { class: 'who' });
-const conn = h('span', { id: 'conn', class: 'conn', role: 'status', 'aria-live': 'polite', 'data-state': 'unknown' },
-  h('span', { class: 'dot', 'aria-hidden': 'true' }), h('span', { class: 'conn-text' }, 'connecting…'));
+const conn = watchConnection();
 
 let current: { path: string; page: Page } | null = null;
 
@@ -27,7 +27,8 @@ function frame(): void {
     h('a', { class: 'skip', href: '#main' }, 'Skip to content'),
     h('header', { class: 'top' },
       h('a', { class: 'brand', href: '/' }, h('img', { src: '/favicon.svg', alt: '', width: 22, height: 22 }), 'grappe'),
-      nav, conn, who),
+      nav, conn.indicator, who),
+    conn.banner,
     main,
     h('div', { id: 'toasts', class: 'toasts', role: 'alert', 'aria-live': 'assertive' }));
 }
@@ -42,9 +43,12 @@ function renderHeader(path: string): void {
     link('/', 'Editor', 'nav-editor'),
     link('/jobs', 'My jobs', 'nav-jobs'),
     isAdmin() ? link('/dashboard', 'Dashboard', 'nav-dashboard') : null,
+    isAdmin() ? link('/users', 'Users', 'nav-users') : null,
+    isAdmin() ? link('/audit', 'Audit log', 'nav-audit') : null,
   ] : []);
   fill(who, s ? [
-    h('span', { id: 'whoami', class: 'muted' }, s.username + (s.role === 'admin' ? ' (admin)' : '')),
+    h('a', { id: 'whoami', class: 'muted', href: '/settings', title: 'Your settings: password, API tokens, quotas' },
+      s.username + (s.role === 'admin' ? ' (admin)' : '')),
     h('button', { type: 'button', id: 'logout', class: 'secondary small', onclick: logout }, 'Log out'),
   ] : []);
 }
@@ -66,6 +70,9 @@ async function logout(): Promise<void> {
 function signedOut(): void {
   state.session = null;
   setCSRF('');
+  // The readable CSRF cookie says "a session may exist" to the next page
+  // load (see boot): a session that ended takes it along.
+  document.cookie = 'grappe_csrf=; Max-Age=0; Path=/; Secure; SameSite=Strict';
   forgetEditor();
   go('/login', true);
 }
@@ -89,6 +96,9 @@ function route(path: string, search: URLSearchParams): Page {
   const m = path.match(/^\/jobs\/([^/]+)$/);
   if (m) return jobPage(decodeURIComponent(m[1]));
   if (path === '/dashboard') return dashboardPage();
+  if (path === '/settings') return settingsPage();
+  if (path === '/users') return usersPage();
+  if (path === '/audit') return auditPage();
   return {
     title: 'Not found',
     el: h('section', { class: 'page narrow' }, h('h1', null, 'Not found'),
@@ -133,50 +143,36 @@ document.addEventListener('click', (e) => {
 });
 window.addEventListener('popstate', render);
 
-/**
- * The connection indicator: green while /healthz answers, red as soon as
- * one check fails or takes longer than HEALTH_TIMEOUT. On the way back to
- * green, pages are told (grappe:reconnected) so they refresh at once.
- */
-function watchHealth(): void {
-  let up: boolean | null = null;
-  const set = (ok: boolean) => {
-    if (ok === up) return;
-    const wasDown = up === false;
-    up = ok;
-    conn.dataset.state = ok ? 'up' : 'down';
-    // What the page shows is no longer live: say so by dimming it.
-    document.body.classList.toggle('offline', !ok);
-    conn.querySelector('.conn-text')!.textContent = ok ? 'connected' : 'master unreachable';
-    conn.title = ok ? 'The master answers' : 'The master does not answer; retrying every 2 s';
-    if (ok && wasDown) window.dispatchEvent(new Event('grappe:reconnected'));
-  };
-  const check = async () => {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), HEALTH_TIMEOUT);
-    let ok = false;
-    try {
-      ok = (await fetch('/healthz', { cache: 'no-store', signal: ctl.signal })).ok;
-    } catch { /* unreachable */ }
-    clearTimeout(timer);
-    set(ok);
-    setTimeout(check, HEALTH_EVERY);
-  };
-  void check();
-}
-
 async function boot(): Promise<void> {
   applyPrefs(loadPrefs());
   frame();
   setNavigator(go);
-  watchHealth();
+  handleUnreachable(() => conn.suspect());
   handleUnauthorized(() => {
     if (state.session) toast('Your session has ended; please log in again.', 'info');
     signedOut();
   });
-  // Who is logged in? A master that cannot be reached yet is retried:
-  // the page comes up as soon as it answers.
-  for (;;) {
+  // A one-time sign-in link (#/signin/SECRET): the secret is read and
+  // wiped from the address bar before anything else, then exchanged for a
+  // session. The fragment never went to the server.
+  const link = location.hash.match(/^#\/signin\/([A-Za-z0-9_-]+)$/);
+  if (link) {
+    history.replaceState(null, '', location.pathname + location.search);
+    const s = await signInWithLink(link[1]);
+    if (s) {
+      state.session = s;
+      setCSRF(s.csrf_token);
+      render();
+      toast(`Signed in as ${s.username}. Set up users and tokens under Users, your own under ${s.username} (top right).`, 'info');
+      return;
+    }
+  }
+  // Who is logged in? A master that cannot be reached yet is retried
+  // (backing off like the banner): the page comes up as soon as it answers.
+  // Without the CSRF cookie, which comes and goes with the session's,
+  // there is no session to ask about: no 401 on every fresh page load.
+  const maybe = /(?:^|;\s*)grappe_csrf=[^;]/.test(document.cookie);
+  for (let wait = 1000; maybe; wait = Math.min(10_000, wait * 2)) {
     try {
       const s = await api<Session>('GET', '/api/v1/session', undefined, { quiet401: true });
       state.session = s;
@@ -186,7 +182,7 @@ async function boot(): Promise<void> {
       if (e instanceof ApiError && e.status !== 0 && e.status < 500) break; // not logged in
       fill(main, h('section', { class: 'page narrow' }, h('h1', null, 'Connecting…'),
         h('p', null, 'The master cannot be reached. Retrying…')));
-      await new Promise((r) => setTimeout(r, 2000));
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
   render();

@@ -6,17 +6,16 @@
 // --autoscale, and follows the tables' refresh.
 import {
   ApiError, get, post,
-  type Autoscaler, type AutoscaleDecision, type AutoscaledWorker, type Client, type Cluster, type Job, type Stats, type Worker,
+  type Autoscaler, type AutoscaleDecision, type AutoscaledWorker, type Client, type Cluster, type Job, type Worker,
 } from '../api';
 import { confirmDialog, every, isAdmin, toast, type Page } from '../app';
-import { lineChart, type Chart } from '../charts';
 import { fill, h, setText, syncRows } from '../dom';
 import { ago, clock, duration, pct, shortId, when } from '../format';
 import { labelOf } from '../languages';
 import { badge } from '../result';
+import { activityCharts } from './activity';
 
 const REFRESH = 1500;
-const STATS_REFRESH = 5000;
 /** Decisions of the autoscaler shown, newest first (the master keeps more). */
 const DECISIONS = 20;
 
@@ -29,7 +28,6 @@ export function dashboardPage(): Page {
     };
   }
   const stops: (() => void)[] = [];
-  const charts: Chart[] = [];
   let disposed = false;
 
   // --- summary cards --------------------------------------------------------
@@ -64,12 +62,13 @@ export function dashboardPage(): Page {
     return h('tr', { 'data-worker': w.name },
       h('th', { scope: 'row', class: 'w-name' }, h('span', { class: 'w-name-text' }), h('small', { class: 'w-origin', hidden: true })),
       h('td', { class: 'w-address', 'data-label': 'Address' }),
-      h('td', { class: 'w-status', 'data-label': 'Status' }),
+      h('td', { class: 'w-status', 'data-label': 'Status' }, h('span', { class: 'w-badge' }), h('small', { class: 'w-why', hidden: true })),
       h('td', { class: 'w-langs', 'data-label': 'Languages' }),
       h('td', { class: 'w-slots', 'data-label': 'Slots' }, meter('slots')),
       h('td', { class: 'w-cpu', 'data-label': 'CPU' }, meter('cpu')),
       h('td', { class: 'w-mem', 'data-label': 'Memory' }, meter('mem')),
-      h('td', { class: 'w-done num', 'data-label': 'Jobs done' }),
+      // Failed jobs under the jobs done, so the table stays as wide.
+      h('td', { class: 'w-done num', 'data-label': 'Jobs done' }, h('span', { class: 'w-done-count' }), h('small', { class: 'w-failed', hidden: true })),
       h('td', { class: 'w-infra num', 'data-label': 'Infra failures' }),
       h('td', { class: 'w-beat', 'data-label': 'Heartbeat' }),
       h('td', { class: 'w-sandbox', 'data-label': 'Sandbox' }),
@@ -91,11 +90,23 @@ export function dashboardPage(): Page {
     if (st.getAttribute('data-status') !== w.status) {
       st.setAttribute('data-status', w.status);
       const bad = w.status === 'lost' || w.status === 'unhealthy';
-      fill(st, h('span', { class: `badge ${w.status === 'up' ? 'good' : bad ? 'bad' : 'busy'}` }, w.status));
+      fill(c('badge'), h('span', { class: `badge ${w.status === 'up' ? 'good' : bad ? 'bad' : 'busy'}` }, w.status));
     }
-    // Why an unhealthy worker is (its machinery's last error), on hover.
-    if (w.health) st.setAttribute('title', w.health);
-    else st.removeAttribute('title');
+    // Why the worker is sick, in words under its status: its machinery's
+    // own verdict, else the error of its last failed job.
+    const why = c('why') as HTMLElement;
+    const reason = w.health || w.last_error || '';
+    why.hidden = !reason;
+    setText(why, reason ? (w.health ? w.health : `last error${w.last_error_at ? ` (${ago(w.last_error_at)})` : ''}: ${w.last_error}`) : '');
+    if (reason) why.title = reason;
+    else why.removeAttribute('title');
+    // Failed jobs and their share of what it ended: a worker failing
+    // most of its jobs is marked even before it calls itself unhealthy.
+    const failed = w.jobs_failed ?? 0;
+    const rate = w.failure_rate ?? 0;
+    (c('failed') as HTMLElement).hidden = failed === 0;
+    setText(c('failed'), failed ? `${failed} failed (${pct(rate * 100)})` : '');
+    row.classList.toggle('failing', w.status === 'unhealthy' || (failed >= 3 && rate >= 0.5));
     const langs = (w.languages ?? []).map((l) => labelOf(l.name)).join(', ');
     setText(c('langs'), langs || '—');
     c('langs').setAttribute('title', (w.languages ?? []).map((l) => `${l.name} ${l.version}`).join('\n'));
@@ -104,7 +115,7 @@ export function dashboardPage(): Page {
     setMeter(c('slots').firstElementChild!, lost || !w.slots ? 0 : w.running / w.slots, lost ? `—/${w.slots}` : `${w.running}/${w.slots}`);
     setMeter(c('cpu').firstElementChild!, lost ? 0 : w.cpu_percent / 100, lost ? '—' : pct(w.cpu_percent));
     setMeter(c('mem').firstElementChild!, lost ? 0 : w.memory_percent / 100, lost ? '—' : pct(w.memory_percent));
-    setText(c('done'), String(w.jobs_done));
+    setText(c('done-count'), String(w.jobs_done));
     setText(c('infra'), String(w.infra_failures ?? 0));
     c('infra').classList.toggle('nonzero', (w.infra_failures ?? 0) > 0);
     setText(c('beat'), ago(w.last_heartbeat));
@@ -126,6 +137,8 @@ export function dashboardPage(): Page {
   };
 
   async function toggleDrain(name: string, action: 'drain' | 'undrain'): Promise<void> {
+    if (action === 'drain' && !(await confirmDialog(
+      `Drain ${name}? It gets no new job; the jobs it runs finish there. Undrain gives it jobs again.`, 'Drain', 'drain-dialog'))) return;
     try {
       await post<Worker>(`/api/v1/workers/${encodeURIComponent(name)}/${action}`);
       toast(action === 'drain' ? `${name} gets no new job now.` : `${name} takes jobs again.`, 'info');
@@ -171,7 +184,8 @@ export function dashboardPage(): Page {
       cell('status').setAttribute('data-status', j.status);
       fill(cell('status'), badge(j));
     }
-    setText(cell('where'), j.status === 'running' ? j.worker ?? '?' : `#${j.queue_position ?? '?'} in ${j.owner}'s queue`);
+    setText(cell('where'), j.status === 'running' ? j.worker ?? '—'
+      : j.queue_position ? `#${j.queue_position} in ${j.owner}'s queue` : `in ${j.owner}'s queue`);
     setText(cell('age'), ago(j.created_at));
   };
   async function cancelJob(id: string, owner: string): Promise<void> {
@@ -362,32 +376,7 @@ export function dashboardPage(): Page {
     }
   }
 
-  // --- charts -------------------------------------------------------------------
-  const chartBox = (id: string, title: string) => {
-    const box = h('div', { class: 'chart', id });
-    return { box, el: h('figure', { class: 'chart-card' }, h('figcaption', null, title), box) };
-  };
-  const qChart = chartBox('chart-queue', 'Queue depth and running jobs');
-  const tChart = chartBox('chart-throughput', 'Throughput (jobs per second)');
-  const wChart = chartBox('chart-wait', 'Mean queue wait (ms)');
-  let statsData: Stats | null = null;
-  const draw = () => {
-    if (!statsData || charts.length < 3) return;
-    const p = statsData.points;
-    const xs = p.map((x) => Date.parse(x.time) / 1000);
-    const per = statsData.interval_seconds || 5;
-    charts[0].set(xs, [p.map((x) => x.queue_depth), p.map((x) => x.running)]);
-    charts[1].set(xs, [p.map((x) => x.completed / per), p.map((x) => x.submitted / per)]);
-    charts[2].set(xs, [p.map((x) => x.queue_wait_ms)]);
-  };
-  const statsNote = h('p', { class: 'muted small', id: 'stats-note' });
-  async function refreshStats(): Promise<void> {
-    statsData = await get<Stats>('/api/v1/stats');
-    setText(statsNote, statsData.points.length
-      ? `Last ${Math.round((statsData.points.length * statsData.interval_seconds) / 60) || 1} min, one point every ${statsData.interval_seconds} s.`
-      : `No point yet: the first comes ${statsData.interval_seconds || 5} s after the master starts.`);
-    draw();
-  }
+  const activity = activityCharts();
 
   const el = h('section', { class: 'page dashboard' },
     h('div', { class: 'page-head' }, h('h1', null, 'Cluster'), updated),
@@ -398,9 +387,7 @@ export function dashboardPage(): Page {
       h('thead', null, h('tr', null, ['Name', 'Address', 'Status', 'Languages', 'Slots', 'CPU', 'Memory', 'Jobs done', 'Infra failures', 'Last heartbeat', 'Sandbox', ''].map((t) => h('th', { scope: 'col' }, t)))),
       workersBody)),
     asSection,
-    h('h2', null, 'Activity'),
-    statsNote,
-    h('div', { class: 'charts' }, qChart.el, tChart.el, wChart.el),
+    activity.el,
     h('h2', null, 'Jobs in flight'),
     h('div', { class: 'table-wrap' }, h('table', { id: 'active-jobs', class: 'list' },
       h('thead', null, h('tr', null, ['Job', 'Owner', 'Language', 'Status', 'Worker / place', 'Submitted', ''].map((t) => h('th', { scope: 'col' }, t)))),
@@ -416,21 +403,20 @@ export function dashboardPage(): Page {
     el,
     resume() {
       stops.push(every(REFRESH, refresh));
-      // Charts need their boxes in the document to know their width.
-      void Promise.all([
-        lineChart(qChart.box, [{ label: 'queued', color: '#b45309', fill: true }, { label: 'running', color: '#2563eb' }], 'jobs'),
-        lineChart(tChart.box, [{ label: 'completed', color: '#15803d', fill: true }, { label: 'submitted', color: '#7e22ce' }], '/s'),
-        lineChart(wChart.box, [{ label: 'queue wait', color: '#be123c', fill: true }], 'ms'),
-      ]).then((cs) => {
-        if (disposed) return cs.forEach((c) => c.destroy());
-        charts.push(...cs);
-        stops.push(every(STATS_REFRESH, refreshStats));
-      });
+      activity.start();
+      // While the master cannot be reached the tables are not refreshed:
+      // say so where their time is.
+      const offline = () => {
+        setText(updated, 'not updated: the master cannot be reached');
+        updated.classList.add('error');
+      };
+      window.addEventListener('grappe:offline', offline);
+      stops.push(() => window.removeEventListener('grappe:offline', offline));
     },
     dispose() {
       disposed = true;
       stops.forEach((s) => s());
-      charts.forEach((c) => c.destroy());
+      activity.stop();
     },
   };
 }

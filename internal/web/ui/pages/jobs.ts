@@ -72,7 +72,7 @@ export function jobsPage(): Page {
     }
     setText(cell('created'), ago(j.created_at));
     cell('created').setAttribute('title', when(j.created_at));
-    setText(cell('wait'), j.started_at ? ms(between(j.created_at, j.started_at)) : j.status === 'queued' && j.queue_position ? `#${j.queue_position}` : '—');
+    setText(cell('wait'), j.started_at ? ms(between(j.created_at, j.started_at)) : j.status === 'queued' ? (j.queue_position ? `#${j.queue_position}` : 'queued') : '—');
     setText(cell('wall'), j.run ? ms(j.run.wall_ms) : '—');
     setText(cell('cpu'), j.run ? ms(j.run.cpu_ms) : '—');
     setText(cell('worker'), j.worker ?? '—');
