@@ -108,6 +108,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"TokenKindsAndExpiry", testTokenKindsAndExpiry},
 		{"SetPasswordHash", testSetPasswordHash},
 		{"DeleteExpiredTokens", testDeleteExpiredTokens},
+		{"Batch", testBatch},
+		{"BatchQuota", testBatchQuota},
+		{"CallbackDelivery", testCallbackDelivery},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
