@@ -200,9 +200,9 @@ func (s *Store) RecordCallback(ctx context.Context, kind, target, master string,
 
 func scanCallback(row interface{ Scan(...any) error }) (*store.Callback, error) {
 	var (
-		c                                            store.Callback
+		c                                             store.Callback
 		created, first, next, last, delivered, failed int64
-		lease                                        int64
+		lease                                         int64
 	)
 	err := row.Scan(&c.Kind, &c.Target, &c.Owner, &c.URL, &c.Format, &created, &c.Attempts, &first, &next,
 		&last, &c.LastStatus, &c.LastError, &delivered, &failed, &c.Master, &lease)
