@@ -90,6 +90,9 @@ type JobRequest struct {
 	Priority       int               `json:"priority,omitempty"`
 	Labels         map[string]string `json:"labels,omitempty"`
 	MaxAttempts    int               `json:"max_attempts,omitempty"`
+	// CallbackURL, if set, receives the finished job (POST, signed:
+	// see Callback).
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 // Compile is the outcome of the compile step.
@@ -148,6 +151,9 @@ type Job struct {
 	Tests         []TestResult `json:"tests,omitempty"`
 	// Request is the submission, returned by GET /api/v1/jobs/{id} so a client can re-run it.
 	Request *JobRequest `json:"request,omitempty"`
+	// Callback is the delivery of the job's callback_url, if it has one
+	// (GET /api/v1/jobs/{id}).
+	Callback *Callback `json:"callback,omitempty"`
 }
 
 // Terminal reports whether the job will not change any more.
