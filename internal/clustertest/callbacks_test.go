@@ -242,3 +242,67 @@ func TestCallbackAfterMasterRestart(t *testing.T) {
 	}
 	jobCallback(t, c, job.ID, "delivered after the restart", func(cb *api.Callback) bool { return cb.Status == api.CallbackDelivered })
 }
+
+// TestCallbackBounds: a callback attempt does not follow a redirect, does
+// not read an endless answer, and gives up on a receiver that never
+// answers, each within the attempt's timeout.
+func TestCallbackBounds(t *testing.T) {
+	c := callbackCluster(t, 2, nil)
+	ctx := context.Background()
+	target := newReceiver(t)
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch req.URL.Path {
+		case "/redirect":
+			http.Redirect(w, req, target.url("/elsewhere"), http.StatusTemporaryRedirect)
+		case "/endless":
+			w.WriteHeader(http.StatusOK)
+			chunk := make([]byte, 64<<10)
+			for {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+				select {
+				case <-req.Context().Done():
+					return
+				case <-stop:
+					return
+				default:
+				}
+			}
+		case "/hang":
+			select {
+			case <-req.Context().Done():
+			case <-stop:
+			}
+		}
+	}))
+	t.Cleanup(func() { close(stop); srv.Close() })
+
+	submit := func(path string) string {
+		t.Helper()
+		j, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "true", CallbackURL: srv.URL + path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.ID
+	}
+	redirect, endless, hang := submit("/redirect"), submit("/endless"), submit("/hang")
+
+	cb := jobCallback(t, c, redirect, "the redirect's attempt recorded", func(cb *api.Callback) bool { return cb.Attempts >= 1 })
+	if cb.LastStatus != http.StatusTemporaryRedirect || cb.Status != api.CallbackPending {
+		t.Errorf("redirected callback: %+v", cb)
+	}
+	start := time.Now()
+	jobCallback(t, c, endless, "the endless answer's callback delivered", func(cb *api.Callback) bool { return cb.Status == api.CallbackDelivered })
+	cb = jobCallback(t, c, hang, "the hanging receiver's attempt recorded", func(cb *api.Callback) bool { return cb.Attempts >= 1 })
+	if cb.LastError == "" || cb.Status != api.CallbackPending {
+		t.Errorf("hanging receiver: %+v", cb)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("bounded attempts took %s", d)
+	}
+	if n := len(target.requests("/elsewhere")); n != 0 {
+		t.Errorf("the redirect was followed %d times", n)
+	}
+}
