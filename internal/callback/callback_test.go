@@ -69,6 +69,7 @@ func TestPolicy(t *testing.T) {
 		{"::1", false},
 		{"::", false},
 		{"fe80::1", false},
+		{"fe80::1%eth0", false},
 		{"fd00::1", false},
 		{"::ffff:169.254.169.254", false},
 		{"::ffff:127.0.0.1", true},
@@ -102,6 +103,7 @@ func TestCheckURL(t *testing.T) {
 		{"http://127.0.0.1:7700/api/v1/jobs", callback.ErrForbidden},
 		{"http://169.254.169.254/latest/meta-data/", callback.ErrForbidden},
 		{"http://[::1]/", callback.ErrForbidden},
+		{"http://[fe80::1%25eth0]/", callback.ErrForbidden},
 		{"http://localhost/", callback.ErrForbidden},
 	} {
 		err := p.CheckURL(ctx, tc.url)
@@ -112,6 +114,9 @@ func TestCheckURL(t *testing.T) {
 	// A dial to a forbidden address is refused whatever the name said.
 	if err := p.Control("tcp4", "10.0.0.1:80", nil); !errors.Is(err, callback.ErrForbidden) {
 		t.Errorf("Control(10.0.0.1) = %v", err)
+	}
+	if err := p.Control("tcp6", "[fe80::1%lo]:80", nil); !errors.Is(err, callback.ErrForbidden) {
+		t.Errorf("Control(fe80::1%%lo) = %v", err)
 	}
 	if err := p.Control("tcp4", "93.184.216.34:443", nil); err != nil {
 		t.Errorf("Control(public) = %v", err)

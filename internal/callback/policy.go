@@ -70,7 +70,9 @@ type Policy struct {
 
 // Permits reports whether a callback may reach ip.
 func (p *Policy) Permits(ip netip.Addr) bool {
-	ip = ip.Unmap()
+	// Without its zone: a prefix contains no zoned address, so
+	// fe80::1%eth0 would pass every check.
+	ip = ip.Unmap().WithZone("")
 	for _, a := range p.Allowed {
 		if a.Contains(ip) {
 			return true
