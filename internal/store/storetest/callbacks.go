@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/grappe/grappe/internal/store"
@@ -199,5 +201,54 @@ func testCallbackDelivery(t *testing.T, s store.Store) {
 	}
 	if got := claim("m1", 100, 110); len(got) != 0 {
 		t.Fatalf("claimed %v after giving up", got)
+	}
+}
+
+// testSharedCallbackOnce: deliverers on both handles claim at once; every
+// due callback is leased to exactly one of them.
+func testSharedCallbackOnce(t *testing.T, s [2]store.Store) {
+	const n, claimers = 120, 6
+	ctx := t.Context()
+	for i := range n {
+		id := jobID(i)
+		one := &store.NewJobs{Jobs: []*store.Job{newJob(id, "alice", at(i))},
+			Callbacks: []*store.Callback{{Kind: store.CallbackJob, Target: id, Owner: "alice", URL: "http://h/"}}}
+		if err := s[i%2].CreateJobs(ctx, one, 0); err != nil {
+			t.Fatal(err)
+		}
+		cancelQueued(t, s[i%2], id, i)
+	}
+	var (
+		mu      sync.Mutex
+		claimed = map[string]string{}
+		dup     []string
+	)
+	errs := race(claimers, func(c int) error {
+		master := fmt.Sprintf("m%d", c)
+		for {
+			cs, err := s[c%2].ClaimCallbacks(ctx, master, at(1000), at(2000), 7)
+			if err != nil || len(cs) == 0 {
+				return err
+			}
+			mu.Lock()
+			for _, cb := range cs {
+				if prev, ok := claimed[cb.Target]; ok {
+					dup = append(dup, fmt.Sprintf("%s by %s and %s", cb.Target, prev, master))
+				}
+				claimed[cb.Target] = master
+			}
+			mu.Unlock()
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("ClaimCallbacks: %v", err)
+		}
+	}
+	for _, d := range dup {
+		t.Error("leased twice: " + d)
+	}
+	if len(claimed) != n {
+		t.Errorf("%d callbacks leased, want %d", len(claimed), n)
 	}
 }
