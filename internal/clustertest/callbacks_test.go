@@ -306,3 +306,32 @@ func TestCallbackBounds(t *testing.T) {
 		t.Errorf("the redirect was followed %d times", n)
 	}
 }
+
+// TestCallbacksTwoMasters: two masters on one database both deliver
+// callbacks, and each callback is delivered once.
+func TestCallbacksTwoMasters(t *testing.T) {
+	a := callbackCluster(t, 2, nil)
+	b := a.AddMaster("b")
+	r := newReceiver(t)
+	ctx := context.Background()
+	const n = 12
+	for i := range n {
+		via := a
+		if i%2 == 1 {
+			via = b
+		}
+		path := "/two/" + string(rune('a'+i))
+		if _, err := via.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "true", CallbackURL: r.url(path)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		r.delivered(t, "/two/"+string(rune('a'+i)), 60*time.Second)
+	}
+	time.Sleep(2 * time.Second) // both masters poll every second: a second delivery would be made by now
+	for i := range n {
+		if got := r.requests("/two/" + string(rune('a'+i))); len(got) != 1 {
+			t.Errorf("callback %d delivered %d times", i, len(got))
+		}
+	}
+}
