@@ -160,19 +160,30 @@ func (d *Deliverer) Kick() {
 	}
 }
 
-// Run delivers until ctx ends. An attempt cut short by the end is not
-// recorded: its lease runs out and it is made again (here after a
-// restart, or by another master).
+// Run delivers until ctx ends, at most Concurrency attempts at once: a
+// slow receiver holds one of them, not the others. An attempt cut short
+// by the end is not recorded: its lease runs out and it is made again
+// (here after a restart, or by another master).
 func (d *Deliverer) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.Poll)
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, d.cfg.Concurrency)
 	for {
-		n, err := d.round(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.cfg.Log.Error("callbacks", "err", err)
-		}
-		if n == d.cfg.Concurrency {
-			continue // more may be due
+		if free := cap(slots) - len(slots); free > 0 {
+			now := time.Now()
+			cs, err := d.cfg.Store.ClaimCallbacks(ctx, d.cfg.MasterID, now, now.Add(d.lease()), free)
+			if err != nil && ctx.Err() == nil {
+				d.cfg.Log.Warn("callbacks: claim", "err", err)
+			}
+			for _, c := range cs {
+				slots <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-slots; d.Kick() }()
+					d.deliver(ctx, c)
+				})
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -181,22 +192,6 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-}
-
-// round claims what is due and delivers it; it returns how many it
-// claimed.
-func (d *Deliverer) round(ctx context.Context) (int, error) {
-	now := time.Now()
-	cs, err := d.cfg.Store.ClaimCallbacks(ctx, d.cfg.MasterID, now, now.Add(d.lease()), d.cfg.Concurrency)
-	if err != nil {
-		return 0, err
-	}
-	var wg sync.WaitGroup
-	for _, c := range cs {
-		wg.Go(func() { d.deliver(ctx, c) })
-	}
-	wg.Wait()
-	return len(cs), nil
 }
 
 // lease covers an attempt (its render, its request, its record) with a

@@ -18,15 +18,17 @@ import (
 type fakeOutbox struct {
 	mu       sync.Mutex
 	c        *store.Callback
+	leased   bool
 	attempts []store.CallbackAttempt
 }
 
 func (f *fakeOutbox) ClaimCallbacks(ctx context.Context, master string, now, until time.Time, limit int) ([]*store.Callback, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.attempts) > 0 {
+	if f.leased {
 		return nil, nil
 	}
+	f.leased = true
 	c := *f.c
 	return []*store.Callback{&c}, nil
 }
