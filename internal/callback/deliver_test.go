@@ -55,7 +55,10 @@ func (f fakeSecrets) PutSecret(ctx context.Context, name string, v []byte) ([]by
 	f[name] = v
 	return v, nil
 }
-func (f fakeSecrets) SetSecret(ctx context.Context, name string, v []byte) error { f[name] = v; return nil }
+func (f fakeSecrets) SetSecret(ctx context.Context, name string, v []byte) error {
+	f[name] = v
+	return nil
+}
 func (f fakeSecrets) GetSecret(ctx context.Context, name string) ([]byte, error) {
 	if v, ok := f[name]; ok {
 		return v, nil
