@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,6 +111,10 @@ func TestCheckURL(t *testing.T) {
 		if (tc.want == nil) != (err == nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
 			t.Errorf("CheckURL(%q) = %v, want %v", tc.url, err, tc.want)
 		}
+	}
+	// A refused name does not tell what it resolved to.
+	if err := p.CheckURL(ctx, "http://localhost/"); err == nil || strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("CheckURL(localhost) = %v: names the address", err)
 	}
 	// A dial to a forbidden address is refused whatever the name said.
 	if err := p.Control("tcp4", "10.0.0.1:80", nil); !errors.Is(err, callback.ErrForbidden) {

@@ -206,7 +206,7 @@ func (d *Deliverer) deliver(ctx context.Context, c *store.Callback) {
 	now := time.Now()
 	a := store.CallbackAttempt{At: now, Status: status, Delivered: err == nil}
 	if err != nil {
-		a.Error = err.Error()
+		a.Error = d.describe(err)
 		a.Retry = d.retryAt(c, now)
 	}
 	log := d.cfg.Log.With("kind", c.Kind, "id", c.Target, "owner", c.Owner, "attempt", c.Attempts+1)
@@ -244,6 +244,19 @@ func (d *Deliverer) retryAt(c *store.Callback, now time.Time) time.Time {
 		return time.Time{}
 	}
 	return next
+}
+
+// describe is the failure recorded for the owner to read: a refused
+// address is not named (the name may have been resolved to an address of
+// the operator's network, which the owner has no business learning).
+func (d *Deliverer) describe(err error) string {
+	switch {
+	case errors.Is(err, ErrForbidden):
+		return "refused: " + ErrForbidden.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("no answer within %s", d.cfg.Timeout)
+	}
+	return err.Error()
 }
 
 // send makes one attempt; it returns the receiver's status, if one came,

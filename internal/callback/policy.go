@@ -117,7 +117,9 @@ func (p *Policy) CheckURL(ctx context.Context, raw string) error {
 	}
 	for _, ip := range ips {
 		if !p.Permits(ip) {
-			return fmt.Errorf("%w: %s resolves to %s", ErrForbidden, host, ip.Unmap())
+			// Without the address: the answer must not map the
+			// operator's internal names for the caller.
+			return fmt.Errorf("%w: %s resolves to a forbidden address", ErrForbidden, host)
 		}
 	}
 	return nil
@@ -131,7 +133,7 @@ func (p *Policy) Control(network, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("%w: %s", ErrForbidden, address)
 	}
 	if !p.Permits(ap.Addr()) {
-		return fmt.Errorf("%w: %s", ErrForbidden, ap.Addr().Unmap())
+		return ErrForbidden
 	}
 	return nil
 }
