@@ -55,6 +55,9 @@ func (f fakeSecrets) PutSecret(ctx context.Context, name string, v []byte) ([]by
 	f[name] = v
 	return v, nil
 }
+func (f fakeSecrets) GetUser(ctx context.Context, name string) (*store.User, error) {
+	return &store.User{Name: name}, nil
+}
 func (f fakeSecrets) SetSecret(ctx context.Context, name string, v []byte) error {
 	f[name] = v
 	return nil

@@ -133,6 +133,21 @@ func TestBatches(t *testing.T) {
 		if mine == "" || mine == admin {
 			t.Errorf("users share a callback secret: %q %q", mine, admin)
 		}
+		// A user removed and made again does not inherit the secret.
+		time.Sleep(time.Millisecond)
+		if err := c.Client.RemoveUser(ctx, "mallory"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Client.AddUser(ctx, "mallory", "correct horse battery", api.RoleUser); err != nil {
+			t.Fatal(err)
+		}
+		tok, err = c.Client.Login(ctx, "mallory", "correct horse battery")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := c.NewClient(tok).CallbackSecret(ctx); err != nil || again == mine {
+			t.Errorf("the new mallory's secret: %q, %v (the old one's was %q)", again, err, mine)
+		}
 	})
 
 	t.Run("idempotency key", func(t *testing.T) {
