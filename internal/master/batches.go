@@ -26,13 +26,29 @@ func (m *Master) SubmitBatch(ctx context.Context, p *auth.Principal, subs []http
 		return nil, &jobs.Error{Code: jobs.CodeInvalid, Field: "jobs",
 			Message: fmt.Sprintf("%d jobs: a batch takes at most %d", len(subs), m.cfg.MaxBatch)}
 	}
-	if err := m.checkCallback(ctx, "callback_url", callbackURL); err != nil {
+	// The URLs' names are resolved under one budget, each once: a batch
+	// of slow names must not hold the request for each of them.
+	checkCtx, cancel := context.WithTimeout(ctx, callbackCheckBudget)
+	defer cancel()
+	checked := map[string]error{}
+	check := func(field, url string) error {
+		if err, ok := checked[url]; ok {
+			return err
+		}
+		err := m.checkCallback(checkCtx, field, url)
+		checked[url] = err
+		return err
+	}
+	if err := check("callback_url", callbackURL); err != nil {
 		return nil, err
 	}
 	b := jobs.Batch{Owner: p.User, CallbackURL: callbackURL, IdempotencyKey: key}
 	specs := make([]*jobspec.Job, len(subs))
 	for i, s := range subs {
-		v, sub, err := m.prepare(ctx, s.Request)
+		v, sub, err := m.prepare(s.Request)
+		if err == nil {
+			err = check("callback_url", s.Request.CallbackURL)
+		}
 		if err != nil {
 			return nil, &jobs.BatchError{Index: i, Err: err}
 		}
@@ -64,14 +80,15 @@ func (m *Master) SubmitBatch(ctx context.Context, p *auth.Principal, subs []http
 	return out, nil
 }
 
+// callbackCheckBudget bounds the resolution of a request's callback URLs.
+const callbackCheckBudget = 5 * time.Second
+
 // prepare validates and normalizes one submission (req is changed in
-// place) and returns its spec and what the core stores.
-func (m *Master) prepare(ctx context.Context, req *api.JobRequest) (*jobspec.Job, jobs.Submission, error) {
+// place) and returns its spec and what the core stores. Its callback URL
+// is the caller's to check (checkCallback).
+func (m *Master) prepare(req *api.JobRequest) (*jobspec.Job, jobs.Submission, error) {
 	v, err := m.validate(req)
 	if err != nil {
-		return nil, jobs.Submission{}, err
-	}
-	if err := m.checkCallback(ctx, "callback_url", req.CallbackURL); err != nil {
 		return nil, jobs.Submission{}, err
 	}
 	v.Normalize(req)

@@ -20,8 +20,13 @@ var _ httpapi.Service = (*Master)(nil)
 // job survives a crash. The quota is the store's, so it holds across
 // masters and concurrent submissions.
 func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest, key string) (*api.Job, error) {
-	v, sub, err := m.prepare(ctx, req)
+	v, sub, err := m.prepare(req)
 	if err != nil {
+		return nil, err
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, callbackCheckBudget)
+	defer cancel()
+	if err := m.checkCallback(checkCtx, "callback_url", req.CallbackURL); err != nil {
 		return nil, err
 	}
 	sub.Owner, sub.IdempotencyKey = p.User, key
