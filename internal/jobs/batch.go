@@ -61,16 +61,16 @@ func (c *Core) SubmitBatch(ctx context.Context, b Batch) (*store.Batch, []*store
 			URL: b.CallbackURL, CreatedAt: now})
 	}
 	err := c.store.CreateJobs(ctx, n, c.cfg.MaxQueuedPerUser)
+	if err != nil && b.IdempotencyKey != "" && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrQuota)) {
+		// A retry: the batch's id, derived from the key, exists (and
+		// its own jobs may be what fills the quota now).
+		if first, jobs, gerr := c.store.GetBatch(ctx, sb.ID); gerr == nil && first.Owner == b.Owner {
+			return first, jobs, nil
+		}
+	}
 	switch {
 	case errors.Is(err, store.ErrQuota):
 		return nil, nil, c.quotaError()
-	case err != nil && b.IdempotencyKey != "" && errors.Is(err, store.ErrConflict):
-		// A retry: the batch's id, derived from the key, exists.
-		first, jobs, gerr := c.store.GetBatch(ctx, sb.ID)
-		if gerr != nil || first.Owner != b.Owner {
-			return nil, nil, fmt.Errorf("jobs: submit batch: %w", errors.Join(err, gerr))
-		}
-		return first, jobs, nil
 	case err != nil:
 		return nil, nil, fmt.Errorf("jobs: submit batch: %w", err)
 	}
