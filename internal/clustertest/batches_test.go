@@ -125,6 +125,13 @@ func TestBatches(t *testing.T) {
 		if _, err := other.CancelBatch(ctx, b.ID); !client.IsNotFound(err) {
 			t.Errorf("cancel of another user's batch: %v, want not found", err)
 		}
+		theirs, err := other.SubmitBatch(ctx, &api.BatchRequest{Jobs: []api.JobRequest{{Language: "bash", Source: "true"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Client.Batch(ctx, theirs.ID); err != nil || got.Owner != "mallory" {
+			t.Errorf("an admin reading a user's batch: %+v, %v", got, err)
+		}
 		if _, err := c.Client.Batch(ctx, "no-such-batch"); !client.IsNotFound(err) {
 			t.Errorf("unknown batch: %v", err)
 		}
@@ -193,6 +200,16 @@ func TestBatches(t *testing.T) {
 		}
 		if d.method != "PUT" || s.Token != out[0]["token"] || s.status() != 3 || unb64(t, s.Stdout) != "from judge0\n" {
 			t.Fatalf("judge0 callback %s %s", d.method, d.body)
+		}
+		// One submission with a callback, waited for.
+		var one judge0Submission
+		jc.json(t, "POST", "/judge0/submissions?wait=true", mustJSON(map[string]any{
+			"source_code": "echo one >&2", "language_id": 46, "callback_url": r.url("/judge0-one"), "redirect_stderr_to_stdout": true,
+		}), 201, &one)
+		d = r.delivered(t, "/judge0-one", 60*time.Second)
+		var cb judge0Submission
+		if err := json.Unmarshal(d.body, &cb); err != nil || cb.Token != one.Token || !strings.HasSuffix(cb.Token, ".r") || unb64(t, cb.Stdout) != "one\n" {
+			t.Fatalf("single submission's callback %s (token %q): %v", d.body, one.Token, err)
 		}
 		tokens := out[0]["token"].(string) + "," + out[3]["token"].(string)
 		var shown struct {
