@@ -95,6 +95,9 @@ type JobRequest struct {
 	// starts once attached, must start within the placement timeout, has
 	// no test cases, and is never run twice.
 	Interactive bool `json:"interactive,omitempty"`
+	// CallbackURL, if set, receives the finished job (POST, signed:
+	// see Callback).
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 // Compile is the outcome of the compile step.
@@ -155,6 +158,9 @@ type Job struct {
 	Request *JobRequest `json:"request,omitempty"`
 	// Interactive: see JobRequest.Interactive.
 	Interactive bool `json:"interactive,omitempty"`
+	// Callback is the delivery of the job's callback_url, if it has one
+	// (GET /api/v1/jobs/{id}).
+	Callback *Callback `json:"callback,omitempty"`
 }
 
 // Terminal reports whether the job will not change any more.

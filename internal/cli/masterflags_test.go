@@ -36,3 +36,29 @@ func TestMasterFlagsReachTheConfig(t *testing.T) {
 		t.Errorf("config from flags:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestBatchAndCallbackFlags: --max-batch and the callbacks' flags reach the
+// master's Config; a bad --callback-allow is refused when parsed.
+func TestBatchAndCallbackFlags(t *testing.T) {
+	var f masterFlags
+	cmd := &cobra.Command{Use: "master"}
+	f.register(cmd, "127.0.0.1:0", "127.0.0.1:0")
+	err := cmd.ParseFlags([]string{"--max-batch", "20", "--callback-allow", "127.0.0.0/8,10.0.0.7",
+		"--callback-allow", "fd00::/8", "--callback-timeout", "3s", "--callback-retry-for", "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.config(slog.New(slog.DiscardHandler), nil)
+	got := fmt.Sprint(c.MaxBatch, c.Callbacks.Allow, c.Callbacks.Timeout, c.Callbacks.RetryFor)
+	want := "20 [127.0.0.0/8 10.0.0.7/32 fd00::/8] 3s 1h0m0s"
+	if got != want {
+		t.Errorf("config from flags: got %s, want %s", got, want)
+	}
+
+	var bad masterFlags
+	cmd = &cobra.Command{Use: "master"}
+	bad.register(cmd, "127.0.0.1:0", "127.0.0.1:0")
+	if err := cmd.ParseFlags([]string{"--callback-allow", "10.0.0.0/33"}); err == nil {
+		t.Error("--callback-allow 10.0.0.0/33 was accepted")
+	}
+}

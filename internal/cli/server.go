@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/grappe/grappe/internal/attach"
 	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/callback"
 	"github.com/grappe/grappe/internal/connlimit"
 	"github.com/grappe/grappe/internal/lang"
 	"github.com/grappe/grappe/internal/master"
@@ -48,6 +50,10 @@ type masterFlags struct {
 	database                    string
 	maxConnsPerIP, maxConns     int
 	anonymousUser               string
+	maxBatch                    int
+	callbackAllow               prefixList
+	callbackTimeout             time.Duration
+	callbackRetryFor            time.Duration
 	autoscale                   autoscaleFlags
 }
 
@@ -88,8 +94,37 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.IntVar(&f.maxQueuedPerUser, "max-queued-per-user", 10000, "jobs one user may have waiting; past it submissions get 429")
 	fl.StringVar(&f.masterID, "master-id", "", "this master's name in the database, unique among the masters sharing it (default: the host name and --data)")
 	fl.StringVar(&f.anonymousUser, "anonymous-user", "", "run Piston (/api/v2/) and Judge0 (/judge0/) requests that carry no token as this user, created with role user if missing (its rate limits and quotas apply); off by default")
+	fl.IntVar(&f.maxBatch, "max-batch", 500, "jobs one batch may hold (POST /api/v1/batches, Judge0's batches)")
+	fl.Var(&f.callbackAllow, "callback-allow", "CIDR,… that callbacks may reach although forbidden by default (loopback, private, link-local, unspecified and this host's networks)")
+	fl.DurationVar(&f.callbackTimeout, "callback-timeout", callback.DefaultTimeout, "bound of one callback delivery attempt")
+	fl.DurationVar(&f.callbackRetryFor, "callback-retry-for", callback.DefaultRetryFor, "how long a failing callback is retried (with exponential backoff) before it is given up")
 	f.autoscale.register(fl)
 }
+
+// prefixList is a flag of comma-separated CIDR prefixes (or addresses),
+// parsed when the flags are.
+type prefixList []netip.Prefix
+
+var _ pflag.Value = (*prefixList)(nil)
+
+func (l *prefixList) Set(v string) error {
+	ps, err := callback.ParsePrefixes(strings.Split(v, ","))
+	if err != nil {
+		return err
+	}
+	*l = append(*l, ps...)
+	return nil
+}
+
+func (l *prefixList) String() string {
+	var out []string
+	for _, p := range *l {
+		out = append(out, p.String())
+	}
+	return strings.Join(out, ",")
+}
+
+func (l *prefixList) Type() string { return "CIDRs" }
 
 func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Config {
 	return master.Config{
@@ -102,6 +137,8 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		InteractiveIdle: f.interactiveIdle,
 		MaxCPUPercent:   f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,
 		Autoscale: f.autoscale.config(f.catalogue, f.logLevel, f.data), AnonymousUser: f.anonymousUser,
+		MaxBatch:  f.maxBatch,
+		Callbacks: master.CallbackConfig{Allow: f.callbackAllow, Timeout: f.callbackTimeout, RetryFor: f.callbackRetryFor},
 	}
 }
 

@@ -307,8 +307,23 @@ func TestOpenAPIResponses(t *testing.T) {
 		s.do(t, "GET", "/api/v1/jobs/"+id+"?timeout=soon", user, 400)
 		s.do(t, "POST", "/api/v1/jobs/no-such-job/cancel", user, 404)
 
+		// A batch: made, read, cancelled; a bad one refused whole.
+		_, b := s.do(t, "POST", "/api/v1/batches", withBody(user, `{"jobs":[{"language":"python","source":"print(1)"},{"language":"python","source":"import time\ntime.sleep(60)"}]}`), 201)
+		var batch struct{ ID string }
+		if err := json.Unmarshal(b, &batch); err != nil || batch.ID == "" {
+			t.Fatalf("batch: %s %v", b, err)
+		}
+		s.do(t, "GET", "/api/v1/batches/"+batch.ID, user, 200)
+		s.do(t, "POST", "/api/v1/batches/"+batch.ID+"/cancel", user, 200)
+		s.do(t, "GET", "/api/v1/batches/no-such-batch", user, 404)
+		s.do(t, "POST", "/api/v1/batches", withBody(user, `{"jobs":[{"language":"python","source":"x"},{"language":"cobol-2002","source":"x"}]}`), 422)
+		s.do(t, "POST", "/api/v1/batches", withBody(user, `{"jobs":[{"language":"python","source":"x","callback_url":"http://169.254.169.254/"}]}`), 422)
+		s.do(t, "GET", "/api/v1/callback-secret", user, 200)
+		s.do(t, "POST", "/api/v1/callback-secret/rotate", user, 200)
+		s.do(t, "GET", "/api/v1/callback-secret", req{}, 401)
+
 		// History: a cursor page, the filters, a bad filter.
-		_, b := s.do(t, "GET", "/api/v1/jobs?limit=1", user, 200)
+		_, b = s.do(t, "GET", "/api/v1/jobs?limit=1", user, 200)
 		var page struct{ Next string }
 		if err := json.Unmarshal(b, &page); err != nil || page.Next == "" {
 			t.Fatalf("a full page without next: %s %v", b, err)

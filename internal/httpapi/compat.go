@@ -10,6 +10,8 @@ import (
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/attach"
 	"github.com/grappe/grappe/internal/auth"
+	"github.com/grappe/grappe/internal/callback"
+	"github.com/grappe/grappe/internal/jobs"
 	"github.com/grappe/grappe/internal/judge0"
 	"github.com/grappe/grappe/internal/piston"
 	"github.com/grappe/grappe/internal/store"
@@ -45,7 +47,7 @@ func (s *server) mountCompat(mux *routeMux) {
 		Backend: b, Aliases: s.Compat.Aliases, MaxWait: s.MaxWait, MaxBodyBytes: s.MaxBodyBytes, Logger: s.Logger,
 	}))
 	mux.Handle("/judge0/", http.StripPrefix("/judge0", judge0.New(judge0.Config{
-		Backend: b, DefaultLimits: s.Compat.DefaultLimits, MaxLimits: s.Compat.MaxLimits,
+		Backend: b, DefaultLimits: s.Compat.DefaultLimits, MaxLimits: s.Compat.MaxLimits, MaxBatch: s.MaxBatch,
 		MaxWait: s.MaxWait, MaxBodyBytes: s.MaxBodyBytes, Logger: s.Logger,
 	})))
 }
@@ -113,6 +115,41 @@ func (b compatBackend) Submit(ctx context.Context, p *auth.Principal, req *api.J
 	job, err := b.s.Service.Submit(ctx, p, req, "")
 	return job, convert(err)
 }
+
+// SubmitBatch makes Judge0's submissions one grappe batch; their
+// callbacks are Judge0's (a PUT of the submission).
+func (b compatBackend) SubmitBatch(ctx context.Context, p *auth.Principal, subs []judge0.Submission) ([]string, error) {
+	in := make([]Submission, len(subs))
+	for i, s := range subs {
+		in[i] = Submission{Request: s.Request}
+		switch {
+		case s.Request.CallbackURL == "":
+		case s.Redirect:
+			in[i].CallbackFormat = callback.FormatJudge0Redirect
+		default:
+			in[i].CallbackFormat = callback.FormatJudge0
+		}
+	}
+	batch, err := b.s.Service.SubmitBatch(ctx, p, in, "", "")
+	var be *jobs.BatchError
+	if errors.As(err, &be) {
+		return nil, &batchError{index: be.Index, err: convert(be.Err)}
+	}
+	if err != nil {
+		return nil, convert(err)
+	}
+	return batch.JobIDs, nil
+}
+
+// batchError is a batch refused for its job at index.
+type batchError struct {
+	index int
+	err   error
+}
+
+func (e *batchError) Error() string   { return e.err.Error() }
+func (e *batchError) Unwrap() error   { return e.err }
+func (e *batchError) BatchIndex() int { return e.index }
 
 func (b compatBackend) Job(ctx context.Context, p *auth.Principal, id string) (*api.Job, error) {
 	job, err := b.s.Service.Job(ctx, p, id)

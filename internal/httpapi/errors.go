@@ -76,6 +76,15 @@ func statusOf(code string) int {
 
 // fromDomain turns a domain error (*jobs.Error) into the HTTP one.
 func fromDomain(err error) (*Error, bool) {
+	var be *jobs.BatchError
+	if errors.As(err, &be) {
+		// The job's refusal, with its place in the batch.
+		e, ok := fromDomain(be.Err)
+		if ok {
+			e.Message = fmt.Sprintf("jobs[%d]: %s", be.Index, e.Message)
+		}
+		return e, ok
+	}
 	var je *jobs.Error
 	if !errors.As(err, &je) {
 		return nil, false

@@ -76,6 +76,27 @@ type Service interface {
 	// Autoscaler is the autoscaler's policy, state and recent decisions
 	// (Enabled false when it is off).
 	Autoscaler(ctx context.Context) *api.Autoscaler
+
+	// SubmitBatch accepts the jobs all or none, with the batch's own
+	// callback if callbackURL is set; a refusal for one job is a
+	// *jobs.BatchError naming it. A non-empty key makes it safe to retry.
+	SubmitBatch(ctx context.Context, p *auth.Principal, subs []Submission, callbackURL, key string) (*api.Batch, error)
+	// Batch returns a batch the principal may see, or ErrNotFound.
+	Batch(ctx context.Context, p *auth.Principal, id string) (*api.Batch, error)
+	// CancelBatch cancels the batch's jobs that are not finished.
+	CancelBatch(ctx context.Context, p *auth.Principal, id string) (*api.Batch, error)
+	// CallbackSecret is the key of the principal's callback signatures;
+	// RotateCallbackSecret replaces it.
+	CallbackSecret(ctx context.Context, p *auth.Principal) (*api.CallbackSecret, error)
+	RotateCallbackSecret(ctx context.Context, p *auth.Principal) (*api.CallbackSecret, error)
+}
+
+// Submission is one job of a batch, with how its callback is sent.
+type Submission struct {
+	Request *api.JobRequest
+	// CallbackFormat is the format of the job's callback_url (the
+	// callback package's Format*; "" is grappe's own).
+	CallbackFormat string
 }
 
 // OwnerJobs counts one owner's jobs.
@@ -126,6 +147,8 @@ type Config struct {
 	// MaxQueuedPerUser is the queued-job quota shown in GET
 	// /api/v1/account.
 	MaxQueuedPerUser int
+	// MaxBatch caps the jobs of a batch (default 500), Judge0's too.
+	MaxBatch int
 }
 
 type server struct {
@@ -164,6 +187,9 @@ func build(cfg Config) (http.Handler, []string) {
 	if cfg.MaxWait == 0 {
 		cfg.MaxWait = 5 * time.Minute
 	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 500
+	}
 	if cfg.Clients == nil {
 		cfg.Clients = NewClients()
 	}
@@ -193,6 +219,11 @@ func build(cfg Config) (http.Handler, []string) {
 	mux.Handle("DELETE /api/v1/jobs/{id}/share", s.authed(s.unshareJob))
 	mux.HandleFunc("GET /api/v1/shared/{token}", s.sharedJob)
 	mux.Handle("GET /api/v1/jobs/{id}/attach", s.authed(s.attach))
+	mux.Handle("POST /api/v1/batches", s.authed(s.submitBatch))
+	mux.Handle("GET /api/v1/batches/{id}", s.authed(s.getBatch))
+	mux.Handle("POST /api/v1/batches/{id}/cancel", s.authed(s.cancelBatch))
+	mux.Handle("GET /api/v1/callback-secret", s.authed(s.callbackSecret))
+	mux.Handle("POST /api/v1/callback-secret/rotate", s.authed(s.rotateCallbackSecret))
 	mux.Handle("GET /api/v1/languages", s.authed(s.languages))
 	mux.Handle("GET /api/v1/workers", s.admin(s.workers))
 	mux.Handle("POST /api/v1/workers/{name}/drain", s.admin(s.drain(true)))

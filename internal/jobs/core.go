@@ -30,6 +30,8 @@ import (
 // Store is what the core needs of the durable store.
 type Store interface {
 	CreateJob(ctx context.Context, j *store.Job, maxQueued int) error
+	CreateJobs(ctx context.Context, n *store.NewJobs, maxQueued int) error
+	GetBatch(ctx context.Context, id string) (*store.Batch, []*store.Job, error)
 	JobByIdempotencyKey(ctx context.Context, owner, key string) (*store.Job, error)
 	GetJob(ctx context.Context, id string) (*store.Job, error)
 	ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Claim, error)

@@ -70,3 +70,13 @@ var ErrStale = &Error{Code: CodeConflict, Message: "the attempt is not held by t
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
+
+// BatchError refuses a batch for one of its jobs: Index is the job's
+// place in the batch (from 0), Err the refusal of that job alone.
+type BatchError struct {
+	Index int
+	Err   error
+}
+
+func (e *BatchError) Error() string { return fmt.Sprintf("jobs[%d]: %v", e.Index, e.Err) }
+func (e *BatchError) Unwrap() error { return e.Err }

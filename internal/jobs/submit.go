@@ -24,6 +24,10 @@ type Submission struct {
 	// Interactive: the job waits for its client's attach (StartAttached)
 	// and has one attempt.
 	Interactive bool
+	// CallbackURL, if set, is where the finished job is sent, in
+	// CallbackFormat (the callback package's): its outbox row is
+	// created with the job.
+	CallbackURL, CallbackFormat string
 }
 
 // Submit stores a queued job and returns it; the job is committed before
@@ -56,11 +60,17 @@ func (c *Core) Submit(ctx context.Context, s Submission) (*store.Job, error) {
 		Status: store.StatusQueued, MaxAttempts: s.MaxAttempts, Priority: s.Priority,
 		Labels: s.Labels, CreatedAt: c.now(), Request: s.Request, IdempotencyKey: s.IdempotencyKey,
 	}
-	err := c.store.CreateJob(ctx, j, c.cfg.MaxQueuedPerUser)
+	var err error
+	if s.CallbackURL == "" {
+		err = c.store.CreateJob(ctx, j, c.cfg.MaxQueuedPerUser)
+	} else {
+		err = c.store.CreateJobs(ctx, &store.NewJobs{Jobs: []*store.Job{j}, Callbacks: []*store.Callback{{
+			Kind: store.CallbackJob, Target: j.ID, Owner: j.Owner, URL: s.CallbackURL, Format: s.CallbackFormat, CreatedAt: j.CreatedAt,
+		}}}, c.cfg.MaxQueuedPerUser)
+	}
 	switch {
 	case errors.Is(err, store.ErrQuota):
-		return nil, &Error{Code: CodeRateLimited, RetryAfter: 5,
-			Message: fmt.Sprintf("%d jobs of yours are already waiting (the limit); retry when some have run", c.cfg.MaxQueuedPerUser)}
+		return nil, c.quotaError()
 	case err != nil && s.IdempotencyKey != "" && errors.Is(err, store.ErrConflict):
 		// A retry of a submission already accepted: the unique key
 		// refused the second row. Trying the insert first saves a read
@@ -76,6 +86,11 @@ func (c *Core) Submit(ctx context.Context, s Submission) (*store.Job, error) {
 	c.publish(j)
 	c.Kick()
 	return j, nil
+}
+
+func (c *Core) quotaError() *Error {
+	return &Error{Code: CodeRateLimited, RetryAfter: 5,
+		Message: fmt.Sprintf("%d jobs of yours are already waiting (the limit); retry when some have run", c.cfg.MaxQueuedPerUser)}
 }
 
 // Cancel cancels a queued or running job on behalf of by (recorded in the

@@ -35,6 +35,9 @@ func (f *fakeBackend) Authenticate(r *http.Request) (*auth.Principal, error) {
 func (f *fakeBackend) Submit(context.Context, *auth.Principal, *api.JobRequest) (*api.Job, error) {
 	return nil, fmt.Errorf("not in this test")
 }
+func (f *fakeBackend) SubmitBatch(context.Context, *auth.Principal, []Submission) ([]string, error) {
+	return nil, fmt.Errorf("not in this test")
+}
 func (f *fakeBackend) Wait(context.Context, *auth.Principal, string, time.Duration) (*api.Job, error) {
 	return nil, fmt.Errorf("not in this test")
 }

@@ -51,6 +51,23 @@ type Backend interface {
 	QueuedByLanguage(ctx context.Context) (map[string]int, error)
 	// TallyJobs counts all the cluster's jobs (it reads them all).
 	TallyJobs(ctx context.Context, since time.Time) (*store.Tally, error)
+	// SubmitBatch makes the jobs of subs all or none and returns their
+	// ids in order. A refusal of one of them is an IndexedError.
+	SubmitBatch(ctx context.Context, p *auth.Principal, subs []Submission) ([]string, error)
+}
+
+// Submission is one job to make, and how Judge0 shows it: its callback
+// (the request's CallbackURL) is rendered with stderr in stdout when
+// Redirect.
+type Submission struct {
+	Request  *api.JobRequest
+	Redirect bool
+}
+
+// IndexedError is a batch refused for one of its submissions.
+type IndexedError interface {
+	error
+	BatchIndex() int
 }
 
 // StatusError is implemented by the backend's errors that are the caller's
@@ -276,9 +293,19 @@ func (h *handler) submit(ctx context.Context, p *auth.Principal, body json.RawMe
 	if errs != nil {
 		return "", nil, errs, nil
 	}
+	if sub.req.CallbackURL != "" {
+		// The job and its callback are made together: a batch of one.
+		ids, err := h.Backend.SubmitBatch(ctx, p, []Submission{{Request: sub.req, Redirect: sub.redirect}})
+		if refused(err) {
+			return "", nil, domainFieldErrors(err), nil
+		}
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return tokenOf(ids[0], sub.redirect), &api.Job{ID: ids[0]}, nil, nil
+	}
 	job, err := h.Backend.Submit(ctx, p, sub.req)
-	var se StatusError
-	if errors.As(err, &se) && se.HTTPStatus() == http.StatusUnprocessableEntity {
+	if refused(err) {
 		return "", nil, domainFieldErrors(err), nil
 	}
 	if err != nil {
@@ -287,11 +314,19 @@ func (h *handler) submit(ctx context.Context, p *auth.Principal, body json.RawMe
 	return tokenOf(job.ID, sub.redirect), job, nil, nil
 }
 
+// refused reports whether err is the backend's refusal of a submission
+// (422), which Judge0 answers per field.
+func refused(err error) bool {
+	var se StatusError
+	return errors.As(err, &se) && se.HTTPStatus() == http.StatusUnprocessableEntity
+}
+
 // domainFieldErrors names the Judge0 attribute behind a grappe refusal.
 func domainFieldErrors(err error) fieldErrors {
 	msg := err.Error()
 	field := "source_code"
 	for _, m := range []struct{ grappe, judge0 string }{
+		{"callback_url", "callback_url"},
 		{"limits.cpu_ms", "cpu_time_limit"},
 		{"limits.wall_ms", "wall_time_limit"},
 		{"limits.memory_mb", "memory_limit"},
@@ -345,27 +380,48 @@ func (h *handler) batchCreate(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	if err := h.checkBatchSize(len(in.Submissions)); err != nil {
 		return err
 	}
-	// One job per submission: each answered with its token or its
-	// errors, in order, as Judge0 does.
-	out := make([]any, 0, len(in.Submissions))
-	created := false
-	for _, raw := range in.Submissions {
-		token, _, errs, err := h.submit(r.Context(), p, raw, b64)
-		var he *httpError
+	// Each submission is answered with its token or its errors, in
+	// order, as Judge0 does; the valid ones are one grappe batch.
+	out := make([]any, len(in.Submissions))
+	subs := make([]*parsed, len(in.Submissions))
+	var pending []int
+	for i, raw := range in.Submissions {
+		sub, errs, err := parseSubmission(raw, b64)
 		switch {
-		case errors.As(err, &he):
-			out = append(out, he.body)
 		case err != nil:
-			return err
+			out[i] = map[string]any{"error": err.Error()}
 		case errs != nil:
-			out = append(out, errs)
+			out[i] = errs
 		default:
-			out = append(out, map[string]string{"token": token})
-			created = true
+			subs[i] = sub
+			pending = append(pending, i)
 		}
 	}
+	// A submission the master refuses leaves the batch, which is tried
+	// again without it: at most one round per submission.
+	for len(pending) > 0 {
+		batch := make([]Submission, len(pending))
+		for k, i := range pending {
+			batch[k] = Submission{Request: subs[i].req, Redirect: subs[i].redirect}
+		}
+		ids, err := h.Backend.SubmitBatch(r.Context(), p, batch)
+		var ie IndexedError
+		if refused(err) && errors.As(err, &ie) && ie.BatchIndex() >= 0 && ie.BatchIndex() < len(pending) {
+			k := ie.BatchIndex()
+			out[pending[k]] = domainFieldErrors(err)
+			pending = append(pending[:k], pending[k+1:]...)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for k, i := range pending {
+			out[i] = map[string]string{"token": tokenOf(ids[k], subs[i].redirect)}
+		}
+		break
+	}
 	status := http.StatusCreated
-	if !created {
+	if len(pending) == 0 {
 		status = http.StatusUnprocessableEntity
 	}
 	writeJSON(w, status, out)

@@ -140,8 +140,8 @@ func TestParseSubmission(t *testing.T) {
 				"number_of_runs": {"must be less than or equal to 20"}, "max_processes_and_or_threads": {"must be greater than 0"}}},
 		{name: "compiler options of a script", body: `{"source_code":"x","language_id":71,"compiler_options":"-O3"}`,
 			errors: fieldErrors{"compiler_options": {"setting compiler options is only allowed for compiled languages"}}},
-		{name: "network and callbacks", body: `{"source_code":"x","language_id":71,"enable_network":true,"callback_url":"http://x"}`,
-			errors: fieldErrors{"enable_network": {"enabling network is not allowed"}, "callback_url": {"callbacks are not supported yet by grappe's Judge0 API"}}},
+		{name: "network and callbacks", body: `{"source_code":"x","language_id":71,"enable_network":true,"callback_url":true}`,
+			errors: fieldErrors{"enable_network": {"enabling network is not allowed"}, "callback_url": {"must be a string"}}},
 		{name: "bad base64", body: `{"source_code":"!!!","language_id":71}`, b64: true, errors: fieldErrors{"source_code": {"is not valid Base64"}}},
 		{name: "plain", body: `{"source_code":"print(input())","language_id":"71","stdin":"x","expected_output":"x","command_line_arguments":"a 'b c'","cpu_time_limit":"1.5","wall_time_limit":3,"memory_limit":128000,"max_processes_and_or_threads":30,"redirect_stderr_to_stdout":true,"number_of_runs":1,"stack_limit":64000}`,
 			check: func(t *testing.T, p *parsed) {

@@ -3,6 +3,7 @@ package judge0
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -278,4 +279,16 @@ func sourceOf(req *api.JobRequest) []byte {
 		return raw(req.Files[0].Content, req.Files[0].Encoding)
 	}
 	return nil
+}
+
+// CallbackBody is the body of the PUT that Judge0 sends to a
+// submission's callback_url when it is finished: the submission's default
+// fields, base64-encoded, as Judge0 sends them whatever the submission
+// asked.
+func CallbackBody(job *api.Job, redirect bool) ([]byte, error) {
+	out, err := render(job, tokenOf(job.ID, redirect), redirect, true, defaultFields)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(out)
 }

@@ -184,8 +184,12 @@ func parseSubmission(raw json.RawMessage, b64 bool) (*parsed, fieldErrors, error
 			errs.add(name, "this option cannot be enabled")
 		}
 	}
-	if s, ok, _ := stringValue(in["callback_url"]); ok && s != "" {
-		errs.add("callback_url", "callbacks are not supported yet by grappe's Judge0 API")
+	if s, ok, valid := stringValue(in["callback_url"]); !valid {
+		errs.add("callback_url", "must be a string")
+	} else if ok {
+		// Checked by the master (http or https, an address callbacks
+		// may reach); sent as Judge0 sends it, a PUT of the submission.
+		req.CallbackURL = s
 	}
 	if s, ok, valid := stringValue(in["additional_files"]); !valid {
 		errs.add("additional_files", "must be a Base64 encoded zip archive")

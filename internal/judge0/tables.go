@@ -173,7 +173,7 @@ func configInfo(def, mx api.Limits, maxBatch int) map[string]any {
 		"allowed_languages_for_compile_options":            []string{},
 		"enable_command_line_arguments":                    true,
 		"enable_submission_delete":                         false,
-		"enable_callbacks":                                 false,
+		"enable_callbacks":                                 true,
 		"callbacks_max_tries":                              0,
 		"callbacks_timeout":                                0,
 		"enable_additional_files":                          true,

@@ -27,6 +27,7 @@ import (
 	"github.com/grappe/grappe/internal/attach"
 	"github.com/grappe/grappe/internal/auth"
 	"github.com/grappe/grappe/internal/autoscale"
+	"github.com/grappe/grappe/internal/callback"
 	"github.com/grappe/grappe/internal/clusterpb"
 	"github.com/grappe/grappe/internal/connlimit"
 	"github.com/grappe/grappe/internal/datadir"
@@ -139,6 +140,11 @@ type Config struct {
 	// cannot send a header. Empty: those APIs need a token too.
 	AnonymousUser string
 
+	// MaxBatch caps the jobs of one batch (default 500).
+	MaxBatch int
+	// Callbacks configures the delivery of callback_url.
+	Callbacks CallbackConfig
+
 	// Autoscale lets the master start and stop workers with the load.
 	Autoscale AutoscaleConfig
 
@@ -227,6 +233,9 @@ func (c *Config) setDefaults() {
 	if c.MaxConns == 0 {
 		c.MaxConns = connlimit.DefaultTotal(connlimit.FileLimit())
 	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 500
+	}
 	if c.MaxQueuedPerUser == 0 {
 		c.MaxQueuedPerUser = 10000
 	}
@@ -271,6 +280,12 @@ type Master struct {
 	metrics   *metrics
 	stats     statsRing
 	schedOpts scheduler.Options
+
+	// callbacks delivers the callbacks' outbox (callbacks.go), with the
+	// policy submissions are checked with and the users' secrets.
+	callbacks       *callback.Deliverer
+	callbackPolicy  *callback.Policy
+	callbackSecrets callback.Secrets
 
 	// autoscaler is nil unless Config.Autoscale is set.
 	autoscaler *autoscale.Autoscaler
@@ -406,6 +421,9 @@ func New(cfg Config) (*Master, error) {
 			return nil, fmt.Errorf("master: anonymous user %q has role %s: it must be a plain user", u.Name, u.Role)
 		}
 	}
+	if err := m.setupCallbacks(); err != nil {
+		return nil, err
+	}
 	if err := m.recover(ctx); err != nil {
 		return nil, err
 	}
@@ -533,6 +551,7 @@ func (m *Master) listen() error {
 		Compat: httpapi.Compat{Aliases: m.aliases, DefaultLimits: m.cfg.DefaultLimits, MaxLimits: m.cfg.MaxLimits,
 			AnonymousUser: m.cfg.AnonymousUser},
 		Audit: m.store, History: m, MaxQueuedPerUser: m.cfg.MaxQueuedPerUser,
+		MaxBatch: m.cfg.MaxBatch,
 	})
 	m.httpSrv = &http.Server{
 		Handler:           handler,
@@ -669,6 +688,7 @@ func (m *Master) Run(ctx context.Context) error {
 	g.Go(func() error { m.sweepLoop(gctx); return nil })
 	g.Go(func() error { m.statsLoop(gctx); return nil })
 	g.Go(func() error { m.workerRowsLoop(gctx); return nil })
+	g.Go(func() error { m.callbacks.Run(gctx); return nil })
 	if m.autoscaler != nil {
 		g.Go(func() error { return m.autoscaler.Run(gctx) })
 	}

@@ -2,9 +2,7 @@ package master
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"sort"
 	"time"
@@ -24,23 +22,17 @@ var _ httpapi.Service = (*Master)(nil)
 // job survives a crash. The quota is the store's, so it holds across
 // masters and concurrent submissions.
 func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest, key string) (*api.Job, error) {
-	v, err := m.validate(req)
+	v, sub, err := m.prepare(req)
 	if err != nil {
 		return nil, err
 	}
-	v.Normalize(req)
-	if req.MaxAttempts == 0 {
-		req.MaxAttempts = m.cfg.MaxAttempts
+	checkCtx, cancel := context.WithTimeout(ctx, callbackCheckBudget)
+	defer cancel()
+	if err := m.checkCallback(checkCtx, "callback_url", req.CallbackURL); err != nil {
+		return nil, err
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("encode request: %w", err)
-	}
-	sj, err := m.core.Submit(ctx, jobs.Submission{
-		Owner: p.User, Language: v.Lang.Name, Version: req.Version, Labels: req.Labels,
-		Priority: req.Priority, MaxAttempts: req.MaxAttempts, Request: body, IdempotencyKey: key,
-		Interactive: req.Interactive,
-	})
+	sub.Owner, sub.IdempotencyKey = p.User, key
+	sj, err := m.core.Submit(ctx, sub)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +83,11 @@ func (m *Master) Job(ctx context.Context, p *auth.Principal, id string) (*api.Jo
 	j, err := toAPI(sj, true)
 	if err != nil {
 		return nil, err
+	}
+	if j.Request != nil && j.Request.CallbackURL != "" {
+		if j.Callback, err = m.callbackOf(ctx, store.CallbackJob, id); err != nil {
+			return nil, err
+		}
 	}
 	if j.Status == api.StatusQueued {
 		// Best effort: the job may start between the two reads.
@@ -245,6 +242,9 @@ func (m *Master) publishState(ctx context.Context, id string) {
 func (m *Master) publishEnd(id string, final *store.Job) {
 	if id == "" {
 		return
+	}
+	if m.callbacks != nil {
+		m.callbacks.Kick() // a callback may be due
 	}
 	var j *api.Job
 	if final != nil && m.broker.hasWaiters(id) {

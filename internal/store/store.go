@@ -402,6 +402,31 @@ type Store interface {
 	// returns how many it deleted.
 	DeleteWorkers(ctx context.Context, names []string) (int, error)
 
+	// Batches and callbacks (callbacks.go).
+
+	// CreateJobs creates n's jobs (as CreateJob does each), its batch and
+	// its callbacks in one transaction: all of them or, on any error,
+	// none. With maxQueued > 0, ErrQuota if the owner would have more
+	// than maxQueued queued jobs after it. ErrConflict if an id exists.
+	CreateJobs(ctx context.Context, n *NewJobs, maxQueued int) error
+	// GetBatch returns a batch and its jobs in submission order, or
+	// ErrNotFound.
+	GetBatch(ctx context.Context, id string) (*Batch, []*Job, error)
+	// GetCallback returns the callback of a job or a batch, or
+	// ErrNotFound.
+	GetCallback(ctx context.Context, kind, target string) (*Callback, error)
+	// ClaimCallbacks leases to master until until at most limit pending
+	// callbacks that are due at now: their job is finished (every job of
+	// their batch, for a batch), their NextAt is not after now and no
+	// other lease on them runs past now. Oldest due first. A callback is
+	// never leased to two masters at once.
+	ClaimCallbacks(ctx context.Context, master string, now, until time.Time, limit int) ([]*Callback, error)
+	// RecordCallback records an attempt of a callback leased to master:
+	// delivered, to retry at a.Retry, or given up; the lease ends.
+	// ErrConflict if master does not hold it (its lease was taken over)
+	// or it is not pending; ErrNotFound if there is no such callback.
+	RecordCallback(ctx context.Context, kind, target, master string, a CallbackAttempt) error
+
 	// Users and tokens. Lookups and deletes of a missing user or token are
 	// ErrNotFound.
 

@@ -100,11 +100,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) erro
 	if err != nil {
 		return errorf("postgres: CreateJob %q: %w", j.ID, err)
 	}
-	args := []any{j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
-		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
-		columns.Nanos(j.CreatedAt), columns.Nanos(j.StartedAt), columns.Nanos(j.FinishedAt),
-		columns.Blob(j.Request), columns.Blob(j.Result), j.IdempotencyKey,
-		j.WorkerIdentity, j.Released, j.Master, columns.Nanos(j.LeaseUntil)}
+	args := createArgs(j, status, labels)
 	var seq, queued int64
 	if maxQueued <= 0 {
 		err = s.db.QueryRow(ctx, sqlCreateJob, args...).Scan(&seq, &queued)
@@ -116,6 +112,15 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) erro
 	}
 	j.Seq, j.QueuedAt = seq, columns.Time(queued)
 	return nil
+}
+
+// createArgs are sqlCreateJob's arguments ($1…$22) for j.
+func createArgs(j *store.Job, status, labels string) []any {
+	return []any{j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
+		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
+		columns.Nanos(j.CreatedAt), columns.Nanos(j.StartedAt), columns.Nanos(j.FinishedAt),
+		columns.Blob(j.Request), columns.Blob(j.Result), j.IdempotencyKey,
+		j.WorkerIdentity, j.Released, j.Master, columns.Nanos(j.LeaseUntil)}
 }
 
 // createUnderQuota inserts the job of args (sqlCreateJob's) unless its

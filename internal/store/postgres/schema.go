@@ -267,6 +267,42 @@ CREATE TABLE stats_samples (
 	PRIMARY KEY (time, master)
 );
 `,
+		// 9: batches and the callbacks' outbox, as in the SQLite schema
+		// (its version 13): callbacks_pending holds only the rows still
+		// to deliver, walked in the order they are due.
+		`
+CREATE TABLE batches (
+	id         TEXT   PRIMARY KEY,
+	owner      TEXT   NOT NULL,
+	created_at BIGINT NOT NULL
+);
+CREATE TABLE batch_jobs (
+	batch_id TEXT    NOT NULL REFERENCES batches (id),
+	idx      INTEGER NOT NULL,
+	job_id   TEXT    NOT NULL,
+	PRIMARY KEY (batch_id, idx)
+);
+CREATE TABLE callbacks (
+	kind         TEXT    NOT NULL CHECK (kind IN ('job', 'batch')),
+	target       TEXT    NOT NULL,
+	owner        TEXT    NOT NULL,
+	url          TEXT    NOT NULL,
+	format       TEXT    NOT NULL DEFAULT '',
+	created_at   BIGINT  NOT NULL DEFAULT 0,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	first_at     BIGINT  NOT NULL DEFAULT 0,
+	next_at      BIGINT  NOT NULL DEFAULT 0,
+	last_at      BIGINT  NOT NULL DEFAULT 0,
+	last_status  INTEGER NOT NULL DEFAULT 0,
+	last_error   TEXT    NOT NULL DEFAULT '',
+	delivered_at BIGINT  NOT NULL DEFAULT 0,
+	failed_at    BIGINT  NOT NULL DEFAULT 0,
+	master       TEXT    NOT NULL DEFAULT '',
+	lease_until  BIGINT  NOT NULL DEFAULT 0,
+	PRIMARY KEY (kind, target)
+);
+CREATE INDEX callbacks_pending ON callbacks (next_at) WHERE delivered_at = 0 AND failed_at = 0;
+`,
 	}
 }
 

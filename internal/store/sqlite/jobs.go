@@ -90,11 +90,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) erro
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateJob %q: %w", j.ID, err)
 	}
-	args := []any{j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
-		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
-		columns.Nanos(j.CreatedAt), columns.Nanos(j.StartedAt), columns.Nanos(j.FinishedAt),
-		columns.Blob(j.Request), columns.Blob(j.Result), j.IdempotencyKey,
-		j.WorkerIdentity, j.Released, j.Master, columns.Nanos(j.LeaseUntil), max(maxQueued, 0)}
+	args := append(createArgs(j, status, labels), max(maxQueued, 0))
 	var seq, queued int64
 	scan := func(row *sql.Row) error { return row.Scan(&seq, &queued) }
 	n, err := s.writes.query(ctx, scan, s.createJob, args...)
@@ -106,6 +102,15 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, maxQueued int) erro
 	}
 	j.Seq, j.QueuedAt = seq, columns.Time(queued)
 	return nil
+}
+
+// createArgs are sqlCreateJob's column arguments (?1…?22) for j.
+func createArgs(j *store.Job, status, labels string) []any {
+	return []any{j.ID, j.Owner, j.Language, j.Version, status, j.Verdict, j.Error,
+		j.Attempts, j.MaxAttempts, j.Worker, j.Priority, labels,
+		columns.Nanos(j.CreatedAt), columns.Nanos(j.StartedAt), columns.Nanos(j.FinishedAt),
+		columns.Blob(j.Request), columns.Blob(j.Result), j.IdempotencyKey,
+		j.WorkerIdentity, j.Released, j.Master, columns.Nanos(j.LeaseUntil)}
 }
 
 // QueuedByOwner implements store.Store.

@@ -268,6 +268,44 @@ CREATE TABLE stats_samples (
 	PRIMARY KEY (time, master)
 ) WITHOUT ROWID;
 `,
+		// 13: batches and the callbacks' outbox. A batch lists its jobs
+		// in submission order (batch_jobs). A callback row is written
+		// with its job or batch and delivered once that is finished;
+		// callbacks_pending holds only the rows still to deliver, which
+		// the deliverers' claims walk in the order they are due.
+		`
+CREATE TABLE batches (
+	id         TEXT    PRIMARY KEY,
+	owner      TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE batch_jobs (
+	batch_id TEXT    NOT NULL REFERENCES batches (id),
+	idx      INTEGER NOT NULL,
+	job_id   TEXT    NOT NULL,
+	PRIMARY KEY (batch_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE callbacks (
+	kind         TEXT    NOT NULL CHECK (kind IN ('job', 'batch')),
+	target       TEXT    NOT NULL,
+	owner        TEXT    NOT NULL,
+	url          TEXT    NOT NULL,
+	format       TEXT    NOT NULL DEFAULT '',
+	created_at   INTEGER NOT NULL DEFAULT 0,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	first_at     INTEGER NOT NULL DEFAULT 0,
+	next_at      INTEGER NOT NULL DEFAULT 0,
+	last_at      INTEGER NOT NULL DEFAULT 0,
+	last_status  INTEGER NOT NULL DEFAULT 0,
+	last_error   TEXT    NOT NULL DEFAULT '',
+	delivered_at INTEGER NOT NULL DEFAULT 0,
+	failed_at    INTEGER NOT NULL DEFAULT 0,
+	master       TEXT    NOT NULL DEFAULT '',
+	lease_until  INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (kind, target)
+) WITHOUT ROWID;
+CREATE INDEX callbacks_pending ON callbacks (next_at) WHERE delivered_at = 0 AND failed_at = 0;
+`,
 	}
 }
 

@@ -39,6 +39,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 		{"QuotaUnderConcurrentSubmits", testSharedQuota},
 		{"OneSecretUnderConcurrentPuts", testSharedSecrets},
 		{"OneLeader", testSharedOneLeader},
+		{"CallbackLeasedOnce", testSharedCallbackOnce},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, both(t)) })
 	}

@@ -115,6 +115,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteExpiredTokens", testDeleteExpiredTokens},
 		{"Audit", testAudit},
 		{"StatsSamples", testStatsSamples},
+		{"Batch", testBatch},
+		{"BatchQuota", testBatchQuota},
+		{"CallbackDelivery", testCallbackDelivery},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}

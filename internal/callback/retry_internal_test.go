@@ -1,0 +1,37 @@
+package callback
+
+import (
+	"testing"
+	"time"
+
+	"github.com/grappe/grappe/internal/store"
+)
+
+// TestRetryAt: the wait doubles from RetryBase up to MaxInterval, and the
+// retries stop RetryFor after the first attempt.
+func TestRetryAt(t *testing.T) {
+	d := &Deliverer{cfg: Config{RetryBase: time.Second, MaxInterval: 8 * time.Second, RetryFor: time.Minute}}
+	first := time.Unix(1_000_000, 0)
+	for _, tc := range []struct {
+		attempts int
+		firstAt  time.Time // zero: this failure is the first attempt
+		now      time.Time
+		want     time.Duration // after now; -1: give up
+	}{
+		{0, time.Time{}, first, time.Second},
+		{1, first, first.Add(time.Second), 2 * time.Second},
+		{2, first, first.Add(3 * time.Second), 4 * time.Second},
+		{3, first, first.Add(7 * time.Second), 8 * time.Second},
+		{10, first, first.Add(30 * time.Second), 8 * time.Second},
+		{60, first, first.Add(50 * time.Second), 8 * time.Second},
+		{61, first, first.Add(53 * time.Second), -1},
+	} {
+		got := d.retryAt(&store.Callback{Attempts: tc.attempts, FirstAt: tc.firstAt}, tc.now)
+		switch {
+		case tc.want < 0 && !got.IsZero():
+			t.Errorf("attempts %d at +%s: retry at +%s, want to give up", tc.attempts, tc.now.Sub(first), got.Sub(first))
+		case tc.want >= 0 && !got.Equal(tc.now.Add(tc.want)):
+			t.Errorf("attempts %d at +%s: retry at %v, want +%s", tc.attempts, tc.now.Sub(first), got, tc.want)
+		}
+	}
+}
