@@ -241,10 +241,21 @@ func TestInteractiveAttach(t *testing.T) {
 		ws.until("output", 60*time.Second)
 		// A client that leaves ends its job.
 		ws.conn.Close(websocket.StatusNormalClosure, "bye")
+		var last *api.Job
 		c.Eventually(30*time.Second, "the job ends when its client leaves", func() bool {
 			got, err := c.Client.Job(context.Background(), j.ID)
+			if err == nil {
+				last = got
+			}
+			if got != nil && got.Terminal() && !(got.Status == api.StatusCancelled && strings.Contains(got.Error, "detached")) {
+				t.Errorf("the job ended %s (%s), want cancelled because its client detached", got.Status, got.Error)
+				return true
+			}
 			return err == nil && got.Status == api.StatusCancelled && strings.Contains(got.Error, "detached")
 		})
+		if last != nil && !last.Terminal() {
+			t.Logf("last seen: %s %s", last.Status, last.Error)
+		}
 		// A message past the bound closes the connection, and ends the job.
 		j = submitInteractive(t, c, greeter)
 		ws, _, err = dialWS(t, c, "/api/v1/jobs/"+j.ID+"/attach", c.Token)
