@@ -43,6 +43,8 @@ type masterFlags struct {
 	metricsListen               string
 	masterID                    string
 	maxQueuedPerUser            int
+	maxQueueDepth               int
+	maxDispatchLag              time.Duration
 	database                    string
 	maxConnsPerIP, maxConns     int
 	anonymousUser               string
@@ -83,6 +85,8 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.database, "database", os.Getenv("GRAPPE_DATABASE"), "PostgreSQL connection string (postgres://USER@HOST/DB; also GRAPPE_DATABASE): the store, which several masters may share, instead of SQLite in --data")
 	fl.IntVar(&f.maxQueuedPerUser, "max-queued-per-user", 10000, "jobs one user may have waiting; past it submissions get 429")
+	fl.IntVar(&f.maxQueueDepth, "max-queue-depth", 100000, "jobs waiting in the whole cluster past which submissions get 503 with Retry-After (-1: no limit)")
+	fl.DurationVar(&f.maxDispatchLag, "max-dispatch-lag", 2*time.Second, "while a dispatch round has been awaited longer than this (the master behind), submissions get 503 with Retry-After (-1s: no limit)")
 	fl.StringVar(&f.masterID, "master-id", "", "this master's name in the database, unique among the masters sharing it (default: the host name and --data)")
 	fl.StringVar(&f.anonymousUser, "anonymous-user", "", "run Piston (/api/v2/) and Judge0 (/judge0/) requests that carry no token as this user, created with role user if missing (its rate limits and quotas apply); off by default")
 	f.autoscale.register(fl)
@@ -94,6 +98,7 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		TLSHosts: f.tlsHosts, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, InsecureHTTP: f.insecureHTTP,
 		Catalogue: cat, Synchronous: f.sync, LoginTTL: f.loginTTL, MetricsListen: f.metricsListen,
 		MasterID: f.masterID, Database: f.database, MaxQueuedPerUser: f.maxQueuedPerUser,
+		MaxQueueDepth: f.maxQueueDepth, MaxDispatchLag: f.maxDispatchLag,
 		MaxConnsPerAddr: f.maxConnsPerIP, MaxConns: f.maxConns,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,

@@ -121,6 +121,12 @@ type Config struct {
 	// MaxQueuedPerUser caps one user's waiting jobs (default 10,000);
 	// past it a submission answers 429.
 	MaxQueuedPerUser int
+	// MaxQueueDepth and MaxDispatchLag are the backpressure (admission.go):
+	// with this many jobs queued in the cluster (default 100,000), or a
+	// dispatch round awaited longer than this (default 2s), submissions
+	// answer 503 with Retry-After. Negative: no such limit.
+	MaxQueueDepth  int
+	MaxDispatchLag time.Duration
 	// RequestsPerSecond bounds one user's API requests (default 1,000,
 	// with bursts of twice that); past it a request answers 429.
 	RequestsPerSecond float64
@@ -225,6 +231,10 @@ func (c *Config) setDefaults() {
 	if c.MaxQueuedPerUser == 0 {
 		c.MaxQueuedPerUser = 10000
 	}
+	if c.MaxQueueDepth == 0 {
+		c.MaxQueueDepth = 100000
+	}
+	def(&c.MaxDispatchLag, 2*time.Second)
 	if c.RequestsPerSecond <= 0 {
 		c.RequestsPerSecond = 1000
 	}
@@ -283,6 +293,8 @@ type Master struct {
 	metricsToken string
 
 	kickc chan struct{}
+	// admission refuses submissions while the master is behind.
+	admission admission
 	// backlog: the last dispatch may have left jobs queued that a worker
 	// could take (a heartbeat then asks for another).
 	backlog atomic.Bool
@@ -317,7 +329,9 @@ type Master struct {
 	mu      sync.Mutex
 	jobs    map[string]*liveJob
 	workers map[string]*workerEntry
-	wsBuf   []*scheduler.Worker
+	// index holds the workers for placement (placer.go): every change
+	// to what placement sees of a worker updates it (reindex).
+	index *scheduler.Index
 	// dirtyRows are the workers whose row the next flush writes
 	// (workertable.go).
 	dirtyRows map[string]struct{}
@@ -354,6 +368,8 @@ func New(cfg Config) (*Master, error) {
 		sweeper:   role{name: store.RoleSweeper}, autoscaleRole: role{name: store.RoleAutoscaler},
 		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
 	}
+	m.index = scheduler.NewIndex(m.schedOpts)
+	m.admission.maxDepth, m.admission.maxLag = cfg.MaxQueueDepth, cfg.MaxDispatchLag
 	if m.catalogue == nil {
 		c, err := lang.Default()
 		if err != nil {

@@ -32,6 +32,7 @@ type metrics struct {
 	jobsFinished    *prometheus.CounterVec
 	queueWait       *prometheus.HistogramVec
 	runTime         *prometheus.HistogramVec
+	refusedSubmits  *prometheus.CounterVec
 }
 
 // Buckets span what a judge sees (a few milliseconds) to what a batch
@@ -65,8 +66,12 @@ func newMetrics(m *Master) *metrics {
 			Help:    "Wall time of a job's program as its worker measured it (all test cases together; compilation excluded), by language.",
 			Buckets: runTimeBuckets,
 		}, []string{"language"}),
+		refusedSubmits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grappe_submissions_refused_total",
+			Help: "Submissions refused because the master was behind, by reason (dispatch_lag, queue_depth).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(mt.jobsSubmitted, mt.attemptsStarted, mt.jobsFinished, mt.queueWait, mt.runTime,
+	reg.MustRegister(mt.jobsSubmitted, mt.attemptsStarted, mt.jobsFinished, mt.queueWait, mt.runTime, mt.refusedSubmits,
 		newClusterCollector(m), newAutoscaleCollector(m),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -78,6 +83,8 @@ func (mt *metrics) handler() http.Handler {
 }
 
 func (mt *metrics) submitted(lang string) { mt.jobsSubmitted.WithLabelValues(lang).Inc() }
+
+func (mt *metrics) refused(reason string) { mt.refusedSubmits.WithLabelValues(reason).Inc() }
 
 func (mt *metrics) started(lang string, wait time.Duration) {
 	mt.attemptsStarted.WithLabelValues(lang).Inc()

@@ -94,6 +94,7 @@ func (m *Master) unregister(name string, sess workerLink) {
 	defer m.mu.Unlock()
 	if w := m.workers[name]; w != nil && w.session == sess {
 		w.session = nil
+		m.reindex(w)
 		m.markRow(name)
 	}
 }
@@ -121,6 +122,11 @@ func (m *Master) heartbeat(name string, sess workerLink, hb *clusterpb.Heartbeat
 	m.markRow(name)
 	queued := m.backlog.Load()
 	dropped := w.notListed(hb.Running, w.lastBeat, m.cfg.WorkerTimeout)
+	if hb.LanguagesChanged {
+		m.putIndexed(w)
+	} else {
+		m.reindex(w)
+	}
 	ref := w.ref()
 	m.mu.Unlock()
 	if healthChanged {
@@ -192,6 +198,7 @@ func (m *Master) record(ctx context.Context, w store.WorkerRef, r *clusterpb.Res
 	we := m.workers[w.Name]
 	if we != nil && we.identity == w.Identity && we.attempts[id] == n {
 		delete(we.attempts, id)
+		m.reindex(we)
 	}
 	m.mu.Unlock()
 	m.kick()
@@ -241,6 +248,7 @@ func (m *Master) release(ctx context.Context, w store.WorkerRef, r *clusterpb.Re
 	m.mu.Lock()
 	if we := m.workers[w.Name]; we != nil && we.attempts[id] == n {
 		delete(we.attempts, id)
+		m.reindex(we)
 	}
 	m.mu.Unlock()
 	if !r.Infrastructure {

@@ -68,21 +68,21 @@ const (
 // candidates (locking them), orders and places them with store.FairOrder
 // and store.Place, as every backend does, and starts the placed ones.
 func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Claim, error) {
-	if r.Master == "" || r.LeaseUntil.IsZero() {
-		return nil, errors.New("postgres: ClaimJobs: Master and LeaseUntil are required")
-	}
-	for _, o := range r.Offers {
-		if err := checkWorker(o.Worker); err != nil {
-			return nil, errorf("postgres: ClaimJobs: offer: %w", err)
-		}
+	if r.Master == "" || r.LeaseUntil.IsZero() || r.Placer == nil {
+		return nil, errors.New("postgres: ClaimJobs: Master, Placer and LeaseUntil are required")
 	}
 	capacity := r.Capacity()
-	if capacity == 0 || len(r.Languages()) == 0 {
+	if capacity == 0 || len(r.Placer.Languages()) == 0 {
 		return nil, nil
 	}
-	var claims []store.Claim
+	var (
+		claims []store.Claim
+		placed []store.Placement
+	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		claims = claims[:0]
+		// A transaction run again (a serialization failure) places again.
+		store.Unplace(&r, placed)
+		claims, placed = claims[:0], nil
 		owners, err := byKey[int64](tx.Query(ctx, sqlClaimOwners))
 		if err != nil {
 			return err
@@ -98,9 +98,14 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		if err != nil {
 			return err
 		}
-		placed := store.Place(&r, store.FairOrder(candidates, running, owners))
+		placed = store.Place(&r, store.FairOrder(candidates, running, owners))
 		if len(placed) == 0 {
 			return nil
+		}
+		for _, p := range placed {
+			if err := checkWorker(p.Worker); err != nil {
+				return err
+			}
 		}
 		// The writes go in one pipeline (one round trip): the owners'
 		// counters locked in order, the claims, the owners served. The
@@ -113,16 +118,16 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			b.Queue(sqlLockOwners, slices.Sorted(slices.Values(served)))
 		}
 		for _, p := range placed {
-			w := r.Offers[p.Offer].Worker
+			w := p.Worker
 			b.Queue(sqlClaim, w.Name, w.Identity, r.Master, columns.Nanos(r.LeaseUntil), columns.Nanos(r.At), p.Job.ID).QueryRow(func(row pgx.Row) error {
 				j, err := scanJob(row)
 				if errors.Is(err, pgx.ErrNoRows) {
-					return nil // cannot happen on a locked row; a CAS all the same
+						return nil // cannot happen on a locked row; a CAS all the same
 				}
 				if err != nil {
 					return err
 				}
-				claims = append(claims, store.Claim{Job: j, Offer: p.Offer})
+				claims = append(claims, store.Claim{Job: j, Worker: w})
 				return nil
 			})
 		}
@@ -132,6 +137,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
+		store.Unplace(&r, placed) // none of them started
 		return nil, errorf("postgres: ClaimJobs: %w", err)
 	}
 	return claims, nil
