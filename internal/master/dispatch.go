@@ -3,7 +3,6 @@ package master
 import (
 	"context"
 	"time"
-
 )
 
 // Dispatch from the store (issue 12). The queue is the store's: the master

@@ -122,7 +122,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			b.Queue(sqlClaim, w.Name, w.Identity, r.Master, columns.Nanos(r.LeaseUntil), columns.Nanos(r.At), p.Job.ID).QueryRow(func(row pgx.Row) error {
 				j, err := scanJob(row)
 				if errors.Is(err, pgx.ErrNoRows) {
-						return nil // cannot happen on a locked row; a CAS all the same
+					return nil // cannot happen on a locked row; a CAS all the same
 				}
 				if err != nil {
 					return err
