@@ -44,6 +44,7 @@ type masterFlags struct {
 	masterID                    string
 	maxQueuedPerUser            int
 	maxQueueDepth               int
+	pprof                       bool
 	maxDispatchLag              time.Duration
 	database                    string
 	maxConnsPerIP, maxConns     int
@@ -79,6 +80,7 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.Float64Var(&f.maxMem, "max-mem", 95, "give no new job to workers above this memory percent")
 	fl.Float64Var(&f.rateLimit, "rate-limit", 1000, "API requests per second per user, in bursts of up to twice that; past it 429")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "also serve /metrics on this address over plain HTTP WITHOUT a token (for a monitoring network); on --listen it needs the token in DIR/metrics-token or an admin's")
+	fl.BoolVar(&f.pprof, "pprof", false, "also serve the Go runtime's profiles (/debug/pprof/) on --metrics-listen, which it needs")
 	fl.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 256, "connections one client IP address may hold open on each listener; past it new ones are closed at once")
 	fl.IntVar(&f.maxConns, "max-conns", 0, "connections of all listeners together (0: three quarters of the open-file limit)")
 	fl.DurationVar(&f.loginTTL, "login-ttl", auth.DefaultLoginTTL, "how long a token made by a password login (grappe login, the web UI) stays valid")
@@ -98,7 +100,7 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		TLSHosts: f.tlsHosts, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, InsecureHTTP: f.insecureHTTP,
 		Catalogue: cat, Synchronous: f.sync, LoginTTL: f.loginTTL, MetricsListen: f.metricsListen,
 		MasterID: f.masterID, Database: f.database, MaxQueuedPerUser: f.maxQueuedPerUser,
-		MaxQueueDepth: f.maxQueueDepth, MaxDispatchLag: f.maxDispatchLag,
+		MaxQueueDepth: f.maxQueueDepth, MaxDispatchLag: f.maxDispatchLag, Pprof: f.pprof,
 		MaxConnsPerAddr: f.maxConnsPerIP, MaxConns: f.maxConns,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		MaxCPUPercent: f.maxCPU, MaxMemoryPercent: f.maxMem, RequestsPerSecond: f.rateLimit, Logger: log,

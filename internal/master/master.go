@@ -86,6 +86,9 @@ type Config struct {
 	// apart. On Listen, /metrics always needs the scrape token
 	// (DIR/metrics-token) or an admin's.
 	MetricsListen string
+	// Pprof also serves the Go runtime's profiles (/debug/pprof/) on
+	// MetricsListen, which it requires.
+	Pprof bool
 	// MaxConnsPerAddr caps the connections one client IP address holds on
 	// each listener (default 256: clients behind one NAT share an
 	// address); past it a new connection is closed at once.
@@ -161,6 +164,8 @@ func (c *Config) Validate() error {
 		return errors.New("master: DataDir is required")
 	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
 		return errors.New("master: --tls-cert and --tls-key go together")
+	case c.Pprof && c.MetricsListen == "":
+		return errors.New("master: --pprof needs --metrics-listen")
 	case c.InsecureHTTP && !loopback(c.Listen):
 		return fmt.Errorf("master: --insecure-http is only allowed on a loopback address, not %q", c.Listen)
 	case c.HeartbeatInterval < 0 || c.WorkerTimeout < 0 || c.PlacementTimeout < 0 || c.RecoveryGrace < 0 ||
