@@ -41,8 +41,10 @@ import (
 	"github.com/grappe/grappe/internal/workerlink"
 )
 
-// linkReadBuffer is each worker connection's read buffer.
-const linkReadBuffer = 8 << 10
+// linkReadBuffer is each worker connection's read buffer: none, the TLS
+// connection under it already holds a whole record (issue 16: 8 KiB less
+// per connected worker).
+const linkReadBuffer = 0
 
 // The worker link's flow-control windows (see grpcSrv); the worker sets
 // the same.
@@ -577,10 +579,10 @@ func (m *Master) listen() error {
 		grpc.InitialWindowSize(streamWindow),
 		grpc.InitialConnWindowSize(connWindow),
 		// An idle worker's link should cost little (issue 16: thousands
-		// of them): an 8 KiB read buffer instead of gRPC's 32 KiB, and
-		// the write buffer taken from a pool for each flush rather than
-		// kept by every connection. Results arrive in pieces of 1 MiB at
-		// most either way.
+		// of them): no read buffer of gRPC's own (32 KiB by default) over
+		// the TLS connection's, and the write buffer taken from a pool for
+		// each flush rather than kept by every connection. Results arrive
+		// in pieces of 1 MiB at most either way.
 		grpc.ReadBufferSize(linkReadBuffer),
 		grpc.SharedWriteBuffer(true),
 	)
