@@ -18,15 +18,18 @@ for r in $(seq "$rounds"); do
 		for label in A B; do
 			bin=$a; [[ $label == B ]] && bin=$b
 			out=$("$here/simfleet.sh" "$bin" "$n" "$c" "$jobs" 2>&1 || true)
-			load=$(grep -o 'load average: [0-9.]*' <<<"$out" | head -1 | cut -d' ' -f3)
-			tput=$(awk '/^throughput/ {print $2}' <<<"$out")
-			p99=$(awk '/^p99/ {print $2 $3}' <<<"$out")
-			rss=$(grep -o '[0-9.]* KB per connected worker' <<<"$out" | cut -d' ' -f1)
-			cpu=$(grep 'master after the run' <<<"$out" | grep -o '[0-9.]* CPU-seconds per 1,000 jobs' | cut -d' ' -f1)
-			idle=$(grep -o 'idle master with the fleet: [0-9]*%' <<<"$out" | grep -o '[0-9]*%')
-			lost=$(grep -o '[0-9]* "worker lost"' <<<"$out" | cut -d' ' -f1)
-			refused=$(grep -o '[0-9]* submissions refused' <<<"$out" | cut -d' ' -f1)
-			echo "$label $n $r ${load:-?} ${tput:-failed} ${p99:-?} ${rss:-?} ${cpu:-?} ${idle:-?} ${lost:-?} ${refused:--}"
+			# Each figure from simfleet.sh's output, "?" where it has none
+			# (an older binary does not count refusals).
+			pick() { sed -n "s/$1/\1/p" <<<"$out" | sed -n 1p; }
+			load=$(pick '.*load average: \([0-9.]*\).*')
+			tput=$(pick '^throughput *\([0-9.]*\).*')
+			p99=$(pick '^p99 *\([0-9.]*\) ms.*')
+			rss=$(pick '.* \([0-9.]*\) KB per connected worker.*')
+			cpu=$(pick '^master after the run.*, \([0-9.]*\) CPU-seconds per 1,000 jobs.*')
+			idle=$(pick '^idle master with the fleet: \([0-9]*%\).*')
+			lost=$(pick '^master log: \([0-9]*\) "worker lost".*')
+			refused=$(pick '.*, \([0-9]*\) submissions refused.*')
+			echo "$label $n $r ${load:-?} ${tput:-failed} ${p99:-?}ms ${rss:-?} ${cpu:-?} ${idle:-?} ${lost:-?} ${refused:-?}"
 		done
 	done
 done
