@@ -207,7 +207,7 @@ func (r *simRun) report(ctx context.Context, out io.Writer, c *client.Client, jo
 		if r.haveStart {
 			fmt.Fprintf(out, ", %.2f CPU-seconds per 1,000 jobs during it (heartbeats included)", 1000*(m.cpu-r.atStart.cpu)/float64(jobs))
 		}
-		fmt.Fprintln(out)
+		fmt.Fprintf(out, ", %.0f submissions refused for backpressure (retried by the client)\n", m.refused)
 	}
 	ws, err := c.Workers(ctx)
 	if err != nil {
@@ -285,7 +285,10 @@ type metricsReader struct {
 
 type procMetrics struct {
 	rss, cpu float64 // bytes, CPU-seconds
-	at       time.Time
+	// refused counts the submissions the master refused for backpressure
+	// (grappe_submissions_refused_total, all reasons).
+	refused float64
+	at      time.Time
 }
 
 func newMetricsReader(cfg client.Config, tokenFile string) *metricsReader {
@@ -354,10 +357,15 @@ func parseProcMetrics(body io.Reader) (procMetrics, bool) {
 			continue
 		}
 		var dst *float64
-		switch name {
-		case "process_resident_memory_bytes":
+		switch {
+		case strings.HasPrefix(name, "grappe_submissions_refused_total"):
+			if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+				m.refused += v
+			}
+			continue
+		case name == "process_resident_memory_bytes":
 			dst = &m.rss
-		case "process_cpu_seconds_total":
+		case name == "process_cpu_seconds_total":
 			dst = &m.cpu
 		default:
 			continue

@@ -22,6 +22,7 @@ func TestMasterFlagsReachTheConfig(t *testing.T) {
 		"--max-queued-per-user", "7", "--worker-timeout", "9s", "--placement-timeout", "2m",
 		"--heartbeat", "3s", "--rate-limit", "12", "--max-cpu", "80", "--max-mem", "70",
 		"--max-conns-per-ip", "5", "--max-conns", "50", "--login-ttl", "1h", "--sync", "full", "--interactive-idle", "45s",
+		"--max-queue-depth", "500", "--max-dispatch-lag", "750ms",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -29,9 +30,9 @@ func TestMasterFlagsReachTheConfig(t *testing.T) {
 	c := f.config(slog.New(slog.DiscardHandler), nil)
 	got := fmt.Sprint(c.DataDir, c.MasterID, c.Database, c.MaxQueuedPerUser, c.WorkerTimeout, c.PlacementTimeout,
 		c.HeartbeatInterval, c.RequestsPerSecond, c.MaxCPUPercent, c.MaxMemoryPercent, c.MaxConnsPerAddr, c.MaxConns,
-		c.LoginTTL, c.Synchronous, c.InteractiveIdle)
+		c.LoginTTL, c.Synchronous, c.InteractiveIdle, c.MaxQueueDepth, c.MaxDispatchLag)
 	want := fmt.Sprint("/tmp/d", "m7", "postgres://u@h/db", 7, 9*time.Second, 2*time.Minute,
-		3*time.Second, 12.0, 80.0, 70.0, 5, 50, time.Hour, "full", 45*time.Second)
+		3*time.Second, 12.0, 80.0, 70.0, 5, 50, time.Hour, "full", 45*time.Second, 500, 750*time.Millisecond)
 	if got != want {
 		t.Errorf("config from flags:\n got %s\nwant %s", got, want)
 	}

@@ -47,6 +47,9 @@ type masterFlags struct {
 	metricsListen               string
 	masterID                    string
 	maxQueuedPerUser            int
+	maxQueueDepth               int
+	pprof                       bool
+	maxDispatchLag              time.Duration
 	database                    string
 	maxConnsPerIP, maxConns     int
 	anonymousUser               string
@@ -86,12 +89,15 @@ func (f *masterFlags) register(cmd *cobra.Command, listenDefault, clusterDefault
 	fl.Float64Var(&f.maxMem, "max-mem", 95, "give no new job to workers above this memory percent")
 	fl.Float64Var(&f.rateLimit, "rate-limit", 1000, "API requests per second per user, in bursts of up to twice that; past it 429")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "also serve /metrics on this address over plain HTTP WITHOUT a token (for a monitoring network); on --listen it needs the token in DIR/metrics-token or an admin's")
+	fl.BoolVar(&f.pprof, "pprof", false, "also serve the Go runtime's profiles (/debug/pprof/) on --metrics-listen, which it needs")
 	fl.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 256, "connections one client IP address may hold open on each listener; past it new ones are closed at once")
 	fl.IntVar(&f.maxConns, "max-conns", 0, "connections of all listeners together (0: three quarters of the open-file limit)")
 	fl.DurationVar(&f.loginTTL, "login-ttl", auth.DefaultLoginTTL, "how long a token made by a password login (grappe login, the web UI) stays valid")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.database, "database", os.Getenv("GRAPPE_DATABASE"), "PostgreSQL connection string (postgres://USER@HOST/DB; also GRAPPE_DATABASE): the store, which several masters may share, instead of SQLite in --data")
 	fl.IntVar(&f.maxQueuedPerUser, "max-queued-per-user", 10000, "jobs one user may have waiting; past it submissions get 429")
+	fl.IntVar(&f.maxQueueDepth, "max-queue-depth", 100000, "jobs waiting in the whole cluster past which submissions get 503 with Retry-After (-1: no limit)")
+	fl.DurationVar(&f.maxDispatchLag, "max-dispatch-lag", 2*time.Second, "while a dispatch round has been awaited longer than this (the master behind), submissions get 503 with Retry-After (-1s: no limit)")
 	fl.StringVar(&f.masterID, "master-id", "", "this master's name in the database, unique among the masters sharing it (default: the host name and --data)")
 	fl.StringVar(&f.anonymousUser, "anonymous-user", "", "run Piston (/api/v2/) and Judge0 (/judge0/) requests that carry no token as this user, created with role user if missing (its rate limits and quotas apply); off by default")
 	fl.IntVar(&f.maxBatch, "max-batch", 500, "jobs one batch may hold (POST /api/v1/batches, Judge0's batches)")
@@ -132,6 +138,7 @@ func (f *masterFlags) config(log *slog.Logger, cat *lang.Catalogue) master.Confi
 		TLSHosts: f.tlsHosts, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, InsecureHTTP: f.insecureHTTP,
 		Catalogue: cat, Synchronous: f.sync, LoginTTL: f.loginTTL, MetricsListen: f.metricsListen,
 		MasterID: f.masterID, Database: f.database, MaxQueuedPerUser: f.maxQueuedPerUser,
+		MaxQueueDepth: f.maxQueueDepth, MaxDispatchLag: f.maxDispatchLag, Pprof: f.pprof,
 		MaxConnsPerAddr: f.maxConnsPerIP, MaxConns: f.maxConns,
 		HeartbeatInterval: f.heartbeat, WorkerTimeout: f.workerTimeout, PlacementTimeout: f.placementTimeout,
 		InteractiveIdle: f.interactiveIdle,

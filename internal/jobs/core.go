@@ -57,15 +57,24 @@ type Clock interface {
 // adapter). The core asks them for capacity and sends them work; they tell
 // the core what their workers report by calling its methods.
 type Links interface {
-	// Offers returns the free capacity of the workers held here that take
-	// new work (up and healthy), best first (least loaded).
-	Offers() []store.Offer
+	// Placer returns the workers held here that take new work (up and
+	// healthy), for one claim to place its jobs on: the slots it takes
+	// stay held until Assign records the attempt, or until Done.
+	Placer() Placer
 	// Assign sends attempt j.Attempts of j to worker w. An error means the
 	// link is gone: the core gives the attempt back.
 	Assign(ctx context.Context, w store.WorkerRef, j *store.Job) error
 	// Cancel tells worker w to stop attempt n of job id; false when w's
 	// link is not held here (another master holds it, or nobody).
 	Cancel(w store.WorkerRef, id string, n int, reason string) bool
+}
+
+// Placer is the workers a claim places its jobs on (store.Placer); Done
+// ends the claim: the slots taken for jobs that were not assigned are
+// free again.
+type Placer interface {
+	store.Placer
+	Done()
 }
 
 // Event is a change of a job, for subscribers (SSE, ?wait, callbacks).

@@ -17,36 +17,45 @@ func (c *Core) Dispatch(ctx context.Context) (int, error) {
 	defer c.dispatchMu.Unlock()
 	started := 0
 	for {
-		offers := c.links.Offers()
-		if len(offers) == 0 {
-			return started, nil
-		}
-		now := c.now()
-		claims, err := c.store.ClaimJobs(ctx, store.ClaimRequest{
-			Master: c.cfg.MasterID, Offers: offers, Limit: c.cfg.ClaimBatch,
-			At: now, LeaseUntil: now.Add(c.cfg.LeaseTTL),
-		})
-		if err != nil {
-			return started, fmt.Errorf("jobs: dispatch: %w", err)
-		}
-		for _, cl := range claims {
-			w := offers[cl.Offer].Worker
-			if err := c.links.Assign(ctx, w, cl.Job); err != nil {
-				c.log.Info("worker left before the job started", "job", cl.Job.ID, "worker", w.Name, "err", err)
-				_ = c.Release(ctx, w, cl.Job.ID, cl.Job.Attempts, Release{
-					Reason: fmt.Sprintf("worker %s left before the job started", w.Name),
-				})
-				continue
-			}
-			started++
-			c.publish(cl.Job)
-		}
+		n, full, err := c.claimBatch(ctx)
+		started += n
 		// A full batch may leave more to claim; a partial one has taken
-		// all the offers could.
-		if len(claims) < c.cfg.ClaimBatch {
-			return started, nil
+		// all the workers could.
+		if err != nil || !full {
+			return started, err
 		}
 	}
+}
+
+// claimBatch claims one batch of jobs and assigns them; full reports a
+// batch of ClaimBatch claims.
+func (c *Core) claimBatch(ctx context.Context) (started int, full bool, err error) {
+	p := c.links.Placer()
+	defer p.Done()
+	if p.Free() == 0 {
+		return 0, false, nil
+	}
+	now := c.now()
+	claims, err := c.store.ClaimJobs(ctx, store.ClaimRequest{
+		Master: c.cfg.MasterID, Placer: p, Limit: c.cfg.ClaimBatch,
+		At: now, LeaseUntil: now.Add(c.cfg.LeaseTTL),
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("jobs: dispatch: %w", err)
+	}
+	for _, cl := range claims {
+		w := cl.Worker
+		if err := c.links.Assign(ctx, w, cl.Job); err != nil {
+			c.log.Info("worker left before the job started", "job", cl.Job.ID, "worker", w.Name, "err", err)
+			_ = c.Release(ctx, w, cl.Job.ID, cl.Job.Attempts, Release{
+				Reason: fmt.Sprintf("worker %s left before the job started", w.Name),
+			})
+			continue
+		}
+		started++
+		c.publish(cl.Job)
+	}
+	return started, len(claims) >= c.cfg.ClaimBatch, nil
 }
 
 // WithoutDispatch runs fn while no dispatch is between a claim and the

@@ -67,7 +67,15 @@ func newLinks() *fakeLinks {
 	return &fakeLinks{workers: map[string]*fakeWorker{}, assigned: map[string]int{}}
 }
 
-func (l *fakeLinks) Offers() []store.Offer {
+// Placer offers the workers' free slots as a list (the scan of
+// store.OfferList is fine for a handful of workers).
+func (l *fakeLinks) Placer() jobs.Placer { return offerList{store.NewOfferList(l.offers()...)} }
+
+type offerList struct{ *store.OfferList }
+
+func (offerList) Done() {}
+
+func (l *fakeLinks) offers() []store.Offer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var ws []*fakeWorker

@@ -35,7 +35,7 @@ func IsInteractive(j *store.Job) bool { return j.Labels[AttachLabel] != "" }
 var ErrNotWaiting = &Error{Code: CodeConflict, Message: "the job is not an interactive job waiting for its client"}
 
 // StartAttached starts interactive job id on the first worker held here
-// that runs it and has a free slot (Links.Offers, best first), under a
+// that runs it and has a free slot (Links.Placer, the best one), under a
 // lease held by this master (store.ClaimJob: a claim of one named job),
 // and returns it running. It returns nil, nil
 // when no such worker is free now: the caller tries again when a slot
@@ -56,14 +56,11 @@ func (c *Core) StartAttached(ctx context.Context, id string) (*store.Job, error)
 	plain := *j // the job as a worker sees it: without its mark
 	plain.Labels = maps.Clone(j.Labels)
 	delete(plain.Labels, AttachLabel)
-	var w store.WorkerRef
-	found := false
-	for _, o := range c.links.Offers() {
-		if o.Free > 0 && o.Fits(&plain) {
-			w, found = o.Worker, true
-			break
-		}
-	}
+	// The slot taken stays held until Assign records the attempt; Done
+	// frees it on every way out before that.
+	placer := c.links.Placer()
+	defer placer.Done()
+	w, found := placer.Take(&plain)
 	if !found {
 		return nil, nil
 	}

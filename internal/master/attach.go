@@ -171,6 +171,7 @@ func (m *Master) register(h *clusterpb.Hello, ref store.WorkerRef, sess workerLi
 			vanished = append(vanished, attemptRef{id, n, ref})
 		}
 	}
+	m.putIndexed(w)
 	return abandon, vanished
 }
 

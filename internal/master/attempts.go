@@ -110,6 +110,7 @@ func (m *Master) noteRelease(w store.WorkerRef) {
 	if drain {
 		we.adminDrain = true
 		we.setStatus()
+		m.reindex(we)
 		m.markRow(we.name)
 		sess = we.session
 	}

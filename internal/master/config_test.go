@@ -33,6 +33,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative duration", "negative", func(c *master.Config) { c.PlacementTimeout = -time.Second }},
 		{"negative count", "negative", func(c *master.Config) { c.MaxQueuedPerUser = -1 }},
 		{"bad address", "listen address", func(c *master.Config) { c.ClusterListen = "7701" }},
+		{"pprof without a metrics address", "--metrics-listen", func(c *master.Config) { c.Pprof = true }},
 	} {
 		c := ok()
 		tc.change(&c)

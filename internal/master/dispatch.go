@@ -3,10 +3,6 @@ package master
 import (
 	"context"
 	"time"
-
-	"github.com/grappe/grappe/api"
-	"github.com/grappe/grappe/internal/scheduler"
-	"github.com/grappe/grappe/internal/store"
 )
 
 // Dispatch from the store (issue 12). The queue is the store's: the master
@@ -29,6 +25,7 @@ const claimBatch = 128
 
 // kick wakes the dispatcher; it never blocks.
 func (m *Master) kick() {
+	m.admission.wake(time.Now())
 	select {
 	case m.kickc <- struct{}{}:
 	default:
@@ -50,37 +47,6 @@ func (m *Master) dispatchLoop(ctx context.Context) {
 		}
 		m.dispatch(ctx)
 	}
-}
-
-// schedWorkers refreshes and returns the scheduler's view of the workers.
-// Called with m.mu held.
-func (m *Master) schedWorkers() []*scheduler.Worker {
-	ws := m.wsBuf[:0]
-	for _, w := range m.workers {
-		if w.status == api.WorkerLost {
-			continue
-		}
-		w.sched.Running = len(w.attempts)
-		w.sched.Available = w.available()
-		ws = append(ws, &w.sched)
-	}
-	m.wsBuf = ws
-	return ws
-}
-
-// offers lists the free slots of the workers that take new work, best
-// first. Called with m.mu held.
-func (m *Master) offers() []store.Offer {
-	ranked := scheduler.Rank(m.schedWorkers(), m.schedOpts)
-	out := make([]store.Offer, 0, len(ranked))
-	for _, sw := range ranked {
-		w := m.workers[sw.ID]
-		out = append(out, store.Offer{
-			Worker: w.ref(), Languages: sw.Languages, Labels: sw.Labels,
-			Free: sw.Slots - sw.Running, Slots: sw.Slots,
-		})
-	}
-	return out
 }
 
 // dispatch hands the free slots to the core, which claims the jobs they

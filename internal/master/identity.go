@@ -203,6 +203,7 @@ func (m *Master) RevokeWorker(ctx context.Context, p *auth.Principal, name strin
 	if w := m.workers[name]; w != nil && w.session != nil {
 		w.session.Close()
 		w.session = nil
+		m.reindex(w)
 	}
 	m.mu.Unlock()
 	m.audit.Info("worker identity revoked", "worker", name, "by", p.User)

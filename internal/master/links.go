@@ -25,12 +25,11 @@ type links struct{ m *Master }
 
 var _ jobs.Links = links{}
 
-// Offers implements jobs.Links.
-func (l links) Offers() []store.Offer {
-	m := l.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.offers()
+// Placer implements jobs.Links: the master's index of its workers, under
+// its lock (placer.go).
+func (l links) Placer() jobs.Placer {
+	l.m.admission.batchStarts(time.Now())
+	return placer{l.m}
 }
 
 // Assign implements jobs.Links: the attempt enters memory and its Assign
@@ -60,6 +59,8 @@ func (l links) Assign(ctx context.Context, ref store.WorkerRef, j *store.Job) er
 		return errWorkerGone
 	}
 	w.attempts[j.ID] = n
+	m.index.Release(w.name) // the slot the claim held is the attempt's now
+	m.reindex(w)
 	var late workerLink
 	if !w.session.TrySend(assignMsg(lj, n)) {
 		late = w.session // a stream too far behind to take it now gets it just after
@@ -83,6 +84,7 @@ func (l links) Cancel(ref store.WorkerRef, id string, n int, reason string) bool
 	var sess workerLink
 	if w != nil && w.identity == ref.Identity && w.attempts[id] == n {
 		delete(w.attempts, id)
+		m.reindex(w)
 		sess = w.session
 	}
 	m.mu.Unlock()
@@ -126,6 +128,7 @@ func (e events) Publish(ev jobs.Event) {
 		if lj := m.jobs[j.ID]; lj != nil && lj.worker != "" && lj.attempt <= j.Attempts {
 			if w := m.workers[lj.worker]; w != nil && w.attempts[j.ID] == lj.attempt {
 				delete(w.attempts, j.ID)
+				m.reindex(w)
 			}
 			lj.worker, lj.identity = "", ""
 			lj.resultBy = time.Time{}
@@ -145,6 +148,7 @@ func (e events) Publish(ev jobs.Event) {
 		if lj := m.jobs[j.ID]; lj != nil && lj.attempt <= j.Attempts {
 			if w := m.workers[lj.worker]; w != nil && w.attempts[j.ID] == lj.attempt {
 				delete(w.attempts, j.ID)
+				m.reindex(w)
 			}
 			delete(m.jobs, j.ID)
 		}

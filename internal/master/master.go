@@ -43,8 +43,10 @@ import (
 	"github.com/grappe/grappe/internal/workerlink"
 )
 
-// linkReadBuffer is each worker connection's read buffer.
-const linkReadBuffer = 8 << 10
+// linkReadBuffer is each worker connection's read buffer: none, the TLS
+// connection under it already holds a whole record (issue 16: 8 KiB less
+// per connected worker).
+const linkReadBuffer = 0
 
 // The worker link's flow-control windows (see grpcSrv); the worker sets
 // the same.
@@ -88,6 +90,9 @@ type Config struct {
 	// apart. On Listen, /metrics always needs the scrape token
 	// (DIR/metrics-token) or an admin's.
 	MetricsListen string
+	// Pprof also serves the Go runtime's profiles (/debug/pprof/) on
+	// MetricsListen, which it requires.
+	Pprof bool
 	// MaxConnsPerAddr caps the connections one client IP address holds on
 	// each listener (default 256: clients behind one NAT share an
 	// address); past it a new connection is closed at once.
@@ -126,6 +131,12 @@ type Config struct {
 	// MaxQueuedPerUser caps one user's waiting jobs (default 10,000);
 	// past it a submission answers 429.
 	MaxQueuedPerUser int
+	// MaxQueueDepth and MaxDispatchLag are the backpressure (admission.go):
+	// with this many jobs queued in the cluster (default 100,000), or a
+	// dispatch round awaited longer than this (default 2s), submissions
+	// answer 503 with Retry-After. Negative: no such limit.
+	MaxQueueDepth  int
+	MaxDispatchLag time.Duration
 	// RequestsPerSecond bounds one user's API requests (default 1,000,
 	// with bursts of twice that); past it a request answers 429.
 	RequestsPerSecond float64
@@ -165,6 +176,8 @@ func (c *Config) Validate() error {
 		return errors.New("master: DataDir is required")
 	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
 		return errors.New("master: --tls-cert and --tls-key go together")
+	case c.Pprof && c.MetricsListen == "":
+		return errors.New("master: --pprof needs --metrics-listen")
 	case c.InsecureHTTP && !loopback(c.Listen):
 		return fmt.Errorf("master: --insecure-http is only allowed on a loopback address, not %q", c.Listen)
 	case c.HeartbeatInterval < 0 || c.WorkerTimeout < 0 || c.PlacementTimeout < 0 || c.RecoveryGrace < 0 ||
@@ -239,6 +252,10 @@ func (c *Config) setDefaults() {
 	if c.MaxQueuedPerUser == 0 {
 		c.MaxQueuedPerUser = 10000
 	}
+	if c.MaxQueueDepth == 0 {
+		c.MaxQueueDepth = 100000
+	}
+	def(&c.MaxDispatchLag, 2*time.Second)
 	if c.RequestsPerSecond <= 0 {
 		c.RequestsPerSecond = 1000
 	}
@@ -305,6 +322,8 @@ type Master struct {
 	metricsToken string
 
 	kickc chan struct{}
+	// admission refuses submissions while the master is behind.
+	admission admission
 	// backlog: the last dispatch may have left jobs queued that a worker
 	// could take (a heartbeat then asks for another).
 	backlog atomic.Bool
@@ -339,7 +358,9 @@ type Master struct {
 	mu      sync.Mutex
 	jobs    map[string]*liveJob
 	workers map[string]*workerEntry
-	wsBuf   []*scheduler.Worker
+	// index holds the workers for placement (placer.go): every change
+	// to what placement sees of a worker updates it (reindex).
+	index *scheduler.Index
 	// dirtyRows are the workers whose row the next flush writes
 	// (workertable.go).
 	dirtyRows map[string]struct{}
@@ -377,6 +398,8 @@ func New(cfg Config) (*Master, error) {
 		sweeper:   role{name: store.RoleSweeper}, autoscaleRole: role{name: store.RoleAutoscaler},
 		schedOpts: scheduler.Options{MaxCPUPercent: cfg.MaxCPUPercent, MaxMemoryPercent: cfg.MaxMemoryPercent},
 	}
+	m.index = scheduler.NewIndex(m.schedOpts)
+	m.admission.maxDepth, m.admission.maxLag = cfg.MaxQueueDepth, cfg.MaxDispatchLag
 	if m.catalogue == nil {
 		c, err := lang.Default()
 		if err != nil {
@@ -584,10 +607,10 @@ func (m *Master) listen() error {
 		grpc.InitialWindowSize(streamWindow),
 		grpc.InitialConnWindowSize(connWindow),
 		// An idle worker's link should cost little (issue 16: thousands
-		// of them): an 8 KiB read buffer instead of gRPC's 32 KiB, and
-		// the write buffer taken from a pool for each flush rather than
-		// kept by every connection. Results arrive in pieces of 1 MiB at
-		// most either way.
+		// of them): no read buffer of gRPC's own (32 KiB by default) over
+		// the TLS connection's, and the write buffer taken from a pool for
+		// each flush rather than kept by every connection. Results arrive
+		// in pieces of 1 MiB at most either way.
 		grpc.ReadBufferSize(linkReadBuffer),
 		grpc.SharedWriteBuffer(true),
 	)

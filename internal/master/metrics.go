@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -32,6 +33,7 @@ type metrics struct {
 	jobsFinished    *prometheus.CounterVec
 	queueWait       *prometheus.HistogramVec
 	runTime         *prometheus.HistogramVec
+	refusedSubmits  *prometheus.CounterVec
 }
 
 // Buckets span what a judge sees (a few milliseconds) to what a batch
@@ -65,8 +67,12 @@ func newMetrics(m *Master) *metrics {
 			Help:    "Wall time of a job's program as its worker measured it (all test cases together; compilation excluded), by language.",
 			Buckets: runTimeBuckets,
 		}, []string{"language"}),
+		refusedSubmits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grappe_submissions_refused_total",
+			Help: "Submissions refused because the master was behind, by reason (dispatch_lag, queue_depth).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(mt.jobsSubmitted, mt.attemptsStarted, mt.jobsFinished, mt.queueWait, mt.runTime,
+	reg.MustRegister(mt.jobsSubmitted, mt.attemptsStarted, mt.jobsFinished, mt.queueWait, mt.runTime, mt.refusedSubmits,
 		newClusterCollector(m), newAutoscaleCollector(m),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -78,6 +84,8 @@ func (mt *metrics) handler() http.Handler {
 }
 
 func (mt *metrics) submitted(lang string) { mt.jobsSubmitted.WithLabelValues(lang).Inc() }
+
+func (mt *metrics) refused(reason string) { mt.refusedSubmits.WithLabelValues(reason).Inc() }
 
 func (mt *metrics) started(lang string, wait time.Duration) {
 	mt.attemptsStarted.WithLabelValues(lang).Inc()
@@ -248,6 +256,15 @@ func (m *Master) listenMetrics() error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
+	if m.cfg.Pprof {
+		// The Go runtime's profiles, for the operator's own tools (go tool
+		// pprof http://ADDR/debug/pprof/profile): opt-in, since a CPU
+		// profile costs the master while it runs.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	}
 	m.metricsSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

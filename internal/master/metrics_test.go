@@ -259,15 +259,24 @@ func TestMetricsNeedAToken(t *testing.T) {
 }
 
 // With --metrics-listen, the operator's separate address serves them
-// without a token; the API's address still wants one.
+// without a token (and with --pprof the runtime's profiles); the API's
+// address still wants one.
 func TestMetricsListen(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) { cfg.MetricsListen = "127.0.0.1:0" }})
+	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) {
+		cfg.MetricsListen, cfg.Pprof = "127.0.0.1:0", true
+	}})
 	addr := c.Master.MetricsAddr()
 	if addr == "" {
 		t.Fatal("no metrics address")
 	}
-	resp := get(t, nil, "http://"+addr+"/metrics", "")
+	resp := get(t, nil, "http://"+addr+"/debug/pprof/goroutine?debug=1", "")
 	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("pprof on the metrics listener: %d %.200s", resp.StatusCode, body)
+	}
+	resp = get(t, nil, "http://"+addr+"/metrics", "")
+	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "grappe_jobs") {
 		t.Fatalf("metrics listener: %d %.200s", resp.StatusCode, body)

@@ -119,6 +119,7 @@ func (m *Master) closeRevoked(ctx context.Context) {
 		}
 		w.session.Close()
 		w.session = nil
+		m.reindex(w)
 		closed = append(closed, w.name)
 	}
 	m.mu.Unlock()

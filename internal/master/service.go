@@ -22,6 +22,9 @@ var _ httpapi.Service = (*Master)(nil)
 // job survives a crash. The quota is the store's, so it holds across
 // masters and concurrent submissions.
 func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequest, key string) (*api.Job, error) {
+	if err := m.admit(ctx); err != nil {
+		return nil, err
+	}
 	v, sub, err := m.prepare(req)
 	if err != nil {
 		return nil, err
@@ -385,6 +388,7 @@ func (m *Master) Drain(ctx context.Context, name string, drain bool) (*api.Worke
 	if here {
 		w.adminDrain = drain
 		w.setStatus()
+		m.reindex(w)
 		m.markRow(name)
 		sess = w.session
 	}

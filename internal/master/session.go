@@ -95,6 +95,7 @@ func (m *Master) unregister(name string, sess workerLink) {
 	defer m.mu.Unlock()
 	if w := m.workers[name]; w != nil && w.session == sess {
 		w.session = nil
+		m.reindex(w)
 		m.markRow(name)
 	}
 }
@@ -122,6 +123,11 @@ func (m *Master) heartbeat(name string, sess workerLink, hb *clusterpb.Heartbeat
 	m.markRow(name)
 	queued := m.backlog.Load()
 	dropped := w.notListed(hb.Running, w.lastBeat, m.cfg.WorkerTimeout)
+	if hb.LanguagesChanged {
+		m.putIndexed(w)
+	} else {
+		m.reindex(w)
+	}
 	ref := w.ref()
 	m.mu.Unlock()
 	if healthChanged {
@@ -196,6 +202,7 @@ func (m *Master) record(ctx context.Context, w store.WorkerRef, r *clusterpb.Res
 	we := m.workers[w.Name]
 	if we != nil && we.identity == w.Identity && we.attempts[id] == n {
 		delete(we.attempts, id)
+		m.reindex(we)
 	}
 	m.mu.Unlock()
 	m.kick()
@@ -251,6 +258,7 @@ func (m *Master) release(ctx context.Context, w store.WorkerRef, r *clusterpb.Re
 		if r.Infrastructure {
 			we.failures.gaveBack(r.Reason, time.Now())
 		}
+		m.reindex(we)
 	}
 	m.mu.Unlock()
 	if !r.Infrastructure {

@@ -290,10 +290,12 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 				w.session = nil
 			}
 			clear(w.attempts)
+			m.reindex(w)
 			lostNames = append(lostNames, w.name)
 			m.markRow(w.name)
 		case w.status == api.WorkerLost && now.Sub(w.lostAt) > m.cfg.ForgetLostAfter:
 			delete(m.workers, w.name)
+			m.index.Remove(w.name)
 			m.markRow(w.name) // deleted from the table too
 		}
 	}
@@ -314,6 +316,7 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 		for _, w := range m.workers {
 			if w.attempts[a.id] == a.n {
 				delete(w.attempts, a.id)
+				m.reindex(w)
 			}
 		}
 		m.mu.Unlock()

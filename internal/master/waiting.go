@@ -190,6 +190,7 @@ func (m *Master) dropReleased(ctx context.Context) {
 		var sess workerLink
 		if dropped {
 			delete(w.attempts, id)
+			m.reindex(w)
 			sess = w.session
 			if lj := m.jobs[id]; lj != nil && lj.attempt == h.n {
 				delete(m.jobs, id)
@@ -280,6 +281,7 @@ func (m *Master) applyDrains(ctx context.Context) {
 		}
 		w.adminDrain = r.AdminDrain
 		w.setStatus()
+		m.reindex(w)
 		m.markRow(w.name)
 		changes = append(changes, change{w.name, w.session, r.AdminDrain})
 	}

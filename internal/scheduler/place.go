@@ -1,18 +1,16 @@
-// Package scheduler ranks a master's workers for new work. It is pure
-// logic with no I/O: the master feeds it a snapshot of its workers and
-// offers their free slots to the store's claim in the order it returns
-// (the store orders the jobs, fair between owners, and spreads them over
-// the offers: store.FairOrder, store.Place).
+// Package scheduler chooses a master's workers for new work. It is pure
+// logic with no I/O: the master keeps its workers in an Index, updated as
+// they change, and the store's claim asks it for the worker of each job
+// (the store orders the jobs, fair between owners: store.FairOrder,
+// store.Place).
 //
-// A worker is offered when it is up, has a free slot and is under the CPU
-// and memory thresholds; the lowest load score comes first, ties in a
-// random order so that equal workers share the work.
+// A worker takes work when it is up, has a free slot and is under the CPU
+// and memory thresholds; the least loaded comes first, ties in a random
+// order so that equal workers share the work.
 package scheduler
 
 import (
-	"cmp"
 	"math/rand/v2"
-	"slices"
 	"strings"
 )
 
@@ -116,27 +114,6 @@ func score(w *Worker) float64 {
 // (measurement noise), so equal workers share the work instead of the
 // first one winning.
 const scoreEpsilon = 0.02
-
-// Rank returns the workers that take new work now, least loaded first;
-// workers whose scores fall in one band of scoreEpsilon come in a random
-// order.
-func Rank(workers []*Worker, opts Options) []*Worker {
-	out := make([]*Worker, 0, len(workers))
-	for _, w := range workers {
-		if opts.offered(w) {
-			out = append(out, w)
-		}
-	}
-	shuffle := rand.Shuffle
-	if opts.Rand != nil {
-		shuffle = opts.Rand.Shuffle
-	}
-	shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	slices.SortStableFunc(out, func(a, b *Worker) int {
-		return cmp.Compare(int(score(a)/scoreEpsilon), int(score(b)/scoreEpsilon))
-	})
-	return out
-}
 
 // AnyCapable reports whether a worker runs jobs with these requirements,
 // or may soon: one still self-testing their language counts, so that a

@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"math/rand/v2"
 	"testing"
 )
 
@@ -11,14 +10,6 @@ func worker(id string, slots int, langs ...string) *Worker {
 		w.Languages[l] = []string{"1.0.0"}
 	}
 	return w
-}
-
-func ids(ws []*Worker) []string {
-	var out []string
-	for _, w := range ws {
-		out = append(out, w.ID)
-	}
-	return out
 }
 
 func TestVersionMatches(t *testing.T) {
@@ -64,57 +55,6 @@ func TestCapable(t *testing.T) {
 	}
 }
 
-func TestRankOffersOnlyWorkersThatTakeWork(t *testing.T) {
-	opts := Options{MaxCPUPercent: 90, MaxMemoryPercent: 80}
-	for _, tc := range []struct {
-		name   string
-		mutate func(*Worker)
-		want   bool
-	}{
-		{"idle", nil, true},
-		{"one slot left", func(w *Worker) { w.Running = 1 }, true},
-		{"full", func(w *Worker) { w.Running = 2 }, false},
-		{"draining", func(w *Worker) { w.Available = false }, false},
-		{"cpu over", func(w *Worker) { w.CPUPercent = 95 }, false},
-		{"cpu at threshold", func(w *Worker) { w.CPUPercent = 90 }, true},
-		{"memory over", func(w *Worker) { w.MemoryPercent = 81 }, false},
-	} {
-		w := worker("w", 2, "python")
-		if tc.mutate != nil {
-			tc.mutate(w)
-		}
-		if got := len(Rank([]*Worker{w}, opts)) == 1; got != tc.want {
-			t.Errorf("%s: offered = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
-func TestRankLeastLoadedFirst(t *testing.T) {
-	busy := worker("busy", 4, "c")
-	busy.Running = 2
-	hot := worker("hot", 4, "c")
-	hot.CPUPercent = 90
-	idle := worker("idle", 4, "c")
-	got := ids(Rank([]*Worker{busy, hot, idle}, Options{}))
-	if len(got) != 3 || got[0] != "idle" || got[1] != "hot" || got[2] != "busy" {
-		t.Fatalf("Rank = %v, want idle, hot, busy", got)
-	}
-}
-
-func TestRankShufflesTies(t *testing.T) {
-	counts := map[string]int{}
-	r := rand.New(rand.NewPCG(1, 2))
-	for range 300 {
-		ws := []*Worker{worker("a", 2, "c"), worker("b", 2, "c"), worker("c", 2, "c")}
-		counts[Rank(ws, Options{Rand: r})[0].ID]++
-	}
-	for _, id := range []string{"a", "b", "c"} {
-		if counts[id] < 60 {
-			t.Fatalf("ties not spread evenly: %v", counts)
-		}
-	}
-}
-
 // A job whose language a connected worker is still self-testing waits
 // for it (it is not placed there, but its placement timeout does not
 // fail it); once nobody tests it, nobody is capable.
@@ -135,16 +75,5 @@ func TestAnyCapableCountsSelfTests(t *testing.T) {
 	tester.Testing = nil // its self-test failed
 	if AnyCapable(ws, Requirements{Language: "go"}) {
 		t.Error("AnyCapable(go) once nobody tests it = true")
-	}
-}
-
-func BenchmarkRank(b *testing.B) {
-	ws := make([]*Worker, 1000)
-	for i := range ws {
-		ws[i] = worker("w", 4, "c", "python")
-		ws[i].Running = i % 4
-	}
-	for b.Loop() {
-		Rank(ws, Options{})
 	}
 }

@@ -14,38 +14,6 @@ import (
 // the same ones: a backend only finds the candidates (FairOrder's input)
 // and commits the placements (Place's output) under its own locking.
 
-// Offer is the free capacity of one worker a master holds.
-type Offer struct {
-	Worker WorkerRef
-	// Languages maps a language name to the versions the worker runs.
-	Languages map[string][]string
-	Labels    map[string]string
-	// Free is how many more attempts the worker takes now.
-	Free int
-	// Slots is how many attempts it runs at once (0: as many as Free);
-	// placement spreads jobs by the share of its slots in use.
-	Slots int
-}
-
-// Fits reports whether the offer's worker can run j at all: it runs j's
-// language, a version that matches j's (VersionMatches), and has every
-// label j asks for.
-func (o *Offer) Fits(j *Job) bool {
-	versions, ok := o.Languages[j.Language]
-	if !ok {
-		return false
-	}
-	if j.Version != "" && !slices.ContainsFunc(versions, func(v string) bool { return VersionMatches(v, j.Version) }) {
-		return false
-	}
-	for k, v := range j.Labels {
-		if o.Labels[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // VersionMatches reports whether an installed version satisfies a requested
 // one: equal, or the request is a prefix ending at a dot ("3.11" matches
 // "3.11.2", not "3.110"). The scheduler applies the same rule.
@@ -56,19 +24,41 @@ func VersionMatches(installed, requested string) bool {
 	return len(installed) > len(requested) && installed[:len(requested)] == requested && installed[len(requested)] == '.'
 }
 
+// Placer chooses the worker of each job a claim starts, among the
+// workers the claiming master holds: its index of them (the master's
+// scheduler.Index), or an OfferList. A claim calls it from the store's
+// transaction; what Take holds stays held until the master records the
+// attempt, or gives back what the claim did not start (a failed
+// transaction gives back its placements at once: Unplace).
+type Placer interface {
+	// Free is how many more attempts the workers take now.
+	Free() int
+	// Languages returns, sorted, the languages some worker with a free
+	// slot runs. The caller must not modify the slice.
+	Languages() []string
+	// Fits reports whether some worker with a free slot can run j: its
+	// language, a version that matches j's (VersionMatches), and every
+	// label j asks for.
+	Fits(j *Job) bool
+	// Take returns the best worker with a free slot that can run j and
+	// holds that slot for j.
+	Take(j *Job) (WorkerRef, bool)
+	// Release gives back a slot Take held on w.
+	Release(w WorkerRef)
+}
+
 // ClaimRequest asks ClaimJobs for work for the workers a master holds.
 //
 // Order: fair across owners, then by priority and age inside an owner
-// (FairOrder). Placement: each job in that order goes to the first offer
-// that fits it and has a free slot (Place), so the master lists its offers
-// best first (least loaded). A job no offer fits is left queued and does
-// not stop the jobs behind it (a backend reads a bounded number of such
-// jobs past; those nobody runs fail at their placement timeout).
+// (FairOrder). Placement: each job in that order goes to the worker the
+// Placer takes for it (Place). A job no worker fits is left queued and
+// does not stop the jobs behind it (a backend reads a bounded number of
+// such jobs past; those nobody runs fail at their placement timeout).
 type ClaimRequest struct {
 	// Master is the claiming master's id, recorded in Job.Master.
 	Master string
-	Offers []Offer
-	// Limit bounds the claims (0: as many as the offers' free slots).
+	Placer Placer
+	// Limit bounds the claims (0: as many as the placer's free slots).
 	Limit int
 	// At is the attempt's start time (Job.StartedAt on a first attempt).
 	At time.Time
@@ -78,35 +68,14 @@ type ClaimRequest struct {
 
 // Claim is one job ClaimJobs started.
 type Claim struct {
-	Job   *Job // as stored after the claim: running
-	Offer int  // index in ClaimRequest.Offers of the worker it was given
-}
-
-// Languages returns the languages some offer with a free slot runs: the
-// only ones worth reading candidates for.
-func (r *ClaimRequest) Languages() []string {
-	var out []string
-	for _, o := range r.Offers {
-		if o.Free <= 0 {
-			continue
-		}
-		for l := range o.Languages {
-			if !slices.Contains(out, l) {
-				out = append(out, l)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
+	Job    *Job // as stored after the claim: running
+	Worker WorkerRef
 }
 
 // Capacity is the most jobs the request can take: its Limit, bounded by
-// the offers' free slots.
+// the placer's free slots.
 func (r *ClaimRequest) Capacity() int {
-	free := 0
-	for _, o := range r.Offers {
-		free += max(o.Free, 0)
-	}
+	free := max(r.Placer.Free(), 0)
 	if r.Limit > 0 {
 		return min(r.Limit, free)
 	}
@@ -145,42 +114,35 @@ func FairOrder(candidates map[string][]*Job, running map[string]int, lastClaim m
 	return out
 }
 
-// Placement is one job of FairOrder's output given to one offer.
+// Placement is one job of FairOrder's output given to one worker.
 type Placement struct {
-	Job   *Job
-	Offer int
+	Job    *Job
+	Worker WorkerRef
 }
 
-// Place gives each job, in order, to the offer that fits it, has a free
-// slot and has the smallest share of its slots in use (placements so far
-// included), ties to the earlier offer (the master lists them best first):
-// jobs spread over idle workers before any worker takes a second one. Up
-// to r.Capacity() placements; it does not change r.
+// Place gives each job, in order, to the worker the placer takes for it,
+// up to r.Capacity() placements. The placer holds their slots: a backend
+// whose transaction does not commit them gives them back (Unplace).
 func Place(r *ClaimRequest, order []*Job) []Placement {
 	capacity := r.Capacity()
-	free := make([]int, len(r.Offers))
-	slots := make([]int, len(r.Offers))
-	for i, o := range r.Offers {
-		free[i], slots[i] = o.Free, max(o.Slots, o.Free)
-	}
-	used := func(i int) float64 { return float64(slots[i]-free[i]) / float64(slots[i]) }
 	var out []Placement
 	for _, j := range order {
 		if len(out) >= capacity {
 			break
 		}
-		best := -1
-		for i := range r.Offers {
-			if free[i] > 0 && (best < 0 || used(i) < used(best)) && r.Offers[i].Fits(j) {
-				best = i
-			}
-		}
-		if best >= 0 {
-			free[best]--
-			out = append(out, Placement{j, best})
+		if w, ok := r.Placer.Take(j); ok {
+			out = append(out, Placement{j, w})
 		}
 	}
 	return out
+}
+
+// Unplace gives back the slots of placements a claim did not start (its
+// transaction failed, or is run again).
+func Unplace(r *ClaimRequest, placed []Placement) {
+	for _, p := range placed {
+		r.Placer.Release(p.Worker)
+	}
 }
 
 // ClaimScanAhead is how many queued jobs of an owner that no offer fits a
@@ -194,7 +156,7 @@ const ClaimScanAhead = 64
 type CandidatePage func(owner string, limit, offset int) ([]*Job, error)
 
 // Candidates reads, for every owner with queued jobs, the first ones that
-// some offer of r fits, through the backend's page reader: capacity jobs,
+// some worker of r's placer fits, through the backend's page reader: capacity jobs,
 // and past them only when some did not fit, up to ClaimScanAhead more.
 // The work is by owners and claims, not by the length of the queue. The
 // jobs come back with their Owner set.
@@ -208,7 +170,7 @@ func Candidates(r *ClaimRequest, owners map[string]int64, capacity int, page Can
 				return nil, err
 			}
 			for _, j := range jobs {
-				if len(fit) < capacity && r.fitsSome(j) {
+				if len(fit) < capacity && r.Placer.Fits(j) {
 					j.Owner = owner
 					fit = append(fit, j)
 				}
@@ -222,14 +184,4 @@ func Candidates(r *ClaimRequest, owners map[string]int64, capacity int, page Can
 		}
 	}
 	return out, nil
-}
-
-// fitsSome reports whether some offer with a free slot fits j.
-func (r *ClaimRequest) fitsSome(j *Job) bool {
-	for i := range r.Offers {
-		if r.Offers[i].Free > 0 && r.Offers[i].Fits(j) {
-			return true
-		}
-	}
-	return false
 }

@@ -16,8 +16,10 @@ import (
 // helloTimeout bounds how long a new connection may take to say who it is.
 const helloTimeout = 10 * time.Second
 
-// sendQueue is how many messages may wait for a worker's stream.
-const sendQueue = 256
+// sendQueue is how many messages may wait for a worker's stream: a
+// worker's slots bound its assignments, and a full queue only makes the
+// sender wait (Link.Send) or retry without its lock (Link.TrySend).
+const sendQueue = 64
 
 // Connect implements clusterpb.ClusterServer: one worker's stream, from
 // its hello to its end.
@@ -62,36 +64,43 @@ func (s *Server) Connect(stream clusterpb.Cluster_ConnectServer) error {
 	s.log.Info("worker connected", "worker", hello.Name, "addr", p.Addr, "slots", hello.Slots,
 		"languages", len(hello.Languages), "sandbox", hello.Sandbox, "running", len(hello.Running))
 
+	// Two goroutines per stream, besides the transport's: this one
+	// writes (a gRPC stream must not be written from two goroutines at
+	// once), another reads. Recv does not return when the link is closed
+	// from this side (a revocation, a newer connection, a loss): returning
+	// from here ends the RPC, which ends the blocked Recv; a Recv that
+	// fails closes the link, which ends the writing.
+	received := make(chan error, 1)
 	go func() {
-		for {
-			select {
-			case msg := <-l.send:
-				if err := stream.Send(msg); err != nil {
-					l.Close()
-					return
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
+		received <- s.receive(ctx, ref, l, stream)
+		l.Close()
 	}()
-
-	// Recv does not return when the link is closed from this side (a
-	// revocation, a newer connection, a loss): wait for either, and end
-	// the RPC, which ends the blocked Recv.
-	recvErr := make(chan error, 1)
-	go func() { recvErr <- s.receive(ctx, ref, l, stream) }()
-	select {
-	case err = <-recvErr:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
+	sendErr := send(ctx, l, stream)
 	hub.Detach(hello.Name, l)
 	l.Close()
-	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+	select {
+	case err = <-received: // the worker's side ended, or its stream broke
+	default: // closed from this side, or a write failed
+		err = sendErr
+	}
+	if err != nil && !errors.Is(err, io.EOF) && stream.Context().Err() == nil {
 		s.log.Info("worker stream ended", "worker", hello.Name, "err", err)
 	}
 	return nil
+}
+
+// send writes the link's messages to the stream until the link ends.
+func send(ctx context.Context, l *Link, stream clusterpb.Cluster_ConnectServer) error {
+	for {
+		select {
+		case msg := <-l.send:
+			if err := stream.Send(msg); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 func recvHello(stream clusterpb.Cluster_ConnectServer) (*clusterpb.Hello, error) {

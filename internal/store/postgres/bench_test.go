@@ -91,7 +91,7 @@ func BenchmarkClaim(b *testing.B) {
 		create(i)
 		now := time.Now()
 		claims, err := s.ClaimJobs(b.Context(), store.ClaimRequest{
-			Master: "m1", Offers: []store.Offer{offer}, At: now, LeaseUntil: now.Add(time.Minute),
+			Master: "m1", Placer: store.NewOfferList(offer), At: now, LeaseUntil: now.Add(time.Minute),
 		})
 		if err != nil || len(claims) != 1 {
 			b.Fatalf("claim: %d, %v", len(claims), err)

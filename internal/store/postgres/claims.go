@@ -88,21 +88,21 @@ func (s *Store) ClaimJob(ctx context.Context, id, master string, w store.WorkerR
 // candidates (locking them), orders and places them with store.FairOrder
 // and store.Place, as every backend does, and starts the placed ones.
 func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Claim, error) {
-	if r.Master == "" || r.LeaseUntil.IsZero() {
-		return nil, errors.New("postgres: ClaimJobs: Master and LeaseUntil are required")
-	}
-	for _, o := range r.Offers {
-		if err := checkWorker(o.Worker); err != nil {
-			return nil, errorf("postgres: ClaimJobs: offer: %w", err)
-		}
+	if r.Master == "" || r.LeaseUntil.IsZero() || r.Placer == nil {
+		return nil, errors.New("postgres: ClaimJobs: Master, Placer and LeaseUntil are required")
 	}
 	capacity := r.Capacity()
-	if capacity == 0 || len(r.Languages()) == 0 {
+	if capacity == 0 || len(r.Placer.Languages()) == 0 {
 		return nil, nil
 	}
-	var claims []store.Claim
+	var (
+		claims []store.Claim
+		placed []store.Placement
+	)
 	err := s.inPipeTx(ctx, func(tx *pipeTx) error {
-		claims = claims[:0]
+		// A transaction run again (a deadlock) places again.
+		store.Unplace(&r, placed)
+		claims, placed = claims[:0], nil
 		var owners map[string]int64
 		var first pgx.Batch
 		first.Queue(sqlClaimOwners).Query(func(rows pgx.Rows) (err error) {
@@ -124,7 +124,12 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		if err != nil {
 			return err
 		}
-		placed := store.Place(&r, store.FairOrder(candidates, running, owners))
+		placed = store.Place(&r, store.FairOrder(candidates, running, owners))
+		for _, p := range placed {
+			if err := checkWorker(p.Worker); err != nil {
+				return err
+			}
+		}
 		// The writes go in one pipeline with the COMMIT (one round trip):
 		// the owners' counters locked in order, the claims, the owners
 		// served. The claims cannot miss on rows this transaction locked,
@@ -137,7 +142,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			b.Queue(sqlLockOwners, slices.Sorted(slices.Values(served)))
 		}
 		for _, p := range placed {
-			w := r.Offers[p.Offer].Worker
+			w := p.Worker
 			b.Queue(sqlClaim, w.Name, w.Identity, r.Master, columns.Nanos(r.LeaseUntil), columns.Nanos(r.At), p.Job.ID).QueryRow(func(row pgx.Row) error {
 				j, err := scanJob(row)
 				if errors.Is(err, pgx.ErrNoRows) {
@@ -146,7 +151,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 				if err != nil {
 					return err
 				}
-				claims = append(claims, store.Claim{Job: j, Offer: p.Offer})
+				claims = append(claims, store.Claim{Job: j, Worker: w})
 				return nil
 			})
 		}
@@ -156,6 +161,7 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 		return tx.Send(ctx, &b, true)
 	})
 	if err != nil {
+		store.Unplace(&r, placed) // none of them started
 		return nil, errorf("postgres: ClaimJobs: %w", err)
 	}
 	return claims, nil

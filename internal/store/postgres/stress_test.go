@@ -72,7 +72,7 @@ func TestSharedStress(t *testing.T) {
 						Languages: map[string][]string{"python": {"3.12"}}, Free: 1 + rand.IntN(3)})
 				}
 				now := time.Now()
-				cs, err := h.ClaimJobs(ctx, store.ClaimRequest{Master: fmt.Sprintf("m%d", c%2), Offers: offers,
+				cs, err := h.ClaimJobs(ctx, store.ClaimRequest{Master: fmt.Sprintf("m%d", c%2), Placer: store.NewOfferList(offers...),
 					At: now, LeaseUntil: now.Add(time.Duration(rand.IntN(30)) * time.Millisecond)})
 				if err != nil {
 					fail("ClaimJobs", err)
@@ -87,7 +87,7 @@ func TestSharedStress(t *testing.T) {
 					}
 					claimed[key] = fmt.Sprint(c)
 					mu.Unlock()
-					w := offers[cl.Offer].Worker
+					w := cl.Worker
 					var err error
 					switch rand.IntN(3) {
 					case 0:

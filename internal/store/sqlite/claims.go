@@ -66,19 +66,17 @@ const (
 
 // ClaimJobs implements store.Store.
 func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Claim, error) {
-	if r.Master == "" || r.LeaseUntil.IsZero() {
-		return nil, errors.New("sqlite: ClaimJobs: Master and LeaseUntil are required")
-	}
-	for _, o := range r.Offers {
-		if err := checkWorker(o.Worker); err != nil {
-			return nil, fmt.Errorf("sqlite: ClaimJobs: offer: %w", err)
-		}
+	if r.Master == "" || r.LeaseUntil.IsZero() || r.Placer == nil {
+		return nil, errors.New("sqlite: ClaimJobs: Master, Placer and LeaseUntil are required")
 	}
 	capacity := r.Capacity()
-	if capacity == 0 || len(r.Languages()) == 0 {
+	if capacity == 0 || len(r.Placer.Languages()) == 0 {
 		return nil, nil
 	}
-	var claims []store.Claim
+	var (
+		claims []store.Claim
+		placed []store.Placement
+	)
 	_, err := s.writes.tx(ctx, func(tx *sql.Tx) (int64, error) {
 		claims = claims[:0]
 		owners, err := byKey[int64](tx.Stmt(s.claimOwners).Query())
@@ -97,8 +95,12 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			return 0, err
 		}
 		claim := tx.Stmt(s.claimJob)
-		for _, p := range store.Place(&r, store.FairOrder(candidates, running, owners)) {
-			w := r.Offers[p.Offer].Worker
+		placed = store.Place(&r, store.FairOrder(candidates, running, owners))
+		for _, p := range placed {
+			w := p.Worker
+			if err := checkWorker(w); err != nil {
+				return 0, err
+			}
 			j, err := scanJob(claim.QueryRow(w.Name, w.Identity, r.Master, columns.Nanos(r.LeaseUntil), columns.Nanos(r.At), p.Job.ID))
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // cannot happen under the write lock; a CAS all the same
@@ -106,11 +108,12 @@ func (s *Store) ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]store.Cl
 			if err != nil {
 				return 0, err
 			}
-			claims = append(claims, store.Claim{Job: j, Offer: p.Offer})
+			claims = append(claims, store.Claim{Job: j, Worker: w})
 		}
 		return int64(len(claims)), markServed(tx.Stmt(s.claimServed), claims)
 	})
 	if err != nil {
+		store.Unplace(&r, placed) // none of them started
 		return nil, fmt.Errorf("sqlite: ClaimJobs: %w", err)
 	}
 	return claims, nil

@@ -23,7 +23,7 @@ func offer(worker string, free int, labels map[string]string) store.Offer {
 
 // claimReq is a claim by master "m1" at at(10) with leases to at(40).
 func claimReq(offers ...store.Offer) store.ClaimRequest {
-	return store.ClaimRequest{Master: "m1", Offers: offers, At: at(10), LeaseUntil: at(40)}
+	return store.ClaimRequest{Master: "m1", Placer: store.NewOfferList(offers...), At: at(10), LeaseUntil: at(40)}
 }
 
 func mustClaim(t *testing.T, s store.Store, r store.ClaimRequest) []store.Claim {
@@ -63,8 +63,8 @@ func testClaimStartsJobs(t *testing.T, s store.Store) {
 	want.Version = "3.11"
 	mustCreate(t, s, want)
 	claims := mustClaim(t, s, claimReq(offer("w1", 1, nil)))
-	if len(claims) != 1 || claims[0].Offer != 0 {
-		t.Fatalf("claims %+v, want job-0001 on offer 0", claims)
+	if len(claims) != 1 || claims[0].Worker != ref("w1") {
+		t.Fatalf("claims %+v, want job-0001 on w1", claims)
 	}
 	want.Status, want.Attempts, want.Worker, want.WorkerIdentity = store.StatusRunning, 1, "w1", ref("w1").Identity
 	want.Master, want.LeaseUntil, want.StartedAt = "m1", at(40), at(10)
@@ -146,9 +146,9 @@ func testClaimPlacement(t *testing.T, s store.Store) {
 	claims := mustClaim(t, s, claimReq(offer("w1", 2, nil), offer("w2", 3, map[string]string{"gpu": "1"})))
 	got := map[string]string{}
 	for _, c := range claims {
-		got[c.Job.ID] = []string{"w1", "w2"}[c.Offer]
+		got[c.Job.ID] = c.Worker.Name
 		if c.Job.Worker != got[c.Job.ID] {
-			t.Errorf("%s: claim on offer %d but stored on worker %q", c.Job.ID, c.Offer, c.Job.Worker)
+			t.Errorf("%s: claim on %s but stored on worker %q", c.Job.ID, c.Worker.Name, c.Job.Worker)
 		}
 	}
 	want := map[string]string{"py311": "w1", "c-gpu": "w2", "c-any": "w2", "py-any": "w1"}
