@@ -73,3 +73,12 @@ type CallbackAttempt struct {
 	// Retry is when to try again; zero (and not Delivered) gives up.
 	Retry time.Time
 }
+
+// JobIDs returns the ids of jobs, in order.
+func JobIDs(jobs []*Job) []string {
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	return ids
+}

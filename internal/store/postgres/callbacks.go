@@ -64,7 +64,7 @@ func (s *Store) CreateJobs(ctx context.Context, n *store.NewJobs, maxQueued int)
 				idx[i] = int32(i)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO batch_jobs (batch_id, idx, job_id)
-			SELECT $1, i, j FROM unnest($2::INTEGER[], $3::TEXT[]) AS t(i, j)`, b.ID, idx, jobIDs(n.Jobs)); err != nil {
+			SELECT $1, i, j FROM unnest($2::INTEGER[], $3::TEXT[]) AS t(i, j)`, b.ID, idx, store.JobIDs(n.Jobs)); err != nil {
 				return fmt.Errorf("batch %q: %w", b.ID, err)
 			}
 		}
@@ -83,17 +83,9 @@ func (s *Store) CreateJobs(ctx context.Context, n *store.NewJobs, maxQueued int)
 		j.Seq, j.QueuedAt = out[i].seq, columns.Time(out[i].queued)
 	}
 	if n.Batch != nil {
-		n.Batch.JobIDs = jobIDs(n.Jobs)
+		n.Batch.JobIDs = store.JobIDs(n.Jobs)
 	}
 	return nil
-}
-
-func jobIDs(jobs []*store.Job) []string {
-	ids := make([]string, len(jobs))
-	for i, j := range jobs {
-		ids[i] = j.ID
-	}
-	return ids
 }
 
 // GetBatch implements store.Store.
@@ -115,7 +107,7 @@ func (s *Store) GetBatch(ctx context.Context, id string) (*store.Batch, []*store
 	if err != nil {
 		return nil, nil, errorf("postgres: GetBatch %q: %w", id, err)
 	}
-	b.JobIDs = jobIDs(jobs)
+	b.JobIDs = store.JobIDs(jobs)
 	return &b, jobs, nil
 }
 

@@ -80,17 +80,9 @@ func (s *Store) CreateJobs(ctx context.Context, n *store.NewJobs, maxQueued int)
 		j.Seq, j.QueuedAt = out[i].seq, columns.Time(out[i].queued)
 	}
 	if n.Batch != nil {
-		n.Batch.JobIDs = jobIDs(n.Jobs)
+		n.Batch.JobIDs = store.JobIDs(n.Jobs)
 	}
 	return nil
-}
-
-func jobIDs(jobs []*store.Job) []string {
-	ids := make([]string, len(jobs))
-	for i, j := range jobs {
-		ids[i] = j.ID
-	}
-	return ids
 }
 
 // GetBatch implements store.Store.
@@ -114,7 +106,7 @@ func (s *Store) GetBatch(ctx context.Context, id string) (*store.Batch, []*store
 	if err != nil {
 		return nil, nil, fmt.Errorf("sqlite: GetBatch %q: %w", id, err)
 	}
-	b.JobIDs = jobIDs(jobs)
+	b.JobIDs = store.JobIDs(jobs)
 	return &b, jobs, nil
 }
 
