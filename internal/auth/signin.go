@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/grappe/grappe/internal/store"
 )
 
 // Sign-in links let the first admin into the web UI without the CLI:
@@ -51,7 +53,9 @@ func (a *Authenticator) SignInLink(user string, ttl time.Duration) (string, erro
 
 // SessionFrom exchanges a secret for a new login token valid for ttl
 // (bounded by LoginTTL): a sign-in link's secret, used up by the
-// exchange, or a valid API or login token of the user. It returns who
+// exchange, or a valid API token of the user (the session then ends no
+// later than the token; a login token is refused: exchanging sessions for
+// sessions would keep one alive for ever). It returns who
 // signed in, the token and its expiry, and whether a link was used.
 func (a *Authenticator) SessionFrom(ctx context.Context, secret string, ttl time.Duration) (p *Principal, token string, expires time.Time, link bool, err error) {
 	hash := HashToken(secret)
@@ -75,8 +79,25 @@ func (a *Authenticator) SessionFrom(ctx context.Context, secret string, ttl time
 			return nil, "", time.Time{}, true, ErrUnauthenticated
 		}
 		p = &Principal{User: u.Name, Role: u.Role}
-	} else if p, err = a.Authenticate(ctx, secret); err != nil {
-		return nil, "", time.Time{}, false, err
+	} else {
+		// Only an API token, read from the store (not the cache): a login
+		// token exchanged for another would renew a session for ever, and
+		// a session must not outlive the token it came from.
+		var t *store.Token
+		if len(secret) > 512 {
+			return nil, "", time.Time{}, false, ErrUnauthenticated
+		}
+		if p, t, err = a.lookup(ctx, hash, now); err != nil {
+			return nil, "", time.Time{}, false, err
+		}
+		if t.Kind != store.TokenAPI {
+			return nil, "", time.Time{}, false, ErrUnauthenticated
+		}
+		if !t.ExpiresAt.IsZero() {
+			if left := t.ExpiresAt.Sub(now); ttl <= 0 || left < ttl {
+				ttl = left
+			}
+		}
 	}
 	name := "web (API token)"
 	if isLink {

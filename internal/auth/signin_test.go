@@ -60,6 +60,20 @@ func TestSessionFromAPIToken(t *testing.T) {
 	if _, _, _, _, err := a.SessionFrom(ctx, "grp_nothing", time.Hour); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("unknown token: %v", err)
 	}
+	// A session's own token renews nothing: sessions for sessions would
+	// keep one alive for ever.
+	if _, _, _, _, err := a.SessionFrom(ctx, token, time.Hour); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("SessionFrom(a login token) = %v, want ErrUnauthenticated", err)
+	}
+	// A session ends no later than the token it came from.
+	soon := time.Now().Add(10 * time.Minute)
+	_, short, err := a.CreateToken(ctx, "ada", "short", soon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, expires, _, err := a.SessionFrom(ctx, short, time.Hour); err != nil || expires.After(soon.Add(time.Second)) {
+		t.Fatalf("SessionFrom(a token ending in 10m) ends %v (%v), want by %v", expires, err, soon)
+	}
 	if err := a.CheckPassword(ctx, "ada", "a long enough password"); err != nil {
 		t.Fatal(err)
 	}

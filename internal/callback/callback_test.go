@@ -77,6 +77,12 @@ func TestPolicy(t *testing.T) {
 		{"100.64.0.1", false},
 		{"224.0.0.1", false},
 		{"255.255.255.255", false},
+		{"::127.0.0.1", false},         // IPv4-compatible
+		{"::ffff:0:7f00:1", false},     // IPv4-translated
+		{"64:ff9b:1::7f00:1", false},   // local NAT64
+		{"2002:7f00:1::", false},       // 6to4
+		{"2001:0:4136:e378::1", false}, // Teredo
+		{"fec0::1", false},             // site-local
 	} {
 		if got := p.Permits(netip.MustParseAddr(tc.ip)); got != tc.want {
 			t.Errorf("Permits(%s) = %v, want %v", tc.ip, got, tc.want)

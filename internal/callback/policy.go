@@ -34,6 +34,11 @@ func DefaultForbidden() []netip.Prefix {
 		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
 		"192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
 		"::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "64:ff9b::/96", "2001:db8::/32",
+		// IPv6 forms that carry or translate to an IPv4 address, on hosts
+		// with such routes: IPv4-compatible (::a.b.c.d), IPv4-translated
+		// (::ffff:0:a.b.c.d), local NAT64, 6to4 and Teredo; and the
+		// deprecated site-local and the discard-only ranges.
+		"::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "fec0::/10", "100::/64",
 	} {
 		out = append(out, netip.MustParsePrefix(s))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/grappe/grappe/api"
 	"github.com/grappe/grappe/internal/clustertest"
+	"github.com/grappe/grappe/internal/master"
 )
 
 // listIDs asks GET /api/v1/jobs?query and returns the ids and the next cursor.
@@ -109,13 +111,20 @@ func TestJobHistory(t *testing.T) {
 // without a session and nothing more; a new link replaces the old one;
 // revoking it closes it. Nobody else may share, read or revoke the link.
 func TestJobShare(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 1, Languages: []string{"bash"}}}})
+	c := clustertest.Start(t, clustertest.Options{
+		Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 1, Languages: []string{"bash"}}},
+		// The job's callback goes to a closed port on loopback.
+		Master: func(cfg *master.Config) { cfg.Callbacks.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} },
+	})
 	c.WaitLanguage("bash")
 	ctx := context.Background()
 	aliceToken := userToken(t, c, "alice")
 	alice := c.NewClient(aliceToken)
 	defer alice.Close()
-	j, err := alice.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo shared"}, time.Minute)
+	// Its callback URL carries a key of its receiver's: not for readers
+	// of the link.
+	j, err := alice.SubmitWait(ctx, &api.JobRequest{Language: "bash", Source: "echo shared",
+		CallbackURL: "http://127.0.0.1:1/hook?key=receiver-secret"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +137,11 @@ func TestJobShare(t *testing.T) {
 	anon.token = ""
 	share := "/api/v1/jobs/" + j.ID + "/share"
 
+	// Another user's job is no cursor of one's history: it would tell
+	// that the job exists.
+	if code, _ := other.do(t, "GET", "/api/v1/jobs?before="+j.ID, nil); code != http.StatusBadRequest {
+		t.Errorf("bob's history before alice's job: %d, want 400 as for no such job", code)
+	}
 	if code, body := owner.do(t, "GET", share, nil); code != http.StatusOK || !strings.Contains(string(body), `"shared":false`) {
 		t.Fatalf("share of a job never shared: %d %s", code, body)
 	}
@@ -152,6 +166,9 @@ func TestJobShare(t *testing.T) {
 	}
 	if pub.Owner != "" || pub.Worker != "" || len(pub.Labels) != 0 || len(pub.Request.Labels) != 0 {
 		t.Errorf("the shared job shows its owner, worker or labels: %s", body)
+	}
+	if strings.Contains(string(body), "receiver-secret") {
+		t.Errorf("the shared job shows its callback URL: %s", body)
 	}
 	// The link's token is no credential for anything else.
 	tokenAsBearer := newRaw(t, c)

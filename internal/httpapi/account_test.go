@@ -291,3 +291,46 @@ func TestAccountAndHistory(t *testing.T) {
 		t.Fatalf("account without a token: %d", code)
 	}
 }
+
+// A page of another site cannot log the browser in (login CSRF): the
+// routes that set the session cookies refuse what a browser says comes
+// from elsewhere, and take what comes from the master's own pages or from
+// clients that are not browsers.
+func TestLoginFromAnotherSiteRefused(t *testing.T) {
+	e := newEnv(t)
+	post := func(path, body string, header map[string]string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	own := strings.TrimPrefix(e.srv.URL, "https://")
+	token := `{"token":"` + e.bob + `"}`
+	password := `{"username":"bob","password":"bob's long password"}`
+	for _, c := range []struct {
+		name   string
+		header map[string]string
+		want   int
+	}{
+		{"another origin", map[string]string{"Origin": "https://evil.example"}, 403},
+		{"a null origin", map[string]string{"Origin": "null"}, 403},
+		{"cross-site fetch metadata", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"the master's own page", map[string]string{"Origin": "https://" + own, "Sec-Fetch-Site": "same-origin"}, 200},
+		{"no browser", nil, 200},
+	} {
+		if got := post("/api/v1/session/token", token, c.header); got != c.want {
+			t.Errorf("session/token, %s: %d, want %d", c.name, got, c.want)
+		}
+		if got := post("/api/v1/session", password, c.header); got != c.want {
+			t.Errorf("session, %s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}

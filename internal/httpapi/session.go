@@ -40,6 +40,23 @@ func setCookie(w http.ResponseWriter, name, value string, httpOnly bool, maxAge 
 	})
 }
 
+// sameOriginOnly refuses a request another site's page made: a form
+// posted to the routes that set the session cookies would log the
+// victim's browser into the attacker's account (login CSRF), where the
+// victim's programs and input would then go. Browsers say where a request
+// comes from (Sec-Fetch-Site, Origin); clients that are not browsers send
+// neither and pass.
+func (s *server) sameOriginOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if r.Header.Get("Sec-Fetch-Site") == "cross-site" || (origin != "" && !sameOrigin(origin, r.Host)) {
+			writeError(w, s.Logger, r, Errorf(http.StatusForbidden, api.CodeForbidden, "a login from another site's page is refused"))
+			return
+		}
+		h(w, r)
+	}
+}
+
 // createSession logs in with a password and sets the session cookies.
 func (s *server) createSession(w http.ResponseWriter, r *http.Request) {
 	// The session's token dies with its cookie, not weeks later.

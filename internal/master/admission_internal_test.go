@@ -83,6 +83,18 @@ func TestSubmissionsRefusedWhileDispatchLags(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(m.CAPEM())
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	post := func(path string, v any) *http.Response {
+		t.Helper()
+		body, _ := json.Marshal(v)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.URL()+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+string(bytes.TrimSpace(token)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
 	submit := func() (status int, retryAfter string, job api.Job) {
 		t.Helper()
 		body, _ := json.Marshal(api.JobRequest{Language: "bash", Source: "true"})
@@ -115,6 +127,12 @@ func TestSubmissionsRefusedWhileDispatchLags(t *testing.T) {
 	st, retry, _ := submit()
 	if n, err := strconv.Atoi(retry); st != http.StatusServiceUnavailable || err != nil || n < 1 {
 		t.Fatalf("submission with the dispatch 500ms behind: %d, Retry-After %q; want 503 and a delay", st, retry)
+	}
+	// A batch is refused the same way, whole.
+	resp := post("/api/v1/batches", api.BatchRequest{Jobs: []api.JobRequest{{Language: "bash", Source: "true"}}})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a batch with the dispatch behind: %d, Retry-After %q; want 503 and a delay", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 
 	close(hold)

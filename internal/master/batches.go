@@ -26,6 +26,10 @@ func (m *Master) SubmitBatch(ctx context.Context, p *auth.Principal, subs []http
 		return nil, &jobs.Error{Code: jobs.CodeInvalid, Field: "jobs",
 			Message: fmt.Sprintf("%d jobs: a batch takes at most %d", len(subs), m.cfg.MaxBatch)}
 	}
+	// The backpressure of single submissions holds for batches too.
+	if err := m.admit(ctx); err != nil {
+		return nil, err
+	}
 	// The URLs' names are resolved under one budget, each once: a batch
 	// of slow names must not hold the request for each of them.
 	checkCtx, cancel := context.WithTimeout(ctx, callbackCheckBudget)

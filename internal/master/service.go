@@ -108,6 +108,13 @@ func (m *Master) Jobs(ctx context.Context, p *auth.Principal, q httpapi.JobQuery
 		Verdict: q.Verdict, Since: q.Since, Until: q.Until, Search: q.Search}
 	if !p.IsAdmin() {
 		f.Owner = p.User
+		// Another user's job is no cursor: it would tell that it exists,
+		// and when it was made.
+		if q.Before != "" {
+			if sj, err := m.store.GetJob(ctx, q.Before); err == nil && sj.Owner != p.User {
+				return nil, httpapi.Errorf(http.StatusBadRequest, api.CodeBadRequest, "before: no such job %q", q.Before)
+			}
+		}
 	}
 	sjs, err := m.store.ListJobs(ctx, f)
 	if errors.Is(err, store.ErrNotFound) {

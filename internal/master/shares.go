@@ -112,7 +112,9 @@ func (m *Master) SharedJob(ctx context.Context, token string) (*api.Job, error) 
 	}
 	j.Owner, j.Worker, j.Labels = "", "", nil
 	if j.Request != nil {
-		j.Request.Labels = nil
+		// A callback URL may carry its receiver's key.
+		j.Request.Labels, j.Request.CallbackURL = nil, ""
 	}
+	j.Callback = nil
 	return j, nil
 }
