@@ -3,6 +3,7 @@ package workerlink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -16,31 +17,34 @@ import (
 // helloTimeout bounds how long a new connection may take to say who it is.
 const helloTimeout = 10 * time.Second
 
-// sendQueue is how many messages may wait for a worker's stream: a
-// worker's slots bound its assignments, and a full queue only makes the
-// sender wait (Link.Send) or retry without its lock (Link.TrySend).
-const sendQueue = 64
-
 // Connect implements clusterpb.ClusterServer: one worker's stream, from
-// its hello to its end.
+// its hello to its end. This goroutine reads the stream; writes go
+// through the Link.
 func (s *Server) Connect(stream clusterpb.Cluster_ConnectServer) error {
 	hub := s.cfg.Hub
-	p := peerOf(stream.Context())
-	hello, err := recvHello(stream)
+	ctx := stream.Context()
+	cancel, ok := ctx.Value(closeKey{}).(context.CancelFunc)
+	if !ok {
+		s.log.Error("worker stream without a cancellable context: the gRPC server lacks grpc.InTapHandle(workerlink.InTap)")
+		return status.Error(codes.Internal, "internal error")
+	}
+	defer cancel()
+	p := peerOf(ctx)
+	hello, err := recvHello(stream, cancel)
 	if err != nil {
 		s.log.Warn("worker refused", "addr", p.Addr, "err", err)
 		return err
 	}
-	ref, err := hub.Authorize(stream.Context(), p, hello)
+	ref, err := hub.Authorize(ctx, p, hello)
 	if err != nil {
 		return grpcError(err)
 	}
 	if hello.Name == "" || len(hello.Name) > 128 || hello.Slots < 1 {
 		return status.Error(codes.InvalidArgument, "hello needs a name (at most 128 bytes) and at least one slot")
 	}
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	l := &Link{send: make(chan *clusterpb.MasterMessage, sendQueue), ctx: ctx, cancel: cancel}
+	// The link is held (writing) until the welcome is written: what the
+	// master sends as soon as it attaches the link follows the welcome.
+	l := &Link{stream: stream, cancel: cancel, writing: true}
 
 	// Results the worker finished while disconnected are recorded first,
 	// so the settling of its attempts does not re-queue them.
@@ -55,76 +59,47 @@ func (s *Server) Connect(stream clusterpb.Cluster_ConnectServer) error {
 		Abandon:             abandon,
 	}
 	if err := stream.Send(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Welcome{Welcome: welcome}}); err != nil {
+		l.Close()
 		hub.Detach(hello.Name, l)
 		return err
 	}
 	for _, r := range hello.PendingResults {
 		_ = stream.Send(Ack(r.Attempt))
 	}
+	l.release()
 	s.log.Info("worker connected", "worker", hello.Name, "addr", p.Addr, "slots", hello.Slots,
 		"languages", len(hello.Languages), "sandbox", hello.Sandbox, "running", len(hello.Running))
 
-	// Two goroutines per stream, besides the transport's: this one
-	// writes (a gRPC stream must not be written from two goroutines at
-	// once), another reads. Recv does not return when the link is closed
-	// from this side (a revocation, a newer connection, a loss): returning
-	// from here ends the RPC, which ends the blocked Recv; a Recv that
-	// fails closes the link, which ends the writing.
-	received := make(chan error, 1)
-	go func() {
-		received <- s.receive(ctx, ref, l, stream)
-		l.Close()
-	}()
-	sendErr := send(ctx, l, stream)
-	hub.Detach(hello.Name, l)
+	err = s.receive(ctx, ref, l, stream)
+	gone := ctx.Err() != nil // the worker's side ended the stream, or its connection
+	closed, sendErr := l.ended()
 	l.Close()
-	select {
-	case err = <-received: // the worker's side ended, or its stream broke
-	default: // closed from this side, or a write failed
-		err = sendErr
-	}
-	if err != nil && !errors.Is(err, io.EOF) && stream.Context().Err() == nil {
+	l.writers.Wait() // the stream must not be written once this returns
+	hub.Detach(hello.Name, l)
+	switch {
+	case sendErr != nil:
+		s.log.Info("worker stream ended", "worker", hello.Name, "err", fmt.Errorf("send: %w", sendErr))
+	case !closed && !gone && !errors.Is(err, io.EOF):
 		s.log.Info("worker stream ended", "worker", hello.Name, "err", err)
 	}
 	return nil
 }
 
-// send writes the link's messages to the stream until the link ends.
-func send(ctx context.Context, l *Link, stream clusterpb.Cluster_ConnectServer) error {
-	for {
-		select {
-		case msg := <-l.send:
-			if err := stream.Send(msg); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-func recvHello(stream clusterpb.Cluster_ConnectServer) (*clusterpb.Hello, error) {
-	type res struct {
-		msg *clusterpb.WorkerMessage
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		msg, err := stream.Recv()
-		ch <- res{msg, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, r.err
-		}
-		if h := r.msg.GetHello(); h != nil {
-			return h, nil
-		}
-		return nil, status.Error(codes.InvalidArgument, "the first message must be a hello")
-	case <-time.After(helloTimeout):
+// recvHello reads the stream's first message, which must be a hello in
+// time: cancel ends a Recv that waits too long.
+func recvHello(stream clusterpb.Cluster_ConnectServer, cancel context.CancelFunc) (*clusterpb.Hello, error) {
+	late := time.AfterFunc(helloTimeout, cancel)
+	msg, err := stream.Recv()
+	if !late.Stop() {
 		return nil, status.Error(codes.DeadlineExceeded, "no hello in time")
 	}
+	if err != nil {
+		return nil, err
+	}
+	if h := msg.GetHello(); h != nil {
+		return h, nil
+	}
+	return nil, status.Error(codes.InvalidArgument, "the first message must be a hello")
 }
 
 func (s *Server) receive(ctx context.Context, ref store.WorkerRef, l *Link, stream clusterpb.Cluster_ConnectServer) error {
