@@ -44,10 +44,10 @@ func (s *Server) Connect(stream clusterpb.Cluster_ConnectServer) error {
 
 // conn is a link being served: what the handling of a message needs.
 type conn struct {
-	s      *Server
-	ctx    context.Context
-	ref    store.WorkerRef
-	l      *Link
+	s   *Server
+	ctx context.Context
+	ref store.WorkerRef
+	l   *Link
 	// recv is the stream to read: gRPC's own, under the generated type,
 	// whose RecvMsg would be one more frame beneath the wait.
 	recv grpc.ServerStream
