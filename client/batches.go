@@ -30,7 +30,7 @@ func (c *Client) SubmitBatch(ctx context.Context, req *api.BatchRequest) (*api.B
 		if !retryable(err) || ctx.Err() != nil || n >= submitTries {
 			return nil, err
 		}
-		if serr := sleep(ctx, backoff(n)); serr != nil {
+		if serr := sleep(ctx, retryPause(err, n)); serr != nil {
 			return nil, err
 		}
 	}

@@ -22,8 +22,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/grappe/grappe/api"
 )
@@ -158,6 +160,9 @@ type Error struct {
 	Status  int    // HTTP status
 	Code    string // api.Code…, e.g. "not_found"
 	Message string
+	// RetryAfter is how long the master asked to wait before trying
+	// again (its Retry-After header, on a 429 or 503), or 0.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -201,7 +206,7 @@ const maxErrorBody = 64 << 10
 // not the API's JSON (a proxy's HTML page, an empty body).
 func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	e := &Error{Status: resp.StatusCode}
+	e := &Error{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	var body api.ErrorBody
 	if json.Unmarshal(b, &body) == nil && (body.Error.Code != "" || body.Error.Message != "") {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
@@ -214,6 +219,21 @@ func decodeError(resp *http.Response) error {
 	}
 	e.Message = orDefault(msg, http.StatusText(resp.StatusCode))
 	return e
+}
+
+// retryAfter reads a Retry-After header: a number of seconds, or an HTTP
+// date (then the time left until it). 0 when absent, unreadable or past.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		return time.Duration(max(s, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
 }
 
 func codeForStatus(status int) string {

@@ -561,3 +561,42 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("no master reachable: %v, want both refusals", err)
 	}
 }
+
+// A submission refused with Retry-After (the master shedding load) is sent
+// again after what the master asked for, not after the first backoff step.
+func TestSubmitHonoursRetryAfter(t *testing.T) {
+	var calls atomic.Int32
+	var first, gap atomic.Int64 // unix nanoseconds, nanoseconds
+	_, c := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			first.Store(time.Now().UnixNano())
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, "the master lags")
+			return
+		}
+		gap.Store(time.Now().UnixNano() - first.Load())
+		writeJSON(w, http.StatusCreated, api.Job{ID: "j1", Status: api.StatusQueued})
+	}))
+	if _, err := c.Submit(context.Background(), &api.JobRequest{Language: "python"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Duration(gap.Load()); calls.Load() != 2 || d < time.Second || d > 1500*time.Millisecond {
+		t.Fatalf("%d calls, the second %v after the first; want 2, 1s to 1.2s apart", calls.Load(), d)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		v    string
+		want time.Duration
+	}{
+		{"", 0}, {"3", 3 * time.Second}, {" 2 ", 2 * time.Second}, {"-1", 0}, {"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	} {
+		if got := retryAfter(tc.v, now); got != tc.want {
+			t.Errorf("retryAfter(%q) = %v, want %v", tc.v, got, tc.want)
+		}
+	}
+}

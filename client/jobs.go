@@ -45,7 +45,7 @@ func (c *Client) submit(ctx context.Context, req *api.JobRequest, q url.Values) 
 		if !retryable(err) || ctx.Err() != nil || n >= submitTries {
 			return nil, err
 		}
-		if serr := sleep(ctx, backoff(n)); serr != nil {
+		if serr := sleep(ctx, retryPause(err, n)); serr != nil {
 			return nil, err
 		}
 	}
@@ -268,6 +268,23 @@ func backoff(n int) time.Duration {
 	}
 	d = min(d, retryMax)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// maxRetryAfter caps how long a Retry-After may hold a submission back,
+// so that a wrong header does not stall a client for good.
+const maxRetryAfter = time.Minute
+
+// retryPause returns the pause before trying a submission again after its
+// n-th failure, err: what the master asked for (Retry-After, on a 429 or
+// 503 when it sheds load), spread by up to a fifth more so that the
+// clients it refused together do not return together; else backoff(n).
+func retryPause(err error, n int) time.Duration {
+	var e *Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		d := min(e.RetryAfter, maxRetryAfter)
+		return d + time.Duration(0.2*rand.Float64()*float64(d))
+	}
+	return backoff(n)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

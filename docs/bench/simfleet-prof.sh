@@ -44,8 +44,8 @@ curl -s -o "$out/goroutine.txt" "$metrics/debug/pprof/goroutine?debug=1"
 until grep -q '^grappe bench:' "$out/bench.out" 2>/dev/null || ! kill -0 $bench_pid 2>/dev/null; do sleep 0.2; done
 curl -s -o "$out/cpu.pb.gz" "$metrics/debug/pprof/profile?seconds=8"
 wait $bench_pid || echo "(bench failed)"
-val() { awk -v k="$1" '$1 == k {printf "%.0f", $2}' "$2"; }
 for k in go_memstats_heap_alloc_bytes go_memstats_stack_inuse_bytes; do
-	echo "$k: $(( ($(val $k "$out/held.txt") - $(val $k "$out/held-before.txt")) / n / 1024 )) KB per worker"
+	awk -v k="$k" -v n="$n" 'FNR == NR && $1 == k {a = $2} FNR != NR && $1 == k {b = $2}
+		END {printf "%s: %.1f KB per worker\n", k, (b - a) / n / 1024}' "$out/held-before.txt" "$out/held.txt"
 done
 grep -E '^(throughput|p99)|RSS|refused' "$out/bench.out"

@@ -613,6 +613,12 @@ func (m *Master) listen() error {
 		// in pieces of 1 MiB at most either way.
 		grpc.ReadBufferSize(linkReadBuffer),
 		grpc.SharedWriteBuffer(true),
+		// Each connection carries one stream, whose headers are sent
+		// once: a dynamic HPACK table would only hold them for nothing.
+		grpc.HeaderTableSize(0),
+		// Lets a worker's link end its stream without a goroutine
+		// waiting to do it (workerlink.Link).
+		grpc.InTapHandle(workerlink.InTap),
 	)
 	links, err := workerlink.New(workerlink.Config{
 		Hub: linkHub{m}, HeartbeatInterval: m.cfg.HeartbeatInterval, Lease: m.cfg.WorkerTimeout,

@@ -3,9 +3,11 @@ package workerlink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -16,31 +18,69 @@ import (
 // helloTimeout bounds how long a new connection may take to say who it is.
 const helloTimeout = 10 * time.Second
 
-// sendQueue is how many messages may wait for a worker's stream: a
-// worker's slots bound its assignments, and a full queue only makes the
-// sender wait (Link.Send) or retry without its lock (Link.TrySend).
-const sendQueue = 64
-
 // Connect implements clusterpb.ClusterServer: one worker's stream, from
-// its hello to its end.
+// its hello to its end. This goroutine reads the stream; writes go
+// through the Link.
+//
+// It is written for its stack (issue 16: thousands of idle workers). An
+// idle link's goroutine waits in RecvMsg beneath gRPC's own frames (about
+// 3 KB of them), and Go keeps a goroutine's stack at four times what it
+// uses when it collects, rounded to a power of two: what the loop leaves
+// on the stack while it waits decides between 8 KB and 16 KB per worker.
+// So the work is done in calls that return before the next wait (open,
+// handle), and the loop keeps a few words.
 func (s *Server) Connect(stream clusterpb.Cluster_ConnectServer) error {
-	hub := s.cfg.Hub
-	p := peerOf(stream.Context())
-	hello, err := recvHello(stream)
+	c, err := s.open(stream)
 	if err != nil {
-		s.log.Warn("worker refused", "addr", p.Addr, "err", err)
 		return err
 	}
-	ref, err := hub.Authorize(stream.Context(), p, hello)
+	for {
+		msg := c.ready()
+		if !c.handle(msg, c.recv.RecvMsg(msg)) {
+			return nil
+		}
+	}
+}
+
+// conn is a link being served: what the handling of a message needs.
+type conn struct {
+	s   *Server
+	ctx context.Context
+	ref store.WorkerRef
+	l   *Link
+	// recv is the stream to read: gRPC's own, under the generated type,
+	// whose RecvMsg would be one more frame beneath the wait.
+	recv grpc.ServerStream
+	// asm rebuilds results sent in pieces; what is half-received when the
+	// link ends is dropped with it (the worker sends it again).
+	asm *assembler
+}
+
+// open reads the hello, attaches the link, and writes the welcome.
+func (s *Server) open(stream clusterpb.Cluster_ConnectServer) (*conn, error) {
+	hub := s.cfg.Hub
+	ctx := stream.Context()
+	cancel, ok := ctx.Value(closeKey{}).(context.CancelFunc)
+	if !ok {
+		s.log.Error("worker stream without a cancellable context: the gRPC server lacks grpc.InTapHandle(workerlink.InTap)")
+		return nil, status.Error(codes.Internal, "internal error")
+	}
+	p := peerOf(ctx)
+	hello, err := recvHello(stream, cancel)
 	if err != nil {
-		return grpcError(err)
+		s.log.Warn("worker refused", "addr", p.Addr, "err", err)
+		return nil, err
+	}
+	ref, err := hub.Authorize(ctx, p, hello)
+	if err != nil {
+		return nil, grpcError(err)
 	}
 	if hello.Name == "" || len(hello.Name) > 128 || hello.Slots < 1 {
-		return status.Error(codes.InvalidArgument, "hello needs a name (at most 128 bytes) and at least one slot")
+		return nil, status.Error(codes.InvalidArgument, "hello needs a name (at most 128 bytes) and at least one slot")
 	}
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	l := &Link{send: make(chan *clusterpb.MasterMessage, sendQueue), ctx: ctx, cancel: cancel}
+	// The link is held (writing) until the welcome is written: what the
+	// master sends as soon as it attaches the link follows the welcome.
+	l := &Link{stream: stream, cancel: cancel, writing: true}
 
 	// Results the worker finished while disconnected are recorded first,
 	// so the settling of its attempts does not re-queue them.
@@ -55,109 +95,96 @@ func (s *Server) Connect(stream clusterpb.Cluster_ConnectServer) error {
 		Abandon:             abandon,
 	}
 	if err := stream.Send(&clusterpb.MasterMessage{Msg: &clusterpb.MasterMessage_Welcome{Welcome: welcome}}); err != nil {
+		l.Close()
 		hub.Detach(hello.Name, l)
-		return err
+		return nil, err
 	}
 	for _, r := range hello.PendingResults {
 		_ = stream.Send(Ack(r.Attempt))
 	}
+	l.release()
 	s.log.Info("worker connected", "worker", hello.Name, "addr", p.Addr, "slots", hello.Slots,
 		"languages", len(hello.Languages), "sandbox", hello.Sandbox, "running", len(hello.Running))
-
-	// Two goroutines per stream, besides the transport's: this one
-	// writes (a gRPC stream must not be written from two goroutines at
-	// once), another reads. Recv does not return when the link is closed
-	// from this side (a revocation, a newer connection, a loss): returning
-	// from here ends the RPC, which ends the blocked Recv; a Recv that
-	// fails closes the link, which ends the writing.
-	received := make(chan error, 1)
-	go func() {
-		received <- s.receive(ctx, ref, l, stream)
-		l.Close()
-	}()
-	sendErr := send(ctx, l, stream)
-	hub.Detach(hello.Name, l)
-	l.Close()
-	select {
-	case err = <-received: // the worker's side ended, or its stream broke
-	default: // closed from this side, or a write failed
-		err = sendErr
+	c := &conn{s: s, ctx: ctx, ref: ref, l: l, recv: stream,
+		asm: newAssembler(s.cfg.MaxResultBytes, s.cfg.MaxResultBufferBytes)}
+	if g, ok := stream.(*grpc.GenericServerStream[clusterpb.WorkerMessage, clusterpb.MasterMessage]); ok {
+		c.recv = g.ServerStream
 	}
-	if err != nil && !errors.Is(err, io.EOF) && stream.Context().Err() == nil {
-		s.log.Info("worker stream ended", "worker", hello.Name, "err", err)
-	}
-	return nil
+	// The hello (languages, results) is garbage once this returns.
+	return c, nil
 }
 
-// send writes the link's messages to the stream until the link ends.
-func send(ctx context.Context, l *Link, stream clusterpb.Cluster_ConnectServer) error {
-	for {
-		select {
-		case msg := <-l.send:
-			if err := stream.Send(msg); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return nil
+// ready marks the link waiting for the worker's next message (Silent)
+// and returns the message to read it into. Not inlined: time.Now's
+// locals would stay on the stack through the wait (see Connect).
+//
+//go:noinline
+func (c *conn) ready() *clusterpb.WorkerMessage {
+	c.l.waiting.Store(time.Now().UnixNano())
+	return new(clusterpb.WorkerMessage)
+}
+
+// handle takes what RecvMsg read into msg, and reports whether to read
+// on; when the stream has ended (err), it ends the link.
+func (c *conn) handle(msg *clusterpb.WorkerMessage, err error) bool {
+	if err != nil {
+		c.end(err)
+		return false
+	}
+	c.l.waiting.Store(0)
+	hub, ref, l := c.s.cfg.Hub, c.ref, c.l
+	switch x := msg.Msg.(type) {
+	case *clusterpb.WorkerMessage_Heartbeat:
+		hub.Heartbeat(ref.Name, l, x.Heartbeat)
+	case *clusterpb.WorkerMessage_Output:
+		hub.Output(ref, x.Output)
+	case *clusterpb.WorkerMessage_Stage:
+		hub.Stage(ref, x.Stage)
+	case *clusterpb.WorkerMessage_Result:
+		if hub.Result(c.ctx, ref, x.Result) {
+			l.Send(Ack(x.Result.Attempt))
 		}
+	case *clusterpb.WorkerMessage_ResultPart:
+		c.s.resultPart(c.ctx, ref, l, c.asm, x.ResultPart)
+	case *clusterpb.WorkerMessage_Release:
+		hub.Release(c.ctx, ref, x.Release)
+	case *clusterpb.WorkerMessage_Accepted:
+		hub.Accepted(ref, x.Accepted)
+	}
+	return true
+}
+
+// end ends the link after its stream's read failed with err: the worker
+// ended it, its connection broke, or this side closed the link.
+func (c *conn) end(err error) {
+	gone := c.ctx.Err() != nil // the worker's side ended the stream, or its connection
+	closed, sendErr := c.l.ended()
+	c.l.Close()
+	c.l.writers.Wait() // the stream must not be written once Connect returns
+	c.s.cfg.Hub.Detach(c.ref.Name, c.l)
+	switch {
+	case sendErr != nil:
+		c.s.log.Info("worker stream ended", "worker", c.ref.Name, "err", fmt.Errorf("send: %w", sendErr))
+	case !closed && !gone && !errors.Is(err, io.EOF):
+		c.s.log.Info("worker stream ended", "worker", c.ref.Name, "err", err)
 	}
 }
 
-func recvHello(stream clusterpb.Cluster_ConnectServer) (*clusterpb.Hello, error) {
-	type res struct {
-		msg *clusterpb.WorkerMessage
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		msg, err := stream.Recv()
-		ch <- res{msg, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, r.err
-		}
-		if h := r.msg.GetHello(); h != nil {
-			return h, nil
-		}
-		return nil, status.Error(codes.InvalidArgument, "the first message must be a hello")
-	case <-time.After(helloTimeout):
+// recvHello reads the stream's first message, which must be a hello in
+// time: cancel ends a Recv that waits too long.
+func recvHello(stream clusterpb.Cluster_ConnectServer, cancel context.CancelFunc) (*clusterpb.Hello, error) {
+	late := time.AfterFunc(helloTimeout, cancel)
+	msg, err := stream.Recv()
+	if !late.Stop() {
 		return nil, status.Error(codes.DeadlineExceeded, "no hello in time")
 	}
-}
-
-func (s *Server) receive(ctx context.Context, ref store.WorkerRef, l *Link, stream clusterpb.Cluster_ConnectServer) error {
-	hub := s.cfg.Hub
-	// Results in pieces are rebuilt here; what is half-received when the
-	// link ends is dropped with it (the worker sends it again).
-	asm := newAssembler(s.cfg.MaxResultBytes, s.cfg.MaxResultBufferBytes)
-	for {
-		l.waiting.Store(time.Now().UnixNano())
-		msg, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		l.waiting.Store(0)
-		switch x := msg.Msg.(type) {
-		case *clusterpb.WorkerMessage_Heartbeat:
-			hub.Heartbeat(ref.Name, l, x.Heartbeat)
-		case *clusterpb.WorkerMessage_Output:
-			hub.Output(ref, x.Output)
-		case *clusterpb.WorkerMessage_Stage:
-			hub.Stage(ref, x.Stage)
-		case *clusterpb.WorkerMessage_Result:
-			if hub.Result(ctx, ref, x.Result) {
-				l.Send(Ack(x.Result.Attempt))
-			}
-		case *clusterpb.WorkerMessage_ResultPart:
-			s.resultPart(ctx, ref, l, asm, x.ResultPart)
-		case *clusterpb.WorkerMessage_Release:
-			hub.Release(ctx, ref, x.Release)
-		case *clusterpb.WorkerMessage_Accepted:
-			hub.Accepted(ref, x.Accepted)
-		}
+	if err != nil {
+		return nil, err
 	}
+	if h := msg.GetHello(); h != nil {
+		return h, nil
+	}
+	return nil, status.Error(codes.InvalidArgument, "the first message must be a hello")
 }
 
 // resultPart takes one piece of a result. The last piece records the

@@ -2,7 +2,7 @@
 // Cluster service (Connect, one bidirectional stream per worker, and Join,
 // which issues its certificate). It owns the mechanics of a stream: the
 // peer's address and verified certificate, the hello and its deadline,
-// the one goroutine that may write the stream, results sent in pieces
+// the writing of the stream in order (link.go), results sent in pieces
 // (rebuilt with bounds, assemble.go), acknowledgements, and the mapping of
 // refusals to gRPC codes. What the messages mean, the workers, their
 // attempts and the store, is the master's: the Hub.
@@ -14,8 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -94,54 +92,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	return &Server{cfg: cfg, log: cfg.Logger}, nil
 }
-
-// Link is one live Connect stream of a worker. Messages to the worker go
-// through a queue drained by one goroutine, because a gRPC stream must
-// not be written from two goroutines at once.
-type Link struct {
-	send   chan *clusterpb.MasterMessage
-	ctx    context.Context
-	cancel context.CancelFunc
-	once   sync.Once
-	// waiting is when the receive loop began to wait for the worker's
-	// next message (unix nanoseconds); 0 while it handles one.
-	waiting atomic.Int64
-}
-
-// Silent is how long the link has been ready to read the worker's next
-// message without one arriving: evidence that the worker went quiet, as
-// opposed to a master too busy to read what it sent (then 0: the loop is
-// handling a message, and the rest wait in the connection's buffers).
-func (l *Link) Silent(now time.Time) time.Duration {
-	since := l.waiting.Load()
-	if since == 0 {
-		return 0
-	}
-	return max(now.Sub(time.Unix(0, since)), 0)
-}
-
-// Send queues a message for the worker; it gives up when the link ends
-// rather than block its caller.
-func (l *Link) Send(msg *clusterpb.MasterMessage) {
-	select {
-	case l.send <- msg:
-	case <-l.ctx.Done():
-	}
-}
-
-// TrySend queues a message if the queue has room, without waiting: for a
-// caller holding a lock, which sends again with Send after releasing it.
-func (l *Link) TrySend(msg *clusterpb.MasterMessage) bool {
-	select {
-	case l.send <- msg:
-		return true
-	default:
-		return false
-	}
-}
-
-// Close ends the link (the worker reconnects); safe to call more than once.
-func (l *Link) Close() { l.once.Do(l.cancel) }
 
 // Ack is the acknowledgement of a recorded result.
 func Ack(a *clusterpb.AttemptRef) *clusterpb.MasterMessage {
