@@ -139,7 +139,10 @@ func TestPartitionedWorkerIsLostAndItsLateResultIgnored(t *testing.T) {
 }
 
 func TestMasterRestartReadoptsRunningJobs(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 2, Languages: []string{"bash"}}}})
+	// Placement timeout: as in TestMasterRestartKeepsQueuedJobs, the
+	// reconnection after the restart may be slow under load.
+	c := clustertest.Start(t, clustertest.Options{Workers: []clustertest.WorkerOptions{{Name: "w", Slots: 2, Languages: []string{"bash"}}},
+		Master: func(cfg *master.Config) { cfg.PlacementTimeout = 60 * time.Second }})
 	c.WaitLanguage("bash")
 	ctx := context.Background()
 	running, err := c.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "echo started; sleep 2; echo once >> counter; cat counter"})
@@ -167,7 +170,10 @@ func TestMasterRestartReadoptsRunningJobs(t *testing.T) {
 }
 
 func TestMasterRestartKeepsQueuedJobs(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{})
+	// The worker joins after the restart: under load its start may take
+	// longer than the harness's 3 s placement timeout, which this test is
+	// not about.
+	c := clustertest.Start(t, clustertest.Options{Master: func(cfg *master.Config) { cfg.PlacementTimeout = 60 * time.Second }})
 	ctx := context.Background()
 	var ids []string
 	for range 5 {
