@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -87,17 +88,39 @@ func parseWhen(v string, end bool) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
-	}
-	d, err := time.Parse(time.DateOnly, v)
+	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither a date (2006-01-02) nor an RFC 3339 time", v)
+		if t, err = time.Parse(time.DateOnly, v); err != nil {
+			return time.Time{}, fmt.Errorf("%q is neither a date (2006-01-02) nor an RFC 3339 time", v)
+		}
+		if end {
+			t = t.AddDate(0, 0, 1)
+		}
 	}
-	if end {
-		d = d.AddDate(0, 0, 1)
+	return clampWhen(t, end), nil
+}
+
+// The store keeps times as nanoseconds since 1970 in 64 bits: what it can
+// hold ends in 2262.
+var (
+	firstStorable = time.Unix(0, 0)
+	lastStorable  = time.Unix(0, math.MaxInt64)
+)
+
+// clampWhen brings a bound into what the store can compare: an until past
+// the last storable time bounds nothing, a since before 1970 neither, and
+// the others stay where they select what they meant (nothing, if need
+// be), instead of overflowing into another date.
+func clampWhen(t time.Time, end bool) time.Time {
+	switch {
+	case end && !t.Before(lastStorable), !end && !t.After(firstStorable):
+		return time.Time{}
+	case t.Before(firstStorable):
+		return firstStorable
+	case t.After(lastStorable):
+		return lastStorable
 	}
-	return d, nil
+	return t
 }
 
 func (s *server) listJobs(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {

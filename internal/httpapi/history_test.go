@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"math"
 	"net/url"
 	"strings"
 	"testing"
@@ -21,6 +22,13 @@ func TestParseJobQuery(t *testing.T) {
 		{"language=cpp&verdict=wrong_answer&q=hello+world", JobQuery{Limit: 100, Language: "cpp", Verdict: "wrong_answer", Search: "hello world"}},
 		{"since=2026-12-06&until=2026-12-06", JobQuery{Limit: 100, Since: day, Until: day.AddDate(0, 0, 1)}},
 		{"since=2026-12-06T10:00:00%2B02:00", JobQuery{Limit: 100, Since: time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)}},
+		// Past what the store's nanoseconds hold (2262), or before 1970:
+		// no bound where it would bound nothing, else the edge, never an
+		// overflow into another date.
+		{"until=9999-12-31", JobQuery{Limit: 100}},
+		{"since=1900-01-01", JobQuery{Limit: 100}},
+		{"since=9999-01-01", JobQuery{Limit: 100, Since: time.Unix(0, math.MaxInt64)}},
+		{"until=1900-01-01", JobQuery{Limit: 100, Until: time.Unix(0, 0)}},
 	} {
 		q, _ := url.ParseQuery(tc.query)
 		got, err := parseJobQuery(q)

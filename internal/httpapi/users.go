@@ -47,6 +47,10 @@ func userError(err error) error {
 	return err
 }
 
+// maxThrottledName bounds the user names the login limiter keeps: longer
+// than any valid name.
+const maxThrottledName = 128
+
 // throttleLogin bounds password attempts per user name and per address.
 // An address gets more attempts than a name (several users behind one
 // NAT), a name fewer (one account guessed from many addresses).
@@ -54,6 +58,11 @@ func (s *server) throttleLogin(r *http.Request, username string) error {
 	if ok, wait := s.loginByAddr.allow(clientIP(r)); !ok {
 		s.Logger.Warn("login throttled", "audit", true, "addr", r.RemoteAddr, "by", "address")
 		return tooMany("login attempts from this address", wait)
+	}
+	// The limiter is keyed by the name as sent: bounded, so that names of
+	// megabytes cannot fill the master's memory (no account has one).
+	if len(username) > maxThrottledName {
+		username = username[:maxThrottledName]
 	}
 	if ok, wait := s.loginByUser.allow(username); !ok {
 		s.Logger.Warn("login throttled", "audit", true, "user", username, "addr", r.RemoteAddr, "by", "user")
