@@ -30,6 +30,10 @@
 #                     their time (it costs a little: not for the figures)
 #   PERF_DIR=DIR ...  also perf record -g the first master during each
 #                     c=32 run, into DIR/LABEL-ROUND.data
+#   PERF_ALL=1 ...    with PERF_DIR: the whole machine, not the first master
+#   PPROF_DIR=DIR ... also take a Go CPU profile (PPROF_SECONDS, 3) of every master
+#                     during each c=32 run, into DIR/LABEL-ROUND-mI.pprof
+#   LABELS="pg1 pg3-old" ...  only these configurations
 #   OLD=BIN ...       also run the PostgreSQL configurations with the
 #                     masters and workers of another binary (pg1-old,
 #                     pg3-old), in the same rounds: a before/after
@@ -48,15 +52,18 @@ pgbin=${PGBIN:-/usr/lib/postgresql/15/bin}
 strict=${STRICT:-0}
 statements=${STATEMENTS:-0}
 perf_dir=${PERF_DIR:-}
+pprof_dir=${PPROF_DIR:-}
 old=${OLD:+$(realpath "$OLD")}
 labels=(sqlite pg1 pg3)
 [[ -n $old ]] && labels+=(pg1-old pg3-old)
+[[ -n ${LABELS:-} ]] && read -ra labels <<<"$LABELS"
 prog=(--lang c --source 'int main(void){return 0;}')
 
 tmp=$(mktemp -d /tmp/grappe-masters-XXXXXX)
 chmod 755 "$tmp" # the postgres user must reach its directory inside
 pids=()           # grappe processes of the configuration being measured
 masters=()        # the masters among them
+metrics=()        # their metrics addresses, when PPROF_DIR is set
 workers=()        # the workers among them
 pgpid=""
 
@@ -69,7 +76,7 @@ stop_all() {
     kill -INT "${pids[i]}" 2>/dev/null || true
     wait "${pids[i]}" 2>/dev/null || true
   done
-  pids=() masters=() workers=()
+  pids=() masters=() workers=() metrics=()
 }
 
 cleanup() {
@@ -130,6 +137,10 @@ start_master() {
   local args=(master --data "$dir" --listen "$master_api" --cluster-listen "$master_cluster" --rate-limit 100000)
   [[ -n $db ]] && args+=(--database "$db" --master-id "$id")
   [[ $strict == 1 && -z $db ]] && args+=(--sync full)
+  if [[ -n $pprof_dir ]]; then
+    metrics+=("127.0.0.1:$(free_port)")
+    args+=(--metrics-listen "${metrics[-1]}" --pprof)
+  fi
   mkdir -m 700 "$dir"
   "$server_bin" "${args[@]}" >"$dir.log" 2>&1 &
   pids+=($!) masters+=($!)
@@ -267,11 +278,23 @@ run() {
   local perf=""
   if [[ -n $perf_dir ]]; then
     mkdir -p "$perf_dir"
-    perf record -q -g -F 499 -p "${masters[0]}" -o "$perf_dir/$label-$round.data" >/dev/null 2>&1 &
+    local target=(-p "${masters[0]}")
+    [[ ${PERF_ALL:-0} == 1 ]] && target=(-a)
+    perf record -q -g -F 499 "${target[@]}" -o "$perf_dir/$label-$round.data" >/dev/null 2>&1 &
     perf=$!
+  fi
+  local profs=() m
+  if [[ -n $pprof_dir ]]; then
+    mkdir -p "$pprof_dir"
+    for i in "${!metrics[@]}"; do
+      m=${metrics[i]}
+      curl -s -o "$pprof_dir/$label-$round-m$i.pprof" "http://$m/debug/pprof/profile?seconds=${PPROF_SECONDS:-3}" &
+      profs+=($!)
+    done
   fi
   snap0=$(cpu_snapshot)
   bench "$label" "$round" "$jobs32" 32 --no-local "${spread[@]}"
+  for m in "${profs[@]}"; do wait "$m" || true; done
   [[ -n $perf ]] && { kill -INT "$perf"; wait "$perf" || true; }
   [[ -n $db && $statements == 1 ]] && statements_per_job "$db" "$jobs32"
   echo "    workers per master: $(workers_per_master "$run")"

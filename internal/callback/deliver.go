@@ -43,6 +43,11 @@ const (
 	DefaultMaxInterval = 10 * time.Minute
 	DefaultPoll        = time.Second
 	DefaultConcurrency = 16
+	// kickGap is the least time between two reads of the outbox that
+	// kicks asked for: every job that ends kicks, and at hundreds of
+	// jobs a second one read per job cost more than the callbacks
+	// (a job's callback waits for the next read at most this long).
+	kickGap = 25 * time.Millisecond
 	// maxResponseBytes is how much of a receiver's answer is read (and
 	// thrown away) so that the connection may be reused; no more.
 	maxResponseBytes = 4 << 10
@@ -185,12 +190,31 @@ func (d *Deliverer) Run(ctx context.Context) error {
 				})
 			}
 		}
+		read := time.Now()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-d.kickc:
+			if err := sleep(ctx, kickGap-time.Since(read)); err != nil {
+				return err
+			}
 		case <-t.C:
 		}
+	}
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
