@@ -32,12 +32,32 @@ func (m *Master) kick() {
 	}
 }
 
+// Hunger (several masters on one store that tells of jobs queued, as
+// PostgreSQL does): a master whose free slots a dispatch left empty says
+// so in the store for hungerTTL, again every hungerRefresh while it
+// stays hungry, and only then do the other masters' submissions wake it.
+// A master whose slots are full claims as each frees, so under load no
+// submission wakes any other master. A job queued just as a master turns
+// hungry may miss it (the two commits crossing); the dispatch right after
+// the announcement, then the one of every second, find it.
+const (
+	hungerRefresh = time.Second
+	hungerTTL     = 3 * time.Second
+)
+
+// hungerer is a store whose submissions wake the other masters only while
+// one is hungry (postgres.Store.Hungry).
+type hungerer interface {
+	Hungry(ctx context.Context, master string, d time.Duration) error
+}
+
 // dispatchLoop dispatches whenever something changes (a job arrives, a
 // slot frees, a worker joins) and at least every second, which also picks
 // up the jobs other masters queued.
 func (m *Master) dispatchLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var announced time.Time // the last announcement of hunger
 	for {
 		select {
 		case <-ctx.Done():
@@ -46,6 +66,16 @@ func (m *Master) dispatchLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		m.dispatch(ctx)
+		if h, ok := m.store.(hungerer); ok && time.Since(announced) >= hungerRefresh && (placer{m}).Free() > 0 {
+			if err := h.Hungry(ctx, m.cfg.MasterID, hungerTTL); err != nil {
+				if ctx.Err() == nil {
+					m.logStoreErr("announce free slots", err)
+				}
+				continue
+			}
+			announced = time.Now()
+			m.dispatch(ctx) // what was queued as the announcement crossed it
+		}
 	}
 }
 

@@ -12,7 +12,9 @@ import (
 // (PostgreSQL's LISTEN/NOTIFY: store.Changes), else found by the sweep's
 // polling, which runs either way and covers lost notifications:
 //
-//   - a job queued through any master is dispatched at once;
+//   - a job queued through any master is dispatched at once by the
+//     masters with free slots (those whose slots are full are not told:
+//     see hunger in dispatch.go);
 //   - a job another master ended: the subscribers here hear of it at once,
 //     and if this master's worker still runs it (cancelled or rescued
 //     there), a sweep now tells the worker to stop (dropReleased);

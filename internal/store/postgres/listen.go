@@ -8,7 +8,8 @@ import (
 )
 
 // Listen tells of the changes any master makes, as PostgreSQL notifies
-// them at commit (migrations 4 and 6): see store.Changes. It holds one
+// them at commit (migrations 4, 6 and 10): see store.Changes; a job
+// submitted is notified only while some master is Hungry. It holds one
 // connection of its own, reconnects when it is lost (notifications sent
 // meanwhile are lost: the masters' polling covers them), and returns when
 // ctx ends.
@@ -70,6 +71,21 @@ func (s *Store) listenOnce(ctx context.Context, c store.Changes) error {
 			call(c.Access)
 		}
 	}
+}
+
+// Hungry says that master has free slots that the queue left empty, for
+// d: until then every job submitted, through any master, is notified on
+// grappe_queued (migration 10); past it, with no master hungry, a
+// submission wakes no other master. A master refreshes it while it stays
+// hungry; the rows of masters gone an hour are removed on the way.
+func (s *Store) Hungry(ctx context.Context, master string, d time.Duration) error {
+	_, err := s.db.Exec(ctx, `WITH gone AS (DELETE FROM hungry_masters WHERE until < now() - interval '1 hour')
+	INSERT INTO hungry_masters (master, until) VALUES ($1, now() + $2 * interval '1 microsecond')
+	ON CONFLICT (master) DO UPDATE SET until = excluded.until`, master, d.Microseconds())
+	if err != nil {
+		return errorf("postgres: Hungry %q: %w", master, err)
+	}
+	return nil
 }
 
 func call(f func()) {

@@ -7,7 +7,8 @@ import (
 	"github.com/grappe/grappe/internal/store"
 )
 
-// Listen tells of each kind of change a master commits, as it commits.
+// Listen tells of each kind of change a master commits, as it commits;
+// of a job submitted, only while some master is hungry.
 func TestListenTellsOfChanges(t *testing.T) {
 	url := newDatabase(t)
 	s, other := openTest(t, url), openTest(t, url) // another master's handle makes the changes
@@ -39,15 +40,63 @@ func TestListenTellsOfChanges(t *testing.T) {
 	want("queued") // at the start: anything may have been queued before
 	want("access")
 
+	// none: nothing is notified in the time a notification takes.
+	none := func(what string) {
+		t.Helper()
+		deadline := time.After(300 * time.Millisecond)
+		for {
+			select {
+			case g := <-got:
+				if g == what {
+					t.Fatalf("%q notified", what)
+				}
+			case <-deadline:
+				return
+			}
+		}
+	}
+
+	// A job submitted wakes the masters only while one is hungry.
 	now := time.Now().UTC()
-	if err := other.CreateJob(ctx, &store.Job{ID: "j1", Owner: "ann", Language: "bash", CreatedAt: now}, 0); err != nil {
+	submit := func(id string) {
+		t.Helper()
+		if err := other.CreateJob(ctx, &store.Job{ID: id, Owner: "ann", Language: "bash", CreatedAt: now}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit("j0")
+	none("queued")
+	if err := other.Hungry(ctx, "m2", time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(20 * time.Millisecond)
+	submit("j00")
+	none("queued") // its hunger is over
+	if err := other.Hungry(ctx, "m2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	submit("j1")
 	want("queued")
 	if err := other.FinishQueued(ctx, "j1", store.Finish{Status: store.StatusCancelled, At: now}); err != nil {
 		t.Fatal(err)
 	}
 	want("ended j1")
+
+	// A job back in the queue wakes them, hungry or not.
+	if err := other.Hungry(ctx, "m2", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	submit("j2")
+	w := store.WorkerRef{Name: "w9", Identity: "id9"}
+	if err := other.StartAttempt(ctx, "j2", 1, w, now); err != nil {
+		t.Fatal(err)
+	}
+	none("queued")
+	if err := other.RequeueAttempt(ctx, "j2", 1, w, store.Requeue{Reason: "test", At: now}); err != nil {
+		t.Fatal(err)
+	}
+	want("queued")
 
 	if err := other.UpsertWorkers(ctx, []*store.Worker{{Name: "w1", Identity: "id1", Master: "m1", Status: "up", LastHeartbeat: now}}); err != nil {
 		t.Fatal(err)

@@ -303,6 +303,30 @@ CREATE TABLE callbacks (
 );
 CREATE INDEX callbacks_pending ON callbacks (next_at) WHERE delivered_at = 0 AND failed_at = 0;
 `,
+		// 10: a job submitted wakes the masters only while one of them
+		// has free slots that the queue left empty (hungry_masters, kept
+		// by Hungry): a master whose slots are full claims again as each
+		// frees, and one notification of every job to every master cost
+		// them all a wake-up per job. A job back in the queue (a requeue,
+		// a rescue) wakes them always: it is rare.
+		`
+CREATE TABLE hungry_masters (
+	master TEXT        PRIMARY KEY,
+	until  TIMESTAMPTZ NOT NULL
+);
+CREATE OR REPLACE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.status = 'queued' THEN
+		IF TG_OP = 'UPDATE' OR EXISTS (SELECT 1 FROM hungry_masters WHERE until > now()) THEN
+			PERFORM pg_notify('grappe_queued', '');
+		END IF;
+	ELSIF NEW.status IN ('done', 'failed', 'cancelled') THEN
+		PERFORM pg_notify('grappe_ended', NEW.id);
+	END IF;
+	RETURN NULL;
+END
+$$;
+`,
 	}
 }
 
