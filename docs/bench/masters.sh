@@ -206,7 +206,7 @@ cpu_snapshot() {
 # their total time, from pg_stat_statements (reset before the run).
 statements_per_job() {
   "${psql_admin[@]}" -d "$1" -c "SELECT round(calls::numeric / $2, 2) AS per_job,
-      round(total_exec_time::numeric / $2, 3) AS ms_per_job, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query
+      round(total_exec_time::numeric / $2, 3) AS ms_per_job, left(regexp_replace(query, '\s+', ' ', 'g'), ${QLEN:-90}) AS query
     FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$1') AND calls >= $2 / 4
     ORDER BY total_exec_time DESC LIMIT 15"
 }

@@ -345,6 +345,10 @@ type Master struct {
 	// other masters changed (notified.go).
 	sweepc   chan struct{}
 	notified notified
+	// recording holds the jobs whose result this master is recording
+	// (id → attempt): the store's notification of such an end is its
+	// own, which it publishes itself. Under mu.
+	recording map[string]int
 	// outage: the database's unavailability, for the logs (outage.go).
 	outage outage
 	// The roles this master may lead (leader.go).
@@ -392,7 +396,7 @@ func New(cfg Config) (*Master, error) {
 	m := &Master{
 		cfg: cfg, log: cfg.Logger, audit: cfg.Logger.With("audit", true), catalogue: cfg.Catalogue,
 		broker: newBroker(), kickc: make(chan struct{}, 1), sweepc: make(chan struct{}, 1),
-		jobs: map[string]*liveJob{}, workers: map[string]*workerEntry{}, started: time.Now(),
+		jobs: map[string]*liveJob{}, recording: map[string]int{}, workers: map[string]*workerEntry{}, started: time.Now(),
 		attached:  attachedSessions{byJob: map[string]*attach.Session{}},
 		dirtyRows: map[string]struct{}{},
 		sweeper:   role{name: store.RoleSweeper}, autoscaleRole: role{name: store.RoleAutoscaler},

@@ -33,6 +33,9 @@ const identityCheckEvery = 20
 // notified is what a notification asked the next sweep to do.
 type notified struct {
 	workers, revoked, access atomic.Bool
+	// ended: notifications of ends may have been missed (the store's
+	// notifications restarted): the next sweep reads the watched jobs.
+	ended atomic.Bool
 }
 
 // notifier is a store that tells of the changes other masters make as
@@ -72,14 +75,36 @@ func (m *Master) followNotifications(ctx context.Context) {
 			m.notified.access.Store(true)
 			m.sweepSoon()
 		},
+		Resumed: func() {
+			m.notified.ended.Store(true)
+			m.sweepSoon()
+		},
 	})
+}
+
+// hearsEnds reports whether the store tells this master of the ends
+// other masters record: the sweep then reads the jobs watched here only
+// now and then, to cover a notification lost, rather than at every sweep.
+func (m *Master) hearsEnds() bool {
+	_, ok := m.store.(notifier)
+	return ok
 }
 
 // endedElsewhere reacts to the end of job id, recorded by any master.
 func (m *Master) endedElsewhere(ctx context.Context, id string) {
 	m.mu.Lock()
+	_, recording := m.recording[id]
 	mine := m.heldHereLocked(id)
+	if !recording && !mine {
+		// Ended elsewhere: an entry here (queued when this master
+		// accepted it) is stale. Gone, a subscription from now on reads
+		// the store (Subscribe); one made before is answered below.
+		delete(m.jobs, id)
+	}
 	m.mu.Unlock()
+	if recording {
+		return // this master's own end, which it publishes as it returns
+	}
 	if mine {
 		// Its end is this master's to publish; if it did not record it
 		// (a cancel or a rescue elsewhere), its worker must stop.

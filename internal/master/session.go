@@ -204,7 +204,15 @@ func (m *Master) record(ctx context.Context, w store.WorkerRef, r *clusterpb.Res
 		delete(we.attempts, id)
 		m.reindex(we)
 	}
+	m.recording[id] = n
 	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		if m.recording[id] == n {
+			delete(m.recording, id)
+		}
+		m.mu.Unlock()
+	}()
 	m.kick()
 	// The result is here: its commit does not depend on the link. Under
 	// the link's context, a worker killed just after sending it cancels

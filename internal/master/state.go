@@ -335,7 +335,9 @@ func (m *Master) sweep(ctx context.Context, now time.Time) {
 	m.dropStale(ctx, now)
 	m.dropReleased(ctx)
 	m.endOrphans(ctx)
-	m.endFinishedElsewhere(ctx)
+	if !m.hearsEnds() || m.sweeps%endsPollEvery == 0 || m.notified.ended.Swap(false) {
+		m.endFinishedElsewhere(ctx)
+	}
 	m.sweeps++
 	if m.sweeps%4 == 0 || m.notified.workers.Swap(false) {
 		m.applyDrains(ctx) // a read of the whole table: every fourth sweep

@@ -211,6 +211,12 @@ func (m *Master) dropReleased(ctx context.Context) {
 	}
 }
 
+// endsPollEvery is how many sweeps apart endFinishedElsewhere reads the
+// watched jobs when the store tells of ends as they commit: it covers a
+// notification lost, which the store's (re)connection also flags
+// (notified.ended). Without notifications it runs at every sweep.
+const endsPollEvery = 10
+
 // endFinishedElsewhere ends the subscriptions (SSE streams, ?wait) of the
 // jobs another master finished: this master hears only of the ends it
 // records. A bounded number per sweep, read from the store; the jobs one

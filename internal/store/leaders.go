@@ -42,4 +42,7 @@ type Changes struct {
 	// Access: users, tokens or the cluster's secrets changed (a token
 	// revoked, a password or role changed, the join token rotated).
 	Access func()
+	// Resumed: the notifications (re)started; whatever changed before
+	// was not told, so anything may have.
+	Resumed func()
 }

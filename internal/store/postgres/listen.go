@@ -55,6 +55,7 @@ func (s *Store) listenOnce(ctx context.Context, c store.Changes) error {
 	// replaced, was not notified: say that anything may have.
 	call(c.Queued)
 	call(c.Access)
+	call(c.Resumed)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
