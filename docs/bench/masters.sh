@@ -34,6 +34,7 @@
 #   PPROF_DIR=DIR ... also take a Go CPU profile (PPROF_SECONDS, 3) of every master
 #                     during each c=32 run, into DIR/LABEL-ROUND-mI.pprof
 #   LABELS="pg1 pg3-old" ...  only these configurations
+#   MASTER_ENV="GOMAXPROCS=1" ...  the masters' environment
 #   OLD=BIN ...       also run the PostgreSQL configurations with the
 #                     masters and workers of another binary (pg1-old,
 #                     pg3-old), in the same rounds: a before/after
@@ -142,7 +143,7 @@ start_master() {
     args+=(--metrics-listen "${metrics[-1]}" --pprof)
   fi
   mkdir -m 700 "$dir"
-  "$server_bin" "${args[@]}" >"$dir.log" 2>&1 &
+  env ${MASTER_ENV:-} "$server_bin" "${args[@]}" >"$dir.log" 2>&1 &
   pids+=($!) masters+=($!)
   wait_for "$dir.log" "grappe master is ready"
 }
