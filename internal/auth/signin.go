@@ -54,12 +54,14 @@ func (a *Authenticator) SignInLink(user string, ttl time.Duration) (string, erro
 // SessionFrom exchanges a secret for a new login token valid for ttl
 // (bounded by LoginTTL): a sign-in link's secret, used up by the
 // exchange, or a valid API token of the user (the session then ends no
-// later than the token; a login token is refused: exchanging sessions for
-// sessions would keep one alive for ever). It returns who
-// signed in, the token and its expiry, and whether a link was used.
+// later than the token and is revoked with it; a login token is refused:
+// exchanging sessions for sessions would keep one alive for ever). It
+// returns who signed in, the token and its expiry, and whether a link was
+// used.
 func (a *Authenticator) SessionFrom(ctx context.Context, secret string, ttl time.Duration) (p *Principal, token string, expires time.Time, link bool, err error) {
 	hash := HashToken(secret)
 	now := a.now()
+	var t *store.Token // the API token exchanged, if one is
 	a.mu.Lock()
 	l, isLink := a.links[hash]
 	if isLink {
@@ -82,8 +84,8 @@ func (a *Authenticator) SessionFrom(ctx context.Context, secret string, ttl time
 	} else {
 		// Only an API token, read from the store (not the cache): a login
 		// token exchanged for another would renew a session for ever, and
-		// a session must not outlive the token it came from.
-		var t *store.Token
+		// a session must not outlive the token it came from, nor its
+		// revocation (Token.Parent).
 		if len(secret) > 512 {
 			return nil, "", time.Time{}, false, ErrUnauthenticated
 		}
@@ -99,10 +101,12 @@ func (a *Authenticator) SessionFrom(ctx context.Context, secret string, ttl time
 			}
 		}
 	}
-	name := "web (API token)"
+	name, parent := "web (API token)", ""
 	if isLink {
 		name = "web (sign-in link)"
+	} else {
+		parent = t.ID // revoked with it
 	}
-	token, expires, err = a.loginToken(ctx, p.User, name, ttl)
+	token, expires, err = a.loginToken(ctx, p.User, name, parent, ttl)
 	return p, token, expires, isLink, err
 }

@@ -53,7 +53,7 @@ func (a *Authenticator) LoginFor(ctx context.Context, name, password string, ttl
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	return a.loginToken(ctx, u.Name, "login", ttl)
+	return a.loginToken(ctx, u.Name, "login", "", ttl)
 }
 
 // CheckPassword reports ErrBadCredentials unless password is name's (a
@@ -86,13 +86,13 @@ func (a *Authenticator) verify(ctx context.Context, name, password string) (*sto
 
 // loginToken issues a login token of user named name, valid for ttl
 // bounded by LoginTTL.
-func (a *Authenticator) loginToken(ctx context.Context, user, name string, ttl time.Duration) (string, time.Time, error) {
+func (a *Authenticator) loginToken(ctx context.Context, user, name, parent string, ttl time.Duration) (string, time.Time, error) {
 	a.purgeExpired(ctx)
 	if ttl <= 0 || ttl > a.loginTTL {
 		ttl = a.loginTTL
 	}
 	now := a.now().UTC()
-	t, token, err := a.issue(ctx, &store.Token{User: user, Name: name, Kind: store.TokenLogin, CreatedAt: now, ExpiresAt: now.Add(ttl)})
+	t, token, err := a.issue(ctx, &store.Token{User: user, Name: name, Kind: store.TokenLogin, CreatedAt: now, ExpiresAt: now.Add(ttl), Parent: parent})
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -248,9 +248,7 @@ func (a *Authenticator) RevokeToken(ctx context.Context, token string) error {
 	if err := a.store.DeleteToken(ctx, t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("auth: revoke token: %w", err)
 	}
-	a.mu.Lock()
-	delete(a.cache, hash)
-	a.mu.Unlock()
+	a.Forget(t.User) // the sessions opened with it went with it
 	return nil
 }
 
@@ -288,9 +286,7 @@ func (a *Authenticator) DeleteToken(ctx context.Context, user, id string) error 
 			if err := a.store.DeleteToken(ctx, id); err != nil {
 				return fmt.Errorf("auth: revoke token: %w", err)
 			}
-			a.mu.Lock()
-			delete(a.cache, t.Hash)
-			a.mu.Unlock()
+			a.Forget(user) // the sessions opened with it went with it
 			return nil
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -283,6 +284,22 @@ func (d *Deliverer) describe(err error) string {
 	return err.Error()
 }
 
+// redactURL drops from the URL an HTTP client's error names its user
+// information, query and fragment: a receiver's credentials often ride
+// there, and the error goes to the master's log and the job's record.
+func redactURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		return ue.Err
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
+}
+
 // send makes one attempt; it returns the receiver's status, if one came,
 // and why the attempt failed.
 func (d *Deliverer) send(ctx context.Context, c *store.Callback) (int, error) {
@@ -306,7 +323,7 @@ func (d *Deliverer) send(ctx context.Context, c *store.Callback) (int, error) {
 	req.Header.Set("Grappe-Callback-Attempt", strconv.Itoa(c.Attempts+1))
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, redactURL(err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
 	resp.Body.Close()

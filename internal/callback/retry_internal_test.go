@@ -1,6 +1,9 @@
 package callback
 
 import (
+	"errors"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,5 +36,28 @@ func TestRetryAt(t *testing.T) {
 		case tc.want >= 0 && !got.Equal(tc.now.Add(tc.want)):
 			t.Errorf("attempts %d at +%s: retry at %v, want +%s", tc.attempts, tc.now.Sub(first), got, tc.want)
 		}
+	}
+}
+
+// An HTTP client's error keeps the receiver's host and path but not what
+// rides in its user information, query or fragment.
+func TestRedactURL(t *testing.T) {
+	cause := errors.New("connection refused")
+	for _, tc := range []struct{ in, want string }{
+		{"https://user:pw@hooks.example/p?token=s3cret#frag", "https://hooks.example/p"},
+		{"http://hooks.example:8080/a/b?", "http://hooks.example:8080/a/b"},
+		{"http://hooks.example/plain", "http://hooks.example/plain"},
+	} {
+		err := redactURL(&url.Error{Op: "Post", URL: tc.in, Err: cause})
+		var ue *url.Error
+		if !errors.As(err, &ue) || ue.URL != tc.want || !errors.Is(err, cause) {
+			t.Errorf("redactURL(%q) = %v, want URL %q wrapping the cause", tc.in, err, tc.want)
+		}
+		if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "pw@") {
+			t.Errorf("redactURL(%q) still shows a secret: %v", tc.in, err)
+		}
+	}
+	if err := redactURL(cause); err != cause {
+		t.Errorf("another error changed: %v", err)
 	}
 }

@@ -205,6 +205,14 @@ func TestAdminManagesTokensOfUsers(t *testing.T) {
 	if code := e.call("GET", "/api/v1/users/nobody/tokens", e.admin, nil, "", nil); code != 404 {
 		t.Fatalf("tokens of an unknown user: %d", code)
 	}
+	// A web session opened with the token, which its revocation ends.
+	web, code := e.tokenSession(tok.Token)
+	if code != 200 || web.Username != "bob" {
+		t.Fatalf("session from bob's token: %d %+v", code, web.Session)
+	}
+	if code := e.call("GET", "/api/v1/session", "", web, "", nil); code != 200 {
+		t.Fatalf("GET /session with the token's session: %d", code)
+	}
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/api/v1/users/ada/tokens", ""},
 		{"POST", "/api/v1/users/ada/tokens", `{"name":"x"}`},
@@ -223,6 +231,9 @@ func TestAdminManagesTokensOfUsers(t *testing.T) {
 	}
 	if _, err := e.a.Authenticate(context.Background(), tok.Token); err == nil {
 		t.Fatal("the revoked token still works")
+	}
+	if code := e.call("GET", "/api/v1/session", "", web, "", nil); code != 401 {
+		t.Fatalf("the session of a revoked token: GET /session %d, want 401", code)
 	}
 }
 

@@ -217,6 +217,10 @@ type Token struct {
 	Kind      string // TokenAPI or TokenLogin; empty is taken as TokenAPI
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero: never expires
+	// Parent is the id of the API token a login token was exchanged
+	// for (a web session opened with a token), empty otherwise:
+	// DeleteToken of the parent deletes it too.
+	Parent string
 }
 
 // Expired reports whether the token is past its expiry at now.

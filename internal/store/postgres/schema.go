@@ -327,6 +327,12 @@ BEGIN
 END
 $$;
 `,
+		// 11: a web session opened with an API token names it (parent)
+		// and is revoked with it (SQLite's migration 14).
+		`
+ALTER TABLE tokens ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+CREATE INDEX tokens_parent ON tokens (parent) WHERE parent <> '';
+`,
 	}
 }
 

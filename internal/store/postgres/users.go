@@ -13,7 +13,7 @@ import (
 )
 
 // tokenColumns are the columns scanToken reads, in its order.
-const tokenColumns = `id, hash, user_name, name, kind, created_at, expires_at`
+const tokenColumns = `id, hash, user_name, name, kind, created_at, expires_at, parent`
 
 // PutUser implements store.Store: insert, or replace every field of an
 // existing user. An upsert, so the row (and the tokens that reference it)
@@ -77,8 +77,8 @@ func (s *Store) CreateToken(ctx context.Context, t *store.Token) error {
 		kind = store.TokenAPI
 	}
 	_, err := s.db.Exec(ctx,
-		`INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		t.ID, t.Hash, t.User, t.Name, kind, columns.Nanos(t.CreatedAt), columns.Nanos(t.ExpiresAt))
+		`INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.ID, t.Hash, t.User, t.Name, kind, columns.Nanos(t.CreatedAt), columns.Nanos(t.ExpiresAt), t.Parent)
 	if err != nil {
 		return errorf("postgres: CreateToken %q for user %q: %w", t.ID, t.User, constraintErr(err))
 	}
@@ -110,9 +110,10 @@ func (s *Store) ListTokens(ctx context.Context, user string) ([]*store.Token, er
 	return tokens, nil
 }
 
-// DeleteToken implements store.Store.
+// DeleteToken implements store.Store: the token and the sessions opened
+// with it, in one statement.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
-	return s.deleteOne(ctx, "DeleteToken", id, `DELETE FROM tokens WHERE id = $1`)
+	return s.deleteOne(ctx, "DeleteToken", id, `DELETE FROM tokens WHERE id = $1 OR (parent = $1 AND $1 <> '')`)
 }
 
 // SetPasswordHash implements store.Store: the new hash and the deletion of
@@ -179,7 +180,7 @@ func scanToken(row rowScanner) (*store.Token, error) {
 		t                store.Token
 		created, expires int64
 	)
-	if err := row.Scan(&t.ID, &t.Hash, &t.User, &t.Name, &t.Kind, &created, &expires); err != nil {
+	if err := row.Scan(&t.ID, &t.Hash, &t.User, &t.Name, &t.Kind, &created, &expires, &t.Parent); err != nil {
 		return nil, err
 	}
 	t.CreatedAt = columns.Time(created)

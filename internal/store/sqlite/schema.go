@@ -306,6 +306,12 @@ CREATE TABLE callbacks (
 ) WITHOUT ROWID;
 CREATE INDEX callbacks_pending ON callbacks (next_at) WHERE delivered_at = 0 AND failed_at = 0;
 `,
+		// 14: a web session opened with an API token names it (parent)
+		// and is revoked with it.
+		`
+ALTER TABLE tokens ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+CREATE INDEX tokens_parent ON tokens (parent) WHERE parent <> '';
+`,
 	}
 }
 

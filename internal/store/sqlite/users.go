@@ -12,7 +12,7 @@ import (
 )
 
 // tokenColumns are the columns scanToken reads, in its order.
-const tokenColumns = `id, hash, user, name, kind, created_at, expires_at`
+const tokenColumns = `id, hash, user, name, kind, created_at, expires_at, parent`
 
 const sqlTokenByHash = `SELECT ` + tokenColumns + ` FROM tokens WHERE hash = ?`
 
@@ -92,8 +92,8 @@ func (s *Store) CreateToken(ctx context.Context, t *store.Token) error {
 		kind = store.TokenAPI
 	}
 	_, err := s.w.ExecContext(ctx,
-		`INSERT INTO tokens (id, hash, user, name, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Hash, t.User, t.Name, kind, columns.Nanos(t.CreatedAt), columns.Nanos(t.ExpiresAt))
+		`INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Hash, t.User, t.Name, kind, columns.Nanos(t.CreatedAt), columns.Nanos(t.ExpiresAt), t.Parent)
 	if err != nil {
 		return fmt.Errorf("sqlite: CreateToken %q for user %q: %w", t.ID, t.User, constraintErr(err))
 	}
@@ -136,9 +136,10 @@ func (s *Store) ListTokens(ctx context.Context, user string) ([]*store.Token, er
 	return tokens, nil
 }
 
-// DeleteToken implements store.Store.
+// DeleteToken implements store.Store: the token and the sessions opened
+// with it, in one statement.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
-	return s.deleteOne(ctx, "DeleteToken", id, `DELETE FROM tokens WHERE id = ?`)
+	return s.deleteOne(ctx, "DeleteToken", id, `DELETE FROM tokens WHERE id = ?1 OR (parent = ?1 AND ?1 <> '')`)
 }
 
 // SetPasswordHash implements store.Store: the new hash and the deletion of
@@ -219,7 +220,7 @@ func scanToken(row interface{ Scan(...any) error }) (*store.Token, error) {
 		t                store.Token
 		created, expires int64
 	)
-	if err := row.Scan(&t.ID, &t.Hash, &t.User, &t.Name, &t.Kind, &created, &expires); err != nil {
+	if err := row.Scan(&t.ID, &t.Hash, &t.User, &t.Name, &t.Kind, &created, &expires, &t.Parent); err != nil {
 		return nil, err
 	}
 	t.CreatedAt = columns.Time(created)

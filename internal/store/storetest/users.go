@@ -48,9 +48,9 @@ func checkToken(t *testing.T, got, want *store.Token) {
 	if wantKind == "" {
 		wantKind = store.TokenAPI
 	}
-	if got.ID != want.ID || got.Hash != want.Hash || got.User != want.User || got.Name != want.Name || got.Kind != wantKind {
-		t.Errorf("token = {%q %q %q %q %q}, want {%q %q %q %q %q}",
-			got.ID, got.Hash, got.User, got.Name, got.Kind, want.ID, want.Hash, want.User, want.Name, wantKind)
+	if got.ID != want.ID || got.Hash != want.Hash || got.User != want.User || got.Name != want.Name || got.Kind != wantKind || got.Parent != want.Parent {
+		t.Errorf("token = {%q %q %q %q %q %q}, want {%q %q %q %q %q %q}",
+			got.ID, got.Hash, got.User, got.Name, got.Kind, got.Parent, want.ID, want.Hash, want.User, want.Name, wantKind, want.Parent)
 	}
 	checkTime(t, "token "+want.ID+" CreatedAt", got.CreatedAt, want.CreatedAt)
 	checkTime(t, "token "+want.ID+" ExpiresAt", got.ExpiresAt, want.ExpiresAt)
@@ -228,6 +228,32 @@ func testTokens(t *testing.T, s store.Store) {
 	}
 	wantErr(t, "DeleteToken twice", s.DeleteToken(t.Context(), "t1"), store.ErrNotFound)
 	wantErr(t, "DeleteToken missing", s.DeleteToken(t.Context(), "nope"), store.ErrNotFound)
+
+	// Sessions opened with an API token go with it; another's stay.
+	s1, s2 := newToken("s1", "alice", 3), newToken("s2", "alice", 4)
+	s1.Kind, s1.Parent = store.TokenLogin, "t2"
+	s2.Kind = store.TokenLogin
+	mustCreateToken(t, s, s1)
+	mustCreateToken(t, s, s2)
+	if got, err := s.TokenByHash(t.Context(), s1.Hash); err != nil {
+		t.Fatalf("TokenByHash(s1): %v", err)
+	} else {
+		checkToken(t, got, s1)
+	}
+	if err := s.DeleteToken(t.Context(), "s2"); err != nil { // a child alone
+		t.Fatalf("DeleteToken(s2): %v", err)
+	}
+	if got := listTokens(t, s, "alice"); !slices.Equal(got, []string{"t2", "s1"}) {
+		t.Errorf("ListTokens after deleting a session = %v, want [t2 s1]", got)
+	}
+	if err := s.DeleteToken(t.Context(), "t2"); err != nil {
+		t.Fatalf("DeleteToken(t2): %v", err)
+	}
+	_, err = s.TokenByHash(t.Context(), s1.Hash)
+	wantErr(t, "a session after its token's deletion", err, store.ErrNotFound)
+	if got := listTokens(t, s, "bob"); !slices.Equal(got, []string{"t3"}) {
+		t.Errorf("bob's tokens after alice's deletion = %v, want [t3]", got)
+	}
 }
 
 func testTokenConflicts(t *testing.T, s store.Store) {
