@@ -208,6 +208,25 @@ func TestJobShare(t *testing.T) {
 	if code, _ := owner.do(t, "DELETE", share, nil); code != http.StatusNotFound {
 		t.Errorf("revoking twice: %d, want 404", code)
 	}
+
+	// The audit log tells who made and revoked links, never their tokens.
+	code, body = admin.do(t, "GET", "/api/v1/audit?actor=alice", nil)
+	var audit api.AuditList
+	if code != http.StatusOK || json.Unmarshal(body, &audit) != nil {
+		t.Fatalf("audit: %d %s", code, body)
+	}
+	counts := map[string]int{}
+	for _, e := range audit.Entries {
+		if e.Target == j.ID {
+			counts[e.Action]++
+		}
+	}
+	if counts["job.share"] != 2 || counts["job.unshare"] != 1 {
+		t.Errorf("audit of alice's links: %v, want 2 job.share and 1 job.unshare", counts)
+	}
+	if strings.Contains(string(body), sh.Token) || strings.Contains(string(body), second.Token) {
+		t.Errorf("the audit log shows a link's token: %s", body)
+	}
 }
 
 // TestLanguagesShowLimits: the languages list carries the cluster's

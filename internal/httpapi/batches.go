@@ -65,6 +65,7 @@ func (s *server) rotateCallbackSecret(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
+	s.audit(r, p.User, "callback-secret.rotate", p.User, "")
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, sec)
 	return nil

@@ -15,6 +15,7 @@ func (s *server) shareJob(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	if err != nil {
 		return err
 	}
+	s.audit(r, p.User, "job.share", r.PathValue("id"), "a read-only link made (an earlier one revoked)")
 	writeJSON(w, http.StatusCreated, sh)
 	return nil
 }
@@ -32,6 +33,7 @@ func (s *server) unshareJob(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	if err := s.Service.UnshareJob(r.Context(), p, r.PathValue("id")); err != nil {
 		return err
 	}
+	s.audit(r, p.User, "job.unshare", r.PathValue("id"), "its read-only link revoked")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
