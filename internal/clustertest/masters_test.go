@@ -85,6 +85,26 @@ func TestMastersNotifyEachOther(t *testing.T) {
 	if per > 600*time.Millisecond {
 		t.Fatalf("%v a job: the masters did not hear of each other's commits", per)
 	}
+
+	// A job accepted and run through b, followed through a's event
+	// stream: a neither accepted nor holds it, and hears of its end
+	// because it said it watches it (polling alone: ten sweeps, 10 s).
+	// Each job runs long enough for a's stream to be open before it ends.
+	start = time.Now()
+	for i := range n {
+		j, err := b.Client.Submit(ctx, &api.JobRequest{Language: "bash", Source: "sleep 0.3"})
+		if err != nil {
+			t.Fatalf("job %d through b: %v", i, err)
+		}
+		if j, err = a.Client.Wait(ctx, j.ID); err != nil || j.Status != api.StatusDone {
+			t.Fatalf("job %d through b, waited on a: %+v %v", i, j, err)
+		}
+	}
+	per = time.Since(start) / n
+	t.Logf("%d jobs of 0.3 s through b, each followed on a: %v each", n, per.Round(time.Millisecond))
+	if per > 900*time.Millisecond {
+		t.Fatalf("%v a job: a did not hear of the ends of jobs it watches", per)
+	}
 }
 
 // postgresDatabase starts a throwaway PostgreSQL server and returns the

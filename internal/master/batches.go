@@ -67,7 +67,9 @@ func (m *Master) SubmitBatch(ctx context.Context, p *auth.Principal, subs []http
 	m.mu.Lock()
 	for i, sj := range sjs {
 		if _, claimed := m.jobs[sj.ID]; !claimed && sj.Attempts == 0 && sj.Status == store.StatusQueued && i < len(specs) {
-			m.jobs[sj.ID] = newLiveJob(sj, specs[i], subs[i].Request)
+			lj := newLiveJob(sj, specs[i], subs[i].Request)
+			lj.accepted = true
+			m.jobs[sj.ID] = lj
 		}
 	}
 	m.mu.Unlock()

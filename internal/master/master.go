@@ -508,7 +508,7 @@ func openStore(cfg Config) (store.Store, error) {
 	if cfg.Database != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		s, err := postgres.New(ctx, postgres.Config{URL: cfg.Database})
+		s, err := postgres.New(ctx, postgres.Config{URL: cfg.Database, MasterID: cfg.MasterID})
 		if err != nil {
 			return nil, err // not a nil *postgres.Store in an interface
 		}

@@ -38,6 +38,12 @@ type notified struct {
 	ended atomic.Bool
 }
 
+// watcher is a store that tells a job's end only to the masters it
+// concerns, unless one that neither accepted nor holds it watches it.
+type watcher interface {
+	Watch(ctx context.Context, id string) error
+}
+
 // notifier is a store that tells of the changes other masters make as
 // they commit.
 type notifier interface {

@@ -45,6 +45,7 @@ func (m *Master) Submit(ctx context.Context, p *auth.Principal, req *api.JobRequ
 	// job is left as it is.
 	if sj.Attempts == 0 && sj.Status == store.StatusQueued {
 		lj := newLiveJob(sj, v, req)
+		lj.accepted = true
 		m.mu.Lock()
 		if _, claimed := m.jobs[sj.ID]; !claimed {
 			m.jobs[sj.ID] = lj
@@ -219,11 +220,19 @@ func (m *Master) Subscribe(ctx context.Context, p *auth.Principal, id string, ev
 	// A job that finished between the check and the subscription would
 	// never close the channel: look once more (in the store for a job
 	// this master does not hold: queued before a restart, or accepted by
-	// another master).
+	// another master). Such a job's end is told to this master only once
+	// the store knows that it watches it (watcher): first that, then the
+	// look.
 	m.mu.Lock()
-	_, live := m.jobs[id]
+	lj = m.jobs[id]
+	told := lj != nil && (lj.accepted || m.heldHereLocked(id))
 	m.mu.Unlock()
-	if !live {
+	if !told {
+		if w, ok := m.store.(watcher); ok {
+			if err := w.Watch(ctx, id); err != nil {
+				m.logStoreErr("watch a job", err, "job", id) // the sweep's polling covers it
+			}
+		}
 		sj, err := m.store.GetJob(ctx, id)
 		if err != nil || (sj.Status != store.StatusQueued && sj.Status != store.StatusRunning) {
 			cancel()

@@ -35,6 +35,9 @@ type liveJob struct {
 	// resultBy, for an attempt its worker reconnected with as finished, is
 	// when the job goes back to the queue if the result has not arrived.
 	resultBy time.Time
+	// accepted: this master accepted the job, so the store tells it of
+	// the job's end wherever it is recorded (watcher).
+	accepted bool
 }
 
 // workerEntry is one worker the master knows, connected or not.

@@ -2,14 +2,19 @@ package postgres
 
 import (
 	"context"
+	"crypto/md5" // a channel name, not a secret: see endedChannel
+	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/grappe/grappe/internal/store"
 )
 
 // Listen tells of the changes any master makes, as PostgreSQL notifies
-// them at commit (migrations 4, 6 and 10): see store.Changes; a job
-// submitted is notified only while some master is Hungry. It holds one
+// them at commit (migrations 4, 6, 10 and 12): see store.Changes; a job
+// submitted is notified only while some master is Hungry, and a job's end
+// only to the masters it concerns (endedChannel, Watch). It holds one
 // connection of its own, reconnects when it is lost (notifications sent
 // meanwhile are lost: the masters' polling covers them), and returns when
 // ctx ends.
@@ -46,8 +51,12 @@ func (s *Store) listenOnce(ctx context.Context, c store.Changes) error {
 	// A listening connection must not go back to the pool.
 	conn := pc.Hijack()
 	defer conn.Close(context.Background())
-	for _, ch := range []string{chanQueued, chanEnded, chanWorker, chanAccess} {
-		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+	mine := endedChannel(s.masterID)
+	for _, ch := range []string{chanQueued, chanEnded, chanWorker, chanAccess, mine} {
+		if ch == "" {
+			continue
+		}
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
 			return errorf("postgres: Listen: %w", err)
 		}
 	}
@@ -64,7 +73,7 @@ func (s *Store) listenOnce(ctx context.Context, c store.Changes) error {
 		switch n.Channel {
 		case chanQueued:
 			call(c.Queued)
-		case chanEnded:
+		case chanEnded, mine:
 			callWith(c.Ended, n.Payload)
 		case chanWorker:
 			callWith(c.Worker, n.Payload)
@@ -85,6 +94,27 @@ func (s *Store) Hungry(ctx context.Context, master string, d time.Duration) erro
 	ON CONFLICT (master) DO UPDATE SET until = excluded.until`, master, d.Microseconds())
 	if err != nil {
 		return errorf("postgres: Hungry %q: %w", master, err)
+	}
+	return nil
+}
+
+// endedChannel is the channel on which the master of that id hears of the
+// ends that concern it (migration 12); none for a master with no id.
+func endedChannel(masterID string) string {
+	if masterID == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s_%x", chanEnded, md5.Sum([]byte(masterID)))
+}
+
+// Watch says that a master that neither accepted job id nor holds it has
+// subscribers to it: its end is then told to every master (migration 12).
+// A job already ended is left as it is; the caller reads it.
+func (s *Store) Watch(ctx context.Context, id string) error {
+	_, err := s.db.Exec(ctx, `UPDATE jobs SET watched = true
+	WHERE id = $1 AND NOT watched AND status IN ('queued', 'running')`, id)
+	if err != nil {
+		return errorf("postgres: Watch %q: %w", id, err)
 	}
 	return nil
 }

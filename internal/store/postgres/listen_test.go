@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -116,4 +117,126 @@ func TestListenTellsOfChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("access")
+}
+
+// A job's end is told to the masters it concerns: the one that accepted
+// it and the one holding its worker, not the one that ended it nor a
+// bystander; to all once a master that is neither watches it.
+func TestEndsReachTheMastersConcerned(t *testing.T) {
+	url := newDatabase(t)
+	ctx := t.Context()
+	names := []string{"ma", "mb", "mc"}
+	stores := map[string]*Store{}
+	heard := map[string]chan string{}
+	for _, name := range names {
+		s, err := New(ctx, Config{URL: url, MasterID: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[name] = s
+		ch := make(chan string, 64)
+		resumed := make(chan struct{}, 1)
+		heard[name] = ch
+		go s.Listen(ctx, store.Changes{
+			Ended: func(id string) { ch <- id },
+			Resumed: func() {
+				select {
+				case resumed <- struct{}{}:
+				default:
+				}
+			},
+		})
+		<-resumed
+	}
+	// expect: within a notification's time, exactly these masters hear
+	// of id.
+	expect := func(id string, want ...string) {
+		t.Helper()
+		deadline := time.After(400 * time.Millisecond)
+		got := map[string]bool{}
+	wait:
+		for {
+			select {
+			case <-deadline:
+				break wait
+			default:
+			}
+			for _, name := range names {
+				select {
+				case e := <-heard[name]:
+					if e == id {
+						got[name] = true
+					}
+				default:
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		for _, name := range names {
+			if got[name] != slices.Contains(want, name) {
+				t.Errorf("end of %s: %s heard %v, want the masters %v to", id, name, got[name], want)
+			}
+		}
+	}
+	now := time.Now().UTC()
+	submit := func(via, id string) {
+		t.Helper()
+		if err := stores[via].CreateJob(ctx, &store.Job{ID: id, Owner: "ann", Language: "bash", CreatedAt: now}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel := store.Finish{Status: store.StatusCancelled, At: now}
+
+	submit("ma", "j1") // accepted by ma, cancelled through mb
+	if err := stores["mb"].FinishQueued(ctx, "j1", cancel); err != nil {
+		t.Fatal(err)
+	}
+	expect("j1", "ma")
+
+	submit("ma", "j2") // accepted and ended by ma: nobody else
+	if err := stores["ma"].FinishQueued(ctx, "j2", cancel); err != nil {
+		t.Fatal(err)
+	}
+	expect("j2")
+
+	// Held by mb, cancelled through mc: ma (accepted) and mb (holds).
+	submit("ma", "j3")
+	w := store.WorkerRef{Name: "w1", Identity: "id1"}
+	if _, err := stores["mb"].ClaimJob(ctx, "j3", "mb", w, now, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores["mc"].FinishAttempt(ctx, "j3", 1, w, cancel); err != nil {
+		t.Fatal(err)
+	}
+	expect("j3", "ma", "mb")
+
+	// Held by mb, finished by mb: ma only.
+	submit("ma", "j4")
+	if _, err := stores["mb"].ClaimJob(ctx, "j4", "mb", w, now, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores["mb"].FinishAttempt(ctx, "j4", 1, w, store.Finish{Status: store.StatusDone, At: now}); err != nil {
+		t.Fatal(err)
+	}
+	expect("j4", "ma")
+
+	// Watched by mc: everyone.
+	submit("ma", "j5")
+	if err := stores["mc"].Watch(ctx, "j5"); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores["mb"].FinishQueued(ctx, "j5", cancel); err != nil {
+		t.Fatal(err)
+	}
+	expect("j5", "ma", "mb", "mc")
+
+	// A master that does not say who it is: everyone.
+	anon := openTest(t, url)
+	defer anon.Close()
+	submit("ma", "j6")
+	if err := anon.FinishQueued(ctx, "j6", cancel); err != nil {
+		t.Fatal(err)
+	}
+	expect("j6", "ma", "mb", "mc")
 }

@@ -41,13 +41,19 @@ type Config struct {
 	// MaxConns bounds the pool's connections (0: pgxpool's default, the
 	// larger of 4 and the number of CPUs).
 	MaxConns int32
+	// MasterID names the master this store serves. Its connections say
+	// it to PostgreSQL (the setting grappe.master), which records it as
+	// the job's accepted_by and tells a job's end only to the masters
+	// concerned (migration 12, Listen). Empty: every end to every master.
+	MasterID string
 }
 
 // Store is a store.Store on PostgreSQL. Create it with New; it is safe for
 // concurrent use, and any number of Stores, in any number of processes,
 // may share one database.
 type Store struct {
-	db *pgxpool.Pool
+	db       *pgxpool.Pool
+	masterID string
 }
 
 // New connects to cfg.URL and applies the pending schema migrations.
@@ -64,6 +70,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
+	if id := cfg.MasterID; id != "" {
+		pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+			_, err := c.Exec(ctx, `SELECT set_config('grappe.master', $1, false)`, id)
+			return err
+		}
+	}
 	db, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, errorf("postgres: New: %w", err)
@@ -72,7 +84,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, masterID: cfg.MasterID}, nil
 }
 
 // Close closes the pool, waiting for the connections in use to be given

@@ -333,6 +333,49 @@ $$;
 ALTER TABLE tokens ADD COLUMN parent TEXT NOT NULL DEFAULT '';
 CREATE INDEX tokens_parent ON tokens (parent) WHERE parent <> '';
 `,
+		// 12: a job's end is told only to the masters concerned, on a
+		// channel of each (grappe_ended_ || md5 of its id): the master
+		// that accepted it (its ?wait, its event streams) and the master
+		// holding its worker when another ended it (a cancel, a rescue),
+		// not the one that ended it. Everyone hears it (grappe_ended)
+		// when a master that accepted nor holds it has subscribers
+		// (watched, set by Watch), or when a master that does not say who
+		// it is (the setting grappe.master, Config.MasterID) is involved.
+		`
+ALTER TABLE jobs ADD COLUMN accepted_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ALTER COLUMN accepted_by SET DEFAULT COALESCE(current_setting('grappe.master', true), '');
+ALTER TABLE jobs ADD COLUMN watched BOOLEAN NOT NULL DEFAULT false;
+CREATE OR REPLACE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	me     TEXT := COALESCE(current_setting('grappe.master', true), '');
+	holder TEXT := '';
+BEGIN
+	IF NEW.status = 'queued' THEN
+		IF TG_OP = 'UPDATE' OR EXISTS (SELECT 1 FROM hungry_masters WHERE until > now()) THEN
+			PERFORM pg_notify('grappe_queued', '');
+		END IF;
+	ELSIF NEW.status IN ('done', 'failed', 'cancelled') THEN
+		IF TG_OP = 'UPDATE' AND OLD.status = 'running' THEN
+			holder := NEW.master;
+			IF holder = '' THEN
+				holder := NULL; -- an attempt no master holds: say it to all
+			END IF;
+		END IF;
+		IF NEW.watched OR me = '' OR NEW.accepted_by = '' OR holder IS NULL THEN
+			PERFORM pg_notify('grappe_ended', NEW.id);
+		ELSE
+			IF NEW.accepted_by <> me THEN
+				PERFORM pg_notify('grappe_ended_' || md5(NEW.accepted_by), NEW.id);
+			END IF;
+			IF holder <> '' AND holder <> me THEN
+				PERFORM pg_notify('grappe_ended_' || md5(holder), NEW.id);
+			END IF;
+		END IF;
+	END IF;
+	RETURN NULL;
+END
+$$;
+`,
 	}
 }
 
